@@ -1,0 +1,170 @@
+/**
+ * A running emulator: an HTTP server on Node answering the Dataverse Web API, started from
+ * Effect code (`layer`, `make`) or from plain code (`start`).
+ *
+ * @since 0.1.0
+ */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import type { ServeError } from "@effect/platform/HttpServerError"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import { randomUUID } from "node:crypto"
+import * as Http from "node:http"
+import * as Identity from "./Identity.js"
+import { Store } from "./Store.js"
+import { defaultSchema, type Schema } from "./TableSchema.js"
+import { makeApp, type WebApiCounters } from "./WebApi.js"
+
+/**
+ * How to start an emulator. Every field has a default suited to tests.
+ *
+ * @since 0.1.0
+ */
+export interface EmulatorOptions {
+  /** Interface to listen on. Default `127.0.0.1`. */
+  readonly host?: string
+  /** Port; `0` (the default) picks a free one. */
+  readonly port?: number
+  /** The tables to serve. Default `defaultSchema`. */
+  readonly schema?: Schema
+  /** The `x-ms-dop-hint` advertised on every response. Default 8. */
+  readonly dopHint?: number
+  /** Largest request body accepted, in bytes; larger ones get 413. Default 128 MiB. */
+  readonly maxBodyBytes?: number
+  /** Lifetime of the access token in the start contract, in seconds. Default 24 hours. */
+  readonly tokenLifetimeSeconds?: number
+}
+
+/**
+ * The start contract: what `dv-effect emulator` prints as its first line on stdout, and what
+ * code that starts an emulator gets back.
+ *
+ * @since 0.1.0
+ */
+export interface StartInfo {
+  /** The org root, e.g. `http://127.0.0.1:41234`. */
+  readonly url: string
+  /** `<url>/api/data/v9.2/`. */
+  readonly webApiUrl: string
+  /** A token the Web API accepts, for the default application user. */
+  readonly accessToken: string
+  readonly tenantId: string
+  /** The application (client) id the default user signs in as. */
+  readonly clientId: string
+  readonly organizationId: string
+  /** The `systemuserid` that `WhoAmI` reports for `accessToken`. */
+  readonly userId: string
+}
+
+/**
+ * A running emulator: its start contract, its store and counters.
+ *
+ * @since 0.1.0
+ */
+export interface RunningEmulator {
+  readonly info: StartInfo
+  readonly store: Store
+  readonly counters: Readonly<WebApiCounters>
+  /** Issues another access token for the default user, e.g. with a short lifetime or another audience. */
+  readonly issueToken: (options?: { readonly lifetimeSeconds?: number; readonly audience?: string }) => Promise<string>
+}
+
+/**
+ * The emulator as an Effect service.
+ *
+ * @since 0.1.0
+ */
+export class Emulator extends Context.Tag("@dv-effect/emulator/Emulator")<Emulator, RunningEmulator>() {}
+
+/**
+ * Starts an emulator; it stops when the scope closes.
+ *
+ * @since 0.1.0
+ */
+export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulator, ServeError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const tenantId = randomUUID()
+    const clientId = randomUUID()
+    const appUserObjectId = randomUUID()
+    const userId = randomUUID()
+    const organizationId = randomUUID()
+    const identity = yield* Effect.promise(() => Identity.make(tenantId))
+    const store = new Store((options.schema ?? defaultSchema).tables)
+    const counters: WebApiCounters = { requests: 0, recordsWritten: 0, errors: 0 }
+    let orgUrl = ""
+    const app = makeApp({
+      store,
+      identity,
+      orgUrl: () => orgUrl,
+      organizationId,
+      businessUnitId: randomUUID(),
+      users: new Map([[appUserObjectId, userId]]),
+      dopHint: options.dopHint ?? 8,
+      maxBodyBytes: options.maxBodyBytes ?? 128 * 1024 * 1024,
+      counters
+    })
+    const server = yield* NodeHttpServer.make(() => {
+      const http = Http.createServer()
+      // Longer than the clients' idle timeouts, so that a kept-alive socket is never closed under them.
+      http.keepAliveTimeout = 65_000
+      return http
+    }, { host: options.host ?? "127.0.0.1", port: options.port ?? 0 })
+    const address = server.address
+    if (address._tag !== "TcpAddress") return yield* Effect.dieMessage("the emulator must listen on TCP")
+    const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname
+    orgUrl = `http://${host}:${address.port}`
+    yield* server.serve(app)
+    const issueToken = (tokenOptions: { readonly lifetimeSeconds?: number; readonly audience?: string } = {}) =>
+      identity.issueAccessToken({
+        audience: tokenOptions.audience ?? orgUrl,
+        objectId: appUserObjectId,
+        appId: clientId,
+        lifetimeSeconds: tokenOptions.lifetimeSeconds ?? options.tokenLifetimeSeconds ?? 24 * 60 * 60
+      })
+    const accessToken = yield* Effect.promise(() => issueToken())
+    yield* Effect.logDebug(`emulator listening on ${orgUrl}`)
+    return {
+      info: {
+        url: orgUrl,
+        webApiUrl: `${orgUrl}/api/data/v9.2/`,
+        accessToken,
+        tenantId,
+        clientId,
+        organizationId,
+        userId
+      },
+      store,
+      counters,
+      issueToken
+    }
+  })
+
+/**
+ * A layer that runs an emulator for as long as it is in use.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: EmulatorOptions = {}): Layer.Layer<Emulator, ServeError> =>
+  Layer.scoped(Emulator, make(options))
+
+/**
+ * Starts an emulator from plain (non-Effect) code; `close()` stops it.
+ *
+ * @example
+ * ```ts
+ * import { start } from "@dv-effect/emulator/Emulator"
+ * const emulator = await start()
+ * console.log(emulator.info.webApiUrl, emulator.info.accessToken)
+ * await emulator.close()
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const start = async (options: EmulatorOptions = {}): Promise<RunningEmulator & { close(): Promise<void> }> => {
+  const scope = Effect.runSync(Scope.make())
+  const running = await Effect.runPromise(Scope.extend(make(options), scope))
+  return { ...running, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}

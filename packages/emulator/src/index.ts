@@ -1,0 +1,16 @@
+/**
+ * `@dv-effect/emulator`: a local Microsoft Dataverse Web API.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as Emulator from "./Emulator.js"
+/** @since 0.1.0 */
+export * as Identity from "./Identity.js"
+/** @since 0.1.0 */
+export * as Store from "./Store.js"
+/** @since 0.1.0 */
+export * as TableSchema from "./TableSchema.js"
+/** @since 0.1.0 */
+export * as WebApi from "./WebApi.js"

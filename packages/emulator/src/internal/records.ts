@@ -1,0 +1,349 @@
+/**
+ * Turns request bodies into validated records and stored records into response objects,
+ * with the service's validation rules and error codes.
+ */
+import { randomUUID } from "node:crypto"
+import type { LookupValue, PreparedRecord, Store, StoredRecord, TableStore } from "../Store.js"
+import type { ColumnDefinition, TableDefinition } from "../TableSchema.js"
+import { badRequest, codes, duplicateKey, Fault, invalidProperty, recordNotFound } from "./fault.js"
+import { type KeyPredicate, parsePath } from "./odataPath.js"
+
+const guidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** Accepts `xxxxxxxx-...` with or without braces; returns the lower-case canonical form. */
+export const parseGuid = (text: string): string | undefined => {
+  const bare = text.startsWith("{") && text.endsWith("}") ? text.slice(1, -1) : text
+  return guidPattern.test(bare) ? bare.toLowerCase() : undefined
+}
+
+const systemColumns = new Set(["createdon", "modifiedon"])
+
+const columnIndex = new WeakMap<TableDefinition, Map<string, ColumnDefinition>>()
+const navigationIndex = new WeakMap<TableDefinition, Map<string, { column: ColumnDefinition; table: string }>>()
+
+/** Columns by logical name, built once per definition. */
+export const columnsOf = (table: TableDefinition): Map<string, ColumnDefinition> => {
+  let index = columnIndex.get(table)
+  if (index === undefined) {
+    index = new Map(table.columns.map((column) => [column.logicalName, column]))
+    columnIndex.set(table, index)
+  }
+  return index
+}
+
+const navigationOf = (table: TableDefinition): Map<string, { column: ColumnDefinition; table: string }> => {
+  let index = navigationIndex.get(table)
+  if (index === undefined) {
+    index = new Map()
+    for (const column of table.columns) {
+      for (const target of column.targets ?? []) {
+        index.set(target.navigationProperty, { column, table: target.table })
+      }
+    }
+    navigationIndex.set(table, index)
+  }
+  return index
+}
+
+const edmType = (column: ColumnDefinition): string => {
+  switch (column.type) {
+    case "String":
+    case "Memo":
+      return "Edm.String"
+    case "Integer":
+    case "Picklist":
+    case "State":
+    case "Status":
+      return "Edm.Int32"
+    case "BigInt":
+      return "Edm.Int64"
+    case "Decimal":
+    case "Money":
+      return "Edm.Decimal"
+    case "Double":
+      return "Edm.Double"
+    case "Boolean":
+      return "Edm.Boolean"
+    case "DateTime":
+      return "Edm.DateTimeOffset"
+    default:
+      return "Edm.Guid"
+  }
+}
+
+const wrongType = (column: ColumnDefinition, value: unknown): Fault =>
+  badRequest(
+    `Cannot convert the literal '${String(JSON.stringify(value)).slice(0, 100)}' to the expected type '${
+      edmType(column)
+    }' of property '${column.logicalName}'.`
+  )
+
+/** Checks one column value; returns the value to store or a fault. */
+const validateValue = (table: TableDefinition, column: ColumnDefinition, value: unknown): unknown => {
+  if (value === null) {
+    return column.requiredLevel === "SystemRequired"
+      ? badRequest(`Attribute '${column.logicalName}' cannot be NULL.`, codes.maxLength)
+      : null
+  }
+  switch (column.type) {
+    case "String":
+    case "Memo": {
+      if (typeof value !== "string") return wrongType(column, value)
+      if (column.maxLength !== undefined && value.length > column.maxLength) {
+        return badRequest(
+          `A validation error occurred. The length of the '${column.logicalName}' attribute of the '${table.logicalName}' entity exceeded the maximum allowed length of '${column.maxLength}'.`,
+          codes.maxLength
+        )
+      }
+      return value
+    }
+    case "Integer":
+    case "BigInt":
+    case "Decimal":
+    case "Double":
+    case "Money": {
+      const integral = column.type === "Integer" || column.type === "BigInt"
+      if (typeof value !== "number" || !Number.isFinite(value) || (integral && !Number.isInteger(value))) {
+        return wrongType(column, value)
+      }
+      const min = column.minValue ?? (column.type === "Integer" ? -2147483648 : -Number.MAX_VALUE)
+      const max = column.maxValue ?? (column.type === "Integer" ? 2147483647 : Number.MAX_VALUE)
+      if (value < min || value > max) {
+        return badRequest(
+          `A validation error occurred. The value ${value} of '${column.logicalName}' on record of type '${table.logicalName}' is outside the valid range. Accepted Values: ${min} to ${max}.`,
+          codes.outOfRange
+        )
+      }
+      return value
+    }
+    case "Boolean":
+      return typeof value === "boolean" ? value : wrongType(column, value)
+    case "DateTime":
+      return typeof value === "string" && !Number.isNaN(Date.parse(value))
+        ? new Date(value).toISOString().replace(".000Z", "Z")
+        : wrongType(column, value)
+    case "Picklist":
+    case "State":
+    case "Status": {
+      if (typeof value !== "number" || !Number.isInteger(value)) return wrongType(column, value)
+      if (column.options !== undefined && !column.options.some((option) => option.value === value)) {
+        return badRequest(
+          `A validation error occurred. The value ${value} of '${column.logicalName}' on record of type '${table.logicalName}' is outside the valid range. Accepted Values: ${
+            column.options.map((option) => option.value).join(",")
+          }`,
+          codes.optionValue
+        )
+      }
+      return value
+    }
+    case "Uniqueidentifier": {
+      const guid = typeof value === "string" ? parseGuid(value) : undefined
+      return guid ?? wrongType(column, value)
+    }
+    case "Lookup":
+    case "Customer":
+    case "Owner":
+      return invalidProperty(
+        table.logicalName,
+        column.logicalName,
+        ` Set lookups with '<navigation property>@odata.bind', e.g. '${
+          column.targets?.[0]?.navigationProperty ?? column.logicalName
+        }@odata.bind'.`
+      )
+  }
+}
+
+/** Resolves an `@odata.bind` reference (`/accounts(<id>)`, an absolute URL, or an alternate key). */
+const resolveBind = (store: Store, expectedTable: string, reference: unknown): LookupValue | Fault => {
+  if (typeof reference !== "string") return badRequest(`An @odata.bind value must be a string URL.`)
+  let path = reference
+  const api = path.indexOf("/api/data/")
+  if (api >= 0) path = path.slice(api).replace(/^\/api\/data\/v\d+(\.\d+)?\//, "")
+  path = path.replace(/^\/+/, "")
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(path)
+  } catch {
+    return badRequest(`The @odata.bind URL '${reference}' is not valid.`)
+  }
+  const segments = parsePath(decoded)
+  if (segments instanceof Fault) return segments
+  const segment = segments[0]
+  if (segments.length !== 1 || segment === undefined || segment.key === undefined) {
+    return badRequest(`The @odata.bind URL '${reference}' does not identify a single record.`)
+  }
+  const target = store.entitySet(segment.name)
+  if (target === undefined) return badRequest(`The entity set '${segment.name}' in '${reference}' does not exist.`)
+  if (target.definition.logicalName !== expectedTable) {
+    return badRequest(
+      `The @odata.bind URL '${reference}' points at '${target.definition.logicalName}', expected '${expectedTable}'.`
+    )
+  }
+  const found = findByKey(target, segment.key)
+  if (found instanceof Fault) return found
+  return { table: expectedTable, id: found.id }
+}
+
+/** Finds a record by a key predicate: a primary key or an alternate key. */
+export const findByKey = (
+  table: TableStore,
+  key: KeyPredicate
+): StoredRecord | Fault => {
+  const definition = table.definition
+  if (key._tag === "Single") {
+    const id = parseGuid(key.value.value)
+    if (id === undefined) return badRequest(`'${key.value.value}' is not a valid key for '${definition.logicalName}'.`)
+    return table.get(id) ?? recordNotFound(definition.logicalName, id)
+  }
+  if (key.parts.length === 1 && key.parts[0]![0] === definition.primaryIdAttribute) {
+    const id = parseGuid(key.parts[0]![1].value)
+    if (id === undefined) return badRequest(`'${key.parts[0]![1].value}' is not a valid Guid.`)
+    return table.get(id) ?? recordNotFound(definition.logicalName, id)
+  }
+  const names = key.parts.map(([name]) => name)
+  const alternate = definition.keys.find((candidate) =>
+    candidate.keyAttributes.length === names.length && candidate.keyAttributes.every((a) => names.includes(a))
+  )
+  if (alternate === undefined) {
+    return badRequest(
+      `The key '${names.join(",")}' is not an alternate key of '${definition.logicalName}'.`,
+      codes.payload
+    )
+  }
+  const columns = columnsOf(definition)
+  const values = alternate.keyAttributes.map((attribute) => {
+    const raw = key.parts.find(([name]) => name === attribute)![1]
+    const column = columns.get(attribute)
+    return raw._tag === "Bare" && column !== undefined && column.type !== "String" && column.type !== "Memo"
+      ? Number(raw.value)
+      : raw.value
+  })
+  const found = table.getByKey(alternate.logicalName, values)
+  if (found !== undefined) return found
+  return new Fault(
+    404,
+    codes.notFound,
+    `A record with the specified key values does not exist in ${definition.logicalName} entity`
+  )
+}
+
+/**
+ * Validates a create body for `table` and decides the record's id.
+ * `@odata.type`, when present, must name the table.
+ */
+export const prepareCreate = (store: Store, table: TableStore, body: unknown, now: string): PreparedRecord | Fault => {
+  const definition = table.definition
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    return badRequest(`The request body for '${definition.entitySetName}' must be a JSON object.`)
+  }
+  const columns = columnsOf(definition)
+  const values: Record<string, unknown> = {}
+  let id: string | undefined
+  for (const [property, value] of Object.entries(body)) {
+    if (property === "@odata.type") {
+      if (value !== `Microsoft.Dynamics.CRM.${definition.logicalName}`) {
+        return badRequest(
+          `The @odata.type '${String(value)}' does not match the entity set '${definition.entitySetName}' (expected 'Microsoft.Dynamics.CRM.${definition.logicalName}').`
+        )
+      }
+      continue
+    }
+    if (property.endsWith("@odata.bind")) {
+      const navigation = property.slice(0, -"@odata.bind".length)
+      const target = navigationOf(definition).get(navigation)
+      if (target === undefined) {
+        return badRequest(
+          `An undeclared property '${navigation}' which only has property annotations in the payload but no property value was found in the payload. In OData, only declared navigation properties and declared named streams can be represented as properties without values.`
+        )
+      }
+      if (value === null) {
+        values[target.column.logicalName] = null
+        continue
+      }
+      const lookup = resolveBind(store, target.table, value)
+      if (lookup instanceof Fault) return lookup
+      values[target.column.logicalName] = lookup
+      continue
+    }
+    if (property.startsWith("@") || property.includes("@odata.")) continue
+    if (property === definition.primaryIdAttribute) {
+      const guid = typeof value === "string" ? parseGuid(value) : undefined
+      if (guid === undefined) {
+        return badRequest(
+          `Cannot convert the literal '${String(value)}' to the expected type 'Edm.Guid' of property '${property}'.`
+        )
+      }
+      id = guid
+      continue
+    }
+    const column = columns.get(property)
+    if (column === undefined) return invalidProperty(definition.logicalName, property)
+    if (systemColumns.has(property)) continue
+    const checked = validateValue(definition, column, value)
+    if (checked instanceof Fault) return checked
+    values[property] = checked
+  }
+  for (const column of definition.columns) {
+    if (column.requiredLevel === "SystemRequired" && (values[column.logicalName] ?? null) === null) {
+      return badRequest(`Attribute '${column.logicalName}' cannot be NULL.`, codes.maxLength)
+    }
+  }
+  // `fullname` is computed by the service from the name parts, as on contact and systemuser.
+  if (definition.primaryNameAttribute === "fullname" && columns.has("fullname")) {
+    const full = [values["firstname"], values["lastname"]].filter((part) => typeof part === "string" && part !== "")
+    if (full.length > 0) values["fullname"] = full.join(" ")
+  }
+  if (columns.has("createdon")) values["createdon"] = now
+  if (columns.has("modifiedon")) values["modifiedon"] = now
+  return { id: id ?? randomUUID(), values }
+}
+
+/**
+ * Checks that a set of prepared records can be inserted together: no id already stored or
+ * repeated in the set, no alternate key taken.
+ */
+export const checkInsertable = (table: TableStore, records: ReadonlyArray<PreparedRecord>): Fault | undefined => {
+  const ids = new Set<string>()
+  for (const record of records) {
+    if (table.get(record.id) !== undefined || ids.has(record.id)) {
+      return duplicateKey(`A record with matching key values already exists. (${table.definition.primaryIdAttribute} = ${record.id})`)
+    }
+    ids.add(record.id)
+  }
+  const key = table.findKeyConflict(records)
+  if (key !== undefined) {
+    const attributes = table.definition.keys.find((k) => k.logicalName === key)!.keyAttributes.join(",")
+    return duplicateKey(
+      `A record that has the attribute values ${attributes} already exists. The entity key ${key} requires that this set of attributes contains unique values. Select unique values and try again.`
+    )
+  }
+  return undefined
+}
+
+/**
+ * A stored record as the Web API returns it: `@odata.etag`, the selected columns (all when
+ * `select` is undefined; null when unset), lookups as `_<column>_value`, the primary key always.
+ */
+export const present = (
+  definition: TableDefinition,
+  record: StoredRecord,
+  select: ReadonlyArray<ColumnDefinition> | undefined,
+  annotations: boolean
+): Record<string, unknown> => {
+  const out: Record<string, unknown> = { "@odata.etag": `W/"${record.version}"` }
+  for (const column of select ?? definition.columns) {
+    const value = record.values[column.logicalName] ?? null
+    if (column.targets !== undefined) {
+      const lookup = value as LookupValue | null
+      const name = `_${column.logicalName}_value`
+      if (annotations && lookup !== null) {
+        out[`${name}@Microsoft.Dynamics.CRM.lookuplogicalname`] = lookup.table
+      }
+      out[name] = lookup === null ? null : lookup.id
+    } else {
+      out[column.logicalName] = value
+    }
+  }
+  out[definition.primaryIdAttribute] = record.id
+  return out
+}
