@@ -1,0 +1,338 @@
+/**
+ * The `dv-effect` command and its subcommands.
+ *
+ * @since 0.1.0
+ */
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Bulk from "@dv-effect/core/Bulk"
+import * as Credentials from "@dv-effect/core/Credentials"
+import * as DataverseClient from "@dv-effect/core/DataverseClient"
+import type { DataverseError } from "@dv-effect/core/DataverseError"
+import * as Query from "@dv-effect/core/Query"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { CliError } from "./CliError.js"
+import * as Connection from "./Connection.js"
+import * as Demo from "./Demo.js"
+import * as Input from "./Input.js"
+import * as Output from "./Output.js"
+import * as ProgressReporter from "./ProgressReporter.js"
+
+/**
+ * The exit code a command asks for when it finishes without a fatal error: 0, or 2 when some
+ * rows were rejected. Fatal errors exit 1.
+ *
+ * @since 0.1.0
+ */
+export const exitState = { code: 0, onInterrupt: 130 }
+
+const list = (text: string) => text.split(",").map((s) => s.trim()).filter((s) => s !== "")
+
+const parseConcurrency = (text: string): Effect.Effect<number | "auto", CliError> => {
+  if (text === "auto") return Effect.succeed("auto")
+  const n = Number(text)
+  return Number.isInteger(n) && n >= 1 && n <= 1000
+    ? Effect.succeed(n)
+    : Effect.fail(new CliError({ message: `--concurrency must be 'auto' or a whole number from 1 to 1000, got '${text}'.` }))
+}
+
+const positive = (flag: string, n: number): Effect.Effect<number, CliError> =>
+  Number.isInteger(n) && n >= 1
+    ? Effect.succeed(n)
+    : Effect.fail(new CliError({ message: `${flag} must be a positive whole number, got ${n}.` }))
+
+const chunkSizeOption = (byDefault: number) =>
+  Options.integer("chunk-size").pipe(
+    Options.withDescription("Rows per CreateMultiple request"),
+    Options.withDefault(byDefault)
+  )
+const concurrencyOption = Options.text("concurrency").pipe(
+  Options.withDescription("Requests in flight: a number, or auto (the service's x-ms-dop-hint)"),
+  Options.withDefault("auto")
+)
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+
+// ---------------------------------------------------------------------------------------------
+// emulator
+
+const emulatorCommand = Command.make(
+  "emulator",
+  {
+    host: Options.text("host").pipe(Options.withDescription("Interface to listen on"), Options.withDefault("127.0.0.1")),
+    port: Options.integer("port").pipe(Options.withDescription("Port; 0 picks a free one"), Options.withDefault(0)),
+    dopHint: Options.integer("dop-hint").pipe(
+      Options.withDescription("The x-ms-dop-hint to advertise"),
+      Options.withDefault(8)
+    )
+  },
+  ({ dopHint, host, port }) =>
+    Effect.gen(function*() {
+      if (port < 0 || port > 65535) return yield* new CliError({ message: `--port must be from 0 to 65535, got ${port}.` })
+      const Emulator = yield* Effect.promise(() => import("@dv-effect/emulator/Emulator"))
+      const running = yield* Emulator.make({ host, port, dopHint: yield* positive("--dop-hint", dopHint) }).pipe(
+        Effect.mapError((cause) => new CliError({ message: `Could not listen on ${host}:${port}: ${cause.message}`, cause }))
+      )
+      // The start contract: the first line on stdout is one JSON object.
+      yield* Output.stdout(`${JSON.stringify(running.info)}\n`)
+      yield* Output.stderr(`Dataverse emulator listening on ${running.info.webApiUrl} (Ctrl-C to stop)\n`)
+      exitState.onInterrupt = 0
+      return yield* Effect.never
+    }).pipe(Effect.scoped)
+).pipe(Command.withDescription("Run a local Dataverse Web API; prints its URL and a token as one JSON line on stdout"))
+
+// ---------------------------------------------------------------------------------------------
+// whoami
+
+const whoamiCommand = Command.make("whoami", { connection: Connection.options }, ({ connection }) =>
+  Effect.gen(function*() {
+    const client = yield* DataverseClient.DataverseClient
+    const me = yield* DataverseClient.whoAmI
+    yield* Output.stdout(`${JSON.stringify({ url: client.url, ...me })}\n`)
+  }).pipe(Effect.provide(Connection.layer(connection)))).pipe(
+    Command.withDescription("Show who the connection acts as (UserId, BusinessUnitId, OrganizationId)")
+  )
+
+// ---------------------------------------------------------------------------------------------
+// query
+
+const queryCommand = Command.make(
+  "query",
+  {
+    connection: Connection.options,
+    table: Args.text({ name: "table" }).pipe(Args.withDescription("Table logical name, e.g. contact")),
+    select: Options.text("select").pipe(Options.withDescription("Columns, comma-separated"), Options.optional),
+    filter: Options.text("filter").pipe(Options.withDescription("OData $filter expression"), Options.optional),
+    orderBy: Options.text("orderby").pipe(Options.withDescription("OData $orderby expression"), Options.optional),
+    top: Options.integer("top").pipe(Options.withDescription("At most this many rows"), Options.optional),
+    pageSize: Options.integer("page-size").pipe(
+      Options.withDescription("Rows per page, 1 to 5000 (the service default is 5000)"),
+      Options.optional
+    ),
+    output: Options.choice("output", ["jsonl", "json"]).pipe(
+      Options.withAlias("o"),
+      Options.withDescription("jsonl: one record per line; json: one array"),
+      Options.withDefault("jsonl" as const)
+    )
+  },
+  (args) =>
+    Effect.gen(function*() {
+      const rows = Query.stream(args.table, {
+        ...Option.match(args.select, { onNone: () => ({}), onSome: (s) => ({ select: list(s) }) }),
+        ...Option.match(args.filter, { onNone: () => ({}), onSome: (filter) => ({ filter }) }),
+        ...Option.match(args.orderBy, { onNone: () => ({}), onSome: (orderBy) => ({ orderBy }) }),
+        ...Option.match(args.top, { onNone: () => ({}), onSome: (top) => ({ top }) }),
+        ...Option.match(args.pageSize, { onNone: () => ({}), onSome: (pageSize) => ({ pageSize }) })
+      })
+      const count = yield* Output.writeRecords(Stream.map(rows, Output.withoutAnnotations), args.output)
+      yield* Effect.logDebug(`${count} rows written`)
+    }).pipe(Effect.provide(Connection.layer(args.connection)))
+).pipe(Command.withDescription("Stream the rows of a table to stdout as JSON lines or a JSON array"))
+
+// ---------------------------------------------------------------------------------------------
+// create
+
+interface ImportReport {
+  readonly table: string
+  readonly total: number
+  readonly created: number
+  readonly failed: number
+  readonly durationMs: number
+  readonly rowsPerSecond: number
+  readonly requests: number
+  readonly throttled: number
+}
+
+/** Runs a bulk create with progress on stderr and one stderr line per failed row. */
+const runCreate = (
+  table: string,
+  rows: Iterable<Bulk.RowInput> | Stream.Stream<Bulk.RowInput, CliError>,
+  options: {
+    readonly chunkSize: number
+    readonly concurrency: number | "auto"
+    readonly total: number | undefined
+    readonly label: string
+    readonly describeRow: (index: number) => string
+    readonly onCreated?: (index: number, id: string) => void
+  }
+): Effect.Effect<ImportReport, CliError | DataverseError, DataverseClient.DataverseClient> =>
+  Effect.gen(function*() {
+    const client = yield* DataverseClient.DataverseClient
+    const before = yield* client.stats
+    const started = Date.now()
+    const reporter = ProgressReporter.make(options.label, options.total)
+    const summary = yield* Bulk.summarize(
+      Bulk.createMany(table, rows, {
+        chunkSize: options.chunkSize,
+        concurrency: options.concurrency,
+        onProgress: reporter.update
+      }),
+      (outcome) => {
+        if (outcome.status === "created") {
+          options.onCreated?.(outcome.index, outcome.id)
+          return Effect.void
+        }
+        const code = outcome.error.code === undefined ? "" : ` [${outcome.error.code}]`
+        return Output.stderr(`${options.describeRow(outcome.index)}: ${outcome.error.message}${code}\n`)
+      }
+    ).pipe(Effect.ensuring(Effect.sync(reporter.stop)))
+    const durationMs = Date.now() - started
+    const after = yield* client.stats
+    return {
+      table,
+      total: summary.total,
+      created: summary.succeeded,
+      failed: summary.failed,
+      durationMs,
+      rowsPerSecond: durationMs > 0 ? Math.round((summary.succeeded * 1000) / durationMs) : 0,
+      requests: after.requests - before.requests,
+      throttled: after.throttled - before.throttled
+    }
+  })
+
+const createCommand = Command.make(
+  "create",
+  {
+    connection: Connection.options,
+    table: Args.text({ name: "table" }).pipe(Args.withDescription("Table logical name, e.g. contact")),
+    file: Options.text("file").pipe(
+      Options.withAlias("f"),
+      Options.withDescription("JSON lines to import, one record per line; - for stdin"),
+      Options.withDefault("-")
+    ),
+    chunkSize: chunkSizeOption(100),
+    concurrency: concurrencyOption,
+    output: Options.choice("output", ["text", "json"]).pipe(
+      Options.withAlias("o"),
+      Options.withDescription("text: summary on stderr; json: summary as JSON on stdout"),
+      Options.withDefault("text" as const)
+    )
+  },
+  (args) =>
+    Effect.gen(function*() {
+      const chunkSize = yield* positive("--chunk-size", args.chunkSize)
+      const concurrency = yield* parseConcurrency(args.concurrency)
+      const source = yield* Input.jsonLines(args.file)
+      const report = yield* runCreate(args.table, source.rows, {
+        chunkSize,
+        concurrency,
+        total: undefined,
+        label: `create ${args.table}`,
+        describeRow: (index) => `line ${source.lineOf(index)}`
+      }).pipe(Effect.provide(Connection.layer(args.connection, { maxSockets: concurrency === "auto" ? 64 : concurrency })))
+      if (args.output === "json") yield* Output.stdout(`${JSON.stringify(report)}\n`)
+      else {
+        yield* Output.stderr(
+          `Created ${report.created} of ${report.total} ${args.table} rows in ${seconds(report.durationMs)} (${report.rowsPerSecond} rows/s, ${report.requests} requests, ${report.throttled} throttled); ${report.failed} failed.\n`
+        )
+      }
+      if (report.failed > 0) exitState.code = 2
+    })
+).pipe(Command.withDescription("Create rows from JSON lines through CreateMultiple, in parallel chunks"))
+
+// ---------------------------------------------------------------------------------------------
+// demo
+
+const demoCommand = Command.make(
+  "demo",
+  {
+    rows: Options.integer("rows").pipe(Options.withDescription("Contacts to import"), Options.withDefault(10_000)),
+    accounts: Options.integer("accounts").pipe(Options.withDescription("Accounts to import first"), Options.withDefault(250)),
+    chunkSize: chunkSizeOption(250),
+    concurrency: concurrencyOption
+  },
+  (args) =>
+    Effect.gen(function*() {
+      const rowCount = yield* positive("--rows", args.rows)
+      const accountCount = yield* positive("--accounts", args.accounts)
+      const chunkSize = yield* positive("--chunk-size", args.chunkSize)
+      const concurrency = yield* parseConcurrency(args.concurrency)
+      const Emulator = yield* Effect.promise(() => import("@dv-effect/emulator/Emulator"))
+      const emulator = yield* Emulator.make().pipe(
+        Effect.mapError((cause) => new CliError({ message: `Could not start the in-process emulator: ${cause.message}`, cause }))
+      )
+      yield* Output.stdout(`dv-effect demo: an in-process Dataverse emulator is listening on ${emulator.info.webApiUrl}\n`)
+      const connection = DataverseClient.layer({
+        url: emulator.info.url,
+        credentials: Credentials.staticToken(emulator.info.accessToken)
+      })
+      yield* Effect.gen(function*() {
+        const client = yield* DataverseClient.DataverseClient
+        const me = yield* DataverseClient.whoAmI
+        const dop = Option.getOrElse((yield* client.hints).dopHint, () => 0)
+        yield* Output.stdout(`Connected as user ${me.UserId}; the service recommends ${dop} requests in parallel.\n\n`)
+
+        const accountIds: Array<string> = []
+        const accountReport = yield* runCreate("account", Demo.accounts(accountCount), {
+          chunkSize,
+          concurrency,
+          total: accountCount,
+          label: "accounts",
+          describeRow: (index) => `account ${index + 1}`,
+          onCreated: (index, id) => {
+            accountIds[index] = id
+          }
+        })
+        const contactReport = yield* runCreate("contact", Demo.contacts(rowCount, accountIds), {
+          chunkSize,
+          concurrency,
+          total: rowCount,
+          label: "contacts",
+          describeRow: (index) => `contact ${index + 1}`
+        })
+
+        const readStarted = Date.now()
+        const readBack = yield* Stream.runCount(Query.stream("contact", { select: ["contactid"], pageSize: 5000 }))
+        const readMs = Date.now() - readStarted
+        const sample = yield* Stream.runCollect(
+          Query.stream("contact", {
+            select: ["fullname", "emailaddress1", "telephone1", "jobtitle", "_parentcustomerid_value"],
+            top: 5
+          })
+        )
+        const stats = yield* client.stats
+        const lines = [
+          "",
+          "A sample read back:",
+          ...[...sample].map((row) =>
+            `  ${String(row.fullname).padEnd(26)} ${String(row.emailaddress1).padEnd(44)} ${String(row.telephone1).padEnd(16)} ${String(row.jobtitle)}`
+          ),
+          "",
+          "Summary",
+          `  accounts created      ${accountReport.created} of ${accountReport.total} (${accountReport.failed} failed)`,
+          `  contacts created      ${contactReport.created} of ${contactReport.total} (${contactReport.failed} failed)`,
+          `  contact import time   ${seconds(contactReport.durationMs)}`,
+          `  contact rows/s        ${contactReport.rowsPerSecond}`,
+          `  contacts read back    ${readBack} in ${seconds(readMs)}`,
+          `  requests              ${stats.requests} (CreateMultiple in chunks of ${chunkSize})`,
+          `  throttled (429)       ${stats.throttled}`,
+          ""
+        ]
+        yield* Output.stdout(lines.join("\n"))
+        if (accountReport.failed + contactReport.failed > 0 || readBack !== contactReport.created) {
+          return yield* new CliError({
+            message: `The demo did not load every row: ${contactReport.created} contacts created, ${readBack} read back.`
+          })
+        }
+      }).pipe(Effect.provide(connection))
+    }).pipe(Effect.scoped)
+).pipe(
+  Command.withDescription(
+    "Load 10,000 contacts and their accounts into an in-process emulator through the bulk path, read them back and summarise"
+  )
+)
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The root command.
+ *
+ * @since 0.1.0
+ */
+export const command = Command.make("dv-effect").pipe(
+  Command.withDescription("Move data in and out of Microsoft Dataverse in bulk"),
+  Command.withSubcommands([emulatorCommand, demoCommand, whoamiCommand, queryCommand, createCommand])
+)

@@ -1,0 +1,72 @@
+/**
+ * Progress on stderr: a live bar on a terminal, a plain line every few seconds otherwise.
+ *
+ * @since 0.1.0
+ */
+import type { Progress } from "@dv-effect/core/Bulk"
+import * as CliProgress from "cli-progress"
+
+/**
+ * A progress display for one job.
+ *
+ * @since 0.1.0
+ */
+export interface ProgressReporter {
+  readonly update: (progress: Progress) => void
+  readonly stop: () => void
+}
+
+const lineIntervalMs = 2000
+
+/**
+ * A reporter for `label`; `total` rows when known.
+ *
+ * @since 0.1.0
+ */
+export const make = (label: string, total: number | undefined, stream: NodeJS.WriteStream = process.stderr): ProgressReporter => {
+  const started = Date.now()
+  const rate = (done: number) => {
+    const seconds = (Date.now() - started) / 1000
+    return seconds > 0 ? Math.round(done / seconds) : 0
+  }
+  if (stream.isTTY === true) {
+    const bar = new CliProgress.SingleBar({
+      stream,
+      format: total === undefined
+        ? `${label} {value} rows | {rate} rows/s | {inFlight} in flight | {failed} failed`
+        : `${label} |{bar}| {percentage}% | {value}/{total} rows | {rate} rows/s | ETA {eta_formatted} | {failed} failed`,
+      hideCursor: true,
+      clearOnComplete: false,
+      etaBuffer: 20,
+      fps: 10
+    }, CliProgress.Presets.shades_classic)
+    bar.start(total ?? 0, 0, { rate: 0, failed: 0, inFlight: 0 })
+    return {
+      update: (progress) => {
+        const done = progress.succeeded + progress.failed
+        bar.update(done, { rate: rate(done), failed: progress.failed, inFlight: progress.inFlight })
+      },
+      stop: () => bar.stop()
+    }
+  }
+  let lastLine = started
+  let last: Progress | undefined
+  const line = (progress: Progress) => {
+    const done = progress.succeeded + progress.failed
+    const of = total === undefined ? "" : `/${total}`
+    stream.write(`${label} ${done}${of} rows, ${rate(done)} rows/s, ${progress.failed} failed\n`)
+  }
+  return {
+    update: (progress) => {
+      last = progress
+      const now = Date.now()
+      if (now - lastLine >= lineIntervalMs) {
+        lastLine = now
+        line(progress)
+      }
+    },
+    stop: () => {
+      if (last !== undefined) line(last)
+    }
+  }
+}

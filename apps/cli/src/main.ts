@@ -1,0 +1,61 @@
+/**
+ * Entry point of the `dv-effect` command: runs the CLI, turns failures into one line on stderr
+ * and the documented exit codes (0 ok, 2 some rows rejected, 1 fatal).
+ *
+ * @since 0.1.0
+ */
+import * as Command from "@effect/cli/Command"
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import { command, exitState } from "./Cli.js"
+
+const version = "0.1.0"
+
+const verbose = process.argv.includes("--verbose") || process.env.DV_EFFECT_VERBOSE === "1"
+const argv = process.argv.filter((arg) => arg !== "--verbose")
+
+/** One line for a failure; the full cause only with --verbose. */
+const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
+  Effect.sync(() => {
+    const error = Cause.squash(cause)
+    // @effect/cli already printed its own usage errors.
+    if (ValidationError.isValidationError(error)) return
+    const message = typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
+      ? error.message
+      : String(error)
+    process.stderr.write(`dv-effect: ${message.split("\n")[0]}\n`)
+    if (verbose) process.stderr.write(`${Cause.pretty(cause)}\n`)
+  })
+
+// `dv-effect query ... | head` closes stdout early: stop quietly, as Unix tools do.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(exitState.code)
+  throw error
+})
+
+const program = Command.run(command, { name: "dv-effect", version })(argv).pipe(
+  Effect.tapErrorCause((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : report(cause))),
+  Effect.provide(
+    Layer.mergeAll(
+      NodeContext.layer,
+      Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true, colors: process.stderr.isTTY === true })),
+      Logger.minimumLogLevel(verbose ? LogLevel.Debug : LogLevel.Info)
+    )
+  )
+)
+
+NodeRuntime.runMain(program, {
+  disableErrorReporting: true,
+  disablePrettyLogger: true,
+  teardown: (exit, onExit) => {
+    if (Exit.isSuccess(exit)) onExit(exitState.code)
+    else onExit(Cause.isInterruptedOnly(exit.cause) ? exitState.onInterrupt : 1)
+  }
+})

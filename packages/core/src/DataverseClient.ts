@@ -1,0 +1,403 @@
+/**
+ * A connection to one Dataverse org: the HTTP pipeline every operation goes through (base URL,
+ * OData headers, bearer token, no cookies, keep-alive agent, timeout, 401 → refresh once,
+ * `x-ms-dop-hint` tracking, errors decoded into `DataverseError`), plus the per-connection
+ * metadata cache.
+ *
+ * @since 0.1.0
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Cache from "effect/Cache"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
+import * as Ref from "effect/Ref"
+import type * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Credentials from "./Credentials.js"
+import { DataverseError, isAmbiguous, normaliseCode, parseRetryAfter, reasonFor } from "./DataverseError.js"
+import { fetchTableMetadata, type TableMetadata } from "./internal/metadata.js"
+import * as RetryPolicy from "./RetryPolicy.js"
+
+/**
+ * How to connect.
+ *
+ * @since 0.1.0
+ */
+export interface ClientOptions {
+  /** The org URL, e.g. `https://contoso.crm.dynamics.com` (a trailing `/` or `/api/data/v9.2/` is fine). */
+  readonly url: string
+  readonly credentials: Credentials.TokenProvider
+  /** Web API version. Default `9.2`. */
+  readonly apiVersion?: string
+  /** Per-request timeout. Default 4 minutes, as Microsoft's SDK. */
+  readonly timeout?: Duration.DurationInput
+  /** Appended to the `User-Agent`. */
+  readonly userAgent?: string
+  /** Headers sent with every request (e.g. `CallerObjectId`). */
+  readonly headers?: Readonly<Record<string, string>>
+  /** Sockets kept alive per host; size it to the concurrency you use. Default 64. */
+  readonly maxSockets?: number
+  /** Retry schedule for transient failures. Default `RetryPolicy.defaultPolicy`. */
+  readonly retryPolicy?: Schedule.Schedule<unknown, DataverseError>
+}
+
+/**
+ * Figures the service reports on its responses.
+ *
+ * @since 0.1.0
+ */
+export interface ServerHints {
+  /** `x-ms-dop-hint`: the degree of parallelism the service recommends. */
+  readonly dopHint: Option.Option<number>
+  /** `x-ms-ratelimit-burst-remaining-xrm-requests`. */
+  readonly requestsRemaining: Option.Option<number>
+}
+
+/**
+ * What the connection has sent so far.
+ *
+ * @since 0.1.0
+ */
+export interface ClientStats {
+  /** HTTP requests sent, retries and token refreshes included. */
+  readonly requests: number
+  /** Responses with status 429. */
+  readonly throttled: number
+}
+
+/**
+ * The connection service.
+ *
+ * @since 0.1.0
+ */
+export interface DataverseClientService {
+  /** The org root, without a trailing slash. */
+  readonly url: string
+  /** `<url>/api/data/v<version>/`. */
+  readonly webApiUrl: string
+  /**
+   * Sends a request and fails with a `DataverseError` on any non-2xx answer. Relative URLs are
+   * resolved against `webApiUrl`. Not retried: see `executeWithRetry`.
+   */
+  readonly execute: (
+    request: HttpClientRequest.HttpClientRequest
+  ) => Effect.Effect<HttpClientResponse.HttpClientResponse, DataverseError, Scope.Scope>
+  /**
+   * Like `execute`, reads the body as JSON and retries transient failures with the connection's
+   * policy. A request that is not `idempotent` (a create without its own id) is not retried after
+   * an ambiguous failure (timeout, broken connection), which may have been applied.
+   */
+  readonly executeJson: (
+    request: HttpClientRequest.HttpClientRequest,
+    options?: { readonly idempotent?: boolean }
+  ) => Effect.Effect<ExecuteResult, DataverseError>
+  /** The connection's retry policy. */
+  readonly retryPolicy: Schedule.Schedule<unknown, DataverseError>
+  /** What the service last said about parallelism and limits. */
+  readonly hints: Effect.Effect<ServerHints>
+  /** Requests sent and throttled so far. */
+  readonly stats: Effect.Effect<ClientStats>
+  /** Table metadata by logical name, fetched once per connection. */
+  readonly table: (logicalName: string) => Effect.Effect<TableMetadata, DataverseError>
+  /** Forgets cached metadata (all tables, or one). */
+  readonly invalidateMetadata: (logicalName?: string) => Effect.Effect<void>
+}
+
+/**
+ * A decoded answer: status, headers and the JSON body (undefined for an empty body).
+ *
+ * @since 0.1.0
+ */
+export interface ExecuteResult {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: unknown
+}
+
+/**
+ * The connection, as an Effect service.
+ *
+ * @since 0.1.0
+ */
+export class DataverseClient extends Context.Tag("@dv-effect/core/DataverseClient")<
+  DataverseClient,
+  DataverseClientService
+>() {}
+
+/**
+ * Splits what users paste as "the URL" (the org root, the Web API root, with or without a
+ * trailing slash) into the org root.
+ *
+ * @since 0.1.0
+ */
+export const normaliseOrgUrl = (url: string): string | undefined => {
+  let parsed: URL
+  try {
+    parsed = new URL(url.trim())
+  } catch {
+    return undefined
+  }
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") return undefined
+  const path = parsed.pathname.replace(/\/api\/data(\/v\d+(\.\d+)?)?\/?$/i, "").replace(/\/+$/, "")
+  return `${parsed.protocol}//${parsed.host}${path}`
+}
+
+const describe = (request: HttpClientRequest.HttpClientRequest) => `${request.method} ${request.url.split("?")[0]}`
+
+/**
+ * Reads a Dataverse error body (`{"error":{"code","message"}}`) into a `DataverseError`.
+ *
+ * @since 0.1.0
+ */
+export const decodeErrorResponse = (
+  request: string,
+  status: number,
+  headers: Readonly<Record<string, string>>,
+  bodyText: string,
+  now: number
+): DataverseError => {
+  let code: string | undefined
+  let message: string | undefined
+  try {
+    const body = JSON.parse(bodyText) as { error?: { code?: unknown; message?: unknown } }
+    code = normaliseCode(body.error?.code)
+    if (typeof body.error?.message === "string") message = body.error.message
+  } catch {
+    // Not JSON (a gateway page, an empty 401): keep the status line.
+  }
+  const reason = reasonFor(status, code)
+  const retryAfter = parseRetryAfter(headers["retry-after"], now)
+  return new DataverseError({
+    reason,
+    status,
+    code,
+    message: message ?? (bodyText.trim() !== "" && bodyText.length < 300 ? bodyText.trim() : `HTTP ${status}`),
+    requestId: headers["x-ms-service-request-id"] ?? headers["req_id"],
+    retryAfter: Option.getOrUndefined(retryAfter),
+    request
+  })
+}
+
+const transportError = (request: string, error: HttpClientError.HttpClientError) =>
+  new DataverseError({
+    reason: "Transport",
+    message: `The connection failed before an answer arrived (${error.message}); the request may or may not have been applied.`,
+    request,
+    cause: error
+  })
+
+/**
+ * Builds a connection. Needs an `HttpClient`; `layer` provides Node's with a keep-alive agent.
+ *
+ * @since 0.1.0
+ */
+export const make = (
+  options: ClientOptions
+): Effect.Effect<DataverseClientService, DataverseError, HttpClient.HttpClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const url = normaliseOrgUrl(options.url)
+    if (url === undefined) {
+      return yield* new DataverseError({
+        reason: "InvalidInput",
+        message: `'${options.url}' is not an http(s) URL of a Dataverse org (e.g. https://contoso.crm.dynamics.com).`
+      })
+    }
+    const webApiUrl = `${url}/api/data/v${options.apiVersion ?? "9.2"}/`
+    const timeout = Duration.decode(options.timeout ?? "4 minutes")
+    const retryPolicy = options.retryPolicy ?? RetryPolicy.defaultPolicy
+    const hintsRef = yield* Ref.make<ServerHints>({ dopHint: Option.none(), requestsRemaining: Option.none() })
+    const statsRef = yield* Ref.make<ClientStats>({ requests: 0, throttled: 0 })
+    const baseClient = (yield* HttpClient.HttpClient).pipe(
+      HttpClient.mapRequest((request) =>
+        request.pipe(
+          HttpClientRequest.prependUrl(/^https?:\/\//i.test(request.url) ? "" : webApiUrl),
+          HttpClientRequest.setHeaders({
+            "Accept": "application/json",
+            "OData-Version": "4.0",
+            "OData-MaxVersion": "4.0",
+            "User-Agent": `dv-effect/0.1${options.userAgent === undefined ? "" : ` ${options.userAgent}`}`,
+            ...options.headers
+          })
+        )
+      )
+    )
+
+    const recordHints = (response: HttpClientResponse.HttpClientResponse) => {
+      const dop = Number(response.headers["x-ms-dop-hint"])
+      const remaining = Number(response.headers["x-ms-ratelimit-burst-remaining-xrm-requests"]?.replace(/,/g, ""))
+      if (!Number.isFinite(dop) && !Number.isFinite(remaining)) return Effect.void
+      return Ref.update(hintsRef, (hints) => ({
+        dopHint: Number.isFinite(dop) && dop > 0 ? Option.some(dop) : hints.dopHint,
+        requestsRemaining: Number.isFinite(remaining) ? Option.some(remaining) : hints.requestsRemaining
+      }))
+    }
+
+    const sendOnce = (request: HttpClientRequest.HttpClientRequest, token: Redacted.Redacted<string>) =>
+      baseClient.execute(HttpClientRequest.bearerToken(request, token)).pipe(
+        Effect.ensuring(Ref.update(statsRef, (stats) => ({ ...stats, requests: stats.requests + 1 }))),
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            new DataverseError({
+              reason: "Timeout",
+              message: `No answer within ${Duration.format(timeout)}; the request may or may not have been applied.`,
+              request: describe(request)
+            })
+        }),
+        Effect.catchTag("RequestError", (error) => Effect.fail(transportError(describe(request), error))),
+        Effect.catchTag("ResponseError", (error) => Effect.fail(transportError(describe(request), error))),
+        Effect.tap(recordHints),
+        Effect.tap((response) =>
+          response.status === 429
+            ? Ref.update(statsRef, (stats) => ({ ...stats, throttled: stats.throttled + 1 }))
+            : Effect.void
+        )
+      )
+
+    const failOnStatus = (request: HttpClientRequest.HttpClientRequest, response: HttpClientResponse.HttpClientResponse) =>
+      response.status < 400 ? Effect.succeed(response) : response.text.pipe(
+        Effect.orElseSucceed(() => ""),
+        Effect.flatMap((text) =>
+          Effect.clockWith((clock) => clock.currentTimeMillis).pipe(
+            Effect.flatMap((now) => Effect.fail(decodeErrorResponse(describe(request), response.status, response.headers, text, now)))
+          )
+        )
+      )
+
+    const execute = (request: HttpClientRequest.HttpClientRequest) =>
+      Effect.gen(function*() {
+        const token = yield* options.credentials.getToken
+        const response = yield* sendOnce(request, token)
+        if (response.status !== 401) return yield* failOnStatus(request, response)
+        // The token may have been revoked or expired early: refresh once, then give up.
+        yield* options.credentials.invalidate
+        const fresh = yield* options.credentials.getToken
+        return yield* failOnStatus(request, yield* sendOnce(request, fresh))
+      })
+
+    const executeJson = (request: HttpClientRequest.HttpClientRequest, executeOptions?: { readonly idempotent?: boolean }) =>
+      Effect.scoped(
+        Effect.gen(function*() {
+          const response = yield* execute(request)
+          const text = yield* response.text.pipe(
+            Effect.mapError((error) =>
+              new DataverseError({
+                reason: "Transport",
+                message: `The answer was cut off: ${error.message}`,
+                request: describe(request),
+                cause: error
+              })
+            )
+          )
+          let body: unknown = undefined
+          if (text.trim() !== "") {
+            try {
+              body = JSON.parse(text)
+            } catch (cause) {
+              return yield* new DataverseError({
+                reason: "Decode",
+                message: `The answer to ${describe(request)} is not JSON: ${text.slice(0, 120)}`,
+                status: response.status,
+                request: describe(request),
+                cause
+              })
+            }
+          }
+          return { status: response.status, headers: response.headers, body } satisfies ExecuteResult
+        })
+      ).pipe(
+        Effect.retry({
+          schedule: retryPolicy,
+          while: (error) => executeOptions?.idempotent !== false || !isAmbiguous(error)
+        })
+      )
+
+    const metadata = yield* Cache.make({
+      capacity: 1024,
+      timeToLive: Duration.infinity,
+      lookup: (logicalName: string) => fetchTableMetadata((request) => executeJson(request), logicalName)
+    })
+
+    return {
+      url,
+      webApiUrl,
+      execute,
+      executeJson,
+      retryPolicy,
+      hints: Ref.get(hintsRef),
+      stats: Ref.get(statsRef),
+      table: (logicalName) => metadata.get(logicalName),
+      invalidateMetadata: (logicalName) =>
+        logicalName === undefined ? metadata.invalidateAll : metadata.invalidate(logicalName)
+    } satisfies DataverseClientService
+  })
+
+/**
+ * A connection with Node's HTTP client and a keep-alive agent sized by `maxSockets`.
+ * Cookies are never sent back, so requests spread over all the service's web servers.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { Credentials, DataverseClient } from "@dv-effect/core"
+ * const Live = DataverseClient.layer({
+ *   url: "https://contoso.crm.dynamics.com",
+ *   credentials: Credentials.staticToken(Redacted.make(token))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: ClientOptions): Layer.Layer<DataverseClient, DataverseError> =>
+  Layer.scoped(DataverseClient, make(options)).pipe(
+    Layer.provide(NodeHttpClient.layerWithoutAgent),
+    Layer.provide(NodeHttpClient.makeAgentLayer({ keepAlive: true, maxSockets: options.maxSockets ?? 64 }))
+  )
+
+/**
+ * A connection configured from the environment: `DATAVERSE_URL` and `DATAVERSE_ACCESS_TOKEN`.
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<{ readonly url: string; readonly accessToken: Redacted.Redacted<string> }> = {
+    url: Config.string("DATAVERSE_URL"),
+    accessToken: Config.redacted("DATAVERSE_ACCESS_TOKEN")
+  }
+): Layer.Layer<DataverseClient, DataverseError | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(
+    Effect.map(
+      Config.unwrap(config),
+      ({ accessToken, url }) => layer({ url, credentials: Credentials.staticToken(accessToken) })
+    )
+  )
+
+/**
+ * `GET WhoAmI`: who the connection acts as. A cheap first call that also tells the service's
+ * recommended parallelism (`hints`).
+ *
+ * @since 0.1.0
+ */
+export const whoAmI: Effect.Effect<
+  { readonly UserId: string; readonly BusinessUnitId: string; readonly OrganizationId: string },
+  DataverseError,
+  DataverseClient
+> = Effect.flatMap(DataverseClient, (client) => client.executeJson(HttpClientRequest.get("WhoAmI"))).pipe(
+  Effect.flatMap(({ body }) => {
+    const b = body as Record<string, unknown> | undefined
+    return typeof b?.UserId === "string" && typeof b.BusinessUnitId === "string" &&
+        typeof b.OrganizationId === "string"
+      ? Effect.succeed({ UserId: b.UserId, BusinessUnitId: b.BusinessUnitId, OrganizationId: b.OrganizationId })
+      : Effect.fail(new DataverseError({ reason: "Decode", message: "The WhoAmI answer lacks UserId, BusinessUnitId or OrganizationId." }))
+  })
+)

@@ -1,0 +1,165 @@
+/**
+ * The one error of this library: a `DataverseError` with a `reason` saying what kind of
+ * failure it is, and what the service said (HTTP status, Dataverse code, request id,
+ * Retry-After).
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+
+/**
+ * What kind of failure an error is. Callers branch on this rather than on HTTP statuses.
+ *
+ * @since 0.1.0
+ */
+export type Reason =
+  /** 429: a service protection limit; wait `retryAfter`. */
+  | "Throttled"
+  /** 401: missing, invalid or expired token. */
+  | "Unauthorized"
+  /** 403: the user lacks a privilege. */
+  | "Forbidden"
+  /** 404: the record, table or resource does not exist. */
+  | "NotFound"
+  /** 412 with a duplicate key or a matching duplicate-detection rule. */
+  | "DuplicateKey"
+  /** 412 otherwise: an `If-Match`/`If-None-Match` condition failed. */
+  | "PreconditionFailed"
+  /** 400: the request or a value in it was refused. */
+  | "Validation"
+  /** 413: the request was too large; send fewer records. */
+  | "PayloadTooLarge"
+  /** No answer in time (client timeout, 408, or a SQL timeout): maybe committed, maybe not. */
+  | "Timeout"
+  /** The connection failed or was reset: maybe committed, maybe not. */
+  | "Transport"
+  /** 500 deadlock, 502, 503, 504: the service is busy; retry. */
+  | "ServiceUnavailable"
+  /** The table does not support the message (e.g. `CreateMultiple`). */
+  | "UnsupportedMessage"
+  /** The answer could not be understood. */
+  | "Decode"
+  /** Bad options or input on the client side, before anything was sent. */
+  | "InvalidInput"
+  /** Any other server error. */
+  | "Unknown"
+
+/**
+ * A failure talking to Dataverse.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DataverseError, Records } from "@dv-effect/core"
+ *
+ * const program = Records.create("contact", { lastname: "Doe" }).pipe(
+ *   Effect.catchTag("DataverseError", (error) =>
+ *     error.reason === "DuplicateKey" ? Effect.succeed(undefined) : Effect.fail(error))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export class DataverseError extends Data.TaggedError("DataverseError")<{
+  readonly reason: Reason
+  /** A sentence a person can act on. */
+  readonly message: string
+  readonly status?: number | undefined
+  /** The Dataverse error code in hex, `0x80040217`; undefined when the service sent none. */
+  readonly code?: string | undefined
+  /** `x-ms-service-request-id` / `REQ_ID`, to quote to Microsoft support. */
+  readonly requestId?: string | undefined
+  /** How long the service asked to wait before retrying. */
+  readonly retryAfter?: Duration.Duration | undefined
+  /** The HTTP method and the URL without its query string. */
+  readonly request?: string | undefined
+  readonly cause?: unknown
+}> {}
+
+/**
+ * Whether retrying the same request may succeed: throttling, timeouts, transport failures and
+ * busy-service errors. Data errors (validation, not found, duplicates) are never transient.
+ *
+ * @since 0.1.0
+ */
+export const isTransient = (error: DataverseError): boolean =>
+  error.reason === "Throttled" || error.reason === "Timeout" || error.reason === "Transport" ||
+  error.reason === "ServiceUnavailable"
+
+/**
+ * Whether the request may have been applied although it failed: a timeout or a broken
+ * connection, or a gateway timeout. Only idempotent requests may be retried blindly after one.
+ *
+ * @since 0.1.0
+ */
+export const isAmbiguous = (error: DataverseError): boolean =>
+  error.reason === "Timeout" || error.reason === "Transport" || error.status === 504
+
+/**
+ * Normalises a Dataverse error code to lower-case `0x` hex with 8 digits. Accepts hex with or
+ * without `0x` and the signed or unsigned decimal form some clients report. `""` and `0x0`
+ * (OData-layer errors) become undefined.
+ *
+ * @since 0.1.0
+ */
+export const normaliseCode = (code: unknown): string | undefined => {
+  if (typeof code === "number") return normaliseCode(String(code))
+  if (typeof code !== "string") return undefined
+  const text = code.trim()
+  let value: number
+  if (/^0x[0-9a-f]+$/i.test(text)) value = parseInt(text.slice(2), 16)
+  // Dataverse codes have the high bit set: eight digits starting with 8 are hex without "0x".
+  else if (/^8[0-9a-f]{7}$/i.test(text)) value = parseInt(text, 16)
+  else if (/^-?\d+$/.test(text)) value = Number(text)
+  else return undefined
+  if (!Number.isSafeInteger(value) || value === 0) return undefined
+  const unsigned = value < 0 ? value + 0x1_0000_0000 : value
+  return `0x${unsigned.toString(16).padStart(8, "0")}`
+}
+
+/**
+ * Parses a `Retry-After` header: integer or fractional seconds, or an HTTP date (relative to
+ * `now`, in milliseconds since the epoch).
+ *
+ * @since 0.1.0
+ */
+export const parseRetryAfter = (header: string | undefined, now: number): Option.Option<Duration.Duration> => {
+  if (header === undefined) return Option.none()
+  const text = header.trim()
+  if (/^\d+(\.\d+)?$/.test(text)) return Option.some(Duration.millis(Math.round(Number(text) * 1000)))
+  const date = Date.parse(text)
+  if (Number.isNaN(date)) return Option.none()
+  return Option.some(Duration.millis(Math.max(0, date - now)))
+}
+
+const codeReasons: Readonly<Record<string, Reason>> = {
+  "0x80040237": "DuplicateKey",
+  "0x80040333": "DuplicateKey",
+  "0x80044150": "ServiceUnavailable",
+  "0x80044151": "Timeout",
+  "0x80060888": "NotFound",
+  "0x80040217": "NotFound",
+  "0x80040220": "Forbidden"
+}
+
+/**
+ * The reason for an HTTP error status and Dataverse code.
+ *
+ * @since 0.1.0
+ */
+export const reasonFor = (status: number, code: string | undefined): Reason => {
+  const byCode = code === undefined ? undefined : codeReasons[code]
+  if (status === 429) return "Throttled"
+  if (status === 401) return "Unauthorized"
+  if (status === 403) return "Forbidden"
+  if (status === 404) return "NotFound"
+  if (status === 412) return byCode === "DuplicateKey" ? "DuplicateKey" : "PreconditionFailed"
+  if (status === 413) return "PayloadTooLarge"
+  if (status === 408) return "Timeout"
+  if (status === 502 || status === 503 || status === 504) return "ServiceUnavailable"
+  if (status >= 500) return byCode === "Timeout" || byCode === "ServiceUnavailable" ? byCode : "Unknown"
+  if (status >= 400) return byCode === "DuplicateKey" ? "DuplicateKey" : "Validation"
+  return "Unknown"
+}

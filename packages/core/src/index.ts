@@ -1,0 +1,22 @@
+/**
+ * `@dv-effect/core`: Microsoft Dataverse on Effect.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as Bulk from "./Bulk.js"
+/** @since 0.1.0 */
+export * as Credentials from "./Credentials.js"
+/** @since 0.1.0 */
+export * as DataverseClient from "./DataverseClient.js"
+/** @since 0.1.0 */
+export * as DataverseError from "./DataverseError.js"
+/** @since 0.1.0 */
+export * as Metadata from "./Metadata.js"
+/** @since 0.1.0 */
+export * as Query from "./Query.js"
+/** @since 0.1.0 */
+export * as Records from "./Records.js"
+/** @since 0.1.0 */
+export * as RetryPolicy from "./RetryPolicy.js"

@@ -1,0 +1,206 @@
+import * as Emulator from "@dv-effect/emulator/Emulator"
+import { describe, expect, layer } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
+import * as Bulk from "../src/Bulk.js"
+import * as Credentials from "../src/Credentials.js"
+import * as DataverseClient from "../src/DataverseClient.js"
+import { DataverseError } from "../src/DataverseError.js"
+import * as Metadata from "../src/Metadata.js"
+import * as Query from "../src/Query.js"
+import * as Records from "../src/Records.js"
+
+const clientFor = (credentials: (info: Emulator.StartInfo) => Credentials.TokenProvider) =>
+  Layer.unwrapEffect(
+    Effect.map(Emulator.Emulator, ({ info }) => DataverseClient.layer({ url: info.webApiUrl, credentials: credentials(info) }))
+  )
+
+const Live = clientFor((info) => Credentials.staticToken(info.accessToken)).pipe(Layer.provideMerge(Emulator.layer()))
+
+const seedContacts = (n: number) =>
+  Effect.flatMap(Emulator.Emulator, (emulator) =>
+    Effect.sync(() => {
+      emulator.store.clear()
+      emulator.store.table("contact")!.insertAll(
+        Array.from({ length: n }, (_, i) => ({ id: crypto.randomUUID(), values: { lastname: `L${i}` } }))
+      )
+    }))
+
+layer(Live, { excludeTestServices: true })("DataverseClient against the emulator", (it) => {
+  it.effect("answers WhoAmI and learns the dop hint from it", () =>
+    Effect.gen(function*() {
+      const { info } = yield* Emulator.Emulator
+      const client = yield* DataverseClient.DataverseClient
+      const me = yield* DataverseClient.whoAmI
+      expect(me.UserId).toBe(info.userId)
+      expect(me.OrganizationId).toBe(info.organizationId)
+      expect((yield* client.hints).dopHint).toEqual(Option.some(8))
+      expect(yield* Bulk.resolveConcurrency("auto")).toBe(8)
+      expect(client.webApiUrl).toBe(info.webApiUrl)
+    }))
+
+  it.effect("reads table metadata once and caches it", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      yield* Metadata.invalidate()
+      const first = yield* Metadata.table("account")
+      const requests = emulator.counters.requests
+      const second = yield* Metadata.table("account")
+      expect(first).toEqual({
+        logicalName: "account",
+        entitySetName: "accounts",
+        primaryIdAttribute: "accountid",
+        primaryNameAttribute: "name",
+        tableType: "Standard",
+        objectTypeCode: 1
+      })
+      expect(second).toBe(first)
+      expect(emulator.counters.requests).toBe(requests)
+    }))
+
+  it.effect("fails with reason NotFound and a clear message for an unknown table", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Records.create("nosuchtable", { name: "x" }))
+      expect(error._tag).toBe("DataverseError")
+      expect(error.reason).toBe("NotFound")
+      expect(error.status).toBe(404)
+      expect(error.message).toContain("Table 'nosuchtable' does not exist")
+    }))
+
+  it.effect("creates and retrieves a record", () =>
+    Effect.gen(function*() {
+      const id = yield* Records.create("contact", { firstname: "Ada", lastname: "Lovelace", emailaddress1: "ada@example.com" })
+      const row = yield* Records.retrieve("contact", id, { select: ["fullname", "emailaddress1"] })
+      expect(row).toMatchObject({ contactid: id, fullname: "Ada Lovelace", emailaddress1: "ada@example.com" })
+      const error = yield* Effect.flip(Records.create("contact", { lastname: "x".repeat(51) }))
+      expect(error.reason).toBe("Validation")
+      expect(error.code).toBe("0x80044331")
+      expect(error.requestId).toMatch(/^[0-9a-f-]{36}$/)
+    }))
+
+  it.effect("streams every row of a table across pages, in order", () =>
+    Effect.gen(function*() {
+      yield* seedContacts(30)
+      const rows = yield* Stream.runCollect(Query.stream("contact", { select: ["lastname"], pageSize: 7 }))
+      expect(Chunk.toReadonlyArray(rows).map((row) => row.lastname)).toEqual(Array.from({ length: 30 }, (_, i) => `L${i}`))
+      expect(new Set(Chunk.toReadonlyArray(rows).map((row) => row.contactid)).size).toBe(30)
+    }))
+
+  it.effect("fetches pages lazily: taking 5 rows of pages of 2 costs 3 requests", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      yield* seedContacts(30)
+      yield* Metadata.table("contact")
+      const before = emulator.counters.requests
+      const rows = yield* Stream.runCollect(Stream.take(Query.stream("contact", { pageSize: 2 }), 5))
+      expect(Chunk.size(rows)).toBe(5)
+      expect(emulator.counters.requests - before).toBe(3)
+    }))
+
+  it.effect("enforces top whether or not the service honours $top", () =>
+    Effect.gen(function*() {
+      yield* seedContacts(30)
+      expect(Chunk.size(yield* Stream.runCollect(Query.stream("contact", { top: 5 })))).toBe(5)
+      expect(Chunk.size(yield* Stream.runCollect(Query.stream("contact", { top: 5, pageSize: 2 })))).toBe(5)
+      expect(Chunk.size(yield* Stream.runCollect(Query.stream("contact", { top: 0 })))).toBe(0)
+      const error = yield* Effect.flip(Stream.runCollect(Query.stream("contact", { pageSize: 5001 })))
+      expect(error.reason).toBe("InvalidInput")
+    }))
+
+  it.effect("creates many rows in chunks and reports one outcome per row, in input order", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.store.clear()
+      const progress: Array<Bulk.Progress> = []
+      const outcomes = Chunk.toReadonlyArray(
+        yield* Stream.runCollect(
+          Bulk.createMany(
+            "contact",
+            Array.from({ length: 250 }, (_, i) => ({ lastname: `Row ${i}` })),
+            { chunkSize: 100, concurrency: 3, onProgress: (p) => progress.push(p) }
+          )
+        )
+      )
+      expect(outcomes.map((o) => o.index)).toEqual(Array.from({ length: 250 }, (_, i) => i))
+      expect(outcomes.every((o) => o.status === "created")).toBe(true)
+      const table = emulator.store.table("contact")!
+      expect(table.size).toBe(250)
+      for (const outcome of outcomes) {
+        if (outcome.status === "created") expect(table.get(outcome.id)!.values.lastname).toBe(`Row ${outcome.index}`)
+      }
+      expect(progress).toHaveLength(3)
+      expect(progress.at(-1)).toMatchObject({ succeeded: 250, failed: 0, requests: 3, inFlight: 0 })
+    }))
+
+  it.effect("reports rows refused before sending and chunks refused by the service as failed", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.store.clear()
+      const rows: Array<Bulk.RowInput> = Array.from({ length: 20 }, (_, i) => ({ lastname: `Row ${i}` }))
+      rows[3] = new DataverseError({ reason: "InvalidInput", message: "not JSON" })
+      rows[15] = { lastname: "x".repeat(51) }
+      const summary = yield* Bulk.summarize(Bulk.createMany("contact", rows, { chunkSize: 10, concurrency: 2 }))
+      // Row 3 never left; the chunk holding row 15 is one transaction on a standard table.
+      expect(summary).toEqual({ total: 20, succeeded: 9, failed: 11 })
+      expect(emulator.store.table("contact")!.size).toBe(9)
+    }))
+})
+
+layer(Emulator.layer(), { excludeTestServices: true })("authentication", (it) => {
+  it.effect("refreshes a refused token once and retries", () =>
+    Effect.gen(function*() {
+      const { info } = yield* Emulator.Emulator
+      let invalidations = 0
+      const provider: Credentials.TokenProvider = {
+        getToken: Effect.sync(() => Redacted.make(invalidations === 0 ? "stale.token.value" : info.accessToken)),
+        invalidate: Effect.sync(() => {
+          invalidations++
+        })
+      }
+      const me = yield* DataverseClient.whoAmI.pipe(
+        Effect.provide(DataverseClient.layer({ url: info.url, credentials: provider }))
+      )
+      expect(me.UserId).toBe(info.userId)
+      expect(invalidations).toBe(1)
+    }))
+
+  it.effect("fails with reason Unauthorized when the fresh token is refused too", () =>
+    Effect.gen(function*() {
+      const { info } = yield* Emulator.Emulator
+      const error = yield* Effect.flip(
+        DataverseClient.whoAmI.pipe(
+          Effect.provide(DataverseClient.layer({ url: info.url, credentials: Credentials.staticToken("bad") }))
+        )
+      )
+      expect(error.reason).toBe("Unauthorized")
+      expect(error.status).toBe(401)
+      expect(JSON.stringify(error)).not.toContain(info.accessToken)
+    }))
+
+  it.effect("refuses an org URL that is not http(s) before sending anything", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        DataverseClient.whoAmI.pipe(
+          Effect.provide(DataverseClient.layer({ url: "contoso", credentials: Credentials.staticToken("t") }))
+        )
+      )
+      expect(error.reason).toBe("InvalidInput")
+      expect(error.message).toContain("'contoso'")
+    }))
+})
+
+describe("Credentials.staticToken", () => {
+  layer(Layer.empty)((it) => {
+    it.effect("strips a pasted 'Bearer ' prefix and refuses an empty token", () =>
+      Effect.gen(function*() {
+        const token = yield* Credentials.staticToken("Bearer abc").getToken
+        expect(Redacted.value(token)).toBe("abc")
+        const error = yield* Effect.flip(Credentials.staticToken("  ").getToken)
+        expect(error.reason).toBe("InvalidInput")
+      }))
+  })
+})
