@@ -25,24 +25,25 @@ export interface RowSource {
 }
 
 /**
- * Parses one JSONL line into a row, or into the error that names the line.
+ * Parses one JSONL line into a row, or into the error saying why it is not one (the caller
+ * names the line when it reports it).
  *
  * @since 0.1.0
  */
-export const parseJsonLine = (text: string, line: number): RowInput => {
+export const parseJsonLine = (text: string): RowInput => {
   let value: unknown
   try {
     value = JSON.parse(text)
   } catch (error) {
     return new DataverseError({
       reason: "InvalidInput",
-      message: `line ${line}: not valid JSON (${(error as Error).message})`
+      message: `not valid JSON (${(error as Error).message})`
     })
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return new DataverseError({
       reason: "InvalidInput",
-      message: `line ${line}: expected a JSON object, got ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}`
+      message: `expected a JSON object, got ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}`
     })
   }
   return value as Record<string, unknown>
@@ -92,7 +93,7 @@ export const jsonLines = (path: string): Effect.Effect<RowSource, CliError> =>
               return Option.none()
             }
             index++
-            return Option.some(parseJsonLine(text, line))
+            return Option.some(parseJsonLine(text))
           }),
           Stream.ensuring(Effect.sync(() => lines.close()))
         )

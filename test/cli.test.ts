@@ -1,0 +1,230 @@
+import * as Fs from "node:fs/promises"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { run, startEmulator, type StartedEmulator } from "./support/cli.js"
+
+let emulator: StartedEmulator
+let dir: string
+let connection: Array<string>
+
+beforeAll(async () => {
+  emulator = await startEmulator()
+  dir = await Fs.mkdtemp(Path.join(Os.tmpdir(), "dv-effect-cli-"))
+  connection = ["--url", emulator.info.url, "--access-token", emulator.info.accessToken]
+})
+afterAll(async () => {
+  await emulator?.stop()
+  await Fs.rm(dir, { recursive: true, force: true })
+})
+
+const api = (path: string, token = emulator.info.accessToken) =>
+  fetch(`${emulator.info.webApiUrl}${path}`, { headers: { Authorization: `Bearer ${token}` } })
+
+/** Every row of a table, straight from the emulator (not through the CLI under test). */
+const allRows = async (entitySet: string, select: string): Promise<Array<Record<string, unknown>>> => {
+  const rows: Array<Record<string, unknown>> = []
+  let url: string | undefined = `${emulator.info.webApiUrl}${entitySet}?$select=${select}`
+  while (url !== undefined) {
+    const response: Response = await fetch(url, { headers: { Authorization: `Bearer ${emulator.info.accessToken}` } })
+    const body = (await response.json()) as { value: Array<Record<string, unknown>>; "@odata.nextLink"?: string }
+    rows.push(...body.value)
+    url = body["@odata.nextLink"]
+  }
+  return rows
+}
+
+const writeJsonl = async (name: string, lines: ReadonlyArray<string>) => {
+  const file = Path.join(dir, name)
+  await Fs.writeFile(file, lines.join("\n") + "\n")
+  return file
+}
+
+describe("dv-effect emulator", () => {
+  it("prints the start contract as its first stdout line", () => {
+    const { info } = emulator
+    expect(info.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect(info.webApiUrl).toBe(`${info.url}/api/data/v9.2/`)
+    expect(info.accessToken.split(".")).toHaveLength(3)
+    expect(info.tenantId).toMatch(/^[0-9a-f-]{36}$/)
+    expect(info.clientId).toMatch(/^[0-9a-f-]{36}$/)
+    const claims = JSON.parse(Buffer.from(info.accessToken.split(".")[1]!, "base64url").toString())
+    expect(claims.exp - Date.now() / 1000).toBeGreaterThan(12 * 3600)
+    expect(claims.aud).toBe(info.url)
+  })
+
+  it("answers WhoAmI for that token and 401 in Dataverse's format for another", async () => {
+    const ok = await api("WhoAmI")
+    expect(ok.status).toBe(200)
+    expect(((await ok.json()) as { UserId: string }).UserId).toBe(emulator.info.userId)
+    const refused = await api("WhoAmI", "wrong")
+    expect(refused.status).toBe(401)
+    const body = (await refused.json()) as { error: Record<string, unknown> }
+    expect(Object.keys(body.error).sort()).toEqual(["code", "message"])
+  })
+
+  it("exits 0 on SIGINT and on SIGTERM", async () => {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      const other = await startEmulator()
+      expect(await other.stop(signal)).toBe(0)
+    }
+  })
+
+  it("refuses a port out of range with one clear line", async () => {
+    const result = await run(["emulator", "--port", "70000"])
+    expect(result.code).toBe(1)
+    expect(result.stderr.trim()).toBe("dv-effect: --port must be from 0 to 65535, got 70000.")
+    expect(result.stdout).toBe("")
+  })
+})
+
+describe("dv-effect whoami", () => {
+  it("works with flags and with environment variables, and never prints the token", async () => {
+    const withFlags = await run(["whoami", ...connection, "--verbose"])
+    expect(withFlags.code).toBe(0)
+    expect(JSON.parse(withFlags.stdout)).toMatchObject({ url: emulator.info.url, UserId: emulator.info.userId })
+    const withEnv = await run(["whoami"], {
+      env: { DATAVERSE_URL: emulator.info.webApiUrl, DATAVERSE_ACCESS_TOKEN: emulator.info.accessToken }
+    })
+    expect(withEnv.code).toBe(0)
+    expect(JSON.parse(withEnv.stdout).UserId).toBe(emulator.info.userId)
+    for (const output of [withFlags.stdout, withFlags.stderr, withEnv.stdout, withEnv.stderr]) {
+      expect(output).not.toContain(emulator.info.accessToken)
+    }
+  })
+
+  it("fails with one line when the URL or the token is missing or refused", async () => {
+    const noUrl = await run(["whoami"])
+    expect(noUrl.code).toBe(1)
+    expect(noUrl.stderr.trim()).toBe("dv-effect: No Dataverse URL: pass --url <org url> or set DATAVERSE_URL (or use --emulator).")
+    const noToken = await run(["whoami", "--url", emulator.info.url])
+    expect(noToken.code).toBe(1)
+    expect(noToken.stderr).toContain("--access-token")
+    const refused = await run(["whoami", "--url", emulator.info.url, "--access-token", "forged"])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr.trim().split("\n")).toHaveLength(1)
+    expect(refused.stderr).toContain("not authenticated")
+  })
+})
+
+describe("dv-effect create and query", () => {
+  // The tests share one emulator process; each keeps its rows apart by an email domain of its own.
+  it("creates 2,500 rows from a JSONL file and reads back the same ids and values", async () => {
+    const rows = Array.from({ length: 2500 }, (_, i) => ({
+      contactid: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`,
+      firstname: `First${i}`,
+      lastname: `Last${i}`,
+      emailaddress1: `person${i}@bulk.example.com`,
+      creditlimit: i * 10,
+      donotemail: i % 2 === 0
+    }))
+    const file = await writeJsonl("contacts.jsonl", rows.map((row) => JSON.stringify(row)))
+    const created = await run(["create", "contact", "--file", file, "--chunk-size", "200", "--concurrency", "4", "-o", "json", ...connection])
+    expect(created.stderr).not.toContain("dv-effect:")
+    expect(created.code).toBe(0)
+    const summary = JSON.parse(created.stdout)
+    // 13 CreateMultiple requests of up to 200 rows, and one for the table's metadata.
+    expect(summary).toMatchObject({ table: "contact", total: 2500, created: 2500, failed: 0, requests: 14, throttled: 0 })
+
+    const stored = (await allRows("contacts", "firstname,lastname,emailaddress1,creditlimit,donotemail"))
+      .filter((row) => String(row.emailaddress1).endsWith("@bulk.example.com"))
+    expect(stored).toHaveLength(2500)
+    const byId = new Map(stored.map((row) => [row.contactid, row]))
+    for (const row of rows) expect(byId.get(row.contactid)).toMatchObject(row)
+
+    const queried = await run([
+      "query", "contact", "--select", "contactid,firstname,lastname,emailaddress1,creditlimit,donotemail", "--page-size", "1000", ...connection
+    ])
+    expect(queried.code).toBe(0)
+    const lines = queried.stdout.trim().split("\n").map((line) => JSON.parse(line))
+    const mine = lines.filter((row) => String(row.emailaddress1).endsWith("@bulk.example.com"))
+    // Chunks run concurrently, so the server's insertion order is not the file's.
+    const byContactId = (a: { contactid: string }, b: { contactid: string }) => a.contactid.localeCompare(b.contactid)
+    expect(mine.sort(byContactId)).toEqual(rows)
+    expect(queried.stdout).not.toContain("@odata.etag")
+  })
+
+  it("writes a JSON array with -o json and honours --top", async () => {
+    const result = await run(["query", "contact", "--select", "lastname", "--top", "7", "-o", "json", ...connection])
+    expect(result.code).toBe(0)
+    const rows = JSON.parse(result.stdout)
+    expect(rows).toHaveLength(7)
+    expect(Object.keys(rows[0]).sort()).toEqual(["contactid", "lastname"])
+  })
+
+  it("reads rows from stdin", async () => {
+    const stdin = ["{\"lastname\":\"Piped1\",\"emailaddress1\":\"a@stdin.example.com\"}", "", "{\"lastname\":\"Piped2\",\"emailaddress1\":\"b@stdin.example.com\"}"].join("\n")
+    const result = await run(["create", "contact", ...connection], { stdin })
+    expect(result.code).toBe(0)
+    expect(result.stderr).toContain("Created 2 of 2 contact rows")
+    const stored = (await allRows("contacts", "lastname,emailaddress1")).filter((row) => String(row.emailaddress1).endsWith("@stdin.example.com"))
+    expect(stored.map((row) => row.lastname).sort()).toEqual(["Piped1", "Piped2"])
+  })
+
+  it("names a malformed line, keeps going, lands every good row and exits 2", async () => {
+    const file = await writeJsonl("broken.jsonl", [
+      "{\"lastname\":\"Good1\",\"emailaddress1\":\"1@broken.example.com\"}",
+      "",
+      "{\"lastname\":\"Good2\",\"emailaddress1\":\"2@broken.example.com\"}",
+      "{\"lastname\": \"Bad\", ",
+      "[1,2,3]",
+      "{\"lastname\":\"Good3\",\"emailaddress1\":\"3@broken.example.com\"}"
+    ])
+    const result = await run(["create", "contact", "--file", file, "--chunk-size", "1", ...connection])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toMatch(/^line 4: not valid JSON \(.+\)$/m)
+    expect(result.stderr).toMatch(/^line 5: expected a JSON object, got an array$/m)
+    expect(result.stderr).toContain("Created 3 of 5 contact rows")
+    const stored = (await allRows("contacts", "lastname,emailaddress1")).filter((row) => String(row.emailaddress1).endsWith("@broken.example.com"))
+    expect(stored.map((row) => row.lastname).sort()).toEqual(["Good1", "Good2", "Good3"])
+  })
+
+  it("reports rows the service refuses with their line and code", async () => {
+    const file = await writeJsonl("refused.jsonl", [
+      "{\"lastname\":\"Fine\",\"emailaddress1\":\"1@refused.example.com\"}",
+      `{"lastname":"${"x".repeat(51)}","emailaddress1":"2@refused.example.com"}`
+    ])
+    const result = await run(["create", "contact", "--file", file, "--chunk-size", "1", ...connection])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toMatch(/^line 2: A validation error occurred\. The length of the 'lastname' attribute .+ \[0x80044331\]$/m)
+  })
+
+  it("fails with one clear line for an unknown table, a missing file and bad flags", async () => {
+    const file = await writeJsonl("one.jsonl", ["{\"name\":\"x\"}"])
+    const table = await run(["create", "nosuchtable", "--file", file, ...connection])
+    expect(table.code).toBe(1)
+    expect(table.stderr.trim()).toBe(
+      "dv-effect: Table 'nosuchtable' does not exist in this environment (tables are named by logical name, e.g. 'contact')."
+    )
+    const query = await run(["query", "nosuchtable", ...connection])
+    expect(query.code).toBe(1)
+    expect(query.stderr).toContain("Table 'nosuchtable' does not exist")
+    const missing = await run(["create", "contact", "--file", Path.join(dir, "nope.jsonl"), ...connection])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr.trim()).toBe(`dv-effect: Cannot read --file ${Path.join(dir, "nope.jsonl")}: no such file`)
+    const concurrency = await run(["create", "contact", "--file", file, "--concurrency", "lots", ...connection])
+    expect(concurrency.code).toBe(1)
+    expect(concurrency.stderr).toContain("--concurrency must be 'auto' or a whole number")
+    for (const result of [table, query, missing, concurrency]) expect(result.stderr).not.toContain("    at ")
+  })
+})
+
+describe("dv-effect demo and help", () => {
+  it("runs the demo on an in-process emulator and prints the summary", async () => {
+    const result = await run(["demo", "--rows", "1500", "--accounts", "20"])
+    expect(result.stderr).not.toContain("dv-effect:")
+    expect(result.code).toBe(0)
+    expect(result.stdout).toMatch(/contacts created\s+1500 of 1500 \(0 failed\)/)
+    expect(result.stdout).toMatch(/accounts created\s+20 of 20 \(0 failed\)/)
+    expect(result.stdout).toMatch(/contacts read back\s+1500 in/)
+    expect(result.stdout).toMatch(/contact rows\/s\s+\d+/)
+    expect(result.stdout).toMatch(/throttled \(429\)\s+0/)
+    expect(result.stdout.match(/^ {2}\S.*@example\.com/gm)).toHaveLength(5)
+  })
+
+  it("prints help with every command", async () => {
+    const result = await run(["--help"])
+    expect(result.code).toBe(0)
+    for (const command of ["emulator", "demo", "whoami", "query", "create"]) expect(result.stdout).toContain(command)
+  })
+})

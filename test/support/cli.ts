@@ -1,0 +1,83 @@
+/**
+ * Runs the built `dv-effect` CLI as a separate process, as a user would.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import * as Readline from "node:readline"
+import { fileURLToPath } from "node:url"
+
+export const binPath = fileURLToPath(new URL("../../apps/cli/bin/dv-effect.js", import.meta.url))
+
+export interface RunResult {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs `dv-effect <args>` to completion, feeding `stdin` if given. */
+export const run = (
+  args: ReadonlyArray<string>,
+  options: { readonly env?: Readonly<Record<string, string>>; readonly stdin?: string } = {}
+): Promise<RunResult> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [binPath, ...args], {
+      env: { ...cleanEnv(), ...options.env },
+      stdio: ["pipe", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+    child.on("error", reject)
+    child.on("close", (code) => resolve({ code, stdout, stderr }))
+    child.stdin.end(options.stdin ?? "")
+  })
+
+/** The environment without connection variables a developer may have set. */
+const cleanEnv = (): Record<string, string> => {
+  const env: Record<string, string> = {}
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && !key.startsWith("DATAVERSE_") && !key.startsWith("AZURE_")) env[key] = value
+  }
+  return env
+}
+
+export interface StartedEmulator {
+  readonly info: {
+    readonly url: string
+    readonly webApiUrl: string
+    readonly accessToken: string
+    readonly userId: string
+    readonly [key: string]: unknown
+  }
+  readonly process: ChildProcessWithoutNullStreams
+  /** Sends `signal` and resolves with the exit code. */
+  readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
+}
+
+/** Starts `dv-effect emulator --port 0` and waits for its start-contract line. */
+export const startEmulator = (extraArgs: ReadonlyArray<string> = []): Promise<StartedEmulator> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [binPath, "emulator", "--port", "0", ...extraArgs], {
+      env: cleanEnv(),
+      stdio: ["pipe", "pipe", "pipe"]
+    })
+    let stderr = ""
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+    const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)))
+    const lines = Readline.createInterface({ input: child.stdout })
+    lines.once("line", (line) => {
+      try {
+        resolve({
+          info: JSON.parse(line),
+          process: child,
+          stop: (signal = "SIGTERM") => {
+            child.kill(signal)
+            return exited
+          }
+        })
+      } catch (error) {
+        reject(new Error(`the first stdout line is not JSON: ${line} (${String(error)})`))
+      }
+    })
+    void exited.then((code) => reject(new Error(`the emulator exited with ${code} before starting: ${stderr}`)))
+  })
