@@ -14,6 +14,7 @@ export default defineConfig({
     ]
   },
   test: {
+    reporters: ["default", "./test/support/summary-reporter.ts"],
     include: ["packages/*/test/**/*.test.ts", "apps/*/test/**/*.test.ts", "test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,

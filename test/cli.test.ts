@@ -2,7 +2,7 @@ import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { run, startEmulator, type StartedEmulator } from "./support/cli.js"
+import { run, type StartedEmulator, startEmulator } from "./support/cli.js"
 
 let emulator: StartedEmulator
 let dir: string
@@ -28,7 +28,7 @@ const allRows = async (entitySet: string, select: string): Promise<Array<Record<
   while (url !== undefined) {
     const response: Response = await fetch(url, { headers: { Authorization: `Bearer ${emulator.info.accessToken}` } })
     const body = (await response.json()) as { value: Array<Record<string, unknown>>; "@odata.nextLink"?: string }
-    rows.push(...body.value)
+    for (const row of body.value) rows.push(row)
     url = body["@odata.nextLink"]
   }
   return rows
@@ -96,7 +96,9 @@ describe("dv-effect whoami", () => {
   it("fails with one line when the URL or the token is missing or refused", async () => {
     const noUrl = await run(["whoami"])
     expect(noUrl.code).toBe(1)
-    expect(noUrl.stderr.trim()).toBe("dv-effect: No Dataverse URL: pass --url <org url> or set DATAVERSE_URL (or use --emulator).")
+    expect(noUrl.stderr.trim()).toBe(
+      "dv-effect: No Dataverse URL: pass --url <org url> or set DATAVERSE_URL (or use --emulator)."
+    )
     const noToken = await run(["whoami", "--url", emulator.info.url])
     expect(noToken.code).toBe(1)
     expect(noToken.stderr).toContain("--access-token")
@@ -119,12 +121,31 @@ describe("dv-effect create and query", () => {
       donotemail: i % 2 === 0
     }))
     const file = await writeJsonl("contacts.jsonl", rows.map((row) => JSON.stringify(row)))
-    const created = await run(["create", "contact", "--file", file, "--chunk-size", "200", "--concurrency", "4", "-o", "json", ...connection])
+    const created = await run([
+      "create",
+      "contact",
+      "--file",
+      file,
+      "--chunk-size",
+      "200",
+      "--concurrency",
+      "4",
+      "-o",
+      "json",
+      ...connection
+    ])
     expect(created.stderr).not.toContain("dv-effect:")
     expect(created.code).toBe(0)
     const summary = JSON.parse(created.stdout)
     // 13 CreateMultiple requests of up to 200 rows, and one for the table's metadata.
-    expect(summary).toMatchObject({ table: "contact", total: 2500, created: 2500, failed: 0, requests: 14, throttled: 0 })
+    expect(summary).toMatchObject({
+      table: "contact",
+      total: 2500,
+      created: 2500,
+      failed: 0,
+      requests: 14,
+      throttled: 0
+    })
 
     const stored = (await allRows("contacts", "firstname,lastname,emailaddress1,creditlimit,donotemail"))
       .filter((row) => String(row.emailaddress1).endsWith("@bulk.example.com"))
@@ -133,7 +154,13 @@ describe("dv-effect create and query", () => {
     for (const row of rows) expect(byId.get(row.contactid)).toMatchObject(row)
 
     const queried = await run([
-      "query", "contact", "--select", "contactid,firstname,lastname,emailaddress1,creditlimit,donotemail", "--page-size", "1000", ...connection
+      "query",
+      "contact",
+      "--select",
+      "contactid,firstname,lastname,emailaddress1,creditlimit,donotemail",
+      "--page-size",
+      "1000",
+      ...connection
     ])
     expect(queried.code).toBe(0)
     const lines = queried.stdout.trim().split("\n").map((line) => JSON.parse(line))
@@ -153,11 +180,17 @@ describe("dv-effect create and query", () => {
   })
 
   it("reads rows from stdin", async () => {
-    const stdin = ["{\"lastname\":\"Piped1\",\"emailaddress1\":\"a@stdin.example.com\"}", "", "{\"lastname\":\"Piped2\",\"emailaddress1\":\"b@stdin.example.com\"}"].join("\n")
+    const stdin = [
+      "{\"lastname\":\"Piped1\",\"emailaddress1\":\"a@stdin.example.com\"}",
+      "",
+      "{\"lastname\":\"Piped2\",\"emailaddress1\":\"b@stdin.example.com\"}"
+    ].join("\n")
     const result = await run(["create", "contact", ...connection], { stdin })
     expect(result.code).toBe(0)
     expect(result.stderr).toContain("Created 2 of 2 contact rows")
-    const stored = (await allRows("contacts", "lastname,emailaddress1")).filter((row) => String(row.emailaddress1).endsWith("@stdin.example.com"))
+    const stored = (await allRows("contacts", "lastname,emailaddress1")).filter((row) =>
+      String(row.emailaddress1).endsWith("@stdin.example.com")
+    )
     expect(stored.map((row) => row.lastname).sort()).toEqual(["Piped1", "Piped2"])
   })
 
@@ -175,7 +208,9 @@ describe("dv-effect create and query", () => {
     expect(result.stderr).toMatch(/^line 4: not valid JSON \(.+\)$/m)
     expect(result.stderr).toMatch(/^line 5: expected a JSON object, got an array$/m)
     expect(result.stderr).toContain("Created 3 of 5 contact rows")
-    const stored = (await allRows("contacts", "lastname,emailaddress1")).filter((row) => String(row.emailaddress1).endsWith("@broken.example.com"))
+    const stored = (await allRows("contacts", "lastname,emailaddress1")).filter((row) =>
+      String(row.emailaddress1).endsWith("@broken.example.com")
+    )
     expect(stored.map((row) => row.lastname).sort()).toEqual(["Good1", "Good2", "Good3"])
   })
 
@@ -186,7 +221,9 @@ describe("dv-effect create and query", () => {
     ])
     const result = await run(["create", "contact", "--file", file, "--chunk-size", "1", ...connection])
     expect(result.code).toBe(2)
-    expect(result.stderr).toMatch(/^line 2: A validation error occurred\. The length of the 'lastname' attribute .+ \[0x80044331\]$/m)
+    expect(result.stderr).toMatch(
+      /^line 2: A validation error occurred\. The length of the 'lastname' attribute .+ \[0x80044331\]$/m
+    )
   })
 
   it("fails with one clear line for an unknown table, a missing file and bad flags", async () => {

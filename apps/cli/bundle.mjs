@@ -18,5 +18,8 @@ await esbuild.build({
   legalComments: "none",
   logLevel: "warning",
   // CommonJS dependencies inside an ESM bundle need a `require`.
-  banner: { js: "import { createRequire as __dvCreateRequire } from 'node:module'; const require = __dvCreateRequire(import.meta.url);" }
+  banner: {
+    js:
+      "import { createRequire as __dvCreateRequire } from 'node:module'; const require = __dvCreateRequire(import.meta.url);"
+  }
 })

@@ -3,14 +3,14 @@
  *
  * @since 0.1.0
  */
-import * as Args from "@effect/cli/Args"
-import * as Command from "@effect/cli/Command"
-import * as Options from "@effect/cli/Options"
 import * as Bulk from "@dv-effect/core/Bulk"
 import * as Credentials from "@dv-effect/core/Credentials"
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
 import type { DataverseError } from "@dv-effect/core/DataverseError"
 import * as Query from "@dv-effect/core/Query"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -36,7 +36,9 @@ const parseConcurrency = (text: string): Effect.Effect<number | "auto", CliError
   const n = Number(text)
   return Number.isInteger(n) && n >= 1 && n <= 1000
     ? Effect.succeed(n)
-    : Effect.fail(new CliError({ message: `--concurrency must be 'auto' or a whole number from 1 to 1000, got '${text}'.` }))
+    : Effect.fail(
+      new CliError({ message: `--concurrency must be 'auto' or a whole number from 1 to 1000, got '${text}'.` })
+    )
 }
 
 const positive = (flag: string, n: number): Effect.Effect<number, CliError> =>
@@ -62,7 +64,10 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 const emulatorCommand = Command.make(
   "emulator",
   {
-    host: Options.text("host").pipe(Options.withDescription("Interface to listen on"), Options.withDefault("127.0.0.1")),
+    host: Options.text("host").pipe(
+      Options.withDescription("Interface to listen on"),
+      Options.withDefault("127.0.0.1")
+    ),
     port: Options.integer("port").pipe(Options.withDescription("Port; 0 picks a free one"), Options.withDefault(0)),
     dopHint: Options.integer("dop-hint").pipe(
       Options.withDescription("The x-ms-dop-hint to advertise"),
@@ -71,10 +76,14 @@ const emulatorCommand = Command.make(
   },
   ({ dopHint, host, port }) =>
     Effect.gen(function*() {
-      if (port < 0 || port > 65535) return yield* new CliError({ message: `--port must be from 0 to 65535, got ${port}.` })
+      if (port < 0 || port > 65535) {
+        return yield* new CliError({ message: `--port must be from 0 to 65535, got ${port}.` })
+      }
       const Emulator = yield* Effect.promise(() => import("@dv-effect/emulator/Emulator"))
       const running = yield* Emulator.make({ host, port, dopHint: yield* positive("--dop-hint", dopHint) }).pipe(
-        Effect.mapError((cause) => new CliError({ message: `Could not listen on ${host}:${port}: ${cause.message}`, cause }))
+        Effect.mapError((cause) =>
+          new CliError({ message: `Could not listen on ${host}:${port}: ${cause.message}`, cause })
+        )
       )
       // The start contract: the first line on stdout is one JSON object.
       yield* Output.stdout(`${JSON.stringify(running.info)}\n`)
@@ -87,14 +96,18 @@ const emulatorCommand = Command.make(
 // ---------------------------------------------------------------------------------------------
 // whoami
 
-const whoamiCommand = Command.make("whoami", { connection: Connection.options }, ({ connection }) =>
-  Effect.gen(function*() {
-    const client = yield* DataverseClient.DataverseClient
-    const me = yield* DataverseClient.whoAmI
-    yield* Output.stdout(`${JSON.stringify({ url: client.url, ...me })}\n`)
-  }).pipe(Effect.provide(Connection.layer(connection)))).pipe(
-    Command.withDescription("Show who the connection acts as (UserId, BusinessUnitId, OrganizationId)")
-  )
+const whoamiCommand = Command.make(
+  "whoami",
+  { connection: Connection.options },
+  ({ connection }) =>
+    Effect.gen(function*() {
+      const client = yield* DataverseClient.DataverseClient
+      const me = yield* DataverseClient.whoAmI
+      yield* Output.stdout(`${JSON.stringify({ url: client.url, ...me })}\n`)
+    }).pipe(Effect.provide(Connection.layer(connection)))
+).pipe(
+  Command.withDescription("Show who the connection acts as (UserId, BusinessUnitId, OrganizationId)")
+)
 
 // ---------------------------------------------------------------------------------------------
 // query
@@ -222,11 +235,15 @@ const createCommand = Command.make(
         total: undefined,
         label: `create ${args.table}`,
         describeRow: (index) => `line ${source.lineOf(index)}`
-      }).pipe(Effect.provide(Connection.layer(args.connection, { maxSockets: concurrency === "auto" ? 64 : concurrency })))
+      }).pipe(
+        Effect.provide(Connection.layer(args.connection, { maxSockets: concurrency === "auto" ? 64 : concurrency }))
+      )
       if (args.output === "json") yield* Output.stdout(`${JSON.stringify(report)}\n`)
       else {
         yield* Output.stderr(
-          `Created ${report.created} of ${report.total} ${args.table} rows in ${seconds(report.durationMs)} (${report.rowsPerSecond} rows/s, ${report.requests} requests, ${report.throttled} throttled); ${report.failed} failed.\n`
+          `Created ${report.created} of ${report.total} ${args.table} rows in ${
+            seconds(report.durationMs)
+          } (${report.rowsPerSecond} rows/s, ${report.requests} requests, ${report.throttled} throttled); ${report.failed} failed.\n`
         )
       }
       if (report.failed > 0) exitState.code = 2
@@ -240,7 +257,10 @@ const demoCommand = Command.make(
   "demo",
   {
     rows: Options.integer("rows").pipe(Options.withDescription("Contacts to import"), Options.withDefault(10_000)),
-    accounts: Options.integer("accounts").pipe(Options.withDescription("Accounts to import first"), Options.withDefault(250)),
+    accounts: Options.integer("accounts").pipe(
+      Options.withDescription("Accounts to import first"),
+      Options.withDefault(250)
+    ),
     chunkSize: chunkSizeOption(250),
     concurrency: concurrencyOption
   },
@@ -252,9 +272,13 @@ const demoCommand = Command.make(
       const concurrency = yield* parseConcurrency(args.concurrency)
       const Emulator = yield* Effect.promise(() => import("@dv-effect/emulator/Emulator"))
       const emulator = yield* Emulator.make().pipe(
-        Effect.mapError((cause) => new CliError({ message: `Could not start the in-process emulator: ${cause.message}`, cause }))
+        Effect.mapError((cause) =>
+          new CliError({ message: `Could not start the in-process emulator: ${cause.message}`, cause })
+        )
       )
-      yield* Output.stdout(`dv-effect demo: an in-process Dataverse emulator is listening on ${emulator.info.webApiUrl}\n`)
+      yield* Output.stdout(
+        `dv-effect demo: an in-process Dataverse emulator is listening on ${emulator.info.webApiUrl}\n`
+      )
       const connection = DataverseClient.layer({
         url: emulator.info.url,
         credentials: Credentials.staticToken(emulator.info.accessToken)
@@ -298,7 +322,9 @@ const demoCommand = Command.make(
           "",
           "A sample read back:",
           ...[...sample].map((row) =>
-            `  ${String(row.fullname).padEnd(26)} ${String(row.emailaddress1).padEnd(44)} ${String(row.telephone1).padEnd(16)} ${String(row.jobtitle)}`
+            `  ${String(row.fullname).padEnd(26)} ${String(row.emailaddress1).padEnd(44)} ${
+              String(row.telephone1).padEnd(16)
+            } ${String(row.jobtitle)}`
           ),
           "",
           "Summary",
@@ -314,7 +340,8 @@ const demoCommand = Command.make(
         yield* Output.stdout(lines.join("\n"))
         if (accountReport.failed + contactReport.failed > 0 || readBack !== contactReport.created) {
           return yield* new CliError({
-            message: `The demo did not load every row: ${contactReport.created} contacts created, ${readBack} read back.`
+            message:
+              `The demo did not load every row: ${contactReport.created} contacts created, ${readBack} read back.`
           })
         }
       }).pipe(Effect.provide(connection))

@@ -3,10 +3,10 @@
  *
  * @since 0.1.0
  */
-import * as Options from "@effect/cli/Options"
 import * as Credentials from "@dv-effect/core/Credentials"
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
 import type { DataverseError } from "@dv-effect/core/DataverseError"
+import * as Options from "@effect/cli/Options"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -62,7 +62,9 @@ export const layer = (
         // Loaded on demand: `--help` and remote runs never pay for the emulator's modules.
         const Emulator = yield* Effect.promise(() => import("@dv-effect/emulator/Emulator"))
         const running = yield* Emulator.make().pipe(
-          Effect.mapError((cause) => new CliError({ message: `Could not start the in-process emulator: ${cause.message}`, cause }))
+          Effect.mapError((cause) =>
+            new CliError({ message: `Could not start the in-process emulator: ${cause.message}`, cause })
+          )
         )
         return DataverseClient.layer({
           url: running.info.url,
@@ -73,10 +75,14 @@ export const layer = (
     )
   }
   if (Option.isNone(args.url)) {
-    return Layer.fail(new CliError({ message: "No Dataverse URL: pass --url <org url> or set DATAVERSE_URL (or use --emulator)." }))
+    return Layer.fail(
+      new CliError({ message: "No Dataverse URL: pass --url <org url> or set DATAVERSE_URL (or use --emulator)." })
+    )
   }
   if (Option.isNone(args.accessToken)) {
-    return Layer.fail(new CliError({ message: "No credentials: pass --access-token <token> or set DATAVERSE_ACCESS_TOKEN." }))
+    return Layer.fail(
+      new CliError({ message: "No credentials: pass --access-token <token> or set DATAVERSE_ACCESS_TOKEN." })
+    )
   }
   return DataverseClient.layer({
     url: args.url.value,

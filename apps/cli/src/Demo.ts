@@ -6,26 +6,130 @@
  */
 
 const firstNames = [
-  "Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Frances", "Edsger", "Radia", "Donald",
-  "Hedy", "John", "Katherine", "Tim", "Annie", "Guido", "Sophie", "Bjarne", "Lynn", "Niklaus", "Joan", "Anders",
-  "Mary", "James", "Elena", "Yukihiro", "Karen", "Brendan", "Shafi", "Leslie", "Carol", "Robin", "Fatima", "Omar",
-  "Priya", "Wei", "Amara", "Mateo"
+  "Ada",
+  "Alan",
+  "Grace",
+  "Linus",
+  "Margaret",
+  "Dennis",
+  "Barbara",
+  "Ken",
+  "Frances",
+  "Edsger",
+  "Radia",
+  "Donald",
+  "Hedy",
+  "John",
+  "Katherine",
+  "Tim",
+  "Annie",
+  "Guido",
+  "Sophie",
+  "Bjarne",
+  "Lynn",
+  "Niklaus",
+  "Joan",
+  "Anders",
+  "Mary",
+  "James",
+  "Elena",
+  "Yukihiro",
+  "Karen",
+  "Brendan",
+  "Shafi",
+  "Leslie",
+  "Carol",
+  "Robin",
+  "Fatima",
+  "Omar",
+  "Priya",
+  "Wei",
+  "Amara",
+  "Mateo"
 ]
 const lastNames = [
-  "Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson", "Allen", "Dijkstra",
-  "Perlman", "Knuth", "Lamarr", "McCarthy", "Johnson", "Berners-Lee", "Easley", "van Rossum", "Wilson",
-  "Stroustrup", "Conway", "Wirth", "Clarke", "Hejlsberg", "Shaw", "Gosling", "Popescu", "Matsumoto",
-  "Sparck Jones", "Eich", "Goldwasser", "Lamport", "Shaw", "Milner", "Haddad", "Nasser", "Raman", "Zhang", "Okafor",
+  "Lovelace",
+  "Turing",
+  "Hopper",
+  "Torvalds",
+  "Hamilton",
+  "Ritchie",
+  "Liskov",
+  "Thompson",
+  "Allen",
+  "Dijkstra",
+  "Perlman",
+  "Knuth",
+  "Lamarr",
+  "McCarthy",
+  "Johnson",
+  "Berners-Lee",
+  "Easley",
+  "van Rossum",
+  "Wilson",
+  "Stroustrup",
+  "Conway",
+  "Wirth",
+  "Clarke",
+  "Hejlsberg",
+  "Shaw",
+  "Gosling",
+  "Popescu",
+  "Matsumoto",
+  "Sparck Jones",
+  "Eich",
+  "Goldwasser",
+  "Lamport",
+  "Shaw",
+  "Milner",
+  "Haddad",
+  "Nasser",
+  "Raman",
+  "Zhang",
+  "Okafor",
   "Garcia"
 ]
 const jobTitles = [
-  "Buyer", "Purchasing Manager", "IT Director", "Office Manager", "CFO", "Operations Lead", "Sales Engineer",
-  "Procurement Analyst", "Head of Facilities", "Account Executive"
+  "Buyer",
+  "Purchasing Manager",
+  "IT Director",
+  "Office Manager",
+  "CFO",
+  "Operations Lead",
+  "Sales Engineer",
+  "Procurement Analyst",
+  "Head of Facilities",
+  "Account Executive"
 ]
-const cities = ["Seattle", "Redmond", "Dublin", "Amsterdam", "Singapore", "Sydney", "Toronto", "Berlin", "Nairobi", "São Paulo"]
+const cities = [
+  "Seattle",
+  "Redmond",
+  "Dublin",
+  "Amsterdam",
+  "Singapore",
+  "Sydney",
+  "Toronto",
+  "Berlin",
+  "Nairobi",
+  "São Paulo"
+]
 const companyWords = [
-  "Contoso", "Fabrikam", "Northwind", "Adventure Works", "Tailspin", "Wingtip", "Litware", "Proseware", "Woodgrove",
-  "Alpine Ski House", "Coho Winery", "Lamna", "Trey Research", "Fourth Coffee", "Relecloud", "VanArsdel"
+  "Contoso",
+  "Fabrikam",
+  "Northwind",
+  "Adventure Works",
+  "Tailspin",
+  "Wingtip",
+  "Litware",
+  "Proseware",
+  "Woodgrove",
+  "Alpine Ski House",
+  "Coho Winery",
+  "Lamna",
+  "Trey Research",
+  "Fourth Coffee",
+  "Relecloud",
+  "VanArsdel"
 ]
 const companySuffixes = ["Ltd", "Inc", "Group", "Holdings", "Partners", "Labs", "Trading", "Systems"]
 const industryCodes = [1, 2, 3, 6, 7, 25]
@@ -80,7 +184,11 @@ export const accounts = (count: number, seed = 1): Array<Record<string, unknown>
  *
  * @since 0.1.0
  */
-export function* contacts(count: number, accountIds: ReadonlyArray<string>, seed = 2): Generator<Record<string, unknown>> {
+export function* contacts(
+  count: number,
+  accountIds: ReadonlyArray<string>,
+  seed = 2
+): Generator<Record<string, unknown>> {
   const rng = random(seed)
   for (let i = 0; i < count; i++) {
     const firstname = rng.pick(firstNames)

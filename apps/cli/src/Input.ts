@@ -43,7 +43,9 @@ export const parseJsonLine = (text: string): RowInput => {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return new DataverseError({
       reason: "InvalidInput",
-      message: `expected a JSON object, got ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}`
+      message: `expected a JSON object, got ${
+        Array.isArray(value) ? "an array" : value === null ? "null" : typeof value
+      }`
     })
   }
   return value as Record<string, unknown>
@@ -62,7 +64,9 @@ export const jsonLines = (path: string): Effect.Effect<RowSource, CliError> =>
         try: () => Fs.promises.access(path, Fs.constants.R_OK),
         catch: (error) =>
           new CliError({
-            message: `Cannot read --file ${path}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message}`
+            message: `Cannot read --file ${path}: ${
+              (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message
+            }`
           })
       })
     }
@@ -95,7 +99,9 @@ export const jsonLines = (path: string): Effect.Effect<RowSource, CliError> =>
             index++
             return Option.some(parseJsonLine(text))
           }),
-          Stream.ensuring(Effect.sync(() => lines.close()))
+          Stream.ensuring(Effect.sync(() =>
+            lines.close()
+          ))
         )
     })
     return { rows, lineOf }

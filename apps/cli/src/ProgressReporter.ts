@@ -23,7 +23,11 @@ const lineIntervalMs = 2000
  *
  * @since 0.1.0
  */
-export const make = (label: string, total: number | undefined, stream: NodeJS.WriteStream = process.stderr): ProgressReporter => {
+export const make = (
+  label: string,
+  total: number | undefined,
+  stream: NodeJS.WriteStream = process.stderr
+): ProgressReporter => {
   const started = Date.now()
   const rate = (done: number) => {
     const seconds = (Date.now() - started) / 1000

@@ -27,9 +27,10 @@ const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
     const error = Cause.squash(cause)
     // @effect/cli already printed its own usage errors.
     if (ValidationError.isValidationError(error)) return
-    const message = typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
-      ? error.message
-      : String(error)
+    const message =
+      typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
+        ? error.message
+        : String(error)
     process.stderr.write(`dv-effect: ${message.split("\n")[0]}\n`)
     if (verbose) process.stderr.write(`${Cause.pretty(cause)}\n`)
   })
@@ -45,7 +46,10 @@ const program = Command.run(command, { name: "dv-effect", version })(argv).pipe(
   Effect.provide(
     Layer.mergeAll(
       NodeContext.layer,
-      Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true, colors: process.stderr.isTTY === true })),
+      Logger.replace(
+        Logger.defaultLogger,
+        Logger.prettyLogger({ stderr: true, colors: process.stderr.isTTY === true })
+      ),
       Logger.minimumLogLevel(verbose ? LogLevel.Debug : LogLevel.Info)
     )
   )

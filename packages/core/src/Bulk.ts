@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import * as Chunk from "effect/Chunk"
+import type * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -70,7 +70,10 @@ export const resolveConcurrency = (
   Effect.gen(function*() {
     if (typeof concurrency === "number") {
       if (!Number.isInteger(concurrency) || concurrency < 1) {
-        return yield* new DataverseError({ reason: "InvalidInput", message: `concurrency must be a positive whole number or "auto", got ${concurrency}.` })
+        return yield* new DataverseError({
+          reason: "InvalidInput",
+          message: `concurrency must be a positive whole number or "auto", got ${concurrency}.`
+        })
       }
       return concurrency
     }
@@ -110,7 +113,10 @@ export const createMany = <E = never, R = never>(
     Effect.gen(function*() {
       const chunkSize = options.chunkSize ?? 100
       if (!Number.isInteger(chunkSize) || chunkSize < 1) {
-        return yield* new DataverseError({ reason: "InvalidInput", message: `chunkSize must be a positive whole number, got ${chunkSize}.` })
+        return yield* new DataverseError({
+          reason: "InvalidInput",
+          message: `chunkSize must be a positive whole number, got ${chunkSize}.`
+        })
       }
       const client = yield* DataverseClient
       const metadata = yield* client.table(table)
@@ -143,10 +149,12 @@ export const createMany = <E = never, R = never>(
                 const ids = (body as { Ids?: unknown } | undefined)?.Ids
                 return Array.isArray(ids) && ids.length === targets.length
                   ? Effect.succeed(ids as Array<string>)
-                  : Effect.fail(new DataverseError({
-                    reason: "Decode",
-                    message: `CreateMultiple on ${metadata.entitySetName} answered without one id per target.`
-                  }))
+                  : Effect.fail(
+                    new DataverseError({
+                      reason: "Decode",
+                      message: `CreateMultiple on ${metadata.entitySetName} answered without one id per target.`
+                    })
+                  )
               }),
               Effect.either,
               Effect.ensuring(Effect.sync(() => progress.inFlight--))
@@ -168,7 +176,9 @@ export const createMany = <E = never, R = never>(
           return outcomes
         })
 
-      const input = Symbol.iterator in rows ? Stream.fromIterable(rows as Iterable<RowInput>) : rows as Stream.Stream<RowInput, E, R>
+      const input = Symbol.iterator in rows
+        ? Stream.fromIterable(rows as Iterable<RowInput>)
+        : rows as Stream.Stream<RowInput, E, R>
       return input.pipe(
         Stream.zipWithIndex,
         Stream.grouped(chunkSize),
@@ -198,9 +208,13 @@ export const summarize = <E, R>(
   outcomes: Stream.Stream<RowOutcome, E, R>,
   onOutcome: (outcome: RowOutcome) => Effect.Effect<void, E, R> = () => Effect.void
 ): Effect.Effect<Summary, E, R> =>
-  Stream.runFoldEffect(outcomes, { total: 0, succeeded: 0, failed: 0 }, (summary, outcome) =>
-    Effect.as(onOutcome(outcome), {
-      total: summary.total + 1,
-      succeeded: summary.succeeded + (outcome.status === "failed" ? 0 : 1),
-      failed: summary.failed + (outcome.status === "failed" ? 1 : 0)
-    }))
+  Stream.runFoldEffect(
+    outcomes,
+    { total: 0, succeeded: 0, failed: 0 },
+    (summary, outcome) =>
+      Effect.as(onOutcome(outcome), {
+        total: summary.total + 1,
+        succeeded: summary.succeeded + (outcome.status === "failed" ? 0 : 1),
+        failed: summary.failed + (outcome.status === "failed" ? 1 : 0)
+      })
+  )

@@ -6,11 +6,11 @@
  *
  * @since 0.1.0
  */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Cache from "effect/Cache"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -191,7 +191,8 @@ export const decodeErrorResponse = (
 const transportError = (request: string, error: HttpClientError.HttpClientError) =>
   new DataverseError({
     reason: "Transport",
-    message: `The connection failed before an answer arrived (${error.message}); the request may or may not have been applied.`,
+    message:
+      `The connection failed before an answer arrived (${error.message}); the request may or may not have been applied.`,
     request,
     cause: error
   })
@@ -264,12 +265,17 @@ export const make = (
         )
       )
 
-    const failOnStatus = (request: HttpClientRequest.HttpClientRequest, response: HttpClientResponse.HttpClientResponse) =>
+    const failOnStatus = (
+      request: HttpClientRequest.HttpClientRequest,
+      response: HttpClientResponse.HttpClientResponse
+    ) =>
       response.status < 400 ? Effect.succeed(response) : response.text.pipe(
         Effect.orElseSucceed(() => ""),
         Effect.flatMap((text) =>
           Effect.clockWith((clock) => clock.currentTimeMillis).pipe(
-            Effect.flatMap((now) => Effect.fail(decodeErrorResponse(describe(request), response.status, response.headers, text, now)))
+            Effect.flatMap((now) =>
+              Effect.fail(decodeErrorResponse(describe(request), response.status, response.headers, text, now))
+            )
           )
         )
       )
@@ -285,7 +291,10 @@ export const make = (
         return yield* failOnStatus(request, yield* sendOnce(request, fresh))
       })
 
-    const executeJson = (request: HttpClientRequest.HttpClientRequest, executeOptions?: { readonly idempotent?: boolean }) =>
+    const executeJson = (
+      request: HttpClientRequest.HttpClientRequest,
+      executeOptions?: { readonly idempotent?: boolean }
+    ) =>
       Effect.scoped(
         Effect.gen(function*() {
           const response = yield* execute(request)
@@ -398,6 +407,11 @@ export const whoAmI: Effect.Effect<
     return typeof b?.UserId === "string" && typeof b.BusinessUnitId === "string" &&
         typeof b.OrganizationId === "string"
       ? Effect.succeed({ UserId: b.UserId, BusinessUnitId: b.BusinessUnitId, OrganizationId: b.OrganizationId })
-      : Effect.fail(new DataverseError({ reason: "Decode", message: "The WhoAmI answer lacks UserId, BusinessUnitId or OrganizationId." }))
+      : Effect.fail(
+        new DataverseError({
+          reason: "Decode",
+          message: "The WhoAmI answer lacks UserId, BusinessUnitId or OrganizationId."
+        })
+      )
   })
 )

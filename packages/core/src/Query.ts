@@ -62,7 +62,10 @@ export const stream = (
       if (options.top !== undefined && (!Number.isInteger(options.top) || options.top < 0)) {
         return yield* invalid(`top must be a whole number of rows, got ${options.top}.`)
       }
-      if (options.pageSize !== undefined && (!Number.isInteger(options.pageSize) || options.pageSize < 1 || options.pageSize > 5000)) {
+      if (
+        options.pageSize !== undefined &&
+        (!Number.isInteger(options.pageSize) || options.pageSize < 1 || options.pageSize > 5000)
+      ) {
         return yield* invalid(`pageSize must be between 1 and 5000, got ${options.pageSize}.`)
       }
       const client = yield* DataverseClient
@@ -74,14 +77,19 @@ export const stream = (
       if (options.top !== undefined && options.pageSize === undefined) params.$top = String(options.top)
       const prefer = [
         ...(options.pageSize !== undefined ? [`odata.maxpagesize=${options.pageSize}`] : []),
-        ...(options.annotations === true ? ['odata.include-annotations="*"'] : [])
+        ...(options.annotations === true ? ["odata.include-annotations=\"*\""] : [])
       ].join(",")
       const page = (request: HttpClientRequest.HttpClientRequest) =>
         client.executeJson(prefer === "" ? request : HttpClientRequest.setHeader(request, "Prefer", prefer)).pipe(
           Effect.flatMap(({ body }) => {
             const b = body as { value?: unknown; "@odata.nextLink"?: unknown } | undefined
             if (!Array.isArray(b?.value)) {
-              return Effect.fail(new DataverseError({ reason: "Decode", message: `The query of ${metadata.entitySetName} answered without a 'value' array.` }))
+              return Effect.fail(
+                new DataverseError({
+                  reason: "Decode",
+                  message: `The query of ${metadata.entitySetName} answered without a 'value' array.`
+                })
+              )
             }
             const next = typeof b["@odata.nextLink"] === "string" ? Option.some(b["@odata.nextLink"]) : Option.none()
             return Effect.succeed([Chunk.unsafeFromArray(b.value as Array<Row>), next] as const)

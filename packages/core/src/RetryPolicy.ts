@@ -39,7 +39,9 @@ export interface RetryOptions {
  *
  * @since 0.1.0
  */
-export const make = (options: RetryOptions = {}): Schedule.Schedule<[DataverseError, Duration.Duration], DataverseError> => {
+export const make = (
+  options: RetryOptions = {}
+): Schedule.Schedule<[DataverseError, Duration.Duration], DataverseError> => {
   const maxDelay = Duration.decode(options.maxDelay ?? "30 seconds")
   const maxRetryAfter = Duration.decode(options.maxRetryAfter ?? "5 minutes")
   const backoff = Schedule.exponential(options.baseDelay ?? "500 millis").pipe(

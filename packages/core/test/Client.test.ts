@@ -16,7 +16,8 @@ import * as Records from "../src/Records.js"
 
 const clientFor = (credentials: (info: Emulator.StartInfo) => Credentials.TokenProvider) =>
   Layer.unwrapEffect(
-    Effect.map(Emulator.Emulator, ({ info }) => DataverseClient.layer({ url: info.webApiUrl, credentials: credentials(info) }))
+    Effect.map(Emulator.Emulator, ({ info }) =>
+      DataverseClient.layer({ url: info.webApiUrl, credentials: credentials(info) }))
   )
 
 const Live = clientFor((info) => Credentials.staticToken(info.accessToken)).pipe(Layer.provideMerge(Emulator.layer()))
@@ -73,7 +74,11 @@ layer(Live, { excludeTestServices: true })("DataverseClient against the emulator
 
   it.effect("creates and retrieves a record", () =>
     Effect.gen(function*() {
-      const id = yield* Records.create("contact", { firstname: "Ada", lastname: "Lovelace", emailaddress1: "ada@example.com" })
+      const id = yield* Records.create("contact", {
+        firstname: "Ada",
+        lastname: "Lovelace",
+        emailaddress1: "ada@example.com"
+      })
       const row = yield* Records.retrieve("contact", id, { select: ["fullname", "emailaddress1"] })
       expect(row).toMatchObject({ contactid: id, fullname: "Ada Lovelace", emailaddress1: "ada@example.com" })
       const error = yield* Effect.flip(Records.create("contact", { lastname: "x".repeat(51) }))
@@ -86,7 +91,9 @@ layer(Live, { excludeTestServices: true })("DataverseClient against the emulator
     Effect.gen(function*() {
       yield* seedContacts(30)
       const rows = yield* Stream.runCollect(Query.stream("contact", { select: ["lastname"], pageSize: 7 }))
-      expect(Chunk.toReadonlyArray(rows).map((row) => row.lastname)).toEqual(Array.from({ length: 30 }, (_, i) => `L${i}`))
+      expect(Chunk.toReadonlyArray(rows).map((row) => row.lastname)).toEqual(
+        Array.from({ length: 30 }, (_, i) => `L${i}`)
+      )
       expect(new Set(Chunk.toReadonlyArray(rows).map((row) => row.contactid)).size).toBe(30)
     }))
 

@@ -62,7 +62,12 @@ describe("decodeErrorResponse", () => {
       "POST https://x/api/data/v9.2/contacts",
       429,
       { "retry-after": "7", "x-ms-service-request-id": "req-1" },
-      JSON.stringify({ error: { code: "0x80072322", message: "Number of requests exceeded the limit of 6000 over time window of 300 seconds." } }),
+      JSON.stringify({
+        error: {
+          code: "0x80072322",
+          message: "Number of requests exceeded the limit of 6000 over time window of 300 seconds."
+        }
+      }),
       0
     )
     expect(error._tag).toBe("DataverseError")

@@ -94,7 +94,12 @@ export class TableStore {
   /** Inserts records that were validated, whose ids and keys are known to be free. */
   insertAll(records: ReadonlyArray<PreparedRecord>): void {
     for (const record of records) {
-      const stored: StoredRecord = { id: record.id, seq: this.nextSeq(), version: this.nextSeq(), values: record.values }
+      const stored: StoredRecord = {
+        id: record.id,
+        seq: this.nextSeq(),
+        version: this.nextSeq(),
+        values: record.values
+      }
       this.byId.set(record.id, stored)
       this.ordered.push(stored)
       for (const key of this.definition.keys) {

@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
 import type { Identity, VerifiedToken } from "./Identity.js"
 import { badRequest, codes, Fault, methodNotAllowed, segmentNotFound, unauthorized } from "./internal/fault.js"
-import { type PathSegment, parsePath } from "./internal/odataPath.js"
+import { parsePath, type PathSegment } from "./internal/odataPath.js"
 import { checkInsertable, columnsOf, findByKey, prepareCreate, present } from "./internal/records.js"
 import type { PreparedRecord, Store, TableStore } from "./Store.js"
 import type { ColumnDefinition, TableDefinition } from "./TableSchema.js"
@@ -126,7 +126,9 @@ export const makeApp = (context: WebApiContext) => {
   const whoAmI = (token: VerifiedToken): Reply => {
     const userId = context.users.get(token.objectId)
     if (userId === undefined) {
-      return fail(new Fault(403, codes.privilege, `The user with object id ${token.objectId} is not a user of this organization.`))
+      return fail(
+        new Fault(403, codes.privilege, `The user with object id ${token.objectId} is not a user of this organization.`)
+      )
     }
     return {
       status: 200,
@@ -173,13 +175,22 @@ export const makeApp = (context: WebApiContext) => {
     }
     for (const name of select ?? []) {
       if (!(name in full)) {
-        return fail(new Fault(400, codes.segmentNotFound, `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.EntityMetadata'.`))
+        return fail(
+          new Fault(
+            400,
+            codes.segmentNotFound,
+            `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.EntityMetadata'.`
+          )
+        )
       }
     }
     return { status: 200, body }
   }
 
-  const resolveSelect = (definition: TableDefinition, query: URLSearchParams): ReadonlyArray<ColumnDefinition> | Fault | undefined => {
+  const resolveSelect = (
+    definition: TableDefinition,
+    query: URLSearchParams
+  ): ReadonlyArray<ColumnDefinition> | Fault | undefined => {
     const raw = query.get("$select")
     if (raw === null || raw.trim() === "") return undefined
     const columns = columnsOf(definition)
@@ -189,7 +200,11 @@ export const makeApp = (context: WebApiContext) => {
       const lookup = /^_(.+)_value$/.exec(name)
       const column = columns.get(lookup !== null ? lookup[1]! : name)
       if (column === undefined || (lookup !== null && column.targets === undefined)) {
-        return new Fault(400, codes.segmentNotFound, `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${definition.logicalName}'.`)
+        return new Fault(
+          400,
+          codes.segmentNotFound,
+          `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${definition.logicalName}'.`
+        )
       }
       selected.push(column)
     }
@@ -214,12 +229,17 @@ export const makeApp = (context: WebApiContext) => {
     const topText = search.get("$top")
     const top = topText === null ? undefined : Number(topText)
     if (top !== undefined && (!Number.isInteger(top) || top < 0)) {
-      return fail(badRequest(`Invalid value '${topText}' for $top query option found. The $top query option requires a non-negative integer value.`))
+      return fail(
+        badRequest(
+          `Invalid value '${topText}' for $top query option found. The $top query option requires a non-negative integer value.`
+        )
+      )
     }
     // As on the service: $top is ignored when a page size is asked for; page sizes above 5,000 are ignored.
-    const askedPageSize = prefer.maxPageSize !== undefined && prefer.maxPageSize > 0 && prefer.maxPageSize <= maxPageSize
-      ? prefer.maxPageSize
-      : undefined
+    const askedPageSize =
+      prefer.maxPageSize !== undefined && prefer.maxPageSize > 0 && prefer.maxPageSize <= maxPageSize
+        ? prefer.maxPageSize
+        : undefined
     const limit = askedPageSize === undefined ? top : undefined
     const cookie = readSkipToken(search.get("$skiptoken"))
     if (cookie instanceof Fault) return fail(cookie)
@@ -227,7 +247,10 @@ export const makeApp = (context: WebApiContext) => {
     const pageSize = Math.min(askedPageSize ?? maxPageSize, remaining)
     const page = pageSize <= 0 ? { records: [], more: false } : table.page(cookie.seq, pageSize)
     const value = page.records.map((record) => present(definition, record, select, prefer.annotations))
-    const selectList = select === undefined ? "" : [definition.primaryIdAttribute, ...select.map((c) => c.targets ? `_${c.logicalName}_value` : c.logicalName)].join(",")
+    const selectList = select === undefined
+      ? ""
+      : [definition.primaryIdAttribute, ...select.map((c) => c.targets ? `_${c.logicalName}_value` : c.logicalName)]
+        .join(",")
     const body: Record<string, unknown> = {
       "@odata.context": `${webApiUrl()}$metadata#${definition.entitySetName}(${selectList})`,
       value
@@ -240,7 +263,7 @@ export const makeApp = (context: WebApiContext) => {
     }
     const applied = [
       ...(askedPageSize !== undefined ? [`odata.maxpagesize=${askedPageSize}`] : []),
-      ...(prefer.annotations ? ['odata.include-annotations="*"'] : [])
+      ...(prefer.annotations ? ["odata.include-annotations=\"*\""] : [])
     ]
     return { status: 200, body, headers: applied.length > 0 ? { "Preference-Applied": applied.join(",") } : {} }
   }
@@ -332,7 +355,9 @@ export const makeApp = (context: WebApiContext) => {
       return Effect.succeed(method === "GET" ? whoAmI(token) : fail(segmentNotFound("WhoAmI")))
     }
     if (first.name === "EntityDefinitions" && segments.length === 1 && first.key !== undefined) {
-      return Effect.succeed(method === "GET" ? entityDefinition(first, search) : fail(methodNotAllowed(method, rawPath)))
+      return Effect.succeed(
+        method === "GET" ? entityDefinition(first, search) : fail(methodNotAllowed(method, rawPath))
+      )
     }
     const table = context.store.entitySet(first.name)
     if (table === undefined) return Effect.succeed(fail(segmentNotFound(first.name)))
@@ -368,10 +393,20 @@ export const makeApp = (context: WebApiContext) => {
       context.counters.errors++
       return respond(requestId, fail(segmentNotFound(url.pathname)))
     }
-    const token = yield* Effect.promise(() => context.identity.verify(request.headers["authorization"], context.orgUrl()))
+    const token = yield* Effect.promise(() =>
+      context.identity.verify(request.headers["authorization"], context.orgUrl())
+    )
     if (typeof token === "string") {
       context.counters.errors++
-      return respond(requestId, fail(unauthorized(`${token} bearer token`, `https://login.microsoftonline.com/${context.identity.tenantId}/oauth2/authorize`)))
+      return respond(
+        requestId,
+        fail(
+          unauthorized(
+            `${token} bearer token`,
+            `https://login.microsoftonline.com/${context.identity.tenantId}/oauth2/authorize`
+          )
+        )
+      )
     }
     const rawPath = url.pathname.replace(apiPrefix, "")
     let decoded: string
@@ -408,7 +443,9 @@ const metadataId = (definition: TableDefinition): string => {
  */
 const writeSkipToken = (pageNumber: number, lastSeq: number, returned: number): string => {
   const inner = `<cookie page="${pageNumber - 1}" last="${lastSeq}" returned="${returned}" />`
-  return `<cookie pagenumber="${pageNumber}" pagingcookie="${encodeURIComponent(encodeURIComponent(inner))}" istracking="False" />`
+  return `<cookie pagenumber="${pageNumber}" pagingcookie="${
+    encodeURIComponent(encodeURIComponent(inner))
+  }" istracking="False" />`
 }
 
 const readSkipToken = (token: string | null): { page: number; seq: number; returned: number } | Fault => {

@@ -3,11 +3,12 @@ import * as Emulator from "../src/Emulator.js"
 
 let emulator: Awaited<ReturnType<typeof Emulator.start>>
 // Response bodies are checked field by field below.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+
 const json = (response: Response): Promise<any> => response.json()
 const api = (path: string) => `${emulator.info.webApiUrl}${path}`
 const auth = () => ({ Authorization: `Bearer ${emulator.info.accessToken}`, Accept: "application/json" })
-const get = (path: string, headers: Record<string, string> = {}) => fetch(api(path), { headers: { ...auth(), ...headers } })
+const get = (path: string, headers: Record<string, string> = {}) =>
+  fetch(api(path), { headers: { ...auth(), ...headers } })
 const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(api(path), {
     method: "POST",
@@ -37,14 +38,18 @@ describe("identity", () => {
     const expired = await emulator.issueToken({ lifetimeSeconds: -60 })
     const otherOrg = await emulator.issueToken({ audience: "https://contoso.crm.dynamics.com" })
     const forged = emulator.info.accessToken.slice(0, -4) + "AAAA"
-    for (const [authorization, reason] of [
-      [undefined, "missing"],
-      ["Bearer not-a-jwt", "malformed"],
-      [`Bearer ${forged}`, "bad signature"],
-      [`Bearer ${expired}`, "expired"],
-      [`Bearer ${otherOrg}`, "wrong audience"]
-    ] as const) {
-      const response = await fetch(api("WhoAmI"), { headers: authorization === undefined ? {} : { Authorization: authorization } })
+    for (
+      const [authorization, reason] of [
+        [undefined, "missing"],
+        ["Bearer not-a-jwt", "malformed"],
+        [`Bearer ${forged}`, "bad signature"],
+        [`Bearer ${expired}`, "expired"],
+        [`Bearer ${otherOrg}`, "wrong audience"]
+      ] as const
+    ) {
+      const response = await fetch(api("WhoAmI"), {
+        headers: authorization === undefined ? {} : { Authorization: authorization }
+      })
       expect(response.status).toBe(401)
       expect(response.headers.get("www-authenticate")).toContain("Bearer authorization_uri=")
       expect(response.headers.get("req_id")).toMatch(/^[0-9a-f-]{36}$/)
@@ -112,14 +117,21 @@ describe("create", () => {
   it("binds lookups by id or alternate key, computes fullname, and reads lookups back as _x_value", async () => {
     await post("accounts", { name: "Contoso", accountnumber: "A-1" })
     const accountId = [...emulator.store.table("account")!.byId.keys()][0]!
-    await post("contacts", { firstname: "Ada", lastname: "Lovelace", "parentcustomerid_account@odata.bind": "/accounts(accountnumber='A-1')" })
+    await post("contacts", {
+      firstname: "Ada",
+      lastname: "Lovelace",
+      "parentcustomerid_account@odata.bind": "/accounts(accountnumber='A-1')"
+    })
     await post("contacts", { lastname: "Byron", "parentcustomerid_account@odata.bind": `accounts(${accountId})` })
     const rows = (await json(await get("contacts?$select=fullname,_parentcustomerid_value"))).value
     expect(rows.map((r: Record<string, unknown>) => [r.fullname, r._parentcustomerid_value])).toEqual([
       ["Ada Lovelace", accountId],
       ["Byron", accountId]
     ])
-    const missing = await post("contacts", { lastname: "X", "parentcustomerid_account@odata.bind": "/accounts(00000000-0000-4000-8000-000000000000)" })
+    const missing = await post("contacts", {
+      lastname: "X",
+      "parentcustomerid_account@odata.bind": "/accounts(00000000-0000-4000-8000-000000000000)"
+    })
     expect(missing.status).toBe(404)
     expect((await json(missing)).error.code).toBe("0x80040217")
   })
@@ -150,7 +162,11 @@ describe("CreateMultiple", () => {
 
   it("creates every target and answers the ids in target order", async () => {
     const response = await post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", {
-      Targets: [target({ lastname: "A" }), target({ lastname: "B", contactid: "6f1e1c1e-0000-4000-8000-0000000000bb" }), target({ lastname: "C" })]
+      Targets: [
+        target({ lastname: "A" }),
+        target({ lastname: "B", contactid: "6f1e1c1e-0000-4000-8000-0000000000bb" }),
+        target({ lastname: "C" })
+      ]
     })
     expect(response.status).toBe(200)
     const body = await json(response)
@@ -180,7 +196,8 @@ describe("CreateMultiple", () => {
   })
 
   it("requires @odata.type on every target and a Targets collection", async () => {
-    expect((await post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", { Targets: [{ lastname: "A" }] })).status).toBe(400)
+    expect((await post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", { Targets: [{ lastname: "A" }] })).status)
+      .toBe(400)
     expect((await post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", {})).status).toBe(400)
     const wrongType = await post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", {
       Targets: [{ "@odata.type": "Microsoft.Dynamics.CRM.account", name: "A" }]
@@ -192,7 +209,10 @@ describe("CreateMultiple", () => {
 
 describe("queries", () => {
   const seed = async (n: number) => {
-    const Targets = Array.from({ length: n }, (_, i) => ({ "@odata.type": "Microsoft.Dynamics.CRM.contact", lastname: `L${i}` }))
+    const Targets = Array.from(
+      { length: n },
+      (_, i) => ({ "@odata.type": "Microsoft.Dynamics.CRM.contact", lastname: `L${i}` })
+    )
     expect((await post("contacts/Microsoft.Dynamics.CRM.CreateMultiple", { Targets })).status).toBe(200)
   }
 
@@ -235,7 +255,10 @@ describe("queries", () => {
     expect((await json(column)).error.message).toContain("nosuchcolumn")
     const table = await get("nosuchtables")
     expect(table.status).toBe(404)
-    expect((await json(table)).error).toEqual({ code: "0x80060888", message: "Resource not found for the segment 'nosuchtables'." })
+    expect((await json(table)).error).toEqual({
+      code: "0x80060888",
+      message: "Resource not found for the segment 'nosuchtables'."
+    })
   })
 
   it("refuses the query options it does not evaluate instead of ignoring them", async () => {

@@ -36,7 +36,8 @@ export const fetchTableMetadata = (executeJson: ExecuteJson, logicalName: string
       error.reason === "NotFound"
         ? new DataverseError({
           ...error,
-          message: `Table '${logicalName}' does not exist in this environment (tables are named by logical name, e.g. 'contact').`
+          message:
+            `Table '${logicalName}' does not exist in this environment (tables are named by logical name, e.g. 'contact').`
         })
         : error
     ),

@@ -52,7 +52,9 @@ export const parsePath = (path: string): ReadonlyArray<PathSegment> | Fault => {
       continue
     }
     segments.push({ name, key })
-    if (i < path.length && path[i] !== "/") return badRequest(`Bad Request - Error in query syntax at '${path.slice(i)}'.`)
+    if (i < path.length && path[i] !== "/") {
+      return badRequest(`Bad Request - Error in query syntax at '${path.slice(i)}'.`)
+    }
     i++
   }
   return segments

@@ -243,7 +243,9 @@ export const prepareCreate = (store: Store, table: TableStore, body: unknown, no
     if (property === "@odata.type") {
       if (value !== `Microsoft.Dynamics.CRM.${definition.logicalName}`) {
         return badRequest(
-          `The @odata.type '${String(value)}' does not match the entity set '${definition.entitySetName}' (expected 'Microsoft.Dynamics.CRM.${definition.logicalName}').`
+          `The @odata.type '${
+            String(value)
+          }' does not match the entity set '${definition.entitySetName}' (expected 'Microsoft.Dynamics.CRM.${definition.logicalName}').`
         )
       }
       continue
@@ -306,7 +308,9 @@ export const checkInsertable = (table: TableStore, records: ReadonlyArray<Prepar
   const ids = new Set<string>()
   for (const record of records) {
     if (table.get(record.id) !== undefined || ids.has(record.id)) {
-      return duplicateKey(`A record with matching key values already exists. (${table.definition.primaryIdAttribute} = ${record.id})`)
+      return duplicateKey(
+        `A record with matching key values already exists. (${table.definition.primaryIdAttribute} = ${record.id})`
+      )
     }
     ids.add(record.id)
   }
