@@ -21,8 +21,12 @@ console.log(`machine: ${Os.cpus().length} x ${Os.cpus()[0]?.model ?? "cpu"}, nod
 const help = Array.from({ length: runs }, () => time(["--help"]).ms)
 const helpMedian = median(help)
 console.log(
-  `dv-effect --help   median ${helpMedian.toFixed(0)} ms, min ${Math.min(...help).toFixed(0)} ms, max ${Math.max(...help).toFixed(0)} ms` +
-    ` over ${runs} runs; target 1000 ms: ${(helpMedian / 1000).toFixed(2)}x of target (${helpMedian < 1000 ? "met" : "NOT met"})`
+  `dv-effect --help   median ${helpMedian.toFixed(0)} ms, min ${Math.min(...help).toFixed(0)} ms, max ${
+    Math.max(...help).toFixed(0)
+  } ms` +
+    ` over ${runs} runs; target 1000 ms: ${(helpMedian / 1000).toFixed(2)}x of target (${
+      helpMedian < 1000 ? "met" : "NOT met"
+    })`
 )
 const bare = Array.from({ length: runs }, () => {
   const started = process.hrtime.bigint()
@@ -39,4 +43,8 @@ for (let i = 0; i < demoRuns; i++) {
   rates.push(rate)
   console.log(`dv-effect demo     run ${i + 1}: ${rate} contact rows/s, ${ms.toFixed(0)} ms wall for the whole command`)
 }
-console.log(`dv-effect demo     median ${median(rates)} rows/s (10,000 contacts, CreateMultiple, in-process emulator, profile without limits)`)
+console.log(
+  `dv-effect demo     median ${
+    median(rates)
+  } rows/s (10,000 contacts, CreateMultiple, in-process emulator, profile without limits)`
+)
