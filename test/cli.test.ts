@@ -102,10 +102,25 @@ describe("dv-effect whoami", () => {
     const noToken = await run(["whoami", "--url", emulator.info.url])
     expect(noToken.code).toBe(1)
     expect(noToken.stderr).toContain("--access-token")
-    const refused = await run(["whoami", "--url", emulator.info.url, "--access-token", "forged"])
+    const refused = await run(["whoami", "--url", emulator.info.url, "--access-token", "forged-secret-4711"])
     expect(refused.code).toBe(1)
     expect(refused.stderr.trim().split("\n")).toHaveLength(1)
     expect(refused.stderr).toContain("not authenticated")
+    // Even the full detail of a failure never shows the token.
+    const verbose = await run([
+      "whoami",
+      "--url",
+      emulator.info.url,
+      "--access-token",
+      "forged-secret-4711",
+      "--verbose"
+    ])
+    expect(verbose.code).toBe(1)
+    expect(verbose.stderr).toContain("DataverseError")
+    expect(verbose.stdout + verbose.stderr).not.toContain("forged-secret-4711")
+    const unreachable = await run(["whoami", "--url", "http://127.0.0.1:1", "--access-token", "t"])
+    expect(unreachable.code).toBe(1)
+    expect(unreachable.stderr.trim()).toBe("dv-effect: Cannot reach 127.0.0.1:1: connection refused (ECONNREFUSED).")
   })
 })
 

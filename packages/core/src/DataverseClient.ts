@@ -188,14 +188,49 @@ export const decodeErrorResponse = (
   })
 }
 
-const transportError = (request: string, error: HttpClientError.HttpClientError) =>
-  new DataverseError({
+/** Socket errors that mean the request never reached a server. */
+const unreachableCodes: Readonly<Record<string, string>> = {
+  ECONNREFUSED: "connection refused",
+  ENOTFOUND: "host name not found",
+  EAI_AGAIN: "host name lookup failed",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+  CERT_HAS_EXPIRED: "its TLS certificate has expired",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "its TLS certificate is self-signed",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "its TLS certificate cannot be verified",
+  SELF_SIGNED_CERT_IN_CHAIN: "its TLS certificate chain is not trusted"
+}
+
+const socketCode = (cause: unknown): string | undefined => {
+  for (let current = cause, depth = 0; typeof current === "object" && current !== null && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === "string") return code
+    current = (current as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+const transportError = (error: HttpClientError.HttpClientError) => {
+  const request = error.request
+  const code = socketCode(error.cause)
+  const unreachable = code === undefined ? undefined : unreachableCodes[code]
+  if (unreachable !== undefined) {
+    return new DataverseError({
+      reason: "Unreachable",
+      message: `Cannot reach ${new URL(request.url).host}: ${unreachable} (${code}).`,
+      request: describe(request),
+      cause: error
+    })
+  }
+  return new DataverseError({
     reason: "Transport",
-    message:
-      `The connection failed before an answer arrived (${error.message}); the request may or may not have been applied.`,
-    request,
+    message: `The connection failed before an answer arrived (${
+      code ?? error.message
+    }); the request may or may not have been applied.`,
+    request: describe(request),
     cause: error
   })
+}
 
 /**
  * Builds a connection. Needs an `HttpClient`; `layer` provides Node's with a keep-alive agent.
@@ -255,8 +290,8 @@ export const make = (
               request: describe(request)
             })
         }),
-        Effect.catchTag("RequestError", (error) => Effect.fail(transportError(describe(request), error))),
-        Effect.catchTag("ResponseError", (error) => Effect.fail(transportError(describe(request), error))),
+        Effect.catchTag("RequestError", (error) => Effect.fail(transportError(error))),
+        Effect.catchTag("ResponseError", (error) => Effect.fail(transportError(error))),
         Effect.tap(recordHints),
         Effect.tap((response) =>
           response.status === 429
@@ -325,6 +360,13 @@ export const make = (
           return { status: response.status, headers: response.headers, body } satisfies ExecuteResult
         })
       ).pipe(
+        Effect.tapError((error) =>
+          Effect.logDebug(
+            `${error.request ?? describe(request)} failed: ${error.reason}${
+              error.status === undefined ? "" : ` ${error.status}`
+            } ${error.message}`
+          )
+        ),
         Effect.retry({
           schedule: retryPolicy,
           while: (error) => executeOptions?.idempotent !== false || !isAmbiguous(error)

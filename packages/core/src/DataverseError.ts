@@ -33,8 +33,10 @@ export type Reason =
   | "PayloadTooLarge"
   /** No answer in time (client timeout, 408, or a SQL timeout): maybe committed, maybe not. */
   | "Timeout"
-  /** The connection failed or was reset: maybe committed, maybe not. */
+  /** The connection failed or was reset after the request was sent: maybe committed, maybe not. */
   | "Transport"
+  /** The host could not be reached (name not found, connection refused): nothing was sent. */
+  | "Unreachable"
   /** 500 deadlock, 502, 503, 504: the service is busy; retry. */
   | "ServiceUnavailable"
   /** The table does not support the message (e.g. `CreateMultiple`). */
@@ -86,7 +88,7 @@ export class DataverseError extends Data.TaggedError("DataverseError")<{
  */
 export const isTransient = (error: DataverseError): boolean =>
   error.reason === "Throttled" || error.reason === "Timeout" || error.reason === "Transport" ||
-  error.reason === "ServiceUnavailable"
+  error.reason === "ServiceUnavailable" || error.reason === "Unreachable"
 
 /**
  * Whether the request may have been applied although it failed: a timeout or a broken

@@ -16,6 +16,8 @@ import { type DataverseError, isTransient } from "./DataverseError.js"
 export interface RetryOptions {
   /** Retries after the first attempt. Default 10. */
   readonly maxRetries?: number
+  /** Retries when the host cannot be reached at all (refused, name not found). Default 2. */
+  readonly maxUnreachableRetries?: number
   /** First back-off when the service gave no Retry-After. Default 500 ms. */
   readonly baseDelay?: Duration.DurationInput
   /** Longest back-off without Retry-After. Default 30 s. */
@@ -27,7 +29,8 @@ export interface RetryOptions {
 /**
  * A schedule over `DataverseError`s: recurs while the error is transient and the attempt
  * budget lasts; the delay is the error's `retryAfter` when present, else a jittered
- * exponential back-off capped at `maxDelay`.
+ * exponential back-off capped at `maxDelay`. An unreachable host gets a short budget: it is far
+ * more often a wrong URL than a blip.
  *
  * @example
  * ```ts
@@ -44,18 +47,22 @@ export const make = (
 ): Schedule.Schedule<[DataverseError, Duration.Duration], DataverseError> => {
   const maxDelay = Duration.decode(options.maxDelay ?? "30 seconds")
   const maxRetryAfter = Duration.decode(options.maxRetryAfter ?? "5 minutes")
+  const maxRetries = options.maxRetries ?? 10
+  const maxUnreachableRetries = options.maxUnreachableRetries ?? 2
   const backoff = Schedule.exponential(options.baseDelay ?? "500 millis").pipe(
     Schedule.jittered,
     Schedule.map((delay) => Duration.min(delay, maxDelay))
   )
   return Schedule.identity<DataverseError>().pipe(
     Schedule.intersect(backoff),
-    Schedule.whileInput((error: DataverseError) =>
+    // `count` is 0 when deciding on the first retry.
+    Schedule.intersect(Schedule.count),
+    Schedule.whileOutput(([[error], count]) =>
       isTransient(error) &&
+      count < (error.reason === "Unreachable" ? maxUnreachableRetries : maxRetries) &&
       (error.retryAfter === undefined || Duration.lessThanOrEqualTo(error.retryAfter, maxRetryAfter))
     ),
-    Schedule.modifyDelay(([error, backoffDelay]) => error.retryAfter ?? backoffDelay),
-    Schedule.intersect(Schedule.recurs(options.maxRetries ?? 10)),
+    Schedule.modifyDelay(([[error, backoffDelay]]) => error.retryAfter ?? backoffDelay),
     Schedule.map(([out]) => out)
   )
 }

@@ -76,3 +76,15 @@ describe("RetryPolicy", () => {
       expect(yield* Ref.get(attempts)).toBe(1)
     }))
 })
+
+describe("RetryPolicy for unreachable hosts", () => {
+  it.effect("retries a refused connection only twice", () =>
+    Effect.gen(function*() {
+      const unreachable = new DataverseError({ reason: "Unreachable", message: "Cannot reach x: connection refused" })
+      const { attempts, effect } = yield* failingWith(Array.from({ length: 10 }, () => unreachable))
+      const fiber = yield* Effect.fork(Effect.flip(Effect.retry(effect, RetryPolicy.make())))
+      yield* TestClock.adjust("1 minute")
+      expect((yield* Fiber.join(fiber)).reason).toBe("Unreachable")
+      expect(yield* Ref.get(attempts)).toBe(3)
+    }))
+})
