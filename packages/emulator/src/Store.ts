@@ -2,11 +2,13 @@
  * The emulator's in-memory store: one table store per table definition, records in insertion
  * order (the order queries page in), a primary-key index and one index per alternate key.
  *
- * Writes are synchronous, so a request's writes are applied all at once between two turns of
- * the event loop: no other request ever sees part of them.
+ * Writes are synchronous, so a request's writes are applied between two turns of the event loop
+ * and no other request ever sees part of them. `Store.transaction` adds rollback: every write
+ * inside it is logged, and undone if the transaction's function returns a `Fault`.
  *
  * @since 0.1.0
  */
+import { Fault } from "./internal/fault.js"
 import type { TableDefinition } from "./TableSchema.js"
 
 /**
@@ -26,10 +28,13 @@ export interface LookupValue {
  */
 export interface StoredRecord {
   readonly id: string
-  /** Position in insertion order; paging continues after the last `seq` served. */
+  /** Position in insertion order; an update keeps it, paging continues after the last `seq` served. */
   readonly seq: number
+  /** Row version, the `@odata.etag`; changes on every write. */
   readonly version: number
   readonly values: Readonly<Record<string, unknown>>
+  /** Elastic tables: when the record expires (`ttlinseconds`), in ms since the epoch. */
+  readonly expiresAt?: number | undefined
 }
 
 /**
@@ -42,79 +47,152 @@ export interface PreparedRecord {
   readonly values: Readonly<Record<string, unknown>>
 }
 
+const keyString = (values: ReadonlyArray<unknown>): string =>
+  JSON.stringify(values.map((v) => (typeof v === "string" ? v.toLowerCase() : v)))
+
+const ttlOf = (values: Readonly<Record<string, unknown>>, now: number): number | undefined => {
+  const ttl = values["ttlinseconds"]
+  return typeof ttl === "number" && ttl > 0 ? now + ttl * 1000 : undefined
+}
+
 /**
  * The records of one table.
  *
  * @since 0.1.0
  */
 export class TableStore {
-  readonly byId = new Map<string, StoredRecord>()
-  /** Insertion order; holds deleted records until the next compaction. */
-  private ordered: Array<StoredRecord> = []
+  private readonly byId = new Map<string, StoredRecord>()
+  /** Insertion order as (id, seq); entries whose record was deleted or re-created are skipped. */
+  private ordered: Array<{ readonly id: string; readonly seq: number }> = []
+  private stale = 0
   private readonly keyIndexes = new Map<string, Map<string, string>>()
 
-  constructor(readonly definition: TableDefinition, private readonly nextSeq: () => number) {
+  constructor(
+    readonly definition: TableDefinition,
+    private readonly store: {
+      readonly nextSeq: () => number
+      readonly log: (undo: () => void) => void
+      readonly inTransaction: () => boolean
+      readonly now: () => number
+    }
+  ) {
     for (const key of definition.keys) this.keyIndexes.set(key.logicalName, new Map())
   }
 
-  /** How many live records the table holds. */
+  /** How many live records the table holds (expired ones included until they are next read). */
   get size(): number {
     return this.byId.size
   }
 
+  /** The live record with this id, if any; an expired record is dropped on the way. */
   get(id: string): StoredRecord | undefined {
-    return this.byId.get(id.toLowerCase())
+    const record = this.byId.get(id.toLowerCase())
+    if (record?.expiresAt !== undefined && record.expiresAt <= this.store.now()) {
+      if (!this.store.inTransaction()) this.drop(record)
+      return undefined
+    }
+    return record
+  }
+
+  /** Every live record id, in insertion order. */
+  ids(): Array<string> {
+    return this.scan().map((record) => record.id)
   }
 
   /** Finds a record by the values of an alternate key. */
   getByKey(keyName: string, values: ReadonlyArray<unknown>): StoredRecord | undefined {
     const id = this.keyIndexes.get(keyName)?.get(keyString(values))
-    return id === undefined ? undefined : this.byId.get(id)
+    return id === undefined ? undefined : this.get(id)
   }
 
-  /**
-   * The alternate key (if any) that one of `records` would violate, either against stored
-   * records or against another record of the same batch.
-   */
-  findKeyConflict(records: ReadonlyArray<PreparedRecord>): string | undefined {
+  /** The alternate key that `values` would take from another record, if any. */
+  keyConflict(values: Readonly<Record<string, unknown>>, ownId: string): string | undefined {
     for (const key of this.definition.keys) {
-      const index = this.keyIndexes.get(key.logicalName)!
-      const seen = new Set<string>()
-      for (const record of records) {
-        const values = key.keyAttributes.map((column) => record.values[column])
-        if (values.some((v) => v === undefined || v === null)) continue
-        const text = keyString(values)
-        if (index.has(text) || seen.has(text)) return key.logicalName
-        seen.add(text)
-      }
+      const keyValues = key.keyAttributes.map((column) => values[column])
+      if (keyValues.some((v) => v === undefined || v === null)) continue
+      const holder = this.keyIndexes.get(key.logicalName)!.get(keyString(keyValues))
+      if (holder !== undefined && holder !== ownId && this.get(holder) !== undefined) return key.logicalName
     }
     return undefined
   }
 
-  /** Inserts records that were validated, whose ids and keys are known to be free. */
-  insertAll(records: ReadonlyArray<PreparedRecord>): void {
-    for (const record of records) {
-      const stored: StoredRecord = {
-        id: record.id,
-        seq: this.nextSeq(),
-        version: this.nextSeq(),
-        values: record.values
-      }
-      this.byId.set(record.id, stored)
-      this.ordered.push(stored)
-      for (const key of this.definition.keys) {
-        const values = key.keyAttributes.map((column) => record.values[column])
-        if (values.some((v) => v === undefined || v === null)) continue
-        this.keyIndexes.get(key.logicalName)!.set(keyString(values), record.id)
-      }
+  /** Inserts a record; fails with 412 when its id or an alternate key is taken. */
+  insert(record: PreparedRecord): StoredRecord | Fault {
+    if (this.get(record.id) !== undefined) {
+      return new Fault(
+        412,
+        "0x80040237",
+        `A record with matching key values already exists. (${this.definition.primaryIdAttribute} = ${record.id})`
+      )
     }
+    const conflict = this.keyConflict(record.values, record.id)
+    if (conflict !== undefined) return this.keyFault(conflict)
+    const now = this.store.now()
+    const stored: StoredRecord = {
+      id: record.id,
+      seq: this.store.nextSeq(),
+      version: this.store.nextSeq(),
+      values: record.values,
+      expiresAt: ttlOf(record.values, now)
+    }
+    this.byId.set(stored.id, stored)
+    this.ordered.push({ id: stored.id, seq: stored.seq })
+    this.index(stored)
+    this.store.log(() => this.drop(stored))
+    return stored
   }
 
   /**
-   * Up to `limit` live records with `seq` greater than `afterSeq`, in insertion order, and
-   * whether more follow.
+   * Writes new values for an existing record, keeping its position: merged into the old values,
+   * or replacing them (`replace`, as an elastic-table upsert does).
    */
-  page(afterSeq: number, limit: number): { readonly records: Array<StoredRecord>; readonly more: boolean } {
+  update(id: string, values: Readonly<Record<string, unknown>>, replace = false): StoredRecord | Fault {
+    const old = this.get(id)
+    if (old === undefined) return new Fault(404, "0x80040217", `${this.definition.logicalName} With Id = ${id} Does Not Exist`)
+    const merged = replace ? values : { ...old.values, ...values }
+    const conflict = this.keyConflict(merged, id)
+    if (conflict !== undefined) return this.keyFault(conflict)
+    const stored: StoredRecord = {
+      id: old.id,
+      seq: old.seq,
+      version: this.store.nextSeq(),
+      values: merged,
+      expiresAt: "ttlinseconds" in values ? ttlOf(merged, this.store.now()) : old.expiresAt
+    }
+    this.unindex(old)
+    this.byId.set(id, stored)
+    this.index(stored)
+    this.store.log(() => {
+      this.unindex(stored)
+      this.byId.set(id, old)
+      this.index(old)
+    })
+    return stored
+  }
+
+  /** Deletes a record; false when there was none. */
+  remove(id: string): boolean {
+    const old = this.get(id)
+    if (old === undefined) return false
+    this.drop(old)
+    this.store.log(() => {
+      this.byId.set(old.id, old)
+      this.index(old)
+      this.stale--
+    })
+    return true
+  }
+
+  /**
+   * Up to `limit` live records with `seq` greater than `afterSeq` that satisfy `where`, in
+   * insertion order, and whether more follow.
+   */
+  page(
+    afterSeq: number,
+    limit: number,
+    where: (record: StoredRecord) => boolean = () => true
+  ): { readonly records: Array<StoredRecord>; readonly more: boolean } {
+    this.compact()
     let lo = 0
     let hi = this.ordered.length
     while (lo < hi) {
@@ -123,28 +201,73 @@ export class TableStore {
       else hi = mid
     }
     const records: Array<StoredRecord> = []
-    let i = lo
-    for (; i < this.ordered.length && records.length < limit; i++) {
-      const record = this.ordered[i]!
-      if (this.byId.get(record.id) === record) records.push(record)
-    }
-    for (; i < this.ordered.length; i++) {
-      const record = this.ordered[i]!
-      if (this.byId.get(record.id) === record) return { records, more: true }
+    for (let i = lo; i < this.ordered.length; i++) {
+      const record = this.live(this.ordered[i]!)
+      if (record === undefined || !where(record)) continue
+      if (records.length === limit) return { records, more: true }
+      records.push(record)
     }
     return { records, more: false }
+  }
+
+  /** Every live record, in insertion order. */
+  scan(where: (record: StoredRecord) => boolean = () => true): Array<StoredRecord> {
+    return this.page(0, Number.MAX_SAFE_INTEGER, where).records
   }
 
   /** Removes every record. */
   clear(): void {
     this.byId.clear()
     this.ordered = []
+    this.stale = 0
     for (const index of this.keyIndexes.values()) index.clear()
   }
-}
 
-const keyString = (values: ReadonlyArray<unknown>): string =>
-  JSON.stringify(values.map((v) => (typeof v === "string" ? v.toLowerCase() : v)))
+  private live(entry: { readonly id: string; readonly seq: number }): StoredRecord | undefined {
+    const record = this.get(entry.id)
+    return record !== undefined && record.seq === entry.seq ? record : undefined
+  }
+
+  private drop(record: StoredRecord): void {
+    this.unindex(record)
+    this.byId.delete(record.id)
+    this.stale++
+  }
+
+  private compact(): void {
+    // Never inside a transaction: its undo log may still restore records to their entries.
+    if (this.stale < 1024 || this.stale < this.ordered.length / 2 || this.store.inTransaction()) return
+    this.ordered = this.ordered.filter((entry) => this.byId.get(entry.id)?.seq === entry.seq)
+    this.stale = 0
+  }
+
+  private index(record: StoredRecord): void {
+    for (const key of this.definition.keys) {
+      const values = key.keyAttributes.map((column) => record.values[column])
+      if (values.some((v) => v === undefined || v === null)) continue
+      this.keyIndexes.get(key.logicalName)!.set(keyString(values), record.id)
+    }
+  }
+
+  private unindex(record: StoredRecord): void {
+    for (const key of this.definition.keys) {
+      const values = key.keyAttributes.map((column) => record.values[column])
+      if (values.some((v) => v === undefined || v === null)) continue
+      const index = this.keyIndexes.get(key.logicalName)!
+      const text = keyString(values)
+      if (index.get(text) === record.id) index.delete(text)
+    }
+  }
+
+  private keyFault(keyName: string): Fault {
+    const attributes = this.definition.keys.find((k) => k.logicalName === keyName)!.keyAttributes.join(",")
+    return new Fault(
+      412,
+      "0x80040237",
+      `A record that has the attribute values ${attributes} already exists. The entity key ${keyName} requires that this set of attributes contains unique values. Select unique values and try again.`
+    )
+  }
+}
 
 /**
  * All tables of one emulator.
@@ -153,12 +276,27 @@ const keyString = (values: ReadonlyArray<unknown>): string =>
  */
 export class Store {
   private seq = 0
+  /** Records written (inserted, updated, deleted) and not rolled back. */
+  writes = 0
+  private undoLog: Array<() => void> | undefined
   private readonly byLogicalName = new Map<string, TableStore>()
   private readonly byEntitySet = new Map<string, TableStore>()
 
-  constructor(tables: ReadonlyArray<TableDefinition>) {
+  constructor(tables: ReadonlyArray<TableDefinition>, readonly now: () => number = Date.now) {
+    const context = {
+      nextSeq: () => ++this.seq,
+      log: (undo: () => void) => {
+        this.writes++
+        this.undoLog?.push(() => {
+          this.writes--
+          undo()
+        })
+      },
+      inTransaction: () => this.undoLog !== undefined,
+      now: () => this.now()
+    }
     for (const definition of tables) {
-      const table = new TableStore(definition, () => ++this.seq)
+      const table = new TableStore(definition, context)
       this.byLogicalName.set(definition.logicalName, table)
       this.byEntitySet.set(definition.entitySetName, table)
     }
@@ -177,6 +315,31 @@ export class Store {
   /** A table by entity set name (`contacts`). */
   entitySet(name: string): TableStore | undefined {
     return this.byEntitySet.get(name)
+  }
+
+  /**
+   * Runs `body` as one transaction: if it returns a `Fault` (or throws), every write it made is
+   * undone, in reverse order. Transactions nest: an inner failure rolls back only its own writes.
+   */
+  transaction<A>(body: () => A | Fault): A | Fault {
+    const outer = this.undoLog
+    const log: Array<() => void> = []
+    this.undoLog = log
+    let result: A | Fault
+    try {
+      result = body()
+    } catch (error) {
+      this.undoLog = outer
+      for (let i = log.length - 1; i >= 0; i--) log[i]!()
+      throw error
+    }
+    this.undoLog = outer
+    if (result instanceof Fault) {
+      for (let i = log.length - 1; i >= 0; i--) log[i]!()
+    } else if (outer !== undefined) {
+      for (const undo of log) outer.push(undo)
+    }
+    return result
   }
 
   /** Removes every record of every table. */

@@ -4,6 +4,9 @@
  *
  * @since 0.1.0
  */
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as S from "effect/Schema"
 
 /**
  * Dataverse attribute types, as `AttributeType` reports them in metadata.
@@ -126,8 +129,11 @@ const allStandardMessages: BulkMessages = {
 }
 
 /**
- * The schema the emulator serves unless told otherwise: `account` and `contact` with the
- * columns bulk loads touch most, linked by the polymorphic `parentcustomerid` lookup.
+ * The schema the emulator serves unless told otherwise:
+ * - `account` (alternate key `accountnumber`) and `contact` (polymorphic `parentcustomerid`);
+ * - `dve_product`: a custom standard table with an alternate key (`dve_sku`);
+ * - `dve_reading`: a custom elastic table (`partitionid`, `ttlinseconds`, DeleteMultiple);
+ * - `task`: a standard table without the `*Multiple` messages.
  *
  * @since 0.1.0
  */
@@ -215,6 +221,242 @@ export const defaultSchema: Schema = {
       ],
       keys: [],
       messages: allStandardMessages
+    },
+    {
+      // A custom standard table with an alternate key: what most bulk loads target.
+      logicalName: "dve_product",
+      entitySetName: "dve_products",
+      schemaName: "dve_Product",
+      objectTypeCode: 10001,
+      primaryIdAttribute: "dve_productid",
+      primaryNameAttribute: "dve_name",
+      tableType: "Standard",
+      columns: [
+        { logicalName: "dve_name", type: "String", maxLength: 100, requiredLevel: "SystemRequired" },
+        { logicalName: "dve_sku", type: "String", maxLength: 40 },
+        { logicalName: "dve_description", type: "Memo", maxLength: 4000 },
+        { logicalName: "dve_price", type: "Money", minValue: 0, maxValue: 1_000_000_000 },
+        { logicalName: "dve_quantity", type: "Integer", minValue: 0, maxValue: 1_000_000 },
+        { logicalName: "dve_weight", type: "Double", minValue: 0, maxValue: 100_000 },
+        { logicalName: "dve_discontinued", type: "Boolean" },
+        { logicalName: "dve_launchedon", type: "DateTime" },
+        {
+          logicalName: "dve_category",
+          type: "Picklist",
+          options: [
+            { value: 100000000, label: "Hardware" },
+            { value: 100000001, label: "Software" },
+            { value: 100000002, label: "Service" }
+          ]
+        },
+        {
+          logicalName: "dve_supplierid",
+          type: "Lookup",
+          targets: [{ table: "account", navigationProperty: "dve_supplierid" }]
+        },
+        { logicalName: "createdon", type: "DateTime" },
+        { logicalName: "modifiedon", type: "DateTime" }
+      ],
+      keys: [{ logicalName: "dve_sku_key", keyAttributes: ["dve_sku"] }],
+      messages: allStandardMessages
+    },
+    {
+      // A custom elastic table: partial success, upsert replaces, DeleteMultiple, partitions and TTL.
+      logicalName: "dve_reading",
+      entitySetName: "dve_readings",
+      schemaName: "dve_Reading",
+      objectTypeCode: 10002,
+      primaryIdAttribute: "dve_readingid",
+      primaryNameAttribute: "dve_name",
+      tableType: "Elastic",
+      columns: [
+        { logicalName: "dve_name", type: "String", maxLength: 100 },
+        { logicalName: "partitionid", type: "String", maxLength: 100 },
+        { logicalName: "ttlinseconds", type: "Integer", minValue: -1, maxValue: 2_147_483_647 },
+        { logicalName: "dve_sensor", type: "String", maxLength: 50 },
+        { logicalName: "dve_value", type: "Double", minValue: -1_000_000_000, maxValue: 1_000_000_000 },
+        { logicalName: "dve_takenon", type: "DateTime" },
+        { logicalName: "createdon", type: "DateTime" },
+        { logicalName: "modifiedon", type: "DateTime" }
+      ],
+      keys: [],
+      messages: { createMultiple: true, updateMultiple: true, upsertMultiple: true, deleteMultiple: true }
+    },
+    {
+      // A standard table without the *Multiple messages: clients must fall back to $batch.
+      logicalName: "task",
+      entitySetName: "tasks",
+      schemaName: "Task",
+      objectTypeCode: 4212,
+      primaryIdAttribute: "activityid",
+      primaryNameAttribute: "subject",
+      tableType: "Standard",
+      columns: [
+        { logicalName: "subject", type: "String", maxLength: 200 },
+        { logicalName: "description", type: "Memo", maxLength: 2000 },
+        { logicalName: "scheduledend", type: "DateTime" },
+        {
+          logicalName: "prioritycode",
+          type: "Picklist",
+          options: [
+            { value: 0, label: "Low" },
+            { value: 1, label: "Normal" },
+            { value: 2, label: "High" }
+          ]
+        },
+        {
+          logicalName: "regardingobjectid",
+          type: "Lookup",
+          targets: [
+            { table: "account", navigationProperty: "regardingobjectid_account_task" },
+            { table: "contact", navigationProperty: "regardingobjectid_contact_task" }
+          ]
+        },
+        { logicalName: "createdon", type: "DateTime" },
+        { logicalName: "modifiedon", type: "DateTime" }
+      ],
+      keys: [],
+      messages: { createMultiple: false, updateMultiple: false, upsertMultiple: false, deleteMultiple: false }
     }
   ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schema file format (`--schema file.json`)
+
+/** An optional field that, when present, is never `undefined` (for `exactOptionalPropertyTypes`). */
+const optional = <A extends S.Schema.Any>(schema: A) => S.optionalWith(schema, { exact: true })
+
+const ColumnTypeSchema = S.Literal(
+  "String",
+  "Memo",
+  "Integer",
+  "BigInt",
+  "Decimal",
+  "Double",
+  "Money",
+  "Boolean",
+  "DateTime",
+  "Picklist",
+  "State",
+  "Status",
+  "Lookup",
+  "Customer",
+  "Owner",
+  "Uniqueidentifier"
+)
+
+const ColumnFile = S.Struct({
+  logicalName: S.String,
+  type: ColumnTypeSchema,
+  requiredLevel: optional(S.Literal("None", "Recommended", "ApplicationRequired", "SystemRequired")),
+  maxLength: optional(S.Int.pipe(S.positive())),
+  minValue: optional(S.Number),
+  maxValue: optional(S.Number),
+  options: optional(S.Array(S.Struct({ value: S.Int, label: S.String }))),
+  targets: optional(S.Array(S.Struct({ table: S.String, navigationProperty: S.String })))
+})
+
+const TableFile = S.Struct({
+  logicalName: S.String,
+  entitySetName: S.String,
+  schemaName: optional(S.String),
+  objectTypeCode: optional(S.Int),
+  primaryIdAttribute: S.String,
+  primaryNameAttribute: S.String,
+  tableType: optional(S.Literal("Standard", "Elastic")),
+  columns: S.Array(ColumnFile),
+  keys: optional(S.Array(S.Struct({ logicalName: S.String, keyAttributes: S.NonEmptyArray(S.String) }))),
+  messages: optional(S.Struct({
+    createMultiple: optional(S.Boolean),
+    updateMultiple: optional(S.Boolean),
+    upsertMultiple: optional(S.Boolean),
+    deleteMultiple: optional(S.Boolean)
+  }))
+})
+
+const SchemaFile = S.Struct({ tables: S.NonEmptyArray(TableFile) })
+
+/**
+ * Reads a schema from the JSON of a schema file: `{"tables":[...]}`, each table as
+ * `TableDefinition` with these fields optional: `schemaName` (default: the logical name),
+ * `objectTypeCode` (default: 10000 + position), `tableType` (`Standard`), `keys` (none) and
+ * `messages` (Create/Update/UpsertMultiple on; DeleteMultiple on elastic tables only).
+ * Returns the schema, or a message naming what is wrong.
+ *
+ * @since 0.1.0
+ */
+export const decode = (json: unknown): Schema | string => {
+  const decoded = S.decodeUnknownEither(SchemaFile, { errors: "first", onExcessProperty: "error" })(json)
+  if (Either.isLeft(decoded)) return `Invalid schema: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`
+  const tables: Array<TableDefinition> = decoded.right.tables.map((table, i) => {
+    const tableType = table.tableType ?? "Standard"
+    const elastic = tableType === "Elastic"
+    return {
+      logicalName: table.logicalName,
+      entitySetName: table.entitySetName,
+      schemaName: table.schemaName ?? table.logicalName,
+      objectTypeCode: table.objectTypeCode ?? 10000 + i,
+      primaryIdAttribute: table.primaryIdAttribute,
+      primaryNameAttribute: table.primaryNameAttribute,
+      tableType,
+      columns: table.columns,
+      keys: table.keys ?? [],
+      messages: {
+        createMultiple: table.messages?.createMultiple ?? true,
+        updateMultiple: table.messages?.updateMultiple ?? true,
+        upsertMultiple: table.messages?.upsertMultiple ?? true,
+        deleteMultiple: table.messages?.deleteMultiple ?? elastic
+      }
+    }
+  })
+  const problem = check(tables)
+  return problem === undefined ? { tables } : `Invalid schema: ${problem}`
+}
+
+/** The rules a schema must keep across tables, which the structure alone cannot say. */
+const check = (tables: ReadonlyArray<TableDefinition>): string | undefined => {
+  const logicalNames = new Set<string>()
+  const entitySets = new Set<string>()
+  for (const table of tables) {
+    const where = `table '${table.logicalName}'`
+    if (logicalNames.has(table.logicalName)) return `${where} is defined twice`
+    if (entitySets.has(table.entitySetName)) return `${where}: entity set '${table.entitySetName}' is used twice`
+    logicalNames.add(table.logicalName)
+    entitySets.add(table.entitySetName)
+    const columns = new Map(table.columns.map((column) => [column.logicalName, column]))
+    if (columns.size !== table.columns.length) return `${where} defines a column twice`
+    if (columns.has(table.primaryIdAttribute)) {
+      return `${where}: the primary key '${table.primaryIdAttribute}' is implied and must not be listed in columns`
+    }
+    if (!columns.has(table.primaryNameAttribute)) return `${where}: primary name '${table.primaryNameAttribute}' is not a column`
+    if (table.tableType === "Elastic" && columns.get("partitionid")?.type !== "String") {
+      return `${where} is elastic and needs a String column 'partitionid'`
+    }
+    if (table.tableType === "Standard" && table.messages.deleteMultiple) {
+      return `${where}: DeleteMultiple exists only on elastic tables`
+    }
+    for (const key of table.keys) {
+      const missing = key.keyAttributes.find((attribute) => !columns.has(attribute))
+      if (missing !== undefined) return `${where}: key '${key.logicalName}' names unknown column '${missing}'`
+    }
+    for (const column of table.columns) {
+      const isLookup = column.type === "Lookup" || column.type === "Customer" || column.type === "Owner"
+      if (isLookup && (column.targets === undefined || column.targets.length === 0)) {
+        return `${where}: lookup '${column.logicalName}' needs targets`
+      }
+      if ((column.type === "Picklist" || column.type === "State" || column.type === "Status") && column.options === undefined) {
+        return `${where}: option set column '${column.logicalName}' needs options`
+      }
+    }
+  }
+  for (const table of tables) {
+    for (const column of table.columns) {
+      const unknown = column.targets?.find((target) => !logicalNames.has(target.table))
+      if (unknown !== undefined) {
+        return `table '${table.logicalName}': lookup '${column.logicalName}' targets unknown table '${unknown.table}'`
+      }
+    }
+  }
+  return undefined
 }

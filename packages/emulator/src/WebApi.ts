@@ -1,6 +1,10 @@
 /**
- * The Web API itself: an `HttpApp` answering `{org}/api/data/v9.x/...` as Dataverse does,
- * on top of a `Store` and an `Identity`.
+ * The Web API itself: an `HttpApp` answering `{org}/api/data/v9.x/...` as Dataverse does, on top
+ * of a `Store` and an `Identity`.
+ *
+ * Requests are handled in two steps: the HTTP layer reads the body and verifies the token
+ * (asynchronous), then `handle` answers synchronously, so that a request's reads and writes
+ * happen in one turn of the event loop, and `$batch` runs its parts through the same `handle`.
  *
  * @since 0.1.0
  */
@@ -9,11 +13,16 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
 import type { Identity, VerifiedToken } from "./Identity.js"
+import { parseBatch, runBatch } from "./internal/batch.js"
+import { type BulkMessage, bulkMessages, runBulkMessage } from "./internal/bulk.js"
 import { badRequest, codes, Fault, methodNotAllowed, segmentNotFound, unauthorized } from "./internal/fault.js"
-import { parsePath, type PathSegment } from "./internal/odataPath.js"
-import { checkInsertable, columnsOf, findByKey, prepareCreate, present } from "./internal/records.js"
-import type { PreparedRecord, Store, TableStore } from "./Store.js"
-import type { ColumnDefinition, TableDefinition } from "./TableSchema.js"
+import { entityDefinitions, sdkMessageFilters } from "./internal/metadata.js"
+import { type PathSegment, parsePath } from "./internal/odataPath.js"
+import { createRecord, deleteRecord, etagOf, writeRecord } from "./internal/operations.js"
+import { type Prefer, parsePrefer, queryTable } from "./internal/query.js"
+import { findByKey, present, resolveKey, resolveSelect } from "./internal/records.js"
+import { faultReply, type Reply } from "./internal/reply.js"
+import type { Store, TableStore } from "./Store.js"
 
 /**
  * What the Web API needs to answer: the data, the token verifier, the org's identity and
@@ -48,85 +57,48 @@ export interface WebApiCounters {
   errors: number
 }
 
-const apiPrefix = /^\/api\/data\/v9\.[0-2]\//
-const maxPageSize = 5000
-
-interface Prefer {
-  readonly maxPageSize: number | undefined
-  readonly returnRepresentation: boolean
-  readonly annotations: boolean
-}
-
-const parsePrefer = (header: string | undefined): Prefer => {
-  let pageSize: number | undefined
-  let returnRepresentation = false
-  let annotations = false
-  for (const raw of (header ?? "").split(",")) {
-    const part = raw.trim()
-    const [name, value] = part.split("=", 2).map((s) => s.trim())
-    if (name === "odata.maxpagesize" && value !== undefined && /^\d+$/.test(value)) pageSize = Number(value)
-    else if (name === "return" && value === "representation") returnRepresentation = true
-    else if (name === "odata.include-annotations") annotations = true
-  }
-  return { maxPageSize: pageSize, returnRepresentation, annotations }
-}
-
-interface Reply {
-  readonly status: number
-  readonly body?: unknown
-  readonly headers?: Record<string, string>
-}
-
 /**
- * Builds the Web API's `HttpApp`.
+ * One request to the Web API, as `handle` takes it: from HTTP, or from a part of a `$batch`.
  *
  * @since 0.1.0
  */
-export const makeApp = (context: WebApiContext) => {
+export interface ApiRequest {
+  readonly method: string
+  /** Path and query after the version root, not decoded: `contacts(…)?$select=a`. */
+  readonly target: string
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string | undefined>>
+  readonly body: string
+  readonly token: VerifiedToken
+}
+
+const apiPrefix = /^\/api\/data\/v9\.[0-2]\//
+
+/**
+ * The synchronous request handler, for a context whose org URL is known.
+ *
+ * @since 0.1.0
+ */
+export const makeHandler = (context: WebApiContext) => {
   const webApiUrl = () => `${context.orgUrl()}/api/data/v9.2/`
+  const now = () => new Date(context.store.now()).toISOString().replace(/\.\d{3}Z$/, "Z")
 
-  const respond = (requestId: string, reply: Reply): HttpServerResponse.HttpServerResponse => {
-    const headers: Record<string, string> = {
-      "OData-Version": "4.0",
-      "REQ_ID": requestId,
-      "x-ms-service-request-id": requestId,
-      "x-ms-dop-hint": String(context.dopHint),
-      ...reply.headers
+  const parseBody = (request: ApiRequest): unknown => {
+    if (Buffer.byteLength(request.body) > context.maxBodyBytes) {
+      return new Fault(413, "", `The request body exceeds the limit of ${context.maxBodyBytes} bytes.`)
     }
-    if (reply.body === undefined) return HttpServerResponse.empty({ status: reply.status, headers })
-    return HttpServerResponse.text(JSON.stringify(reply.body), {
-      status: reply.status,
-      headers,
-      contentType: "application/json; odata.metadata=minimal"
-    })
+    if (request.body.trim() === "") return badRequest("The request has no body.")
+    try {
+      return JSON.parse(request.body) as unknown
+    } catch (error) {
+      return badRequest(`Error parsing the request body as JSON: ${(error as Error).message}`)
+    }
   }
-
-  const fail = (fault: Fault): Reply => ({
-    status: fault.status,
-    body: { error: { code: fault.code, message: fault.message } },
-    headers: { ...fault.headers }
-  })
-
-  const readJson = (request: HttpServerRequest.HttpServerRequest) =>
-    Effect.map(
-      Effect.either(request.text),
-      (text): unknown => {
-        if (text._tag === "Left") return badRequest("The request body could not be read.")
-        if (Buffer.byteLength(text.right) > context.maxBodyBytes) {
-          return new Fault(413, "", `The request body exceeds the limit of ${context.maxBodyBytes} bytes.`)
-        }
-        try {
-          return JSON.parse(text.right) as unknown
-        } catch (error) {
-          return badRequest(`Error parsing the request body as JSON: ${(error as Error).message}`)
-        }
-      }
-    )
 
   const whoAmI = (token: VerifiedToken): Reply => {
     const userId = context.users.get(token.objectId)
     if (userId === undefined) {
-      return fail(
+      return faultReply(
         new Fault(403, codes.privilege, `The user with object id ${token.objectId} is not a user of this organization.`)
       )
     }
@@ -141,330 +113,235 @@ export const makeApp = (context: WebApiContext) => {
     }
   }
 
-  const entityDefinition = (segment: PathSegment, query: URLSearchParams): Reply => {
-    const key = segment.key
-    const logicalName = key?._tag === "Named" && key.parts.length === 1 && key.parts[0]![0] === "LogicalName"
-      ? key.parts[0]![1].value
-      : undefined
-    if (logicalName === undefined) {
-      return fail(badRequest("Address table definitions as EntityDefinitions(LogicalName='<name>')."))
-    }
-    const table = context.store.table(logicalName)
-    if (table === undefined) {
-      return fail(new Fault(404, codes.notFound, `Could not find entity with name '${logicalName}'.`))
-    }
-    const d = table.definition
-    const full: Record<string, unknown> = {
-      MetadataId: metadataId(d),
-      LogicalName: d.logicalName,
-      SchemaName: d.schemaName,
-      EntitySetName: d.entitySetName,
-      LogicalCollectionName: d.entitySetName,
-      PrimaryIdAttribute: d.primaryIdAttribute,
-      PrimaryNameAttribute: d.primaryNameAttribute,
-      ObjectTypeCode: d.objectTypeCode,
-      TableType: d.tableType,
-      IsCustomEntity: d.logicalName.includes("_")
-    }
-    const select = query.get("$select")?.split(",").map((s) => s.trim()).filter((s) => s !== "")
-    const body: Record<string, unknown> = {
-      "@odata.context": `${webApiUrl()}$metadata#EntityDefinitions(${select?.join(",") ?? ""})/$entity`
-    }
-    for (const [name, value] of Object.entries(full)) {
-      if (select === undefined || select.includes(name) || name === "MetadataId") body[name] = value
-    }
-    for (const name of select ?? []) {
-      if (!(name in full)) {
-        return fail(
-          new Fault(
-            400,
-            codes.segmentNotFound,
-            `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.EntityMetadata'.`
-          )
-        )
-      }
-    }
-    return { status: 200, body }
-  }
+  const entityUrl = (table: TableStore, id: string) => `${webApiUrl()}${table.definition.entitySetName}(${id})`
 
-  const resolveSelect = (
-    definition: TableDefinition,
-    query: URLSearchParams
-  ): ReadonlyArray<ColumnDefinition> | Fault | undefined => {
-    const raw = query.get("$select")
-    if (raw === null || raw.trim() === "") return undefined
-    const columns = columnsOf(definition)
-    const selected: Array<ColumnDefinition> = []
-    for (const name of raw.split(",").map((s) => s.trim())) {
-      if (name === definition.primaryIdAttribute) continue
-      const lookup = /^_(.+)_value$/.exec(name)
-      const column = columns.get(lookup !== null ? lookup[1]! : name)
-      if (column === undefined || (lookup !== null && column.targets === undefined)) {
-        return new Fault(
-          400,
-          codes.segmentNotFound,
-          `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${definition.logicalName}'.`
-        )
-      }
-      selected.push(column)
-    }
-    return selected
-  }
-
-  const unsupportedOptions = ["$filter", "$orderby", "$expand", "$count", "$apply", "fetchXml", "$skip"]
-
-  const query = (table: TableStore, search: URLSearchParams, prefer: Prefer): Reply => {
-    const definition = table.definition
-    for (const option of unsupportedOptions) {
-      if (search.has(option)) {
-        return fail(badRequest(
-          option === "$skip"
-            ? "The query parameter $skip is not supported."
-            : `The query option '${option}' is not available in this version of the emulator.`
-        ))
-      }
-    }
-    const select = resolveSelect(definition, search)
-    if (select instanceof Fault) return fail(select)
-    const topText = search.get("$top")
-    const top = topText === null ? undefined : Number(topText)
-    if (top !== undefined && (!Number.isInteger(top) || top < 0)) {
-      return fail(
-        badRequest(
-          `Invalid value '${topText}' for $top query option found. The $top query option requires a non-negative integer value.`
-        )
-      )
-    }
-    // As on the service: $top is ignored when a page size is asked for; page sizes above 5,000 are ignored.
-    const askedPageSize =
-      prefer.maxPageSize !== undefined && prefer.maxPageSize > 0 && prefer.maxPageSize <= maxPageSize
-        ? prefer.maxPageSize
-        : undefined
-    const limit = askedPageSize === undefined ? top : undefined
-    const cookie = readSkipToken(search.get("$skiptoken"))
-    if (cookie instanceof Fault) return fail(cookie)
-    const remaining = limit === undefined ? Infinity : limit - cookie.returned
-    const pageSize = Math.min(askedPageSize ?? maxPageSize, remaining)
-    const page = pageSize <= 0 ? { records: [], more: false } : table.page(cookie.seq, pageSize)
-    const value = page.records.map((record) => present(definition, record, select, prefer.annotations))
-    const selectList = select === undefined
-      ? ""
-      : [definition.primaryIdAttribute, ...select.map((c) => c.targets ? `_${c.logicalName}_value` : c.logicalName)]
-        .join(",")
-    const body: Record<string, unknown> = {
-      "@odata.context": `${webApiUrl()}$metadata#${definition.entitySetName}(${selectList})`,
-      value
-    }
-    const returned = cookie.returned + page.records.length
-    if (page.more && returned < (limit ?? Infinity) && page.records.length > 0) {
-      const next = new URLSearchParams(search)
-      next.set("$skiptoken", writeSkipToken(cookie.page + 1, page.records[page.records.length - 1]!.seq, returned))
-      body["@odata.nextLink"] = `${webApiUrl()}${definition.entitySetName}?${encodeQuery(next)}`
-    }
-    const applied = [
-      ...(askedPageSize !== undefined ? [`odata.maxpagesize=${askedPageSize}`] : []),
-      ...(prefer.annotations ? ["odata.include-annotations=\"*\""] : [])
-    ]
-    return { status: 200, body, headers: applied.length > 0 ? { "Preference-Applied": applied.join(",") } : {} }
-  }
-
-  const retrieve = (table: TableStore, segment: PathSegment, search: URLSearchParams, prefer: Prefer): Reply => {
-    const record = findByKey(table, segment.key!)
-    if (record instanceof Fault) return fail(record)
+  const represent = (table: TableStore, id: string, prefer: Prefer, search: URLSearchParams, status: number, headers: Record<string, string>): Reply => {
     const select = resolveSelect(table.definition, search)
-    if (select instanceof Fault) return fail(select)
+    if (select instanceof Fault) return faultReply(select)
+    const record = table.get(id)!
+    return {
+      status,
+      body: {
+        "@odata.context": `${webApiUrl()}$metadata#${table.definition.entitySetName}/$entity`,
+        ...present(table.definition, record, select, prefer.annotations)
+      },
+      headers: { ...headers, "Preference-Applied": "return=representation", "ETag": etagOf(record) }
+    }
+  }
+
+  const create = (table: TableStore, request: ApiRequest, prefer: Prefer, search: URLSearchParams): Reply => {
+    const body = parseBody(request)
+    if (body instanceof Fault) return faultReply(body)
+    const record = createRecord(context.store, table, body, now)
+    if (record instanceof Fault) return faultReply(record)
+    const headers = { "OData-EntityId": entityUrl(table, record.id) }
+    if (prefer.returnRepresentation) return represent(table, record.id, prefer, search, 201, { ...headers, Location: headers["OData-EntityId"] })
+    return { status: 204, headers }
+  }
+
+  /** `PATCH` on a record URL: upsert, or create-only / update-only by `If-None-Match` / `If-Match`. */
+  const patch = (table: TableStore, segment: PathSegment, request: ApiRequest, prefer: Prefer, search: URLSearchParams): Reply => {
+    const body = parseBody(request)
+    if (body instanceof Fault) return faultReply(body)
+    const target = resolveKey(table, segment.key!, search.get("partitionId") ?? undefined)
+    if (target instanceof Fault) return faultReply(target)
+    const ifMatch = request.headers["if-match"]?.trim()
+    const ifNoneMatch = request.headers["if-none-match"]?.trim()
+    const written = writeRecord(context.store, table, target, body, {
+      mode: ifNoneMatch === "*" ? "createOnly" : ifMatch !== undefined ? "updateOnly" : "upsert",
+      // An upsert on an elastic table replaces the whole record.
+      replace: table.definition.tableType === "Elastic" && ifMatch === undefined,
+      ifMatch
+    }, now)
+    if (written instanceof Fault) return faultReply(written)
+    const headers = { "OData-EntityId": entityUrl(table, written.record.id) }
+    if (prefer.returnRepresentation) return represent(table, written.record.id, prefer, search, written.created ? 201 : 200, headers)
+    return { status: 204, headers }
+  }
+
+  const retrieve = (table: TableStore, segment: PathSegment, prefer: Prefer, search: URLSearchParams, request: ApiRequest): Reply => {
+    const record = findByKey(table, segment.key!, search.get("partitionId") ?? undefined)
+    if (record instanceof Fault) return faultReply(record)
+    if (request.headers["if-none-match"]?.trim() === etagOf(record)) return { status: 304 }
+    const select = resolveSelect(table.definition, search)
+    if (select instanceof Fault) return faultReply(select)
     return {
       status: 200,
       body: {
         "@odata.context": `${webApiUrl()}$metadata#${table.definition.entitySetName}/$entity`,
         ...present(table.definition, record, select, prefer.annotations)
-      }
+      },
+      headers: { ETag: etagOf(record) }
     }
   }
 
-  const insert = (table: TableStore, records: ReadonlyArray<PreparedRecord>): Fault | undefined => {
-    const conflict = checkInsertable(table, records)
-    if (conflict !== undefined) return conflict
-    table.insertAll(records)
-    context.counters.recordsWritten += records.length
-    return undefined
+  const remove = (table: TableStore, segment: PathSegment, search: URLSearchParams, request: ApiRequest): Reply => {
+    const target = resolveKey(table, segment.key!, search.get("partitionId") ?? undefined)
+    if (target instanceof Fault) return faultReply(target)
+    const ifMatch = request.headers["if-match"]?.trim()
+    if (target.existing !== undefined && ifMatch !== undefined && ifMatch !== "*" && ifMatch !== etagOf(target.existing)) {
+      return faultReply(new Fault(412, "0x80060882", "The version of the existing record doesn't match the RowVersion property provided."))
+    }
+    const deleted = deleteRecord(table, target)
+    return deleted instanceof Fault ? faultReply(deleted) : { status: 204 }
   }
 
-  const create = (table: TableStore, body: unknown, prefer: Prefer): Reply => {
-    const prepared = prepareCreate(context.store, table, body, now())
-    if (prepared instanceof Fault) return fail(prepared)
-    const fault = insert(table, [prepared])
-    if (fault !== undefined) return fail(fault)
-    const entityId = `${webApiUrl()}${table.definition.entitySetName}(${prepared.id})`
-    if (prefer.returnRepresentation) {
-      return {
-        status: 201,
-        body: {
-          "@odata.context": `${webApiUrl()}$metadata#${table.definition.entitySetName}/$entity`,
-          ...present(table.definition, table.get(prepared.id)!, undefined, prefer.annotations)
-        },
-        headers: { "OData-EntityId": entityId, "Location": entityId, "Preference-Applied": "return=representation" }
-      }
-    }
-    return { status: 204, headers: { "OData-EntityId": entityId } }
+  const bulkMessageOf = (segment: PathSegment | undefined): BulkMessage | undefined => {
+    const name = segment?.name.replace(/^Microsoft\.Dynamics\.CRM\./, "")
+    return bulkMessages.find((message) => message === name)
   }
 
-  const createMultiple = (table: TableStore, body: unknown): Reply => {
-    const targets = typeof body === "object" && body !== null && !Array.isArray(body)
-      ? (body as { Targets?: unknown }).Targets
-      : undefined
-    if (!Array.isArray(targets)) {
-      return fail(badRequest("The parameter 'Targets' of 'CreateMultiple' is missing or is not a collection."))
-    }
-    const stamp = now()
-    const prepared: Array<PreparedRecord> = []
-    for (let i = 0; i < targets.length; i++) {
-      const target: unknown = targets[i]
-      if (typeof target !== "object" || target === null || !("@odata.type" in target)) {
-        return fail(badRequest(`Targets[${i}]: every target of CreateMultiple must carry '@odata.type'.`))
-      }
-      const record = prepareCreate(context.store, table, target, stamp)
-      // Standard tables are transactional: the first bad target fails the whole request.
-      if (record instanceof Fault) return fail(record)
-      prepared.push(record)
-    }
-    const fault = insert(table, prepared)
-    if (fault !== undefined) return fail(fault)
-    return {
-      status: 200,
-      body: {
-        "@odata.context": `${webApiUrl()}$metadata#Microsoft.Dynamics.CRM.CreateMultipleResponse`,
-        Ids: prepared.map((record) => record.id)
-      }
+  const supports = (table: TableStore, message: BulkMessage): boolean => {
+    const messages = table.definition.messages
+    switch (message) {
+      case "CreateMultiple":
+        return messages.createMultiple
+      case "UpdateMultiple":
+        return messages.updateMultiple
+      case "UpsertMultiple":
+        return messages.upsertMultiple
+      case "DeleteMultiple":
+        // Bound to every table that has the other messages; standard tables answer that it is not implemented.
+        return messages.deleteMultiple || messages.createMultiple
     }
   }
 
-  const route = (
-    request: HttpServerRequest.HttpServerRequest,
-    token: VerifiedToken,
-    segments: ReadonlyArray<PathSegment>,
-    search: URLSearchParams,
-    rawPath: string
-  ): Effect.Effect<Reply> => {
+  const route = (request: ApiRequest, segments: ReadonlyArray<PathSegment>, search: URLSearchParams, path: string): Reply => {
     const method = request.method
     const prefer = parsePrefer(request.headers["prefer"])
     const [first, second] = segments
-    if (first === undefined) return Effect.succeed(fail(segmentNotFound("")))
-    if (first.name === "WhoAmI" && segments.length === 1 && first.key === undefined) {
-      // WhoAmI is a function: only GET finds it.
-      return Effect.succeed(method === "GET" ? whoAmI(token) : fail(segmentNotFound("WhoAmI")))
-    }
-    if (first.name === "EntityDefinitions" && segments.length === 1 && first.key !== undefined) {
-      return Effect.succeed(
-        method === "GET" ? entityDefinition(first, search) : fail(methodNotAllowed(method, rawPath))
+    if (first === undefined) return faultReply(segmentNotFound(""))
+    if (first.name === "$batch" && segments.length === 1) {
+      if (method !== "POST") return faultReply(methodNotAllowed(method, path))
+      const items = parseBatch(request.body, request.headers["content-type"])
+      if (items instanceof Fault) return faultReply(items)
+      return runBatch(
+        context.store,
+        items,
+        (partMethod, target, headers, body) => dispatch({ method: partMethod, target, headers, body, token: request.token }),
+        prefer.continueOnError,
+        webApiUrl()
       )
     }
+    if (first.name === "WhoAmI" && segments.length === 1 && first.key === undefined) {
+      // WhoAmI is a function: only GET finds it.
+      return method === "GET" ? whoAmI(request.token) : faultReply(segmentNotFound("WhoAmI"))
+    }
+    if (first.name === "EntityDefinitions") {
+      return method === "GET"
+        ? entityDefinitions(context.store, segments, search, webApiUrl())
+        : faultReply(methodNotAllowed(method, path))
+    }
+    if (first.name === "sdkmessagefilters" && segments.length === 1 && first.key === undefined) {
+      return method === "GET" ? sdkMessageFilters(context.store, search, webApiUrl()) : faultReply(methodNotAllowed(method, path))
+    }
     const table = context.store.entitySet(first.name)
-    if (table === undefined) return Effect.succeed(fail(segmentNotFound(first.name)))
+    if (table === undefined) return faultReply(segmentNotFound(first.name))
     if (segments.length === 1 && first.key === undefined) {
-      if (method === "GET") return Effect.succeed(query(table, search, prefer))
-      if (method === "POST") return withBody(request, (body) => create(table, body, prefer))
-      return Effect.succeed(fail(methodNotAllowed(method, rawPath)))
+      if (method === "GET") return queryTable(table, search, prefer, webApiUrl(), false)
+      if (method === "POST") return create(table, request, prefer, search)
+      return faultReply(methodNotAllowed(method, path))
     }
     if (segments.length === 1 && first.key !== undefined) {
-      if (method === "GET") return Effect.succeed(retrieve(table, first, search, prefer))
-      return Effect.succeed(fail(methodNotAllowed(method, rawPath)))
+      if (method === "GET") return retrieve(table, first, prefer, search, request)
+      if (method === "PATCH") return patch(table, first, request, prefer, search)
+      if (method === "DELETE") return remove(table, first, search, request)
+      return faultReply(methodNotAllowed(method, path))
     }
-    if (segments.length === 2 && first.key === undefined && second?.key === undefined) {
-      if (second!.name === "Microsoft.Dynamics.CRM.CreateMultiple" && table.definition.messages.createMultiple) {
-        return method === "POST"
-          ? withBody(request, (body) => createMultiple(table, body))
-          : Effect.succeed(fail(methodNotAllowed(method, rawPath)))
+    if (segments.length === 2 && first.key === undefined && second!.key === undefined) {
+      if (second!.name === "$count") {
+        return method === "GET" ? queryTable(table, search, prefer, webApiUrl(), true) : faultReply(methodNotAllowed(method, path))
+      }
+      const message = bulkMessageOf(second)
+      if (message !== undefined && supports(table, message)) {
+        if (method !== "POST") return faultReply(methodNotAllowed(method, path))
+        const body = parseBody(request)
+        if (body instanceof Fault) return faultReply(body)
+        return runBulkMessage(context.store, table, message, body, { annotations: prefer.annotations, now, webApiUrl: webApiUrl() })
       }
     }
-    const unknown = segments.length > 1 ? segments[1]!.name : first.name
-    return Effect.succeed(fail(segmentNotFound(unknown)))
+    // An action not bound to this table is unknown to the OData layer, as on the service.
+    return faultReply(segmentNotFound(segments.length > 1 ? segments[1]!.name : first.name))
   }
 
-  const withBody = (request: HttpServerRequest.HttpServerRequest, handle: (body: unknown) => Reply) =>
-    Effect.map(readJson(request), (body) => (body instanceof Fault ? fail(body) : handle(body)))
+  /** Answers one request (or one part of a batch). */
+  const dispatch = (request: ApiRequest): Reply => {
+    const queryAt = request.target.indexOf("?")
+    const rawPath = queryAt < 0 ? request.target : request.target.slice(0, queryAt)
+    const search = new URLSearchParams(queryAt < 0 ? "" : request.target.slice(queryAt + 1))
+    let decoded: string
+    try {
+      decoded = decodeURIComponent(rawPath)
+    } catch {
+      return faultReply(badRequest(`The request URL '${rawPath}' is not validly encoded.`))
+    }
+    const segments = parsePath(decoded)
+    if (segments instanceof Fault) return faultReply(segments)
+    return route(request, segments, search, rawPath)
+  }
+
+  /** Answers one request from outside, counting the records it wrote. */
+  const handle = (request: ApiRequest): Reply => {
+    const before = context.store.writes
+    const reply = dispatch(request)
+    context.counters.recordsWritten += context.store.writes - before
+    return reply
+  }
+
+  return { handle, webApiUrl }
+}
+
+/**
+ * Builds the Web API's `HttpApp`.
+ *
+ * @since 0.1.0
+ */
+export const makeApp = (context: WebApiContext) => {
+  const { handle } = makeHandler(context)
+
+  const respond = (requestId: string, reply: Reply): HttpServerResponse.HttpServerResponse => {
+    if (reply.status >= 400) context.counters.errors++
+    const headers: Record<string, string> = {
+      "OData-Version": "4.0",
+      "REQ_ID": requestId,
+      "x-ms-service-request-id": requestId,
+      "x-ms-dop-hint": String(context.dopHint),
+      ...reply.headers
+    }
+    if (reply.body === undefined) return HttpServerResponse.empty({ status: reply.status, headers })
+    if (typeof reply.body === "string") {
+      return HttpServerResponse.text(reply.body, { status: reply.status, headers, contentType: reply.contentType ?? "text/plain" })
+    }
+    return HttpServerResponse.text(JSON.stringify(reply.body), {
+      status: reply.status,
+      headers,
+      contentType: "application/json; odata.metadata=minimal"
+    })
+  }
 
   return Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const requestId = randomUUID()
     context.counters.requests++
     const url = new URL(request.url, "http://emulator")
-    if (!apiPrefix.test(url.pathname)) {
-      context.counters.errors++
-      return respond(requestId, fail(segmentNotFound(url.pathname)))
-    }
-    const token = yield* Effect.promise(() =>
-      context.identity.verify(request.headers["authorization"], context.orgUrl())
-    )
+    if (!apiPrefix.test(url.pathname)) return respond(requestId, faultReply(segmentNotFound(url.pathname)))
+    const token = yield* Effect.promise(() => context.identity.verify(request.headers["authorization"], context.orgUrl()))
     if (typeof token === "string") {
-      context.counters.errors++
       return respond(
         requestId,
-        fail(
-          unauthorized(
-            `${token} bearer token`,
-            `https://login.microsoftonline.com/${context.identity.tenantId}/oauth2/authorize`
-          )
-        )
+        faultReply(unauthorized(`${token} bearer token`, `https://login.microsoftonline.com/${context.identity.tenantId}/oauth2/authorize`))
       )
     }
-    const rawPath = url.pathname.replace(apiPrefix, "")
-    let decoded: string
-    try {
-      decoded = decodeURIComponent(rawPath)
-    } catch {
-      context.counters.errors++
-      return respond(requestId, fail(badRequest(`The request URL '${rawPath}' is not validly encoded.`)))
-    }
-    const segments = parsePath(decoded)
-    const reply = segments instanceof Fault
-      ? fail(segments)
-      : yield* route(request, token, segments, url.searchParams, rawPath)
-    if (reply.status >= 400) context.counters.errors++
-    return respond(requestId, reply)
+    const body = request.method === "GET" || request.method === "DELETE" ? "" : yield* Effect.orElseSucceed(request.text, () => "")
+    return respond(
+      requestId,
+      handle({
+        method: request.method,
+        target: url.pathname.replace(apiPrefix, "") + url.search,
+        headers: request.headers,
+        body,
+        token
+      })
+    )
   })
 }
-
-const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, "Z")
-
-const metadataIds = new WeakMap<TableDefinition, string>()
-const metadataId = (definition: TableDefinition): string => {
-  let id = metadataIds.get(definition)
-  if (id === undefined) {
-    id = randomUUID()
-    metadataIds.set(definition, id)
-  }
-  return id
-}
-
-/**
- * Skip tokens look like the service's: a `<cookie>` whose `pagingcookie` attribute is URL-encoded
- * twice. Clients must treat them as opaque and follow `@odata.nextLink` verbatim.
- */
-const writeSkipToken = (pageNumber: number, lastSeq: number, returned: number): string => {
-  const inner = `<cookie page="${pageNumber - 1}" last="${lastSeq}" returned="${returned}" />`
-  return `<cookie pagenumber="${pageNumber}" pagingcookie="${
-    encodeURIComponent(encodeURIComponent(inner))
-  }" istracking="False" />`
-}
-
-const readSkipToken = (token: string | null): { page: number; seq: number; returned: number } | Fault => {
-  if (token === null) return { page: 1, seq: 0, returned: 0 }
-  const pageNumber = /pagenumber="(\d+)"/.exec(token)
-  const cookie = /pagingcookie="([^"]*)"/.exec(token)
-  if (pageNumber === null || cookie === null) return badRequest("The $skiptoken is not valid.")
-  let inner: string
-  try {
-    inner = decodeURIComponent(decodeURIComponent(cookie[1]!))
-  } catch {
-    return badRequest("The $skiptoken is not valid.")
-  }
-  const last = /last="(\d+)"/.exec(inner)
-  const returned = /returned="(\d+)"/.exec(inner)
-  if (last === null || returned === null) return badRequest("The $skiptoken is not valid.")
-  return { page: Number(pageNumber[1]), seq: Number(last[1]), returned: Number(returned[1]) }
-}
-
-/** Query strings with OData's `$` left readable, as the service writes them. */
-const encodeQuery = (params: URLSearchParams): string =>
-  [...params].map(([name, value]) => `${name}=${encodeURIComponent(value)}`).join("&")

@@ -2,10 +2,9 @@
  * Turns request bodies into validated records and stored records into response objects,
  * with the service's validation rules and error codes.
  */
-import { randomUUID } from "node:crypto"
-import type { LookupValue, PreparedRecord, Store, StoredRecord, TableStore } from "../Store.js"
+import type { LookupValue, Store, StoredRecord, TableStore } from "../Store.js"
 import type { ColumnDefinition, TableDefinition } from "../TableSchema.js"
-import { badRequest, codes, duplicateKey, Fault, invalidProperty, recordNotFound } from "./fault.js"
+import { badRequest, codes, Fault, invalidProperty, recordNotFound } from "./fault.js"
 import { type KeyPredicate, parsePath } from "./odataPath.js"
 
 const guidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -184,68 +183,101 @@ const resolveBind = (store: Store, expectedTable: string, reference: unknown): L
   return { table: expectedTable, id: found.id }
 }
 
-/** Finds a record by a key predicate: a primary key or an alternate key. */
-export const findByKey = (
-  table: TableStore,
-  key: KeyPredicate
-): StoredRecord | Fault => {
+/**
+ * Where a key in a URL (or an `@odata.id`) points: an existing record, or the id and key values a
+ * new record would get there (for upserts).
+ */
+export interface ResolvedKey {
+  readonly existing: StoredRecord | undefined
+  /** The primary key: the existing record's, or the one given in the key, or undefined (alternate key, no record yet). */
+  readonly id: string | undefined
+  /** Alternate-key (and partition) values from the key, to set on a record created there. */
+  readonly keyValues: Readonly<Record<string, unknown>>
+}
+
+const keyValue = (table: TableDefinition, attribute: string, raw: { _tag: "String" | "Bare"; value: string }): unknown => {
+  const column = columnsOf(table).get(attribute)
+  if (raw._tag === "String" || column === undefined) return raw.value
+  if (column.type === "Uniqueidentifier" || column.targets !== undefined) return parseGuid(raw.value) ?? raw.value
+  if (column.type === "Boolean") return raw.value === "true"
+  return Number(raw.value)
+}
+
+/**
+ * Resolves a key predicate: a GUID, `primaryid=<guid>` (with `partitionid='p'` on elastic
+ * tables), or the columns of an alternate key. `partitionId` comes from `?partitionId=`.
+ */
+export const resolveKey = (table: TableStore, key: KeyPredicate, partitionId?: string): ResolvedKey | Fault => {
   const definition = table.definition
+  const inPartition = (record: StoredRecord | undefined, partition: string | undefined) =>
+    record !== undefined && (partition === undefined || record.values["partitionid"] === partition) ? record : undefined
   if (key._tag === "Single") {
     const id = parseGuid(key.value.value)
     if (id === undefined) return badRequest(`'${key.value.value}' is not a valid key for '${definition.logicalName}'.`)
-    return table.get(id) ?? recordNotFound(definition.logicalName, id)
+    return { existing: inPartition(table.get(id), partitionId), id, keyValues: partitionId === undefined ? {} : { partitionid: partitionId } }
   }
-  if (key.parts.length === 1 && key.parts[0]![0] === definition.primaryIdAttribute) {
-    const id = parseGuid(key.parts[0]![1].value)
-    if (id === undefined) return badRequest(`'${key.parts[0]![1].value}' is not a valid Guid.`)
-    return table.get(id) ?? recordNotFound(definition.logicalName, id)
+  const parts = new Map(key.parts.map(([name, value]) => [name, value]))
+  const primary = parts.get(definition.primaryIdAttribute)
+  if (primary !== undefined) {
+    const id = parseGuid(primary.value)
+    if (id === undefined) return badRequest(`'${primary.value}' is not a valid Guid.`)
+    const partition = parts.get("partitionid")?.value ?? partitionId
+    const extra = [...parts.keys()].filter((name) => name !== definition.primaryIdAttribute && name !== "partitionid")
+    if (extra.length > 0) return badRequest(`The key of '${definition.logicalName}' cannot include '${extra.join(",")}'.`)
+    return { existing: inPartition(table.get(id), partition), id, keyValues: partition === undefined ? {} : { partitionid: partition } }
   }
-  const names = key.parts.map(([name]) => name)
+  const names = [...parts.keys()]
   const alternate = definition.keys.find((candidate) =>
-    candidate.keyAttributes.length === names.length && candidate.keyAttributes.every((a) => names.includes(a))
+    candidate.keyAttributes.length === names.length && candidate.keyAttributes.every((a) => parts.has(a))
   )
   if (alternate === undefined) {
-    return badRequest(
-      `The key '${names.join(",")}' is not an alternate key of '${definition.logicalName}'.`,
-      codes.payload
-    )
+    return badRequest(`The key '${names.join(",")}' is not an alternate key of '${definition.logicalName}'.`)
   }
-  const columns = columnsOf(definition)
-  const values = alternate.keyAttributes.map((attribute) => {
-    const raw = key.parts.find(([name]) => name === attribute)![1]
-    const column = columns.get(attribute)
-    return raw._tag === "Bare" && column !== undefined && column.type !== "String" && column.type !== "Memo"
-      ? Number(raw.value)
-      : raw.value
-  })
-  const found = table.getByKey(alternate.logicalName, values)
-  if (found !== undefined) return found
+  const keyValues: Record<string, unknown> = {}
+  for (const attribute of alternate.keyAttributes) keyValues[attribute] = keyValue(definition, attribute, parts.get(attribute)!)
+  const existing = table.getByKey(alternate.logicalName, alternate.keyAttributes.map((a) => keyValues[a]))
+  return { existing, id: existing?.id, keyValues }
+}
+
+/** Finds an existing record by a key predicate, or answers 404 as the service does. */
+export const findByKey = (table: TableStore, key: KeyPredicate, partitionId?: string): StoredRecord | Fault => {
+  const resolved = resolveKey(table, key, partitionId)
+  if (resolved instanceof Fault) return resolved
+  if (resolved.existing !== undefined) return resolved.existing
+  if (resolved.id !== undefined) return recordNotFound(table.definition.logicalName, resolved.id)
   return new Fault(
     404,
     codes.notFound,
-    `A record with the specified key values does not exist in ${definition.logicalName} entity`
+    `A record with the specified key values does not exist in ${table.definition.logicalName} entity`
   )
 }
 
 /**
- * Validates a create body for `table` and decides the record's id.
- * `@odata.type`, when present, must name the table.
+ * A validated request body: the column values it sets and the primary key it carries, if any.
  */
-export const prepareCreate = (store: Store, table: TableStore, body: unknown, now: string): PreparedRecord | Fault => {
-  const definition = table.definition
+export interface ValidatedBody {
+  readonly id: string | undefined
+  readonly values: Readonly<Record<string, unknown>>
+}
+
+/**
+ * Validates a write body for `table`: known columns with values of the right type, in range and
+ * length, lookups bound with `@odata.bind` to records that exist. `@odata.type`, when present,
+ * must name the table. Columns the service sets itself (`createdon`, `modifiedon`) are ignored.
+ */
+export const validateBody = (store: Store, definition: TableDefinition, body: unknown): ValidatedBody | Fault => {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     return badRequest(`The request body for '${definition.entitySetName}' must be a JSON object.`)
   }
   const columns = columnsOf(definition)
   const values: Record<string, unknown> = {}
   let id: string | undefined
-  for (const [property, value] of Object.entries(body)) {
+  for (const property in body) {
+    const value: unknown = (body as Record<string, unknown>)[property]
     if (property === "@odata.type") {
       if (value !== `Microsoft.Dynamics.CRM.${definition.logicalName}`) {
         return badRequest(
-          `The @odata.type '${
-            String(value)
-          }' does not match the entity set '${definition.entitySetName}' (expected 'Microsoft.Dynamics.CRM.${definition.logicalName}').`
+          `The @odata.type '${String(value)}' does not match the entity set '${definition.entitySetName}' (expected 'Microsoft.Dynamics.CRM.${definition.logicalName}').`
         )
       }
       continue
@@ -267,7 +299,8 @@ export const prepareCreate = (store: Store, table: TableStore, body: unknown, no
       values[target.column.logicalName] = lookup
       continue
     }
-    if (property.startsWith("@") || property.includes("@odata.")) continue
+    // Other annotations (`@odata.id` on UpsertMultiple targets, `@odata.etag`) are read by the caller.
+    if (property.startsWith("@") || property.includes("@")) continue
     if (property === definition.primaryIdAttribute) {
       const guid = typeof value === "string" ? parseGuid(value) : undefined
       if (guid === undefined) {
@@ -285,43 +318,62 @@ export const prepareCreate = (store: Store, table: TableStore, body: unknown, no
     if (checked instanceof Fault) return checked
     values[property] = checked
   }
+  return { id, values }
+}
+
+/**
+ * Completes the values of a record about to be written: the columns the service computes
+ * (`fullname`, `createdon`, `modifiedon`) and the required-column check.
+ */
+export const completeValues = (
+  definition: TableDefinition,
+  values: Readonly<Record<string, unknown>>,
+  now: string,
+  isCreate: boolean
+): Record<string, unknown> | Fault => {
+  const columns = columnsOf(definition)
+  const out: Record<string, unknown> = { ...values }
   for (const column of definition.columns) {
-    if (column.requiredLevel === "SystemRequired" && (values[column.logicalName] ?? null) === null) {
+    if (column.requiredLevel === "SystemRequired" && (out[column.logicalName] ?? null) === null) {
       return badRequest(`Attribute '${column.logicalName}' cannot be NULL.`, codes.maxLength)
     }
   }
   // `fullname` is computed by the service from the name parts, as on contact and systemuser.
   if (definition.primaryNameAttribute === "fullname" && columns.has("fullname")) {
-    const full = [values["firstname"], values["lastname"]].filter((part) => typeof part === "string" && part !== "")
-    if (full.length > 0) values["fullname"] = full.join(" ")
+    const full = [out["firstname"], out["lastname"]].filter((part) => typeof part === "string" && part !== "")
+    out["fullname"] = full.length > 0 ? full.join(" ") : null
   }
-  if (columns.has("createdon")) values["createdon"] = now
-  if (columns.has("modifiedon")) values["modifiedon"] = now
-  return { id: id ?? randomUUID(), values }
+  if (isCreate && columns.has("createdon")) out["createdon"] = now
+  if (columns.has("modifiedon")) out["modifiedon"] = now
+  return out
 }
 
 /**
- * Checks that a set of prepared records can be inserted together: no id already stored or
- * repeated in the set, no alternate key taken.
+ * The columns named in `$select` (undefined when absent: all columns). Lookups may be named as
+ * `_<column>_value`; the primary key is always returned and need not be listed.
  */
-export const checkInsertable = (table: TableStore, records: ReadonlyArray<PreparedRecord>): Fault | undefined => {
-  const ids = new Set<string>()
-  for (const record of records) {
-    if (table.get(record.id) !== undefined || ids.has(record.id)) {
-      return duplicateKey(
-        `A record with matching key values already exists. (${table.definition.primaryIdAttribute} = ${record.id})`
+export const resolveSelect = (
+  definition: TableDefinition,
+  search: URLSearchParams
+): ReadonlyArray<ColumnDefinition> | Fault | undefined => {
+  const raw = search.get("$select")
+  if (raw === null || raw.trim() === "") return undefined
+  const columns = columnsOf(definition)
+  const selected: Array<ColumnDefinition> = []
+  for (const name of raw.split(",").map((s) => s.trim())) {
+    if (name === definition.primaryIdAttribute) continue
+    const lookup = /^_(.+)_value$/.exec(name)
+    const column = columns.get(lookup !== null ? lookup[1]! : name)
+    if (column === undefined || (lookup !== null && column.targets === undefined)) {
+      return new Fault(
+        400,
+        codes.segmentNotFound,
+        `Could not find a property named '${name}' on type 'Microsoft.Dynamics.CRM.${definition.logicalName}'.`
       )
     }
-    ids.add(record.id)
+    selected.push(column)
   }
-  const key = table.findKeyConflict(records)
-  if (key !== undefined) {
-    const attributes = table.definition.keys.find((k) => k.logicalName === key)!.keyAttributes.join(",")
-    return duplicateKey(
-      `A record that has the attribute values ${attributes} already exists. The entity key ${key} requires that this set of attributes contains unique values. Select unique values and try again.`
-    )
-  }
-  return undefined
+  return selected
 }
 
 /**

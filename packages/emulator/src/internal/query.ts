@@ -1,0 +1,154 @@
+/**
+ * Queries of a table: `$select`, `$filter`, `$orderby`, `$top`, `$count` and `/$count`, paged by
+ * `Prefer: odata.maxpagesize` with `@odata.nextLink` (wire reference, section 8).
+ */
+import type { StoredRecord, TableStore } from "../Store.js"
+import { badRequest, Fault } from "./fault.js"
+import { compileFilter, compileOrderBy } from "./filter.js"
+import { present, resolveSelect } from "./records.js"
+import { faultReply, type Reply } from "./reply.js"
+
+/** The `Prefer` preferences the emulator honours. */
+export interface Prefer {
+  readonly maxPageSize: number | undefined
+  readonly returnRepresentation: boolean
+  readonly annotations: boolean
+  readonly continueOnError: boolean
+}
+
+/** Parses one or more `Prefer` headers (joined by commas). */
+export const parsePrefer = (header: string | undefined): Prefer => {
+  let maxPageSize: number | undefined
+  let returnRepresentation = false
+  let annotations = false
+  let continueOnError = false
+  for (const raw of (header ?? "").split(",")) {
+    const part = raw.trim()
+    const at = part.indexOf("=")
+    const name = (at < 0 ? part : part.slice(0, at)).trim().toLowerCase()
+    const value = at < 0 ? undefined : part.slice(at + 1).trim()
+    if (name === "odata.maxpagesize" && value !== undefined && /^\d+$/.test(value)) maxPageSize = Number(value)
+    else if (name === "return" && value === "representation") returnRepresentation = true
+    else if (name === "odata.include-annotations") annotations = true
+    else if (name === "odata.continue-on-error") continueOnError = true
+  }
+  return { maxPageSize, returnRepresentation, annotations, continueOnError }
+}
+
+const maxPageSize = 5000
+/** `$count` and `/$count` stop counting at 5,000, as on the service. */
+const maxCount = 5000
+
+const unsupported = ["$expand", "$apply", "fetchXml", "savedQuery", "userQuery", "$search"]
+
+/**
+ * A skip token looks like the service's: a `<cookie>` whose `pagingcookie` attribute is
+ * URL-encoded twice. Clients must treat it as opaque and follow `@odata.nextLink` verbatim.
+ * Unordered queries continue after the last `seq` served (stable under concurrent inserts);
+ * ordered ones continue at an offset.
+ */
+const writeSkipToken = (pageNumber: number, position: { last: number; returned: number }): string => {
+  const inner = `<cookie page="${pageNumber - 1}" last="${position.last}" returned="${position.returned}" />`
+  return `<cookie pagenumber="${pageNumber}" pagingcookie="${encodeURIComponent(encodeURIComponent(inner))}" istracking="False" />`
+}
+
+const readSkipToken = (token: string | null): { page: number; last: number; returned: number } | Fault => {
+  if (token === null) return { page: 1, last: 0, returned: 0 }
+  const invalid = badRequest("The $skiptoken is not valid.")
+  const pageNumber = /pagenumber="(\d+)"/.exec(token)
+  const cookie = /pagingcookie="([^"]*)"/.exec(token)
+  if (pageNumber === null || cookie === null) return invalid
+  let inner: string
+  try {
+    inner = decodeURIComponent(decodeURIComponent(cookie[1]!))
+  } catch {
+    return invalid
+  }
+  const last = /last="(\d+)"/.exec(inner)
+  const returned = /returned="(\d+)"/.exec(inner)
+  if (last === null || returned === null) return invalid
+  return { page: Number(pageNumber[1]), last: Number(last[1]), returned: Number(returned[1]) }
+}
+
+/** Query strings with OData's `$` left readable, as the service writes them. */
+const encodeQuery = (params: URLSearchParams): string =>
+  [...params].map(([name, value]) => `${name}=${encodeURIComponent(value)}`).join("&")
+
+/**
+ * Answers `GET <entityset>` (or `GET <entityset>/$count` when `countOnly`).
+ */
+export const queryTable = (
+  table: TableStore,
+  search: URLSearchParams,
+  prefer: Prefer,
+  webApiUrl: string,
+  countOnly: boolean
+): Reply => {
+  const definition = table.definition
+  for (const option of unsupported) {
+    if (search.has(option)) {
+      return faultReply(badRequest(`The query option '${option}' is not available in this version of the emulator.`))
+    }
+  }
+  if (search.has("$skip")) return faultReply(badRequest("The query parameter $skip is not supported."))
+  const filterText = search.get("$filter")
+  const where = filterText === null || filterText.trim() === "" ? undefined : compileFilter(filterText, definition)
+  if (where instanceof Fault) return faultReply(where)
+  const orderText = search.get("$orderby")
+  const order = orderText === null || orderText.trim() === "" ? undefined : compileOrderBy(orderText, definition)
+  if (order instanceof Fault) return faultReply(order)
+
+  if (countOnly) {
+    return { status: 200, body: String(Math.min(maxCount, table.scan(where).length)) }
+  }
+  const select = resolveSelect(definition, search)
+  if (select instanceof Fault) return faultReply(select)
+  const topText = search.get("$top")
+  const top = topText === null ? undefined : Number(topText)
+  if (top !== undefined && (!Number.isInteger(top) || top < 0)) {
+    return faultReply(
+      badRequest(`Invalid value '${topText}' for $top query option found. The $top query option requires a non-negative integer value.`)
+    )
+  }
+  // As on the service: $top is ignored when a page size is asked for; page sizes above 5,000 are ignored.
+  const askedPageSize = prefer.maxPageSize !== undefined && prefer.maxPageSize > 0 && prefer.maxPageSize <= maxPageSize
+    ? prefer.maxPageSize
+    : undefined
+  const limit = askedPageSize === undefined ? top : undefined
+  const cookie = readSkipToken(search.get("$skiptoken"))
+  if (cookie instanceof Fault) return faultReply(cookie)
+  const pageSize = Math.max(0, Math.min(askedPageSize ?? maxPageSize, (limit ?? Infinity) - cookie.returned))
+
+  let records: Array<StoredRecord>
+  let more: boolean
+  let last: number
+  if (order === undefined) {
+    const page = pageSize === 0 ? { records: [], more: false } : table.page(cookie.last, pageSize, where)
+    records = page.records
+    more = page.more
+    last = records.at(-1)?.seq ?? cookie.last
+  } else {
+    const all = table.scan(where).sort(order)
+    records = all.slice(cookie.last, cookie.last + pageSize)
+    more = cookie.last + pageSize < all.length
+    last = cookie.last + records.length
+  }
+  const value = records.map((record) => present(definition, record, select, prefer.annotations))
+  const selectList = select === undefined
+    ? ""
+    : [definition.primaryIdAttribute, ...select.map((c) => (c.targets ? `_${c.logicalName}_value` : c.logicalName))].join(",")
+  const body: Record<string, unknown> = { "@odata.context": `${webApiUrl}$metadata#${definition.entitySetName}(${selectList})` }
+  if (search.get("$count") === "true") body["@odata.count"] = Math.min(maxCount, table.scan(where).length)
+  body.value = value
+  const returned = cookie.returned + records.length
+  if (more && records.length > 0 && returned < (limit ?? Infinity)) {
+    const next = new URLSearchParams(search)
+    next.set("$skiptoken", writeSkipToken(cookie.page + 1, { last, returned }))
+    body["@odata.nextLink"] = `${webApiUrl}${definition.entitySetName}?${encodeQuery(next)}`
+  }
+  const applied = [
+    ...(askedPageSize !== undefined ? [`odata.maxpagesize=${askedPageSize}`] : []),
+    ...(prefer.annotations ? ["odata.include-annotations=\"*\""] : [])
+  ]
+  return { status: 200, body, headers: applied.length > 0 ? { "Preference-Applied": applied.join(",") } : {} }
+}
