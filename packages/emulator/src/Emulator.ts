@@ -16,6 +16,8 @@ import * as Http from "node:http"
 import * as Identity from "./Identity.js"
 import { Store } from "./Store.js"
 import { defaultSchema, type Schema } from "./TableSchema.js"
+import { ServiceModel, type ServerCounters } from "./internal/throttle.js"
+import * as Model from "./Model.js"
 import { makeApp, type WebApiCounters } from "./WebApi.js"
 
 /**
@@ -30,7 +32,9 @@ export interface EmulatorOptions {
   readonly port?: number
   /** The tables to serve. Default `defaultSchema`. */
   readonly schema?: Schema
-  /** The `x-ms-dop-hint` advertised on every response. Default 8. */
+  /** The performance model: a named profile or a profile object. Default `fast`. */
+  readonly profile?: Model.Profile | "fast" | "realistic" | "bench"
+  /** Overrides the profile's `x-ms-dop-hint`. */
   readonly dopHint?: number
   /** Largest request body accepted, in bytes; larger ones get 413. Default 128 MiB. */
   readonly maxBodyBytes?: number
@@ -68,6 +72,10 @@ export interface RunningEmulator {
   readonly info: StartInfo
   readonly store: Store
   readonly counters: Readonly<WebApiCounters>
+  /** Per web server: requests, 429s by kind, faults injected. */
+  readonly servers: ReadonlyArray<Readonly<ServerCounters>>
+  /** The performance profile in force. */
+  readonly profile: Model.Profile
   /** Issues another access token for the default user, e.g. with a short lifetime or another audience. */
   readonly issueToken: (options?: { readonly lifetimeSeconds?: number; readonly audience?: string }) => Promise<string>
 }
@@ -94,6 +102,9 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
     const identity = yield* Effect.promise(() => Identity.make(tenantId))
     const store = new Store((options.schema ?? defaultSchema).tables)
     const counters: WebApiCounters = { requests: 0, recordsWritten: 0, errors: 0 }
+    const baseProfile = typeof options.profile === "string" ? Model.profiles[options.profile]! : options.profile ?? Model.fast
+    const profile = options.dopHint === undefined ? baseProfile : { ...baseProfile, dopHint: options.dopHint }
+    const model = new ServiceModel(profile)
     let orgUrl = ""
     const app = makeApp({
       store,
@@ -102,7 +113,7 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
       organizationId,
       businessUnitId: randomUUID(),
       users: new Map([[appUserObjectId, userId]]),
-      dopHint: options.dopHint ?? 8,
+      model,
       maxBodyBytes: options.maxBodyBytes ?? 128 * 1024 * 1024,
       counters
     })
@@ -138,6 +149,8 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
       },
       store,
       counters,
+      servers: model.counters,
+      profile,
       issueToken
     }
   })

@@ -10,6 +10,7 @@
  */
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
 import type { Identity, VerifiedToken } from "./Identity.js"
@@ -22,6 +23,8 @@ import { createRecord, deleteRecord, etagOf, writeRecord } from "./internal/oper
 import { type Prefer, parsePrefer, queryTable } from "./internal/query.js"
 import { findByKey, present, resolveKey, resolveSelect } from "./internal/records.js"
 import { faultReply, type Reply } from "./internal/reply.js"
+import type { ServiceModel } from "./internal/throttle.js"
+import { latencyMs } from "./Model.js"
 import type { Store, TableStore } from "./Store.js"
 
 /**
@@ -39,8 +42,8 @@ export interface WebApiContext {
   readonly businessUnitId: string
   /** Entra object id → systemuserid of the users the org knows. */
   readonly users: ReadonlyMap<string, string>
-  /** The `x-ms-dop-hint` every response carries. */
-  readonly dopHint: number
+  /** Limits, latency, web servers and faults. */
+  readonly model: ServiceModel
   /** Largest request body accepted, in bytes. */
   readonly maxBodyBytes: number
   readonly counters: WebApiCounters
@@ -292,32 +295,53 @@ export const makeHandler = (context: WebApiContext) => {
 }
 
 /**
- * Builds the Web API's `HttpApp`.
+ * Builds the Web API's `HttpApp`: token check, then the performance model (web server by
+ * affinity cookie, service protection limits, injected faults, latency), then `handle`.
  *
  * @since 0.1.0
  */
 export const makeApp = (context: WebApiContext) => {
   const { handle } = makeHandler(context)
+  const model = context.model
+  const secureCookies = () => context.orgUrl().startsWith("https:")
 
-  const respond = (requestId: string, reply: Reply): HttpServerResponse.HttpServerResponse => {
+  const respond = (
+    requestId: string,
+    reply: Reply,
+    extraHeaders: Readonly<Record<string, string>> = {},
+    server?: number
+  ): HttpServerResponse.HttpServerResponse => {
     if (reply.status >= 400) context.counters.errors++
     const headers: Record<string, string> = {
       "OData-Version": "4.0",
       "REQ_ID": requestId,
       "x-ms-service-request-id": requestId,
-      "x-ms-dop-hint": String(context.dopHint),
+      "x-ms-dop-hint": String(model.profile.dopHint),
+      ...extraHeaders,
       ...reply.headers
     }
-    if (reply.body === undefined) return HttpServerResponse.empty({ status: reply.status, headers })
-    if (typeof reply.body === "string") {
-      return HttpServerResponse.text(reply.body, { status: reply.status, headers, contentType: reply.contentType ?? "text/plain" })
+    let response = reply.body === undefined
+      ? HttpServerResponse.empty({ status: reply.status, headers })
+      : typeof reply.body === "string"
+      ? HttpServerResponse.text(reply.body, { status: reply.status, headers, contentType: reply.contentType ?? "text/plain" })
+      : HttpServerResponse.text(JSON.stringify(reply.body), {
+        status: reply.status,
+        headers,
+        contentType: "application/json; odata.metadata=minimal"
+      })
+    if (server !== undefined) {
+      // The load balancer's affinity cookies; a client that sends them back sticks to this server.
+      const token = model.affinityTokens[server]!
+      response = HttpServerResponse.unsafeSetCookies(response, [
+        ["ARRAffinity", token, { path: "/", httpOnly: true, secure: secureCookies() }],
+        ["ARRAffinitySameSite", token, { path: "/", httpOnly: true, secure: secureCookies(), sameSite: secureCookies() ? "none" : "lax" }]
+      ])
     }
-    return HttpServerResponse.text(JSON.stringify(reply.body), {
-      status: reply.status,
-      headers,
-      contentType: "application/json; odata.metadata=minimal"
-    })
+    return response
   }
+
+  const resetConnection = (request: HttpServerRequest.HttpServerRequest) =>
+    Effect.sync(() => NodeHttpServerRequest.toIncomingMessage(request).socket.destroy())
 
   return Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
@@ -332,16 +356,46 @@ export const makeApp = (context: WebApiContext) => {
         faultReply(unauthorized(`${token} bearer token`, `https://login.microsoftonline.com/${context.identity.tenantId}/oauth2/authorize`))
       )
     }
+    const server = model.pickServer(request.cookies["ARRAffinity"])
+    const admission = model.admit(token.objectId, server)
+    if (admission._tag === "Throttled") {
+      return respond(requestId, faultReply(admission.fault), model.rateLimitHeaders(token.objectId, server), server)
+    }
+    const fault = model.drawFault(server)
+    if (fault === "throttle" || fault === "unavailable" || fault === "resetBeforeCommit") {
+      admission.release(0)
+      if (fault === "resetBeforeCommit") {
+        yield* resetConnection(request)
+        return HttpServerResponse.empty({ status: 500 })
+      }
+      return respond(
+        requestId,
+        faultReply(fault === "throttle" ? model.injectedThrottle(server) : new Fault(503, "", "The service is temporarily unavailable. Try again later.")),
+        {},
+        server
+      )
+    }
     const body = request.method === "GET" || request.method === "DELETE" ? "" : yield* Effect.orElseSucceed(request.text, () => "")
-    return respond(
-      requestId,
-      handle({
-        method: request.method,
-        target: url.pathname.replace(apiPrefix, "") + url.search,
-        headers: request.headers,
-        body,
-        token
-      })
-    )
+    const reply = handle({
+      method: request.method,
+      target: url.pathname.replace(apiPrefix, "") + url.search,
+      headers: request.headers,
+      body,
+      token
+    })
+    // The request holds its slot for as long as the model says it runs, then counts that time.
+    const executionMs = latencyMs(model.profile, reply.work ?? { records: 0, operations: 1 })
+    if (executionMs > 0) yield* Effect.sleep(executionMs).pipe(Effect.onInterrupt(() => Effect.sync(() => admission.release(executionMs))))
+    admission.release(executionMs)
+    if (fault === "resetAfterCommit") {
+      yield* resetConnection(request)
+      return HttpServerResponse.empty({ status: 500 })
+    }
+    if (fault === "timeout") {
+      yield* Effect.sleep(model.profile.faults.timeoutMs)
+      yield* resetConnection(request)
+      return HttpServerResponse.empty({ status: 504 })
+    }
+    return respond(requestId, reply, model.rateLimitHeaders(token.objectId, server), server)
   })
 }

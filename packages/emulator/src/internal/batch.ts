@@ -186,13 +186,20 @@ export const runBatch = (
   }
   const boundary = `batchresponse_${randomUUID()}`
   const parts: Array<{ contentType?: string; text: string }> = []
+  // A batch is one request for the limits, but all its work counts.
+  const work = { records: 0, operations: 0 }
+  const count = (reply: Reply) => {
+    work.records += reply.work?.records ?? 0
+    work.operations += reply.work?.operations ?? 1
+  }
   for (const item of items) {
     if (item._tag === "Operation") {
       const target = relativeTarget(item.part.url, new Map())
       const reply = target instanceof Fault
         ? faultReply(target)
         : execute(item.part.method, target, item.part.headers, item.part.body)
-      if (reply.status >= 400 && !continueOnError) return failedBatch(reply, item.part.contentId)
+      count(reply)
+      if (reply.status >= 400 && !continueOnError) return { ...failedBatch(reply, item.part.contentId), work }
       parts.push({ text: writePart(reply, item.part.contentId) })
       continue
     }
@@ -206,6 +213,7 @@ export const runBatch = (
         const reply = target instanceof Fault
           ? faultReply(target)
           : execute(part.method, target, part.headers, resolveBindReferences(part.body, references))
+        count(reply)
         if (reply.status >= 400) {
           failure = { reply, contentId: part.contentId }
           return new Fault(reply.status, "", "change set failed")
@@ -219,7 +227,7 @@ export const runBatch = (
       return true
     })
     if (failure !== undefined) {
-      if (!continueOnError) return failedBatch(failure.reply, failure.contentId)
+      if (!continueOnError) return { ...failedBatch(failure.reply, failure.contentId), work }
       parts.push({ text: writePart(failure.reply, failure.contentId) })
       continue
     }
@@ -229,7 +237,7 @@ export const runBatch = (
       text: writeMultipart(changeBoundary, replies.map(({ contentId, reply }) => ({ text: writePart(reply, contentId) })))
     })
   }
-  return { status: 200, body: writeMultipart(boundary, parts), contentType: `multipart/mixed; boundary=${boundary}` }
+  return { status: 200, body: writeMultipart(boundary, parts), contentType: `multipart/mixed; boundary=${boundary}`, work }
 }
 
 /** Without continue-on-error, a failure ends the batch: its status, and its part alone. */

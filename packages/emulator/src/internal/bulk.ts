@@ -150,7 +150,7 @@ export const runBulkMessage = (
       }
       return true
     })
-    if (result instanceof Fault) return faultReply(result)
+    if (result instanceof Fault) return { ...faultReply(result), work: { records: targets.length, operations: 0 } }
   } else {
     const failures: Array<TargetFailure> = []
     for (let i = 0; i < targets.length; i++) {
@@ -176,11 +176,13 @@ export const runBulkMessage = (
       )
     }
   }
+  const work = { records: targets.length, operations: 0 }
   if (message === "CreateMultiple") {
     return {
+      work,
       status: 200,
       body: { "@odata.context": `${options.webApiUrl}$metadata#Microsoft.Dynamics.CRM.CreateMultipleResponse`, Ids: ids }
     }
   }
-  return { status: 204 }
+  return { status: 204, work }
 }

@@ -10,6 +10,14 @@ export interface Reply {
   readonly headers?: Readonly<Record<string, string>>
   /** Overrides the content type of a string body (`multipart/mixed; boundary=...` for `$batch`). */
   readonly contentType?: string
+  /** What the request did, for the latency model: records through bulk messages, other operations. */
+  readonly work?: Work
+}
+
+/** The work a request did; one operation unless a handler says otherwise. */
+export interface Work {
+  readonly records: number
+  readonly operations: number
 }
 
 /** The Dataverse error body for a fault: `{"error":{"code","message"}}` plus any extra properties. */
