@@ -14,6 +14,7 @@ import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as Fs from "node:fs/promises"
 import { CliError } from "./CliError.js"
 import * as Connection from "./Connection.js"
 import * as Demo from "./Demo.js"
@@ -61,33 +62,81 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 // ---------------------------------------------------------------------------------------------
 // emulator
 
+const readJsonFile = (flag: string, path: string): Effect.Effect<unknown, CliError> =>
+  Effect.tryPromise({
+    try: async () => JSON.parse(await Fs.readFile(path, "utf8")) as unknown,
+    catch: (error) =>
+      new CliError({
+        message: (error as NodeJS.ErrnoException).code === "ENOENT"
+          ? `Cannot read ${flag} ${path}: no such file`
+          : `Cannot read ${flag} ${path}: ${(error as Error).message}`
+      })
+  })
+
 const emulatorCommand = Command.make(
   "emulator",
   {
-    host: Options.text("host").pipe(
-      Options.withDescription("Interface to listen on"),
-      Options.withDefault("127.0.0.1")
-    ),
+    host: Options.text("host").pipe(Options.withDescription("Interface to listen on"), Options.withDefault("127.0.0.1")),
     port: Options.integer("port").pipe(Options.withDescription("Port; 0 picks a free one"), Options.withDefault(0)),
+    profile: Options.text("profile").pipe(
+      Options.withDescription("Performance model: fast, realistic, bench, or a JSON profile file"),
+      Options.withDefault("fast")
+    ),
+    servers: Options.integer("servers").pipe(
+      Options.withDescription("Web servers behind the load balancer (overrides the profile)"),
+      Options.optional
+    ),
     dopHint: Options.integer("dop-hint").pipe(
-      Options.withDescription("The x-ms-dop-hint to advertise"),
-      Options.withDefault(8)
+      Options.withDescription("The x-ms-dop-hint to advertise (overrides the profile)"),
+      Options.optional
+    ),
+    schema: Options.text("schema").pipe(
+      Options.withDescription("Tables to serve, as a schema file (see the README); default: the built-in schema"),
+      Options.optional
     )
   },
-  ({ dopHint, host, port }) =>
+  (args) =>
     Effect.gen(function*() {
-      if (port < 0 || port > 65535) {
-        return yield* new CliError({ message: `--port must be from 0 to 65535, got ${port}.` })
-      }
-      const Emulator = yield* Effect.promise(() => import("@dv-effect/emulator/Emulator"))
-      const running = yield* Emulator.make({ host, port, dopHint: yield* positive("--dop-hint", dopHint) }).pipe(
-        Effect.mapError((cause) =>
-          new CliError({ message: `Could not listen on ${host}:${port}: ${cause.message}`, cause })
+      const { host, port } = args
+      if (port < 0 || port > 65535) return yield* new CliError({ message: `--port must be from 0 to 65535, got ${port}.` })
+      const [Emulator, Model, TableSchema] = yield* Effect.promise(() =>
+        Promise.all([
+          import("@dv-effect/emulator/Emulator"),
+          import("@dv-effect/emulator/Model"),
+          import("@dv-effect/emulator/TableSchema")
+        ])
+      )
+      let profile = Model.profiles[args.profile]
+      if (profile === undefined) {
+        const file = yield* readJsonFile("--profile", args.profile).pipe(
+          Effect.mapError((error) =>
+            error.message.endsWith("no such file")
+              ? new CliError({ message: `--profile must be fast, realistic, bench or a JSON profile file; '${args.profile}' is none of them.` })
+              : error
+          )
         )
+        const decoded = Model.decodeProfile(file)
+        if (typeof decoded === "string") return yield* new CliError({ message: `--profile ${args.profile}: ${decoded}` })
+        profile = decoded
+      }
+      if (Option.isSome(args.servers)) profile = { ...profile, servers: yield* positive("--servers", args.servers.value) }
+      if (Option.isSome(args.dopHint)) profile = { ...profile, dopHint: yield* positive("--dop-hint", args.dopHint.value) }
+      let schema: import("@dv-effect/emulator/TableSchema").Schema | undefined
+      if (Option.isSome(args.schema)) {
+        const decoded = TableSchema.decode(yield* readJsonFile("--schema", args.schema.value))
+        if (typeof decoded === "string") return yield* new CliError({ message: `--schema ${args.schema.value}: ${decoded}` })
+        schema = decoded
+      }
+      const running = yield* Emulator.make({ host, port, profile, ...(schema === undefined ? {} : { schema }) }).pipe(
+        Effect.mapError((cause) => new CliError({ message: `Could not listen on ${host}:${port}: ${cause.message}`, cause }))
       )
       // The start contract: the first line on stdout is one JSON object.
       yield* Output.stdout(`${JSON.stringify(running.info)}\n`)
-      yield* Output.stderr(`Dataverse emulator listening on ${running.info.webApiUrl} (Ctrl-C to stop)\n`)
+      yield* Output.stderr(
+        `Dataverse emulator listening on ${running.info.webApiUrl} (profile ${profile.name}, ${profile.servers} web server${
+          profile.servers === 1 ? "" : "s"
+        }; Ctrl-C to stop)\n`
+      )
       exitState.onInterrupt = 0
       return yield* Effect.never
     }).pipe(Effect.scoped)

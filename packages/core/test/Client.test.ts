@@ -26,9 +26,8 @@ const seedContacts = (n: number) =>
   Effect.flatMap(Emulator.Emulator, (emulator) =>
     Effect.sync(() => {
       emulator.store.clear()
-      emulator.store.table("contact")!.insertAll(
-        Array.from({ length: n }, (_, i) => ({ id: crypto.randomUUID(), values: { lastname: `L${i}` } }))
-      )
+      const contacts = emulator.store.table("contact")!
+      for (let i = 0; i < n; i++) contacts.insert({ id: crypto.randomUUID(), values: { lastname: `L${i}` } })
     }))
 
 layer(Live, { excludeTestServices: true })("DataverseClient against the emulator", (it) => {

@@ -16,6 +16,14 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as S from "effect/Schema"
 
+/** The first problem of a decoding failure, as `path: message` on one line. */
+const firstIssue = (error: ParseResult.ParseError): string => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (issue === undefined) return error.message
+  const path = issue.path.map((part) => (typeof part === "number" ? `[${part}]` : `.${String(part)}`)).join("").replace(/^\./, "")
+  return `${path === "" ? "" : `${path}: `}${issue.message.split("\n")[0]}`
+}
+
 /**
  * Fault injection, as probabilities per request (0 to 1), drawn from a seeded generator so a
  * run can be replayed.
@@ -183,7 +191,7 @@ const ProfileFile = S.Struct({
  */
 export const decodeProfile = (json: unknown): Profile | string => {
   const decoded = S.decodeUnknownEither(ProfileFile, { errors: "first", onExcessProperty: "error" })(json)
-  if (Either.isLeft(decoded)) return `Invalid profile: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`
+  if (Either.isLeft(decoded)) return `Invalid profile: ${firstIssue(decoded.left)}`
   const file = decoded.right
   const base = profiles[file.extends ?? "fast"]!
   const orInfinity = (value: number | null | undefined, fallback: number) =>

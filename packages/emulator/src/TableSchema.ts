@@ -8,6 +8,14 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as S from "effect/Schema"
 
+/** The first problem of a decoding failure, as `path: message` on one line. */
+const firstIssue = (error: ParseResult.ParseError): string => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (issue === undefined) return error.message
+  const path = issue.path.map((part) => (typeof part === "number" ? `[${part}]` : `.${String(part)}`)).join("").replace(/^\./, "")
+  return `${path === "" ? "" : `${path}: `}${issue.message.split("\n")[0]}`
+}
+
 /**
  * Dataverse attribute types, as `AttributeType` reports them in metadata.
  *
@@ -388,7 +396,7 @@ const SchemaFile = S.Struct({ tables: S.NonEmptyArray(TableFile) })
  */
 export const decode = (json: unknown): Schema | string => {
   const decoded = S.decodeUnknownEither(SchemaFile, { errors: "first", onExcessProperty: "error" })(json)
-  if (Either.isLeft(decoded)) return `Invalid schema: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`
+  if (Either.isLeft(decoded)) return `Invalid schema: ${firstIssue(decoded.left)}`
   const tables: Array<TableDefinition> = decoded.right.tables.map((table, i) => {
     const tableType = table.tableType ?? "Standard"
     const elastic = tableType === "Elastic"

@@ -127,7 +127,7 @@ describe("the model over HTTP", () => {
       const throttled = await get(pinned)
       expect(throttled.status).toBe(429)
       expect(Number(throttled.headers.get("retry-after"))).toBeGreaterThan(250)
-      expect((await throttled.json()).error.code).toBe("0x80072322")
+      expect(((await throttled.json()) as { error: { code: string } }).error.code).toBe("0x80072322")
       // Without it, the next request goes to the other server, which still has budget.
       expect((await get()).status).toBe(200)
       expect(emulator.servers.map((s) => s.throttled.requests)).toEqual([1, 0])
