@@ -375,6 +375,17 @@ export const makeApp = (context: WebApiContext) => {
         server
       )
     }
+    const declaredLength = Number(request.headers["content-length"] ?? 0)
+    if (declaredLength > context.maxBodyBytes) {
+      // Refused before reading: a huge body must not cost the server its memory.
+      admission.release(0)
+      return respond(
+        requestId,
+        faultReply(new Fault(413, "", `The request body of ${declaredLength} bytes exceeds the limit of ${context.maxBodyBytes} bytes.`)),
+        {},
+        server
+      )
+    }
     const body = request.method === "GET" || request.method === "DELETE" ? "" : yield* Effect.orElseSucceed(request.text, () => "")
     const reply = handle({
       method: request.method,
