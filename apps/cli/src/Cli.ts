@@ -93,6 +93,10 @@ const emulatorCommand = Command.make(
     schema: Options.text("schema").pipe(
       Options.withDescription("Tables to serve, as a schema file (see the README); default: the built-in schema"),
       Options.optional
+    ),
+    dataDir: Options.text("data-dir").pipe(
+      Options.withDescription("Keep the data in this directory across restarts (journalled every second)"),
+      Options.optional
     )
   },
   (args) =>
@@ -127,8 +131,19 @@ const emulatorCommand = Command.make(
         if (typeof decoded === "string") return yield* new CliError({ message: `--schema ${args.schema.value}: ${decoded}` })
         schema = decoded
       }
-      const running = yield* Emulator.make({ host, port, profile, ...(schema === undefined ? {} : { schema }) }).pipe(
-        Effect.mapError((cause) => new CliError({ message: `Could not listen on ${host}:${port}: ${cause.message}`, cause }))
+      const running = yield* Emulator.make({
+        host,
+        port,
+        profile,
+        ...(schema === undefined ? {} : { schema }),
+        ...(Option.isSome(args.dataDir) ? { dataDir: args.dataDir.value } : {})
+      }).pipe(
+        Effect.mapError((cause) =>
+          new CliError({
+            message: cause.reason === "Listen" ? `Could not listen on ${host}:${port}: ${cause.message}` : cause.message,
+            cause
+          })
+        )
       )
       // The start contract: the first line on stdout is one JSON object.
       yield* Output.stdout(`${JSON.stringify(running.info)}\n`)

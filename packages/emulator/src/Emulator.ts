@@ -7,13 +7,16 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import type { ServeError } from "@effect/platform/HttpServerError"
 import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import * as Http from "node:http"
 import * as Identity from "./Identity.js"
+import * as Persistence from "./internal/persistence.js"
 import { Store } from "./Store.js"
 import { defaultSchema, type Schema } from "./TableSchema.js"
 import { ServiceModel, type ServerCounters } from "./internal/throttle.js"
@@ -38,6 +41,11 @@ export interface EmulatorOptions {
   readonly dopHint?: number
   /** Largest request body accepted, in bytes; larger ones get 413. Default 128 MiB. */
   readonly maxBodyBytes?: number
+  /**
+   * A directory to keep the data in across restarts (created if missing). Writes are journalled
+   * once a second; a clean stop writes a snapshot. Default: memory only.
+   */
+  readonly dataDir?: string
   /** Lifetime of the access token in the start contract, in seconds. Default 24 hours. */
   readonly tokenLifetimeSeconds?: number
 }
@@ -81,6 +89,17 @@ export interface RunningEmulator {
 }
 
 /**
+ * Why an emulator could not start.
+ *
+ * @since 0.1.0
+ */
+export class EmulatorError extends Data.TaggedError("EmulatorError")<{
+  readonly reason: "Listen" | "DataDir" | "Identity"
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+/**
  * The emulator as an Effect service.
  *
  * @since 0.1.0
@@ -92,7 +111,7 @@ export class Emulator extends Context.Tag("@dv-effect/emulator/Emulator")<Emulat
  *
  * @since 0.1.0
  */
-export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulator, ServeError, Scope.Scope> =>
+export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulator, EmulatorError, Scope.Scope> =>
   Effect.gen(function*() {
     const tenantId = randomUUID()
     const clientId = randomUUID()
@@ -101,6 +120,20 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
     const organizationId = randomUUID()
     const identity = yield* Effect.promise(() => Identity.make(tenantId))
     const store = new Store((options.schema ?? defaultSchema).tables)
+    if (options.dataDir !== undefined) {
+      const directory = options.dataDir
+      // Warnings (a damaged line, a failed flush) go through the caller's logger, from any callback.
+      const runtime = yield* Effect.runtime<never>()
+      const warn = (message: string) => Runtime.runFork(runtime)(Effect.logWarning(message))
+      const persistence = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () => Persistence.open(directory, store, { onWarning: warn }),
+          catch: (cause) => new EmulatorError({ reason: "DataDir", message: `Cannot use the data directory ${directory}: ${String(cause)}`, cause })
+        }),
+        (persistence) => Effect.promise(() => persistence.close())
+      )
+      yield* Effect.logDebug(`restored ${persistence.restored} records from ${directory}`)
+    }
     const counters: WebApiCounters = { requests: 0, recordsWritten: 0, errors: 0 }
     const baseProfile = typeof options.profile === "string" ? Model.profiles[options.profile]! : options.profile ?? Model.fast
     const profile = options.dopHint === undefined ? baseProfile : { ...baseProfile, dopHint: options.dopHint }
@@ -122,7 +155,9 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
       // Longer than the clients' idle timeouts, so that a kept-alive socket is never closed under them.
       http.keepAliveTimeout = 65_000
       return http
-    }, { host: options.host ?? "127.0.0.1", port: options.port ?? 0 })
+    }, { host: options.host ?? "127.0.0.1", port: options.port ?? 0 }).pipe(
+      Effect.mapError((cause: ServeError) => new EmulatorError({ reason: "Listen", message: cause.message, cause }))
+    )
     const address = server.address
     if (address._tag !== "TcpAddress") return yield* Effect.dieMessage("the emulator must listen on TCP")
     const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname
@@ -160,7 +195,7 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
  *
  * @since 0.1.0
  */
-export const layer = (options: EmulatorOptions = {}): Layer.Layer<Emulator, ServeError> =>
+export const layer = (options: EmulatorOptions = {}): Layer.Layer<Emulator, EmulatorError> =>
   Layer.scoped(Emulator, make(options))
 
 /**

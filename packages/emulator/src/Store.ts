@@ -47,6 +47,15 @@ export interface PreparedRecord {
   readonly values: Readonly<Record<string, unknown>>
 }
 
+/**
+ * A committed change, as the persistence journal records it.
+ *
+ * @since 0.1.0
+ */
+export type Change =
+  | { readonly op: "put"; readonly table: string; readonly record: StoredRecord }
+  | { readonly op: "delete"; readonly table: string; readonly id: string }
+
 const keyString = (values: ReadonlyArray<unknown>): string =>
   JSON.stringify(values.map((v) => (typeof v === "string" ? v.toLowerCase() : v)))
 
@@ -74,6 +83,7 @@ export class TableStore {
       readonly log: (undo: () => void) => void
       readonly inTransaction: () => boolean
       readonly now: () => number
+      readonly changed: (change: Change) => void
     }
   ) {
     for (const key of definition.keys) this.keyIndexes.set(key.logicalName, new Map())
@@ -139,6 +149,7 @@ export class TableStore {
     this.ordered.push({ id: stored.id, seq: stored.seq })
     this.index(stored)
     this.store.log(() => this.drop(stored))
+    this.store.changed({ op: "put", table: this.definition.logicalName, record: stored })
     return stored
   }
 
@@ -167,6 +178,7 @@ export class TableStore {
       this.byId.set(id, old)
       this.index(old)
     })
+    this.store.changed({ op: "put", table: this.definition.logicalName, record: stored })
     return stored
   }
 
@@ -180,7 +192,29 @@ export class TableStore {
       this.index(old)
       this.stale--
     })
+    this.store.changed({ op: "delete", table: this.definition.logicalName, id: old.id })
     return true
+  }
+
+  /**
+   * Puts back a record read from persistence, with its own position and version, without
+   * logging it as a change. Records must be restored in `seq` order.
+   */
+  restore(record: StoredRecord): void {
+    const old = this.byId.get(record.id)
+    if (old !== undefined) {
+      this.unindex(old)
+      if (old.seq !== record.seq) this.stale++
+    }
+    this.byId.set(record.id, record)
+    if (old?.seq !== record.seq) this.ordered.push({ id: record.id, seq: record.seq })
+    this.index(record)
+  }
+
+  /** Forgets a record read as deleted from persistence, without logging it as a change. */
+  forget(id: string): void {
+    const old = this.byId.get(id)
+    if (old !== undefined) this.drop(old)
   }
 
   /**
@@ -279,6 +313,10 @@ export class Store {
   /** Records written (inserted, updated, deleted) and not rolled back. */
   writes = 0
   private undoLog: Array<() => void> | undefined
+  /** Changes of the open transactions, innermost last; committed ones go to `onCommit`. */
+  private readonly pendingChanges: Array<Array<Change>> = []
+  /** Receives committed changes, in order (the persistence journal). */
+  onCommit: ((change: Change) => void) | undefined
   private readonly byLogicalName = new Map<string, TableStore>()
   private readonly byEntitySet = new Map<string, TableStore>()
 
@@ -293,7 +331,12 @@ export class Store {
         })
       },
       inTransaction: () => this.undoLog !== undefined,
-      now: () => this.now()
+      now: () => this.now(),
+      changed: (change: Change) => {
+        const open = this.pendingChanges.at(-1)
+        if (open !== undefined) open.push(change)
+        else this.onCommit?.(change)
+      }
     }
     for (const definition of tables) {
       const table = new TableStore(definition, context)
@@ -324,26 +367,45 @@ export class Store {
   transaction<A>(body: () => A | Fault): A | Fault {
     const outer = this.undoLog
     const log: Array<() => void> = []
+    const changes: Array<Change> = []
     this.undoLog = log
+    this.pendingChanges.push(changes)
     let result: A | Fault
     try {
       result = body()
     } catch (error) {
       this.undoLog = outer
+      this.pendingChanges.pop()
       for (let i = log.length - 1; i >= 0; i--) log[i]!()
       throw error
     }
     this.undoLog = outer
+    this.pendingChanges.pop()
     if (result instanceof Fault) {
       for (let i = log.length - 1; i >= 0; i--) log[i]!()
-    } else if (outer !== undefined) {
-      for (const undo of log) outer.push(undo)
+      return result
+    }
+    if (outer !== undefined) for (const undo of log) outer.push(undo)
+    const parent = this.pendingChanges.at(-1)
+    for (const change of changes) {
+      if (parent !== undefined) parent.push(change)
+      else this.onCommit?.(change)
     }
     return result
   }
 
-  /** Removes every record of every table. */
+  /** Removes every record of every table (not journalled: a cleared store starts afresh). */
   clear(): void {
     for (const table of this.byLogicalName.values()) table.clear()
+  }
+
+  /** The last position and version handed out; restored stores continue after it. */
+  get lastSeq(): number {
+    return this.seq
+  }
+
+  /** Continues numbering after `seq` (after restoring records from persistence). */
+  advanceSeq(seq: number): void {
+    if (seq > this.seq) this.seq = seq
   }
 }

@@ -1,0 +1,178 @@
+/**
+ * Persistence of the store in a data directory (`--data-dir`): a snapshot of every record plus
+ * a journal of the changes committed since, appended once a second. A restart reads both; a
+ * `kill -9` loses at most the last second of writes. A clean stop writes a fresh snapshot and
+ * empties the journal; so does a flush that finds the journal larger than the snapshot.
+ *
+ * Only committed changes are journalled: a rolled-back transaction leaves no trace.
+ */
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import * as Readline from "node:readline"
+import type { Change, Store, StoredRecord } from "../Store.js"
+
+const format = "dv-effect-emulator/1"
+
+/** A snapshot line: a table's logical name and one record. */
+interface SnapshotLine {
+  readonly t: string
+  readonly r: StoredRecord
+}
+
+/** A journal line: a committed change. */
+type JournalLine = { readonly op: "put"; readonly t: string; readonly r: StoredRecord } | {
+  readonly op: "delete"
+  readonly t: string
+  readonly id: string
+}
+
+export interface Persistence {
+  /** Flushes the journal, writes a snapshot and empties the journal. */
+  readonly close: () => Promise<void>
+  /** Writes what is pending to the journal now. */
+  readonly flush: () => Promise<void>
+  /** Records restored at start. */
+  readonly restored: number
+}
+
+const readLines = async (file: string, onLine: (line: string, last: boolean) => void): Promise<void> => {
+  if (!Fs.existsSync(file)) return
+  const lines = Readline.createInterface({ input: Fs.createReadStream(file), crlfDelay: Infinity })
+  let previous: string | undefined
+  for await (const line of lines) {
+    if (previous !== undefined) onLine(previous, false)
+    previous = line
+  }
+  if (previous !== undefined) onLine(previous, true)
+}
+
+/**
+ * Opens (or creates) a data directory for `store`: restores what it holds, then journals every
+ * committed change.
+ */
+export const open = async (
+  directory: string,
+  store: Store,
+  options: { readonly flushIntervalMs?: number; readonly onWarning?: (message: string) => void } = {}
+): Promise<Persistence> => {
+  await Fs.promises.mkdir(directory, { recursive: true })
+  const snapshotFile = Path.join(directory, "snapshot.jsonl")
+  const journalFile = Path.join(directory, "journal.jsonl")
+  const warn = options.onWarning ?? (() => {})
+  let maxSeq = 0
+  let restored = 0
+  const unknownTables = new Set<string>()
+  const tableOf = (name: string) => {
+    const table = store.table(name)
+    if (table === undefined) unknownTables.add(name)
+    return table
+  }
+  const track = (record: StoredRecord) => {
+    maxSeq = Math.max(maxSeq, record.seq, record.version)
+  }
+
+  await readLines(snapshotFile, (line, last) => {
+    if (line.startsWith("{\"format\"")) return
+    try {
+      const { r, t } = JSON.parse(line) as SnapshotLine
+      const table = tableOf(t)
+      if (table === undefined) return
+      table.restore(r)
+      track(r)
+      restored++
+    } catch {
+      // A snapshot is written to a temporary file and renamed, so only a foreign edit breaks one.
+      if (!last) warn(`${snapshotFile}: a line is not valid JSON and was skipped`)
+    }
+  })
+  await readLines(journalFile, (line, last) => {
+    let entry: JournalLine
+    try {
+      entry = JSON.parse(line) as JournalLine
+    } catch {
+      // The last line may have been cut short by a kill: everything before it is whole.
+      if (!last) warn(`${journalFile}: a line is not valid JSON and was skipped`)
+      return
+    }
+    const table = tableOf(entry.t)
+    if (table === undefined) return
+    if (entry.op === "put") {
+      table.restore(entry.r)
+      track(entry.r)
+    } else {
+      table.forget(entry.id)
+    }
+  })
+  if (unknownTables.size > 0) warn(`records of tables not in the schema were ignored: ${[...unknownTables].join(", ")}`)
+  store.advanceSeq(maxSeq)
+  restored = store.tables.reduce((n, table) => n + table.size, 0)
+
+  let pending: Array<string> = []
+  store.onCommit = (change: Change) => {
+    pending.push(
+      JSON.stringify(
+        change.op === "put" ? { op: "put", t: change.table, r: change.record } : { op: "delete", t: change.table, id: change.id }
+      )
+    )
+  }
+
+  const writeSnapshotSync = () => {
+    const temporary = `${snapshotFile}.tmp`
+    const fd = Fs.openSync(temporary, "w")
+    try {
+      Fs.writeSync(fd, `${JSON.stringify({ format, seq: store.lastSeq })}\n`)
+      for (const table of store.tables) {
+        let chunk = ""
+        for (const record of table.scan()) {
+          chunk += `${JSON.stringify({ t: table.definition.logicalName, r: record })}\n`
+          if (chunk.length > 1 << 20) {
+            Fs.writeSync(fd, chunk)
+            chunk = ""
+          }
+        }
+        if (chunk !== "") Fs.writeSync(fd, chunk)
+      }
+      Fs.fsyncSync(fd)
+    } finally {
+      Fs.closeSync(fd)
+    }
+    Fs.renameSync(temporary, snapshotFile)
+    Fs.writeFileSync(journalFile, "")
+  }
+
+  // Appends are chained so that the journal keeps the commit order.
+  let writing: Promise<void> = Promise.resolve()
+  const flush = (): Promise<void> => {
+    writing = writing.then(async () => {
+      if (pending.length === 0) return
+      const lines = pending
+      pending = []
+      await Fs.promises.appendFile(journalFile, `${lines.join("\n")}\n`)
+      const journalSize = (await Fs.promises.stat(journalFile)).size
+      const snapshotSize = Fs.existsSync(snapshotFile) ? (await Fs.promises.stat(snapshotFile)).size : 0
+      // Compact when the journal outgrows the snapshot (and is worth it): one synchronous pass,
+      // so no change can slip between the snapshot and the truncation.
+      if (journalSize > 16 * 1024 * 1024 && journalSize > snapshotSize) {
+        pending = []
+        writeSnapshotSync()
+      }
+    })
+    return writing
+  }
+
+  const timer = setInterval(() => {
+    flush().catch((error: unknown) => warn(`writing the journal failed: ${String(error)}`))
+  }, options.flushIntervalMs ?? 1000)
+  timer.unref()
+
+  return {
+    restored,
+    flush,
+    close: async () => {
+      clearInterval(timer)
+      await flush()
+      store.onCommit = undefined
+      writeSnapshotSync()
+    }
+  }
+}

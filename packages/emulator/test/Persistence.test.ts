@@ -1,0 +1,101 @@
+import { spawn } from "node:child_process"
+import * as Fs from "node:fs/promises"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as Readline from "node:readline"
+import { fileURLToPath } from "node:url"
+import { afterEach, beforeEach, describe, expect, it } from "vitest"
+import * as Emulator from "../src/Emulator.js"
+
+let dir: string
+beforeEach(async () => {
+  dir = await Fs.mkdtemp(Path.join(Os.tmpdir(), "dv-effect-data-"))
+})
+afterEach(() => Fs.rm(dir, { recursive: true, force: true }))
+
+const client = (info: Emulator.StartInfo) => (method: string, path: string, body?: unknown) =>
+  fetch(`${info.webApiUrl}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${info.accessToken}`, "Content-Type": "application/json" },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  })
+
+const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`
+
+describe("--data-dir", () => {
+  it("keeps every committed write across a clean restart, and nothing of a rolled-back one", async () => {
+    const first = await Emulator.start({ dataDir: dir })
+    const send = client(first.info)
+    const Targets = [1, 2, 3].map((n) => ({ "@odata.type": "Microsoft.Dynamics.CRM.contact", contactid: id(n), lastname: `L${n}` }))
+    expect((await send("POST", "contacts/Microsoft.Dynamics.CRM.CreateMultiple", { Targets })).status).toBe(200)
+    expect((await send("PATCH", `contacts(${id(2)})`, { firstname: "Two" })).status).toBe(204)
+    expect((await send("DELETE", `contacts(${id(3)})`)).status).toBe(204)
+    expect((await send("PATCH", "accounts(accountnumber='A-1')", { name: "Kept" })).status).toBe(204)
+    const rolledBack = await send("POST", "contacts/Microsoft.Dynamics.CRM.CreateMultiple", {
+      Targets: [{ "@odata.type": "Microsoft.Dynamics.CRM.contact", contactid: id(9), lastname: "no" }, {
+        "@odata.type": "Microsoft.Dynamics.CRM.contact",
+        lastname: "x".repeat(51)
+      }]
+    })
+    expect(rolledBack.status).toBe(400)
+    const before = first.store.table("contact")!.scan()
+    await first.close()
+
+    const second = await Emulator.start({ dataDir: dir })
+    try {
+      const after = second.store.table("contact")!.scan()
+      expect(after).toEqual(before)
+      expect(after.map((r) => [r.id, r.values.fullname])).toEqual([[id(1), "L1"], [id(2), "Two L2"]])
+      expect(second.store.table("account")!.getByKey("accountnumber_key", ["A-1"])!.values.name).toBe("Kept")
+      // New writes continue after the restored positions, so paging order holds.
+      expect((await client(second.info)("POST", "contacts", { contactid: id(4), lastname: "L4" })).status).toBe(204)
+      expect(second.store.table("contact")!.ids()).toEqual([id(1), id(2), id(4)])
+    } finally {
+      await second.close()
+    }
+  })
+
+  it("loses at most the last second of writes when killed with SIGKILL", async () => {
+    const bin = fileURLToPath(new URL("../../../apps/cli/bin/dv-effect.js", import.meta.url))
+    const child = spawn(process.execPath, [bin, "emulator", "--port", "0", "--data-dir", dir], { stdio: ["ignore", "pipe", "pipe"] })
+    const exited = new Promise((resolve) => child.on("exit", resolve))
+    try {
+      const info = await new Promise<Emulator.StartInfo>((resolve) =>
+        Readline.createInterface({ input: child.stdout }).once("line", (line) => resolve(JSON.parse(line)))
+      )
+      const Targets = Array.from({ length: 500 }, (_, i) => ({ "@odata.type": "Microsoft.Dynamics.CRM.contact", contactid: id(i), lastname: `K${i}` }))
+      expect((await client(info)("POST", "contacts/Microsoft.Dynamics.CRM.CreateMultiple", { Targets })).status).toBe(200)
+      // Wait (on a condition, not a clock) until the journal holds the write, then kill hard.
+      const journal = Path.join(dir, "journal.jsonl")
+      for (;;) {
+        const text = await Fs.readFile(journal, "utf8").catch(() => "")
+        if (text.split("\n").filter((line) => line !== "").length >= 500) break
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    } finally {
+      child.kill("SIGKILL")
+      await exited
+    }
+    const restarted = await Emulator.start({ dataDir: dir })
+    try {
+      const rows = restarted.store.table("contact")!.scan()
+      expect(rows).toHaveLength(500)
+      expect(rows[499]!.values.lastname).toBe("K499")
+    } finally {
+      await restarted.close()
+    }
+  })
+
+  it("ignores a journal line cut short by a kill", async () => {
+    const first = await Emulator.start({ dataDir: dir })
+    await client(first.info)("POST", "contacts", { contactid: id(1), lastname: "whole" })
+    await first.close()
+    await Fs.appendFile(Path.join(dir, "journal.jsonl"), "{\"op\":\"put\",\"t\":\"contact\",\"r\":{\"id\":\"0000")
+    const second = await Emulator.start({ dataDir: dir })
+    try {
+      expect(second.store.table("contact")!.ids()).toEqual([id(1)])
+    } finally {
+      await second.close()
+    }
+  })
+})
