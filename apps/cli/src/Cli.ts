@@ -7,6 +7,7 @@ import * as Bulk from "@dv-effect/core/Bulk"
 import * as Credentials from "@dv-effect/core/Credentials"
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
 import type { DataverseError } from "@dv-effect/core/DataverseError"
+import type { Schema as TableSchemaDefinition } from "@dv-effect/emulator/TableSchema"
 import * as Query from "@dv-effect/core/Query"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
@@ -76,7 +77,10 @@ const readJsonFile = (flag: string, path: string): Effect.Effect<unknown, CliErr
 const emulatorCommand = Command.make(
   "emulator",
   {
-    host: Options.text("host").pipe(Options.withDescription("Interface to listen on"), Options.withDefault("127.0.0.1")),
+    host: Options.text("host").pipe(
+      Options.withDescription("Interface to listen on"),
+      Options.withDefault("127.0.0.1")
+    ),
     port: Options.integer("port").pipe(Options.withDescription("Port; 0 picks a free one"), Options.withDefault(0)),
     profile: Options.text("profile").pipe(
       Options.withDescription("Performance model: fast, realistic, bench, or a JSON profile file"),
@@ -102,7 +106,9 @@ const emulatorCommand = Command.make(
   (args) =>
     Effect.gen(function*() {
       const { host, port } = args
-      if (port < 0 || port > 65535) return yield* new CliError({ message: `--port must be from 0 to 65535, got ${port}.` })
+      if (port < 0 || port > 65535) {
+        return yield* new CliError({ message: `--port must be from 0 to 65535, got ${port}.` })
+      }
       const [Emulator, Model, TableSchema] = yield* Effect.promise(() =>
         Promise.all([
           import("@dv-effect/emulator/Emulator"),
@@ -115,20 +121,31 @@ const emulatorCommand = Command.make(
         const file = yield* readJsonFile("--profile", args.profile).pipe(
           Effect.mapError((error) =>
             error.message.endsWith("no such file")
-              ? new CliError({ message: `--profile must be fast, realistic, bench or a JSON profile file; '${args.profile}' is none of them.` })
+              ? new CliError({
+                message:
+                  `--profile must be fast, realistic, bench or a JSON profile file; '${args.profile}' is none of them.`
+              })
               : error
           )
         )
         const decoded = Model.decodeProfile(file)
-        if (typeof decoded === "string") return yield* new CliError({ message: `--profile ${args.profile}: ${decoded}` })
+        if (typeof decoded === "string") {
+          return yield* new CliError({ message: `--profile ${args.profile}: ${decoded}` })
+        }
         profile = decoded
       }
-      if (Option.isSome(args.servers)) profile = { ...profile, servers: yield* positive("--servers", args.servers.value) }
-      if (Option.isSome(args.dopHint)) profile = { ...profile, dopHint: yield* positive("--dop-hint", args.dopHint.value) }
-      let schema: import("@dv-effect/emulator/TableSchema").Schema | undefined
+      if (Option.isSome(args.servers)) {
+        profile = { ...profile, servers: yield* positive("--servers", args.servers.value) }
+      }
+      if (Option.isSome(args.dopHint)) {
+        profile = { ...profile, dopHint: yield* positive("--dop-hint", args.dopHint.value) }
+      }
+      let schema: TableSchemaDefinition | undefined
       if (Option.isSome(args.schema)) {
         const decoded = TableSchema.decode(yield* readJsonFile("--schema", args.schema.value))
-        if (typeof decoded === "string") return yield* new CliError({ message: `--schema ${args.schema.value}: ${decoded}` })
+        if (typeof decoded === "string") {
+          return yield* new CliError({ message: `--schema ${args.schema.value}: ${decoded}` })
+        }
         schema = decoded
       }
       const running = yield* Emulator.make({
@@ -140,7 +157,9 @@ const emulatorCommand = Command.make(
       }).pipe(
         Effect.mapError((cause) =>
           new CliError({
-            message: cause.reason === "Listen" ? `Could not listen on ${host}:${port}: ${cause.message}` : cause.message,
+            message: cause.reason === "Listen"
+              ? `Could not listen on ${host}:${port}: ${cause.message}`
+              : cause.message,
             cause
           })
         )
@@ -335,7 +354,7 @@ const demoCommand = Command.make(
       const chunkSize = yield* positive("--chunk-size", args.chunkSize)
       const concurrency = yield* parseConcurrency(args.concurrency)
       const Emulator = yield* Effect.promise(() => import("@dv-effect/emulator/Emulator"))
-      const emulator = yield* Emulator.make().pipe(
+      const emulator = yield* Emulator.make({ identity: false }).pipe(
         Effect.mapError((cause) =>
           new CliError({ message: `Could not start the in-process emulator: ${cause.message}`, cause })
         )

@@ -61,7 +61,8 @@ export const layer = (
       Effect.gen(function*() {
         // Loaded on demand: `--help` and remote runs never pay for the emulator's modules.
         const Emulator = yield* Effect.promise(() => import("@dv-effect/emulator/Emulator"))
-        const running = yield* Emulator.make().pipe(
+        // Only the static token is used: no identity endpoint, a faster start.
+        const running = yield* Emulator.make({ identity: false }).pipe(
           Effect.mapError((cause) =>
             new CliError({ message: `Could not start the in-process emulator: ${cause.message}`, cause })
           )

@@ -20,7 +20,10 @@ import * as S from "effect/Schema"
 const firstIssue = (error: ParseResult.ParseError): string => {
   const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
   if (issue === undefined) return error.message
-  const path = issue.path.map((part) => (typeof part === "number" ? `[${part}]` : `.${String(part)}`)).join("").replace(/^\./, "")
+  const path = issue.path.map((part) => (typeof part === "number" ? `[${part}]` : `.${String(part)}`)).join("").replace(
+    /^\./,
+    ""
+  )
   return `${path === "" ? "" : `${path}: `}${issue.message.split("\n")[0]}`
 }
 

@@ -159,7 +159,9 @@ export class TableStore {
    */
   update(id: string, values: Readonly<Record<string, unknown>>, replace = false): StoredRecord | Fault {
     const old = this.get(id)
-    if (old === undefined) return new Fault(404, "0x80040217", `${this.definition.logicalName} With Id = ${id} Does Not Exist`)
+    if (old === undefined) {
+      return new Fault(404, "0x80040217", `${this.definition.logicalName} With Id = ${id} Does Not Exist`)
+    }
     const merged = replace ? values : { ...old.values, ...values }
     const conflict = this.keyConflict(merged, id)
     if (conflict !== undefined) return this.keyFault(conflict)
@@ -385,7 +387,7 @@ export class Store {
       for (let i = log.length - 1; i >= 0; i--) log[i]!()
       return result
     }
-    if (outer !== undefined) for (const undo of log) outer.push(undo)
+    if (outer !== undefined) { for (const undo of log) outer.push(undo) }
     const parent = this.pendingChanges.at(-1)
     for (const change of changes) {
       if (parent !== undefined) parent.push(change)

@@ -12,7 +12,10 @@ import * as S from "effect/Schema"
 const firstIssue = (error: ParseResult.ParseError): string => {
   const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
   if (issue === undefined) return error.message
-  const path = issue.path.map((part) => (typeof part === "number" ? `[${part}]` : `.${String(part)}`)).join("").replace(/^\./, "")
+  const path = issue.path.map((part) => (typeof part === "number" ? `[${part}]` : `.${String(part)}`)).join("").replace(
+    /^\./,
+    ""
+  )
   return `${path === "" ? "" : `${path}: `}${issue.message.split("\n")[0]}`
 }
 
@@ -437,7 +440,9 @@ const check = (tables: ReadonlyArray<TableDefinition>): string | undefined => {
     if (columns.has(table.primaryIdAttribute)) {
       return `${where}: the primary key '${table.primaryIdAttribute}' is implied and must not be listed in columns`
     }
-    if (!columns.has(table.primaryNameAttribute)) return `${where}: primary name '${table.primaryNameAttribute}' is not a column`
+    if (!columns.has(table.primaryNameAttribute)) {
+      return `${where}: primary name '${table.primaryNameAttribute}' is not a column`
+    }
     if (table.tableType === "Elastic" && columns.get("partitionid")?.type !== "String") {
       return `${where} is elastic and needs a String column 'partitionid'`
     }
@@ -453,7 +458,10 @@ const check = (tables: ReadonlyArray<TableDefinition>): string | undefined => {
       if (isLookup && (column.targets === undefined || column.targets.length === 0)) {
         return `${where}: lookup '${column.logicalName}' needs targets`
       }
-      if ((column.type === "Picklist" || column.type === "State" || column.type === "Status") && column.options === undefined) {
+      if (
+        (column.type === "Picklist" || column.type === "State" || column.type === "Status") &&
+        column.options === undefined
+      ) {
         return `${where}: option set column '${column.logicalName}' needs options`
       }
     }

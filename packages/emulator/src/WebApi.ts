@@ -8,9 +8,9 @@
  *
  * @since 0.1.0
  */
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
 import type { Identity, VerifiedToken } from "./Identity.js"
@@ -18,9 +18,9 @@ import { parseBatch, runBatch } from "./internal/batch.js"
 import { type BulkMessage, bulkMessages, runBulkMessage } from "./internal/bulk.js"
 import { badRequest, codes, Fault, methodNotAllowed, segmentNotFound, unauthorized } from "./internal/fault.js"
 import { entityDefinitions, sdkMessageFilters } from "./internal/metadata.js"
-import { type PathSegment, parsePath } from "./internal/odataPath.js"
+import { parsePath, type PathSegment } from "./internal/odataPath.js"
 import { createRecord, deleteRecord, etagOf, writeRecord } from "./internal/operations.js"
-import { type Prefer, parsePrefer, queryTable } from "./internal/query.js"
+import { parsePrefer, type Prefer, queryTable } from "./internal/query.js"
 import { findByKey, present, resolveKey, resolveSelect } from "./internal/records.js"
 import { faultReply, type Reply } from "./internal/reply.js"
 import type { ServiceModel } from "./internal/throttle.js"
@@ -118,7 +118,14 @@ export const makeHandler = (context: WebApiContext) => {
 
   const entityUrl = (table: TableStore, id: string) => `${webApiUrl()}${table.definition.entitySetName}(${id})`
 
-  const represent = (table: TableStore, id: string, prefer: Prefer, search: URLSearchParams, status: number, headers: Record<string, string>): Reply => {
+  const represent = (
+    table: TableStore,
+    id: string,
+    prefer: Prefer,
+    search: URLSearchParams,
+    status: number,
+    headers: Record<string, string>
+  ): Reply => {
     const select = resolveSelect(table.definition, search)
     if (select instanceof Fault) return faultReply(select)
     const record = table.get(id)!
@@ -138,12 +145,20 @@ export const makeHandler = (context: WebApiContext) => {
     const record = createRecord(context.store, table, body, now)
     if (record instanceof Fault) return faultReply(record)
     const headers = { "OData-EntityId": entityUrl(table, record.id) }
-    if (prefer.returnRepresentation) return represent(table, record.id, prefer, search, 201, { ...headers, Location: headers["OData-EntityId"] })
+    if (prefer.returnRepresentation) {
+      return represent(table, record.id, prefer, search, 201, { ...headers, Location: headers["OData-EntityId"] })
+    }
     return { status: 204, headers }
   }
 
   /** `PATCH` on a record URL: upsert, or create-only / update-only by `If-None-Match` / `If-Match`. */
-  const patch = (table: TableStore, segment: PathSegment, request: ApiRequest, prefer: Prefer, search: URLSearchParams): Reply => {
+  const patch = (
+    table: TableStore,
+    segment: PathSegment,
+    request: ApiRequest,
+    prefer: Prefer,
+    search: URLSearchParams
+  ): Reply => {
     const body = parseBody(request)
     if (body instanceof Fault) return faultReply(body)
     const target = resolveKey(table, segment.key!, search.get("partitionId") ?? undefined)
@@ -158,11 +173,19 @@ export const makeHandler = (context: WebApiContext) => {
     }, now)
     if (written instanceof Fault) return faultReply(written)
     const headers = { "OData-EntityId": entityUrl(table, written.record.id) }
-    if (prefer.returnRepresentation) return represent(table, written.record.id, prefer, search, written.created ? 201 : 200, headers)
+    if (prefer.returnRepresentation) {
+      return represent(table, written.record.id, prefer, search, written.created ? 201 : 200, headers)
+    }
     return { status: 204, headers }
   }
 
-  const retrieve = (table: TableStore, segment: PathSegment, prefer: Prefer, search: URLSearchParams, request: ApiRequest): Reply => {
+  const retrieve = (
+    table: TableStore,
+    segment: PathSegment,
+    prefer: Prefer,
+    search: URLSearchParams,
+    request: ApiRequest
+  ): Reply => {
     const record = findByKey(table, segment.key!, search.get("partitionId") ?? undefined)
     if (record instanceof Fault) return faultReply(record)
     if (request.headers["if-none-match"]?.trim() === etagOf(record)) return { status: 304 }
@@ -182,8 +205,16 @@ export const makeHandler = (context: WebApiContext) => {
     const target = resolveKey(table, segment.key!, search.get("partitionId") ?? undefined)
     if (target instanceof Fault) return faultReply(target)
     const ifMatch = request.headers["if-match"]?.trim()
-    if (target.existing !== undefined && ifMatch !== undefined && ifMatch !== "*" && ifMatch !== etagOf(target.existing)) {
-      return faultReply(new Fault(412, "0x80060882", "The version of the existing record doesn't match the RowVersion property provided."))
+    if (
+      target.existing !== undefined && ifMatch !== undefined && ifMatch !== "*" && ifMatch !== etagOf(target.existing)
+    ) {
+      return faultReply(
+        new Fault(
+          412,
+          "0x80060882",
+          "The version of the existing record doesn't match the RowVersion property provided."
+        )
+      )
     }
     const deleted = deleteRecord(table, target)
     return deleted instanceof Fault ? faultReply(deleted) : { status: 204 }
@@ -209,7 +240,12 @@ export const makeHandler = (context: WebApiContext) => {
     }
   }
 
-  const route = (request: ApiRequest, segments: ReadonlyArray<PathSegment>, search: URLSearchParams, path: string): Reply => {
+  const route = (
+    request: ApiRequest,
+    segments: ReadonlyArray<PathSegment>,
+    search: URLSearchParams,
+    path: string
+  ): Reply => {
     const method = request.method
     const prefer = parsePrefer(request.headers["prefer"])
     const [first, second] = segments
@@ -221,7 +257,8 @@ export const makeHandler = (context: WebApiContext) => {
       return runBatch(
         context.store,
         items,
-        (partMethod, target, headers, body) => dispatch({ method: partMethod, target, headers, body, token: request.token }),
+        (partMethod, target, headers, body) =>
+          dispatch({ method: partMethod, target, headers, body, token: request.token }),
         prefer.continueOnError,
         webApiUrl()
       )
@@ -236,7 +273,9 @@ export const makeHandler = (context: WebApiContext) => {
         : faultReply(methodNotAllowed(method, path))
     }
     if (first.name === "sdkmessagefilters" && segments.length === 1 && first.key === undefined) {
-      return method === "GET" ? sdkMessageFilters(context.store, search, webApiUrl()) : faultReply(methodNotAllowed(method, path))
+      return method === "GET"
+        ? sdkMessageFilters(context.store, search, webApiUrl())
+        : faultReply(methodNotAllowed(method, path))
     }
     const table = context.store.entitySet(first.name)
     if (table === undefined) return faultReply(segmentNotFound(first.name))
@@ -253,14 +292,20 @@ export const makeHandler = (context: WebApiContext) => {
     }
     if (segments.length === 2 && first.key === undefined && second!.key === undefined) {
       if (second!.name === "$count") {
-        return method === "GET" ? queryTable(table, search, prefer, webApiUrl(), true) : faultReply(methodNotAllowed(method, path))
+        return method === "GET"
+          ? queryTable(table, search, prefer, webApiUrl(), true)
+          : faultReply(methodNotAllowed(method, path))
       }
       const message = bulkMessageOf(second)
       if (message !== undefined && supports(table, message)) {
         if (method !== "POST") return faultReply(methodNotAllowed(method, path))
         const body = parseBody(request)
         if (body instanceof Fault) return faultReply(body)
-        return runBulkMessage(context.store, table, message, body, { annotations: prefer.annotations, now, webApiUrl: webApiUrl() })
+        return runBulkMessage(context.store, table, message, body, {
+          annotations: prefer.annotations,
+          now,
+          webApiUrl: webApiUrl()
+        })
       }
     }
     // An action not bound to this table is unknown to the OData layer, as on the service.
@@ -323,7 +368,11 @@ export const makeApp = (context: WebApiContext) => {
     let response = reply.body === undefined
       ? HttpServerResponse.empty({ status: reply.status, headers })
       : typeof reply.body === "string"
-      ? HttpServerResponse.text(reply.body, { status: reply.status, headers, contentType: reply.contentType ?? "text/plain" })
+      ? HttpServerResponse.text(reply.body, {
+        status: reply.status,
+        headers,
+        contentType: reply.contentType ?? "text/plain"
+      })
       : HttpServerResponse.text(JSON.stringify(reply.body), {
         status: reply.status,
         headers,
@@ -334,7 +383,12 @@ export const makeApp = (context: WebApiContext) => {
       const token = model.affinityTokens[server]!
       response = HttpServerResponse.unsafeSetCookies(response, [
         ["ARRAffinity", token, { path: "/", httpOnly: true, secure: secureCookies() }],
-        ["ARRAffinitySameSite", token, { path: "/", httpOnly: true, secure: secureCookies(), sameSite: secureCookies() ? "none" : "lax" }]
+        ["ARRAffinitySameSite", token, {
+          path: "/",
+          httpOnly: true,
+          secure: secureCookies(),
+          sameSite: secureCookies() ? "none" : "lax"
+        }]
       ])
     }
     return response
@@ -349,11 +403,18 @@ export const makeApp = (context: WebApiContext) => {
     context.counters.requests++
     const url = new URL(request.url, "http://emulator")
     if (!apiPrefix.test(url.pathname)) return respond(requestId, faultReply(segmentNotFound(url.pathname)))
-    const token = yield* Effect.promise(() => context.identity.verify(request.headers["authorization"], context.orgUrl()))
+    const token = yield* Effect.promise(() =>
+      context.identity.verify(request.headers["authorization"], context.orgUrl())
+    )
     if (typeof token === "string") {
       return respond(
         requestId,
-        faultReply(unauthorized(`${token} bearer token`, `https://login.microsoftonline.com/${context.identity.tenantId}/oauth2/authorize`))
+        faultReply(
+          unauthorized(
+            `${token} bearer token`,
+            `https://login.microsoftonline.com/${context.identity.tenantId}/oauth2/authorize`
+          )
+        )
       )
     }
     const server = model.pickServer(request.cookies["ARRAffinity"])
@@ -370,7 +431,11 @@ export const makeApp = (context: WebApiContext) => {
       }
       return respond(
         requestId,
-        faultReply(fault === "throttle" ? model.injectedThrottle(server) : new Fault(503, "", "The service is temporarily unavailable. Try again later.")),
+        faultReply(
+          fault === "throttle"
+            ? model.injectedThrottle(server)
+            : new Fault(503, "", "The service is temporarily unavailable. Try again later.")
+        ),
         {},
         server
       )
@@ -381,12 +446,20 @@ export const makeApp = (context: WebApiContext) => {
       admission.release(0)
       return respond(
         requestId,
-        faultReply(new Fault(413, "", `The request body of ${declaredLength} bytes exceeds the limit of ${context.maxBodyBytes} bytes.`)),
+        faultReply(
+          new Fault(
+            413,
+            "",
+            `The request body of ${declaredLength} bytes exceeds the limit of ${context.maxBodyBytes} bytes.`
+          )
+        ),
         {},
         server
       )
     }
-    const body = request.method === "GET" || request.method === "DELETE" ? "" : yield* Effect.orElseSucceed(request.text, () => "")
+    const body = request.method === "GET" || request.method === "DELETE"
+      ? ""
+      : yield* Effect.orElseSucceed(request.text, () => "")
     const reply = handle({
       method: request.method,
       target: url.pathname.replace(apiPrefix, "") + url.search,
@@ -396,7 +469,9 @@ export const makeApp = (context: WebApiContext) => {
     })
     // The request holds its slot for as long as the model says it runs, then counts that time.
     const executionMs = latencyMs(model.profile, reply.work ?? { records: 0, operations: 1 })
-    if (executionMs > 0) yield* Effect.sleep(executionMs).pipe(Effect.onInterrupt(() => Effect.sync(() => admission.release(executionMs))))
+    if (executionMs > 0) {
+      yield* Effect.sleep(executionMs).pipe(Effect.onInterrupt(() => Effect.sync(() => admission.release(executionMs))))
+    }
     admission.release(executionMs)
     if (fault === "resetAfterCommit") {
       yield* resetConnection(request)

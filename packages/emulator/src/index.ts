@@ -9,6 +9,8 @@ export * as Emulator from "./Emulator.js"
 /** @since 0.1.0 */
 export * as Identity from "./Identity.js"
 /** @since 0.1.0 */
+export * as IdentityServer from "./IdentityServer.js"
+/** @since 0.1.0 */
 export * as Model from "./Model.js"
 /** @since 0.1.0 */
 export * as Store from "./Store.js"

@@ -47,7 +47,10 @@ describe("ServiceModel", () => {
     clock.now += 2_000
     if (b._tag === "Admitted") b.release(600)
     const refused = model.admit("u", 0)
-    expect(refused._tag === "Throttled" && [refused.fault.code, refused.fault.headers["Retry-After"]]).toEqual(["0x80072321", "8"])
+    expect(refused._tag === "Throttled" && [refused.fault.code, refused.fault.headers["Retry-After"]]).toEqual([
+      "0x80072321",
+      "8"
+    ])
     clock.now += 8_000
     expect(model.admit("u", 0)._tag).toBe("Admitted")
   })
@@ -58,7 +61,9 @@ describe("ServiceModel", () => {
     model.admit("u", 0)
     const third = model.admit("u", 0)
     expect(third._tag === "Throttled" && third.fault.code).toBe("0x80072326")
-    expect(third._tag === "Throttled" && third.fault.message).toBe("Number of concurrent requests exceeded the limit of 2.")
+    expect(third._tag === "Throttled" && third.fault.message).toBe(
+      "Number of concurrent requests exceeded the limit of 2."
+    )
     if (first._tag === "Admitted") first.release(0)
     expect(model.admit("u", 0)._tag).toBe("Admitted")
   })
@@ -97,8 +102,18 @@ describe("ServiceModel", () => {
 
 describe("decodeProfile", () => {
   it("extends a named profile and reads null as no limit", () => {
-    const decoded = Model.decodeProfile({ extends: "bench", servers: 2, requestsPerWindow: null, faults: { seed: 7, throttle: 0.05 } })
-    expect(decoded).toMatchObject({ servers: 2, requestsPerWindow: Infinity, windowSeconds: 10, faults: { seed: 7, throttle: 0.05, unavailable: 0 } })
+    const decoded = Model.decodeProfile({
+      extends: "bench",
+      servers: 2,
+      requestsPerWindow: null,
+      faults: { seed: 7, throttle: 0.05 }
+    })
+    expect(decoded).toMatchObject({
+      servers: 2,
+      requestsPerWindow: Infinity,
+      windowSeconds: 10,
+      faults: { seed: 7, throttle: 0.05, unavailable: 0 }
+    })
   })
   it("names what is wrong", () => {
     expect(Model.decodeProfile({ servers: 0 })).toMatch(/^Invalid profile: .*servers/s)
@@ -109,11 +124,16 @@ describe("decodeProfile", () => {
 
 describe("the model over HTTP", () => {
   it("sets affinity cookies, advertises the dop hint and the remaining budget, and answers 429 with Retry-After", async () => {
-    const emulator = await Emulator.start({ profile: profile({ servers: 2, requestsPerWindow: 2, windowSeconds: 300, dopHint: 4 }) })
+    const emulator = await Emulator.start({
+      profile: profile({ servers: 2, requestsPerWindow: 2, windowSeconds: 300, dopHint: 4 })
+    })
     try {
       const get = (cookie?: string) =>
         fetch(`${emulator.info.webApiUrl}WhoAmI`, {
-          headers: { Authorization: `Bearer ${emulator.info.accessToken}`, ...(cookie === undefined ? {} : { Cookie: cookie }) }
+          headers: {
+            Authorization: `Bearer ${emulator.info.accessToken}`,
+            ...(cookie === undefined ? {} : { Cookie: cookie })
+          }
         })
       const first = await get()
       expect(first.status).toBe(200)
@@ -137,7 +157,9 @@ describe("the model over HTTP", () => {
   })
 
   it("applies a request and then resets the connection when that fault is drawn", async () => {
-    const emulator = await Emulator.start({ profile: profile({ faults: { ...Model.fast.faults, resetAfterCommit: 1 } }) })
+    const emulator = await Emulator.start({
+      profile: profile({ faults: { ...Model.fast.faults, resetAfterCommit: 1 } })
+    })
     try {
       const attempt = fetch(`${emulator.info.webApiUrl}contacts`, {
         method: "POST",
@@ -153,13 +175,20 @@ describe("the model over HTTP", () => {
   })
 
   it("holds a bulk request for baseMs + n * perRecordMs", async () => {
-    const emulator = await Emulator.start({ profile: profile({ latency: { baseMs: 50, perRecordMs: 2, perOperationMs: 0 } }) })
+    const emulator = await Emulator.start({
+      profile: profile({ latency: { baseMs: 50, perRecordMs: 2, perOperationMs: 0 } })
+    })
     try {
       const started = performance.now()
       const response = await fetch(`${emulator.info.webApiUrl}contacts/Microsoft.Dynamics.CRM.CreateMultiple`, {
         method: "POST",
         headers: { Authorization: `Bearer ${emulator.info.accessToken}`, "Content-Type": "application/json" },
-        body: JSON.stringify({ Targets: Array.from({ length: 100 }, (_, i) => ({ "@odata.type": "Microsoft.Dynamics.CRM.contact", lastname: `L${i}` })) })
+        body: JSON.stringify({
+          Targets: Array.from(
+            { length: 100 },
+            (_, i) => ({ "@odata.type": "Microsoft.Dynamics.CRM.contact", lastname: `L${i}` })
+          )
+        })
       })
       expect(response.status).toBe(200)
       // 50 + 100 * 2 = 250 ms at least; an outcome of the model, not a timing assertion on the machine.

@@ -26,7 +26,11 @@ describe("--data-dir", () => {
   it("keeps every committed write across a clean restart, and nothing of a rolled-back one", async () => {
     const first = await Emulator.start({ dataDir: dir })
     const send = client(first.info)
-    const Targets = [1, 2, 3].map((n) => ({ "@odata.type": "Microsoft.Dynamics.CRM.contact", contactid: id(n), lastname: `L${n}` }))
+    const Targets = [1, 2, 3].map((n) => ({
+      "@odata.type": "Microsoft.Dynamics.CRM.contact",
+      contactid: id(n),
+      lastname: `L${n}`
+    }))
     expect((await send("POST", "contacts/Microsoft.Dynamics.CRM.CreateMultiple", { Targets })).status).toBe(200)
     expect((await send("PATCH", `contacts(${id(2)})`, { firstname: "Two" })).status).toBe(204)
     expect((await send("DELETE", `contacts(${id(3)})`)).status).toBe(204)
@@ -57,14 +61,21 @@ describe("--data-dir", () => {
 
   it("loses at most the last second of writes when killed with SIGKILL", async () => {
     const bin = fileURLToPath(new URL("../../../apps/cli/bin/dv-effect.js", import.meta.url))
-    const child = spawn(process.execPath, [bin, "emulator", "--port", "0", "--data-dir", dir], { stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(process.execPath, [bin, "emulator", "--port", "0", "--data-dir", dir], {
+      stdio: ["ignore", "pipe", "pipe"]
+    })
     const exited = new Promise((resolve) => child.on("exit", resolve))
     try {
       const info = await new Promise<Emulator.StartInfo>((resolve) =>
         Readline.createInterface({ input: child.stdout }).once("line", (line) => resolve(JSON.parse(line)))
       )
-      const Targets = Array.from({ length: 500 }, (_, i) => ({ "@odata.type": "Microsoft.Dynamics.CRM.contact", contactid: id(i), lastname: `K${i}` }))
-      expect((await client(info)("POST", "contacts/Microsoft.Dynamics.CRM.CreateMultiple", { Targets })).status).toBe(200)
+      const Targets = Array.from(
+        { length: 500 },
+        (_, i) => ({ "@odata.type": "Microsoft.Dynamics.CRM.contact", contactid: id(i), lastname: `K${i}` })
+      )
+      expect((await client(info)("POST", "contacts/Microsoft.Dynamics.CRM.CreateMultiple", { Targets })).status).toBe(
+        200
+      )
       // Wait (on a condition, not a clock) until the journal holds the write, then kill hard.
       const journal = Path.join(dir, "journal.jsonl")
       for (;;) {

@@ -29,13 +29,20 @@ const bytes = (seed: number, length: number) => {
 const stillServes = async () => {
   const whoAmI = await send("GET", "WhoAmI")
   expect(whoAmI.status).toBe(200)
-  const created = await send("POST", "contacts", JSON.stringify({ lastname: "after the storm" }), { "Content-Type": "application/json" })
+  const created = await send("POST", "contacts", JSON.stringify({ lastname: "after the storm" }), {
+    "Content-Type": "application/json"
+  })
   expect(created.status).toBe(204)
 }
 
 describe("the emulator under abuse", () => {
   it("answers garbage bodies with Dataverse errors and keeps serving", async () => {
-    const targets = ["contacts", "contacts/Microsoft.Dynamics.CRM.CreateMultiple", "$batch", `contacts(00000000-0000-4000-8000-000000000001)`]
+    const targets = [
+      "contacts",
+      "contacts/Microsoft.Dynamics.CRM.CreateMultiple",
+      "$batch",
+      `contacts(00000000-0000-4000-8000-000000000001)`
+    ]
     for (let seed = 1; seed <= 40; seed++) {
       const target = targets[seed % targets.length]!
       const response = await send(seed % 3 === 0 ? "PATCH" : "POST", target, bytes(seed, 1 + (seed * 97) % 3000), {
@@ -46,7 +53,11 @@ describe("the emulator under abuse", () => {
       const body = (await response.json()) as { error: { code: string; message: string } }
       expect(typeof body.error.message).toBe("string")
     }
-    const truncated = ["{\"lastname\": \"x", "{\"Targets\": [{\"@odata.type\": ", "--batch_x\r\nContent-Type: application/http\r\n\r\nPOST"]
+    const truncated = [
+      "{\"lastname\": \"x",
+      "{\"Targets\": [{\"@odata.type\": ",
+      "--batch_x\r\nContent-Type: application/http\r\n\r\nPOST"
+    ]
     for (const text of truncated) {
       const response = await send("POST", "$batch", text, { "Content-Type": "multipart/mixed; boundary=batch_x" })
       expect(response.status).toBe(400)
@@ -60,29 +71,39 @@ describe("the emulator under abuse", () => {
     const huge = JSON.stringify({ lastname: "x".repeat(maxBodyBytes) })
     const tooBig = await send("POST", "contacts", huge, { "Content-Type": "application/json" })
     expect(tooBig.status).toBe(413)
-    for (const [method, path, status] of [
-      ["GET", "contacts?$top=-1", 400],
-      ["GET", "contacts?$top=abc", 400],
-      ["GET", "contacts?$skiptoken=%3Ccookie%20nonsense", 400],
-      ["GET", "contacts(not-a-guid)", 400],
-      ["GET", "contacts(lastname='x'", 400],
-      ["GET", "nosuchset", 404],
-      ["PUT", "contacts", 405],
-      ["DELETE", "contacts", 405],
-      ["GET", "%E0%A4%A", 400]
-    ] as const) {
+    for (
+      const [method, path, status] of [
+        ["GET", "contacts?$top=-1", 400],
+        ["GET", "contacts?$top=abc", 400],
+        ["GET", "contacts?$skiptoken=%3Ccookie%20nonsense", 400],
+        ["GET", "contacts(not-a-guid)", 400],
+        ["GET", "contacts(lastname='x'", 400],
+        ["GET", "nosuchset", 404],
+        ["PUT", "contacts", 405],
+        ["DELETE", "contacts", 405],
+        ["GET", "%E0%A4%A", 400]
+      ] as const
+    ) {
       const response = await send(method, path)
       expect(response.status, `${method} ${path}`).toBe(status)
       expect(((await response.json()) as { error: { message: string } }).error.message.length).toBeGreaterThan(0)
     }
-    const huge_page = await send("GET", "contacts?$select=lastname", undefined, { Prefer: "odata.maxpagesize=999999999" })
+    const huge_page = await send("GET", "contacts?$select=lastname", undefined, {
+      Prefer: "odata.maxpagesize=999999999"
+    })
     expect(huge_page.status).toBe(200)
     await stillServes()
   })
 
   it("survives connections that send half a request and hang up", async () => {
     const { port } = new URL(emulator.info.url)
-    for (const text of ["POST /api/data/v9.2/contacts HTTP/1.1\r\nContent-Length: 1000\r\n\r\n{\"lastn", "GARBAGE\r\n\r\n", "\u0000\u0001\u0002"]) {
+    for (
+      const text of [
+        "POST /api/data/v9.2/contacts HTTP/1.1\r\nContent-Length: 1000\r\n\r\n{\"lastn",
+        "GARBAGE\r\n\r\n",
+        "\u0000\u0001\u0002"
+      ]
+    ) {
       await new Promise<void>((resolve) => {
         const socket = Net.connect(Number(port), "127.0.0.1", () => {
           socket.end(text)

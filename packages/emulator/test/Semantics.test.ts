@@ -24,7 +24,11 @@ describe("single-record writes", () => {
   it("PATCH upserts: creates, then updates by merging, 204 both times", async () => {
     expect((await send("PATCH", `contacts(${id(1)})`, { firstname: "Ada", lastname: "Byron" })).status).toBe(204)
     expect((await send("PATCH", `contacts(${id(1)})`, { lastname: "Lovelace" })).status).toBe(204)
-    expect(table("contact").get(id(1))!.values).toMatchObject({ firstname: "Ada", lastname: "Lovelace", fullname: "Ada Lovelace" })
+    expect(table("contact").get(id(1))!.values).toMatchObject({
+      firstname: "Ada",
+      lastname: "Lovelace",
+      fullname: "Ada Lovelace"
+    })
   })
 
   it("If-Match: * updates only; If-None-Match: * creates only", async () => {
@@ -93,53 +97,87 @@ const targets = (type: string, rows: ReadonlyArray<Record<string, unknown>>) => 
 
 describe("bulk messages on standard tables", () => {
   it("UpdateMultiple updates by primary key, applies only the first of duplicates, and is one transaction", async () => {
-    await send("POST", "contacts/Microsoft.Dynamics.CRM.CreateMultiple", targets("contact", [1, 2, 3].map((n) => ({ contactid: id(n), lastname: `L${n}` }))))
-    const first = await send("POST", "contacts/Microsoft.Dynamics.CRM.UpdateMultiple", targets("contact", [
-      { contactid: id(1), lastname: "first" },
-      { contactid: id(2), lastname: "two" },
-      { contactid: id(1), lastname: "second" }
-    ]))
+    await send(
+      "POST",
+      "contacts/Microsoft.Dynamics.CRM.CreateMultiple",
+      targets("contact", [1, 2, 3].map((n) => ({ contactid: id(n), lastname: `L${n}` })))
+    )
+    const first = await send(
+      "POST",
+      "contacts/Microsoft.Dynamics.CRM.UpdateMultiple",
+      targets("contact", [
+        { contactid: id(1), lastname: "first" },
+        { contactid: id(2), lastname: "two" },
+        { contactid: id(1), lastname: "second" }
+      ])
+    )
     expect(first.status).toBe(204)
     expect(table("contact").get(id(1))!.values.lastname).toBe("first")
     expect(table("contact").get(id(2))!.values.lastname).toBe("two")
-    const failing = await send("POST", "contacts/Microsoft.Dynamics.CRM.UpdateMultiple", targets("contact", [
-      { contactid: id(3), lastname: "changed" },
-      { contactid: id(99), lastname: "missing" }
-    ]))
+    const failing = await send(
+      "POST",
+      "contacts/Microsoft.Dynamics.CRM.UpdateMultiple",
+      targets("contact", [
+        { contactid: id(3), lastname: "changed" },
+        { contactid: id(99), lastname: "missing" }
+      ])
+    )
     expect(failing.status).toBe(404)
     expect(table("contact").get(id(3))!.values.lastname).toBe("L3")
-    const keyless = await send("POST", "contacts/Microsoft.Dynamics.CRM.UpdateMultiple", targets("contact", [{ lastname: "x" }]))
+    const keyless = await send(
+      "POST",
+      "contacts/Microsoft.Dynamics.CRM.UpdateMultiple",
+      targets("contact", [{ lastname: "x" }])
+    )
     expect(keyless.status).toBe(400)
   })
 
   it("UpsertMultiple creates and updates by primary key or @odata.id, and fails on duplicates", async () => {
     await send("PATCH", "dve_products(dve_sku='S-1')", { dve_name: "Old name", dve_price: 5 })
-    const response = await send("POST", "dve_products/Microsoft.Dynamics.CRM.UpsertMultiple", targets("dve_product", [
-      { "@odata.id": "dve_products(dve_sku='S-1')", dve_name: "New name" },
-      { "@odata.id": "dve_products(dve_sku='S-2')", dve_name: "Second" },
-      { dve_productid: id(7), dve_name: "By id", dve_sku: "S-7" }
-    ]))
+    const response = await send(
+      "POST",
+      "dve_products/Microsoft.Dynamics.CRM.UpsertMultiple",
+      targets("dve_product", [
+        { "@odata.id": "dve_products(dve_sku='S-1')", dve_name: "New name" },
+        { "@odata.id": "dve_products(dve_sku='S-2')", dve_name: "Second" },
+        { dve_productid: id(7), dve_name: "By id", dve_sku: "S-7" }
+      ])
+    )
     expect(response.status).toBe(204)
-    const rows = table("dve_product").scan().map((r) => [r.values.dve_sku, r.values.dve_name, r.values.dve_price ?? null])
+    const rows = table("dve_product").scan().map((
+      r
+    ) => [r.values.dve_sku, r.values.dve_name, r.values.dve_price ?? null])
     expect(rows).toEqual([["S-1", "New name", 5], ["S-2", "Second", null], ["S-7", "By id", null]])
-    const duplicate = await send("POST", "dve_products/Microsoft.Dynamics.CRM.UpsertMultiple", targets("dve_product", [
-      { "@odata.id": "dve_products(dve_sku='S-3')", dve_name: "A" },
-      { "@odata.id": "dve_products(dve_sku='s-3')", dve_name: "B" }
-    ]))
+    const duplicate = await send(
+      "POST",
+      "dve_products/Microsoft.Dynamics.CRM.UpsertMultiple",
+      targets("dve_product", [
+        { "@odata.id": "dve_products(dve_sku='S-3')", dve_name: "A" },
+        { "@odata.id": "dve_products(dve_sku='s-3')", dve_name: "B" }
+      ])
+    )
     expect(duplicate.status).toBe(400)
     expect((await json(duplicate)).error.message).toContain("Targets[0] and Targets[1]")
     expect(table("dve_product").size).toBe(3)
   })
 
   it("DeleteMultiple is not implemented on standard tables", async () => {
-    const response = await send("POST", "contacts/Microsoft.Dynamics.CRM.DeleteMultiple", targets("contact", [{ contactid: id(1) }]))
+    const response = await send(
+      "POST",
+      "contacts/Microsoft.Dynamics.CRM.DeleteMultiple",
+      targets("contact", [{ contactid: id(1) }])
+    )
     expect(response.status).toBe(400)
     expect((await json(response)).error.message).toBe("DeleteMultiple has not yet been implemented.")
   })
 
   it("a table without the messages answers 404 for them, as an unbound action", async () => {
     for (const message of ["CreateMultiple", "UpdateMultiple", "UpsertMultiple"]) {
-      const response = await send("POST", `tasks/Microsoft.Dynamics.CRM.${message}`, targets("task", [{ subject: "x" }]))
+      const response = await send(
+        "POST",
+        `tasks/Microsoft.Dynamics.CRM.${message}`,
+        targets("task", [{ subject: "x" }])
+      )
       expect(response.status).toBe(404)
       expect((await json(response)).error.code).toBe("0x80060888")
     }
@@ -148,7 +186,12 @@ describe("bulk messages on standard tables", () => {
 })
 
 describe("bulk messages on elastic tables", () => {
-  const reading = (n: number, extra: Record<string, unknown> = {}) => ({ dve_readingid: id(n), partitionid: "p1", dve_value: n, ...extra })
+  const reading = (n: number, extra: Record<string, unknown> = {}) => ({
+    dve_readingid: id(n),
+    partitionid: "p1",
+    dve_value: n,
+    ...extra
+  })
 
   it("CreateMultiple writes the good targets and reports the bad ones with their index", async () => {
     const response = await send(
@@ -165,11 +208,27 @@ describe("bulk messages on elastic tables", () => {
   })
 
   it("UpsertMultiple replaces the whole record; DeleteMultiple deletes", async () => {
-    await send("POST", "dve_readings/Microsoft.Dynamics.CRM.CreateMultiple", targets("dve_reading", [reading(1, { dve_sensor: "s1" })]))
-    expect((await send("POST", "dve_readings/Microsoft.Dynamics.CRM.UpsertMultiple", targets("dve_reading", [reading(1, { dve_value: 42 })]))).status).toBe(204)
+    await send(
+      "POST",
+      "dve_readings/Microsoft.Dynamics.CRM.CreateMultiple",
+      targets("dve_reading", [reading(1, { dve_sensor: "s1" })])
+    )
+    expect(
+      (await send(
+        "POST",
+        "dve_readings/Microsoft.Dynamics.CRM.UpsertMultiple",
+        targets("dve_reading", [reading(1, { dve_value: 42 })])
+      )).status
+    ).toBe(204)
     expect(table("dve_reading").get(id(1))!.values).toMatchObject({ dve_value: 42, partitionid: "p1" })
     expect(table("dve_reading").get(id(1))!.values.dve_sensor ?? null).toBeNull()
-    expect((await send("POST", "dve_readings/Microsoft.Dynamics.CRM.DeleteMultiple", targets("dve_reading", [{ dve_readingid: id(1), partitionid: "p1" }]))).status).toBe(204)
+    expect(
+      (await send(
+        "POST",
+        "dve_readings/Microsoft.Dynamics.CRM.DeleteMultiple",
+        targets("dve_reading", [{ dve_readingid: id(1), partitionid: "p1" }])
+      )).status
+    ).toBe(204)
     expect(table("dve_reading").size).toBe(0)
   })
 
@@ -185,7 +244,11 @@ describe("$batch", () => {
   const batch = (parts: string, headers: Record<string, string> = {}) =>
     fetch(api("$batch"), {
       method: "POST",
-      headers: { Authorization: `Bearer ${emulator.info.accessToken}`, "Content-Type": "multipart/mixed; boundary=batch_1", ...headers },
+      headers: {
+        Authorization: `Bearer ${emulator.info.accessToken}`,
+        "Content-Type": "multipart/mixed; boundary=batch_1",
+        ...headers
+      },
       body: parts
     })
   const op = (method: string, url: string, body?: unknown, contentId?: string) =>
@@ -199,8 +262,15 @@ describe("$batch", () => {
       ""
     ].join("\r\n")
   const changeSet = (parts: ReadonlyArray<string>) =>
-    ["Content-Type: multipart/mixed; boundary=changeset_1", "", ...parts.map((p) => `--changeset_1\r\n${p}`), "--changeset_1--", ""].join("\r\n")
-  const body = (parts: ReadonlyArray<string>) => parts.map((p) => `--batch_1\r\n${p}`).join("\r\n") + "\r\n--batch_1--\r\n"
+    [
+      "Content-Type: multipart/mixed; boundary=changeset_1",
+      "",
+      ...parts.map((p) => `--changeset_1\r\n${p}`),
+      "--changeset_1--",
+      ""
+    ].join("\r\n")
+  const body = (parts: ReadonlyArray<string>) =>
+    parts.map((p) => `--batch_1\r\n${p}`).join("\r\n") + "\r\n--batch_1--\r\n"
   const statuses = (text: string) => [...text.matchAll(/^HTTP\/1\.1 (\d{3}) /gm)].map((m) => Number(m[1]))
 
   it("runs operations and a change set whose later part binds to an earlier one by Content-ID", async () => {
@@ -208,7 +278,10 @@ describe("$batch", () => {
       op("POST", "/api/data/v9.2/accounts", { name: "Batch account" }),
       changeSet([
         op("POST", "accounts", { name: "In change set", accountnumber: "CS-1" }, "1"),
-        op("POST", `${emulator.info.webApiUrl}contacts`, { lastname: "Linked", "parentcustomerid_account@odata.bind": "$1" }, "2"),
+        op("POST", `${emulator.info.webApiUrl}contacts`, {
+          lastname: "Linked",
+          "parentcustomerid_account@odata.bind": "$1"
+        }, "2"),
         op("PATCH", "$1", { telephone1: "555" }, "3")
       ]),
       op("GET", "accounts?$select=name")
@@ -225,9 +298,15 @@ describe("$batch", () => {
   })
 
   it("rolls back a whole change set when one part fails", async () => {
-    const response = await batch(body([
-      changeSet([op("POST", "contacts", { lastname: "kept?" }, "1"), op("POST", "contacts", { lastname: "x".repeat(51) }, "2")])
-    ]), { Prefer: "odata.continue-on-error" })
+    const response = await batch(
+      body([
+        changeSet([
+          op("POST", "contacts", { lastname: "kept?" }, "1"),
+          op("POST", "contacts", { lastname: "x".repeat(51) }, "2")
+        ])
+      ]),
+      { Prefer: "odata.continue-on-error" }
+    )
     expect(response.status).toBe(200)
     const text = await response.text()
     expect(statuses(text)).toEqual([400])
@@ -236,7 +315,11 @@ describe("$batch", () => {
   })
 
   it("stops at the first failure without continue-on-error, and goes on with it", async () => {
-    const parts = [op("POST", "contacts", { lastname: "one" }), op("POST", "contacts", { nosuch: 1 }), op("POST", "contacts", { lastname: "three" })]
+    const parts = [
+      op("POST", "contacts", { lastname: "one" }),
+      op("POST", "contacts", { nosuch: 1 }),
+      op("POST", "contacts", { lastname: "three" })
+    ]
     const stopped = await batch(body(parts))
     expect(stopped.status).toBe(400)
     expect(statuses(await stopped.text())).toEqual([400])
@@ -260,7 +343,15 @@ describe("$batch", () => {
   })
 
   it("runs bulk messages inside a batch", async () => {
-    const response = await batch(body([op("POST", "contacts/Microsoft.Dynamics.CRM.CreateMultiple", targets("contact", [{ lastname: "a" }, { lastname: "b" }]))]))
+    const response = await batch(
+      body([
+        op(
+          "POST",
+          "contacts/Microsoft.Dynamics.CRM.CreateMultiple",
+          targets("contact", [{ lastname: "a" }, { lastname: "b" }])
+        )
+      ])
+    )
     expect(statuses(await response.text())).toEqual([200])
     expect(table("contact").size).toBe(2)
   })
@@ -268,7 +359,11 @@ describe("$batch", () => {
 
 describe("counting", () => {
   it("answers $count=true with @odata.count and /$count as plain text", async () => {
-    await send("POST", "contacts/Microsoft.Dynamics.CRM.CreateMultiple", targets("contact", Array.from({ length: 12 }, (_, i) => ({ lastname: `L${i}` }))))
+    await send(
+      "POST",
+      "contacts/Microsoft.Dynamics.CRM.CreateMultiple",
+      targets("contact", Array.from({ length: 12 }, (_, i) => ({ lastname: `L${i}` })))
+    )
     const counted = await json(await send("GET", "contacts?$count=true&$top=2"))
     expect(counted["@odata.count"]).toBe(12)
     expect(counted.value).toHaveLength(2)
@@ -288,25 +383,61 @@ describe("metadata", () => {
       ["dve_reading", "Elastic"],
       ["task", "Standard"]
     ])
-    const attributes = await json(await send("GET", "EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName,AttributeType,MaxLength,RequiredLevel"))
+    const attributes = await json(
+      await send(
+        "GET",
+        "EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName,AttributeType,MaxLength,RequiredLevel"
+      )
+    )
     const lastname = attributes.value.find((a: any) => a.LogicalName === "lastname")
-    expect(lastname).toMatchObject({ AttributeType: "String", MaxLength: 50, RequiredLevel: { Value: "ApplicationRequired" } })
+    expect(lastname).toMatchObject({
+      AttributeType: "String",
+      MaxLength: 50,
+      RequiredLevel: { Value: "ApplicationRequired" }
+    })
     expect(attributes.value[0]).toMatchObject({ LogicalName: "contactid", AttributeType: "Uniqueidentifier" })
-    const keys = await json(await send("GET", "EntityDefinitions(LogicalName='account')/Keys?$select=LogicalName,KeyAttributes,EntityKeyIndexStatus"))
-    expect(keys.value).toEqual([expect.objectContaining({ LogicalName: "accountnumber_key", KeyAttributes: ["accountnumber"], EntityKeyIndexStatus: "Active" })])
-    const picklists = await json(await send(
-      "GET",
-      "EntityDefinitions(LogicalName='contact')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet($select=Options)"
-    ))
+    const keys = await json(
+      await send(
+        "GET",
+        "EntityDefinitions(LogicalName='account')/Keys?$select=LogicalName,KeyAttributes,EntityKeyIndexStatus"
+      )
+    )
+    expect(keys.value).toEqual([
+      expect.objectContaining({
+        LogicalName: "accountnumber_key",
+        KeyAttributes: ["accountnumber"],
+        EntityKeyIndexStatus: "Active"
+      })
+    ])
+    const picklists = await json(
+      await send(
+        "GET",
+        "EntityDefinitions(LogicalName='contact')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet($select=Options)"
+      )
+    )
     expect(picklists.value).toHaveLength(1)
-    expect(picklists.value[0].OptionSet.Options.map((o: any) => [o.Value, o.Label.UserLocalizedLabel.Label])).toEqual([[1, "Male"], [2, "Female"]])
-    const relationships = await json(await send("GET", "EntityDefinitions(LogicalName='contact')/ManyToOneRelationships?$select=ReferencingAttribute,ReferencedEntity,ReferencingEntityNavigationPropertyName"))
-    expect(relationships.value.map((r: any) => r.ReferencingEntityNavigationPropertyName)).toEqual(["parentcustomerid_account", "parentcustomerid_contact"])
+    expect(picklists.value[0].OptionSet.Options.map((o: any) => [o.Value, o.Label.UserLocalizedLabel.Label])).toEqual([[
+      1,
+      "Male"
+    ], [2, "Female"]])
+    const relationships = await json(
+      await send(
+        "GET",
+        "EntityDefinitions(LogicalName='contact')/ManyToOneRelationships?$select=ReferencingAttribute,ReferencedEntity,ReferencingEntityNavigationPropertyName"
+      )
+    )
+    expect(relationships.value.map((r: any) => r.ReferencingEntityNavigationPropertyName)).toEqual([
+      "parentcustomerid_account",
+      "parentcustomerid_contact"
+    ])
   })
 
   it("answers sdkmessagefilters for the bulk-message support query", async () => {
     const query = (message: string, table: string) =>
-      send("GET", `sdkmessagefilters?$select=sdkmessagefilterid&$filter=sdkmessageid/name eq '${message}' and primaryobjecttypecode eq '${table}'`)
+      send(
+        "GET",
+        `sdkmessagefilters?$select=sdkmessagefilterid&$filter=sdkmessageid/name eq '${message}' and primaryobjecttypecode eq '${table}'`
+      )
     expect((await json(await query("CreateMultiple", "contact"))).value).toHaveLength(1)
     expect((await json(await query("UpdateMultiple", "task"))).value).toHaveLength(0)
     expect((await json(await query("DeleteMultiple", "dve_reading"))).value).toHaveLength(1)

@@ -48,7 +48,10 @@ const parseHeaders = (lines: ReadonlyArray<string>): Record<string, string> => {
 }
 
 /** The parts between `--boundary` lines, each with its header block and its content. */
-const splitMultipart = (body: string, boundary: string): Array<{ headers: Record<string, string>; content: string }> | Fault => {
+const splitMultipart = (
+  body: string,
+  boundary: string
+): Array<{ headers: Record<string, string>; content: string }> | Fault => {
   const text = body.replace(/\r\n/g, "\n")
   const delimiter = `--${boundary}`
   const pieces = text.split(new RegExp(`^${delimiter.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(--)?[ \\t]*$`, "m"))
@@ -70,7 +73,9 @@ const splitMultipart = (body: string, boundary: string): Array<{ headers: Record
 const parseHttpPart = (part: { headers: Record<string, string>; content: string }): HttpPart | Fault => {
   const lines = part.content.split("\n")
   const requestLine = /^([A-Z]+)\s+(\S+)(?:\s+HTTP\/\d\.\d)?\s*$/.exec(lines[0] ?? "")
-  if (requestLine === null) return badRequest(`A batch part does not start with a request line: '${(lines[0] ?? "").slice(0, 80)}'.`)
+  if (requestLine === null) {
+    return badRequest(`A batch part does not start with a request line: '${(lines[0] ?? "").slice(0, 80)}'.`)
+  }
   const blank = lines.indexOf("", 1)
   const headerLines = blank < 0 ? lines.slice(1) : lines.slice(1, blank)
   const body = blank < 0 ? "" : lines.slice(blank + 1).join("\n").replace(/\n+$/, "")
@@ -121,7 +126,9 @@ const relativeTarget = (url: string, references: ReadonlyMap<string, string>): s
   const reference = /^\$(\d+)(.*)$/.exec(url)
   if (reference !== null) {
     const target = references.get(reference[1]!)
-    if (target === undefined) return badRequest(`The reference '$${reference[1]}' does not name an earlier part of the change set.`)
+    if (target === undefined) {
+      return badRequest(`The reference '$${reference[1]}' does not name an earlier part of the change set.`)
+    }
     return target + reference[2]
   }
   const api = url.indexOf("/api/data/")
@@ -155,16 +162,25 @@ const writePart = (reply: Reply, contentId: string | undefined): string => {
   lines.push("", statusLine(reply.status), "OData-Version: 4.0")
   for (const [name, value] of Object.entries(reply.headers ?? {})) lines.push(`${name}: ${value}`)
   if (reply.body !== undefined) {
-    lines.push("Content-Type: application/json; odata.metadata=minimal", "", typeof reply.body === "string" ? reply.body : JSON.stringify(reply.body))
+    lines.push(
+      "Content-Type: application/json; odata.metadata=minimal",
+      "",
+      typeof reply.body === "string" ? reply.body : JSON.stringify(reply.body)
+    )
   } else {
     lines.push("")
   }
   return lines.join("\r\n")
 }
 
-const writeMultipart = (boundary: string, parts: ReadonlyArray<{ readonly contentType?: string; readonly text: string }>): string =>
+const writeMultipart = (
+  boundary: string,
+  parts: ReadonlyArray<{ readonly contentType?: string; readonly text: string }>
+): string =>
   parts.map((part) =>
-    part.contentType === undefined ? `--${boundary}\r\n${part.text}\r\n` : `--${boundary}\r\nContent-Type: ${part.contentType}\r\n\r\n${part.text}\r\n`
+    part.contentType === undefined
+      ? `--${boundary}\r\n${part.text}\r\n`
+      : `--${boundary}\r\nContent-Type: ${part.contentType}\r\n\r\n${part.text}\r\n`
   ).join("") + `--${boundary}--\r\n`
 
 /** What one executed request of the batch needs from the Web API. */
@@ -234,10 +250,18 @@ export const runBatch = (
     const changeBoundary = `changesetresponse_${randomUUID()}`
     parts.push({
       contentType: `multipart/mixed; boundary=${changeBoundary}`,
-      text: writeMultipart(changeBoundary, replies.map(({ contentId, reply }) => ({ text: writePart(reply, contentId) })))
+      text: writeMultipart(
+        changeBoundary,
+        replies.map(({ contentId, reply }) => ({ text: writePart(reply, contentId) }))
+      )
     })
   }
-  return { status: 200, body: writeMultipart(boundary, parts), contentType: `multipart/mixed; boundary=${boundary}`, work }
+  return {
+    status: 200,
+    body: writeMultipart(boundary, parts),
+    contentType: `multipart/mixed; boundary=${boundary}`,
+    work
+  }
 }
 
 /** Without continue-on-error, a failure ends the batch: its status, and its part alone. */

@@ -17,7 +17,12 @@ import { faultReply, type Reply } from "./reply.js"
 
 export type BulkMessage = "CreateMultiple" | "UpdateMultiple" | "UpsertMultiple" | "DeleteMultiple"
 
-export const bulkMessages: ReadonlyArray<BulkMessage> = ["CreateMultiple", "UpdateMultiple", "UpsertMultiple", "DeleteMultiple"]
+export const bulkMessages: ReadonlyArray<BulkMessage> = [
+  "CreateMultiple",
+  "UpdateMultiple",
+  "UpsertMultiple",
+  "DeleteMultiple"
+]
 
 /** The generic invalid-argument code; the service's code for these two cases is unconfirmed. */
 const invalidArgument = "0x80040203"
@@ -29,7 +34,11 @@ interface TargetFailure {
 }
 
 /** Reads `{"Targets":[...]}`: every target an object carrying the table's `@odata.type`. */
-const readTargets = (table: TableStore, message: BulkMessage, body: unknown): Array<Record<string, unknown>> | Fault => {
+const readTargets = (
+  table: TableStore,
+  message: BulkMessage,
+  body: unknown
+): Array<Record<string, unknown>> | Fault => {
   const targets = typeof body === "object" && body !== null && !Array.isArray(body)
     ? (body as { Targets?: unknown }).Targets
     : undefined
@@ -52,7 +61,12 @@ const readTargets = (table: TableStore, message: BulkMessage, body: unknown): Ar
 }
 
 /** The key a target of Update/Upsert/DeleteMultiple addresses: its primary key, or `@odata.id`. */
-const targetKey = (store: Store, table: TableStore, target: Record<string, unknown>, allowODataId: boolean): ResolvedKey | Fault => {
+const targetKey = (
+  store: Store,
+  table: TableStore,
+  target: Record<string, unknown>,
+  allowODataId: boolean
+): ResolvedKey | Fault => {
   const definition = table.definition
   const partition = typeof target["partitionid"] === "string" ? target["partitionid"] : undefined
   const odataId = target["@odata.id"]
@@ -69,7 +83,9 @@ const targetKey = (store: Store, table: TableStore, target: Record<string, unkno
   const id = typeof raw === "string" ? parseGuid(raw) : undefined
   if (id === undefined) {
     return badRequest(
-      `The target has no valid '${definition.primaryIdAttribute}'${allowODataId ? " or '@odata.id'" : ""}: it does not identify a record.`
+      `The target has no valid '${definition.primaryIdAttribute}'${
+        allowODataId ? " or '@odata.id'" : ""
+      }: it does not identify a record.`
     )
   }
   return resolveKey(table, { _tag: "Single", value: { _tag: "Bare", value: id } }, partition)
@@ -172,7 +188,9 @@ export const runBulkMessage = (
       }))
       return faultReply(
         new Fault(first.status, first.code, first.message),
-        options.annotations ? { "@Microsoft.PowerApps.CDS.ErrorDetails.BulkApiErrorDetails": JSON.stringify(details) } : {}
+        options.annotations
+          ? { "@Microsoft.PowerApps.CDS.ErrorDetails.BulkApiErrorDetails": JSON.stringify(details) }
+          : {}
       )
     }
   }
@@ -181,7 +199,10 @@ export const runBulkMessage = (
     return {
       work,
       status: 200,
-      body: { "@odata.context": `${options.webApiUrl}$metadata#Microsoft.Dynamics.CRM.CreateMultipleResponse`, Ids: ids }
+      body: {
+        "@odata.context": `${options.webApiUrl}$metadata#Microsoft.Dynamics.CRM.CreateMultipleResponse`,
+        Ids: ids
+      }
     }
   }
   return { status: 204, work }

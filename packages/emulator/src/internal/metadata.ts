@@ -161,7 +161,10 @@ const selectList = (search: URLSearchParams): Array<string> | undefined => {
 }
 
 /** Applies `$select` to a metadata object; `MetadataId` and `@odata.type` always stay. */
-const project = (object: Record<string, unknown>, select: ReadonlyArray<string> | undefined): Record<string, unknown> => {
+const project = (
+  object: Record<string, unknown>,
+  select: ReadonlyArray<string> | undefined
+): Record<string, unknown> => {
   if (select === undefined) return object
   const out: Record<string, unknown> = {}
   for (const [name, value] of Object.entries(object)) {
@@ -170,13 +173,21 @@ const project = (object: Record<string, unknown>, select: ReadonlyArray<string> 
   return out
 }
 
-const unknownProperty = (select: ReadonlyArray<string> | undefined, sample: Record<string, unknown>, type: string): Fault | undefined => {
+const unknownProperty = (
+  select: ReadonlyArray<string> | undefined,
+  sample: Record<string, unknown>,
+  type: string
+): Fault | undefined => {
   // Properties a subtype may have (MaxLength on strings, Targets on lookups) are allowed.
   const known = new Set([...Object.keys(sample), "MaxLength", "MinValue", "MaxValue", "Targets", "OptionSet"])
   const bad = select?.find((name) => !known.has(name))
   return bad === undefined
     ? undefined
-    : new Fault(400, codes.segmentNotFound, `Could not find a property named '${bad}' on type 'Microsoft.Dynamics.CRM.${type}'.`)
+    : new Fault(
+      400,
+      codes.segmentNotFound,
+      `Could not find a property named '${bad}' on type 'Microsoft.Dynamics.CRM.${type}'.`
+    )
 }
 
 /** Parses `$expand=OptionSet($select=Options),Attributes($select=LogicalName)` into names and nested selects. */
@@ -199,7 +210,9 @@ const parseExpand = (search: URLSearchParams): Map<string, Array<string> | undef
   for (const item of items) {
     const match = /^\s*([A-Za-z]+)\s*(?:\((.*)\))?\s*$/.exec(item)
     if (match === null) continue
-    const nested = match[2] === undefined ? undefined : /\$select=([^;)]*)/.exec(match[2])?.[1]?.split(",").map((s) => s.trim())
+    const nested = match[2] === undefined
+      ? undefined
+      : /\$select=([^;)]*)/.exec(match[2])?.[1]?.split(",").map((s) => s.trim())
     expand.set(match[1]!, nested)
   }
   return expand
@@ -217,13 +230,18 @@ export const entityDefinitions = (
   const [entity, collection, cast] = segments
   const select = selectList(search)
   if (entity!.key === undefined) {
-    if (segments.length > 1) return faultReply(badRequest("Address one table as EntityDefinitions(LogicalName='<name>')."))
+    if (segments.length > 1) {
+      return faultReply(badRequest("Address one table as EntityDefinitions(LogicalName='<name>')."))
+    }
     const all = store.tables.map((table) => entityMetadata(table.definition))
     const fault = unknownProperty(select, all[0] ?? {}, "EntityMetadata")
     if (fault !== undefined) return faultReply(fault)
     return {
       status: 200,
-      body: { "@odata.context": `${webApiUrl}$metadata#EntityDefinitions`, value: all.map((object) => project(object, select)) }
+      body: {
+        "@odata.context": `${webApiUrl}$metadata#EntityDefinitions`,
+        value: all.map((object) => project(object, select))
+      }
     }
   }
   const key = entity!.key
@@ -247,10 +265,14 @@ export const entityDefinitions = (
       "@odata.context": `${webApiUrl}$metadata#EntityDefinitions/$entity`,
       ...project(base, select)
     }
-    if (expand.has("Attributes")) body.Attributes = attributeMetadata(definition).map((a) => project(a, expand.get("Attributes")))
+    if (expand.has("Attributes")) {
+      body.Attributes = attributeMetadata(definition).map((a) => project(a, expand.get("Attributes")))
+    }
     if (expand.has("Keys")) body.Keys = keyMetadata(definition).map((k) => project(k, expand.get("Keys")))
     if (expand.has("ManyToOneRelationships")) {
-      body.ManyToOneRelationships = manyToOneRelationships(definition, store).map((r) => project(r, expand.get("ManyToOneRelationships")))
+      body.ManyToOneRelationships = manyToOneRelationships(definition, store).map((r) =>
+        project(r, expand.get("ManyToOneRelationships"))
+      )
     }
     return { status: 200, body }
   }
@@ -262,10 +284,18 @@ export const entityDefinitions = (
       attributes = attributes.filter((a) => a["@odata.type"] === `#Microsoft.Dynamics.CRM.${type}`)
     }
     if (collection.key !== undefined) {
-      const name = collection.key._tag === "Named" ? collection.key.parts.find(([n]) => n === "LogicalName")?.[1].value : undefined
+      const name = collection.key._tag === "Named"
+        ? collection.key.parts.find(([n]) => n === "LogicalName")?.[1].value
+        : undefined
       const attribute = attributes.find((a) => a.LogicalName === name)
       if (attribute === undefined) {
-        return faultReply(new Fault(404, codes.notFound, `Could not find attribute '${String(name)}' on entity '${definition.logicalName}'.`))
+        return faultReply(
+          new Fault(
+            404,
+            codes.notFound,
+            `Could not find attribute '${String(name)}' on entity '${definition.logicalName}'.`
+          )
+        )
       }
       attributes = [attribute]
     }
@@ -275,20 +305,30 @@ export const entityDefinitions = (
       const out = project(attribute, select)
       if (expand.has("OptionSet")) {
         const column = definition.columns.find((c) => c.logicalName === attribute.LogicalName)
-        if (column?.options !== undefined) out.OptionSet = project(optionSetOf(definition, column), expand.get("OptionSet"))
+        if (column?.options !== undefined) {
+          out.OptionSet = project(optionSetOf(definition, column), expand.get("OptionSet"))
+        }
       }
       return out
     })
-    if (collection.key !== undefined) return { status: 200, body: { "@odata.context": `${context}/$entity`, ...value[0] } }
+    if (collection.key !== undefined) {
+      return { status: 200, body: { "@odata.context": `${context}/$entity`, ...value[0] } }
+    }
     return { status: 200, body: { "@odata.context": context, value } }
   }
   if (collection.name === "Keys") {
-    return { status: 200, body: { "@odata.context": context, value: keyMetadata(definition).map((k) => project(k, select)) } }
+    return {
+      status: 200,
+      body: { "@odata.context": context, value: keyMetadata(definition).map((k) => project(k, select)) }
+    }
   }
   if (collection.name === "ManyToOneRelationships") {
     return {
       status: 200,
-      body: { "@odata.context": context, value: manyToOneRelationships(definition, store).map((r) => project(r, select)) }
+      body: {
+        "@odata.context": context,
+        value: manyToOneRelationships(definition, store).map((r) => project(r, select))
+      }
     }
   }
   return faultReply(new Fault(404, codes.segmentNotFound, `Resource not found for the segment '${collection.name}'.`))
@@ -338,7 +378,9 @@ export const sdkMessageFilters = (store: Store, search: URLSearchParams, webApiU
       value: value.map((row) =>
         select === undefined
           ? row
-          : Object.fromEntries(Object.entries(row).filter(([k]) => k === "@odata.etag" || k === "sdkmessagefilterid" || select.includes(k)))
+          : Object.fromEntries(
+            Object.entries(row).filter(([k]) => k === "@odata.etag" || k === "sdkmessagefilterid" || select.includes(k))
+          )
       )
     }
   }

@@ -66,7 +66,10 @@ export const writeRecord = (
       )
     }
     const partition = validated.values["partitionid"]
-    if (partition !== undefined && existing.values["partitionid"] !== undefined && partition !== existing.values["partitionid"]) {
+    if (
+      partition !== undefined && existing.values["partitionid"] !== undefined &&
+      partition !== existing.values["partitionid"]
+    ) {
       return badRequest("The partitionid of a record cannot be changed.")
     }
     const base = options.replace === true
@@ -80,7 +83,11 @@ export const writeRecord = (
   if (options.mode === "updateOnly" || (options.ifMatch !== undefined && options.ifMatch !== "*")) {
     return target.id !== undefined
       ? recordNotFound(definition.logicalName, target.id)
-      : new Fault(404, "0x80040217", `A record with the specified key values does not exist in ${definition.logicalName} entity`)
+      : new Fault(
+        404,
+        "0x80040217",
+        `A record with the specified key values does not exist in ${definition.logicalName} entity`
+      )
   }
   const values = completeValues(definition, { ...target.keyValues, ...validated.values }, now(), true)
   if (values instanceof Fault) return values
@@ -93,7 +100,11 @@ export const deleteRecord = (table: TableStore, target: ResolvedKey): true | Fau
   if (target.existing === undefined) {
     return target.id !== undefined
       ? recordNotFound(table.definition.logicalName, target.id)
-      : new Fault(404, "0x80040217", `A record with the specified key values does not exist in ${table.definition.logicalName} entity`)
+      : new Fault(
+        404,
+        "0x80040217",
+        `A record with the specified key values does not exist in ${table.definition.logicalName} entity`
+      )
   }
   table.remove(target.existing.id)
   return true

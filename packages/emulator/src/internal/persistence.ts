@@ -111,7 +111,9 @@ export const open = async (
   store.onCommit = (change: Change) => {
     pending.push(
       JSON.stringify(
-        change.op === "put" ? { op: "put", t: change.table, r: change.record } : { op: "delete", t: change.table, id: change.id }
+        change.op === "put"
+          ? { op: "put", t: change.table, r: change.record }
+          : { op: "delete", t: change.table, id: change.id }
       )
     )
   }

@@ -49,7 +49,9 @@ const unsupported = ["$expand", "$apply", "fetchXml", "savedQuery", "userQuery",
  */
 const writeSkipToken = (pageNumber: number, position: { last: number; returned: number }): string => {
   const inner = `<cookie page="${pageNumber - 1}" last="${position.last}" returned="${position.returned}" />`
-  return `<cookie pagenumber="${pageNumber}" pagingcookie="${encodeURIComponent(encodeURIComponent(inner))}" istracking="False" />`
+  return `<cookie pagenumber="${pageNumber}" pagingcookie="${
+    encodeURIComponent(encodeURIComponent(inner))
+  }" istracking="False" />`
 }
 
 const readSkipToken = (token: string | null): { page: number; last: number; returned: number } | Fault => {
@@ -107,7 +109,9 @@ export const queryTable = (
   const top = topText === null ? undefined : Number(topText)
   if (top !== undefined && (!Number.isInteger(top) || top < 0)) {
     return faultReply(
-      badRequest(`Invalid value '${topText}' for $top query option found. The $top query option requires a non-negative integer value.`)
+      badRequest(
+        `Invalid value '${topText}' for $top query option found. The $top query option requires a non-negative integer value.`
+      )
     )
   }
   // As on the service: $top is ignored when a page size is asked for; page sizes above 5,000 are ignored.
@@ -136,8 +140,11 @@ export const queryTable = (
   const value = records.map((record) => present(definition, record, select, prefer.annotations))
   const selectList = select === undefined
     ? ""
-    : [definition.primaryIdAttribute, ...select.map((c) => (c.targets ? `_${c.logicalName}_value` : c.logicalName))].join(",")
-  const body: Record<string, unknown> = { "@odata.context": `${webApiUrl}$metadata#${definition.entitySetName}(${selectList})` }
+    : [definition.primaryIdAttribute, ...select.map((c) => (c.targets ? `_${c.logicalName}_value` : c.logicalName))]
+      .join(",")
+  const body: Record<string, unknown> = {
+    "@odata.context": `${webApiUrl}$metadata#${definition.entitySetName}(${selectList})`
+  }
   if (search.get("$count") === "true") body["@odata.count"] = Math.min(maxCount, table.scan(where).length)
   body.value = value
   const returned = cookie.returned + records.length

@@ -195,7 +195,11 @@ export interface ResolvedKey {
   readonly keyValues: Readonly<Record<string, unknown>>
 }
 
-const keyValue = (table: TableDefinition, attribute: string, raw: { _tag: "String" | "Bare"; value: string }): unknown => {
+const keyValue = (
+  table: TableDefinition,
+  attribute: string,
+  raw: { _tag: "String" | "Bare"; value: string }
+): unknown => {
   const column = columnsOf(table).get(attribute)
   if (raw._tag === "String" || column === undefined) return raw.value
   if (column.type === "Uniqueidentifier" || column.targets !== undefined) return parseGuid(raw.value) ?? raw.value
@@ -214,7 +218,11 @@ export const resolveKey = (table: TableStore, key: KeyPredicate, partitionId?: s
   if (key._tag === "Single") {
     const id = parseGuid(key.value.value)
     if (id === undefined) return badRequest(`'${key.value.value}' is not a valid key for '${definition.logicalName}'.`)
-    return { existing: inPartition(table.get(id), partitionId), id, keyValues: partitionId === undefined ? {} : { partitionid: partitionId } }
+    return {
+      existing: inPartition(table.get(id), partitionId),
+      id,
+      keyValues: partitionId === undefined ? {} : { partitionid: partitionId }
+    }
   }
   const parts = new Map(key.parts.map(([name, value]) => [name, value]))
   const primary = parts.get(definition.primaryIdAttribute)
@@ -223,8 +231,14 @@ export const resolveKey = (table: TableStore, key: KeyPredicate, partitionId?: s
     if (id === undefined) return badRequest(`'${primary.value}' is not a valid Guid.`)
     const partition = parts.get("partitionid")?.value ?? partitionId
     const extra = [...parts.keys()].filter((name) => name !== definition.primaryIdAttribute && name !== "partitionid")
-    if (extra.length > 0) return badRequest(`The key of '${definition.logicalName}' cannot include '${extra.join(",")}'.`)
-    return { existing: inPartition(table.get(id), partition), id, keyValues: partition === undefined ? {} : { partitionid: partition } }
+    if (extra.length > 0) {
+      return badRequest(`The key of '${definition.logicalName}' cannot include '${extra.join(",")}'.`)
+    }
+    return {
+      existing: inPartition(table.get(id), partition),
+      id,
+      keyValues: partition === undefined ? {} : { partitionid: partition }
+    }
   }
   const names = [...parts.keys()]
   const alternate = definition.keys.find((candidate) =>
@@ -234,7 +248,9 @@ export const resolveKey = (table: TableStore, key: KeyPredicate, partitionId?: s
     return badRequest(`The key '${names.join(",")}' is not an alternate key of '${definition.logicalName}'.`)
   }
   const keyValues: Record<string, unknown> = {}
-  for (const attribute of alternate.keyAttributes) keyValues[attribute] = keyValue(definition, attribute, parts.get(attribute)!)
+  for (const attribute of alternate.keyAttributes) {
+    keyValues[attribute] = keyValue(definition, attribute, parts.get(attribute)!)
+  }
   const existing = table.getByKey(alternate.logicalName, alternate.keyAttributes.map((a) => keyValues[a]))
   return { existing, id: existing?.id, keyValues }
 }
@@ -277,7 +293,9 @@ export const validateBody = (store: Store, definition: TableDefinition, body: un
     if (property === "@odata.type") {
       if (value !== `Microsoft.Dynamics.CRM.${definition.logicalName}`) {
         return badRequest(
-          `The @odata.type '${String(value)}' does not match the entity set '${definition.entitySetName}' (expected 'Microsoft.Dynamics.CRM.${definition.logicalName}').`
+          `The @odata.type '${
+            String(value)
+          }' does not match the entity set '${definition.entitySetName}' (expected 'Microsoft.Dynamics.CRM.${definition.logicalName}').`
         )
       }
       continue

@@ -186,7 +186,8 @@ export class ServiceModel {
   /** Draws the fault (if any) for one request. */
   drawFault(server: number): InjectedFault {
     const faults: FaultRates = this.profile.faults
-    const total = faults.throttle + faults.unavailable + faults.resetBeforeCommit + faults.resetAfterCommit + faults.timeout
+    const total = faults.throttle + faults.unavailable + faults.resetBeforeCommit + faults.resetAfterCommit +
+      faults.timeout
     if (total === 0) return "none"
     let roll = this.random()
     const counters = this.counters[server]!.faults
