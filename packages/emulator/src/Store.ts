@@ -71,8 +71,12 @@ const ttlOf = (values: Readonly<Record<string, unknown>>, now: number): number |
  */
 export class TableStore {
   private readonly byId = new Map<string, StoredRecord>()
-  /** Insertion order as (id, seq); entries whose record was deleted or re-created are skipped. */
-  private ordered: Array<{ readonly id: string; readonly seq: number }> = []
+  /**
+   * Insertion order as parallel arrays of ids and positions (two flat arrays cost far less than a
+   * million small objects); entries whose record was deleted or re-created are skipped.
+   */
+  private orderedIds: Array<string> = []
+  private orderedSeqs: Array<number> = []
   private stale = 0
   private readonly keyIndexes = new Map<string, Map<string, string>>()
 
@@ -146,7 +150,8 @@ export class TableStore {
       expiresAt: ttlOf(record.values, now)
     }
     this.byId.set(stored.id, stored)
-    this.ordered.push({ id: stored.id, seq: stored.seq })
+    this.orderedIds.push(stored.id)
+    this.orderedSeqs.push(stored.seq)
     this.index(stored)
     this.store.log(() => this.drop(stored))
     this.store.changed({ op: "put", table: this.definition.logicalName, record: stored })
@@ -209,7 +214,10 @@ export class TableStore {
       if (old.seq !== record.seq) this.stale++
     }
     this.byId.set(record.id, record)
-    if (old?.seq !== record.seq) this.ordered.push({ id: record.id, seq: record.seq })
+    if (old?.seq !== record.seq) {
+      this.orderedIds.push(record.id)
+      this.orderedSeqs.push(record.seq)
+    }
     this.index(record)
   }
 
@@ -229,16 +237,17 @@ export class TableStore {
     where: (record: StoredRecord) => boolean = () => true
   ): { readonly records: Array<StoredRecord>; readonly more: boolean } {
     this.compact()
+    const seqs = this.orderedSeqs
     let lo = 0
-    let hi = this.ordered.length
+    let hi = seqs.length
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      if (this.ordered[mid]!.seq <= afterSeq) lo = mid + 1
+      if (seqs[mid]! <= afterSeq) lo = mid + 1
       else hi = mid
     }
     const records: Array<StoredRecord> = []
-    for (let i = lo; i < this.ordered.length; i++) {
-      const record = this.live(this.ordered[i]!)
+    for (let i = lo; i < seqs.length; i++) {
+      const record = this.live(this.orderedIds[i]!, seqs[i]!)
       if (record === undefined || !where(record)) continue
       if (records.length === limit) return { records, more: true }
       records.push(record)
@@ -254,14 +263,15 @@ export class TableStore {
   /** Removes every record. */
   clear(): void {
     this.byId.clear()
-    this.ordered = []
+    this.orderedIds = []
+    this.orderedSeqs = []
     this.stale = 0
     for (const index of this.keyIndexes.values()) index.clear()
   }
 
-  private live(entry: { readonly id: string; readonly seq: number }): StoredRecord | undefined {
-    const record = this.get(entry.id)
-    return record !== undefined && record.seq === entry.seq ? record : undefined
+  private live(id: string, seq: number): StoredRecord | undefined {
+    const record = this.get(id)
+    return record !== undefined && record.seq === seq ? record : undefined
   }
 
   private drop(record: StoredRecord): void {
@@ -272,8 +282,17 @@ export class TableStore {
 
   private compact(): void {
     // Never inside a transaction: its undo log may still restore records to their entries.
-    if (this.stale < 1024 || this.stale < this.ordered.length / 2 || this.store.inTransaction()) return
-    this.ordered = this.ordered.filter((entry) => this.byId.get(entry.id)?.seq === entry.seq)
+    if (this.stale < 1024 || this.stale < this.orderedIds.length / 2 || this.store.inTransaction()) return
+    const ids: Array<string> = []
+    const seqs: Array<number> = []
+    for (let i = 0; i < this.orderedIds.length; i++) {
+      if (this.byId.get(this.orderedIds[i]!)?.seq === this.orderedSeqs[i]) {
+        ids.push(this.orderedIds[i]!)
+        seqs.push(this.orderedSeqs[i]!)
+      }
+    }
+    this.orderedIds = ids
+    this.orderedSeqs = seqs
     this.stale = 0
   }
 

@@ -84,7 +84,17 @@ const apiPrefix = /^\/api\/data\/v9\.[0-2]\//
  */
 export const makeHandler = (context: WebApiContext) => {
   const webApiUrl = () => `${context.orgUrl()}/api/data/v9.2/`
-  const now = () => new Date(context.store.now()).toISOString().replace(/\.\d{3}Z$/, "Z")
+  // One string per second, shared by every record written in it: a million records carry two dates each.
+  let stampSecond = -1
+  let stamp = ""
+  const now = () => {
+    const second = Math.floor(context.store.now() / 1000)
+    if (second !== stampSecond) {
+      stampSecond = second
+      stamp = new Date(second * 1000).toISOString().replace(/\.\d{3}Z$/, "Z")
+    }
+    return stamp
+  }
 
   const parseBody = (request: ApiRequest): unknown => {
     if (Buffer.byteLength(request.body) > context.maxBodyBytes) {

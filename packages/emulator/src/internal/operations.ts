@@ -17,7 +17,7 @@ export const etagOf = (record: StoredRecord): string => `W/"${record.version}"`
 export const createRecord = (store: Store, table: TableStore, body: unknown, now: Now): StoredRecord | Fault => {
   const validated = validateBody(store, table.definition, body)
   if (validated instanceof Fault) return validated
-  const values = completeValues(table.definition, validated.values, now(), true)
+  const values = completeValues(table.definition, validated.values, now(), true, true)
   if (values instanceof Fault) return values
   return table.insert({ id: validated.id ?? randomUUID(), values })
 }

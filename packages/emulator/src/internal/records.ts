@@ -347,10 +347,12 @@ export const completeValues = (
   definition: TableDefinition,
   values: Readonly<Record<string, unknown>>,
   now: string,
-  isCreate: boolean
+  isCreate: boolean,
+  /** `values` is a fresh object the caller owns: complete it instead of copying it (the create path). */
+  owned = false
 ): Record<string, unknown> | Fault => {
   const columns = columnsOf(definition)
-  const out: Record<string, unknown> = { ...values }
+  const out: Record<string, unknown> = owned ? values as Record<string, unknown> : { ...values }
   for (const column of definition.columns) {
     if (column.requiredLevel === "SystemRequired" && (out[column.logicalName] ?? null) === null) {
       return badRequest(`Attribute '${column.logicalName}' cannot be NULL.`, codes.maxLength)
