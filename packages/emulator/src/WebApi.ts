@@ -290,7 +290,7 @@ export const makeHandler = (context: WebApiContext) => {
     const table = context.store.entitySet(first.name)
     if (table === undefined) return faultReply(segmentNotFound(first.name))
     if (segments.length === 1 && first.key === undefined) {
-      if (method === "GET") return queryTable(table, search, prefer, webApiUrl(), false)
+      if (method === "GET") return queryTable(context.store, table, search, prefer, webApiUrl(), false)
       if (method === "POST") return create(table, request, prefer, search)
       return faultReply(methodNotAllowed(method, path))
     }
@@ -303,7 +303,7 @@ export const makeHandler = (context: WebApiContext) => {
     if (segments.length === 2 && first.key === undefined && second!.key === undefined) {
       if (second!.name === "$count") {
         return method === "GET"
-          ? queryTable(table, search, prefer, webApiUrl(), true)
+          ? queryTable(context.store, table, search, prefer, webApiUrl(), true)
           : faultReply(methodNotAllowed(method, path))
       }
       const message = bulkMessageOf(second)

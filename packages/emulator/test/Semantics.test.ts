@@ -446,3 +446,91 @@ describe("metadata", () => {
     expect((await json(await query("UpsertMultiple", "contact"))).value).toHaveLength(0)
   })
 })
+
+describe("filtered, ordered and FetchXML queries", () => {
+  const seed = async () => {
+    const rows = Array.from(
+      { length: 30 },
+      (_, i) => ({ contactid: id(i + 1), lastname: `Name${String(i % 10)}`, creditlimit: i * 100 })
+    )
+    expect((await send("POST", "contacts/Microsoft.Dynamics.CRM.CreateMultiple", targets("contact", rows))).status)
+      .toBe(200)
+  }
+
+  it("applies $filter and $orderby, and pages an ordered result", async () => {
+    await seed()
+    const filtered = await json(
+      await send(
+        "GET",
+        "contacts?$select=lastname,creditlimit&$filter=creditlimit ge 2500 and startswith(lastname,'name')"
+      )
+    )
+    expect(filtered.value.map((r: any) => r.creditlimit)).toEqual([2500, 2600, 2700, 2800, 2900])
+    const ids = `Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['${id(3)}','${id(4)}'])`
+    expect((await json(await send("GET", `contacts?$select=contactid&$filter=${encodeURIComponent(ids)}`))).value)
+      .toHaveLength(2)
+    const seen: Array<number> = []
+    let url: string | undefined =
+      `${emulator.info.webApiUrl}contacts?$select=creditlimit&$orderby=creditlimit desc&$filter=creditlimit lt 1000`
+    while (url !== undefined) {
+      const page: any = await json(
+        await fetch(url, {
+          headers: { Authorization: `Bearer ${emulator.info.accessToken}`, Prefer: "odata.maxpagesize=4" }
+        })
+      )
+      for (const row of page.value) seen.push(row.creditlimit)
+      url = page["@odata.nextLink"]
+    }
+    expect(seen).toEqual([900, 800, 700, 600, 500, 400, 300, 200, 100, 0])
+    const bad = await send("GET", "contacts?$filter=nosuch eq 1")
+    expect(bad.status).toBe(400)
+    expect((await json(bad)).error.code).toBe("0x80060888")
+  })
+
+  it("pages FetchXML with the service's cookie format, as clients follow it", async () => {
+    await seed()
+    const fetchXml = (page: number, cookie?: string) =>
+      `<fetch count="7" page="${page}"${
+        cookie === undefined
+          ? ""
+          : ` paging-cookie="${
+            cookie.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")
+          }"`
+      }>` +
+      `<entity name="contact"><attribute name="lastname" /><attribute name="creditlimit" /><filter><condition attribute="creditlimit" operator="ge" value="500" /></filter></entity></fetch>`
+    const prefer = {
+      Prefer:
+        "odata.include-annotations=\"Microsoft.Dynamics.CRM.fetchxmlpagingcookie,Microsoft.Dynamics.CRM.morerecords\""
+    }
+    const seen: Array<number> = []
+    let page = 1
+    let cookie: string | undefined
+    for (;;) {
+      const body: any = await json(
+        await send("GET", `contacts?fetchXml=${encodeURIComponent(fetchXml(page, cookie))}`, undefined, prefer)
+      )
+      for (const row of body.value) seen.push(row.creditlimit)
+      if (body["@Microsoft.Dynamics.CRM.morerecords"] !== true) {
+        expect(body["@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"]).toBeUndefined()
+        break
+      }
+      const annotation: string = body["@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"]
+      expect(annotation).toMatch(/^<cookie pagenumber="\d+" pagingcookie="%253ccookie/)
+      cookie = decodeURIComponent(decodeURIComponent(/pagingcookie="([^"]*)"/.exec(annotation)![1]!))
+      page++
+    }
+    expect(page).toBe(4)
+    expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => (i + 5) * 100))
+    const row = (await json(await send("GET", `contacts?fetchXml=${encodeURIComponent(fetchXml(1))}`))).value[0]
+    // FetchXML results omit null columns; the primary key is always there.
+    expect(Object.keys(row).sort()).toEqual(["@odata.etag", "contactid", "creditlimit", "lastname"])
+    const invalid = await send(
+      "GET",
+      `contacts?fetchXml=${
+        encodeURIComponent("<fetch><entity name='contact'><attribute name='nosuch'/></entity></fetch>")
+      }`
+    )
+    expect(invalid.status).toBe(400)
+    expect((await json(invalid)).error.code).toBe("0x80041103")
+  })
+})

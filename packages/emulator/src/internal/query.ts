@@ -2,8 +2,9 @@
  * Queries of a table: `$select`, `$filter`, `$orderby`, `$top`, `$count` and `/$count`, paged by
  * `Prefer: odata.maxpagesize` with `@odata.nextLink` (wire reference, section 8).
  */
-import type { StoredRecord, TableStore } from "../Store.js"
+import type { Store, StoredRecord, TableStore } from "../Store.js"
 import { badRequest, Fault } from "./fault.js"
+import { parseFetchXml, readFetchPagingCookie, writeFetchInnerCookie, writeFetchPagingCookie } from "./fetchxml.js"
 import { compileFilter, compileOrderBy } from "./filter.js"
 import { present, resolveSelect } from "./records.js"
 import { faultReply, type Reply } from "./reply.js"
@@ -39,7 +40,7 @@ const maxPageSize = 5000
 /** `$count` and `/$count` stop counting at 5,000, as on the service. */
 const maxCount = 5000
 
-const unsupported = ["$expand", "$apply", "fetchXml", "savedQuery", "userQuery", "$search"]
+const unsupported = ["$expand", "$apply", "savedQuery", "userQuery", "$search"]
 
 /**
  * A skip token looks like the service's: a `<cookie>` whose `pagingcookie` attribute is
@@ -80,6 +81,7 @@ const encodeQuery = (params: URLSearchParams): string =>
  * Answers `GET <entityset>` (or `GET <entityset>/$count` when `countOnly`).
  */
 export const queryTable = (
+  store: Store,
   table: TableStore,
   search: URLSearchParams,
   prefer: Prefer,
@@ -87,6 +89,8 @@ export const queryTable = (
   countOnly: boolean
 ): Reply => {
   const definition = table.definition
+  const fetchXml = search.get("fetchXml")
+  if (fetchXml !== null && !countOnly) return queryFetchXml(store, table, fetchXml, prefer, webApiUrl)
   for (const option of unsupported) {
     if (search.has(option)) {
       return faultReply(badRequest(`The query option '${option}' is not available in this version of the emulator.`))
@@ -158,4 +162,58 @@ export const queryTable = (
     ...(prefer.annotations ? ["odata.include-annotations=\"*\""] : [])
   ]
   return { status: 200, body, headers: applied.length > 0 ? { "Preference-Applied": applied.join(",") } : {} }
+}
+
+/**
+ * Answers `GET <entityset>?fetchXml=...` (wire reference, section 8): pages of `count` records
+ * (at most 5,000), with `@Microsoft.Dynamics.CRM.fetchxmlpagingcookie` and
+ * `@Microsoft.Dynamics.CRM.morerecords` while more follow (when annotations are asked for, as
+ * clients must), and null columns omitted, as FetchXML results do.
+ */
+const queryFetchXml = (store: Store, table: TableStore, xml: string, prefer: Prefer, webApiUrl: string): Reply => {
+  const definition = table.definition
+  const plan = parseFetchXml(xml, (name) => store.table(name)?.definition)
+  if (plan instanceof Fault) return faultReply(plan)
+  if (plan.entity !== definition.logicalName) {
+    return faultReply(
+      badRequest(`The FetchXML queries '${plan.entity}' but was sent to '${definition.entitySetName}'.`)
+    )
+  }
+  const pageSize = Math.min(maxPageSize, plan.count ?? maxPageSize, plan.top ?? maxPageSize)
+  const page = plan.page ?? 1
+  const cookie = plan.pagingCookie === undefined ? undefined : readFetchPagingCookie(plan.pagingCookie)
+  let records: Array<StoredRecord>
+  let more: boolean
+  if (plan.compare === undefined && cookie?.lastSeq !== undefined) {
+    const result = table.page(cookie.lastSeq, pageSize, plan.predicate)
+    records = result.records
+    more = result.more
+  } else {
+    const all = table.scan(plan.predicate)
+    if (plan.compare !== undefined) all.sort(plan.compare)
+    const start = (page - 1) * pageSize
+    records = all.slice(start, start + pageSize)
+    more = start + pageSize < all.length
+  }
+  if (plan.top !== undefined) more = false
+  const columns = plan.attributes === "all"
+    ? definition.columns
+    : definition.columns.filter((column) => (plan.attributes as ReadonlyArray<string>).includes(column.logicalName))
+  const value = records.map((record) => {
+    const row = present(definition, record, columns, prefer.annotations)
+    for (const key of Object.keys(row)) if (row[key] === null) delete row[key]
+    return row
+  })
+  const body: Record<string, unknown> = { "@odata.context": `${webApiUrl}$metadata#${definition.entitySetName}`, value }
+  if (plan.returnTotalRecordCount && prefer.annotations) {
+    const total = table.scan(plan.predicate).length
+    body["@Microsoft.Dynamics.CRM.totalrecordcount"] = Math.min(total, maxCount)
+    body["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = total > maxCount
+  }
+  if (more && records.length > 0 && prefer.annotations) {
+    const inner = writeFetchInnerCookie(page, definition.primaryIdAttribute, records[0]!, records.at(-1)!)
+    body["@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"] = writeFetchPagingCookie(page + 1, inner)
+    body["@Microsoft.Dynamics.CRM.morerecords"] = true
+  }
+  return { status: 200, body, headers: prefer.annotations ? { "Preference-Applied": "odata.include-annotations=\"*\"" } : {} }
 }
