@@ -16,6 +16,7 @@ import { randomUUID } from "node:crypto"
 import type { Identity, VerifiedToken } from "./Identity.js"
 import { parseBatch, runBatch } from "./internal/batch.js"
 import { type BulkMessage, bulkMessages, runBulkMessage } from "./internal/bulk.js"
+import { makeBulkDelete } from "./internal/bulkDelete.js"
 import { badRequest, codes, Fault, methodNotAllowed, segmentNotFound, unauthorized } from "./internal/fault.js"
 import { entityDefinitions, sdkMessageFilters } from "./internal/metadata.js"
 import { parsePath, type PathSegment } from "./internal/odataPath.js"
@@ -125,6 +126,8 @@ export const makeHandler = (context: WebApiContext) => {
       }
     }
   }
+
+  const bulkDelete = makeBulkDelete(context.store, now)
 
   const entityUrl = (table: TableStore, id: string) => `${webApiUrl()}${table.definition.entitySetName}(${id})`
 
@@ -281,6 +284,16 @@ export const makeHandler = (context: WebApiContext) => {
       return method === "GET"
         ? entityDefinitions(context.store, segments, search, webApiUrl())
         : faultReply(methodNotAllowed(method, path))
+    }
+    if ((first.name === "BulkDelete" || first.name === "Microsoft.Dynamics.CRM.BulkDelete") && segments.length === 1) {
+      if (method !== "POST") return faultReply(segmentNotFound(first.name))
+      const body = parseBody(request)
+      return body instanceof Fault ? faultReply(body) : bulkDelete.start(body, webApiUrl())
+    }
+    if (first.name === "asyncoperations" && segments.length === 1 && first.key?._tag === "Single") {
+      if (method !== "GET") return faultReply(methodNotAllowed(method, path))
+      const select = search.get("$select")?.split(",").map((s) => s.trim())
+      return bulkDelete.retrieve(first.key.value.value, select, webApiUrl())
     }
     if (first.name === "sdkmessagefilters" && segments.length === 1 && first.key === undefined) {
       return method === "GET"

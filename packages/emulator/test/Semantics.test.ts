@@ -534,3 +534,58 @@ describe("filtered, ordered and FetchXML queries", () => {
     expect((await json(invalid)).error.code).toBe("0x80041103")
   })
 })
+
+describe("BulkDelete", () => {
+  it("deletes what a QueryExpression selects, as an asynchronous job that reports success", async () => {
+    const rows = Array.from(
+      { length: 20 },
+      (_, i) => ({ contactid: id(i + 1), lastname: i < 12 ? "Temp" : "Keep", creditlimit: i })
+    )
+    await send("POST", "contacts/Microsoft.Dynamics.CRM.CreateMultiple", targets("contact", rows))
+    const started = await send("POST", "BulkDelete", {
+      QuerySet: [{
+        EntityName: "contact",
+        ColumnSet: { AllColumns: false },
+        Criteria: {
+          FilterOperator: "And",
+          Conditions: [{
+            AttributeName: "lastname",
+            Operator: "Equal",
+            Values: [{ Value: "Temp", Type: "System.String" }]
+          }],
+          Filters: [{
+            FilterOperator: "Or",
+            Conditions: [{
+              AttributeName: "creditlimit",
+              Operator: "LessThan",
+              Values: [{ Value: "10", Type: "System.Int32" }]
+            }]
+          }]
+        }
+      }],
+      JobName: "Remove temporary contacts",
+      SendEmailNotification: false,
+      ToRecipients: [],
+      CCRecipients: [],
+      RecurrencePattern: "",
+      StartDateTime: "2026-11-22T00:00:00Z"
+    })
+    expect(started.status).toBe(200)
+    const { JobId } = await json(started)
+    // Wait on the job's state, as a client polls it.
+    let job: any
+    do {
+      job = await json(await send("GET", `asyncoperations(${JobId})?$select=statecode,statuscode,message`))
+    } while (job.statecode !== 3)
+    expect(job).toMatchObject({ statecode: 3, statuscode: 30, message: "10 records deleted." })
+    expect(table("contact").scan().map((r) => r.values.creditlimit)).toEqual([10, 11, 12, 13, 14, 15, 16, 17, 18, 19])
+    const bad = await send("POST", "BulkDelete", {
+      QuerySet: [{
+        EntityName: "contact",
+        Criteria: { Conditions: [{ AttributeName: "lastname", Operator: "Sounds" }] }
+      }]
+    })
+    expect(bad.status).toBe(400)
+    expect((await send("GET", `asyncoperations(${id(999)})`)).status).toBe(404)
+  })
+})

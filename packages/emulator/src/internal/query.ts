@@ -215,5 +215,9 @@ const queryFetchXml = (store: Store, table: TableStore, xml: string, prefer: Pre
     body["@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"] = writeFetchPagingCookie(page + 1, inner)
     body["@Microsoft.Dynamics.CRM.morerecords"] = true
   }
-  return { status: 200, body, headers: prefer.annotations ? { "Preference-Applied": "odata.include-annotations=\"*\"" } : {} }
+  return {
+    status: 200,
+    body,
+    headers: prefer.annotations ? { "Preference-Applied": "odata.include-annotations=\"*\"" } : {}
+  }
 }
