@@ -19,7 +19,9 @@ export default tseslint.config(
         Buffer: "readonly",
         URL: "readonly",
         crypto: "readonly",
-        fetch: "readonly"
+        fetch: "readonly",
+        performance: "readonly",
+        setImmediate: "readonly"
       }
     },
     rules: {

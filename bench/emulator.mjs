@@ -17,7 +17,9 @@ const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 4)
 const bin = fileURLToPath(new URL("../apps/cli/bin/dv-effect.js", import.meta.url))
 
 const child = spawn(process.execPath, [bin, "emulator", "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] })
-const info = await new Promise((resolve) => Readline.createInterface({ input: child.stdout }).once("line", (l) => resolve(JSON.parse(l))))
+const info = await new Promise((resolve) =>
+  Readline.createInterface({ input: child.stdout }).once("line", (l) => resolve(JSON.parse(l)))
+)
 const rss = (field) => {
   const status = Fs.readFileSync(`/proc/${child.pid}/status`, "utf8")
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024
@@ -50,17 +52,29 @@ await Promise.all(Array.from({ length: concurrency }, async () => {
     const payload = bodies[next++]
     const response = await request(url, { method: "POST", headers, body: payload, dispatcher })
     const text = await response.body.text()
-    if (response.statusCode !== 200) throw new Error(`CreateMultiple answered ${response.statusCode}: ${text.slice(0, 200)}`)
+    if (response.statusCode !== 200) {
+      throw new Error(`CreateMultiple answered ${response.statusCode}: ${text.slice(0, 200)}`)
+    }
     written += JSON.parse(text).Ids.length
   }
 }))
 const seconds = (performance.now() - started) / 1000
 const rate = Math.round(written / seconds)
-console.log(`machine: node ${process.version}, emulator profile fast, CreateMultiple of ${chunk}, ${concurrency} in flight`)
-console.log(`ingest      ${written} records in ${seconds.toFixed(1)} s = ${rate} records/s; target 50,000: ${(rate / 50000).toFixed(2)}x (${rate >= 50000 ? "met" : "NOT met"})`)
+console.log(
+  `machine: node ${process.version}, emulator profile fast, CreateMultiple of ${chunk}, ${concurrency} in flight`
+)
+console.log(
+  `ingest      ${written} records in ${seconds.toFixed(1)} s = ${rate} records/s; target 50,000: ${
+    (rate / 50000).toFixed(2)
+  }x (${rate >= 50000 ? "met" : "NOT met"})`
+)
 const held = rss("VmRSS")
 const peak = rss("VmHWM")
-console.log(`memory      ${written} records held: RSS ${held.toFixed(0)} MB, peak ${peak.toFixed(0)} MB; target 1,536 MB: ${(peak / 1536).toFixed(2)}x (${peak < 1536 ? "met" : "NOT met"})`)
+console.log(
+  `memory      ${written} records held: RSS ${held.toFixed(0)} MB, peak ${peak.toFixed(0)} MB; target 1,536 MB: ${
+    (peak / 1536).toFixed(2)
+  }x (${peak < 1536 ? "met" : "NOT met"})`
+)
 
 // Paging the whole table back, 5,000 at a time, as an export would.
 const readStarted = performance.now()
