@@ -13,19 +13,8 @@
  * @since 0.1.0
  */
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as S from "effect/Schema"
-
-/** The first problem of a decoding failure, as `path: message` on one line. */
-const firstIssue = (error: ParseResult.ParseError): string => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  if (issue === undefined) return error.message
-  const path = issue.path.map((part) => (typeof part === "number" ? `[${part}]` : `.${String(part)}`)).join("").replace(
-    /^\./,
-    ""
-  )
-  return `${path === "" ? "" : `${path}: `}${issue.message.split("\n")[0]}`
-}
+import { firstIssue } from "./internal/decode.js"
 
 /**
  * Fault injection, as probabilities per request (0 to 1), drawn from a seeded generator so a

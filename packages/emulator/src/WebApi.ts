@@ -22,7 +22,7 @@ import { entityDefinitions, sdkMessageFilters } from "./internal/metadata.js"
 import { parsePath, type PathSegment } from "./internal/odataPath.js"
 import { createRecord, deleteRecord, etagOf, writeRecord } from "./internal/operations.js"
 import { parsePrefer, type Prefer, queryTable } from "./internal/query.js"
-import { findByKey, present, resolveKey, resolveSelect } from "./internal/records.js"
+import { contextUrl, findByKey, present, resolveKey, resolveSelect } from "./internal/records.js"
 import { faultReply, type Reply } from "./internal/reply.js"
 import type { ServiceModel } from "./internal/throttle.js"
 import { latencyMs } from "./Model.js"
@@ -145,7 +145,7 @@ export const makeHandler = (context: WebApiContext) => {
     return {
       status,
       body: {
-        "@odata.context": `${webApiUrl()}$metadata#${table.definition.entitySetName}/$entity`,
+        "@odata.context": contextUrl(webApiUrl(), table.definition, select, true),
         ...present(table.definition, record, select, prefer.annotations)
       },
       headers: { ...headers, "Preference-Applied": "return=representation", "ETag": etagOf(record) }
@@ -207,7 +207,7 @@ export const makeHandler = (context: WebApiContext) => {
     return {
       status: 200,
       body: {
-        "@odata.context": `${webApiUrl()}$metadata#${table.definition.entitySetName}/$entity`,
+        "@odata.context": contextUrl(webApiUrl(), table.definition, select, true),
         ...present(table.definition, record, select, prefer.annotations)
       },
       headers: { ETag: etagOf(record) }

@@ -19,7 +19,7 @@
 import type { LookupValue, StoredRecord } from "../Store.js"
 import type { ColumnDefinition, TableDefinition } from "../TableSchema.js"
 import { codes, Fault } from "./fault.js"
-import { columnsOf, parseGuid } from "./records.js"
+import { columnsOf, edmTypeOf, parseGuid } from "./records.js"
 
 // ---------------------------------------------------------------------------------------------
 // Fields and values (shared with fetchxml.ts)
@@ -87,32 +87,6 @@ const kindOf = (column: ColumnDefinition): ValueKind => {
       return "datetime"
     default:
       return "guid"
-  }
-}
-
-const edmTypeOf = (column: ColumnDefinition): string => {
-  switch (column.type) {
-    case "String":
-    case "Memo":
-      return "Edm.String"
-    case "Integer":
-    case "Picklist":
-    case "State":
-    case "Status":
-      return "Edm.Int32"
-    case "BigInt":
-      return "Edm.Int64"
-    case "Decimal":
-    case "Money":
-      return "Edm.Decimal"
-    case "Double":
-      return "Edm.Double"
-    case "Boolean":
-      return "Edm.Boolean"
-    case "DateTime":
-      return "Edm.DateTimeOffset"
-    default:
-      return "Edm.Guid"
   }
 }
 

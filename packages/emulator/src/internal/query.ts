@@ -6,7 +6,7 @@ import type { Store, StoredRecord, TableStore } from "../Store.js"
 import { badRequest, Fault } from "./fault.js"
 import { parseFetchXml, readFetchPagingCookie, writeFetchInnerCookie, writeFetchPagingCookie } from "./fetchxml.js"
 import { compileFilter, compileOrderBy } from "./filter.js"
-import { present, resolveSelect } from "./records.js"
+import { contextUrl, present, resolveSelect } from "./records.js"
 import { faultReply, type Reply } from "./reply.js"
 
 /** The `Prefer` preferences the emulator honours. */
@@ -142,13 +142,7 @@ export const queryTable = (
     last = cookie.last + records.length
   }
   const value = records.map((record) => present(definition, record, select, prefer.annotations))
-  const selectList = select === undefined
-    ? ""
-    : [definition.primaryIdAttribute, ...select.map((c) => (c.targets ? `_${c.logicalName}_value` : c.logicalName))]
-      .join(",")
-  const body: Record<string, unknown> = {
-    "@odata.context": `${webApiUrl}$metadata#${definition.entitySetName}(${selectList})`
-  }
+  const body: Record<string, unknown> = { "@odata.context": contextUrl(webApiUrl, definition, select, false) }
   if (search.get("$count") === "true") body["@odata.count"] = Math.min(maxCount, table.scan(where).length)
   body.value = value
   const returned = cookie.returned + records.length

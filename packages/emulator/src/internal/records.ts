@@ -44,7 +44,8 @@ const navigationOf = (table: TableDefinition): Map<string, { column: ColumnDefin
   return index
 }
 
-const edmType = (column: ColumnDefinition): string => {
+/** The OData type of a column, as the service names it in errors. */
+export const edmTypeOf = (column: ColumnDefinition): string => {
   switch (column.type) {
     case "String":
     case "Memo":
@@ -73,7 +74,7 @@ const edmType = (column: ColumnDefinition): string => {
 const wrongType = (column: ColumnDefinition, value: unknown): Fault =>
   badRequest(
     `Cannot convert the literal '${String(JSON.stringify(value)).slice(0, 100)}' to the expected type '${
-      edmType(column)
+      edmTypeOf(column)
     }' of property '${column.logicalName}'.`
   )
 
@@ -394,6 +395,23 @@ export const resolveSelect = (
     selected.push(column)
   }
   return selected
+}
+
+/**
+ * The `@odata.context` of a query or record answer, as the service writes it:
+ * `$metadata#contacts`, `$metadata#contacts(firstname,lastname)` (the selected columns, lookups
+ * as `_x_value`; the key is returned but not listed), and `/$entity` for one record.
+ */
+export const contextUrl = (
+  webApiUrl: string,
+  definition: TableDefinition,
+  select: ReadonlyArray<ColumnDefinition> | undefined,
+  single: boolean
+): string => {
+  const columns = select === undefined || select.length === 0
+    ? ""
+    : `(${select.map((c) => (c.targets !== undefined ? `_${c.logicalName}_value` : c.logicalName)).join(",")})`
+  return `${webApiUrl}$metadata#${definition.entitySetName}${columns}${single ? "/$entity" : ""}`
 }
 
 /**
