@@ -17,6 +17,8 @@ import { randomBytes, randomUUID } from "node:crypto"
 import * as Http from "node:http"
 import * as Identity from "./Identity.js"
 import * as IdentityServer from "./IdentityServer.js"
+import { Fault } from "./internal/fault.js"
+import { createRecord } from "./internal/operations.js"
 import * as Persistence from "./internal/persistence.js"
 import { type ServerCounters, ServiceModel } from "./internal/throttle.js"
 import * as Model from "./Model.js"
@@ -103,6 +105,13 @@ export interface RunningEmulator {
   readonly profile: Model.Profile
   /** The identity endpoint, when it runs: msal configuration helpers, device-code approval, counters. */
   readonly identity: IdentityServer.RunningIdentityServer | undefined
+  /**
+   * Creates records in `table` (logical name) as `POST` would, with the same validation, and
+   * returns their ids; fails on the first invalid row, writing none of them.
+   */
+  readonly seed: (table: string, rows: ReadonlyArray<Record<string, unknown>>) => Array<string>
+  /** Removes every record of every table. */
+  readonly reset: () => void
   /** Issues another access token for the default user, e.g. with a short lifetime or another audience. */
   readonly issueToken: (options?: { readonly lifetimeSeconds?: number; readonly audience?: string }) => Promise<string>
 }
@@ -249,6 +258,23 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
         userId
       },
       identity: identityServer,
+      seed: (tableName, rows) => {
+        const table = store.table(tableName)
+        if (table === undefined) throw new Error(`seed: the schema has no table '${tableName}'`)
+        const stamp = () => new Date().toISOString().replace(/\.\d{3}Z$/, "Z")
+        const created = store.transaction(() => {
+          const ids: Array<string> = []
+          for (const [i, row] of rows.entries()) {
+            const record = createRecord(store, table, row, stamp)
+            if (record instanceof Fault) return new Fault(record.status, record.code, `row ${i}: ${record.message}`)
+            ids.push(record.id)
+          }
+          return ids
+        })
+        if (created instanceof Fault) throw new Error(`seed ${tableName}: ${created.message}`)
+        return created
+      },
+      reset: () => store.clear(),
       store,
       counters,
       servers: model.counters,

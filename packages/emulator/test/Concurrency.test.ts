@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Emulator from "../src/Emulator.js"
+import * as Model from "../src/Model.js"
+
+let emulator: Awaited<ReturnType<typeof Emulator.start>>
+// Latency keeps many requests in flight at once, so readers run while writers are pending.
+beforeAll(async () => {
+  emulator = await Emulator.start({
+    identity: false,
+    profile: { ...Model.fast, latency: { baseMs: 5, perRecordMs: 0.05, perOperationMs: 2 } }
+  })
+})
+afterAll(() => emulator.close())
+
+const send = (method: string, path: string, body?: unknown) =>
+  fetch(`${emulator.info.webApiUrl}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${emulator.info.accessToken}`, "Content-Type": "application/json" },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  })
+
+describe("concurrent requests", () => {
+  it("never expose part of a request: readers see whole chunks only, failed chunks never", async () => {
+    emulator.reset()
+    const chunk = 50
+    const writers = Array.from(
+      { length: 40 },
+      (_, w) =>
+        send("POST", "contacts/Microsoft.Dynamics.CRM.CreateMultiple", {
+          Targets: Array.from({ length: chunk }, (_, i) => ({
+            "@odata.type": "Microsoft.Dynamics.CRM.contact",
+            lastname: w % 4 === 3 && i === chunk - 1 ? "x".repeat(51) : `W${w}`
+          }))
+        }).then((response) => response.status)
+    )
+    const counts: Array<number> = []
+    let writing = true
+    const readers = (async () => {
+      while (writing) {
+        counts.push(Number(await (await send("GET", "contacts/$count")).text()))
+      }
+    })()
+    const statuses = await Promise.all(writers)
+    writing = false
+    await readers
+    expect(statuses.filter((s) => s === 200)).toHaveLength(30)
+    expect(statuses.filter((s) => s === 400)).toHaveLength(10)
+    expect(counts.length).toBeGreaterThan(0)
+    for (const count of counts) expect(count % chunk).toBe(0)
+    const stored = emulator.store.table("contact")!.scan()
+    expect(stored).toHaveLength(30 * chunk)
+    expect(stored.some((r) => ["W3", "W7", "W11"].includes(String(r.values.lastname)))).toBe(false)
+  })
+
+  it("seeds through the same validation as POST, all or nothing", () => {
+    emulator.reset()
+    const ids = emulator.seed("account", [{ name: "A", accountnumber: "S-1" }, { name: "B" }])
+    expect(ids).toHaveLength(2)
+    expect(() => emulator.seed("account", [{ name: "C" }, { name: "D", accountnumber: "S-1" }])).toThrow(
+      /row 1: .*already exists/
+    )
+    expect(emulator.store.table("account")!.size).toBe(2)
+    expect(() => emulator.seed("nosuch", [])).toThrow(/no table 'nosuch'/)
+  })
+})
