@@ -23,6 +23,8 @@ import type * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as Fs from "node:fs"
+import * as ConnectionString from "./ConnectionString.js"
 import * as Credentials from "./Credentials.js"
 import { DataverseError, isAmbiguous, normaliseCode, parseRetryAfter, reasonFor } from "./DataverseError.js"
 import { fetchTableMetadata, type TableMetadata } from "./internal/metadata.js"
@@ -36,7 +38,8 @@ import * as RetryPolicy from "./RetryPolicy.js"
 export interface ClientOptions {
   /** The org URL, e.g. `https://contoso.crm.dynamics.com` (a trailing `/` or `/api/data/v9.2/` is fine). */
   readonly url: string
-  readonly credentials: Credentials.TokenProvider
+  /** A token provider, or a flow that makes one for the org (`Credentials.clientSecret(...)`). */
+  readonly credentials: Credentials.Credential
   /** Web API version. Default `9.2`. */
   readonly apiVersion?: string
   /** Per-request timeout. Default 4 minutes, as Microsoft's SDK. */
@@ -249,6 +252,7 @@ export const make = (
       })
     }
     const webApiUrl = `${url}/api/data/v${options.apiVersion ?? "9.2"}/`
+    const credentials = Credentials.forResource(options.credentials, url)
     const timeout = Duration.decode(options.timeout ?? "4 minutes")
     const retryPolicy = options.retryPolicy ?? RetryPolicy.defaultPolicy
     const hintsRef = yield* Ref.make<ServerHints>({ dopHint: Option.none(), requestsRemaining: Option.none() })
@@ -317,12 +321,12 @@ export const make = (
 
     const execute = (request: HttpClientRequest.HttpClientRequest) =>
       Effect.gen(function*() {
-        const token = yield* options.credentials.getToken
+        const token = yield* credentials.getToken
         const response = yield* sendOnce(request, token)
         if (response.status !== 401) return yield* failOnStatus(request, response)
         // The token may have been revoked or expired early: refresh once, then give up.
-        yield* options.credentials.invalidate
-        const fresh = yield* options.credentials.getToken
+        yield* credentials.invalidate
+        const fresh = yield* credentials.getToken
         return yield* failOnStatus(request, yield* sendOnce(request, fresh))
       })
 
@@ -416,21 +420,103 @@ export const layer = (options: ClientOptions): Layer.Layer<DataverseClient, Data
   )
 
 /**
- * A connection configured from the environment: `DATAVERSE_URL` and `DATAVERSE_ACCESS_TOKEN`.
+ * The credential the environment describes, by the conventional variables, first match wins:
+ * `DATAVERSE_CONNECTION_STRING`; `DATAVERSE_ACCESS_TOKEN`; `AZURE_FEDERATED_TOKEN_FILE` with
+ * `AZURE_TENANT_ID` and `AZURE_CLIENT_ID` (workload identity); `AZURE_CLIENT_CERTIFICATE_PATH`
+ * (+ `AZURE_CLIENT_CERTIFICATE_PASSWORD`); `AZURE_CLIENT_SECRET`; `IDENTITY_ENDPOINT` or
+ * `MSI_ENDPOINT` (managed identity, user-assigned when `AZURE_CLIENT_ID` is set).
+ * `DATAVERSE_URL` names the org (a connection string may name it instead); `AZURE_AUTHORITY_HOST`
+ * and `DATAVERSE_CA_FILE` point at another identity endpoint (a local one) and its CA.
+ *
+ * @since 0.1.0
+ */
+export const configFromEnvironment: Effect.Effect<
+  { readonly url: string; readonly credentials: Credentials.Credential },
+  DataverseError | ConfigError.ConfigError
+> = Effect.gen(function*() {
+  const optional = (name: string) => Config.option(Config.string(name))
+  const secret = (name: string) => Config.option(Config.redacted(name))
+  const connectionString = yield* secret("DATAVERSE_CONNECTION_STRING")
+  const caFile = yield* optional("DATAVERSE_CA_FILE")
+  const ca = Option.isSome(caFile) ? yield* readText("DATAVERSE_CA_FILE", caFile.value) : undefined
+  if (Option.isSome(connectionString)) {
+    const parsed = yield* ConnectionString.parse(connectionString.value, ca === undefined ? {} : { ca })
+    const url = yield* optional("DATAVERSE_URL")
+    return { url: Option.getOrElse(url, () => parsed.url), credentials: parsed.credentials }
+  }
+  const url = yield* Config.string("DATAVERSE_URL")
+  const token = yield* secret("DATAVERSE_ACCESS_TOKEN")
+  if (Option.isSome(token)) return { url, credentials: Credentials.staticToken(token.value) }
+  const tenantId = yield* optional("AZURE_TENANT_ID")
+  const clientId = yield* optional("AZURE_CLIENT_ID")
+  const authorityHost = yield* optional("AZURE_AUTHORITY_HOST")
+  const app = () => {
+    if (Option.isNone(tenantId) || Option.isNone(clientId)) return undefined
+    return {
+      tenantId: tenantId.value,
+      clientId: clientId.value,
+      ...(Option.isSome(authorityHost)
+        ? { authority: `${authorityHost.value.replace(/\/+$/, "")}/${tenantId.value}` }
+        : {}),
+      ...(ca === undefined ? {} : { ca })
+    }
+  }
+  const federated = yield* optional("AZURE_FEDERATED_TOKEN_FILE")
+  const certificate = yield* optional("AZURE_CLIENT_CERTIFICATE_PATH")
+  const clientSecret = yield* secret("AZURE_CLIENT_SECRET")
+  const settings = app()
+  if (settings !== undefined && Option.isSome(federated)) {
+    return { url, credentials: Credentials.workloadIdentity({ ...settings, tokenFile: federated.value }) }
+  }
+  if (settings !== undefined && Option.isSome(certificate)) {
+    const password = yield* secret("AZURE_CLIENT_CERTIFICATE_PASSWORD")
+    const read = yield* Credentials.readCertificateFile(certificate.value, Option.getOrUndefined(password))
+    return { url, credentials: Credentials.clientCertificate({ ...settings, ...read }) }
+  }
+  if (settings !== undefined && Option.isSome(clientSecret)) {
+    return { url, credentials: Credentials.clientSecret({ ...settings, clientSecret: clientSecret.value }) }
+  }
+  const identityEndpoint = yield* optional("IDENTITY_ENDPOINT")
+  const msiEndpoint = yield* optional("MSI_ENDPOINT")
+  if (Option.isSome(identityEndpoint) || Option.isSome(msiEndpoint)) {
+    return {
+      url,
+      credentials: Credentials.managedIdentity({
+        ...(Option.isSome(clientId) ? { clientId: clientId.value } : {}),
+        ...(ca === undefined ? {} : { ca })
+      })
+    }
+  }
+  return yield* new DataverseError({
+    reason: "InvalidInput",
+    message:
+      "No credentials in the environment: set DATAVERSE_ACCESS_TOKEN, DATAVERSE_CONNECTION_STRING, or AZURE_TENANT_ID + AZURE_CLIENT_ID with AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE."
+  })
+})
+
+const readText = (variable: string, path: string) =>
+  Effect.tryPromise({
+    try: () => Fs.promises.readFile(path, "utf8"),
+    catch: () => new DataverseError({ reason: "InvalidInput", message: `Cannot read ${variable}=${path}.` })
+  })
+
+/**
+ * A connection configured from the environment (see `configFromEnvironment`).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DataverseClient } from "@dv-effect/core"
+ * Effect.runPromise(DataverseClient.whoAmI.pipe(Effect.provide(DataverseClient.layerConfig())))
+ * ```
  *
  * @since 0.1.0
  */
 export const layerConfig = (
-  config: Config.Config.Wrap<{ readonly url: string; readonly accessToken: Redacted.Redacted<string> }> = {
-    url: Config.string("DATAVERSE_URL"),
-    accessToken: Config.redacted("DATAVERSE_ACCESS_TOKEN")
-  }
+  options: Omit<ClientOptions, "url" | "credentials"> = {}
 ): Layer.Layer<DataverseClient, DataverseError | ConfigError.ConfigError> =>
   Layer.unwrapEffect(
-    Effect.map(
-      Config.unwrap(config),
-      ({ accessToken, url }) => layer({ url, credentials: Credentials.staticToken(accessToken) })
-    )
+    Effect.map(configFromEnvironment, ({ credentials, url }) => layer({ ...options, url, credentials }))
   )
 
 /**

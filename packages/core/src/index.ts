@@ -7,6 +7,8 @@
 /** @since 0.1.0 */
 export * as Bulk from "./Bulk.js"
 /** @since 0.1.0 */
+export * as ConnectionString from "./ConnectionString.js"
+/** @since 0.1.0 */
 export * as Credentials from "./Credentials.js"
 /** @since 0.1.0 */
 export * as DataverseClient from "./DataverseClient.js"

@@ -54,6 +54,14 @@ export interface EmulatorOptions {
    * a second less, the first time in a process) when only the static token is used.
    */
   readonly identity?: boolean
+  /**
+   * More credentials for the default app registration: a client certificate (PEM) and a workload
+   * identity federation trust, for testing those flows.
+   */
+  readonly appCredentials?: {
+    readonly certificatePem?: string
+    readonly federated?: IdentityServer.FederatedCredential
+  }
   /** Lifetime of the access token in the start contract, in seconds. Default 24 hours. */
   readonly tokenLifetimeSeconds?: number
 }
@@ -182,7 +190,9 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
     const profile = options.dopHint === undefined ? baseProfile : { ...baseProfile, dopHint: options.dopHint }
     const model = new ServiceModel(profile)
     let orgUrl = ""
+    let authority = `https://login.microsoftonline.com/${tenantId}`
     const app = makeApp({
+      authority: () => authority,
       store,
       identity,
       orgUrl: () => orgUrl,
@@ -212,7 +222,7 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
     const identityServer = options.identity === false ? undefined : yield* IdentityServer.make({
       identity,
       audience: () => orgUrl,
-      apps: [{ clientId, clientSecret, objectId: appUserObjectId }, {
+      apps: [{ clientId, clientSecret, objectId: appUserObjectId, ...options.appCredentials }, {
         clientId: publicClientId,
         objectId: randomUUID()
       }],
@@ -228,6 +238,7 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
         })
       )
     )
+    if (identityServer !== undefined) authority = identityServer.authority
     const issueToken = (tokenOptions: { readonly lifetimeSeconds?: number; readonly audience?: string } = {}) =>
       identity.issueAccessToken({
         audience: tokenOptions.audience ?? orgUrl,

@@ -45,6 +45,8 @@ export interface WebApiContext {
   readonly users: ReadonlyMap<string, string>
   /** Limits, latency, web servers and faults. */
   readonly model: ServiceModel
+  /** The identity endpoint's authority, named in 401 challenges; Entra's when none runs. */
+  readonly authority: () => string
   /** Largest request body accepted, in bytes. */
   readonly maxBodyBytes: number
   readonly counters: WebApiCounters
@@ -435,7 +437,7 @@ export const makeApp = (context: WebApiContext) => {
         faultReply(
           unauthorized(
             `${token} bearer token`,
-            `https://login.microsoftonline.com/${context.identity.tenantId}/oauth2/authorize`
+            `${context.authority()}/oauth2/authorize`
           )
         )
       )
