@@ -101,7 +101,7 @@ describe("dv-effect whoami", () => {
     const noUrl = await run(["whoami"])
     expect(noUrl.code).toBe(1)
     expect(noUrl.stderr.trim()).toBe(
-      "dv-effect: No Dataverse URL: pass --url <org url> or set DATAVERSE_URL (or use --emulator)."
+      "dv-effect: No Dataverse URL: pass --url <org url> or set DATAVERSE_URL (or use --emulator or --connection-string)."
     )
     const noToken = await run(["whoami", "--url", emulator.info.url])
     expect(noToken.code).toBe(1)
@@ -125,6 +125,102 @@ describe("dv-effect whoami", () => {
     const unreachable = await run(["whoami", "--url", "http://127.0.0.1:1", "--access-token", "t"])
     expect(unreachable.code).toBe(1)
     expect(unreachable.stderr.trim()).toBe("dv-effect: Cannot reach 127.0.0.1:1: connection refused (ECONNREFUSED).")
+  })
+})
+
+describe("dv-effect whoami with every sign-in flow, against the emulator's identity endpoint", () => {
+  const identity = () => [
+    "--url",
+    emulator.info.url,
+    "--authority",
+    String(emulator.info.authority),
+    "--ca-file",
+    String(emulator.info.caFile)
+  ]
+  const secrets = () => [emulator.info.accessToken, String(emulator.info.clientSecret), String(emulator.info.password)]
+  const expectNoSecrets = (result: { stdout: string; stderr: string }) => {
+    for (const value of secrets()) expect(result.stdout + result.stderr).not.toContain(value)
+  }
+
+  it("client secret from AZURE_CLIENT_SECRET with --tenant-id and --client-id", async () => {
+    const result = await run(
+      [
+        "whoami",
+        ...identity(),
+        "--tenant-id",
+        String(emulator.info.tenantId),
+        "--client-id",
+        String(emulator.info.clientId),
+        "--verbose"
+      ],
+      { env: { AZURE_CLIENT_SECRET: String(emulator.info.clientSecret) } }
+    )
+    expect(result.stderr).not.toContain("dv-effect:")
+    expect(result.code).toBe(0)
+    expect(JSON.parse(result.stdout).UserId).toBe(emulator.info.userId)
+    expectNoSecrets(result)
+  })
+
+  it("username with the password from DATAVERSE_PASSWORD, and device code with its prompt on stderr", async () => {
+    const config = await Fs.mkdtemp(Path.join(dir, "config-"))
+    const user = await run([
+      "whoami",
+      ...identity(),
+      "--client-id",
+      String(emulator.info.publicClientId),
+      "--username",
+      String(emulator.info.username)
+    ], {
+      env: { DATAVERSE_PASSWORD: String(emulator.info.password), XDG_CONFIG_HOME: config }
+    })
+    expect(user.code).toBe(0)
+    const userId = JSON.parse(user.stdout).UserId
+    expect(userId).not.toBe(emulator.info.userId)
+    await Fs.rm(Path.join(config, "dv-effect"), { recursive: true, force: true })
+    const device = await run([
+      "whoami",
+      ...identity(),
+      "--client-id",
+      String(emulator.info.publicClientId),
+      "--device-code"
+    ], {
+      env: { XDG_CONFIG_HOME: config }
+    })
+    expect(device.code).toBe(0)
+    expect(device.stderr).toMatch(/enter the code/i)
+    expect(JSON.parse(device.stdout).UserId).toBe(userId)
+    expect((await Fs.stat(Path.join(config, "dv-effect", "tokens.json"))).mode & 0o777).toBe(0o600)
+    expectNoSecrets(user)
+    expectNoSecrets(device)
+  })
+
+  it("a connection string, with the tenant discovered from the org", async () => {
+    const connectionString =
+      `AuthType=ClientSecret;Url=${emulator.info.url};ClientId=${emulator.info.clientId};ClientSecret=${emulator.info.clientSecret}`
+    const result = await run(["whoami", "--ca-file", String(emulator.info.caFile), "--verbose"], {
+      env: { DATAVERSE_CONNECTION_STRING: connectionString }
+    })
+    expect(result.code).toBe(0)
+    expect(JSON.parse(result.stdout).UserId).toBe(emulator.info.userId)
+    expectNoSecrets(result)
+  })
+
+  it("a wrong secret fails with one line naming the Entra error, without the secret", async () => {
+    const result = await run(
+      [
+        "whoami",
+        ...identity(),
+        "--tenant-id",
+        String(emulator.info.tenantId),
+        "--client-id",
+        String(emulator.info.clientId),
+        "--verbose"
+      ],
+      { env: { AZURE_CLIENT_SECRET: "not-the-secret-0815" } }
+    )
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/^dv-effect: Sign-in with a client secret failed \(invalid_client\): AADSTS7000215/m)
+    expect(result.stdout + result.stderr).not.toContain("not-the-secret-0815")
   })
 })
 
