@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Cookies from "@effect/platform/Cookies"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -18,6 +19,8 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
@@ -50,6 +53,11 @@ export interface ClientOptions {
   readonly headers?: Readonly<Record<string, string>>
   /** Sockets kept alive per host; size it to the concurrency you use. Default 64. */
   readonly maxSockets?: number
+  /**
+   * Send the `ARRAffinity` cookies back, pinning the connection to one web server. Off by default:
+   * limits are per server, so a bulk client does best spread over all of them.
+   */
+  readonly affinityCookies?: boolean
   /** Retry schedule for transient failures. Default `RetryPolicy.defaultPolicy`. */
   readonly retryPolicy?: Schedule.Schedule<unknown, DataverseError>
 }
@@ -76,6 +84,24 @@ export interface ClientStats {
   readonly requests: number
   /** Responses with status 429. */
   readonly throttled: number
+  /** Requests sent again after a transient failure. */
+  readonly retries: number
+}
+
+/**
+ * The client's metrics: requests by status class, 429s, retries, and request latency.
+ *
+ * @since 0.1.0
+ */
+export const metrics = {
+  requests: Metric.counter("dataverse_requests", { description: "HTTP requests sent to Dataverse" }),
+  throttled: Metric.counter("dataverse_throttled", { description: "Responses with status 429" }),
+  retries: Metric.counter("dataverse_retries", { description: "Requests sent again after a transient failure" }),
+  latency: Metric.histogram(
+    "dataverse_request_duration_ms",
+    MetricBoundaries.exponential({ start: 5, factor: 2, count: 14 }),
+    "Time from sending a request to its response headers"
+  )
 }
 
 /**
@@ -256,21 +282,24 @@ export const make = (
     const timeout = Duration.decode(options.timeout ?? "4 minutes")
     const retryPolicy = options.retryPolicy ?? RetryPolicy.defaultPolicy
     const hintsRef = yield* Ref.make<ServerHints>({ dopHint: Option.none(), requestsRemaining: Option.none() })
-    const statsRef = yield* Ref.make<ClientStats>({ requests: 0, throttled: 0 })
-    const baseClient = (yield* HttpClient.HttpClient).pipe(
-      HttpClient.mapRequest((request) =>
-        request.pipe(
-          HttpClientRequest.prependUrl(/^https?:\/\//i.test(request.url) ? "" : webApiUrl),
-          HttpClientRequest.setHeaders({
-            "Accept": "application/json",
-            "OData-Version": "4.0",
-            "OData-MaxVersion": "4.0",
-            "User-Agent": `dv-effect/0.1${options.userAgent === undefined ? "" : ` ${options.userAgent}`}`,
-            ...options.headers
-          })
+    const statsRef = yield* Ref.make<ClientStats>({ requests: 0, throttled: 0, retries: 0 })
+    const httpClient = yield* HttpClient.HttpClient
+    const cookies = yield* Ref.make(Cookies.empty)
+    const baseClient = (options.affinityCookies === true ? HttpClient.withCookiesRef(httpClient, cookies) : httpClient)
+      .pipe(
+        HttpClient.mapRequest((request) =>
+          request.pipe(
+            HttpClientRequest.prependUrl(/^https?:\/\//i.test(request.url) ? "" : webApiUrl),
+            HttpClientRequest.setHeaders({
+              "Accept": "application/json",
+              "OData-Version": "4.0",
+              "OData-MaxVersion": "4.0",
+              "User-Agent": `dv-effect/0.1${options.userAgent === undefined ? "" : ` ${options.userAgent}`}`,
+              ...options.headers
+            })
+          )
         )
       )
-    )
 
     const recordHints = (response: HttpClientResponse.HttpClientResponse) => {
       const dop = Number(response.headers["x-ms-dop-hint"])
@@ -284,7 +313,12 @@ export const make = (
 
     const sendOnce = (request: HttpClientRequest.HttpClientRequest, token: Redacted.Redacted<string>) =>
       baseClient.execute(HttpClientRequest.bearerToken(request, token)).pipe(
-        Effect.ensuring(Ref.update(statsRef, (stats) => ({ ...stats, requests: stats.requests + 1 }))),
+        Metric.trackDuration(Metric.mapInput(metrics.latency, Duration.toMillis)),
+        Effect.ensuring(
+          Ref.update(statsRef, (stats) => ({ ...stats, requests: stats.requests + 1 })).pipe(
+            Effect.zipRight(Metric.increment(metrics.requests))
+          )
+        ),
         Effect.timeoutFail({
           duration: timeout,
           onTimeout: () =>
@@ -299,7 +333,9 @@ export const make = (
         Effect.tap(recordHints),
         Effect.tap((response) =>
           response.status === 429
-            ? Ref.update(statsRef, (stats) => ({ ...stats, throttled: stats.throttled + 1 }))
+            ? Ref.update(statsRef, (stats) => ({ ...stats, throttled: stats.throttled + 1 })).pipe(
+              Effect.zipRight(Metric.increment(metrics.throttled))
+            )
             : Effect.void
         )
       )
@@ -333,8 +369,16 @@ export const make = (
     const executeJson = (
       request: HttpClientRequest.HttpClientRequest,
       executeOptions?: { readonly idempotent?: boolean }
-    ) =>
-      Effect.scoped(
+    ) => {
+      let attempts = 0
+      const countRetry = Effect.suspend(() =>
+        attempts++ === 0
+          ? Effect.void
+          : Ref.update(statsRef, (stats) => ({ ...stats, retries: stats.retries + 1 })).pipe(
+            Effect.zipRight(Metric.increment(metrics.retries))
+          )
+      )
+      return countRetry.pipe(Effect.zipRight(Effect.scoped(
         Effect.gen(function*() {
           const response = yield* execute(request)
           const text = yield* response.text.pipe(
@@ -363,7 +407,7 @@ export const make = (
           }
           return { status: response.status, headers: response.headers, body } satisfies ExecuteResult
         })
-      ).pipe(
+      ))).pipe(
         Effect.tapError((error) =>
           Effect.logDebug(
             `${error.request ?? describe(request)} failed: ${error.reason}${
@@ -374,8 +418,13 @@ export const make = (
         Effect.retry({
           schedule: retryPolicy,
           while: (error) => executeOptions?.idempotent !== false || !isAmbiguous(error)
+        }),
+        Effect.withSpan("Dataverse.execute", {
+          kind: "client",
+          attributes: { "http.request.method": request.method, "dataverse.resource": describe(request) }
         })
       )
+    }
 
     const metadata = yield* Cache.make({
       capacity: 1024,
