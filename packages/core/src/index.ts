@@ -22,3 +22,5 @@ export * as Query from "./Query.js"
 export * as Records from "./Records.js"
 /** @since 0.1.0 */
 export * as RetryPolicy from "./RetryPolicy.js"
+/** @since 0.1.0 */
+export * as Table from "./Table.js"
