@@ -156,6 +156,16 @@ export const createMany = <E = never, R = never>(
                     })
                   )
               }),
+              Effect.mapError((error) =>
+                // The OData layer does not know an action the table does not support.
+                error.status === 404 && error.code === "0x80060888"
+                  ? new DataverseError({
+                    ...error,
+                    reason: "UnsupportedMessage",
+                    message: `Table '${metadata.logicalName}' does not support CreateMultiple (${error.message})`
+                  })
+                  : error
+              ),
               Effect.either,
               Effect.ensuring(Effect.sync(() => progress.inFlight--))
             )

@@ -50,7 +50,7 @@ layer(Live, { excludeTestServices: true })("DataverseClient against the emulator
       const first = yield* Metadata.table("account")
       const requests = emulator.counters.requests
       const second = yield* Metadata.table("account")
-      expect(first).toEqual({
+      expect(first).toMatchObject({
         logicalName: "account",
         entitySetName: "accounts",
         primaryIdAttribute: "accountid",
@@ -209,4 +209,19 @@ describe("Credentials.staticToken", () => {
         expect(error.reason).toBe("InvalidInput")
       }))
   })
+})
+
+layer(Live, { excludeTestServices: true })("tables without the bulk messages", (it) => {
+  it.effect("report CreateMultiple as an UnsupportedMessage failure per row", () =>
+    Effect.gen(function*() {
+      const outcomes = Chunk.toReadonlyArray(
+        yield* Stream.runCollect(Bulk.createMany("task", [{ subject: "a" }, { subject: "b" }], { concurrency: 1 }))
+      )
+      expect(outcomes.map((o) => o.status === "failed" && o.error.reason)).toEqual([
+        "UnsupportedMessage",
+        "UnsupportedMessage"
+      ])
+      const first = outcomes[0]!
+      expect(first.status === "failed" && first.error.message).toMatch(/^Table 'task' does not support CreateMultiple/)
+    }))
 })
