@@ -122,6 +122,13 @@ export interface DataverseClientService {
     request: HttpClientRequest.HttpClientRequest
   ) => Effect.Effect<HttpClientResponse.HttpClientResponse, DataverseError, Scope.Scope>
   /**
+   * Like `execute`, but answers with the response whatever its status (for `$batch`, whose
+   * failing answers still carry per-request parts). Transport failures still fail.
+   */
+  readonly executeRaw: (
+    request: HttpClientRequest.HttpClientRequest
+  ) => Effect.Effect<HttpClientResponse.HttpClientResponse, DataverseError, Scope.Scope>
+  /**
    * Like `execute`, reads the body as JSON and retries transient failures with the connection's
    * policy. A request that is not `idempotent` (a create without its own id) is not retried after
    * an ambiguous failure (timeout, broken connection), which may have been applied.
@@ -355,16 +362,19 @@ export const make = (
         )
       )
 
-    const execute = (request: HttpClientRequest.HttpClientRequest) =>
+    const executeRaw = (request: HttpClientRequest.HttpClientRequest) =>
       Effect.gen(function*() {
         const token = yield* credentials.getToken
         const response = yield* sendOnce(request, token)
-        if (response.status !== 401) return yield* failOnStatus(request, response)
+        if (response.status !== 401) return response
         // The token may have been revoked or expired early: refresh once, then give up.
         yield* credentials.invalidate
         const fresh = yield* credentials.getToken
-        return yield* failOnStatus(request, yield* sendOnce(request, fresh))
+        return yield* sendOnce(request, fresh)
       })
+
+    const execute = (request: HttpClientRequest.HttpClientRequest) =>
+      Effect.flatMap(executeRaw(request), (response) => failOnStatus(request, response))
 
     const executeJson = (
       request: HttpClientRequest.HttpClientRequest,
@@ -436,6 +446,7 @@ export const make = (
       url,
       webApiUrl,
       execute,
+      executeRaw,
       executeJson,
       retryPolicy,
       hints: Ref.get(hintsRef),

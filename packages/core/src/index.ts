@@ -5,6 +5,8 @@
  */
 
 /** @since 0.1.0 */
+export * as Batch from "./Batch.js"
+/** @since 0.1.0 */
 export * as Bulk from "./Bulk.js"
 /** @since 0.1.0 */
 export * as ConnectionString from "./ConnectionString.js"
