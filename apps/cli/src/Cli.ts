@@ -257,6 +257,8 @@ const runCreate = (
 ): Effect.Effect<ImportReport, CliError | DataverseError, DataverseClient.DataverseClient> =>
   Effect.gen(function*() {
     const client = yield* DataverseClient.DataverseClient
+    // The table's definition is fetched first, so the summary counts the import's own requests.
+    yield* client.table(table)
     const before = yield* client.stats
     const started = Date.now()
     const reporter = ProgressReporter.make(options.label, options.total)

@@ -18,6 +18,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
@@ -436,9 +437,10 @@ export const make = (
       )
     }
 
-    const metadata = yield* Cache.make({
+    // Definitions are kept for the connection's life; a failed fetch is not, so the next use retries.
+    const metadata = yield* Cache.makeWith({
       capacity: 1024,
-      timeToLive: Duration.infinity,
+      timeToLive: (exit) => (Exit.isSuccess(exit) ? Duration.infinity : Duration.zero),
       lookup: (logicalName: string) => fetchTableMetadata((request) => executeJson(request), logicalName)
     })
 

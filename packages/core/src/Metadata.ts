@@ -1,16 +1,115 @@
 /**
- * Table definitions, fetched once per connection and cached.
+ * Table definitions (entity set, keys, columns with their types, lengths, ranges and choices,
+ * lookup navigation properties, bulk-message support), fetched once per connection and cached.
  *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import { DataverseClient } from "./DataverseClient.js"
-import type { DataverseError } from "./DataverseError.js"
-import type { TableMetadata } from "./internal/metadata.js"
+import { DataverseError } from "./DataverseError.js"
+import type { ColumnMetadata, LookupNavigation, TableMetadata } from "./internal/metadata.js"
 
 export type {
   /**
-   * What the client knows of a table: entity set, primary key and name, table type.
+   * A table's active and pending alternate keys.
+   *
+   * @example
+   * ```ts
+   * import type { Metadata } from "@dv-effect/core"
+   * const usable = (keys: ReadonlyArray<Metadata.AlternateKeyMetadata>) => keys.filter((k) => k.status === "Active")
+   * ```
+   *
+   * @since 0.1.0
+   */
+  AlternateKeyMetadata,
+  /**
+   * A column's `AttributeType` (`String`, `Picklist`, `Lookup`, ...).
+   *
+   * @example
+   * ```ts
+   * import type { Metadata } from "@dv-effect/core"
+   * const isText = (type: Metadata.AttributeType) => type === "String" || type === "Memo"
+   * ```
+   *
+   * @since 0.1.0
+   */
+  AttributeType,
+  /**
+   * Which of CreateMultiple, UpdateMultiple, UpsertMultiple and DeleteMultiple a table supports.
+   *
+   * @example
+   * ```ts
+   * import { Effect } from "effect"
+   * import { Metadata } from "@dv-effect/core"
+   * const viaBatch = Metadata.table("task").pipe(Effect.map((t) => !t.messages.createMultiple))
+   * ```
+   *
+   * @since 0.1.0
+   */
+  BulkMessageSupport,
+  /**
+   * What the client knows of a column: type, required level, length, range, choices, lookup targets.
+   *
+   * @example
+   * ```ts
+   * import type { Metadata } from "@dv-effect/core"
+   * const tooLong = (column: Metadata.ColumnMetadata, value: string) =>
+   *   column.maxLength !== undefined && value.length > column.maxLength
+   * ```
+   *
+   * @since 0.1.0
+   */
+  ColumnMetadata,
+  /**
+   * A lookup column, one of its target tables, and the navigation property to bind it with.
+   *
+   * @example
+   * ```ts
+   * import type { Metadata } from "@dv-effect/core"
+   * const targets = (t: Metadata.TableMetadata, column: string) =>
+   *   t.lookups.filter((l: Metadata.LookupNavigation) => l.column === column).map((l) => l.target)
+   * ```
+   *
+   * @since 0.1.0
+   */
+  LookupNavigation,
+  /**
+   * One value of a choice column with its label.
+   *
+   * @example
+   * ```ts
+   * import type { Metadata } from "@dv-effect/core"
+   * const byLabel = (options: ReadonlyArray<Metadata.OptionMetadata>, label: string) =>
+   *   options.find((o) => o.label === label)?.value
+   * ```
+   *
+   * @since 0.1.0
+   */
+  OptionMetadata,
+  /**
+   * `None`, `Recommended`, `ApplicationRequired` or `SystemRequired` (the only one the service enforces).
+   *
+   * @example
+   * ```ts
+   * import type { Metadata } from "@dv-effect/core"
+   * const enforced = (level: Metadata.RequiredLevel) => level === "SystemRequired"
+   * ```
+   *
+   * @since 0.1.0
+   */
+  RequiredLevel,
+  /**
+   * What the client knows of a table: entity set, primary key and name, table type, columns,
+   * lookups, alternate keys and bulk-message support.
+   *
+   * @example
+   * ```ts
+   * import { Effect } from "effect"
+   * import { Metadata } from "@dv-effect/core"
+   * const keys = Metadata.table("account").pipe(Effect.map((t) => t.keys.map((k) => k.keyAttributes)))
+   * ```
    *
    * @since 0.1.0
    */
@@ -18,7 +117,9 @@ export type {
 } from "./internal/metadata.js"
 
 /**
- * The definition of a table by logical name (`contact`), from the connection's cache.
+ * The definition of a table by logical name (`contact`), from the connection's cache: fetched on
+ * first use with one `EntityDefinitions` request (columns, keys and relationships expanded), the
+ * two `sdkmessagefilters` queries and one option-set request per choice type the table has.
  * Fails with reason `NotFound` when the table does not exist.
  *
  * @example
@@ -34,9 +135,122 @@ export const table = (logicalName: string): Effect.Effect<TableMetadata, Dataver
   Effect.flatMap(DataverseClient, (client) => client.table(logicalName))
 
 /**
- * Forgets cached metadata: of one table, or of all.
+ * Forgets cached metadata: of one table, or of all. The next use fetches it again (after a
+ * column, key or relationship was added, for instance).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Metadata } from "@dv-effect/core"
+ * const fresh = Effect.zipRight(Metadata.invalidate("account"), Metadata.table("account"))
+ * ```
  *
  * @since 0.1.0
  */
 export const invalidate = (logicalName?: string): Effect.Effect<void, never, DataverseClient> =>
   Effect.flatMap(DataverseClient, (client) => client.invalidateMetadata(logicalName))
+
+/**
+ * A column of a table by logical name.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { Metadata } from "@dv-effect/core"
+ * const maxLength = Metadata.table("contact").pipe(
+ *   Effect.map((t) => Option.flatMap(Metadata.column(t, "lastname"), (c) => Option.fromNullable(c.maxLength)))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const column = (metadata: TableMetadata, logicalName: string): Option.Option<ColumnMetadata> =>
+  Option.fromNullable(metadata.columns.find((c) => c.logicalName === logicalName))
+
+const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
+
+/**
+ * The navigation property that sets lookup `column` to a record of table `target`:
+ * `parentcustomerid` + `account` → `parentcustomerid_account`. The target may be left out when
+ * the column points at one table only. Fails with reason `InvalidInput` when the table has no
+ * such lookup or the target is not one of its targets.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Metadata } from "@dv-effect/core"
+ * const name = Effect.gen(function*() {
+ *   const contact = yield* Metadata.table("contact")
+ *   return yield* Metadata.navigationProperty(contact, "parentcustomerid", "account") // "parentcustomerid_account"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const navigationProperty = (
+  metadata: TableMetadata,
+  column: string,
+  target?: string
+): Either.Either<string, DataverseError> => {
+  const candidates = metadata.lookups.filter((lookup) => lookup.column === column)
+  const known = candidates.map((lookup) => lookup.target)
+  if (candidates.length === 0) {
+    const exists = metadata.columns.some((c) => c.logicalName === column)
+    return Either.left(
+      invalid(
+        exists
+          ? `The column '${column}' of '${metadata.logicalName}' is not a lookup with a navigation property.`
+          : `The table '${metadata.logicalName}' has no column '${column}'.`
+      )
+    )
+  }
+  const names = new Set(candidates.map((lookup) => lookup.navigationProperty))
+  if (target === undefined) {
+    return names.size === 1
+      ? Either.right(candidates[0]!.navigationProperty)
+      : Either.left(
+        invalid(
+          `The lookup '${column}' of '${metadata.logicalName}' points at several tables (${
+            known.join(", ")
+          }): name the target table.`
+        )
+      )
+  }
+  const exact: LookupNavigation | undefined = candidates.find((lookup) => lookup.target === target)
+  if (exact !== undefined) return Either.right(exact.navigationProperty)
+  // An owner lookup has one relationship (to `owner`) and one navigation property for both targets.
+  const targets = metadata.columns.find((c) => c.logicalName === column)?.targets ?? []
+  if (names.size === 1 && targets.includes(target)) return Either.right(candidates[0]!.navigationProperty)
+  return Either.left(
+    invalid(
+      `The lookup '${column}' of '${metadata.logicalName}' cannot point at '${target}' (targets: ${
+        [...new Set([...targets, ...known])].join(", ")
+      }).`
+    )
+  )
+}
+
+/**
+ * The property name that binds lookup `column` to a record of `target`:
+ * `parentcustomerid_account@odata.bind`. Put it in a row with a value from `Records.bind`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Metadata, Records } from "@dv-effect/core"
+ * const row = (accountId: string) =>
+ *   Effect.gen(function*() {
+ *     const contact = yield* Metadata.table("contact")
+ *     const property = yield* Metadata.bindName(contact, "parentcustomerid", "account")
+ *     return { lastname: "Doe", [property]: Records.bind("accounts", accountId) }
+ *   })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const bindName = (
+  metadata: TableMetadata,
+  column: string,
+  target?: string
+): Either.Either<string, DataverseError> =>
+  Either.map(navigationProperty(metadata, column, target), (name) => `${name}@odata.bind`)

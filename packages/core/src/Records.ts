@@ -1,28 +1,129 @@
 /**
- * Single-record operations.
+ * Single-record operations: create, retrieve, update, upsert and delete, by primary key or by
+ * alternate key (elastic tables with their partition), and lookup bindings.
  *
  * @since 0.1.0
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import { DataverseClient } from "./DataverseClient.js"
 import { DataverseError } from "./DataverseError.js"
+import { keySegment, kindOfAttributeType } from "./internal/keys.js"
+import type { TableMetadata } from "./internal/metadata.js"
+import { badExpand, expandClause, type ExpandItem, normaliseGuid, quote, withQuery } from "./internal/odata.js"
+import * as Metadata from "./Metadata.js"
 
 /**
  * A record as JSON: column logical names to values, `<nav>@odata.bind` for lookups.
+ *
+ * @example
+ * ```ts
+ * import type { Records } from "@dv-effect/core"
+ * const row: Records.Row = { lastname: "Doe", "parentcustomerid_account@odata.bind": "/accounts(accountnumber='A-1')" }
+ * ```
  *
  * @since 0.1.0
  */
 export type Row = Readonly<Record<string, unknown>>
 
 /**
+ * A value of an alternate-key column. Strings are quoted in the URL, numbers, booleans and dates
+ * are bare; with the table's metadata the column's type decides (GUID columns bare).
+ *
+ * @example
+ * ```ts
+ * import type { Records } from "@dv-effect/core"
+ * const value: Records.KeyValue = "A-1"
+ * ```
+ *
+ * @since 0.1.0
+ */
+export type KeyValue = string | number | bigint | boolean | Date
+
+/**
+ * What identifies a record: its primary key (a GUID string), or the values of an alternate key
+ * by column, several for a multi-part key.
+ *
+ * @example
+ * ```ts
+ * import type { Records } from "@dv-effect/core"
+ * const byId: Records.RecordRef = "5d1d2f3e-6a1b-4c8d-9e0f-112233445566"
+ * const byKey: Records.RecordRef = { firstname: "Jo", emailaddress1: "jo@example.org" }
+ * ```
+ *
+ * @since 0.1.0
+ */
+export type RecordRef = string | Readonly<Record<string, KeyValue>>
+
+/**
+ * The partition of a record of an elastic table. It goes into the key
+ * (`readings(readingid=<id>,partitionid='p')`).
+ *
+ * @example
+ * ```ts
+ * import type { Records } from "@dv-effect/core"
+ * const where: Records.Partition = { partitionId: "device-7" }
+ * ```
+ *
+ * @since 0.1.0
+ */
+export interface Partition {
+  readonly partitionId?: string
+}
+
+/**
  * Reads the record id out of an `OData-EntityId` (or `Location`) URL: `.../contacts(<id>)`.
+ *
+ * @example
+ * ```ts
+ * import { Records } from "@dv-effect/core"
+ * Records.idFromEntityUrl("https://x.crm.dynamics.com/api/data/v9.2/contacts(5d1d2f3e-6a1b-4c8d-9e0f-112233445566)")
+ * ```
  *
  * @since 0.1.0
  */
 export const idFromEntityUrl = (url: string | undefined): string | undefined => {
   const match = url === undefined ? null : /\(([0-9a-fA-F-]{36})\)\s*$/.exec(url)
   return match === null ? undefined : match[1]!.toLowerCase()
+}
+
+const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
+
+const kindsOf = (metadata: TableMetadata) => {
+  const types = new Map(metadata.columns.map((column) => [column.logicalName, column.type]))
+  return (attribute: string) => kindOfAttributeType(types.get(attribute))
+}
+
+/** `<entityset>(<key>)` for a record of a table whose metadata is known. */
+const recordPath = (metadata: TableMetadata, ref: RecordRef, partitionId: string | undefined) =>
+  Either.match(
+    keySegment(ref, {
+      primaryIdAttribute: metadata.primaryIdAttribute,
+      partitionId,
+      kindOf: kindsOf(metadata)
+    }),
+    {
+      onLeft: (message) => Effect.fail(invalid(`${metadata.logicalName}: ${message}`)),
+      onRight: (segment) => Effect.succeed(`${metadata.entitySetName}${segment}`)
+    }
+  )
+
+/**
+ * A row as a request body: annotations read back with a record (`@odata.etag`,
+ * `@odata.context`, `x@OData.Community.Display.V1.FormattedValue`) are dropped, `@odata.type` and
+ * `x@odata.bind` stay.
+ */
+const body = (row: Row): Row => {
+  let clean: Record<string, unknown> | undefined
+  for (const name of Object.keys(row)) {
+    if (name.includes("@") && name !== "@odata.type" && !name.endsWith("@odata.bind")) {
+      clean ??= { ...row }
+      delete clean[name]
+    }
+  }
+  return clean ?? row
 }
 
 /**
@@ -43,7 +144,7 @@ export const create = (table: string, row: Row): Effect.Effect<string, Dataverse
     const client = yield* DataverseClient
     const metadata = yield* client.table(table)
     const result = yield* client.executeJson(
-      HttpClientRequest.post(metadata.entitySetName).pipe(HttpClientRequest.bodyUnsafeJson(row)),
+      HttpClientRequest.post(metadata.entitySetName).pipe(HttpClientRequest.bodyUnsafeJson(body(row))),
       { idempotent: typeof row[metadata.primaryIdAttribute] === "string" }
     )
     const id = idFromEntityUrl(result.headers["odata-entityid"] ?? result.headers["location"])
@@ -57,22 +158,312 @@ export const create = (table: string, row: Row): Effect.Effect<string, Dataverse
   })
 
 /**
- * Reads one record by id, with the columns named in `select` (all when omitted).
+ * Options of `retrieve`.
+ *
+ * @example
+ * ```ts
+ * import type { Records } from "@dv-effect/core"
+ * const options: Records.RetrieveOptions = { select: ["fullname"], expand: [{ property: "parentcustomerid_account", select: ["name"] }] }
+ * ```
+ *
+ * @since 0.1.0
+ */
+export interface RetrieveOptions extends Partition {
+  /** Columns to return (`$select`); all when omitted. The primary key always comes back. */
+  readonly select?: ReadonlyArray<string>
+  /** Single-valued navigation properties (lookups) to return the related record of. */
+  readonly expand?: ReadonlyArray<ExpandItem>
+}
+
+/**
+ * Reads one record by primary key or alternate key. The row carries `@odata.etag`, which
+ * `update` takes for optimistic concurrency. Fails with reason `NotFound` when there is none.
+ *
+ * @example
+ * ```ts
+ * import { Records } from "@dv-effect/core"
+ * const account = Records.retrieve("account", { accountnumber: "A-1" }, { select: ["name"] })
+ * ```
  *
  * @since 0.1.0
  */
 export const retrieve = (
   table: string,
-  id: string,
-  options: { readonly select?: ReadonlyArray<string> } = {}
+  ref: RecordRef,
+  options: RetrieveOptions = {}
 ): Effect.Effect<Row, DataverseError, DataverseClient> =>
+  Effect.gen(function*() {
+    const badName = options.expand === undefined ? undefined : badExpand(options.expand)
+    if (badName !== undefined) return yield* invalid(`'${badName}' is not a property name.`)
+    const client = yield* DataverseClient
+    const metadata = yield* client.table(table)
+    const path = yield* recordPath(metadata, ref, options.partitionId)
+    const params: Array<readonly [string, string]> = []
+    if (options.select !== undefined && options.select.length > 0) params.push(["$select", options.select.join(",")])
+    if (options.expand !== undefined && options.expand.length > 0) {
+      params.push(["$expand", expandClause(options.expand)])
+    }
+    const result = yield* client.executeJson(HttpClientRequest.get(withQuery(path, params)))
+    if (typeof result.body !== "object" || result.body === null) {
+      return yield* new DataverseError({
+        reason: "Decode",
+        message: `The retrieve of a ${metadata.logicalName} answered without a record.`
+      })
+    }
+    return result.body as Row
+  })
+
+/**
+ * Options of `update`.
+ *
+ * @example
+ * ```ts
+ * import type { Records } from "@dv-effect/core"
+ * const options: Records.UpdateOptions = { etag: "W/\"1234\"" }
+ * ```
+ *
+ * @since 0.1.0
+ */
+export interface UpdateOptions extends Partition {
+  /**
+   * Update only if the record is still at this version (`@odata.etag` from `retrieve`); else fail
+   * with reason `PreconditionFailed`. Default: any version (`If-Match: *`).
+   */
+  readonly etag?: string
+}
+
+/**
+ * Updates an existing record (`PATCH` with `If-Match: *`, or the given ETag); never creates one.
+ * Fails with reason `NotFound` when the record does not exist. Annotations read back with a
+ * record (`@odata.etag`, formatted values) are dropped from the body.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Records } from "@dv-effect/core"
+ * const rename = (id: string) =>
+ *   Effect.gen(function*() {
+ *     const row = yield* Records.retrieve("contact", id, { select: ["lastname"] })
+ *     yield* Records.update("contact", id, { lastname: "Byron" }, { etag: row["@odata.etag"] as string })
+ *   })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const update = (
+  table: string,
+  ref: RecordRef,
+  row: Row,
+  options: UpdateOptions = {}
+): Effect.Effect<void, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
     const client = yield* DataverseClient
     const metadata = yield* client.table(table)
-    const result = yield* client.executeJson(
-      HttpClientRequest.get(`${metadata.entitySetName}(${id})`, {
-        urlParams: options.select === undefined ? {} : { $select: options.select.join(",") }
-      })
+    const path = yield* recordPath(metadata, ref, options.partitionId)
+    yield* client.executeJson(
+      HttpClientRequest.patch(path).pipe(
+        HttpClientRequest.setHeader("If-Match", options.etag ?? "*"),
+        HttpClientRequest.bodyUnsafeJson(body(row))
+      ),
+      // The same values again change nothing; but after a version-checked update that landed, a
+      // retry would fail its own precondition: report the ambiguity instead.
+      { idempotent: options.etag === undefined }
     )
-    return result.body as Row
+  })
+
+/**
+ * How `upsert` treats an existing or missing record.
+ *
+ * - `upsert`: update it if it exists, else create it (`PATCH`);
+ * - `createOnly`: create it, fail with reason `DuplicateKey` if it exists (`If-None-Match: *`);
+ * - `updateOnly`: update it, fail with reason `NotFound` if it does not exist (`If-Match: *`).
+ *
+ * @example
+ * ```ts
+ * import type { Records } from "@dv-effect/core"
+ * const mode: Records.UpsertMode = "createOnly"
+ * ```
+ *
+ * @since 0.1.0
+ */
+export type UpsertMode = "upsert" | "createOnly" | "updateOnly"
+
+/**
+ * Options of `upsert`.
+ *
+ * @example
+ * ```ts
+ * import type { Records } from "@dv-effect/core"
+ * const options: Records.UpsertOptions = { mode: "createOnly" }
+ * ```
+ *
+ * @since 0.1.0
+ */
+export interface UpsertOptions extends Partition {
+  /** Default `upsert`. */
+  readonly mode?: UpsertMode
+}
+
+/**
+ * Writes a record at an address (`PATCH <set>(<key>)`): updates it if it exists, creates it
+ * there if not. A record created by alternate key gets the key's values. Returns the record's id
+ * when the service reports it. Safe to retry after a timeout: the address is fixed, so a second
+ * attempt cannot create a second record. On elastic tables an upsert replaces the whole record.
+ *
+ * @example
+ * ```ts
+ * import { Records } from "@dv-effect/core"
+ * const id = Records.upsert("account", { accountnumber: "A-1" }, { name: "Contoso" })
+ * const created = Records.upsert("account", { accountnumber: "A-2" }, { name: "Fabrikam" }, { mode: "createOnly" })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const upsert = (
+  table: string,
+  ref: RecordRef,
+  row: Row,
+  options: UpsertOptions = {}
+): Effect.Effect<Option.Option<string>, DataverseError, DataverseClient> =>
+  Effect.gen(function*() {
+    const client = yield* DataverseClient
+    const metadata = yield* client.table(table)
+    const path = yield* recordPath(metadata, ref, options.partitionId)
+    const mode = options.mode ?? "upsert"
+    const request = HttpClientRequest.patch(path).pipe(HttpClientRequest.bodyUnsafeJson(body(row)))
+    const result = yield* client.executeJson(
+      mode === "createOnly"
+        ? HttpClientRequest.setHeader(request, "If-None-Match", "*")
+        : mode === "updateOnly"
+        ? HttpClientRequest.setHeader(request, "If-Match", "*")
+        : request,
+      { idempotent: true }
+    )
+    const id = idFromEntityUrl(result.headers["odata-entityid"] ?? result.headers["location"]) ??
+      (typeof ref === "string" ? normaliseGuid(ref) : undefined)
+    return Option.fromNullable(id)
+  })
+
+/**
+ * Options of `remove`.
+ *
+ * @example
+ * ```ts
+ * import type { Records } from "@dv-effect/core"
+ * const options: Records.RemoveOptions = { ifMissing: "ignore" }
+ * ```
+ *
+ * @since 0.1.0
+ */
+export interface RemoveOptions extends Partition {
+  /** What a record that does not exist means: `fail` (reason `NotFound`, the default) or `ignore` (done). */
+  readonly ifMissing?: "fail" | "ignore"
+  /** Delete only if the record is still at this version; else fail with reason `PreconditionFailed`. */
+  readonly etag?: string
+}
+
+/**
+ * Deletes one record (`DELETE <set>(<key>)`). Returns `true` when it was deleted, `false` when
+ * it did not exist and `ifMissing: "ignore"` was asked for. Safe to retry: a retry after a delete
+ * that landed finds nothing, which `ifMissing: "ignore"` counts as done.
+ *
+ * @example
+ * ```ts
+ * import { Records } from "@dv-effect/core"
+ * const gone = Records.remove("account", { accountnumber: "A-1" }, { ifMissing: "ignore" })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const remove = (
+  table: string,
+  ref: RecordRef,
+  options: RemoveOptions = {}
+): Effect.Effect<boolean, DataverseError, DataverseClient> =>
+  Effect.gen(function*() {
+    const client = yield* DataverseClient
+    const metadata = yield* client.table(table)
+    const path = yield* recordPath(metadata, ref, options.partitionId)
+    const request = HttpClientRequest.del(path)
+    return yield* client.executeJson(
+      options.etag === undefined ? request : HttpClientRequest.setHeader(request, "If-Match", options.etag),
+      { idempotent: true }
+    ).pipe(
+      Effect.as(true),
+      Effect.catchIf(
+        (error) => error.reason === "NotFound" && options.ifMissing === "ignore",
+        () => Effect.succeed(false)
+      )
+    )
+  })
+
+/**
+ * The `@odata.bind` value that points a lookup at a record: `/accounts(<id>)`,
+ * `/accounts(accountnumber='A-1')`. `target` is the entity set name (`accounts`) or the table's
+ * metadata (then each key column is written as its type says, GUID columns bare). Key values are
+ * percent-encoded. What cannot be a key (a primary key that is not a GUID, a key without columns)
+ * is written as given, and the service refuses it when the row is sent; `lookup` checks first.
+ *
+ * @example
+ * ```ts
+ * import { Records } from "@dv-effect/core"
+ * const row = {
+ *   lastname: "Doe",
+ *   "parentcustomerid_account@odata.bind": Records.bind("accounts", { accountnumber: "A-1" })
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const bind = (target: string | TableMetadata, ref: RecordRef): string => {
+  const entitySet = typeof target === "string" ? target : target.entitySetName
+  const segment = keySegment(
+    ref,
+    typeof target === "string" ? {} : { primaryIdAttribute: target.primaryIdAttribute, kindOf: kindsOf(target) }
+  )
+  if (Either.isRight(segment)) return `/${entitySet}${segment.right}`
+  // Written as given: the service names what is wrong when the row is sent.
+  const written = typeof ref === "string"
+    ? encodeURIComponent(ref)
+    : Object.entries(ref).map(([name, value]) =>
+      `${encodeURIComponent(name)}=${encodeURIComponent(typeof value === "string" ? quote(value) : String(value))}`
+    ).join(",")
+  return `/${entitySet}(${written})`
+}
+
+/**
+ * The binding of lookup `column` of `table` to a record of `target`, as a one-property object to
+ * spread into a row: `{ "parentcustomerid_account@odata.bind": "/accounts(accountnumber='A-1')" }`.
+ * The navigation property and the entity set come from metadata.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Records } from "@dv-effect/core"
+ * const program = Effect.gen(function*() {
+ *   const parent = yield* Records.lookup("contact", "parentcustomerid", "account", { accountnumber: "A-1" })
+ *   return yield* Records.create("contact", { lastname: "Doe", ...parent })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const lookup = (
+  table: string,
+  column: string,
+  target: string,
+  ref: RecordRef
+): Effect.Effect<Readonly<Record<string, string>>, DataverseError, DataverseClient> =>
+  Effect.gen(function*() {
+    const client = yield* DataverseClient
+    const [referencing, referenced] = yield* Effect.all([client.table(table), client.table(target)], {
+      concurrency: "unbounded"
+    })
+    const property = yield* Metadata.bindName(referencing, column, referenced.logicalName)
+    const segment = keySegment(ref, {
+      primaryIdAttribute: referenced.primaryIdAttribute,
+      kindOf: kindsOf(referenced)
+    })
+    if (Either.isLeft(segment)) return yield* invalid(`${referenced.logicalName}: ${segment.left}`)
+    return { [property]: `/${referenced.entitySetName}${segment.right}` }
   })

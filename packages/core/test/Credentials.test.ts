@@ -167,6 +167,22 @@ describe("the token cache", () => {
 
 // Last: @effect/vitest's layer() rebinds the shared `it`, which would take TestClock from later tests.
 layer(Live, { excludeTestServices: true })("msal-node flows against the emulator's identity endpoint", (it) => {
+  it.effect("a token callback, asked once for the org and cached", () =>
+    Effect.gen(function*() {
+      const { info } = yield* Emulator.Emulator
+      const asked: Array<string> = []
+      const credential = Credentials.fromCallback(async (resource) => {
+        asked.push(resource)
+        return { token: info.accessToken, expiresOn: new Date(Date.now() + 3_600_000) }
+      })
+      const twice = Effect.flatMap(Emulator.Emulator, ({ info }) =>
+        Effect.zipRight(DataverseClient.whoAmI, DataverseClient.whoAmI).pipe(
+          Effect.provide(DataverseClient.layer({ url: info.url, credentials: credential }))
+        ))
+      expect((yield* twice).UserId).toBe(info.userId)
+      expect(asked).toEqual([info.url])
+    }))
+
   it.effect("client secret: the application user", () =>
     Effect.gen(function*() {
       const { info } = yield* Emulator.Emulator

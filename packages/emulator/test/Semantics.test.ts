@@ -386,7 +386,7 @@ describe("metadata", () => {
     const attributes = await json(
       await send(
         "GET",
-        "EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName,AttributeType,MaxLength,RequiredLevel"
+        "EntityDefinitions(LogicalName='contact')/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata?$select=LogicalName,AttributeType,MaxLength,RequiredLevel"
       )
     )
     const lastname = attributes.value.find((a: any) => a.LogicalName === "lastname")
@@ -395,7 +395,21 @@ describe("metadata", () => {
       MaxLength: 50,
       RequiredLevel: { Value: "ApplicationRequired" }
     })
-    expect(attributes.value[0]).toMatchObject({ LogicalName: "contactid", AttributeType: "Uniqueidentifier" })
+    const all = await json(
+      await send("GET", "EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName,AttributeType")
+    )
+    expect(all.value[0]).toMatchObject({ LogicalName: "contactid", AttributeType: "Uniqueidentifier" })
+    // As on the service, a derived type's property needs the cast, and an empty cast is an empty list.
+    expect(
+      (await send("GET", "EntityDefinitions(LogicalName='contact')/Attributes?$select=LogicalName,MaxLength")).status
+    ).toBe(400)
+    const none = await json(
+      await send(
+        "GET",
+        "EntityDefinitions(LogicalName='task')/Attributes/Microsoft.Dynamics.CRM.MoneyAttributeMetadata?$select=LogicalName"
+      )
+    )
+    expect(none.value).toEqual([])
     const keys = await json(
       await send(
         "GET",

@@ -175,12 +175,11 @@ const project = (
 
 const unknownProperty = (
   select: ReadonlyArray<string> | undefined,
-  sample: Record<string, unknown>,
+  known: Iterable<string>,
   type: string
 ): Fault | undefined => {
-  // Properties a subtype may have (MaxLength on strings, Targets on lookups) are allowed.
-  const known = new Set([...Object.keys(sample), "MaxLength", "MinValue", "MaxValue", "Targets", "OptionSet"])
-  const bad = select?.find((name) => !known.has(name))
+  const names = new Set(known)
+  const bad = select?.find((name) => !names.has(name))
   return bad === undefined
     ? undefined
     : new Fault(
@@ -189,6 +188,25 @@ const unknownProperty = (
       `Could not find a property named '${bad}' on type 'Microsoft.Dynamics.CRM.${type}'.`
     )
 }
+
+/** Properties every AttributeMetadata has; `$select` on the plain collection may name only these. */
+const baseAttributeProperties = [
+  "@odata.type",
+  "MetadataId",
+  "LogicalName",
+  "SchemaName",
+  "AttributeType",
+  "AttributeTypeName",
+  "RequiredLevel",
+  "IsPrimaryId",
+  "IsPrimaryName",
+  "IsValidForCreate",
+  "IsValidForUpdate",
+  "IsValidForRead"
+]
+
+/** Properties of the derived types, selectable only through a type cast (`/Microsoft.Dynamics.CRM.StringAttributeMetadata`). */
+const derivedAttributeProperties = ["MaxLength", "MinValue", "MaxValue", "Targets", "OptionSet"]
 
 /** Parses `$expand=OptionSet($select=Options),Attributes($select=LogicalName)` into names and nested selects. */
 const parseExpand = (search: URLSearchParams): Map<string, Array<string> | undefined> => {
@@ -234,7 +252,7 @@ export const entityDefinitions = (
       return faultReply(badRequest("Address one table as EntityDefinitions(LogicalName='<name>')."))
     }
     const all = store.tables.map((table) => entityMetadata(table.definition))
-    const fault = unknownProperty(select, all[0] ?? {}, "EntityMetadata")
+    const fault = unknownProperty(select, Object.keys(all[0] ?? {}), "EntityMetadata")
     if (fault !== undefined) return faultReply(fault)
     return {
       status: 200,
@@ -259,7 +277,7 @@ export const entityDefinitions = (
   const expand = parseExpand(search)
   if (collection === undefined) {
     const base = entityMetadata(definition)
-    const fault = unknownProperty(select, base, "EntityMetadata")
+    const fault = unknownProperty(select, Object.keys(base), "EntityMetadata")
     if (fault !== undefined) return faultReply(fault)
     const body: Record<string, unknown> = {
       "@odata.context": `${webApiUrl}$metadata#EntityDefinitions/$entity`,
@@ -299,7 +317,12 @@ export const entityDefinitions = (
       }
       attributes = [attribute]
     }
-    const fault = unknownProperty(select, attributes[0] ?? {}, "AttributeMetadata")
+    // As on the service: a derived type's properties need the cast; an empty cast is an empty list.
+    const fault = unknownProperty(
+      select,
+      cast === undefined ? baseAttributeProperties : [...baseAttributeProperties, ...derivedAttributeProperties],
+      cast === undefined ? "AttributeMetadata" : cast.name.replace(/^Microsoft\.Dynamics\.CRM\./, "")
+    )
     if (fault !== undefined) return faultReply(fault)
     const value = attributes.map((attribute) => {
       const out = project(attribute, select)
