@@ -329,16 +329,19 @@ describe("dv-effect create and query", () => {
     expect(stored.map((row) => row.lastname).sort()).toEqual(["Good1", "Good2", "Good3"])
   })
 
-  it("reports rows the service refuses with their line and code", async () => {
+  it("reports rows refused before sending and rows the service refuses, with their line and code", async () => {
+    const taken = "00000000-0000-4000-8000-00000000abcd"
     const file = await writeJsonl("refused.jsonl", [
-      "{\"lastname\":\"Fine\",\"emailaddress1\":\"1@refused.example.com\"}",
-      `{"lastname":"${"x".repeat(51)}","emailaddress1":"2@refused.example.com"}`
+      `{"contactid":"${taken}","lastname":"Fine","emailaddress1":"1@refused.example.com"}`,
+      `{"lastname":"${"x".repeat(51)}","emailaddress1":"2@refused.example.com"}`,
+      `{"contactid":"${taken}","lastname":"Again","emailaddress1":"3@refused.example.com"}`
     ])
-    const result = await run(["create", "contact", "--file", file, "--chunk-size", "1", ...connection])
+    const result = await run(["create", "contact", "--file", file, "--chunk-size", "5", ...connection])
     expect(result.code).toBe(2)
-    expect(result.stderr).toMatch(
-      /^line 2: A validation error occurred\. The length of the 'lastname' attribute .+ \[0x80044331\]$/m
-    )
+    expect(result.stderr).toMatch(/^line 2: column 'lastname' is 51 characters long; the most is 50$/m)
+    // The same id twice in one run goes in a later pass, where the service refuses it.
+    expect(result.stderr).toMatch(/^line 3: .*already exists.* \[0x80040237\]$/m)
+    expect(result.stderr).toContain("Created 1 of 3 contact rows")
   })
 
   it("fails with one clear line for an unknown table, a missing file and bad flags", async () => {

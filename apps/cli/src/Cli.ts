@@ -269,8 +269,8 @@ const runCreate = (
         onProgress: reporter.update
       }),
       (outcome) => {
-        if (outcome.status === "created") {
-          options.onCreated?.(outcome.index, outcome.id)
+        if (outcome.status !== "failed") {
+          if (outcome.id !== undefined) options.onCreated?.(outcome.index, outcome.id)
           return Effect.void
         }
         const code = outcome.error.code === undefined ? "" : ` [${outcome.error.code}]`

@@ -790,6 +790,8 @@ export interface ExecuteOptions {
   readonly continueOnError?: boolean | undefined
   /** Headers of the `$batch` request itself (e.g. `MSCRM.BypassCustomPluginExecution`). */
   readonly headers?: Readonly<Record<string, string>> | undefined
+  /** `false`: do not resend a throttled batch here, for callers that retry themselves. Default true. */
+  readonly retry?: boolean | undefined
 }
 
 /** Refusals that happen before anything runs, so resending the batch is safe. */
@@ -803,7 +805,7 @@ const refusedBeforeRunning = (error: DataverseError) => error.reason === "Thrott
  * request. An answer that is not multipart is a failure of the batch as a whole. Only a 429 is
  * retried, because nothing of the batch ran before it.
  */
-const send = (request: HttpClientRequest.HttpClientRequest) =>
+const send = (request: HttpClientRequest.HttpClientRequest, retry: boolean) =>
   Effect.flatMap(DataverseClient, (client) =>
     Effect.scoped(
       Effect.flatMap(client.executeRaw(request), (response) =>
@@ -831,7 +833,7 @@ const send = (request: HttpClientRequest.HttpClientRequest) =>
             )
           }
         ))
-    ).pipe(Effect.retry({ schedule: client.retryPolicy, while: refusedBeforeRunning })))
+    ).pipe(Effect.retry({ schedule: client.retryPolicy, while: (error) => retry && refusedBeforeRunning(error) })))
 
 /**
  * Sends the items as one `POST $batch` through the connection and returns one result per
@@ -888,5 +890,5 @@ export const execute = (
       HttpClientRequest.setHeaders(headers),
       HttpClientRequest.bodyText(encoded.body, encoded.contentType)
     )
-    return yield* decodeResponse(items, yield* send(request))
+    return yield* decodeResponse(items, yield* send(request, options.retry !== false))
   })

@@ -136,7 +136,11 @@ export interface DataverseClientService {
    */
   readonly executeJson: (
     request: HttpClientRequest.HttpClientRequest,
-    options?: { readonly idempotent?: boolean }
+    options?: {
+      readonly idempotent?: boolean
+      /** `false`: fail at once, for callers that retry themselves (the bulk engine). */
+      readonly retry?: boolean
+    }
   ) => Effect.Effect<ExecuteResult, DataverseError>
   /** The connection's retry policy. */
   readonly retryPolicy: Schedule.Schedule<unknown, DataverseError>
@@ -205,10 +209,14 @@ export const decodeErrorResponse = (
 ): DataverseError => {
   let code: string | undefined
   let message: string | undefined
+  let details: Record<string, unknown> | undefined
   try {
-    const body = JSON.parse(bodyText) as { error?: { code?: unknown; message?: unknown } }
+    const body = JSON.parse(bodyText) as { error?: Record<string, unknown> }
     code = normaliseCode(body.error?.code)
     if (typeof body.error?.message === "string") message = body.error.message
+    for (const [name, value] of Object.entries(body.error ?? {})) {
+      if (name !== "code" && name !== "message") (details ??= {})[name] = value
+    }
   } catch {
     // Not JSON (a gateway page, an empty 401): keep the status line.
   }
@@ -221,7 +229,8 @@ export const decodeErrorResponse = (
     message: message ?? (bodyText.trim() !== "" && bodyText.length < 300 ? bodyText.trim() : `HTTP ${status}`),
     requestId: headers["x-ms-service-request-id"] ?? headers["req_id"],
     retryAfter: Option.getOrUndefined(retryAfter),
-    request
+    request,
+    details
   })
 }
 
@@ -379,7 +388,7 @@ export const make = (
 
     const executeJson = (
       request: HttpClientRequest.HttpClientRequest,
-      executeOptions?: { readonly idempotent?: boolean }
+      executeOptions?: { readonly idempotent?: boolean; readonly retry?: boolean }
     ) => {
       let attempts = 0
       const countRetry = Effect.suspend(() =>
@@ -428,7 +437,8 @@ export const make = (
         ),
         Effect.retry({
           schedule: retryPolicy,
-          while: (error) => executeOptions?.idempotent !== false || !isAmbiguous(error)
+          while: (error) =>
+            executeOptions?.retry !== false && (executeOptions?.idempotent !== false || !isAmbiguous(error))
         }),
         Effect.withSpan("Dataverse.execute", {
           kind: "client",

@@ -77,6 +77,11 @@ export class DataverseError extends Data.TaggedError("DataverseError")<{
   readonly retryAfter?: Duration.Duration | undefined
   /** The HTTP method and the URL without its query string. */
   readonly request?: string | undefined
+  /**
+   * Other properties of the service's error object: the `@Microsoft.PowerApps.CDS.*` annotations
+   * (error details, help link, and for elastic bulk messages `...BulkApiErrorDetails`).
+   */
+  readonly details?: Readonly<Record<string, unknown>> | undefined
   readonly cause?: unknown
 }> {}
 

@@ -136,13 +136,13 @@ layer(Live, { excludeTestServices: true })("DataverseClient against the emulator
       const table = emulator.store.table("contact")!
       expect(table.size).toBe(250)
       for (const outcome of outcomes) {
-        if (outcome.status === "created") expect(table.get(outcome.id)!.values.lastname).toBe(`Row ${outcome.index}`)
+        if (outcome.status === "created") expect(table.get(outcome.id!)!.values.lastname).toBe(`Row ${outcome.index}`)
       }
       expect(progress).toHaveLength(3)
       expect(progress.at(-1)).toMatchObject({ succeeded: 250, failed: 0, requests: 3, inFlight: 0 })
     }))
 
-  it.effect("reports rows refused before sending and chunks refused by the service as failed", () =>
+  it.effect("reports rows refused before sending as failed, alone", () =>
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator
       emulator.store.clear()
@@ -150,9 +150,9 @@ layer(Live, { excludeTestServices: true })("DataverseClient against the emulator
       rows[3] = new DataverseError({ reason: "InvalidInput", message: "not JSON" })
       rows[15] = { lastname: "x".repeat(51) }
       const summary = yield* Bulk.summarize(Bulk.createMany("contact", rows, { chunkSize: 10, concurrency: 2 }))
-      // Row 3 never left; the chunk holding row 15 is one transaction on a standard table.
-      expect(summary).toEqual({ total: 20, succeeded: 9, failed: 11 })
-      expect(emulator.store.table("contact")!.size).toBe(9)
+      // Row 3 never left; row 15 breaks the column's maximum length, caught before sending.
+      expect(summary).toEqual({ total: 20, succeeded: 18, failed: 2 })
+      expect(emulator.store.table("contact")!.size).toBe(18)
     }))
 })
 
@@ -212,16 +212,19 @@ describe("Credentials.staticToken", () => {
 })
 
 layer(Live, { excludeTestServices: true })("tables without the bulk messages", (it) => {
-  it.effect("report CreateMultiple as an UnsupportedMessage failure per row", () =>
+  it.effect("fall back to $batch, and refuse strategy multiple up front", () =>
     Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
       const outcomes = Chunk.toReadonlyArray(
         yield* Stream.runCollect(Bulk.createMany("task", [{ subject: "a" }, { subject: "b" }], { concurrency: 1 }))
       )
-      expect(outcomes.map((o) => o.status === "failed" && o.error.reason)).toEqual([
-        "UnsupportedMessage",
-        "UnsupportedMessage"
-      ])
-      const first = outcomes[0]!
-      expect(first.status === "failed" && first.error.message).toMatch(/^Table 'task' does not support CreateMultiple/)
+      expect(outcomes.map((o) => o.status)).toEqual(["created", "created"])
+      expect(emulator.store.table("task")!.scan().map((r) => r.values.subject)).toEqual(["a", "b"])
+      const refused = yield* Effect.flip(
+        Stream.runCollect(Bulk.createMany("task", [{ subject: "c" }], { strategy: "multiple", concurrency: 1 }))
+      )
+      expect(refused.reason).toBe("InvalidInput")
+      expect(refused.message).toMatch(/does not support CreateMultiple/)
     }))
 })

@@ -1,0 +1,110 @@
+/**
+ * Checks a row against a table's column metadata before it is sent, so that a bad row fails
+ * alone with a clear reason instead of failing a whole transactional chunk.
+ */
+import type { Row } from "../Records.js"
+import type { ColumnMetadata, TableMetadata } from "./metadata.js"
+
+const guid = /^\{?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}?$/i
+
+const columnsByName = new WeakMap<TableMetadata, Map<string, ColumnMetadata>>()
+const navigationNames = new WeakMap<TableMetadata, Set<string>>()
+
+const indexOf = (table: TableMetadata) => {
+  let columns = columnsByName.get(table)
+  if (columns === undefined) {
+    columns = new Map(table.columns.map((column) => [column.logicalName, column]))
+    columnsByName.set(table, columns)
+    navigationNames.set(table, new Set(table.lookups.map((lookup) => lookup.navigationProperty)))
+  }
+  return { columns, navigation: navigationNames.get(table)! }
+}
+
+/** Types whose required columns the service fills in itself on create. */
+const serviceFilled = new Set(["State", "Status", "Owner", "Lookup", "Customer", "Uniqueidentifier"])
+
+const checkValue = (column: ColumnMetadata, value: unknown): string | undefined => {
+  if (value === null) return column.requiredLevel === "SystemRequired" ? "is required and cannot be null" : undefined
+  switch (column.type) {
+    case "String":
+    case "Memo":
+      if (typeof value !== "string") return `must be text, got ${typeof value}`
+      if (column.maxLength !== undefined && value.length > column.maxLength) {
+        return `is ${value.length} characters long; the most is ${column.maxLength}`
+      }
+      return undefined
+    case "Integer":
+    case "BigInt":
+    case "Decimal":
+    case "Double":
+    case "Money": {
+      const integral = column.type === "Integer" || column.type === "BigInt"
+      if (typeof value !== "number" || !Number.isFinite(value) || (integral && !Number.isInteger(value))) {
+        return `must be ${integral ? "a whole number" : "a number"}, got ${JSON.stringify(value)}`
+      }
+      if (column.minValue !== undefined && value < column.minValue) {
+        return `is ${value}; the least is ${column.minValue}`
+      }
+      if (column.maxValue !== undefined && value > column.maxValue) return `is ${value}; the most is ${column.maxValue}`
+      return undefined
+    }
+    case "Boolean":
+      return typeof value === "boolean" ? undefined : `must be true or false, got ${JSON.stringify(value)}`
+    case "DateTime":
+      return typeof value === "string" && !Number.isNaN(Date.parse(value))
+        ? undefined
+        : `must be an ISO date or date-time, got ${JSON.stringify(value)}`
+    case "Picklist":
+    case "State":
+    case "Status": {
+      if (typeof value !== "number" || !Number.isInteger(value)) {
+        return `must be an option value (a whole number), got ${JSON.stringify(value)}`
+      }
+      if (column.options !== undefined && column.options.length > 0 && !column.options.some((o) => o.value === value)) {
+        return `is ${value}, not one of the options ${column.options.map((o) => `${o.value} (${o.label})`).join(", ")}`
+      }
+      return undefined
+    }
+    case "Uniqueidentifier":
+      return typeof value === "string" && guid.test(value) ? undefined : `must be a GUID, got ${JSON.stringify(value)}`
+    case "Lookup":
+    case "Customer":
+    case "Owner":
+      return `is a lookup: set it as '<navigation property>@odata.bind'`
+    default:
+      return undefined
+  }
+}
+
+/**
+ * The first problem of a row, as `column 'x' ...`, or undefined when the row is fine.
+ * `isCreate` adds the check of system-required columns.
+ */
+export const validateRow = (table: TableMetadata, row: Row, isCreate: boolean): string | undefined => {
+  const { columns, navigation } = indexOf(table)
+  for (const name in row) {
+    const value = row[name]
+    if (name.endsWith("@odata.bind")) {
+      const property = name.slice(0, -"@odata.bind".length)
+      if (!navigation.has(property)) return `'${name}' names no navigation property of ${table.logicalName}`
+      if (value !== null && typeof value !== "string") return `'${name}' must be a record URL such as "/accounts(<id>)"`
+      continue
+    }
+    // Other annotations (`@odata.type`, `@odata.id`, `@odata.etag`) are the engine's or ignored.
+    if (name.includes("@")) continue
+    const column = columns.get(name)
+    if (column === undefined) return `column '${name}' does not exist in ${table.logicalName}`
+    const problem = checkValue(column, value)
+    if (problem !== undefined) return `column '${name}' ${problem}`
+  }
+  if (isCreate) {
+    for (const column of table.columns) {
+      // State, status, owner and other lookups, and keys get their values from the service.
+      const caller = !column.isPrimaryId && column.isValidForCreate && !serviceFilled.has(column.type)
+      if (caller && column.requiredLevel === "SystemRequired" && (row[column.logicalName] ?? null) === null) {
+        return `column '${column.logicalName}' is required`
+      }
+    }
+  }
+  return undefined
+}

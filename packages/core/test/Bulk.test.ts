@@ -1,0 +1,164 @@
+import * as Emulator from "@dv-effect/emulator/Emulator"
+import * as Model from "@dv-effect/emulator/Model"
+import { expect, layer } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import * as Bulk from "../src/Bulk.js"
+import * as Credentials from "../src/Credentials.js"
+import * as DataverseClient from "../src/DataverseClient.js"
+import * as RetryPolicy from "../src/RetryPolicy.js"
+
+const clientOf = (options: Partial<DataverseClient.ClientOptions> = {}) =>
+  Layer.unwrapEffect(
+    Effect.map(Emulator.Emulator, ({ info }) =>
+      DataverseClient.layer({ url: info.url, credentials: Credentials.staticToken(info.accessToken), ...options }))
+  )
+const Live = clientOf().pipe(Layer.provideMerge(Emulator.layer({ identity: false })))
+const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`
+const collect = <E, R>(stream: Stream.Stream<Bulk.RowOutcome, E, R>) =>
+  Effect.map(Stream.runCollect(stream), (chunk) => Chunk.toReadonlyArray(chunk))
+
+layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
+  it.effect("lands every good row of a chunk the service refused, and names each bad one", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      emulator.seed("contact", [{ contactid: id(5), lastname: "Taken" }])
+      // Row 2 reuses an existing id: valid for the client, refused by the service, failing its chunk.
+      const rows = [1, 2, 3, 4].map((n) => ({ contactid: id(n === 2 ? 5 : n), lastname: `Row ${n}` }))
+      const outcomes = yield* collect(Bulk.createMany("contact", rows, { chunkSize: 10, concurrency: 1 }))
+      expect(outcomes.map((o) => o.status)).toEqual(["created", "failed", "created", "created"])
+      const failed = outcomes[1]!
+      expect(failed.status === "failed" && [failed.error.reason, failed.error.code]).toEqual([
+        "DuplicateKey",
+        "0x80040237"
+      ])
+      expect(emulator.store.table("contact")!.size).toBe(4)
+    }))
+
+  it.effect("updates, upserts by alternate key and deletes, reporting each row", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      emulator.seed("contact", [{ contactid: id(1), lastname: "One" }, { contactid: id(2), lastname: "Two" }])
+      const updated = yield* collect(
+        Bulk.updateMany("contact", [{ contactid: id(1), lastname: "Uno" }, { contactid: id(9), lastname: "Nobody" }])
+      )
+      expect(updated.map((o) => o.status)).toEqual(["updated", "failed"])
+      expect(emulator.store.table("contact")!.get(id(1))!.values.lastname).toBe("Uno")
+      expect(emulator.store.table("contact")!.get(id(2))!.values.lastname).toBe("Two")
+
+      const upserted = yield* collect(
+        Bulk.upsertMany(
+          "dve_product",
+          [{ dve_sku: "S-1", dve_name: "First" }, { dve_sku: "S-2", dve_name: "Second" }],
+          { key: ["dve_sku"] }
+        )
+      )
+      expect(upserted.map((o) => o.status)).toEqual(["upserted", "upserted"])
+      yield* collect(
+        Bulk.upsertMany("dve_product", [{ dve_sku: "S-1", dve_name: "First, renamed" }], { key: ["dve_sku"] })
+      )
+      expect(emulator.store.table("dve_product")!.scan().map((r) => [r.values.dve_sku, r.values.dve_name])).toEqual([
+        ["S-1", "First, renamed"],
+        ["S-2", "Second"]
+      ])
+
+      const deleted = yield* collect(Bulk.deleteMany("contact", [{ contactid: id(1) }, { contactid: id(9) }]))
+      // A record already gone counts as deleted: deletes are idempotent.
+      expect(deleted.map((o) => o.status)).toEqual(["deleted", "deleted"])
+      expect(emulator.store.table("contact")!.ids()).toEqual([id(2)])
+    }))
+
+  it.effect("never puts one record in two requests: later occurrences run in a later pass and win", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      emulator.seed("contact", [{ contactid: id(1), lastname: "Start" }])
+      const rows = [
+        { contactid: id(1), lastname: "first" },
+        { contactid: id(1), lastname: "second" },
+        { contactid: id(1), lastname: "third" }
+      ]
+      const outcomes = yield* collect(Bulk.updateMany("contact", rows, { chunkSize: 10, concurrency: 4 }))
+      expect(outcomes.map((o) => [o.index, o.status])).toEqual([[0, "updated"], [1, "updated"], [2, "updated"]])
+      expect(emulator.store.table("contact")!.get(id(1))!.values.lastname).toBe("third")
+    }))
+
+  it.effect("checks rows against the table's metadata before sending", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const requests = emulator.counters.requests
+      const outcomes = yield* collect(
+        Bulk.createMany("contact", [
+          { lastname: "x".repeat(51) },
+          { lastname: "ok", nosuch: 1 },
+          { lastname: "ok", gendercode: 9 },
+          { lastname: "ok", creditlimit: "lots" }
+        ])
+      )
+      const messages = outcomes.map((o) => (o.status === "failed" ? o.error.message : o.status))
+      expect(messages).toEqual([
+        "column 'lastname' is 51 characters long; the most is 50",
+        "column 'nosuch' does not exist in contact",
+        "column 'gendercode' is 9, not one of the options 1 (Male), 2 (Female)",
+        `column 'creditlimit' must be a number, got "lots"`
+      ])
+      expect(emulator.counters.requests).toBe(requests)
+    }))
+
+  it.effect("reads elastic partial failures: good targets land, failed ones carry their own error", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      emulator.seed("dve_reading", [{ dve_readingid: id(2), partitionid: "p", dve_value: 1 }])
+      const rows = [1, 2, 3].map((n) => ({ dve_readingid: id(n), partitionid: "p", dve_value: n }))
+      const outcomes = yield* collect(Bulk.createMany("dve_reading", rows, { chunkSize: 10 }))
+      expect(outcomes.map((o) => o.status)).toEqual(["created", "failed", "created"])
+      const failed = outcomes[1]!
+      expect(failed.status === "failed" && failed.error.status).toBe(412)
+      expect(emulator.store.table("dve_reading")!.size).toBe(3)
+    }))
+})
+
+layer(
+  clientOf({ retryPolicy: RetryPolicy.make({ baseDelay: "1 millis" }) }).pipe(
+    Layer.provideMerge(
+      Emulator.layer({
+        identity: false,
+        profile: { ...Model.fast, requestsPerWindow: 3, windowSeconds: 1, retryAfterPenaltySeconds: 1 }
+      })
+    )
+  ),
+  { excludeTestServices: true }
+)("throttling", (it) => {
+  it.effect("waits out the Retry-After instead of pushing: a sequential run is refused at most once per overflow", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      let seen = 0
+      const rows = Array.from({ length: 12 }, (_, i) => ({ lastname: `T${i}` }))
+      // Six requests, three allowed per second (the table's metadata requests share the window):
+      // a client that pushed on after a 429 would collect one refusal after another.
+      const outcomes = yield* collect(
+        Bulk.createMany("contact", rows, { chunkSize: 2, concurrency: 1, onProgress: (p) => (seen = p.throttled) })
+      )
+      expect(outcomes.every((o) => o.status === "created")).toBe(true)
+      expect(emulator.store.table("contact")!.size).toBe(12)
+      expect(seen).toBeGreaterThanOrEqual(1)
+      expect(seen).toBeLessThanOrEqual(2)
+    }))
+
+  it.effect("lands every row with concurrent workers under throttling", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const rows = Array.from({ length: 12 }, (_, i) => ({ lastname: `C${i}` }))
+      const outcomes = yield* collect(Bulk.createMany("contact", rows, { chunkSize: 2, concurrency: 4 }))
+      expect(outcomes.every((o) => o.status === "created")).toBe(true)
+      expect(emulator.store.table("contact")!.size).toBe(12)
+    }))
+})
