@@ -11,19 +11,22 @@
  *
  * @since 0.1.0
  */
-import * as Msal from "@azure/msal-node"
+import type * as Msal from "@azure/msal-node"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as forgeModule from "node-forge"
+import type * as forgeModule from "node-forge"
 import { createHash, createPrivateKey, X509Certificate } from "node:crypto"
 import * as Fs from "node:fs"
 import { DataverseError } from "./DataverseError.js"
 
-// node-forge is CommonJS without exports Node's ESM loader can detect: its API is on `default` there.
-const forge: typeof forgeModule = (forgeModule as unknown as { readonly default?: typeof forgeModule }).default ??
-  forgeModule
+// node-forge (for PFX files only) loads when first needed. It is CommonJS without exports Node's
+// ESM loader can detect: its API is on `default` there.
+const loadForge = (): Promise<typeof forgeModule> =>
+  import("node-forge").then((module) =>
+    (module as unknown as { readonly default?: typeof forgeModule }).default ?? module
+  )
 import { authorityFor, type AuthorityOptions, fileCachePlugin, networkClient, signInError } from "./internal/msal.js"
 
 /**
@@ -167,6 +170,15 @@ const msalCall = (flow: string, call: () => Promise<Msal.AuthenticationResult | 
     Effect.flatMap((result) => fromResult(flow, result))
   )
 
+/**
+ * msal-node (and its dependencies) load only when a sign-in flow first runs: a command that
+ * uses a static token, or only prints its help, never pays for them.
+ */
+const lazy = <A>(make: (msal: typeof Msal) => A): () => Promise<A> => {
+  let made: Promise<A> | undefined
+  return () => (made ??= import("@azure/msal-node").then(make))
+}
+
 const systemOptions = (options: AuthorityOptions): Msal.NodeSystemOptions =>
   options.ca === undefined ? {} : { networkClient: networkClient(options.ca) }
 
@@ -197,18 +209,21 @@ export interface AppOptions extends AuthorityOptions {
  */
 export const clientSecret =
   (options: AppOptions & { readonly clientSecret: Redacted.Redacted<string> }): Credential => (resource) => {
-    const app = new Msal.ConfidentialClientApplication({
-      auth: {
-        clientId: options.clientId,
-        clientSecret: Redacted.value(options.clientSecret),
-        ...authorityFor(options.tenantId, options)
-      },
-      system: systemOptions(options)
-    })
+    const app = lazy((msal) =>
+      new msal.ConfidentialClientApplication({
+        auth: {
+          clientId: options.clientId,
+          clientSecret: Redacted.value(options.clientSecret),
+          ...authorityFor(options.tenantId, options)
+        },
+        system: systemOptions(options)
+      })
+    )
     return cached((forceRefresh) =>
       msalCall(
         "a client secret",
-        () => app.acquireTokenByClientCredential({ scopes: [scopeOf(resource)], skipCache: forceRefresh })
+        async () =>
+          (await app()).acquireTokenByClientCredential({ scopes: [scopeOf(resource)], skipCache: forceRefresh })
       )
     )
   }
@@ -228,22 +243,24 @@ export const clientCertificate = (
 (resource) => {
   const certificate = new X509Certificate(options.certificatePem)
   const thumbprintSha256 = createHash("sha256").update(certificate.raw).digest("hex")
-  const app = new Msal.ConfidentialClientApplication({
-    auth: {
-      clientId: options.clientId,
-      clientCertificate: {
-        thumbprintSha256,
-        privateKey: Redacted.value(options.privateKeyPem),
-        x5c: options.certificatePem
+  const app = lazy((msal) =>
+    new msal.ConfidentialClientApplication({
+      auth: {
+        clientId: options.clientId,
+        clientCertificate: {
+          thumbprintSha256,
+          privateKey: Redacted.value(options.privateKeyPem),
+          x5c: options.certificatePem
+        },
+        ...authorityFor(options.tenantId, options)
       },
-      ...authorityFor(options.tenantId, options)
-    },
-    system: systemOptions(options)
-  })
+      system: systemOptions(options)
+    })
+  )
   return cached((forceRefresh) =>
     msalCall(
       "a client certificate",
-      () => app.acquireTokenByClientCredential({ scopes: [scopeOf(resource)], skipCache: forceRefresh })
+      async () => (await app()).acquireTokenByClientCredential({ scopes: [scopeOf(resource)], skipCache: forceRefresh })
     )
   )
 }
@@ -261,8 +278,8 @@ export const readCertificateFile = (
   { readonly certificatePem: string; readonly privateKeyPem: Redacted.Redacted<string> },
   DataverseError
 > =>
-  Effect.try({
-    try: () => {
+  Effect.tryPromise({
+    try: async () => {
       const bytes = Fs.readFileSync(path)
       const text = bytes.toString("utf8")
       if (text.includes("-----BEGIN CERTIFICATE-----")) {
@@ -280,7 +297,7 @@ export const readCertificateFile = (
           privateKeyPem: Redacted.make(key.export({ type: "pkcs8", format: "pem" }).toString())
         }
       }
-      return readPfx(bytes, password)
+      return readPfx(await loadForge(), bytes, password)
     },
     catch: (cause) =>
       new DataverseError({
@@ -290,7 +307,7 @@ export const readCertificateFile = (
   })
 
 /** PKCS#12: the first certificate and the key that goes with it. */
-const readPfx = (bytes: Buffer, password: Redacted.Redacted<string> | undefined) => {
+const readPfx = (forge: typeof forgeModule, bytes: Buffer, password: Redacted.Redacted<string> | undefined) => {
   let p12: forgeModule.pkcs12.Pkcs12Pfx
   try {
     const asn1 = forge.asn1.fromDer(forge.util.createBuffer(bytes.toString("binary")))
@@ -322,18 +339,20 @@ const readPfx = (bytes: Buffer, password: Redacted.Redacted<string> | undefined)
  * @since 0.1.0
  */
 export const workloadIdentity = (options: AppOptions & { readonly tokenFile: string }): Credential => (resource) => {
-  const app = new Msal.ConfidentialClientApplication({
-    auth: {
-      clientId: options.clientId,
-      clientAssertion: () => Fs.promises.readFile(options.tokenFile, "utf8").then((text) => text.trim()),
-      ...authorityFor(options.tenantId, options)
-    },
-    system: systemOptions(options)
-  })
+  const app = lazy((msal) =>
+    new msal.ConfidentialClientApplication({
+      auth: {
+        clientId: options.clientId,
+        clientAssertion: () => Fs.promises.readFile(options.tokenFile, "utf8").then((text) => text.trim()),
+        ...authorityFor(options.tenantId, options)
+      },
+      system: systemOptions(options)
+    })
+  )
   return cached((forceRefresh) =>
     msalCall(
       "workload identity federation",
-      () => app.acquireTokenByClientCredential({ scopes: [scopeOf(resource)], skipCache: forceRefresh })
+      async () => (await app()).acquireTokenByClientCredential({ scopes: [scopeOf(resource)], skipCache: forceRefresh })
     )
   )
 }
@@ -351,21 +370,24 @@ export interface UserFlowOptions extends AuthorityOptions {
 }
 
 const publicApp = (options: UserFlowOptions) =>
-  new Msal.PublicClientApplication({
-    auth: { clientId: options.clientId, ...authorityFor(options.tenantId, options) },
-    system: systemOptions(options),
-    ...(options.cacheFile === undefined ? {} : { cache: { cachePlugin: fileCachePlugin(options.cacheFile) } })
-  })
+  lazy((msal) =>
+    new msal.PublicClientApplication({
+      auth: { clientId: options.clientId, ...authorityFor(options.tenantId, options) },
+      system: systemOptions(options),
+      ...(options.cacheFile === undefined ? {} : { cache: { cachePlugin: fileCachePlugin(options.cacheFile) } })
+    })
+  )
 
 /** Silent sign-in with a cached account first; the interactive step only when that fails. */
 const userFlow = (
   flow: string,
-  app: Msal.PublicClientApplication,
+  load: () => Promise<Msal.PublicClientApplication>,
   resource: string,
-  interactive: () => Promise<Msal.AuthenticationResult | null>
+  interactive: (app: Msal.PublicClientApplication) => Promise<Msal.AuthenticationResult | null>
 ) =>
   cached((forceRefresh) =>
     Effect.gen(function*() {
+      const app = yield* Effect.tryPromise({ try: load, catch: (cause) => signInError(flow, cause) })
       const accounts = yield* Effect.tryPromise({
         try: () => app.getTokenCache().getAllAccounts(),
         catch: (cause) => signInError(flow, cause)
@@ -377,7 +399,7 @@ const userFlow = (
         )
         if (Option.isSome(silent)) return silent.value
       }
-      return yield* msalCall(flow, interactive)
+      return yield* msalCall(flow, () => interactive(app))
     })
   )
 
@@ -391,8 +413,7 @@ export const usernamePassword = (
   options: UserFlowOptions & { readonly username: string; readonly password: Redacted.Redacted<string> }
 ): Credential =>
 (resource) => {
-  const app = publicApp(options)
-  return userFlow("a username and password", app, resource, () =>
+  return userFlow("a username and password", publicApp(options), resource, (app) =>
     app.acquireTokenByUsernamePassword({
       username: options.username,
       password: Redacted.value(options.password),
@@ -409,8 +430,7 @@ export const usernamePassword = (
  */
 export const deviceCode =
   (options: UserFlowOptions & { readonly onPrompt: (message: string) => void }): Credential => (resource) => {
-    const app = publicApp(options)
-    return userFlow("a device code", app, resource, () =>
+    return userFlow("a device code", publicApp(options), resource, (app) =>
       app.acquireTokenByDeviceCode({
         scopes: [scopeOf(resource)],
         deviceCodeCallback: (response) => options.onPrompt(response.message)
@@ -425,13 +445,18 @@ export const deviceCode =
  */
 export const managedIdentity =
   (options: AuthorityOptions & { readonly clientId?: string } = {}): Credential => (resource) => {
-    const app = new Msal.ManagedIdentityApplication({
-      ...(options.clientId === undefined
-        ? {}
-        : { managedIdentityIdParams: { userAssignedClientId: options.clientId } }),
-      system: systemOptions(options)
-    })
+    const app = lazy((msal) =>
+      new msal.ManagedIdentityApplication({
+        ...(options.clientId === undefined
+          ? {}
+          : { managedIdentityIdParams: { userAssignedClientId: options.clientId } }),
+        system: systemOptions(options)
+      })
+    )
     return cached((forceRefresh) =>
-      msalCall("a managed identity", () => app.acquireToken({ resource: resource.replace(/\/+$/, ""), forceRefresh }))
+      msalCall(
+        "a managed identity",
+        async () => (await app()).acquireToken({ resource: resource.replace(/\/+$/, ""), forceRefresh })
+      )
     )
   }
