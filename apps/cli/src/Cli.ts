@@ -19,46 +19,11 @@ import * as Fs from "node:fs/promises"
 import { CliError } from "./CliError.js"
 import * as Connection from "./Connection.js"
 import * as Demo from "./Demo.js"
+import { chunkSizeOption, concurrencyOption, exitState, parseConcurrency, positive, seconds } from "./Flags.js"
 import * as Input from "./Input.js"
 import * as Output from "./Output.js"
 import * as ProgressReporter from "./ProgressReporter.js"
-
-/**
- * The exit code a command asks for when it finishes without a fatal error: 0, or 2 when some
- * rows were rejected. Fatal errors exit 1.
- *
- * @since 0.1.0
- */
-export const exitState = { code: 0, onInterrupt: 130 }
-
-const list = (text: string) => text.split(",").map((s) => s.trim()).filter((s) => s !== "")
-
-const parseConcurrency = (text: string): Effect.Effect<number | "auto", CliError> => {
-  if (text === "auto") return Effect.succeed("auto")
-  const n = Number(text)
-  return Number.isInteger(n) && n >= 1 && n <= 1000
-    ? Effect.succeed(n)
-    : Effect.fail(
-      new CliError({ message: `--concurrency must be 'auto' or a whole number from 1 to 1000, got '${text}'.` })
-    )
-}
-
-const positive = (flag: string, n: number): Effect.Effect<number, CliError> =>
-  Number.isInteger(n) && n >= 1
-    ? Effect.succeed(n)
-    : Effect.fail(new CliError({ message: `${flag} must be a positive whole number, got ${n}.` }))
-
-const chunkSizeOption = (byDefault: number) =>
-  Options.integer("chunk-size").pipe(
-    Options.withDescription("Rows per CreateMultiple request"),
-    Options.withDefault(byDefault)
-  )
-const concurrencyOption = Options.text("concurrency").pipe(
-  Options.withDescription("Requests in flight: a number, or auto (the service's x-ms-dop-hint)"),
-  Options.withDefault("auto")
-)
-
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+import { queryCommand } from "./QueryCommand.js"
 
 // ---------------------------------------------------------------------------------------------
 // emulator
@@ -191,42 +156,6 @@ const whoamiCommand = Command.make(
 ).pipe(
   Command.withDescription("Show who the connection acts as (UserId, BusinessUnitId, OrganizationId)")
 )
-
-// ---------------------------------------------------------------------------------------------
-// query
-
-const queryCommand = Command.make(
-  "query",
-  {
-    connection: Connection.options,
-    table: Args.text({ name: "table" }).pipe(Args.withDescription("Table logical name, e.g. contact")),
-    select: Options.text("select").pipe(Options.withDescription("Columns, comma-separated"), Options.optional),
-    filter: Options.text("filter").pipe(Options.withDescription("OData $filter expression"), Options.optional),
-    orderBy: Options.text("orderby").pipe(Options.withDescription("OData $orderby expression"), Options.optional),
-    top: Options.integer("top").pipe(Options.withDescription("At most this many rows"), Options.optional),
-    pageSize: Options.integer("page-size").pipe(
-      Options.withDescription("Rows per page, 1 to 5000 (the service default is 5000)"),
-      Options.optional
-    ),
-    output: Options.choice("output", ["jsonl", "json"]).pipe(
-      Options.withAlias("o"),
-      Options.withDescription("jsonl: one record per line; json: one array"),
-      Options.withDefault("jsonl" as const)
-    )
-  },
-  (args) =>
-    Effect.gen(function*() {
-      const rows = Query.stream(args.table, {
-        ...Option.match(args.select, { onNone: () => ({}), onSome: (s) => ({ select: list(s) }) }),
-        ...Option.match(args.filter, { onNone: () => ({}), onSome: (filter) => ({ filter }) }),
-        ...Option.match(args.orderBy, { onNone: () => ({}), onSome: (orderBy) => ({ orderBy }) }),
-        ...Option.match(args.top, { onNone: () => ({}), onSome: (top) => ({ top }) }),
-        ...Option.match(args.pageSize, { onNone: () => ({}), onSome: (pageSize) => ({ pageSize }) })
-      })
-      const count = yield* Output.writeRecords(Stream.map(rows, Output.withoutAnnotations), args.output)
-      yield* Effect.logDebug(`${count} rows written`)
-    }).pipe(Effect.provide(Connection.layer(args.connection)))
-).pipe(Command.withDescription("Stream the rows of a table to stdout as JSON lines or a JSON array"))
 
 // ---------------------------------------------------------------------------------------------
 // create

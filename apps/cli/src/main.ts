@@ -14,7 +14,8 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
-import { command, exitState } from "./Cli.js"
+import { command } from "./Cli.js"
+import { exitState } from "./Flags.js"
 
 const version = "0.1.0"
 

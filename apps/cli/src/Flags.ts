@@ -1,0 +1,75 @@
+/**
+ * Flag parsing shared by the commands, and the exit code they ask for.
+ *
+ * @since 0.1.0
+ */
+import * as Options from "@effect/cli/Options"
+import * as Effect from "effect/Effect"
+import { CliError } from "./CliError.js"
+
+/**
+ * The exit code a command asks for when it finishes without a fatal error: 0, or 2 when some
+ * rows were rejected. Fatal errors exit 1.
+ *
+ * @since 0.1.0
+ */
+export const exitState = { code: 0, onInterrupt: 130 }
+
+/**
+ * Splits a comma-separated flag value.
+ *
+ * @since 0.1.0
+ */
+export const list = (text: string) => text.split(",").map((s) => s.trim()).filter((s) => s !== "")
+
+/**
+ * Parses `--concurrency`: `auto` or a whole number.
+ *
+ * @since 0.1.0
+ */
+export const parseConcurrency = (text: string): Effect.Effect<number | "auto", CliError> => {
+  if (text === "auto") return Effect.succeed("auto")
+  const n = Number(text)
+  return Number.isInteger(n) && n >= 1 && n <= 1000
+    ? Effect.succeed(n)
+    : Effect.fail(
+      new CliError({ message: `--concurrency must be 'auto' or a whole number from 1 to 1000, got '${text}'.` })
+    )
+}
+
+/**
+ * Checks that a numeric flag is a positive whole number.
+ *
+ * @since 0.1.0
+ */
+export const positive = (flag: string, n: number): Effect.Effect<number, CliError> =>
+  Number.isInteger(n) && n >= 1
+    ? Effect.succeed(n)
+    : Effect.fail(new CliError({ message: `${flag} must be a positive whole number, got ${n}.` }))
+
+/**
+ * The `--chunk-size` flag with its default.
+ *
+ * @since 0.1.0
+ */
+export const chunkSizeOption = (byDefault: number) =>
+  Options.integer("chunk-size").pipe(
+    Options.withDescription("Rows per CreateMultiple request"),
+    Options.withDefault(byDefault)
+  )
+/**
+ * The `--concurrency` flag.
+ *
+ * @since 0.1.0
+ */
+export const concurrencyOption = Options.text("concurrency").pipe(
+  Options.withDescription("Requests in flight: a number, or auto (the service's x-ms-dop-hint)"),
+  Options.withDefault("auto")
+)
+
+/**
+ * Formats milliseconds as seconds for humans.
+ *
+ * @since 0.1.0
+ */
+export const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
