@@ -1,19 +1,30 @@
 /**
- * Reading rows to import: JSON lines from a file or stdin, streamed, one row per line.
+ * Reading rows to import: CSV, JSON lines or a JSON array, from a file or stdin, streamed with
+ * back-pressure so that memory stays flat however long the input is. A bad row is an item of the
+ * stream (a `DataverseError` with reason `InvalidInput`), never the end of it; every row knows
+ * where it came from (`line 17`, `row 17 (line 18)`, `element 17`) and carries the record as it
+ * was written, for a rejects file.
  *
  * @since 0.1.0
  */
 import type { RowInput } from "@dv-effect/core/Bulk"
 import { DataverseError } from "@dv-effect/core/DataverseError"
+import { type CsvError, type Options as CsvOptions, parse as parseCsv } from "csv-parse"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
+import * as Path from "node:path"
 import * as Readline from "node:readline"
+import { Readable } from "node:stream"
 import { CliError } from "./CliError.js"
 
+// ---------------------------------------------------------------------------------------------
+// JSON lines (the original reader, kept for the commands that use it)
+
 /**
- * Rows read from an input, and where each came from.
+ * Rows read from a JSON-lines input, and where each came from.
  *
  * @since 0.1.0
  */
@@ -40,48 +51,42 @@ export const parseJsonLine = (text: string): RowInput => {
       message: `not valid JSON (${(error as Error).message})`
     })
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return new DataverseError({
-      reason: "InvalidInput",
-      message: `expected a JSON object, got ${
-        Array.isArray(value) ? "an array" : value === null ? "null" : typeof value
-      }`
-    })
-  }
-  return value as Record<string, unknown>
+  return asRow(value)
 }
+
+const invalidRow = (message: string) => new DataverseError({ reason: "InvalidInput", message })
+
+const asRow = (value: unknown): RowInput =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+    ? value as Record<string, unknown>
+    : invalidRow(
+      `expected a JSON object, got ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}`
+    )
+
+const checkReadable = (path: string): Effect.Effect<void, CliError> =>
+  path === "-" ? Effect.void : Effect.tryPromise({
+    try: () => Fs.promises.access(path, Fs.constants.R_OK),
+    catch: (error) =>
+      new CliError({
+        message: `Cannot read --file ${path}: ${
+          (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message
+        }`
+      })
+  })
 
 /**
  * Streams JSON lines from `path` (`-` for stdin). Blank lines are skipped; a line that is not a
- * JSON object becomes a failed row naming its line, and reading goes on.
+ * JSON object becomes a failed row naming its line, and reading goes on. `open` reads every
+ * format; this is the JSON-lines reader alone.
  *
  * @since 0.1.0
  */
 export const jsonLines = (path: string): Effect.Effect<RowSource, CliError> =>
   Effect.gen(function*() {
-    if (path !== "-") {
-      yield* Effect.tryPromise({
-        try: () => Fs.promises.access(path, Fs.constants.R_OK),
-        catch: (error) =>
-          new CliError({
-            message: `Cannot read --file ${path}: ${
-              (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message
-            }`
-          })
-      })
-    }
+    yield* checkReadable(path)
     // Indexes before which blank lines were skipped, so row positions map back to line numbers.
     const skippedBefore: Array<number> = []
-    const lineOf = (index: number) => {
-      let lo = 0
-      let hi = skippedBefore.length
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1
-        if (skippedBefore[mid]! <= index) lo = mid + 1
-        else hi = mid
-      }
-      return index + 1 + lo
-    }
+    const lineOf = (index: number) => index + 1 + countAtMost(skippedBefore, index)
     const rows = Stream.suspend(() => {
       const input = path === "-" ? process.stdin : Fs.createReadStream(path)
       const lines = Readline.createInterface({ input, crlfDelay: Infinity })
@@ -106,3 +111,709 @@ export const jsonLines = (path: string): Effect.Effect<RowSource, CliError> =>
     })
     return { rows, lineOf }
   })
+
+/** How many of the ascending `values` are at most `limit`. */
+const countAtMost = (values: ReadonlyArray<number>, limit: number) => {
+  let lo = 0
+  let hi = values.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (values[mid]! <= limit) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+// ---------------------------------------------------------------------------------------------
+// Any format
+
+/**
+ * The formats an import reads: `csv` (a header row, then one record per row), `jsonl` (one JSON
+ * object per line) and `json` (one JSON array of objects).
+ *
+ * @since 0.1.0
+ */
+export type InputFormat = "csv" | "jsonl" | "json"
+
+/**
+ * The input formats, for a `--format` flag.
+ *
+ * @since 0.1.0
+ */
+export const inputFormats: ReadonlyArray<InputFormat> = ["csv", "jsonl", "json"]
+
+/**
+ * One row of an input, with where it came from and how it was written.
+ *
+ * @since 0.1.0
+ */
+export interface InputRecord {
+  /** 0-based position among the input's rows (blank lines are not rows; bad rows are). */
+  readonly index: number
+  /**
+   * The row as read, not yet coerced (CSV values are strings; an empty CSV field is left out and an
+   * unquoted `null` is `null`), or why it is not a row: a `DataverseError` with reason
+   * `InvalidInput` whose message does not name the row (`location` does).
+   */
+  readonly row: RowInput
+  /**
+   * The record as written, for a rejects file: the JSON value (the text, when it is not JSON); for
+   * CSV an object of every field by header name (empty fields as `""`), or the array of fields
+   * when their number does not match the header's.
+   */
+  readonly raw: unknown
+  /** The 1-based line the row starts on (JSON array: the element's 1-based number). */
+  readonly line: number
+  /** Where the row is, for people: `line 17` (JSONL), `row 17 (line 18)` (CSV), `element 17` (JSON). */
+  readonly location: string
+}
+
+/**
+ * An opened input: its format, and its rows as a lazy stream (nothing is read until it runs; run
+ * it once). The stream fails only when the input cannot be read at all or is not of its format
+ * (a JSON array that is not an array, a CSV header with an empty or repeated column name); a bad
+ * row is an item.
+ *
+ * @since 0.1.0
+ */
+export interface InputSource {
+  readonly format: InputFormat
+  /** `stdin`, or the path as given. */
+  readonly name: string
+  readonly records: Stream.Stream<InputRecord, CliError>
+  /**
+   * The location of the row at a 0-based position, once the stream has read it (`line 17`,
+   * `row 17 (line 18)`, `element 17`). It remembers one number per blank line and per multi-line
+   * CSV record; records carry their `location` themselves, which needs nothing kept.
+   */
+  readonly describe: (index: number) => string
+}
+
+/**
+ * How to open an input.
+ *
+ * @since 0.1.0
+ */
+export interface OpenOptions {
+  /** A path, or `-` for stdin. */
+  readonly file: string
+  /** The format; when left out, taken from the extension, else from the first character. */
+  readonly format?: InputFormat | undefined
+  /** The CSV field delimiter, one character; `,` by default. */
+  readonly delimiter?: string | undefined
+}
+
+/**
+ * The format a file name says: `.csv`, `.jsonl` or `.ndjson`, `.json` (any case); undefined for
+ * anything else and for stdin (`-`).
+ *
+ * @since 0.1.0
+ */
+export const formatOfPath = (path: string): InputFormat | undefined => {
+  if (path === "-") return undefined
+  switch (Path.extname(path).toLowerCase()) {
+    case ".csv":
+      return "csv"
+    case ".jsonl":
+    case ".ndjson":
+      return "jsonl"
+    case ".json":
+      return "json"
+    default:
+      return undefined
+  }
+}
+
+/**
+ * The format an input's first non-blank character says: `[` a JSON array, `{` JSON lines,
+ * anything else CSV. An empty input (undefined) reads as JSON lines: no rows.
+ *
+ * @since 0.1.0
+ */
+export const formatOfFirstChar = (char: string | undefined): InputFormat =>
+  char === "[" ? "json" : char === "{" || char === undefined ? "jsonl" : "csv"
+
+/**
+ * Opens an input: checks that the file can be read and settles its format (reading from the
+ * start of stdin or of a file without a known extension until the first non-blank character;
+ * those bytes are read again by the rows). Fails with one line naming `--file` when the file
+ * cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import * as Input from "./Input.js"
+ * const rows = Effect.flatMap(Input.open({ file: "contacts.csv" }), (source) =>
+ *   Stream.runForEach(source.records, (record) => Effect.log(record.location, record.row)))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const open = (options: OpenOptions): Effect.Effect<InputSource, CliError> =>
+  Effect.gen(function*() {
+    const file = options.file
+    const name = file === "-" ? "stdin" : file
+    const delimiter = options.delimiter ?? ","
+    if (delimiter.length !== 1 || /["\r\n]/.test(delimiter)) {
+      return yield* new CliError({
+        message: `The CSV delimiter must be one character other than a quote or a line break, got '${delimiter}'.`
+      })
+    }
+    yield* checkReadable(file)
+    const readError = (error: unknown) =>
+      new CliError({ message: `Reading ${name} failed: ${(error as Error).message}`, cause: error })
+    const known = options.format ?? formatOfPath(file)
+    // Bytes are opened lazily, once: by the sniffing below or by the stream.
+    let opened: AsyncIterator<Uint8Array> | undefined
+    let head: Array<Uint8Array> = []
+    const openBytes = () => {
+      const input: NodeJS.ReadableStream = file === "-" ? process.stdin : Fs.createReadStream(file)
+      return (input as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
+    }
+    let format: InputFormat
+    if (known !== undefined) format = known
+    else {
+      const sniffed = yield* Effect.tryPromise({
+        try: () => sniff(openBytes()),
+        catch: readError
+      })
+      opened = sniffed.iterator
+      head = sniffed.head
+      format = formatOfFirstChar(sniffed.first)
+    }
+    const bytes = (): AsyncIterable<Uint8Array> => {
+      const iterator = opened ?? openBytes()
+      const buffered = head
+      opened = undefined
+      head = []
+      return prepend(buffered, iterator)
+    }
+    const reader = format === "csv"
+      ? csvReader(name, delimiter)
+      : format === "json"
+      ? jsonArrayReader(name)
+      : jsonLinesReader()
+    const records = Stream.suspend(() =>
+      Stream.fromAsyncIterable(reader.read(bytes()), (error) => error instanceof CliError ? error : readError(error))
+    ).pipe(Stream.mapConcat((batch) => batch))
+    return { format, name, records, describe: reader.describe }
+  })
+
+/** Reads until the first non-blank character (a BOM is blank here), keeping what it read. */
+const sniff = async (iterator: AsyncIterator<Uint8Array>) => {
+  const head: Array<Uint8Array> = []
+  const decoder = new TextDecoder("utf-8")
+  for (;;) {
+    const next = await iterator.next()
+    if (next.done === true) return { iterator, head, first: undefined }
+    head.push(next.value)
+    const text = decoder.decode(next.value, { stream: true })
+    const match = /[^\s\uFEFF]/.exec(text)
+    if (match !== null) return { iterator, head, first: match[0] }
+  }
+}
+
+/** `head`, then the rest of `iterator`, closing it when the consumer stops early. */
+const prepend = (head: ReadonlyArray<Uint8Array>, iterator: AsyncIterator<Uint8Array>): AsyncIterable<Uint8Array> => ({
+  async *[Symbol.asyncIterator]() {
+    try {
+      for (const chunk of head) yield chunk
+      for (;;) {
+        const next = await iterator.next()
+        if (next.done === true) return
+        yield next.value
+      }
+    } finally {
+      await iterator.return?.()
+    }
+  }
+})
+
+/** A format's reader: bytes to batches of records, and positions to locations. */
+interface Reader {
+  readonly read: (bytes: AsyncIterable<Uint8Array>) => AsyncIterable<ReadonlyArray<InputRecord>>
+  readonly describe: (index: number) => string
+}
+
+/**
+ * Positions whose line is not the previous row's line plus one: `line = index + offset` from
+ * each breakpoint on. Constant memory for inputs without blank lines or multi-line records.
+ */
+const lineMap = () => {
+  const indexes: Array<number> = []
+  const offsets: Array<number> = []
+  let offset = 1
+  return {
+    record: (index: number, line: number) => {
+      if (line - index !== offset) {
+        offset = line - index
+        indexes.push(index)
+        offsets.push(offset)
+      }
+    },
+    lineOf: (index: number) => {
+      const at = countAtMost(indexes, index)
+      return index + (at === 0 ? 1 : offsets[at - 1]!)
+    }
+  }
+}
+
+const jsonLinesReader = (): Reader => {
+  const lines = lineMap()
+  return {
+    describe: (index) => `line ${lines.lineOf(index)}`,
+    async *read(bytes) {
+      const decoder = new TextDecoder("utf-8")
+      let pending = ""
+      let line = 0
+      let index = 0
+      const take = (text: string, batch: Array<InputRecord>) => {
+        line++
+        const clean = (line === 1 ? text.replace(/^\uFEFF/, "") : text).replace(/\r$/, "")
+        if (clean.trim() === "") return
+        const row = parseJsonLine(clean)
+        lines.record(index, line)
+        batch.push({
+          index,
+          row,
+          raw: row instanceof DataverseError ? clean : row,
+          line,
+          location: `line ${line}`
+        })
+        index++
+      }
+      for await (const chunk of bytes) {
+        const text = pending + decoder.decode(chunk, { stream: true })
+        const batch: Array<InputRecord> = []
+        let start = 0
+        for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
+          take(text.slice(start, end), batch)
+          start = end + 1
+        }
+        pending = text.slice(start)
+        if (batch.length > 0) yield batch
+      }
+      const rest = pending + decoder.decode()
+      if (rest !== "") {
+        const batch: Array<InputRecord> = []
+        take(rest, batch)
+        if (batch.length > 0) yield batch
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON array
+
+/**
+ * Splits a JSON array into the text of its elements as characters arrive, without parsing them
+ * (each element is parsed alone, so one bad element is one bad row). Strings, escapes and nesting
+ * are followed; a stray character between elements belongs to the next element.
+ */
+class JsonArraySplitter {
+  /** `start`: before `[`; `between`: before an element; `element`: inside one; `end`: after `]`. */
+  state: "start" | "between" | "element" | "end" = "start"
+  private depth = 0
+  private inString = false
+  private escaped = false
+  private parts: Array<string> = []
+  /** Set when the text is not a JSON array: what was found instead. */
+  problem: string | undefined
+
+  /** Feeds text; returns the elements it completed, in order. */
+  push(text: string): Array<string> {
+    const done: Array<string> = []
+    let start = 0
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i)
+      switch (this.state) {
+        case "start": {
+          if (isBlank(c)) continue
+          if (c === 0x5b /* [ */) this.state = "between"
+          else {
+            this.problem = `expected a JSON array of records, but it starts with '${text[i]}'`
+            return done
+          }
+          continue
+        }
+        case "between": {
+          if (isBlank(c)) continue
+          if (c === 0x5d /* ] */) {
+            this.state = "end"
+            continue
+          }
+          this.state = "element"
+          start = i
+          this.depth = 0
+          this.inString = false
+          this.escaped = false
+          if (c === 0x2c /* , */) {
+            // An empty element: `[,` or `,,`.
+            done.push("")
+            this.state = "between"
+            continue
+          }
+          i--
+          continue
+        }
+        case "element": {
+          if (this.inString) {
+            if (this.escaped) this.escaped = false
+            else if (c === 0x5c /* \ */) this.escaped = true
+            else if (c === 0x22 /* " */) this.inString = false
+            continue
+          }
+          if (c === 0x22) this.inString = true
+          else if (c === 0x7b /* { */ || c === 0x5b /* [ */) this.depth++
+          else if ((c === 0x7d /* } */ || c === 0x5d) && this.depth > 0) this.depth--
+          else if (this.depth === 0 && (c === 0x2c || c === 0x5d)) {
+            this.parts.push(text.slice(start, i))
+            done.push(this.parts.join(""))
+            this.parts = []
+            this.state = c === 0x5d ? "end" : "between"
+          }
+          continue
+        }
+        case "end": {
+          if (isBlank(c)) continue
+          this.problem = `there is text after the closing ']' of the array ('${text[i]}')`
+          return done
+        }
+      }
+    }
+    if (this.state === "element") this.parts.push(text.slice(start))
+    return done
+  }
+
+  /** The text of an element the input ended inside of, if any. */
+  unfinished(): string | undefined {
+    return this.state === "element" ? this.parts.join("") : undefined
+  }
+}
+
+const isBlank = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0xfeff
+
+const jsonArrayReader = (name: string): Reader => ({
+  describe: (index) => `element ${index + 1}`,
+  async *read(bytes) {
+    const decoder = new TextDecoder("utf-8")
+    const splitter = new JsonArraySplitter()
+    let index = 0
+    const record = (text: string, row: RowInput): InputRecord => {
+      const at = index++
+      return {
+        index: at,
+        row,
+        raw: row instanceof DataverseError ? text.trim() : row,
+        line: at + 1,
+        location: `element ${at + 1}`
+      }
+    }
+    const element = (text: string) =>
+      record(text, text.trim() === "" ? invalidRow("empty element") : parseJsonLine(text))
+    const fail = (problem: string) => new CliError({ message: `${name}: ${problem}.` })
+    for await (const chunk of bytes) {
+      const elements = splitter.push(decoder.decode(chunk, { stream: true }))
+      const batch = elements.map(element)
+      if (batch.length > 0) yield batch
+      if (splitter.problem !== undefined) throw fail(splitter.problem)
+    }
+    const last = splitter.push(decoder.decode()).map(element)
+    if (last.length > 0) yield last
+    if (splitter.problem !== undefined) throw fail(splitter.problem)
+    const unfinished = splitter.unfinished()
+    if (unfinished !== undefined) {
+      yield [record(unfinished, invalidRow("the input ends inside this element (is the file cut off?)"))]
+    } else if (splitter.state === "between") {
+      throw fail(`the JSON array is not closed: the input ends after element ${index}`)
+    }
+  }
+})
+
+// ---------------------------------------------------------------------------------------------
+// CSV
+
+type CsvItem =
+  | { readonly record: ReadonlyArray<string>; readonly raw: string }
+  | { readonly skipped: Error; readonly raw: string | undefined }
+
+/** The 1-based line a CSV field list started on, knowing where the previous one ended. */
+const csvReader = (name: string, delimiter: string): Reader => {
+  const lines = lineMap()
+  return {
+    describe: (index) => `row ${index + 1} (line ${lines.lineOf(index)})`,
+    async *read(bytes) {
+      let parser: ReturnType<typeof parseCsv> | undefined = undefined
+      const options: CsvOptions = {
+        bom: true,
+        delimiter,
+        record_delimiter: ["\r\n", "\n", "\r"],
+        // Empty lines come as records of one empty field and are skipped here, counting lines.
+        skip_empty_lines: false,
+        relax_column_count: true,
+        // A quote inside an unquoted field is kept as written (`5" floppy`).
+        relax_quotes: true,
+        raw: true,
+        skip_records_with_error: true,
+        // Errors become items in order with the records around them, not the end of the stream.
+        on_skip: (error: CsvError | undefined, raw: string | undefined) => {
+          if (error !== undefined) parser!.push({ skipped: error, raw } satisfies CsvItem)
+          return undefined
+        }
+      }
+      parser = parseCsv(options)
+      const source = Readable.from(bytes, { objectMode: false })
+      source.on("error", (error) => parser!.destroy(error))
+      source.pipe(parser)
+      let header: ReadonlyArray<string> | undefined
+      let ended = 0 // the line the previous record ended on
+      let index = 0
+      let batch: Array<InputRecord> = []
+      // The line a record starts on, and the line it ends on, from the line breaks in its fields
+      // (csv-parse's own count takes a CRLF inside quotes for two lines).
+      const startOf = (breaks: number) => {
+        const start = ended + 1
+        ended = start + breaks
+        return start
+      }
+      const push = (line: number, row: RowInput, raw: unknown) => {
+        lines.record(index, line)
+        index++
+        batch.push({ index: index - 1, row, raw, line, location: `row ${index} (line ${line})` })
+      }
+      try {
+        for await (const item of parser as AsyncIterable<CsvItem>) {
+          if ("skipped" in item) {
+            const line = startOf(lineBreaks((item.raw ?? "").replace(/^[\r\n]+|[\r\n]+$/g, "")))
+            const problem = (item.skipped as { code?: string }).code === "CSV_QUOTE_NOT_CLOSED"
+              ? `a quote opened in this row is never closed, so the rest of the input (to line ${ended}) is part of it`
+              : item.skipped.message
+            if (header === undefined) {
+              throw new CliError({ message: `${name} line ${line}: the header row cannot be read: ${problem}.` })
+            }
+            push(line, invalidRow(problem), item.raw)
+          } else {
+            // Fields written `null` without quotes are null; `"null"` is the text. (csv-parse's `cast`
+            // would say which fields were quoted, at six times the cost of parsing.)
+            const fields = item.record.includes("null") ? withNulls(item.record, item.raw, delimiter) : item.record
+            let breaks = 0
+            for (const field of fields) if (field !== null) breaks += lineBreaks(field)
+            const line = startOf(breaks)
+            if (fields.every((field) => field === null ? false : field.trim() === "")) continue
+            if (header === undefined) header = checkHeader(name, line, fields)
+            else push(line, ...csvRow(header, fields))
+          }
+          if (batch.length >= 512 || parser.readableLength === 0) {
+            yield batch
+            batch = []
+          }
+        }
+        if (batch.length > 0) yield batch
+      } finally {
+        source.destroy()
+        parser.destroy()
+      }
+    }
+  }
+}
+
+/**
+ * `fields` with those written `null` without quotes as null, reading the quoting from the raw
+ * text of the record.
+ */
+const withNulls = (fields: ReadonlyArray<string>, raw: string, delimiter: string): Array<string | null> => {
+  const quoted: Array<boolean> = []
+  const text = raw.replace(/^[\r\n]+/, "")
+  let atStart = true
+  let inQuotes = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!
+    if (inQuotes) {
+      if (c === "\"") {
+        if (text[i + 1] === "\"") i++
+        else inQuotes = false
+      }
+    } else if (c === delimiter) {
+      if (atStart) quoted.push(false)
+      atStart = true
+    } else if (atStart) {
+      quoted.push(c === "\"")
+      inQuotes = c === "\""
+      atStart = false
+    }
+  }
+  if (atStart) quoted.push(false)
+  return fields.map((field, i) => (field === "null" && quoted[i] !== true ? null : field))
+}
+
+/** Line breaks in `text`, a CRLF counting once. */
+const lineBreaks = (text: string) => {
+  let count = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x0a) count++
+    else if (c === 0x0d && text.charCodeAt(i + 1) !== 0x0a) count++
+  }
+  return count
+}
+
+const checkHeader = (name: string, line: number, fields: ReadonlyArray<string | null>): ReadonlyArray<string> => {
+  const names = fields.map((field) => (field ?? "null").trim())
+  const seen = new Map<string, number>()
+  names.forEach((column, i) => {
+    if (column === "") {
+      throw new CliError({ message: `${name} line ${line}: the header's column ${i + 1} has no name.` })
+    }
+    const earlier = seen.get(column)
+    if (earlier !== undefined) {
+      throw new CliError({
+        message: `${name} line ${line}: the header names '${column}' twice (columns ${earlier + 1} and ${i + 1}).`
+      })
+    }
+    seen.set(column, i)
+  })
+  return names
+}
+
+/** A CSV record as a row (empty fields left out) and as its raw form, or why it is not a row. */
+const csvRow = (
+  header: ReadonlyArray<string>,
+  fields: ReadonlyArray<string | null>
+): [RowInput, unknown] => {
+  if (fields.length !== header.length) {
+    return [
+      invalidRow(
+        `has ${fields.length} field${fields.length === 1 ? "" : "s"}, but the header has ${header.length}`
+      ),
+      fields
+    ]
+  }
+  const row: Record<string, unknown> = {}
+  const raw: Record<string, unknown> = {}
+  for (let i = 0; i < header.length; i++) {
+    const field = fields[i]!
+    raw[header[i]!] = field
+    if (field !== "") row[header[i]!] = field
+  }
+  return [row, raw]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Partitions
+
+/**
+ * One slice of an input shared by `count` runs: the rows whose 0-based position `p` has
+ * `p % count === index - 1`. The same input gives the same slices every time, and the slices of
+ * `1/n` to `n/n` together are the whole input, each row in exactly one.
+ *
+ * @since 0.1.0
+ */
+export interface Partition {
+  /** 1-based: which slice, from 1 to `count`. */
+  readonly index: number
+  readonly count: number
+}
+
+/**
+ * Parses `--partition i/n` (`1/4`): whole numbers with 1 ≤ i ≤ n. Left: one line naming the flag.
+ *
+ * @since 0.1.0
+ */
+export const parsePartition = (text: string): Either.Either<Partition, CliError> => {
+  const match = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text)
+  const index = match === null ? NaN : Number(match[1])
+  const count = match === null ? NaN : Number(match[2])
+  return Number.isSafeInteger(index) && Number.isSafeInteger(count) && index >= 1 && index <= count
+    ? Either.right({ index, count })
+    : Either.left(
+      new CliError({
+        message: `--partition must be i/n with 1 <= i <= n (e.g. 2/4 for the second of four), got '${text}'.`
+      })
+    )
+}
+
+/**
+ * Whether the row at 0-based `position` of the input belongs to `partition`.
+ *
+ * @since 0.1.0
+ */
+export const inPartition = (position: number, partition: Partition): boolean =>
+  position % partition.count === partition.index - 1
+
+/**
+ * Keeps the records of one partition (by their position in the whole input, bad rows included,
+ * so that each bad row is reported by exactly one of the runs).
+ *
+ * @since 0.1.0
+ */
+export const partitionRecords = <E, R>(
+  records: Stream.Stream<InputRecord, E, R>,
+  partition: Partition
+): Stream.Stream<InputRecord, E, R> =>
+  partition.count === 1 ? records : Stream.filter(records, (record) => inPartition(record.index, partition))
+
+// ---------------------------------------------------------------------------------------------
+// Rows in flight
+
+/**
+ * The rows of records for the bulk engine, with the records kept until their outcome arrives.
+ * The engine numbers the rows it receives from 0; `get` and `settle` take that number.
+ *
+ * @since 0.1.0
+ */
+export interface TrackedRows<E, R> {
+  /** The rows, in order, for `Bulk.run` and friends. */
+  readonly rows: Stream.Stream<RowInput, E, R>
+  /** The record behind the engine's row `position`, while it is kept. */
+  readonly get: (position: number) => InputRecord | undefined
+  /** Returns and forgets the record behind the engine's row `position`: call it once per outcome. */
+  readonly settle: (position: number) => InputRecord | undefined
+  /** How many records are kept (rows sent and not yet settled). */
+  readonly pending: () => number
+}
+
+/**
+ * Hands the rows of `records` to the engine and keeps each record (its location and raw form)
+ * until `settle` is called with the engine's row number, so that memory follows the rows in
+ * flight, not the input. Settle every outcome, successes too.
+ *
+ * @example
+ * ```ts
+ * import { Bulk } from "@dv-effect/core"
+ * import { Effect, Stream } from "effect"
+ * import * as Input from "./Input.js"
+ * const program = Effect.gen(function*() {
+ *   const source = yield* Input.open({ file: "contacts.csv" })
+ *   const tracked = Input.track(source.records)
+ *   yield* Stream.runForEach(Bulk.createMany("contact", tracked.rows), (outcome) => {
+ *     const record = tracked.settle(outcome.index)
+ *     return outcome.status === "failed"
+ *       ? Effect.logError(`${record?.location}: ${outcome.error.message}`)
+ *       : Effect.void
+ *   })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const track = <E, R>(records: Stream.Stream<InputRecord, E, R>): TrackedRows<E, R> => {
+  const kept = new Map<number, InputRecord>()
+  let position = 0
+  return {
+    rows: Stream.suspend(() => {
+      position = 0
+      return Stream.map(records, (record) => {
+        kept.set(position++, record)
+        return record.row
+      })
+    }),
+    get: (at) => kept.get(at),
+    settle: (at) => {
+      const record = kept.get(at)
+      kept.delete(at)
+      return record
+    },
+    pending: () => kept.size
+  }
+}

@@ -1,11 +1,51 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { jsonLines, parseJsonLine } from "../src/Input.js"
+import {
+  formatOfFirstChar,
+  formatOfPath,
+  inPartition,
+  type InputRecord,
+  type InputSource,
+  jsonLines,
+  open,
+  parseJsonLine,
+  parsePartition,
+  partitionRecords,
+  track
+} from "../src/Input.js"
+
+/** A temporary directory removed when the test's scope closes. */
+const tempDir = Effect.acquireRelease(
+  Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "dv-effect-input-"))),
+  (dir) => Effect.promise(() => Fs.rm(dir, { recursive: true, force: true }))
+)
+
+const writeFile = (dir: string, name: string, text: string) =>
+  Effect.promise(async () => {
+    const file = Path.join(dir, name)
+    await Fs.writeFile(file, text)
+    return file
+  })
+
+const readAll = (source: InputSource) =>
+  Effect.map(Stream.runCollect(source.records), (chunk) => Chunk.toReadonlyArray(chunk))
+
+/** Opens `text` written to a file `name` and reads every record. */
+const readText = (name: string, text: string, format?: "csv" | "jsonl" | "json") =>
+  Effect.gen(function*() {
+    const dir = yield* tempDir
+    const file = yield* writeFile(dir, name, text)
+    const source = yield* open({ file, format })
+    return { source, records: yield* readAll(source) }
+  })
+
+const messageOf = (record: InputRecord) => (record.row as { message?: string }).message
 
 describe("parseJsonLine", () => {
   it("accepts objects and explains everything else", () => {
@@ -28,10 +68,8 @@ describe("parseJsonLine", () => {
 describe("jsonLines", () => {
   it.live("skips blank lines and a BOM, handles CRLF, and maps row positions back to line numbers", () =>
     Effect.gen(function*() {
-      const dir = yield* Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "dv-effect-input-")))
-      yield* Effect.addFinalizer(() => Effect.promise(() => Fs.rm(dir, { recursive: true, force: true })))
-      const file = Path.join(dir, "rows.jsonl")
-      yield* Effect.promise(() => Fs.writeFile(file, "\uFEFF{\"n\":1}\r\n\r\n\r\n{\"n\":2}\r\n{bad\r\n\r\n{\"n\":3}"))
+      const dir = yield* tempDir
+      const file = yield* writeFile(dir, "rows.jsonl", "\uFEFF{\"n\":1}\r\n\r\n\r\n{\"n\":2}\r\n{bad\r\n\r\n{\"n\":3}")
       const source = yield* jsonLines(file)
       const rows = Chunk.toReadonlyArray(yield* Stream.runCollect(source.rows))
       expect(rows).toHaveLength(4)
@@ -46,5 +84,243 @@ describe("jsonLines", () => {
     Effect.gen(function*() {
       const error = yield* Effect.flip(jsonLines("/nonexistent/rows.jsonl"))
       expect(error.message).toBe("Cannot read --file /nonexistent/rows.jsonl: no such file")
+    }))
+})
+
+describe("formats", () => {
+  it("comes from the extension, else from the first character", () => {
+    expect(["a.csv", "A.CSV", "a.jsonl", "a.ndjson", "a.json", "a.txt", "-"].map(formatOfPath)).toEqual([
+      "csv",
+      "csv",
+      "jsonl",
+      "jsonl",
+      "json",
+      undefined,
+      undefined
+    ])
+    expect(["[", "{", "n", "\"", undefined].map(formatOfFirstChar)).toEqual(["json", "jsonl", "csv", "csv", "jsonl"])
+  })
+
+  it.scoped("sniffs a file without a known extension, reading its first bytes again", () =>
+    Effect.gen(function*() {
+      const csv = yield* readText("rows.txt", "\uFEFF\n  name,n\nA,1\n")
+      expect(csv.source.format).toBe("csv")
+      expect(csv.records.map((r) => r.row)).toEqual([{ name: "A", n: "1" }])
+      const array = yield* readText("rows.data", "  \n [{\"n\":1}]")
+      expect(array.source.format).toBe("json")
+      expect(array.records.map((r) => r.row)).toEqual([{ n: 1 }])
+      const lines = yield* readText("rows", "\n{\"n\":1}\n{\"n\":2}\n")
+      expect(lines.source.format).toBe("jsonl")
+      expect(lines.records.map((r) => r.location)).toEqual(["line 2", "line 3"])
+      const empty = yield* readText("empty", "")
+      expect(empty.records).toEqual([])
+    }))
+
+  it.scoped("honours an explicit format over the extension", () =>
+    Effect.gen(function*() {
+      const { records, source } = yield* readText("rows.json", "a,b\n1,2\n", "csv")
+      expect(source.format).toBe("csv")
+      expect(records.map((r) => r.row)).toEqual([{ a: "1", b: "2" }])
+    }))
+
+  it.live("names --file when the file cannot be read", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(open({ file: "/nonexistent/rows.csv" }))
+      expect(error.message).toBe("Cannot read --file /nonexistent/rows.csv: no such file")
+    }))
+})
+
+describe("CSV", () => {
+  it.scoped("reads quoted fields with delimiters, quotes and line breaks, a BOM, CRLF and mixed line endings", () =>
+    Effect.gen(function*() {
+      const text = "\uFEFFname,note,n\r\n" +
+        "\"Doe, Jane\",\"said \"\"hi\"\"\",1\r\n" +
+        "\r\n" +
+        "Smith,\"two\r\nlines\nand three\",2\n" +
+        "Lee,5\" floppy,3\r" +
+        "Kim,last,4"
+      const { records, source } = yield* readText("people.csv", text)
+      expect(records.map((r) => r.row)).toEqual([
+        { name: "Doe, Jane", note: "said \"hi\"", n: "1" },
+        { name: "Smith", note: "two\r\nlines\nand three", n: "2" },
+        { name: "Lee", note: "5\" floppy", n: "3" },
+        { name: "Kim", note: "last", n: "4" }
+      ])
+      expect(records.map((r) => r.location)).toEqual([
+        "row 1 (line 2)",
+        "row 2 (line 4)",
+        "row 3 (line 7)",
+        "row 4 (line 8)"
+      ])
+      expect(records.map((r) => r.index)).toEqual([0, 1, 2, 3])
+      expect([0, 1, 2, 3].map(source.describe)).toEqual(records.map((r) => r.location))
+    }))
+
+  it.scoped("leaves empty fields out, reads an unquoted null as null, and keeps the raw record", () =>
+    Effect.gen(function*() {
+      const { records } = yield* readText("rows.csv", "a,b,c\nx,,null\n\"\",\"null\",y\n")
+      expect(records[0]!.row).toEqual({ a: "x", c: null })
+      expect(records[0]!.raw).toEqual({ a: "x", b: "", c: null })
+      expect(records[1]!.row).toEqual({ b: "null", c: "y" })
+    }))
+
+  it.scoped("skips blank lines and lines of empty fields", () =>
+    Effect.gen(function*() {
+      const { records } = yield* readText("rows.csv", "\n\na,b\n\n,\n  \n1,2\n\n")
+      expect(records.map((r) => [r.row, r.location])).toEqual([[{ a: "1", b: "2" }, "row 1 (line 7)"]])
+    }))
+
+  it.scoped("reports a row with the wrong number of fields as a bad row and goes on", () =>
+    Effect.gen(function*() {
+      const { records } = yield* readText("rows.csv", "a,b\n1,2,3\n4\n5,6\n")
+      expect(records.map((r) => r.location)).toEqual(["row 1 (line 2)", "row 2 (line 3)", "row 3 (line 4)"])
+      expect(messageOf(records[0]!)).toBe("has 3 fields, but the header has 2")
+      expect(records[0]!.row).toHaveProperty("reason", "InvalidInput")
+      expect(records[0]!.raw).toEqual(["1", "2", "3"])
+      expect(messageOf(records[1]!)).toBe("has 1 field, but the header has 2")
+      expect(records[2]!.row).toEqual({ a: "5", b: "6" })
+    }))
+
+  it.scoped("reports a quote never closed as a last bad row naming its line, after every earlier row", () =>
+    Effect.gen(function*() {
+      const { records } = yield* readText("rows.csv", "a,b\n1,2\n3,\"open\n4,5\n6,7\n")
+      expect(records.map((r) => r.row).slice(0, 1)).toEqual([{ a: "1", b: "2" }])
+      expect(records).toHaveLength(2)
+      expect(records[1]!.location).toBe("row 2 (line 3)")
+      expect(messageOf(records[1]!)).toBe(
+        "a quote opened in this row is never closed, so the rest of the input (to line 5) is part of it"
+      )
+      expect(records[1]!.raw).toBe("3,\"open\n4,5\n6,7\n")
+    }))
+
+  it.scoped("fails with one line for a header with an empty or repeated name", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const empty = yield* writeFile(dir, "empty.csv", "\na,,c\n1,2,3\n")
+      const repeated = yield* writeFile(dir, "repeated.csv", "a,b,a\n1,2,3\n")
+      const first = yield* Effect.flip(Effect.flatMap(open({ file: empty }), readAll))
+      expect(first.message).toBe(`${empty} line 2: the header's column 2 has no name.`)
+      const second = yield* Effect.flip(Effect.flatMap(open({ file: repeated }), readAll))
+      expect(second.message).toBe(`${repeated} line 1: the header names 'a' twice (columns 1 and 3).`)
+    }))
+
+  it.scoped("reads another delimiter", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = yield* writeFile(dir, "rows.csv", "a;b\n\"1;2\";3\n")
+      const source = yield* open({ file, delimiter: ";" })
+      expect((yield* readAll(source)).map((r) => r.row)).toEqual([{ a: "1;2", b: "3" }])
+    }))
+
+  it.scoped("streams a large file in order, with its rows numbered", () =>
+    Effect.gen(function*() {
+      const rows = 50_000
+      let text = "id,name,note\n"
+      for (let i = 0; i < rows; i++) text += i % 1000 === 7 ? `${i},"N ${i}","multi\nline"\n` : `${i},N ${i},plain\n`
+      const { records } = yield* readText("big.csv", text)
+      expect(records).toHaveLength(rows)
+      expect(records.every((r, i) => (r.row as { id: string }).id === String(i) && r.index === i)).toBe(true)
+      // Each multi-line record shifts the lines after it by one.
+      expect(records[1007]!.location).toBe("row 1008 (line 1010)")
+      expect(records[1008]!.location).toBe("row 1009 (line 1012)")
+      expect(records[rows - 1]!.line).toBe(rows + 1 + 50)
+    }))
+})
+
+describe("JSON array", () => {
+  it.scoped("streams the elements, each parsed alone, with strings, escapes and nesting followed", () =>
+    Effect.gen(function*() {
+      const text = "\uFEFF [\n {\"a\": \"x,]}\\\"[{\"}, {\"b\": [1, {\"c\": [2]}]},\n 42, {bad}, , {\"d\": null}\n]\n"
+      const { records } = yield* readText("rows.json", text)
+      expect(records.map((r) => r.location)).toEqual([
+        "element 1",
+        "element 2",
+        "element 3",
+        "element 4",
+        "element 5",
+        "element 6"
+      ])
+      expect(records[0]!.row).toEqual({ a: "x,]}\"[{" })
+      expect(records[1]!.row).toEqual({ b: [1, { c: [2] }] })
+      expect(messageOf(records[2]!)).toBe("expected a JSON object, got number")
+      expect(messageOf(records[3]!)).toMatch(/^not valid JSON \(/)
+      expect(records[3]!.raw).toBe("{bad}")
+      expect(messageOf(records[4]!)).toBe("empty element")
+      expect(records[5]!.row).toEqual({ d: null })
+    }))
+
+  it.scoped("keeps element boundaries across read chunks", () =>
+    Effect.gen(function*() {
+      const elements = Array.from({ length: 20_000 }, (_, i) => ({ i, s: `"]},[{\\ ${"é".repeat(i % 7)}` }))
+      const { records } = yield* readText("big.json", JSON.stringify(elements, null, 1))
+      expect(records.map((r) => r.row)).toEqual(elements)
+    }))
+
+  it.scoped("reports an input cut off inside an element as a last bad row", () =>
+    Effect.gen(function*() {
+      const { records } = yield* readText("cut.json", "[{\"a\":1},{\"b\":")
+      expect(records.map((r) => r.row).slice(0, 1)).toEqual([{ a: 1 }])
+      expect(records[1]!.location).toBe("element 2")
+      expect(messageOf(records[1]!)).toBe("the input ends inside this element (is the file cut off?)")
+    }))
+
+  it.scoped("fails with one line for what is not a JSON array", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const cases: Array<[string, string]> = [
+        ["{\"a\":1}", "expected a JSON array of records, but it starts with '{'."],
+        ["[{\"a\":1}] x", "there is text after the closing ']' of the array ('x')."],
+        ["[{\"a\":1},", "the JSON array is not closed: the input ends after element 1."]
+      ]
+      for (const [text, message] of cases) {
+        const file = yield* writeFile(dir, "rows.json", text)
+        const error = yield* Effect.flip(Effect.flatMap(open({ file }), readAll))
+        expect(error.message).toBe(`${file}: ${message}`)
+      }
+    }))
+})
+
+describe("partitions", () => {
+  it("parses i/n and names the flag when it cannot", () => {
+    expect(parsePartition("2/4")).toEqual(Either.right({ index: 2, count: 4 }))
+    expect(parsePartition(" 1 / 1 ")).toEqual(Either.right({ index: 1, count: 1 }))
+    for (const bad of ["0/4", "5/4", "1", "a/b", "1/0", "-1/2", "1.5/2"]) {
+      const result = parsePartition(bad)
+      expect(Either.isLeft(result) && result.left.message).toBe(
+        `--partition must be i/n with 1 <= i <= n (e.g. 2/4 for the second of four), got '${bad}'.`
+      )
+    }
+  })
+
+  it.scoped("splits an input into disjoint slices that make the whole", () =>
+    Effect.gen(function*() {
+      expect([0, 1, 2, 3, 4, 5, 6].filter((p) => inPartition(p, { index: 2, count: 3 }))).toEqual([1, 4])
+      const text = "n\n" + Array.from({ length: 101 }, (_, i) => `${i}\n`).join("") + "1,2\n"
+      const dir = yield* tempDir
+      const file = yield* writeFile(dir, "rows.csv", text)
+      const seen: Array<number> = []
+      for (const index of [1, 2, 3]) {
+        const source = yield* open({ file })
+        const records = Chunk.toReadonlyArray(
+          yield* Stream.runCollect(partitionRecords(source.records, { index, count: 3 }))
+        )
+        for (const record of records) seen.push(record.index)
+      }
+      expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 102 }, (_, i) => i))
+    }))
+})
+
+describe("track", () => {
+  it.scoped("numbers rows as the engine does and keeps their records until settled", () =>
+    Effect.gen(function*() {
+      const { records } = yield* readText("rows.csv", "n\n0\n1\n2\n3\n")
+      const tracked = track(partitionRecords(Stream.fromIterable(records), { index: 2, count: 2 }))
+      const rows = Chunk.toReadonlyArray(yield* Stream.runCollect(tracked.rows))
+      expect(rows).toEqual([{ n: "1" }, { n: "3" }])
+      expect(tracked.pending()).toBe(2)
+      expect(tracked.get(1)?.location).toBe("row 4 (line 5)")
+      expect(tracked.settle(0)?.location).toBe("row 2 (line 3)")
+      expect(tracked.settle(0)).toBeUndefined()
+      expect(tracked.pending()).toBe(1)
     }))
 })
