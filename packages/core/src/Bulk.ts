@@ -1,7 +1,7 @@
 /**
  * The bulk engine: rows in, one outcome per row out. Rows are validated against the table's
- * metadata, grouped into chunks, and sent with bounded concurrency through the `*Multiple`
- * messages where the table supports them, else through `$batch`.
+ * metadata, grouped into chunks, and sent with bounded, adaptive concurrency through the
+ * `*Multiple` messages where the table supports them, else through `$batch`.
  *
  * - A bad row fails alone before anything is sent (unknown column, wrong type, too long, option
  *   not in the set, required column missing, bad GUID).
@@ -10,21 +10,37 @@
  * - A standard-table chunk the service refuses for a data error is sent again as a `$batch`
  *   with continue-on-error, so its good rows land and each bad row gets its own error. Elastic
  *   tables report the failed targets themselves.
- * - When the service throttles one request, every worker of the run waits out its Retry-After.
+ * - When the service throttles one request, every worker of the run waits out its Retry-After,
+ *   and the run sends fewer requests at once; it grows back while requests go through.
+ * - Chunk size (`"auto"`) starts at 100 and grows while requests answer quickly; timeouts and
+ *   "too large" answers halve it and the refused chunk is sent again in halves.
+ * - Creates carry ids chosen by the engine (from the run id and the row's position), so after an
+ *   answer that never came the engine asks which rows exist and sends only the others, and a
+ *   resumed run (see `Journal`) never creates a row twice.
  *
  * @since 0.1.0
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as Batch from "./Batch.js"
 import { DataverseClient, whoAmI } from "./DataverseClient.js"
 import { DataverseError, isAmbiguous, isTransient } from "./DataverseError.js"
+import { estimateBytes, groupAdaptively, makeChunkSizer } from "./internal/bulk/chunking.js"
+import { makeGate } from "./internal/bulk/gate.js"
+import { idMaker, newRunId } from "./internal/bulk/ids.js"
+import { makeLimiter } from "./internal/bulk/limiter.js"
+import { planSmart } from "./internal/bulk/smart.js"
 import type { TableMetadata } from "./internal/metadata.js"
 import { validateRow } from "./internal/validate.js"
+import type * as Journal from "./Journal.js"
+import * as Query from "./Query.js"
 import * as Records from "./Records.js"
 
 /**
@@ -37,13 +53,15 @@ export type Operation = "create" | "update" | "upsert" | "delete"
 /**
  * What happened to one input row. `index` is the row's 0-based position in the input. An
  * upsert through UpsertMultiple cannot tell created from updated: it reports `upserted`.
+ * `unchanged` and `skipped` come from smart mode: the record already held the row's values, or
+ * the row would have created (or updated) a record while that was turned off.
  *
  * @since 0.1.0
  */
 export type RowOutcome =
   | {
     readonly index: number
-    readonly status: "created" | "updated" | "upserted" | "deleted"
+    readonly status: "created" | "updated" | "upserted" | "deleted" | "unchanged" | "skipped"
     readonly id: string | undefined
   }
   | { readonly index: number; readonly status: "failed"; readonly error: DataverseError }
@@ -54,12 +72,41 @@ export type RowOutcome =
  * @since 0.1.0
  */
 export interface Progress {
+  /** Rows done: written, unchanged or skipped. */
   readonly succeeded: number
   readonly failed: number
+  /** Rows finished by an earlier run of the same journal, not sent again. */
+  readonly resumed: number
+  /** Requests sent by the engine, retries and existence checks included. */
   readonly requests: number
-  readonly inFlight: number
+  /** Requests sent again after a transient failure. */
+  readonly retries: number
   /** Requests refused with 429 so far. */
   readonly throttled: number
+  /** Chunks being sent now. */
+  readonly inFlight: number
+  /** Chunks allowed in flight now (adapted to throttling). */
+  readonly concurrency: number
+  /** Rows per request now (adapted to latency when `chunkSize` is `"auto"`). */
+  readonly chunkSize: number
+  /** Milliseconds until the service's Retry-After ends; 0 when not waiting. */
+  readonly waitingMs: number
+}
+
+/**
+ * Smart mode: look the records up first (by primary key or the `key` columns), leave the rows
+ * whose values the record already holds (`unchanged`), update only the columns that differ, and
+ * create the records that are missing.
+ *
+ * @since 0.1.0
+ */
+export interface SmartOptions {
+  /** Create the records that do not exist. Default true; false reports them `skipped`. */
+  readonly create?: boolean
+  /** Update the records that differ. Default true; false reports them `skipped`. */
+  readonly update?: boolean
+  /** Send every column of a changed row, not only the ones that differ. Default false. */
+  readonly allColumns?: boolean
 }
 
 /**
@@ -68,12 +115,21 @@ export interface Progress {
  * @since 0.1.0
  */
 export interface BulkOptions {
-  /** Rows per request. Default 100 (Microsoft's documented starting range is 100-1,000). */
-  readonly chunkSize?: number
-  /** Requests in flight, or `"auto"` (the default): the service's `x-ms-dop-hint`. */
+  /**
+   * Rows per request, or `"auto"` (the default): start at 100 and adapt to latency, up to 1,000
+   * (100 on elastic tables, as Microsoft advises); timeouts and 413s shrink it.
+   */
+  readonly chunkSize?: number | "auto"
+  /**
+   * Most requests in flight, or `"auto"` (the default): the service's `x-ms-dop-hint`. Either way
+   * the run sends fewer after a 429 and grows back to this while requests go through.
+   */
   readonly concurrency?: number | "auto"
-  /** `multiple` (the `*Multiple` messages), `batch` (`$batch`), or `auto` (the default): multiple where supported. */
-  readonly strategy?: "auto" | "multiple" | "batch"
+  /**
+   * `multiple` (the `*Multiple` messages), `batch` (`$batch`), `single` (one request per row), or
+   * `auto` (the default): multiple where supported, else batch.
+   */
+  readonly strategy?: "auto" | "multiple" | "batch" | "single"
   /** Alternate-key columns that identify the records of update, upsert and delete rows. */
   readonly key?: ReadonlyArray<string>
   /** Skip custom synchronous and/or asynchronous business logic (`MSCRM.BypassBusinessLogicExecution`). */
@@ -82,6 +138,21 @@ export interface BulkOptions {
   readonly tag?: string
   /** Called after every finished chunk. */
   readonly onProgress?: (progress: Progress) => void
+  /** Receives the same progress as `onProgress`. */
+  readonly progress?: PubSub.PubSub<Progress>
+  /** How the engine retries transient failures; default: the connection's policy. */
+  readonly retryPolicy?: Schedule.Schedule<unknown, DataverseError>
+  /** Records finished rows, so that a stopped run resumes where it was (see `Journal`). */
+  readonly journal?: Journal.Journal
+  /** The largest request body to build, in bytes (estimated). Default 16 MiB. */
+  readonly maxRequestBytes?: number
+  /** Smart mode for create, update and upsert (see `SmartOptions`); `true` for the defaults. */
+  readonly smart?: boolean | SmartOptions
+  /**
+   * With `chunkSize: "auto"`: the request latency the chunk size aims under. Default 10 s; the
+   * service's own timeout is minutes away.
+   */
+  readonly targetLatency?: Duration.DurationInput
 }
 
 /**
@@ -123,6 +194,17 @@ export const resolveConcurrency = (
   })
 
 /**
+ * Progress of `parallel`.
+ *
+ * @since 0.1.0
+ */
+export interface ParallelProgress {
+  readonly chunks: number
+  readonly items: number
+  readonly inFlight: number
+}
+
+/**
  * The general form (`Invoke-DataverseParallel`): runs `f` on chunks of `chunkSize` items with at
  * most `concurrency` chunks at a time, and emits what each returns, in input order.
  *
@@ -138,14 +220,32 @@ export const resolveConcurrency = (
  */
 export const parallel = <A, B, E, R, E2 = never, R2 = never>(
   input: Iterable<A> | Stream.Stream<A, E2, R2>,
-  options: { readonly chunkSize: number; readonly concurrency: number },
+  options: {
+    readonly chunkSize: number
+    readonly concurrency: number
+    readonly onProgress?: (progress: ParallelProgress) => void
+  },
   f: (chunk: ReadonlyArray<A>, index: number) => Effect.Effect<B, E, R>
 ): Stream.Stream<B, E | E2, R | R2> =>
-  toStream(input).pipe(
-    Stream.grouped(options.chunkSize),
-    Stream.zipWithIndex,
-    Stream.mapEffect(([chunk, index]) => f(Chunk.toReadonlyArray(chunk), index), { concurrency: options.concurrency })
-  )
+  Stream.suspend(() => {
+    const progress = { chunks: 0, items: 0, inFlight: 0 }
+    return toStream(input).pipe(
+      Stream.grouped(options.chunkSize),
+      Stream.zipWithIndex,
+      Stream.mapEffect(([chunk, index]) =>
+        Effect.suspend(() => {
+          progress.inFlight++
+          return f(Chunk.toReadonlyArray(chunk), index).pipe(
+            Effect.ensuring(Effect.sync(() => {
+              progress.inFlight--
+              progress.chunks++
+              progress.items += chunk.length
+              options.onProgress?.({ ...progress })
+            }))
+          )
+        }), { concurrency: options.concurrency })
+    )
+  })
 
 const toStream = <A, E, R>(input: Iterable<A> | Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
   Stream.StreamTypeId in (input as object) ? input as Stream.Stream<A, E, R> : Stream.fromIterable(input as Iterable<A>)
@@ -154,29 +254,11 @@ const toStream = <A, E, R>(input: Iterable<A> | Stream.Stream<A, E, R>): Stream.
 interface Prepared {
   readonly index: number
   readonly row: Records.Row
-  /** The record's identity in the run (primary key or alternate-key values), for duplicates. */
-  readonly identity: string | undefined
   /** `<entityset>(<key>)`: the record's URL, for update, upsert and delete. */
   readonly path: string | undefined
   readonly id: string | undefined
-}
-
-/** Every worker of one run waits while the service has asked one of them to. */
-const makeGate = () => {
-  let resumeAt = 0
-  return {
-    wait: Effect.clockWith((clock) => clock.currentTimeMillis).pipe(
-      Effect.flatMap((now) => (resumeAt > now ? Effect.sleep(Duration.millis(resumeAt - now)) : Effect.void))
-    ),
-    hold: (error: DataverseError) =>
-      error.reason !== "Throttled" || error.retryAfter === undefined
-        ? Effect.void
-        : Effect.clockWith((clock) => clock.currentTimeMillis).pipe(
-          Effect.map((now) => {
-            resumeAt = Math.max(resumeAt, now + Duration.toMillis(error.retryAfter!))
-          })
-        )
-  }
+  /** The engine chose the id (a create without its own): only the engine can have created it. */
+  readonly ownId: boolean
 }
 
 const messageOf: Record<Operation, "CreateMultiple" | "UpdateMultiple" | "UpsertMultiple" | "DeleteMultiple"> = {
@@ -186,12 +268,593 @@ const messageOf: Record<Operation, "CreateMultiple" | "UpdateMultiple" | "Upsert
   delete: "DeleteMultiple"
 }
 
+const supportKey = {
+  create: "createMultiple",
+  update: "updateMultiple",
+  upsert: "upsertMultiple",
+  delete: "deleteMultiple"
+} as const
+
 const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
+
+/** Worth sending again: the request may go through next time (or in smaller pieces). */
+const isRetryable = (error: DataverseError) => isTransient(error) || error.reason === "PayloadTooLarge"
+
+/** The service ran out of time or room for the request: fewer rows may go through. */
+const isTooBig = (error: DataverseError) =>
+  error.reason === "PayloadTooLarge" || error.code === "0x80044151" || error.reason === "Timeout"
+
+const failedAll = (items: ReadonlyArray<Prepared>, error: DataverseError): Array<RowOutcome> =>
+  items.map((item) => ({ index: item.index, status: "failed", error }))
+
+/** Rows per `In` query: 100 GUIDs keep the URL near 4 KB. */
+const lookupGroup = 100
+
+const makeEngine = <E, R>(
+  operation: Operation,
+  table: string,
+  rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
+  options: BulkOptions
+) =>
+  Effect.gen(function*() {
+    const chunkOption = options.chunkSize ?? "auto"
+    if (chunkOption !== "auto" && (!Number.isInteger(chunkOption) || chunkOption < 1)) {
+      return yield* invalid(`chunkSize must be a positive whole number or "auto", got ${chunkOption}.`)
+    }
+    const maxRequestBytes = options.maxRequestBytes ?? 16 * 1024 * 1024
+    if (!(maxRequestBytes > 0)) return yield* invalid(`maxRequestBytes must be positive, got ${maxRequestBytes}.`)
+    const client = yield* DataverseClient
+    const metadata = yield* client.table(table)
+    const ceiling = yield* resolveConcurrency(options.concurrency)
+    const elastic = metadata.tableType === "Elastic"
+    const supported = operation === "delete"
+      ? elastic && metadata.messages.deleteMultiple
+      : metadata.messages[supportKey[operation]]
+    const byAlternateKey = options.key !== undefined && options.key.length > 0
+    if (options.strategy === "multiple" && !supported) {
+      return yield* invalid(
+        `Table '${metadata.logicalName}' does not support ${messageOf[operation]}; use strategy "batch" or "auto".`
+      )
+    }
+    const smart: SmartOptions | undefined = options.smart === true
+      ? {}
+      : options.smart === false || options.smart === undefined
+      ? undefined
+      : options.smart
+    if (smart !== undefined && operation === "delete") return yield* invalid("smart mode does not apply to delete.")
+    const strategy = options.strategy ?? "auto"
+    /** Whether an operation goes through its `*Multiple` message; turned off if the service says it lacks it. */
+    const multiple: Record<Operation, boolean> = {
+      create: false,
+      update: false,
+      upsert: false,
+      delete: false
+    }
+    for (const op of ["create", "update", "upsert", "delete"] as const) {
+      const opSupported = op === "delete"
+        ? elastic && metadata.messages.deleteMultiple
+        : metadata.messages[supportKey[op]]
+      multiple[op] = strategy === "multiple"
+        ? opSupported
+        : strategy === "auto"
+        ? opSupported && !(byAlternateKey && op === operation && (op === "update" || op === "delete"))
+        : false
+    }
+    const headers: Record<string, string> = {}
+    const bypass = [
+      ...(options.bypass?.sync ? ["CustomSync"] : []),
+      ...(options.bypass?.async ? ["CustomAsync"] : [])
+    ]
+    if (bypass.length > 0) headers["MSCRM.BypassBusinessLogicExecution"] = bypass.join(",")
+    if (elastic) headers["Prefer"] = "odata.include-annotations=\"*\""
+    const tagQuery = options.tag === undefined ? "" : `?tag=${encodeURIComponent(options.tag)}`
+    const retryPolicy = options.retryPolicy ?? client.retryPolicy
+    const session = options.journal === undefined ? undefined : yield* options.journal.open({ operation, table })
+    const runId = session?.state.runId ?? newRunId()
+    const idFor = idMaker(runId)
+    const gate = makeGate()
+    const limiter = yield* makeLimiter({ ceiling, adaptive: true })
+    const sizer = strategy === "single"
+      ? makeChunkSizer({ fixed: typeof chunkOption === "number" ? chunkOption : 10 })
+      : typeof chunkOption === "number"
+      ? makeChunkSizer({ fixed: chunkOption })
+      : makeChunkSizer({
+        start: 100,
+        max: elastic ? 100 : 1000,
+        targetMs: Duration.toMillis(Duration.decode(options.targetLatency ?? "10 seconds"))
+      })
+    const counters = {
+      succeeded: 0,
+      failed: 0,
+      resumed: 0,
+      requests: 0,
+      retries: 0,
+      throttled: 0,
+      inFlight: 0
+    }
+    const snapshot = (now: number): Progress => ({
+      ...counters,
+      concurrency: limiter.current(),
+      chunkSize: sizer.current(),
+      waitingMs: gate.remaining(now)
+    })
+    const report = Effect.gen(function*() {
+      if (options.onProgress === undefined && options.progress === undefined) return
+      const progress = snapshot(yield* Clock.currentTimeMillis)
+      options.onProgress?.(progress)
+      if (options.progress !== undefined) yield* PubSub.publish(options.progress, progress)
+    })
+
+    const prepare = (row: Records.Row, index: number): Prepared | DataverseError => {
+      const problem = validateRow(
+        metadata,
+        operation === "delete" ? {} : withoutReadAnnotations(row),
+        operation === "create"
+      )
+      if (problem !== undefined) return new DataverseError({ reason: "Validation", message: problem })
+      const primary = row[metadata.primaryIdAttribute]
+      const id = typeof primary === "string" ? primary.toLowerCase() : undefined
+      if (operation === "create") {
+        if (id !== undefined) return { index, row, path: undefined, id, ownId: false }
+        const own = idFor(index)
+        return { index, row: { ...row, [metadata.primaryIdAttribute]: own }, path: undefined, id: own, ownId: true }
+      }
+      let ref: Records.RecordRef
+      if (byAlternateKey) {
+        const values: Record<string, Records.KeyValue> = {}
+        for (const column of options.key!) {
+          const value = row[column]
+          if (value === undefined || value === null) return invalid(`the key column '${column}' has no value`)
+          values[column] = value as Records.KeyValue
+        }
+        ref = values
+      } else if (id !== undefined) {
+        ref = id
+      } else if (smart !== undefined) {
+        // Smart mode creates a row without key or id.
+        return { index, row, path: undefined, id: undefined, ownId: false }
+      } else {
+        return invalid(`the row has no '${metadata.primaryIdAttribute}' (or pass the alternate-key columns as key)`)
+      }
+      const path = Records.bind(metadata, ref).slice(1)
+      return { index, row, path, id, ownId: false }
+    }
+
+    const succeeded = (op: Operation, item: Prepared, id: string | undefined): RowOutcome => ({
+      index: item.index,
+      status: op === "create" ? "created" : op === "update" ? "updated" : op === "delete" ? "deleted" : "upserted",
+      id
+    })
+
+    /** Which of these ids exist: one `In` query per hundred. */
+    const existing = (ids: ReadonlyArray<string>) =>
+      Effect.gen(function*() {
+        const found = new Set<string>()
+        for (let i = 0; i < ids.length; i += lookupGroup) {
+          const group = ids.slice(i, i + lookupGroup)
+          counters.requests++
+          const rows = yield* Stream.runCollect(
+            Query.stream(metadata.logicalName, {
+              select: [metadata.primaryIdAttribute],
+              filter: Query.isIn(metadata.primaryIdAttribute, group)
+            })
+          )
+          for (const row of rows) {
+            const id = row[metadata.primaryIdAttribute]
+            if (typeof id === "string") found.add(id.toLowerCase())
+          }
+        }
+        return found
+      })
+
+    const viaBatch = (op: Operation, items: ReadonlyArray<Prepared>) =>
+      Effect.gen(function*() {
+        const requests = items.map((item) => {
+          const body = bodyOf(item.row)
+          switch (op) {
+            case "create":
+              return Batch.post(metadata.entitySetName, body)
+            case "update":
+              return Batch.patch(item.path!, body, { headers: { "If-Match": "*" } })
+            case "upsert":
+              return Batch.patch(item.path!, body)
+            case "delete":
+              return Batch.del(item.path!)
+          }
+        })
+        counters.requests++
+        const results = yield* Effect.either(
+          Batch.execute(requests, { continueOnError: true, headers, retry: false })
+        )
+        if (results._tag === "Left") return failedAll(items, results.left)
+        return results.right.map((result, i): RowOutcome => {
+          const item = items[i]!
+          if (result._tag === "Success") return succeeded(op, item, result.id ?? item.id)
+          // A delete of a record that is already gone has done its job.
+          if (result._tag === "Failure" && op === "delete" && result.error.reason === "NotFound") {
+            return succeeded(op, item, item.id)
+          }
+          const error = result._tag === "Failure"
+            ? result.error
+            : new DataverseError({
+              reason: "Unknown",
+              message: `The $batch answer did not say what happened to this row (${result._tag}).`
+            })
+          return { index: item.index, status: "failed", error }
+        })
+      })
+
+    const viaSingle = (op: Operation, items: ReadonlyArray<Prepared>) =>
+      Effect.forEach(items, (item) => viaBatchless(op, item))
+
+    /** One request for one row. */
+    const viaBatchless = (op: Operation, item: Prepared) =>
+      Effect.gen(function*() {
+        const body = bodyOf(item.row)
+        const request = op === "create"
+          ? HttpClientRequest.post(metadata.entitySetName).pipe(HttpClientRequest.bodyUnsafeJson(body))
+          : op === "delete"
+          ? HttpClientRequest.del(item.path!)
+          : HttpClientRequest.patch(item.path!).pipe(
+            HttpClientRequest.bodyUnsafeJson(body),
+            HttpClientRequest.setHeaders(op === "update" ? { "If-Match": "*" } : {})
+          )
+        counters.requests++
+        const result = yield* Effect.either(
+          client.executeJson(HttpClientRequest.setHeaders(request, headers), { idempotent: true, retry: false })
+        )
+        if (result._tag === "Right") {
+          const id = Records.idFromEntityUrl(result.right.headers["odata-entityid"]) ?? item.id
+          return succeeded(op, item, id)
+        }
+        if (op === "delete" && result.left.reason === "NotFound") return succeeded(op, item, item.id)
+        return { index: item.index, status: "failed", error: result.left } as RowOutcome
+      })
+
+    const viaMultiple = (op: Operation, items: ReadonlyArray<Prepared>): Effect.Effect<
+      Array<RowOutcome>,
+      never,
+      DataverseClient
+    > =>
+      Effect.gen(function*() {
+        const odataType = `Microsoft.Dynamics.CRM.${metadata.logicalName}`
+        const targets = items.map((item) => {
+          if (op === "delete") {
+            return { "@odata.type": odataType, [metadata.primaryIdAttribute]: item.id, ...partitionOf(item.row) }
+          }
+          const target: Record<string, unknown> = { "@odata.type": odataType, ...bodyOf(item.row) }
+          if (op === "upsert" && item.id === undefined && item.path !== undefined) target["@odata.id"] = item.path
+          if (op === "update" && item.id !== undefined) target[metadata.primaryIdAttribute] = item.id
+          return target
+        })
+        counters.requests++
+        const request = HttpClientRequest.post(
+          `${metadata.entitySetName}/Microsoft.Dynamics.CRM.${messageOf[op]}${tagQuery}`
+        ).pipe(
+          HttpClientRequest.setHeaders(headers),
+          HttpClientRequest.bodyUnsafeJson({ Targets: targets })
+        )
+        const result = yield* Effect.either(client.executeJson(request, { idempotent: true, retry: false }))
+        if (result._tag === "Right") {
+          const ids = (result.right.body as { Ids?: ReadonlyArray<unknown> } | undefined)?.Ids
+          return items.map((item, i) =>
+            succeeded(
+              op,
+              item,
+              op === "create" ? String(ids?.[i] ?? item.id ?? "").toLowerCase() || undefined : item.id
+            )
+          )
+        }
+        const error = result.left
+        if (error.status === 404 && error.code === "0x80060888") {
+          if (strategy === "auto") {
+            // The metadata said yes, the service says no: the rest of the run uses $batch.
+            multiple[op] = false
+            return yield* viaBatch(op, items)
+          }
+          return failedAll(
+            items,
+            new DataverseError({
+              ...error,
+              reason: "UnsupportedMessage",
+              message: `Table '${metadata.logicalName}' does not support ${messageOf[op]} (${error.message})`
+            })
+          )
+        }
+        if (isRetryable(error) || error.status === undefined) return failedAll(items, error)
+        if (elastic) return elasticOutcomes(op, items, error)
+        // A standard table refused the whole chunk for one bad row: find it, land the rest.
+        if (items.length === 1) return failedAll(items, error)
+        return yield* viaBatch(op, items)
+      })
+
+    /** Elastic tables applied every target they could and list the failed ones. */
+    const elasticOutcomes = (
+      op: Operation,
+      items: ReadonlyArray<Prepared>,
+      error: DataverseError
+    ): Array<RowOutcome> => {
+      const raw = Object.entries(error.details ?? {}).find(([name]) => name.endsWith("BulkApiErrorDetails"))?.[1]
+      let details: Array<{ RequestIndex?: unknown; StatusCode?: unknown; Message?: unknown; ErrorCode?: unknown }> = []
+      try {
+        details = typeof raw === "string" ? JSON.parse(raw) : Array.isArray(raw) ? raw : []
+      } catch {
+        details = []
+      }
+      if (details.length === 0) return failedAll(items, error)
+      const failed = new Map(details.map((d) => [Number(d.RequestIndex), d]))
+      return items.map((item, i): RowOutcome => {
+        const detail = failed.get(i)
+        if (detail === undefined) return succeeded(op, item, item.id)
+        const status = Number(detail.StatusCode)
+        if (op === "delete" && status === 404) return succeeded(op, item, item.id)
+        return {
+          index: item.index,
+          status: "failed",
+          error: new DataverseError({
+            reason: status === 404 ? "NotFound" : status === 412 ? "DuplicateKey" : "Validation",
+            status,
+            code: typeof detail.ErrorCode === "string" ? detail.ErrorCode : error.code,
+            message: typeof detail.Message === "string" ? detail.Message : error.message,
+            requestId: error.requestId
+          })
+        }
+      })
+    }
+
+    const sendOnce = (op: Operation, items: ReadonlyArray<Prepared>) =>
+      strategy === "single" ? viaSingle(op, items) : multiple[op] ? viaMultiple(op, items) : viaBatch(op, items)
+
+    /**
+     * Sends rows until each has a final outcome: waits out throttling, retries transient
+     * failures by the retry policy, halves chunks that are too big, and after an answer that
+     * never came sends only the creates that did not land.
+     */
+    const sendResilient = (
+      op: Operation,
+      items: ReadonlyArray<Prepared>,
+      round: number
+    ): Effect.Effect<Array<RowOutcome>, never, DataverseClient> =>
+      Effect.gen(function*() {
+        const driver = yield* Schedule.driver(retryPolicy)
+        const final: Array<RowOutcome> = []
+        let pending = items
+        while (pending.length > 0) {
+          yield* gate.wait
+          const started = yield* Clock.currentTimeMillis
+          const outcomes = yield* sendOnce(op, pending)
+          const elapsed = (yield* Clock.currentTimeMillis) - started
+          const again: Array<Prepared> = []
+          let error: DataverseError | undefined
+          outcomes.forEach((outcome, i) => {
+            if (outcome.status === "failed" && isRetryable(outcome.error)) {
+              again.push(pending[i]!)
+              error ??= outcome.error
+            } else final.push(outcome)
+          })
+          if (error === undefined) {
+            sizer.observe(pending.length, elapsed)
+            yield* limiter.succeeded
+            break
+          }
+          if (error.reason === "Throttled") {
+            counters.throttled++
+            yield* gate.hold(error)
+            yield* limiter.throttled(round)
+          }
+          if (isTooBig(error)) sizer.shrink()
+          pending = again
+          if ((error.reason === "PayloadTooLarge" || error.code === "0x80044151") && pending.length > 1) {
+            const half = Math.ceil(pending.length / 2)
+            for (const outcome of yield* sendResilient(op, pending.slice(0, half), round)) final.push(outcome)
+            for (const outcome of yield* sendResilient(op, pending.slice(half), round)) final.push(outcome)
+            break
+          }
+          if (op === "create" && isAmbiguous(error)) {
+            // The service may have written them before the answer was lost.
+            const found = yield* Effect.either(existing(pending.map((item) => item.id!)))
+            if (found._tag === "Right") {
+              for (const item of pending) if (found.right.has(item.id!)) final.push(succeeded(op, item, item.id))
+              pending = pending.filter((item) => !found.right.has(item.id!))
+              if (pending.length === 0) break
+            }
+          }
+          const next = yield* Effect.either(driver.next(error))
+          if (next._tag === "Left") {
+            for (const outcome of failedAll(pending, error)) final.push(outcome)
+            break
+          }
+          counters.retries++
+        }
+        if (op === "create") {
+          // A duplicate of an id the engine chose is a row an earlier attempt already created.
+          const byIndex = new Map(items.map((item) => [item.index, item]))
+          const own = final.flatMap((outcome) => {
+            const item = byIndex.get(outcome.index)
+            return outcome.status === "failed" && outcome.error.reason === "DuplicateKey" && item?.ownId === true
+              ? [item]
+              : []
+          })
+          if (own.length > 0) {
+            const found = yield* Effect.either(existing(own.map((item) => item.id!)))
+            if (found._tag === "Right") {
+              for (let i = 0; i < final.length; i++) {
+                const item = byIndex.get(final[i]!.index)!
+                if (own.includes(item) && found.right.has(item.id!)) final[i] = succeeded(op, item, item.id)
+              }
+            }
+          }
+        }
+        return final
+      })
+
+    /** Smart mode: look the records up, then create, update or leave each row. */
+    const smartGroups = (items: ReadonlyArray<Prepared>) =>
+      Effect.gen(function*() {
+        const plan = yield* planSmart({
+          metadata,
+          items,
+          key: options.key,
+          create: smart?.create ?? true,
+          update: smart?.update ?? true,
+          allColumns: smart?.allColumns ?? false,
+          onRequest: () => void counters.requests++
+        })
+        const outcomes: Array<RowOutcome> = [
+          ...plan.unchanged.map(({ id, item }): RowOutcome => ({ index: item.index, status: "unchanged", id })),
+          ...plan.skipped.map(({ id, item }): RowOutcome => ({ index: item.index, status: "skipped", id }))
+        ]
+        const creates = plan.create.map((item): Prepared => {
+          if (item.id !== undefined) {
+            return { index: item.index, row: item.row, path: undefined, id: item.id, ownId: false }
+          }
+          const own = idFor(item.index)
+          return {
+            index: item.index,
+            row: { ...item.row, [metadata.primaryIdAttribute]: own },
+            path: undefined,
+            id: own,
+            ownId: true
+          }
+        })
+        const updates = plan.update.map(({ id, item, row }): Prepared => ({
+          index: item.index,
+          row,
+          path: Records.bind(metadata, id).slice(1),
+          id,
+          ownId: false
+        }))
+        return { outcomes, groups: [["create", creates], ["update", updates]] as const }
+      })
+
+    /** One chunk: validate, plan, journal, send, journal, report. */
+    const processChunk = (entries: ReadonlyArray<readonly [RowInput, number]>) =>
+      limiter.withSlot((round) =>
+        Effect.gen(function*() {
+          counters.inFlight++
+          yield* Effect.addFinalizer(() => Effect.sync(() => counters.inFlight--))
+          const outcomes: Array<RowOutcome> = []
+          const items: Array<Prepared> = []
+          for (const [input, index] of entries) {
+            const prepared = input instanceof DataverseError ? input : prepare(input, index)
+            if (prepared instanceof DataverseError) outcomes.push({ index, status: "failed", error: prepared })
+            else items.push(prepared)
+          }
+          let groups: ReadonlyArray<readonly [Operation, ReadonlyArray<Prepared>]> = [[operation, items]]
+          if (smart !== undefined && items.length > 0) {
+            const planned = yield* Effect.either(smartGroups(items))
+            if (planned._tag === "Left") {
+              for (const outcome of failedAll(items, planned.left)) outcomes.push(outcome)
+              groups = []
+            } else {
+              for (const outcome of planned.right.outcomes) outcomes.push(outcome)
+              groups = planned.right.groups
+            }
+          }
+          for (const [op, group] of groups) {
+            if (group.length === 0) continue
+            let pending = group
+            if (op === "create" && session !== undefined) {
+              // Rows a stopped run had sent without an answer may have landed: ask first.
+              const unsure = pending.filter((item) => session.state.unanswered.has(item.index))
+              if (unsure.length > 0) {
+                const found = yield* Effect.either(existing(unsure.map((item) => item.id!)))
+                if (found._tag === "Right") {
+                  for (const item of unsure) {
+                    if (found.right.has(item.id!)) outcomes.push(succeeded(op, item, item.id))
+                  }
+                  pending = pending.filter((item) =>
+                    !(found.right.has(item.id!) && session.state.unanswered.has(item.index))
+                  )
+                }
+              }
+              if (pending.length > 0) yield* session.sent(pending.map((item) => item.index))
+            }
+            if (pending.length > 0) {
+              for (const outcome of yield* sendResilient(op, pending, round)) outcomes.push(outcome)
+            }
+          }
+          outcomes.sort((a, b) => a.index - b.index)
+          const ok: Array<number> = []
+          const failedForGood: Array<number> = []
+          for (const outcome of outcomes) {
+            if (outcome.status === "failed") {
+              counters.failed++
+              if (!isRetryable(outcome.error)) failedForGood.push(outcome.index)
+            } else {
+              counters.succeeded++
+              ok.push(outcome.index)
+            }
+          }
+          if (session !== undefined) yield* session.finished(ok, failedForGood)
+          yield* report
+          return outcomes
+        }).pipe(Effect.scoped)
+      )
+
+    const sendAll = <E2, R2>(input: Stream.Stream<readonly [RowInput, number], E2, R2>) =>
+      groupAdaptively(
+        input,
+        sizer.current,
+        maxRequestBytes,
+        ([row]) => (row instanceof DataverseError ? 0 : estimateBytes(row))
+      )
+        .pipe(Stream.mapEffect(processChunk, { concurrency: ceiling }), Stream.flattenIterables)
+
+    // First occurrences run now; a record seen before waits for the next pass.
+    const seen = new Set<string>()
+    const deferred: Array<readonly [RowInput, number]> = []
+    const firstPass = toStream(rows).pipe(
+      Stream.zipWithIndex,
+      Stream.filter(([input, index]) => {
+        if (session !== undefined && session.state.isFinished(index)) {
+          counters.resumed++
+          return false
+        }
+        if (input instanceof DataverseError) return true
+        const identity = identityOf(operation, metadata, input, options.key)
+        if (identity === undefined) return true
+        if (seen.has(identity)) {
+          deferred.push([input, index])
+          return false
+        }
+        seen.add(identity)
+        return true
+      })
+    )
+    /** Deferred rows, pass by pass: each pass ends before the next starts, so the last write wins. */
+    const passes = (
+      pending: ReadonlyArray<readonly [RowInput, number]>
+    ): Stream.Stream<RowOutcome, DataverseError, DataverseClient> => {
+      if (pending.length === 0) return Stream.empty
+      const inPass = new Set<string>()
+      const now: Array<readonly [RowInput, number]> = []
+      const later: Array<readonly [RowInput, number]> = []
+      for (const item of pending) {
+        const identity = item[0] instanceof DataverseError
+          ? undefined
+          : identityOf(operation, metadata, item[0], options.key)
+        if (identity !== undefined && inPass.has(identity)) later.push(item)
+        else {
+          if (identity !== undefined) inPass.add(identity)
+          now.push(item)
+        }
+      }
+      return Stream.concat(sendAll(Stream.fromIterable(now)), Stream.suspend(() => passes(later)))
+    }
+    const outcomes = Stream.concat(sendAll(firstPass), Stream.suspend(() => passes(deferred))).pipe(
+      Stream.ensuring(report)
+    )
+    return {
+      outcomes: outcomes as Stream.Stream<RowOutcome, DataverseError | E, DataverseClient | R>,
+      progress: () => snapshot(Date.now())
+    }
+  })
 
 /**
  * Runs one operation over rows (see the module description). Outcomes come out in input order
  * within each pass; rows deferred to a later pass (a record that appeared earlier in the run)
- * come after.
+ * come after. Rows a journal says an earlier run finished produce no outcome.
  *
  * @since 0.1.0
  */
@@ -201,293 +864,7 @@ export const run = <E = never, R = never>(
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options: BulkOptions = {}
 ): Stream.Stream<RowOutcome, DataverseError | E, DataverseClient | R> =>
-  Stream.unwrap(
-    Effect.gen(function*() {
-      const chunkSize = options.chunkSize ?? 100
-      if (!Number.isInteger(chunkSize) || chunkSize < 1) {
-        return yield* invalid(`chunkSize must be a positive whole number, got ${chunkSize}.`)
-      }
-      const client = yield* DataverseClient
-      const metadata = yield* client.table(table)
-      const concurrency = yield* resolveConcurrency(options.concurrency)
-      const elastic = metadata.tableType === "Elastic"
-      const supported = operation === "delete"
-        ? elastic && metadata.messages.deleteMultiple
-        : metadata.messages[messageOf[operation].replace(/^./, (c) => c.toLowerCase()) as "createMultiple"]
-      // UpdateMultiple and DeleteMultiple address records by primary key only.
-      const byAlternateKey = options.key !== undefined && options.key.length > 0
-      const useMultiple = options.strategy === "batch"
-        ? false
-        : options.strategy === "multiple"
-        ? true
-        : supported && !(byAlternateKey && (operation === "update" || operation === "delete"))
-      if (options.strategy === "multiple" && !supported) {
-        return yield* invalid(
-          `Table '${metadata.logicalName}' does not support ${messageOf[operation]}; use strategy "batch" or "auto".`
-        )
-      }
-      const headers: Record<string, string> = {}
-      const bypass = [
-        ...(options.bypass?.sync ? ["CustomSync"] : []),
-        ...(options.bypass?.async ? ["CustomAsync"] : [])
-      ]
-      if (bypass.length > 0) headers["MSCRM.BypassBusinessLogicExecution"] = bypass.join(",")
-      if (elastic) headers["Prefer"] = "odata.include-annotations=\"*\""
-      const tagQuery = options.tag === undefined ? "" : `?tag=${encodeURIComponent(options.tag)}`
-      const gate = makeGate()
-      const progress = { succeeded: 0, failed: 0, requests: 0, inFlight: 0, throttled: 0 }
-      const report = () => options.onProgress?.({ ...progress })
-
-      const prepare = (row: Records.Row, index: number): Prepared | DataverseError => {
-        const problem = validateRow(
-          metadata,
-          operation === "delete" ? {} : withoutKeyAnnotations(row),
-          operation === "create"
-        )
-        if (problem !== undefined) return new DataverseError({ reason: "Validation", message: problem })
-        const primary = row[metadata.primaryIdAttribute]
-        const id = typeof primary === "string" ? primary.toLowerCase() : undefined
-        if (operation === "create") return { index, row, identity: id, path: undefined, id }
-        let ref: Records.RecordRef
-        if (byAlternateKey) {
-          const values: Record<string, Records.KeyValue> = {}
-          for (const column of options.key!) {
-            const value = row[column]
-            if (value === undefined || value === null) return invalid(`the key column '${column}' has no value`)
-            values[column] = value as Records.KeyValue
-          }
-          ref = values
-        } else if (id !== undefined) {
-          ref = id
-        } else {
-          return invalid(`the row has no '${metadata.primaryIdAttribute}' (or pass the alternate-key columns as key)`)
-        }
-        const path = Records.bind(metadata, ref).slice(1)
-        return { index, row, identity: path.toLowerCase(), path, id }
-      }
-
-      /** Sends through the connection, waiting out the run's throttle; 429s hold every worker. */
-      const guarded = <A, Env>(effect: Effect.Effect<A, DataverseError, Env>, idempotent: boolean) =>
-        gate.wait.pipe(
-          Effect.zipRight(effect),
-          Effect.tapError((error) =>
-            error.reason === "Throttled"
-              ? Effect.sync(() => progress.throttled++).pipe(Effect.zipRight(gate.hold(error)))
-              : Effect.void
-          ),
-          // The engine retries here (the connection's own retries are off for its requests):
-          // transient failures, and ambiguous ones only where resending is safe.
-          Effect.retry({
-            schedule: client.retryPolicy,
-            while: (error) => isTransient(error) && (idempotent || !isAmbiguous(error))
-          })
-        )
-
-      const succeeded = (item: Prepared, id: string | undefined): RowOutcome => ({
-        index: item.index,
-        status: operation === "create"
-          ? "created"
-          : operation === "update"
-          ? "updated"
-          : operation === "delete"
-          ? "deleted"
-          : "upserted",
-        id
-      })
-
-      const viaBatch = (items: ReadonlyArray<Prepared>) =>
-        Effect.gen(function*() {
-          const requests = items.map((item) => {
-            const body = bodyOf(item.row, metadata)
-            switch (operation) {
-              case "create":
-                return Batch.post(metadata.entitySetName, body)
-              case "update":
-                return Batch.patch(item.path!, body, { headers: { "If-Match": "*" } })
-              case "upsert":
-                return Batch.patch(item.path!, body)
-              case "delete":
-                return Batch.del(item.path!)
-            }
-          })
-          progress.requests++
-          // A create without its own id could land twice if a lost answer were resent.
-          const idempotent = operation !== "create" || items.every((item) => item.id !== undefined)
-          const results = yield* guarded(
-            Batch.execute(requests, { continueOnError: true, headers, retry: false }),
-            idempotent
-          )
-          return results.map((result, i): RowOutcome => {
-            const item = items[i]!
-            if (result._tag === "Success") return succeeded(item, result.id ?? item.id)
-            // A delete of a record that is already gone has done its job.
-            if (
-              result._tag === "Failure" && operation === "delete" && result.error.reason === "NotFound"
-            ) return succeeded(item, item.id)
-            const error = result._tag === "Failure"
-              ? result.error
-              : new DataverseError({
-                reason: "Unknown",
-                message: `The $batch answer did not say what happened to this row (${result._tag}).`
-              })
-            return { index: item.index, status: "failed", error }
-          })
-        })
-
-      const viaMultiple = (items: ReadonlyArray<Prepared>) =>
-        Effect.gen(function*() {
-          const odataType = `Microsoft.Dynamics.CRM.${metadata.logicalName}`
-          const targets = items.map((item) => {
-            const target: Record<string, unknown> = { "@odata.type": odataType, ...bodyOf(item.row, metadata) }
-            if (operation === "upsert" && byAlternateKey) target["@odata.id"] = item.path
-            if (operation === "delete") {
-              return { "@odata.type": odataType, [metadata.primaryIdAttribute]: item.id, ...partitionOf(item.row) }
-            }
-            return target
-          })
-          progress.requests++
-          const request = HttpClientRequest.post(
-            `${metadata.entitySetName}/Microsoft.Dynamics.CRM.${messageOf[operation]}${tagQuery}`
-          ).pipe(
-            HttpClientRequest.setHeaders(headers),
-            HttpClientRequest.bodyUnsafeJson({ Targets: targets })
-          )
-          const idempotent = operation !== "create" || items.every((item) => item.id !== undefined)
-          const result = yield* Effect.either(
-            guarded(client.executeJson(request, { idempotent, retry: false }), idempotent)
-          )
-          if (result._tag === "Right") {
-            const ids = (result.right.body as { Ids?: ReadonlyArray<unknown> } | undefined)?.Ids
-            return items.map((item, i) =>
-              succeeded(
-                item,
-                operation === "create" ? String(ids?.[i] ?? item.id ?? "").toLowerCase() || undefined : item.id
-              )
-            )
-          }
-          const error = result.left
-          if (error.status === 404 && error.code === "0x80060888") {
-            const unsupported = new DataverseError({
-              ...error,
-              reason: "UnsupportedMessage",
-              message: `Table '${metadata.logicalName}' does not support ${messageOf[operation]} (${error.message})`
-            })
-            return items.map((item): RowOutcome => ({ index: item.index, status: "failed", error: unsupported }))
-          }
-          if (isTransient(error) || error.status === undefined) {
-            return items.map((item): RowOutcome => ({ index: item.index, status: "failed", error }))
-          }
-          if (elastic) return elasticOutcomes(items, error)
-          // A standard table refused the whole chunk for one bad row: find it, land the rest.
-          if (items.length === 1) return [{ index: items[0]!.index, status: "failed", error } as RowOutcome]
-          return yield* viaBatch(items)
-        })
-
-      /** Elastic tables applied every target they could and list the failed ones. */
-      const elasticOutcomes = (items: ReadonlyArray<Prepared>, error: DataverseError): Array<RowOutcome> => {
-        const raw = Object.entries(error.details ?? {}).find(([name]) => name.endsWith("BulkApiErrorDetails"))?.[1]
-        let details: Array<{ RequestIndex?: unknown; StatusCode?: unknown; Message?: unknown; ErrorCode?: unknown }> =
-          []
-        try {
-          details = typeof raw === "string" ? JSON.parse(raw) : Array.isArray(raw) ? raw : []
-        } catch {
-          details = []
-        }
-        if (details.length === 0) {
-          return items.map((item) => ({ index: item.index, status: "failed", error }) as RowOutcome)
-        }
-        const failed = new Map(details.map((d) => [Number(d.RequestIndex), d]))
-        return items.map((item, i): RowOutcome => {
-          const detail = failed.get(i)
-          if (detail === undefined) return succeeded(item, item.id)
-          return {
-            index: item.index,
-            status: "failed",
-            error: new DataverseError({
-              reason: Number(detail.StatusCode) === 404
-                ? "NotFound"
-                : Number(detail.StatusCode) === 412
-                ? "DuplicateKey"
-                : "Validation",
-              status: Number(detail.StatusCode),
-              code: typeof detail.ErrorCode === "string" ? detail.ErrorCode : error.code,
-              message: typeof detail.Message === "string" ? detail.Message : error.message,
-              requestId: error.requestId
-            })
-          }
-        })
-      }
-
-      const send = (chunk: Chunk.Chunk<readonly [RowInput, number]>) =>
-        Effect.gen(function*() {
-          const outcomes: Array<RowOutcome> = []
-          const items: Array<Prepared> = []
-          for (const [input, index] of chunk) {
-            const prepared = input instanceof DataverseError ? input : prepare(input, index)
-            if (prepared instanceof DataverseError) outcomes.push({ index, status: "failed", error: prepared })
-            else items.push(prepared)
-          }
-          if (items.length > 0) {
-            progress.inFlight++
-            const sent = yield* (useMultiple ? viaMultiple(items) : viaBatch(items)).pipe(
-              Effect.catchAll((error) =>
-                Effect.succeed(items.map((item): RowOutcome => ({ index: item.index, status: "failed", error })))
-              ),
-              Effect.ensuring(Effect.sync(() => progress.inFlight--))
-            )
-            for (const outcome of sent) outcomes.push(outcome)
-          }
-          outcomes.sort((a, b) => a.index - b.index)
-          for (const outcome of outcomes) {
-            if (outcome.status === "failed") progress.failed++
-            else progress.succeeded++
-          }
-          report()
-          return outcomes
-        })
-
-      // First occurrences run now; a record seen before waits for the next pass.
-      const seen = new Set<string>()
-      const deferred: Array<readonly [RowInput, number]> = []
-      const firstPass = toStream(rows).pipe(
-        Stream.zipWithIndex,
-        Stream.filter(([input, index]) => {
-          if (input instanceof DataverseError) return true
-          const identity = identityOf(operation, metadata, input, options.key)
-          if (identity === undefined) return true
-          if (seen.has(identity)) {
-            deferred.push([input, index])
-            return false
-          }
-          seen.add(identity)
-          return true
-        })
-      )
-      const sendAll = <E2, R2>(input: Stream.Stream<readonly [RowInput, number], E2, R2>) =>
-        input.pipe(Stream.grouped(chunkSize), Stream.mapEffect(send, { concurrency }), Stream.flattenIterables)
-      /** Deferred rows, pass by pass: each pass ends before the next starts, so the last write wins. */
-      const passes = (
-        items: ReadonlyArray<readonly [RowInput, number]>
-      ): Stream.Stream<RowOutcome, DataverseError, DataverseClient> => {
-        if (items.length === 0) return Stream.empty
-        const inPass = new Set<string>()
-        const now: Array<readonly [RowInput, number]> = []
-        const later: Array<readonly [RowInput, number]> = []
-        for (const item of items) {
-          const identity = item[0] instanceof DataverseError
-            ? undefined
-            : identityOf(operation, metadata, item[0], options.key)
-          if (identity !== undefined && inPass.has(identity)) later.push(item)
-          else {
-            if (identity !== undefined) inPass.add(identity)
-            now.push(item)
-          }
-        }
-        return Stream.concat(sendAll(Stream.fromIterable(now)), Stream.suspend(() => passes(later)))
-      }
-      return Stream.concat(sendAll(firstPass), Stream.suspend(() => passes(deferred)))
-    })
-  )
+  Stream.unwrapScoped(Effect.map(makeEngine(operation, table, rows, options), (engine) => engine.outcomes))
 
 /** The identity of a row's record, for spotting the same record twice in a run. */
 const identityOf = (
@@ -508,7 +885,7 @@ const identityOf = (
 }
 
 /** Read-back annotations (`@odata.etag`) are not part of what a row writes. */
-const withoutKeyAnnotations = (row: Records.Row): Records.Row => {
+const withoutReadAnnotations = (row: Records.Row): Records.Row => {
   if (!Object.keys(row).some((name) => name.startsWith("@odata.") && name !== "@odata.type")) return row
   const out: Record<string, unknown> = {}
   for (const [name, value] of Object.entries(row)) {
@@ -517,7 +894,7 @@ const withoutKeyAnnotations = (row: Records.Row): Records.Row => {
   return out
 }
 
-const bodyOf = (row: Records.Row, _metadata: TableMetadata): Record<string, unknown> => {
+const bodyOf = (row: Records.Row): Record<string, unknown> => {
   const out: Record<string, unknown> = {}
   for (const [name, value] of Object.entries(row)) if (!name.startsWith("@odata.")) out[name] = value
   return out
@@ -585,8 +962,43 @@ export const deleteMany = <E = never, R = never>(
  */
 export interface Summary {
   readonly total: number
+  /** Rows done: written, unchanged or skipped. */
   readonly succeeded: number
   readonly failed: number
+  readonly created: number
+  readonly updated: number
+  readonly upserted: number
+  readonly deleted: number
+  readonly unchanged: number
+  readonly skipped: number
+  readonly durationMs: number
+  /** Rows done per second of the run. */
+  readonly rowsPerSecond: number
+}
+
+/**
+ * A finished engine run: the totals, the rows an earlier run of the journal had finished, and
+ * what it cost.
+ *
+ * @since 0.1.0
+ */
+export interface RunSummary extends Summary {
+  readonly resumed: number
+  readonly requests: number
+  readonly retries: number
+  readonly throttled: number
+}
+
+const emptyCounts = {
+  total: 0,
+  succeeded: 0,
+  failed: 0,
+  created: 0,
+  updated: 0,
+  upserted: 0,
+  deleted: 0,
+  unchanged: 0,
+  skipped: 0
 }
 
 /**
@@ -594,17 +1006,59 @@ export interface Summary {
  *
  * @since 0.1.0
  */
-export const summarize = <E, R>(
+export const summarize = <E, R, E2 = never, R2 = never>(
   outcomes: Stream.Stream<RowOutcome, E, R>,
-  onOutcome: (outcome: RowOutcome) => Effect.Effect<void, E, R> = () => Effect.void
-): Effect.Effect<Summary, E, R> =>
-  Stream.runFoldEffect(
-    outcomes,
-    { total: 0, succeeded: 0, failed: 0 },
-    (summary, outcome) =>
-      Effect.as(onOutcome(outcome), {
-        total: summary.total + 1,
-        succeeded: summary.succeeded + (outcome.status === "failed" ? 0 : 1),
-        failed: summary.failed + (outcome.status === "failed" ? 1 : 0)
-      })
+  onOutcome: (outcome: RowOutcome) => Effect.Effect<void, E2, R2> = () => Effect.void
+): Effect.Effect<Summary, E | E2, R | R2> =>
+  Effect.gen(function*() {
+    const started = yield* Clock.currentTimeMillis
+    const counts = { ...emptyCounts }
+    yield* Stream.runForEach(outcomes, (outcome) => {
+      counts.total++
+      counts[outcome.status === "failed" ? "failed" : "succeeded"]++
+      if (outcome.status !== "failed") counts[outcome.status]++
+      return onOutcome(outcome)
+    })
+    const durationMs = (yield* Clock.currentTimeMillis) - started
+    return {
+      ...counts,
+      durationMs,
+      rowsPerSecond: durationMs > 0 ? Math.round((counts.succeeded * 1000) / durationMs) : 0
+    }
+  })
+
+/**
+ * Runs one operation to its end (see `run`), calling `onOutcome` for each row, and returns the
+ * totals with the requests, retries and throttles it took.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Bulk, Journal } from "@dv-effect/core"
+ * const load = Bulk.execute("create", "contact", rows, { journal: Journal.file("load.journal") }, (outcome) =>
+ *   outcome.status === "failed" ? Effect.logWarning(`row ${outcome.index}: ${outcome.error.message}`) : Effect.void)
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const execute = <E = never, R = never, E2 = never, R2 = never>(
+  operation: Operation,
+  table: string,
+  rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
+  options: BulkOptions = {},
+  onOutcome: (outcome: RowOutcome) => Effect.Effect<void, E2, R2> = () => Effect.void
+): Effect.Effect<RunSummary, DataverseError | E | E2, DataverseClient | R | R2> =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const engine = yield* makeEngine(operation, table, rows, options)
+      const summary = yield* summarize(engine.outcomes, onOutcome)
+      const progress = engine.progress()
+      return {
+        ...summary,
+        resumed: progress.resumed,
+        requests: progress.requests,
+        retries: progress.retries,
+        throttled: progress.throttled
+      }
+    })
   )

@@ -16,6 +16,13 @@ export * as Credentials from "./Credentials.js"
 export * as DataverseClient from "./DataverseClient.js"
 /** @since 0.1.0 */
 export * as DataverseError from "./DataverseError.js"
+
+/**
+ * Journals of bulk runs, for resuming a stopped run.
+ *
+ * @since 0.1.0
+ */
+export * as Journal from "./Journal.js"
 /** @since 0.1.0 */
 export * as Metadata from "./Metadata.js"
 /** @since 0.1.0 */
