@@ -1,5 +1,7 @@
 /**
- * The connection flags every command that talks to Dataverse takes, and the layer they build.
+ * The connection flags every command that talks to Dataverse takes, and the layer they build:
+ * flags (or their environment variables), a saved profile (`--profile`, `DATAVERSE_PROFILE`, or
+ * the one `dv-effect auth select` chose when no connection flag is given), or `--emulator`.
  *
  * @since 0.1.0
  */
@@ -7,6 +9,8 @@ import * as ConnectionString from "@dv-effect/core/ConnectionString"
 import * as Credentials from "@dv-effect/core/Credentials"
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
 import type { DataverseError } from "@dv-effect/core/DataverseError"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Span from "@effect/cli/HelpDoc/Span"
 import * as Options from "@effect/cli/Options"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
@@ -14,9 +18,9 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { CliError } from "./CliError.js"
+import * as Profiles from "./Profiles.js"
 
 const text = (name: string, description: string, variable?: string) => {
   const option = Options.text(name).pipe(Options.withDescription(description))
@@ -38,6 +42,11 @@ const secret = (name: string, description: string, variable: string) =>
  * @since 0.1.0
  */
 export const options = {
+  profile: text(
+    "profile",
+    "Use this saved profile (dv-effect auth login/list); without any connection flag the selected profile is used (env DATAVERSE_PROFILE)",
+    "DATAVERSE_PROFILE"
+  ),
   url: text("url", "Org URL, e.g. https://contoso.crm.dynamics.com (env DATAVERSE_URL)", "DATAVERSE_URL"),
   accessToken: secret(
     "access-token",
@@ -50,7 +59,11 @@ export const options = {
     "DATAVERSE_CONNECTION_STRING"
   ),
   tenantId: text("tenant-id", "Entra tenant id (env AZURE_TENANT_ID)", "AZURE_TENANT_ID"),
-  clientId: text("client-id", "App registration (client) id (env AZURE_CLIENT_ID)", "AZURE_CLIENT_ID"),
+  clientId: text(
+    "client-id",
+    "App registration (client) id (env AZURE_CLIENT_ID); the secret comes from AZURE_CLIENT_SECRET or a hidden prompt",
+    "AZURE_CLIENT_ID"
+  ),
   certificate: text(
     "certificate",
     "Client certificate: PEM with its key, or PFX (password in AZURE_CLIENT_CERTIFICATE_PASSWORD) (env AZURE_CLIENT_CERTIFICATE_PATH)",
@@ -84,6 +97,11 @@ export const options = {
     "Trust this CA for the identity endpoint, e.g. the emulator's caFile (env DATAVERSE_CA_FILE)",
     "DATAVERSE_CA_FILE"
   ),
+  allowHttp: Options.boolean("allow-http").pipe(
+    Options.withDescription(
+      "Allow a plain http:// org URL on a host other than this machine (tokens travel unencrypted)"
+    )
+  ),
   emulator: Options.boolean("emulator").pipe(
     Options.withDescription("Run against a fresh in-process emulator instead of --url")
   )
@@ -95,6 +113,7 @@ export const options = {
  * @since 0.1.0
  */
 export interface ConnectionArgs {
+  readonly profile: Option.Option<string>
   readonly url: Option.Option<string>
   readonly accessToken: Option.Option<Redacted.Redacted<string>>
   readonly connectionString: Option.Option<Redacted.Redacted<string>>
@@ -107,48 +126,175 @@ export interface ConnectionArgs {
   readonly managedIdentity: boolean
   readonly authority: Option.Option<string>
   readonly caFile: Option.Option<string>
+  readonly allowHttp: boolean
   readonly emulator: boolean
 }
 
-/** Where interactive sign-ins are cached between runs (mode 0600). */
-export const tokenCacheFile = (): string =>
-  Path.join(process.env.XDG_CONFIG_HOME ?? Path.join(Os.homedir(), ".config"), "dv-effect", "tokens.json")
+/**
+ * Where interactive sign-ins made without a profile are cached between runs (mode 0600).
+ *
+ * @since 0.1.0
+ */
+export const tokenCacheFile = (): string => Path.join(Profiles.configDir(), "tokens.json")
 
 /** The public client id Microsoft's samples use for interactive Dataverse sign-ins. */
 const samplePublicClientId = "51f81489-12ee-4a9e-aaae-a2591f45987d"
 
 const fail = (message: string) => Effect.fail(new CliError({ message }))
 
-/** The org URL and the credential the flags describe. */
-const resolve = (
-  args: ConnectionArgs
-): Effect.Effect<{ url: string; credentials: Credentials.Credential }, CliError | DataverseError> =>
-  Effect.gen(function*() {
-    const caFile = Option.getOrUndefined(args.caFile)
-    const ca = caFile === undefined ? undefined : yield* Effect.try({
-      try: () => Fs.readFileSync(caFile, "utf8"),
-      catch: () => new CliError({ message: `Cannot read --ca-file ${caFile}.` })
-    })
-    const authorityHost = process.env.AZURE_AUTHORITY_HOST
-    const authority = (tenantId: string | undefined) =>
-      Option.isSome(args.authority)
-        ? args.authority.value
-        : authorityHost !== undefined && tenantId !== undefined
-        ? `${authorityHost.replace(/\/+$/, "")}/${tenantId}`
-        : undefined
-    const endpoint = (tenantId: string | undefined) => {
-      const value = authority(tenantId)
-      return { ...(value === undefined ? {} : { authority: value }), ...(ca === undefined ? {} : { ca }) }
-    }
-    const prompt = (message: string) => process.stderr.write(`${message}\n`)
+/**
+ * A connection before sign-in: the org, the flow and its parameters, the secret it needs (never
+ * printed), where interactive sign-ins are cached.
+ *
+ * @since 0.1.0
+ */
+export interface Target {
+  /** Undefined for a connection string without `--url`: its `Url=` is used. */
+  readonly url: string | undefined
+  readonly flow: Profiles.Flow | "access-token"
+  readonly tenantId?: string | undefined
+  readonly clientId?: string | undefined
+  readonly certificate?: string | undefined
+  readonly federatedTokenFile?: string | undefined
+  readonly username?: string | undefined
+  readonly authority?: string | undefined
+  readonly caFile?: string | undefined
+  /** The access token, client secret, certificate password, password or connection string. */
+  readonly secret?: Redacted.Redacted<string> | undefined
+  readonly cacheFile: string
+  readonly allowHttp: boolean
+  /** The profile it came from. */
+  readonly profile?: string | undefined
+}
 
+const nonEmpty = (value: string | undefined): string | undefined =>
+  value === undefined || value === "" ? undefined : value
+
+const isLoopback = (hostname: string) => {
+  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase()
+  return host === "localhost" || host.endsWith(".localhost") || host === "::1" || /^127(\.\d{1,3}){3}$/.test(host)
+}
+
+/**
+ * Refuses a plain `http://` org URL on a host other than this machine unless `--allow-http`.
+ *
+ * @since 0.1.0
+ */
+export const checkUrl = (url: string, allowHttp: boolean): Effect.Effect<string, CliError> => {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return fail(`The org URL '${url}' is not a URL; pass it as https://<org>.crm.dynamics.com.`)
+  }
+  if (parsed.protocol === "https:") return Effect.succeed(url)
+  if (parsed.protocol !== "http:") {
+    return fail(`The org URL '${url}' must start with https:// (or http:// for a local emulator).`)
+  }
+  if (allowHttp || isLoopback(parsed.hostname)) return Effect.succeed(url)
+  return fail(
+    `Refusing plain http to ${parsed.host}: tokens would cross the network unencrypted; use https://, or pass --allow-http.`
+  )
+}
+
+/** Asks for a secret on the terminal without echoing it. */
+const readHidden = (message: string): Effect.Effect<string, CliError> =>
+  Effect.async<string, CliError>((resume) => {
+    const stdin = process.stdin
+    const wasRaw = stdin.isRaw
+    let value = ""
+    const restore = () => {
+      stdin.off("data", onData)
+      stdin.setRawMode(wasRaw)
+      stdin.pause()
+    }
+    const finish = (result: Effect.Effect<string, CliError>) => {
+      restore()
+      process.stderr.write("\n")
+      resume(result)
+    }
+    const onData = (chunk: string) => {
+      for (const c of chunk) {
+        if (c === "\r" || c === "\n" || (c === "\u0004" && value !== "")) return finish(Effect.succeed(value))
+        if (c === "\u0003" || c === "\u0004") return finish(fail("Cancelled at the secret prompt."))
+        if (c === "\u007f" || c === "\b") value = value.slice(0, -1)
+        else value += c
+      }
+    }
+    process.stderr.write(message)
+    stdin.setEncoding("utf8")
+    stdin.setRawMode(true)
+    stdin.on("data", onData)
+    stdin.resume()
+    return Effect.sync(restore)
+  })
+
+/**
+ * The client secret: `AZURE_CLIENT_SECRET`, else a hidden prompt when stdin is a terminal.
+ *
+ * @since 0.1.0
+ */
+export const clientSecret = (
+  clientId: string,
+  profile?: string
+): Effect.Effect<Redacted.Redacted<string>, CliError> =>
+  Effect.gen(function*() {
+    const fromEnv = nonEmpty(process.env.AZURE_CLIENT_SECRET)
+    if (fromEnv !== undefined) return Redacted.make(fromEnv)
+    if (process.stdin.isTTY !== true) {
+      return yield* fail(
+        profile === undefined
+          ? "--client-id needs the client secret in AZURE_CLIENT_SECRET (stdin is not a terminal to prompt on), or use --certificate or --federated-token-file."
+          : `Profile '${profile}' needs the client secret in AZURE_CLIENT_SECRET (it is not stored in the profile, and stdin is not a terminal to prompt on).`
+      )
+    }
+    const typed = yield* readHidden(`Client secret for ${clientId} (not shown): `)
+    if (typed.trim() === "") {
+      return yield* fail("No client secret typed; set AZURE_CLIENT_SECRET or type it at the prompt.")
+    }
+    return Redacted.make(typed.trim())
+  })
+
+const password = (): Effect.Effect<Redacted.Redacted<string>, CliError> => {
+  const value = nonEmpty(process.env.DATAVERSE_PASSWORD)
+  return value === undefined
+    ? fail("--username needs the password in DATAVERSE_PASSWORD (it is never taken as a flag).")
+    : Effect.succeed(Redacted.make(value))
+}
+
+const certificatePassword = (): Redacted.Redacted<string> | undefined => {
+  const value = process.env.AZURE_CLIENT_CERTIFICATE_PASSWORD
+  return value === undefined ? undefined : Redacted.make(value)
+}
+
+/** Whether any flag (or variable) that chooses the org or the sign-in was given. */
+const hasConnectionFlags = (args: ConnectionArgs) =>
+  Option.isSome(args.url) || Option.isSome(args.accessToken) || Option.isSome(args.connectionString) ||
+  Option.isSome(args.tenantId) || Option.isSome(args.clientId) || Option.isSome(args.certificate) ||
+  Option.isSome(args.federatedTokenFile) || Option.isSome(args.username) || args.deviceCode || args.managedIdentity
+
+/**
+ * The target the flags describe, ignoring profiles. The secret of the flow is read here
+ * (environment, or the hidden prompt for a client secret).
+ *
+ * @since 0.1.0
+ */
+export const fromFlags = (args: ConnectionArgs): Effect.Effect<Target, CliError> =>
+  Effect.gen(function*() {
+    const common = {
+      authority: Option.getOrUndefined(args.authority),
+      caFile: Option.getOrUndefined(args.caFile),
+      cacheFile: tokenCacheFile(),
+      allowHttp: args.allowHttp,
+      tenantId: Option.getOrUndefined(args.tenantId)
+    }
     if (Option.isSome(args.connectionString)) {
-      const parsed = yield* ConnectionString.parse(args.connectionString.value, {
-        onPrompt: prompt,
-        cacheFile: tokenCacheFile(),
-        ...(ca === undefined ? {} : { ca })
-      })
-      return { url: Option.getOrElse(args.url, () => parsed.url), credentials: parsed.credentials }
+      return {
+        ...common,
+        url: Option.getOrUndefined(args.url),
+        flow: "connection-string",
+        secret: args.connectionString.value
+      } satisfies Target
     }
     if (Option.isNone(args.url)) {
       return yield* fail(
@@ -156,73 +302,242 @@ const resolve = (
       )
     }
     const url = args.url.value
-    if (Option.isSome(args.accessToken)) return { url, credentials: Credentials.staticToken(args.accessToken.value) }
-    const tenantId = Option.getOrUndefined(args.tenantId)
+    if (Option.isSome(args.accessToken)) {
+      return { ...common, url, flow: "access-token", secret: args.accessToken.value } satisfies Target
+    }
     if (args.managedIdentity) {
       return {
+        ...common,
         url,
-        credentials: Credentials.managedIdentity({
-          ...(Option.isSome(args.clientId) ? { clientId: args.clientId.value } : {}),
-          ...(ca === undefined ? {} : { ca })
-        })
-      }
+        flow: "managed-identity",
+        clientId: Option.getOrUndefined(args.clientId)
+      } satisfies Target
     }
-    if (args.deviceCode || Option.isSome(args.username)) {
-      const user = {
-        ...endpoint(tenantId),
-        ...(tenantId === undefined ? {} : { tenantId }),
+    if (Option.isSome(args.username)) {
+      return {
+        ...common,
+        url,
+        flow: "username-password",
+        username: args.username.value,
         clientId: Option.getOrElse(args.clientId, () => samplePublicClientId),
-        cacheFile: tokenCacheFile()
-      }
-      if (Option.isSome(args.username)) {
-        const password = process.env.DATAVERSE_PASSWORD
-        if (password === undefined || password === "") {
-          return yield* fail("--username needs the password in DATAVERSE_PASSWORD (it is never taken as a flag).")
-        }
-        return {
-          url,
-          credentials: Credentials.usernamePassword({
-            ...user,
-            username: args.username.value,
-            password: Redacted.make(password)
-          })
-        }
-      }
-      return { url, credentials: Credentials.deviceCode({ ...user, onPrompt: prompt }) }
+        secret: yield* password()
+      } satisfies Target
+    }
+    if (args.deviceCode) {
+      return {
+        ...common,
+        url,
+        flow: "device-code",
+        clientId: Option.getOrElse(args.clientId, () => samplePublicClientId)
+      } satisfies Target
     }
     const appFlow = Option.isSome(args.certificate) || Option.isSome(args.federatedTokenFile) ||
-      process.env.AZURE_CLIENT_SECRET !== undefined
+      Option.isSome(args.clientId) || process.env.AZURE_CLIENT_SECRET !== undefined
     if (appFlow) {
-      if (tenantId === undefined || Option.isNone(args.clientId)) {
+      if (common.tenantId === undefined || Option.isNone(args.clientId)) {
         return yield* fail(
           "Client credentials need --tenant-id and --client-id (or AZURE_TENANT_ID and AZURE_CLIENT_ID)."
         )
       }
-      const app = { ...endpoint(tenantId), tenantId, clientId: args.clientId.value }
+      const clientId = args.clientId.value
       if (Option.isSome(args.federatedTokenFile)) {
-        return { url, credentials: Credentials.workloadIdentity({ ...app, tokenFile: args.federatedTokenFile.value }) }
+        return {
+          ...common,
+          url,
+          flow: "workload-identity",
+          clientId,
+          federatedTokenFile: args.federatedTokenFile.value
+        } satisfies Target
       }
       if (Option.isSome(args.certificate)) {
-        const password = process.env.AZURE_CLIENT_CERTIFICATE_PASSWORD
-        const read = yield* Credentials.readCertificateFile(
-          args.certificate.value,
-          password === undefined ? undefined : Redacted.make(password)
-        )
-        return { url, credentials: Credentials.clientCertificate({ ...app, ...read }) }
+        return {
+          ...common,
+          url,
+          flow: "certificate",
+          clientId,
+          certificate: args.certificate.value,
+          secret: certificatePassword()
+        } satisfies Target
       }
-      return {
-        url,
-        credentials: Credentials.clientSecret({ ...app, clientSecret: Redacted.make(process.env.AZURE_CLIENT_SECRET!) })
-      }
+      return { ...common, url, flow: "client-secret", clientId, secret: yield* clientSecret(clientId) } satisfies Target
     }
     return yield* fail(
-      "No credentials: pass --access-token, --connection-string, --device-code, --username, --managed-identity, or --tenant-id and --client-id with AZURE_CLIENT_SECRET, --certificate or --federated-token-file."
+      "No credentials: pass --access-token, --connection-string, --device-code, --username, --managed-identity, --profile, or --tenant-id and --client-id with AZURE_CLIENT_SECRET, --certificate or --federated-token-file."
     )
   })
 
 /**
+ * The target a saved profile describes; `--authority`, `--ca-file` and `--allow-http` on the
+ * command line still apply. The secret comes from the profile when it was stored there, else
+ * from the flow's environment variable (or the prompt, for a client secret).
+ *
+ * @since 0.1.0
+ */
+export const fromProfile = (
+  profile: Profiles.Profile,
+  args: Pick<ConnectionArgs, "authority" | "caFile" | "allowHttp">,
+  cacheFile: string = Profiles.tokenCacheFile(profile.name)
+): Effect.Effect<Target, CliError> =>
+  Effect.gen(function*() {
+    const stored = profile.secret === undefined ? undefined : Redacted.make(profile.secret)
+    const secretOf = (): Effect.Effect<Redacted.Redacted<string> | undefined, CliError> => {
+      if (stored !== undefined) return Effect.succeed(stored)
+      switch (profile.flow) {
+        case "client-secret":
+          return clientSecret(profile.clientId ?? "", profile.name)
+        case "username-password":
+          return password()
+        case "certificate":
+          return Effect.succeed(certificatePassword())
+        case "connection-string":
+          return fail(`Profile '${profile.name}' has no stored connection string; log in again with --store-secret.`)
+        default:
+          return Effect.succeed(undefined)
+      }
+    }
+    return {
+      url: profile.url,
+      flow: profile.flow,
+      tenantId: profile.tenantId,
+      clientId: profile.clientId,
+      certificate: profile.certificate,
+      federatedTokenFile: profile.federatedTokenFile,
+      username: profile.username,
+      authority: Option.getOrElse(args.authority, () => profile.authority),
+      caFile: Option.getOrElse(args.caFile, () => profile.caFile),
+      secret: yield* secretOf(),
+      cacheFile,
+      allowHttp: args.allowHttp || profile.allowHttp === true,
+      profile: profile.name
+    } satisfies Target
+  })
+
+/**
+ * The target of a command: `--profile` (or `DATAVERSE_PROFILE`) first; else the flags; else,
+ * when no connection flag at all is given, the selected profile.
+ *
+ * @since 0.1.0
+ */
+export const resolveTarget = (args: ConnectionArgs): Effect.Effect<Target, CliError> =>
+  Effect.gen(function*() {
+    if (Option.isSome(args.profile)) {
+      const name = yield* Profiles.validateName("--profile", args.profile.value)
+      return yield* fromProfile(yield* Profiles.find(yield* Profiles.load, name), args)
+    }
+    if (!hasConnectionFlags(args)) {
+      const saved = yield* Profiles.load
+      if (saved.selected !== undefined) {
+        const profile = saved.profiles.find((p) => p.name === saved.selected)
+        if (profile !== undefined) return yield* fromProfile(profile, args)
+      }
+    }
+    return yield* fromFlags(args)
+  })
+
+/**
+ * Signs in as the target says: the org URL (checked) and the credential.
+ *
+ * @since 0.1.0
+ */
+export const credentials = (
+  target: Target
+): Effect.Effect<{ url: string; credentials: Credentials.Credential }, CliError | DataverseError> =>
+  Effect.gen(function*() {
+    const caFile = target.caFile
+    const ca = caFile === undefined ? undefined : yield* Effect.try({
+      try: () => Fs.readFileSync(caFile, "utf8"),
+      catch: () => new CliError({ message: `Cannot read --ca-file ${caFile}.` })
+    })
+    const authorityHost = process.env.AZURE_AUTHORITY_HOST
+    const tenantId = target.tenantId
+    const authority = target.authority ??
+      (authorityHost !== undefined && tenantId !== undefined
+        ? `${authorityHost.replace(/\/+$/, "")}/${tenantId}`
+        : undefined)
+    const endpoint = { ...(authority === undefined ? {} : { authority }), ...(ca === undefined ? {} : { ca }) }
+    const prompt = (message: string) => process.stderr.write(`${message}\n`)
+    const secretOf = (what: string) =>
+      target.secret === undefined ? fail(`No ${what} for this connection.`) : Effect.succeed(target.secret)
+    const ids = { ...(tenantId === undefined ? {} : { tenantId }), clientId: target.clientId ?? samplePublicClientId }
+
+    if (target.flow === "connection-string") {
+      const parsed = yield* ConnectionString.parse(yield* secretOf("connection string"), {
+        onPrompt: prompt,
+        cacheFile: target.cacheFile,
+        ...(ca === undefined ? {} : { ca })
+      })
+      const url = yield* checkUrl(target.url ?? parsed.url, target.allowHttp)
+      return { url, credentials: parsed.credentials }
+    }
+    const url = yield* checkUrl(target.url ?? "", target.allowHttp)
+    switch (target.flow) {
+      case "access-token":
+        return { url, credentials: Credentials.staticToken(yield* secretOf("access token")) }
+      case "managed-identity":
+        return {
+          url,
+          credentials: Credentials.managedIdentity({
+            ...(target.clientId === undefined ? {} : { clientId: target.clientId }),
+            ...(ca === undefined ? {} : { ca })
+          })
+        }
+      case "device-code":
+        return {
+          url,
+          credentials: Credentials.deviceCode({ ...endpoint, ...ids, cacheFile: target.cacheFile, onPrompt: prompt })
+        }
+      case "username-password":
+        return {
+          url,
+          credentials: Credentials.usernamePassword({
+            ...endpoint,
+            ...ids,
+            cacheFile: target.cacheFile,
+            username: target.username ?? "",
+            password: yield* secretOf("password (DATAVERSE_PASSWORD)")
+          })
+        }
+      default: {
+        if (tenantId === undefined || target.clientId === undefined) {
+          return yield* fail(
+            "Client credentials need --tenant-id and --client-id (or AZURE_TENANT_ID and AZURE_CLIENT_ID)."
+          )
+        }
+        const app = { ...endpoint, tenantId, clientId: target.clientId }
+        if (target.flow === "workload-identity") {
+          return {
+            url,
+            credentials: Credentials.workloadIdentity({ ...app, tokenFile: target.federatedTokenFile ?? "" })
+          }
+        }
+        if (target.flow === "certificate") {
+          const read = yield* Credentials.readCertificateFile(target.certificate ?? "", target.secret)
+          return { url, credentials: Credentials.clientCertificate({ ...app, ...read }) }
+        }
+        return {
+          url,
+          credentials: Credentials.clientSecret({ ...app, clientSecret: yield* secretOf("client secret") })
+        }
+      }
+    }
+  })
+
+/**
+ * A `DataverseClient` for a resolved target.
+ *
+ * @since 0.1.0
+ */
+export const layerTarget = (
+  target: Target,
+  settings: { readonly maxSockets?: number } = {}
+): Layer.Layer<DataverseClient.DataverseClient, CliError | DataverseError> =>
+  Layer.unwrapEffect(
+    Effect.map(credentials(target), ({ credentials, url }) => DataverseClient.layer({ url, credentials, ...settings }))
+  )
+
+/**
  * A `DataverseClient` from the flags: an in-process emulator with `--emulator`, else the org
- * and credential the flags (or their environment variables) describe.
+ * and credential the flags (or their environment variables, or a profile) describe.
  *
  * @since 0.1.0
  */
@@ -249,7 +564,21 @@ export const layer = (
       })
     )
   }
-  return Layer.unwrapEffect(
-    Effect.map(resolve(args), ({ credentials, url }) => DataverseClient.layer({ url, credentials, ...settings }))
-  )
+  return Layer.unwrapEffect(Effect.map(resolveTarget(args), (target) => layerTarget(target, settings)))
 }
+
+/**
+ * A command description with examples, for `Command.withDescription`: the summary (what command
+ * listings show) followed by an EXAMPLES section in the command's own `--help`.
+ *
+ * @since 0.1.0
+ */
+export const withExamples = (
+  summary: string,
+  examples: ReadonlyArray<readonly [command: string, comment: string]>
+): HelpDoc.HelpDoc =>
+  examples.length === 0 ? HelpDoc.p(summary) : HelpDoc.blocks([
+    HelpDoc.p(summary),
+    HelpDoc.h1("EXAMPLES"),
+    ...examples.flatMap(([command, comment]) => [HelpDoc.p(`# ${comment}`), HelpDoc.p(Span.code(`$ ${command}`))])
+  ])

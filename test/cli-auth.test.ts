@@ -1,0 +1,313 @@
+import { spawn, spawnSync } from "node:child_process"
+import * as Fs from "node:fs/promises"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { binPath, run, type RunResult, type StartedEmulator, startEmulator } from "./support/cli.js"
+
+let emulator: StartedEmulator
+let dir: string
+
+beforeAll(async () => {
+  emulator = await startEmulator()
+  dir = await Fs.mkdtemp(Path.join(Os.tmpdir(), "dv-effect-auth-"))
+})
+afterAll(async () => {
+  await emulator?.stop()
+  await Fs.rm(dir, { recursive: true, force: true })
+})
+
+const info = () => emulator.info as Record<string, string>
+const identity = () => ["--authority", info().authority!, "--ca-file", info().caFile!]
+const app = () => ["--tenant-id", info().tenantId!, "--client-id", info().clientId!]
+const secrets = () => [info().clientSecret!, info().password!, info().accessToken!]
+
+/** A config directory of its own (not created yet: the CLI creates it). */
+const freshConfig = async () => Path.join(await Fs.mkdtemp(Path.join(dir, "home-")), "dv-effect")
+
+/** Every file under a directory, with its mode and contents. */
+const filesUnder = async (root: string): Promise<Array<{ path: string; mode: number; text: string }>> => {
+  const out: Array<{ path: string; mode: number; text: string }> = []
+  for (const entry of await Fs.readdir(root, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue
+    const path = Path.join((entry as { parentPath?: string; path?: string }).parentPath ?? entry.path, entry.name)
+    out.push({ path, mode: (await Fs.stat(path)).mode & 0o777, text: await Fs.readFile(path, "utf8") })
+  }
+  return out
+}
+
+/** The access tokens the identity endpoint issued, as found in msal's cache files. */
+const cachedTokens = (text: string): Array<string> => {
+  const cache = JSON.parse(text) as { AccessToken?: Record<string, { secret: string }> }
+  return Object.values(cache.AccessToken ?? {}).map((token) => token.secret)
+}
+
+const expectClean = (results: ReadonlyArray<RunResult>, extra: ReadonlyArray<string> = []) => {
+  for (const result of results) {
+    for (const value of [...secrets(), ...extra]) {
+      expect(result.stdout).not.toContain(value)
+      expect(result.stderr).not.toContain(value)
+    }
+  }
+}
+
+describe("dv-effect auth", () => {
+  it("login with a client secret saves a profile without the secret, which whoami then uses", async () => {
+    const config = await freshConfig()
+    const env = { DV_EFFECT_CONFIG_DIR: config }
+    const login = await run(["auth", "login", "--name", "app", "--url", emulator.info.url, ...app(), ...identity()], {
+      env: { ...env, AZURE_CLIENT_SECRET: info().clientSecret! }
+    })
+    expect(login.stderr).not.toContain("dv-effect:")
+    expect(login.code).toBe(0)
+    expect(login.stderr).toContain(`Signed in to ${emulator.info.url} as user ${emulator.info.userId}.`)
+    expect(login.stderr).toContain(`Profile 'app' saved in ${Path.join(config, "profiles.json")} and selected.`)
+    expect(login.stderr).toContain("The client secret is not stored")
+
+    const saved = JSON.parse(await Fs.readFile(Path.join(config, "profiles.json"), "utf8"))
+    expect(saved).toEqual({
+      version: 1,
+      selected: "app",
+      profiles: [{
+        name: "app",
+        url: emulator.info.url,
+        flow: "client-secret",
+        tenantId: info().tenantId,
+        clientId: info().clientId,
+        authority: info().authority,
+        caFile: info().caFile
+      }]
+    })
+    expect((await Fs.stat(config)).mode & 0o777).toBe(0o700)
+
+    // The selected profile is used when no connection flag is given; the secret comes from the environment.
+    const whoami = await run(["whoami"], { env: { ...env, AZURE_CLIENT_SECRET: info().clientSecret! } })
+    expect(whoami.code).toBe(0)
+    expect(JSON.parse(whoami.stdout)).toMatchObject({ url: emulator.info.url, UserId: emulator.info.userId })
+    // Without it, and without a terminal, one line says where the secret goes.
+    const noSecret = await run(["whoami", "--profile", "app"], { env })
+    expect(noSecret.code).toBe(1)
+    expect(noSecret.stderr.trim()).toBe(
+      "dv-effect: Profile 'app' needs the client secret in AZURE_CLIENT_SECRET (it is not stored in the profile, and stdin is not a terminal to prompt on)."
+    )
+    for (const file of await filesUnder(config)) {
+      expect(file.mode).toBe(0o600)
+      for (const value of secrets()) expect(file.text).not.toContain(value)
+    }
+    expectClean([login, whoami, noSecret])
+  })
+
+  it("login with a device code prints the code on stderr and caches the sign-in (0600); later runs are silent", async () => {
+    const config = await freshConfig()
+    const env = { DV_EFFECT_CONFIG_DIR: config }
+    const login = await run([
+      "auth",
+      "login",
+      "--name",
+      "me",
+      "--url",
+      emulator.info.url,
+      "--device-code",
+      "--client-id",
+      info().publicClientId!,
+      ...identity(),
+      "-o",
+      "json"
+    ], { env })
+    expect(login.stderr).not.toContain("dv-effect:")
+    expect(login.code).toBe(0)
+    expect(login.stderr).toMatch(/open the page https:\/\/127\.0\.0\.1:\d+\/.*devicecode.* and enter the code \w+/)
+    const summary = JSON.parse(login.stdout)
+    expect(summary.profile).toEqual({
+      name: "me",
+      url: emulator.info.url,
+      flow: "device-code",
+      clientId: info().publicClientId,
+      authority: info().authority,
+      caFile: info().caFile,
+      selected: true,
+      secretStored: false
+    })
+    expect(summary.UserId).toMatch(/^[0-9a-f-]{36}$/)
+    expect(summary.UserId).not.toBe(emulator.info.userId)
+
+    const cache = Path.join(config, "tokens", "me.json")
+    expect((await Fs.stat(cache)).mode & 0o777).toBe(0o600)
+    expect((await Fs.stat(Path.dirname(cache))).mode & 0o777).toBe(0o700)
+    const tokens = cachedTokens(await Fs.readFile(cache, "utf8"))
+    expect(tokens.length).toBeGreaterThan(0)
+
+    const again = await run(["whoami", "--profile", "me"], { env })
+    expect(again.code).toBe(0)
+    expect(JSON.parse(again.stdout).UserId).toBe(summary.UserId)
+    expect(again.stderr).not.toMatch(/enter the code/)
+    const viaEnv = await run(["whoami"], { env: { ...env, DATAVERSE_PROFILE: "me" } })
+    expect(JSON.parse(viaEnv.stdout).UserId).toBe(summary.UserId)
+
+    // Only the token cache holds tokens; the profile file never does.
+    const profileText = await Fs.readFile(Path.join(config, "profiles.json"), "utf8")
+    for (const token of tokens) expect(profileText).not.toContain(token)
+    expectClean([login, again, viaEnv], tokens)
+    // No temporary cache is left behind.
+    expect((await Fs.readdir(Path.dirname(cache))).sort()).toEqual(["me.json"])
+  })
+
+  it("list marks the selected profile, select switches, logout removes a profile with its tokens", async () => {
+    const config = await freshConfig()
+    const env = { DV_EFFECT_CONFIG_DIR: config }
+    const device = (name: string) =>
+      run([
+        "auth",
+        "login",
+        "--name",
+        name,
+        "--url",
+        emulator.info.url,
+        "--device-code",
+        "--client-id",
+        info().publicClientId!,
+        ...identity()
+      ], { env })
+    expect((await device("one")).code).toBe(0)
+    expect((await device("two")).code).toBe(0)
+
+    const list = await run(["auth", "list"], { env })
+    expect(list.code).toBe(0)
+    const lines = list.stdout.trimEnd().split("\n")
+    expect(lines[0]).toMatch(/^\s+NAME\s+URL\s+FLOW\s+IDENTITY$/)
+    expect(lines[1]).toMatch(
+      new RegExp(`^\\s+one\\s+${emulator.info.url.replace(/\./g, "\\.")}\\s+device-code\\s+client `)
+    )
+    expect(lines[2]).toMatch(/^\*\s+two\s/)
+
+    const select = await run(["auth", "select", "one"], { env })
+    expect(select.code).toBe(0)
+    expect(select.stderr).toBe(`Profile 'one' (${emulator.info.url}) selected.\n`)
+    const json = JSON.parse((await run(["auth", "list", "-o", "json"], { env })).stdout)
+    expect(json.map((p: { name: string; selected: boolean }) => [p.name, p.selected])).toEqual([["one", true], [
+      "two",
+      false
+    ]])
+
+    const unknown = await run(["auth", "select", "three"], { env })
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr.trim()).toBe("dv-effect: No profile 'three' (there are: one, two); see dv-effect auth list.")
+
+    const logout = await run(["auth", "logout"], { env })
+    expect(logout.code).toBe(0)
+    expect(logout.stderr).toBe("Profile 'one' removed, with its cached sign-in; no profile is selected now.\n")
+    await expect(Fs.stat(Path.join(config, "tokens", "one.json"))).rejects.toThrow()
+    expect((await Fs.stat(Path.join(config, "tokens", "two.json"))).mode & 0o777).toBe(0o600)
+
+    const nothingSelected = await run(["auth", "logout"], { env })
+    expect(nothingSelected.code).toBe(1)
+    expect(nothingSelected.stderr.trim()).toBe(
+      "dv-effect: No profile is selected: name the one to remove (dv-effect auth logout <name>), or pass --all."
+    )
+    // With no profile selected and no flag, commands say what is missing as before.
+    const noUrl = await run(["whoami"], { env })
+    expect(noUrl.code).toBe(1)
+    expect(noUrl.stderr).toContain("No Dataverse URL")
+
+    expect((await run(["auth", "logout", "two"], { env })).code).toBe(0)
+    expect(await Fs.readdir(Path.join(config, "tokens"))).toEqual([])
+    const empty = await run(["auth", "list", "-o", "json"], { env })
+    expect(JSON.parse(empty.stdout)).toEqual([])
+  })
+
+  it("--store-secret stores the secret and says so plainly; output never shows it", async () => {
+    const config = await freshConfig()
+    const env = { DV_EFFECT_CONFIG_DIR: config }
+    const login = await run([
+      "auth",
+      "login",
+      "--name",
+      "ci",
+      "--store-secret",
+      "--url",
+      emulator.info.url,
+      ...app(),
+      ...identity()
+    ], { env: { ...env, AZURE_CLIENT_SECRET: info().clientSecret! } })
+    expect(login.code).toBe(0)
+    const file = Path.join(config, "profiles.json")
+    expect(login.stderr).toContain(`Warning: the client secret is stored in clear text in ${file} (mode 0600)`)
+    expect(JSON.parse(await Fs.readFile(file, "utf8")).profiles[0].secret).toBe(info().clientSecret)
+    expect((await Fs.stat(file)).mode & 0o777).toBe(0o600)
+    // No secret in the environment: the stored one is used.
+    const whoami = await run(["whoami", "--verbose"], { env })
+    expect(whoami.code).toBe(0)
+    expect(JSON.parse(whoami.stdout).UserId).toBe(emulator.info.userId)
+    const list = await run(["auth", "list", "-o", "json"], { env })
+    expect(JSON.parse(list.stdout)[0]).toMatchObject({ name: "ci", secretStored: true })
+    expect(JSON.parse(list.stdout)[0].secret).toBeUndefined()
+    expectClean([login, whoami, list, await run(["auth", "list"], { env })])
+  })
+
+  it("refuses what it should, with one line naming the flag", async () => {
+    const env = { DV_EFFECT_CONFIG_DIR: await freshConfig() }
+    const token = await run(
+      ["auth", "login", "--name", "x", "--url", emulator.info.url, "--access-token", emulator.info.accessToken],
+      { env }
+    )
+    expect(token.code).toBe(1)
+    expect(token.stderr).toMatch(/^dv-effect: auth login does not save --access-token/)
+    const badName = await run(["auth", "login", "--name", "../x", "--url", emulator.info.url, "--device-code"], { env })
+    expect(badName.stderr.trim()).toBe(
+      "dv-effect: --name must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit; got '../x'."
+    )
+    const wrong = await run(["auth", "login", "--name", "bad", "--url", emulator.info.url, ...app(), ...identity()], {
+      env: { ...env, AZURE_CLIENT_SECRET: "not-the-secret-4242" }
+    })
+    expect(wrong.code).toBe(1)
+    expect(wrong.stderr).toMatch(/^dv-effect: Sign-in with a client secret failed \(invalid_client\)/m)
+    // A failed login saves nothing.
+    await expect(Fs.stat(Path.join(env.DV_EFFECT_CONFIG_DIR, "profiles.json"))).rejects.toThrow()
+    const noSecret = await run(["whoami", "--url", emulator.info.url, ...app()], { env })
+    expect(noSecret.stderr.trim()).toBe(
+      "dv-effect: --client-id needs the client secret in AZURE_CLIENT_SECRET (stdin is not a terminal to prompt on), or use --certificate or --federated-token-file."
+    )
+    const http = await run(["whoami", "--url", "http://dataverse.example.com", "--access-token", "t"], { env })
+    expect(http.code).toBe(1)
+    expect(http.stderr.trim()).toBe(
+      "dv-effect: Refusing plain http to dataverse.example.com: tokens would cross the network unencrypted; use https://, or pass --allow-http."
+    )
+    // With --allow-http the check lets the URL through (here to a closed port).
+    const allowed = await run(["whoami", "--url", "http://0.0.0.0:1", "--access-token", "t", "--allow-http"], { env })
+    expect(allowed.code).toBe(1)
+    expect(allowed.stderr).not.toContain("Refusing plain http")
+    const unknownProfile = await run(["whoami", "--profile", "nope"], { env })
+    expect(unknownProfile.stderr.trim()).toBe(
+      "dv-effect: No profile 'nope': there are none yet; create one with dv-effect auth login --name nope ..."
+    )
+    expectClean([token, badName, wrong, noSecret, http, allowed, unknownProfile], ["not-the-secret-4242"])
+  })
+
+  // util-linux `script` gives the CLI a terminal; without it (macOS, Windows) this test is skipped.
+  const hasScript = process.platform === "linux" && spawnSync("script", ["--version"]).status === 0
+  it.skipIf(!hasScript)("asks for the client secret on a terminal without echoing it", async () => {
+    const config = await freshConfig()
+    const quote = (arg: string) => `'${arg.replace(/'/g, "'\\''")}'`
+    const command = [process.execPath, binPath, "whoami", "--url", emulator.info.url, ...app(), ...identity()]
+      .map(quote).join(" ")
+    const env: Record<string, string> = { DV_EFFECT_CONFIG_DIR: config }
+    for (const [key, value] of Object.entries(process.env)) {
+      if (value !== undefined && !key.startsWith("AZURE_") && !key.startsWith("DATAVERSE_")) env[key] = value
+    }
+    const child = spawn("script", ["-qec", command, "/dev/null"], { env, stdio: ["pipe", "pipe", "pipe"] })
+    let output = ""
+    let answered = false
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      output += chunk
+      if (!answered && output.includes("(not shown): ")) {
+        answered = true
+        child.stdin.write(`${info().clientSecret}\r`)
+      }
+    })
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
+    expect(output).toContain(`Client secret for ${info().clientId} (not shown): `)
+    expect(code).toBe(0)
+    expect(output).toContain(`"UserId":"${emulator.info.userId}"`)
+    expect(output).not.toContain(info().clientSecret)
+  })
+})
