@@ -16,11 +16,13 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs/promises"
+import { authCommand } from "./AuthCommand.js"
 import { CliError } from "./CliError.js"
 import * as Connection from "./Connection.js"
 import * as Demo from "./Demo.js"
 import { chunkSizeOption, concurrencyOption, exitState, parseConcurrency, positive, seconds } from "./Flags.js"
 import * as Input from "./Input.js"
+import { metadataCommand, tablesCommand, typegenCommand } from "./MetadataCommands.js"
 import * as Output from "./Output.js"
 import * as ProgressReporter from "./ProgressReporter.js"
 import { queryCommand } from "./QueryCommand.js"
@@ -375,5 +377,15 @@ const demoCommand = Command.make(
  */
 export const command = Command.make("dv-effect").pipe(
   Command.withDescription("Move data in and out of Microsoft Dataverse in bulk"),
-  Command.withSubcommands([emulatorCommand, demoCommand, whoamiCommand, queryCommand, createCommand])
+  Command.withSubcommands([
+    emulatorCommand,
+    demoCommand,
+    authCommand,
+    whoamiCommand,
+    tablesCommand,
+    metadataCommand,
+    queryCommand,
+    createCommand,
+    typegenCommand
+  ])
 )

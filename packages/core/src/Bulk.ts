@@ -144,6 +144,8 @@ export interface BulkOptions {
   readonly retryPolicy?: Schedule.Schedule<unknown, DataverseError>
   /** Records finished rows, so that a stopped run resumes where it was (see `Journal`). */
   readonly journal?: Journal.Journal
+  /** Called for each row an earlier run of the journal finished: it gets no outcome. */
+  readonly onResumed?: (index: number) => void
   /** The largest request body to build, in bytes (estimated). Default 16 MiB. */
   readonly maxRequestBytes?: number
   /** Smart mode for create, update and upsert (see `SmartOptions`); `true` for the defaults. */
@@ -809,6 +811,7 @@ const makeEngine = <E, R>(
       Stream.filter(([input, index]) => {
         if (session !== undefined && session.state.isFinished(index)) {
           counters.resumed++
+          options.onResumed?.(index)
           return false
         }
         if (input instanceof DataverseError) return true
@@ -845,11 +848,111 @@ const makeEngine = <E, R>(
     const outcomes = Stream.concat(sendAll(firstPass), Stream.suspend(() => passes(deferred))).pipe(
       Stream.ensuring(report)
     )
+    const planned: Plan = {
+      table: metadata.logicalName,
+      entitySet: metadata.entitySetName,
+      tableType: metadata.tableType,
+      operation,
+      strategy: strategy === "single" ? "single" : multiple[operation] ? "multiple" : "batch",
+      message: strategy !== "single" && multiple[operation] ? messageOf[operation] : undefined,
+      chunkSize: chunkOption,
+      startChunkSize: sizer.current(),
+      concurrency: ceiling,
+      maxRequestBytes
+    }
     return {
       outcomes: outcomes as Stream.Stream<RowOutcome, DataverseError | E, DataverseClient | R>,
-      progress: () => snapshot(Date.now())
+      progress: () => snapshot(Date.now()),
+      plan: planned,
+      prepare
     }
   })
+
+/**
+ * How a run would go: where the rows go and how they are sent.
+ *
+ * @since 0.1.0
+ */
+export interface Plan {
+  readonly table: string
+  readonly entitySet: string
+  readonly tableType: "Standard" | "Elastic"
+  readonly operation: Operation
+  /** `multiple`: the `*Multiple` message; `batch`: `$batch`; `single`: a request per row. */
+  readonly strategy: "multiple" | "batch" | "single"
+  readonly message: string | undefined
+  readonly chunkSize: number | "auto"
+  /** Rows in the first requests. */
+  readonly startChunkSize: number
+  /** Most requests in flight. */
+  readonly concurrency: number
+  readonly maxRequestBytes: number
+}
+
+/**
+ * What a dry run found.
+ *
+ * @since 0.1.0
+ */
+export interface DryRun {
+  readonly plan: Plan
+  readonly total: number
+  readonly valid: number
+  readonly invalid: number
+  /** Requests the valid rows take at the starting chunk size (fewer when `"auto"` grows it). */
+  readonly requests: number
+}
+
+/**
+ * Checks rows and plans the run without writing anything: each row is validated as `run` would
+ * (invalid ones reach `onOutcome` as failed), and the plan says how the rest would be sent. It
+ * reads the table's metadata and the service's parallelism hint; smart mode's lookups are not
+ * made.
+ *
+ * @since 0.1.0
+ */
+export const dryRun = <E = never, R = never, E2 = never, R2 = never>(
+  operation: Operation,
+  table: string,
+  rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
+  options: BulkOptions = {},
+  onOutcome: (outcome: RowOutcome) => Effect.Effect<void, E2, R2> = () => Effect.void
+): Effect.Effect<DryRun, DataverseError | E | E2, DataverseClient | R | R2> =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const { journal: _journal, ...rest } = options
+      const engine = yield* makeEngine(operation, table, [], rest)
+      const counts = { total: 0, valid: 0, invalid: 0, requests: 0, rows: 0, bytes: 0 }
+      const flush = () => {
+        if (counts.rows > 0) counts.requests++
+        counts.rows = 0
+        counts.bytes = 0
+      }
+      yield* Stream.runForEach(Stream.zipWithIndex(toStream(rows)), ([input, index]) => {
+        counts.total++
+        const prepared = input instanceof DataverseError ? input : engine.prepare(input, index)
+        if (prepared instanceof DataverseError) {
+          counts.invalid++
+          return onOutcome({ index, status: "failed", error: prepared })
+        }
+        counts.valid++
+        const bytes = estimateBytes(prepared.row)
+        if (counts.rows > 0 && counts.bytes + bytes > engine.plan.maxRequestBytes) flush()
+        counts.rows++
+        counts.bytes += bytes
+        if (counts.rows >= engine.plan.startChunkSize) flush()
+        return Effect.void
+      })
+      flush()
+      return {
+        plan: engine.plan,
+        total: counts.total,
+        valid: counts.valid,
+        invalid: counts.invalid,
+        requests: counts.requests
+      }
+    })
+  )
 
 /**
  * Runs one operation over rows (see the module description). Outcomes come out in input order
