@@ -13,6 +13,8 @@ export * as IdentityServer from "./IdentityServer.js"
 /** @since 0.1.0 */
 export * as Model from "./Model.js"
 /** @since 0.1.0 */
+export * as Optimum from "./Optimum.js"
+/** @since 0.1.0 */
 export * as Store from "./Store.js"
 /** @since 0.1.0 */
 export * as TableSchema from "./TableSchema.js"

@@ -1,0 +1,70 @@
+// The emulator in a process of its own for one trial: the same `@dv-effect/emulator` that
+// `dv-effect emulator` runs (built dist), started from its library API because the benchmark
+// needs what the HTTP surface does not offer: the per-server counters (requests, 429s by kind,
+// faults injected), seeding 100,000 records without spending the model's budgets, and counting
+// the markers in the store after a run. Driven over the IPC channel of `child_process.fork`.
+//
+//   fork("bench/lib/emulator-host.mjs", [JSON.stringify({ profile: "bench" | {...profile file} , servers })])
+//   -> { type: "ready", info }   then requests { id, type: "seed" | "stats" | "check" } -> { id, result }
+import * as Emulator from "@dv-effect/emulator/Emulator"
+import * as Model from "@dv-effect/emulator/Model"
+import * as Fs from "node:fs"
+import { seedRows } from "./rows.mjs"
+
+const spec = JSON.parse(process.argv[2] ?? "{}")
+const decoded = typeof spec.profile === "object"
+  ? Model.decodeProfile(spec.profile)
+  : { ...Model.profiles[spec.profile ?? "bench"] }
+if (typeof decoded === "string") throw new Error(decoded)
+const profile = spec.servers === undefined ? decoded : { ...decoded, servers: spec.servers }
+const emulator = await Emulator.start({ profile, identity: false, port: 0 })
+
+const peakRssMb = () => Number(/VmHWM:\s+(\d+) kB/.exec(Fs.readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0) / 1024
+
+const handlers = {
+  seed: ({ scenario }) => {
+    const rows = seedRows(scenario)
+    for (let i = 0; i < rows.length; i += 5000) emulator.seed(scenario.table, rows.slice(i, i + 5000))
+    return { seeded: rows.length, recordsWritten: emulator.counters.recordsWritten }
+  },
+  stats: () => ({
+    counters: { ...emulator.counters },
+    servers: JSON.parse(JSON.stringify(emulator.servers)),
+    peakRssMb: peakRssMb()
+  }),
+  // Counts the markers `<prefix><i>` in `column`: rows landed (distinct valid indices), lost
+  // (valid indices missing), duplicated (records beyond one per index), invalid rows that landed.
+  check: ({ expect }) => {
+    const table = emulator.store.table(expect.table)
+    const seen = new Uint8Array(expect.count)
+    let records = 0, marked = 0, duplicated = 0, invalidLanded = 0
+    for (const record of table.scan()) {
+      records++
+      const value = record.values[expect.column]
+      if (typeof value !== "string" || !value.startsWith(expect.prefix)) continue
+      const i = Number(value.slice(expect.prefix.length))
+      if (!Number.isInteger(i) || i < 0 || i >= expect.count) continue
+      marked++
+      if (seen[i]++ > 0) duplicated++
+      else if (expect.invalidEvery > 0 && i % expect.invalidEvery === expect.invalidEvery - 1) invalidLanded++
+    }
+    let landed = 0
+    for (let i = 0; i < expect.count; i++) {
+      if (seen[i] > 0 && !(expect.invalidEvery > 0 && i % expect.invalidEvery === expect.invalidEvery - 1)) landed++
+    }
+    return { records, marked, landed, lost: expect.valid - landed, duplicated, invalidLanded }
+  }
+}
+
+process.on("message", (message) => {
+  let reply
+  try {
+    reply = { id: message.id, result: handlers[message.type](message) }
+  } catch (error) {
+    reply = { id: message.id, error: String(error?.stack ?? error) }
+  }
+  process.send(reply)
+})
+// Nothing to flush (no data directory): exit at once rather than wait for kept-alive sockets.
+process.on("disconnect", () => process.exit(0))
+process.send({ type: "ready", info: emulator.info, profile: { ...profile } })

@@ -1,0 +1,169 @@
+import { describe, expect, it } from "vitest"
+import { ServiceModel } from "../src/internal/throttle.js"
+import * as Model from "../src/Model.js"
+import * as Optimum from "../src/Optimum.js"
+
+const profile = (overrides: Partial<Model.Profile>): Model.Profile => ({ ...Model.fast, ...overrides })
+const latency = (baseMs: number, perRecordMs: number) => ({ baseMs, perRecordMs, perOperationMs: 0 })
+
+describe("Optimum.schedule (hand-computed)", () => {
+  it("without limits, the job takes as long as one request", () => {
+    // Two chunks of 5, both sent at 0, each t = 10 + 5 * 1 = 15 ms.
+    const plan = Optimum.schedule(profile({ latency: latency(10, 1) }), 5, { rows: 10 })
+    expect(plan.requests).toBe(2)
+    expect(plan.seconds).toBeCloseTo(0.015)
+    expect(plan.rowsPerSecond).toBeCloseTo(10 / 0.015)
+    expect(plan.binding).toBe("latency")
+  })
+
+  it("no latency and no limits: infinitely fast", () => {
+    expect(Optimum.schedule(Model.fast, 100, { rows: 1000 }).rowsPerSecond).toBe(Infinity)
+    expect(Optimum.optimum(Model.fast, { rows: 1000 }).rowsPerSecond).toBe(Infinity)
+  })
+
+  it("one in flight: requests run back to back", () => {
+    // 10 rows in chunks of 5 with one slot: 15 ms + 15 ms.
+    const plan = Optimum.schedule(profile({ concurrencyLimit: 1, latency: latency(10, 1) }), 5, { rows: 10 })
+    expect(plan.seconds).toBeCloseTo(0.03)
+    expect(plan.binding).toBe("concurrency")
+    expect(plan.waitedMs).toEqual({ concurrency: 15, requests: 0, executionTime: 0 })
+  })
+
+  it("the request window: the first window's burst at once, then one window per budget", () => {
+    // 2 requests per 1 s window, 100 ms each, 5 single-row requests: sent at 0, 0, 1000, 1000, 2000.
+    const p = profile({ requestsPerWindow: 2, windowSeconds: 1, latency: latency(100, 0) })
+    const plan = Optimum.schedule(p, 1, { rows: 5 })
+    expect(plan.seconds).toBeCloseTo(2.1)
+    expect(plan.binding).toBe("requests")
+    expect(plan.waitedMs.requests).toBe(2000)
+    // Budgets alone: 2 requests per second of 1 row.
+    expect(plan.sustainedRowsPerSecond).toBeCloseTo(2)
+  })
+
+  it("the execution window counts a request when it completes", () => {
+    // 250 ms per 1 s window, 2 in flight, 100 ms per request, 6 requests:
+    // 2 at 0; at 100 the sum is 200 < 250, 2 more; at 200 the sum is 400: wait until the two
+    // that completed at 100 leave the window (1100), then the last 2 run to 1200.
+    const p = profile({ concurrencyLimit: 2, executionMsPerWindow: 250, windowSeconds: 1, latency: latency(100, 0) })
+    const plan = Optimum.schedule(p, 1, { rows: 6 })
+    expect(plan.seconds).toBeCloseTo(1.2)
+    expect(plan.rowsPerSecond).toBeCloseTo(5)
+    expect(plan.binding).toBe("executionTime")
+    expect(plan.waitedMs).toEqual({ concurrency: 200, requests: 0, executionTime: 900 })
+  })
+
+  it("bench, 100,000 rows in chunks of 1,000: 52 at once, then the window, then 48", () => {
+    // t = 20 + 1000 = 1020 ms; 52 in flight complete at 1020 with 53,040 ms >= 40,000; they leave
+    // the 10 s window at 11,020; the other 48 run from 11,020 to 12,040.
+    const plan = Optimum.schedule(Model.bench, 1000, { rows: 100_000 })
+    expect(plan.seconds).toBeCloseTo(12.04)
+    expect(plan.rowsPerSecond).toBeCloseTo(100_000 / 12.04)
+    expect(plan.binding).toBe("executionTime")
+    // 4,000 rows/s from the execution budget: 40,000 ms per 10 s at 1,000 rows per 1,020 ms.
+    expect(plan.sustainedRowsPerSecond).toBeCloseTo(40_000 / 1020 / 10 * 1000)
+  })
+
+  it("two servers share the rows; a cap on requests in flight is honoured", () => {
+    // 50 chunks per server, all in flight at once: 1,020 ms.
+    expect(Optimum.schedule(Model.bench, 1000, { rows: 100_000, servers: 2 }).seconds).toBeCloseTo(1.02)
+    // 8 in flight: waves of 8 every 1,020 ms until 40 have completed (40,800 ms >= 40,000) at
+    // 5,100; the first wave leaves the window at 11,020 and frees 8,160 ms: 8 more, and so on.
+    const capped = Optimum.schedule(Model.bench, 1000, { rows: 100_000, maxInFlight: 8 })
+    expect(capped.inFlight).toBe(8)
+    expect(capped.seconds).toBeGreaterThan(20)
+  })
+
+  it("a partial last chunk costs only its own rows", () => {
+    // 7 rows in chunks of 5: 15 ms and 12 ms, in parallel.
+    const plan = Optimum.schedule(profile({ latency: latency(10, 1), concurrencyLimit: 52 }), 5, { rows: 7 })
+    expect(plan.seconds).toBeCloseTo(0.015)
+  })
+})
+
+describe("Optimum.optimum", () => {
+  it("picks the chunk size that fits the job into the fewest windows", () => {
+    // 156 chunks of 642 (the last of 490) take t = 662 ms: 52 at 0 and 52 at 662 (34,424 ms
+    // completed, under 40,000), then the window is spent until the first 52 leave it at 10,662;
+    // the last 52 run to 11,324: better than 1,000 per chunk (12.04 s).
+    const best = Optimum.optimum(Model.bench, { rows: 100_000 })
+    expect(best.chunkSize).toBe(642)
+    expect(best.requests).toBe(156)
+    expect(best.seconds).toBeCloseTo(11.324)
+    expect(best.binding).toBe("executionTime")
+  })
+
+  it("at most 100 rows per request, the request window binds", () => {
+    // 1,000 requests of t = 120 ms at 200 per 10 s: each window's 200 go in waves of 52 at
+    // +0, +120, +240 and +360 ms; the fifth window starts at 40 s, so the last wave ends at 40.48 s.
+    const best = Optimum.optimum(Model.bench, { rows: 100_000, maxChunkSize: 100 })
+    expect(best.chunkSize).toBe(100)
+    expect(best.binding).toBe("requests")
+    expect(best.seconds).toBeCloseTo(40.48)
+  })
+
+  it("small jobs: one request of all rows when everything fits in flight", () => {
+    const best = Optimum.optimum(Model.bench, { rows: 10 })
+    // t(n) = 20 + n; ten 1-row requests in parallel take 21 ms, one of 10 rows takes 30 ms.
+    expect(best.chunkSize).toBe(1)
+    expect(best.seconds).toBeCloseTo(0.021)
+  })
+})
+
+describe("Optimum against the model itself", () => {
+  /**
+   * A client that knows the model drives the real `ServiceModel` on a virtual clock: it sends
+   * whenever it may, waits for a completion when refused for concurrency and exactly the
+   * model's wait when refused by a window. It must finish when the optimum says it does.
+   */
+  const drive = (p: Model.Profile, chunkSize: number, rows: number) => {
+    const clock = { now: 0 }
+    const model = new ServiceModel(p, () => clock.now)
+    const lane = () => (model as unknown as { lanes: Map<string, { blockedUntil: number }> }).lanes.get("0:u")!
+    const requests = Math.ceil(rows / chunkSize)
+    const inFlight: Array<{ at: number; ms: number; release: (ms: number) => void }> = []
+    let sent = 0
+    let finish = 0
+    const advance = (to: number) => {
+      inFlight.sort((a, b) => a.at - b.at)
+      while (inFlight.length > 0 && inFlight[0]!.at <= to) {
+        const done = inFlight.shift()!
+        clock.now = done.at
+        done.release(done.ms)
+      }
+      clock.now = to
+    }
+    while (sent < requests) {
+      const admission = model.admit("u", 0)
+      if (admission._tag === "Admitted") {
+        const records = sent === requests - 1 ? rows - (requests - 1) * chunkSize : chunkSize
+        const ms = Model.latencyMs(p, { records, operations: 0 })
+        inFlight.push({ at: clock.now + ms, ms, release: admission.release })
+        finish = Math.max(finish, clock.now + ms)
+        sent++
+        continue
+      }
+      const wake = admission.kind === "concurrency"
+        ? Math.min(...inFlight.map((r) => r.at))
+        : lane().blockedUntil
+      advance(wake)
+    }
+    return finish / 1000
+  }
+
+  it.each([1000, 500, 100, 37])("bench, 30,000 rows in chunks of %i", (chunkSize) => {
+    expect(Optimum.schedule(Model.bench, chunkSize, { rows: 30_000 }).seconds).toBeCloseTo(
+      drive(Model.bench, chunkSize, 30_000),
+      6
+    )
+  })
+
+  it("realistic timings over a scaled-down window", () => {
+    const p = { ...Model.realistic, windowSeconds: 20, requestsPerWindow: 60, executionMsPerWindow: 100_000 }
+    for (const chunkSize of [1000, 250, 10]) {
+      expect(Optimum.schedule(p, chunkSize, { rows: 20_000, servers: 1 }).seconds).toBeCloseTo(
+        drive(p, chunkSize, 20_000),
+        6
+      )
+    }
+  })
+})
