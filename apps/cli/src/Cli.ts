@@ -9,7 +9,6 @@ import * as DataverseClient from "@dv-effect/core/DataverseClient"
 import type { DataverseError } from "@dv-effect/core/DataverseError"
 import * as Query from "@dv-effect/core/Query"
 import type { Schema as TableSchemaDefinition } from "@dv-effect/emulator/TableSchema"
-import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
@@ -21,7 +20,7 @@ import { CliError } from "./CliError.js"
 import * as Connection from "./Connection.js"
 import * as Demo from "./Demo.js"
 import { chunkSizeOption, concurrencyOption, exitState, parseConcurrency, positive, seconds } from "./Flags.js"
-import * as Input from "./Input.js"
+import { createCommand, deleteCommand, updateCommand, upsertCommand } from "./ImportCommand.js"
 import { metadataCommand, tablesCommand, typegenCommand } from "./MetadataCommands.js"
 import * as Output from "./Output.js"
 import * as ProgressReporter from "./ProgressReporter.js"
@@ -222,50 +221,6 @@ const runCreate = (
     }
   })
 
-const createCommand = Command.make(
-  "create",
-  {
-    connection: Connection.options,
-    table: Args.text({ name: "table" }).pipe(Args.withDescription("Table logical name, e.g. contact")),
-    file: Options.text("file").pipe(
-      Options.withAlias("f"),
-      Options.withDescription("JSON lines to import, one record per line; - for stdin"),
-      Options.withDefault("-")
-    ),
-    chunkSize: chunkSizeOption(100),
-    concurrency: concurrencyOption,
-    output: Options.choice("output", ["text", "json"]).pipe(
-      Options.withAlias("o"),
-      Options.withDescription("text: summary on stderr; json: summary as JSON on stdout"),
-      Options.withDefault("text" as const)
-    )
-  },
-  (args) =>
-    Effect.gen(function*() {
-      const chunkSize = yield* positive("--chunk-size", args.chunkSize)
-      const concurrency = yield* parseConcurrency(args.concurrency)
-      const source = yield* Input.jsonLines(args.file)
-      const report = yield* runCreate(args.table, source.rows, {
-        chunkSize,
-        concurrency,
-        total: undefined,
-        label: `create ${args.table}`,
-        describeRow: (index) => `line ${source.lineOf(index)}`
-      }).pipe(
-        Effect.provide(Connection.layer(args.connection, { maxSockets: concurrency === "auto" ? 64 : concurrency }))
-      )
-      if (args.output === "json") yield* Output.stdout(`${JSON.stringify(report)}\n`)
-      else {
-        yield* Output.stderr(
-          `Created ${report.created} of ${report.total} ${args.table} rows in ${
-            seconds(report.durationMs)
-          } (${report.rowsPerSecond} rows/s, ${report.requests} requests, ${report.throttled} throttled); ${report.failed} failed.\n`
-        )
-      }
-      if (report.failed > 0) exitState.code = 2
-    })
-).pipe(Command.withDescription("Create rows from JSON lines through CreateMultiple, in parallel chunks"))
-
 // ---------------------------------------------------------------------------------------------
 // demo
 
@@ -386,6 +341,9 @@ export const command = Command.make("dv-effect").pipe(
     metadataCommand,
     queryCommand,
     createCommand,
+    updateCommand,
+    upsertCommand,
+    deleteCommand,
     typegenCommand
   ])
 )

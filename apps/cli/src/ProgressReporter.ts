@@ -18,6 +18,14 @@ export interface ProgressReporter {
 
 const lineIntervalMs = 2000
 
+/** `, 3 throttled, waiting 4 s` while the service holds the run; the count alone after. */
+const throttling = (progress: Progress): string =>
+  progress.throttled === 0
+    ? ""
+    : `, ${progress.throttled} throttled${
+      progress.waitingMs > 0 ? `, waiting ${Math.ceil(progress.waitingMs / 1000)} s` : ""
+    }`
+
 /**
  * A reporter for `label`; `total` rows when known.
  *
@@ -37,18 +45,23 @@ export const make = (
     const bar = new CliProgress.SingleBar({
       stream,
       format: total === undefined
-        ? `${label} {value} rows | {rate} rows/s | {inFlight} in flight | {failed} failed`
-        : `${label} |{bar}| {percentage}% | {value}/{total} rows | {rate} rows/s | ETA {eta_formatted} | {failed} failed`,
+        ? `${label} {value} rows | {rate} rows/s | {inFlight} in flight | {failed} failed{throttle}`
+        : `${label} |{bar}| {percentage}% | {value}/{total} rows | {rate} rows/s | ETA {eta_formatted} | {failed} failed{throttle}`,
       hideCursor: true,
       clearOnComplete: false,
       etaBuffer: 20,
       fps: 10
     }, CliProgress.Presets.shades_classic)
-    bar.start(total ?? 0, 0, { rate: 0, failed: 0, inFlight: 0 })
+    bar.start(total ?? 0, 0, { rate: 0, failed: 0, inFlight: 0, throttle: "" })
     return {
       update: (progress) => {
         const done = progress.succeeded + progress.failed
-        bar.update(done, { rate: rate(done), failed: progress.failed, inFlight: progress.inFlight })
+        bar.update(done, {
+          rate: rate(done),
+          failed: progress.failed,
+          inFlight: progress.inFlight,
+          throttle: throttling(progress)
+        })
       },
       stop: () => bar.stop()
     }
@@ -58,7 +71,11 @@ export const make = (
   const line = (progress: Progress) => {
     const done = progress.succeeded + progress.failed
     const of = total === undefined ? "" : `/${total}`
-    stream.write(`${label} ${done}${of} rows, ${rate(done)} rows/s, ${progress.failed} failed\n`)
+    stream.write(
+      `${label} ${done}${of} rows, ${rate(done)} rows/s, ${progress.inFlight} in flight, ${progress.failed} failed${
+        throttling(progress)
+      }\n`
+    )
   }
   return {
     update: (progress) => {

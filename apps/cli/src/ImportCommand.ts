@@ -1,0 +1,400 @@
+/**
+ * `dv-effect create|update|upsert|delete <table>`: rows from a file or stdin (CSV, JSON lines or
+ * a JSON array), coerced by the table's metadata, through the bulk engine, with progress, a
+ * rejects file, a journal to resume from, partitions, dry runs and a summary.
+ *
+ * @since 0.1.0
+ */
+import * as Bulk from "@dv-effect/core/Bulk"
+import * as DataverseClient from "@dv-effect/core/DataverseClient"
+import * as Journal from "@dv-effect/core/Journal"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import * as Fs from "node:fs"
+import { CliError } from "./CliError.js"
+import * as Coerce from "./Coerce.js"
+import * as Connection from "./Connection.js"
+import { concurrencyOption, exitState, list, parseConcurrency, seconds } from "./Flags.js"
+import * as Input from "./Input.js"
+import * as Output from "./Output.js"
+import * as ProgressReporter from "./ProgressReporter.js"
+
+const verbs: Record<Bulk.Operation, { readonly done: string; readonly about: string }> = {
+  create: { done: "Created", about: "Create rows (CreateMultiple where the table supports it, else $batch)" },
+  update: { done: "Updated", about: "Update rows by primary key or --key columns (UpdateMultiple or $batch)" },
+  upsert: {
+    done: "Upserted",
+    about: "Create or update rows by primary key or --key columns (UpsertMultiple or $batch)"
+  },
+  delete: {
+    done: "Deleted",
+    about: "Delete rows by primary key or --key columns (DeleteMultiple on elastic tables, else $batch)"
+  }
+}
+
+const options = {
+  connection: Connection.options,
+  table: Args.text({ name: "table" }).pipe(Args.withDescription("Table logical name, e.g. contact")),
+  file: Options.text("file").pipe(
+    Options.withAlias("f"),
+    Options.withDescription("Rows to read: a CSV, JSON-lines or JSON-array file; - for stdin (the default)"),
+    Options.withDefault("-")
+  ),
+  format: Options.choice("format", Input.inputFormats).pipe(
+    Options.withDescription("Input format; default: from the extension, else from the first character"),
+    Options.optional
+  ),
+  delimiter: Options.text("delimiter").pipe(
+    Options.withDescription("CSV field delimiter, one character (default ,)"),
+    Options.optional
+  ),
+  key: Options.text("key").pipe(
+    Options.withDescription("Alternate-key columns identifying records, comma-separated (default: the primary key)"),
+    Options.optional
+  ),
+  chunkSize: Options.text("chunk-size").pipe(
+    Options.withDescription("Rows per request: a number, or auto (start at 100, adapt to latency)"),
+    Options.withDefault("auto")
+  ),
+  concurrency: concurrencyOption,
+  strategy: Options.choice("strategy", ["auto", "multiple", "batch", "single"] as const).pipe(
+    Options.withDescription("multiple: the *Multiple messages; batch: $batch; single: one request a row"),
+    Options.withDefault("auto" as const)
+  ),
+  bypass: Options.text("bypass").pipe(
+    Options.withDescription("Skip custom business logic: sync, async or sync,async"),
+    Options.optional
+  ),
+  tag: Options.text("tag").pipe(Options.withDescription("A tag plug-ins can read (?tag=)"), Options.optional),
+  smart: Options.boolean("smart").pipe(
+    Options.withDescription("Look records up first: skip unchanged rows, update what differs, create what is missing")
+  ),
+  noCreate: Options.boolean("no-create").pipe(Options.withDescription("With --smart: never create records")),
+  noUpdate: Options.boolean("no-update").pipe(Options.withDescription("With --smart: never update records")),
+  allColumns: Options.boolean("all-columns").pipe(
+    Options.withDescription("With --smart: send every column of a changed row, not only those that differ")
+  ),
+  dryRun: Options.boolean("dry-run").pipe(
+    Options.withDescription("Read, coerce and validate every row and print the plan; write nothing")
+  ),
+  rejects: Options.text("rejects").pipe(
+    Options.withDescription("Write failed rows here as JSON lines (location, input record, status, code, message)"),
+    Options.optional
+  ),
+  journal: Options.text("journal").pipe(
+    Options.withDescription("Record finished rows in this file, so a stopped run can --resume"),
+    Options.optional
+  ),
+  resume: Options.boolean("resume").pipe(
+    Options.withDescription("Continue the run recorded in --journal, sending only rows it has not finished")
+  ),
+  partition: Options.text("partition").pipe(
+    Options.withDescription("Take slice i of n of the input (rows whose position mod n is i-1), e.g. 2/4"),
+    Options.optional
+  ),
+  output: Options.choice("output", ["text", "json"] as const).pipe(
+    Options.withAlias("o"),
+    Options.withDescription("text: summary on stderr; json: summary as JSON on stdout"),
+    Options.withDefault("text" as const)
+  )
+}
+
+type ImportArgs = Command.Command.ParseConfig<typeof options>
+
+const parseChunkSize = (text: string): Effect.Effect<number | "auto", CliError> => {
+  if (text === "auto") return Effect.succeed("auto")
+  const n = Number(text)
+  return Number.isInteger(n) && n >= 1 && n <= 1000
+    ? Effect.succeed(n)
+    : Effect.fail(
+      new CliError({ message: `--chunk-size must be 'auto' or a whole number from 1 to 1000, got '${text}'.` })
+    )
+}
+
+const parseBypass = (text: string): Effect.Effect<{ sync: boolean; async: boolean }, CliError> => {
+  const parts = list(text)
+  const bad = parts.find((part) => part !== "sync" && part !== "async")
+  return bad === undefined && parts.length > 0
+    ? Effect.succeed({ sync: parts.includes("sync"), async: parts.includes("async") })
+    : Effect.fail(new CliError({ message: `--bypass takes sync, async or sync,async, got '${text}'.` }))
+}
+
+/** The journal file, after checking it fits the flags: an existing run needs --resume. */
+const checkJournal = (journal: Option.Option<string>, resume: boolean) =>
+  Effect.gen(function*() {
+    if (Option.isNone(journal)) {
+      if (resume) {
+        return yield* new CliError({ message: "--resume needs --journal <file>: the journal of the run to continue." })
+      }
+      return undefined
+    }
+    const path = journal.value
+    const exists = Fs.existsSync(path) && Fs.statSync(path).size > 0
+    if (exists && !resume) {
+      return yield* new CliError({
+        message:
+          `--journal ${path} already records a run: add --resume to continue it, or remove the file to start over.`
+      })
+    }
+    if (!exists && resume) return yield* new CliError({ message: `--resume: the journal ${path} does not exist.` })
+    return path
+  })
+
+/** One JSON line per failed row, written as outcomes arrive. */
+const openRejects = (path: string, append: boolean) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => Fs.openSync(path, append ? "a" : "w", 0o600),
+      catch: (error) => new CliError({ message: `Cannot write --rejects ${path}: ${(error as Error).message}` })
+    }),
+    (fd) => Effect.sync(() => Fs.closeSync(fd))
+  ).pipe(Effect.map((fd) => (entry: unknown) => void Fs.writeSync(fd, `${JSON.stringify(entry)}\n`)))
+
+/** Failures printed on stderr when a rejects file holds them all anyway. */
+const stderrFailuresWithRejects = 10
+
+const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
+  Effect.gen(function*() {
+    const chunkSize = yield* parseChunkSize(args.chunkSize)
+    const concurrency = yield* parseConcurrency(args.concurrency)
+    const bypass = Option.isSome(args.bypass) ? yield* parseBypass(args.bypass.value) : undefined
+    const partition = Option.isSome(args.partition)
+      ? yield* Either.match(Input.parsePartition(args.partition.value), {
+        onLeft: (error) => Effect.fail(error),
+        onRight: (p) => Effect.succeed(p)
+      })
+      : undefined
+    if ((args.noCreate || args.noUpdate || args.allColumns) && !args.smart) {
+      return yield* new CliError({ message: "--no-create, --no-update and --all-columns go with --smart." })
+    }
+    if (args.smart && operation === "delete") {
+      return yield* new CliError({ message: "--smart does not apply to delete." })
+    }
+    if (args.dryRun && Option.isSome(args.journal)) {
+      return yield* new CliError({ message: "--dry-run writes nothing: leave out --journal." })
+    }
+    const journalPath = yield* checkJournal(args.journal, args.resume)
+    const key = Option.isSome(args.key) ? list(args.key.value) : undefined
+    const source = yield* Input.open({
+      file: args.file,
+      format: Option.getOrUndefined(args.format),
+      delimiter: Option.getOrUndefined(args.delimiter)
+    })
+    const client = yield* DataverseClient.DataverseClient
+    const metadata = yield* client.table(args.table)
+    const coercer = yield* Coerce.make(args.table, { columnProblems: source.format === "csv" ? "fail" : "row" })
+    // A delete needs only what names the record: other columns (a query's output) are not checked.
+    const naming = new Set([metadata.primaryIdAttribute, "partitionid", ...(key ?? [])])
+    const forOperation = (row: Bulk.RowInput): Bulk.RowInput => {
+      if (operation !== "delete" || !(typeof row === "object" && row !== null) || "_tag" in row) return row
+      const out: Record<string, unknown> = {}
+      for (const name in row) if (naming.has(name)) out[name] = (row as Record<string, unknown>)[name]
+      return out
+    }
+    const records = partition === undefined ? source.records : Input.partitionRecords(source.records, partition)
+    const coerced = Stream.mapEffect(records, (record) =>
+      Effect.map(coercer.coerce(forOperation(record.row)), (row): Input.InputRecord => ({ ...record, row })))
+    const tracked = Input.track(coerced)
+
+    const write = Option.isSome(args.rejects) ? yield* openRejects(args.rejects.value, args.resume) : undefined
+    let failuresShown = 0
+    let failures = 0
+    const onOutcome = (outcome: Bulk.RowOutcome): Effect.Effect<void> => {
+      const record = tracked.settle(outcome.index)
+      if (outcome.status !== "failed") {
+        return Effect.void
+      }
+      failures++
+      const location = record?.location ?? `row ${outcome.index + 1}`
+      const error = outcome.error
+      write?.({
+        row: location,
+        line: record?.line,
+        input: record?.raw,
+        status: "failed",
+        reason: error.reason,
+        code: error.code,
+        message: error.message
+      })
+      if (write !== undefined && failuresShown >= stderrFailuresWithRejects) {
+        return Effect.void
+      }
+      failuresShown++
+      const code = error.code === undefined ? "" : ` [${error.code}]`
+      return Output.stderr(`${location}: ${error.message}${code}\n`)
+    }
+    const bulkOptions: Bulk.BulkOptions = {
+      chunkSize,
+      concurrency,
+      strategy: args.strategy,
+      ...(key === undefined ? {} : { key }),
+      ...(bypass === undefined ? {} : { bypass }),
+      ...(Option.isSome(args.tag) ? { tag: args.tag.value } : {}),
+      ...(args.smart
+        ? { smart: { create: !args.noCreate, update: !args.noUpdate, allColumns: args.allColumns } }
+        : {})
+    }
+
+    if (args.dryRun) {
+      const report = yield* Bulk.dryRun(operation, args.table, tracked.rows, bulkOptions, onOutcome)
+      const { plan } = report
+      if (args.output === "json") {
+        yield* Output.stdout(`${JSON.stringify({ dryRun: true, ...report })}\n`)
+      } else {
+        yield* Output.stderr(
+          [
+            `Dry run: nothing was written.`,
+            `  rows           ${report.total} (${report.valid} valid, ${report.invalid} invalid)`,
+            `  table          ${plan.table} (${plan.tableType.toLowerCase()}, entity set ${plan.entitySet})`,
+            `  strategy       ${plan.strategy}${plan.message === undefined ? "" : ` (${plan.message})`}`,
+            `  chunk size     ${plan.chunkSize === "auto" ? `auto, from ${plan.startChunkSize}` : plan.chunkSize}`,
+            `  concurrency    up to ${plan.concurrency}`,
+            `  requests       ${report.requests}${plan.chunkSize === "auto" ? " at most" : ""}`,
+            ""
+          ].join("\n")
+        )
+      }
+      if (report.invalid > 0) {
+        exitState.code = 2
+      }
+      return
+    }
+
+    const reporter = ProgressReporter.make(`${operation} ${args.table}`, undefined)
+    let latest: Bulk.Progress | undefined
+    const summary = yield* Bulk.execute(operation, args.table, tracked.rows, {
+      ...bulkOptions,
+      ...(journalPath === undefined ? {} : { journal: Journal.file(journalPath) }),
+      onResumed: (index) =>
+        void tracked.settle(index),
+      onProgress: (progress) => {
+        latest = progress
+        reporter.update(progress)
+      }
+    }, onOutcome).pipe(
+      Effect.ensuring(Effect.sync(reporter.stop)),
+      Effect.onInterrupt(() =>
+        Output.stderr(
+          `Stopped after ${latest === undefined ? 0 : latest.succeeded + latest.failed} rows.${
+            journalPath === undefined
+              ? " Without --journal a new run starts over."
+              : ` Resume with the same input and --journal ${journalPath} --resume.`
+          }\n`
+        )
+      )
+    )
+    if (args.output === "json") {
+      yield* Output.stdout(
+        `${
+          JSON.stringify({
+            table: args.table,
+            operation,
+            ...summary,
+            ...(Option.isSome(args.rejects) ? { rejects: args.rejects.value } : {}),
+            ...(journalPath === undefined ? {} : { journal: journalPath })
+          })
+        }\n`
+      )
+    } else {
+      const extra = [
+        summary.unchanged > 0 ? `${summary.unchanged} unchanged` : "",
+        summary.skipped > 0 ? `${summary.skipped} skipped` : "",
+        args.smart && operation !== "create" && summary.created > 0 ? `${summary.created} created` : "",
+        args.smart && operation !== "update" && summary.updated > 0 ? `${summary.updated} updated` : "",
+        summary.resumed > 0 ? `${summary.resumed} done in an earlier run` : ""
+      ].filter((part) => part !== "")
+      const written = summary[
+        operation === "create"
+          ? "created"
+          : operation === "update"
+          ? "updated"
+          : operation === "upsert"
+          ? "upserted"
+          : "deleted"
+      ]
+      yield* Output.stderr(
+        `${verbs[operation].done} ${written} of ${summary.total} ${args.table} rows in ${
+          seconds(summary.durationMs)
+        } (${summary.rowsPerSecond} rows/s, ${summary.requests} requests, ${summary.retries} retries, ${summary.throttled} throttled)${
+          extra.length > 0 ? `; ${extra.join(", ")}` : ""
+        }; ${summary.failed} failed${
+          summary.failed > 0 && Option.isSome(args.rejects) ? ` (see ${args.rejects.value})` : ""
+        }.\n`
+      )
+    }
+    if (failures > 0) exitState.code = 2
+  }).pipe(Effect.scoped)
+
+const examples: Record<Bulk.Operation, ReadonlyArray<readonly [string, string]>> = {
+  create: [
+    ["dv-effect create contact --file contacts.csv --rejects rejects.jsonl", "Load a CSV, keeping failed rows"],
+    ["dv-effect create contact -f big.jsonl --journal load.journal", "A long load that can be resumed"],
+    ["dv-effect create contact -f big.jsonl --journal load.journal --resume", "... resumed after a crash"],
+    ["dv-effect create contact -f contacts.csv --dry-run", "Check every row and print the plan; write nothing"]
+  ],
+  update: [
+    [
+      "dv-effect query contact --select contactid,emailaddress1 -o jsonl | jq -c '.emailaddress1 |= ascii_downcase' | dv-effect update contact --chunk-size 50 --concurrency 8",
+      "Fix a column through a pipe"
+    ],
+    [
+      "dv-effect update dve_product --key dve_sku -f prices.csv --smart",
+      "Update by alternate key, skipping unchanged rows"
+    ]
+  ],
+  upsert: [
+    ["dv-effect upsert dve_product --key dve_sku -f products.csv", "Create or update by alternate key"],
+    ["dv-effect upsert contact -f contacts.jsonl --smart --no-create", "Only update the records that exist and differ"]
+  ],
+  delete: [
+    [
+      "dv-effect query contact --filter \"lastname eq 'Test'\" --select contactid -o jsonl | dv-effect delete contact",
+      "Delete what a query found"
+    ],
+    ["dv-effect delete dve_product --key dve_sku -f gone.csv", "Delete by alternate key"]
+  ]
+}
+
+const makeCommand = (operation: Bulk.Operation) =>
+  Command.make(operation, options, (args) =>
+    Effect.gen(function*() {
+      const concurrency = yield* parseConcurrency(args.concurrency)
+      yield* runImport(operation, args).pipe(
+        Effect.provide(
+          Connection.layer(args.connection, { maxSockets: concurrency === "auto" ? 64 : concurrency })
+        )
+      )
+    })).pipe(Command.withDescription(Connection.withExamples(verbs[operation].about, examples[operation])))
+
+/**
+ * The `create` command.
+ *
+ * @since 0.1.0
+ */
+export const createCommand = makeCommand("create")
+
+/**
+ * The `update` command.
+ *
+ * @since 0.1.0
+ */
+export const updateCommand = makeCommand("update")
+
+/**
+ * The `upsert` command.
+ *
+ * @since 0.1.0
+ */
+export const upsertCommand = makeCommand("upsert")
+
+/**
+ * The `delete` command.
+ *
+ * @since 0.1.0
+ */
+export const deleteCommand = makeCommand("delete")
