@@ -2,6 +2,9 @@
  * Runs the built `dv-effect` CLI as a separate process, as a user would.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
 
@@ -32,12 +35,24 @@ export const run = (
     child.stdin.end(options.stdin ?? "")
   })
 
+/**
+ * A config directory of the tests' own, so that a developer's saved profiles never change what
+ * a test sees. Removed when the test process exits.
+ */
+const configDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dv-effect-config-"))
+process.on("exit", () => Fs.rmSync(configDir, { recursive: true, force: true }))
+
 /** The environment without connection variables a developer may have set. */
 const cleanEnv = (): Record<string, string> => {
   const env: Record<string, string> = {}
   for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && !key.startsWith("DATAVERSE_") && !key.startsWith("AZURE_")) env[key] = value
+    if (
+      value !== undefined && !key.startsWith("DATAVERSE_") && !key.startsWith("AZURE_") && !key.startsWith("DV_EFFECT_")
+    ) {
+      env[key] = value
+    }
   }
+  env.DV_EFFECT_CONFIG_DIR = configDir
   return env
 }
 
