@@ -171,7 +171,7 @@ describe("dv-effect whoami with every sign-in flow, against the emulator's ident
       "--username",
       String(emulator.info.username)
     ], {
-      env: { DATAVERSE_PASSWORD: String(emulator.info.password), XDG_CONFIG_HOME: config }
+      env: { DATAVERSE_PASSWORD: String(emulator.info.password), DV_EFFECT_CONFIG_DIR: Path.join(config, "dv-effect") }
     })
     expect(user.code).toBe(0)
     const userId = JSON.parse(user.stdout).UserId
@@ -184,7 +184,7 @@ describe("dv-effect whoami with every sign-in flow, against the emulator's ident
       String(emulator.info.publicClientId),
       "--device-code"
     ], {
-      env: { XDG_CONFIG_HOME: config }
+      env: { DV_EFFECT_CONFIG_DIR: Path.join(config, "dv-effect") }
     })
     expect(device.code).toBe(0)
     expect(device.stderr).toMatch(/enter the code/i)
