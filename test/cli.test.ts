@@ -380,6 +380,27 @@ describe("dv-effect demo and help", () => {
   it("prints help with every command", async () => {
     const result = await run(["--help"])
     expect(result.code).toBe(0)
-    for (const command of ["emulator", "demo", "whoami", "query", "create"]) expect(result.stdout).toContain(command)
+    const commands = [
+      "emulator",
+      "demo",
+      "auth",
+      "whoami",
+      "tables",
+      "metadata",
+      "typegen",
+      "query",
+      "create",
+      "update",
+      "upsert",
+      "delete"
+    ]
+    for (const command of commands) expect(result.stdout).toMatch(new RegExp(`^  ${command}\\b`, "m"))
+    const bare = await run([])
+    expect(bare.stdout).toBe(result.stdout)
+    // Each command's own help has its flags and examples.
+    const create = await run(["create", "--help"])
+    expect(create.code).toBe(0)
+    expect(create.stdout).toContain("--journal")
+    expect(create.stdout).toContain("EXAMPLES")
   })
 })

@@ -16,6 +16,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { command } from "./Cli.js"
 import { exitState } from "./Flags.js"
+import * as Overview from "./Overview.js"
 
 const version = "0.1.0"
 
@@ -56,11 +57,15 @@ const program = Command.run(command, { name: "dv-effect", version })(argv).pipe(
   )
 )
 
-NodeRuntime.runMain(program, {
-  disableErrorReporting: true,
-  disablePrettyLogger: true,
-  teardown: (exit, onExit) => {
-    if (Exit.isSuccess(exit)) onExit(exitState.code)
-    else onExit(Cause.isInterruptedOnly(exit.cause) ? exitState.onInterrupt : 1)
-  }
-})
+if (Overview.wanted(argv.slice(2))) {
+  process.stdout.write(Overview.text(version))
+} else {
+  NodeRuntime.runMain(program, {
+    disableErrorReporting: true,
+    disablePrettyLogger: true,
+    teardown: (exit, onExit) => {
+      if (Exit.isSuccess(exit)) onExit(exitState.code)
+      else onExit(Cause.isInterruptedOnly(exit.cause) ? exitState.onInterrupt : 1)
+    }
+  })
+}
