@@ -1,0 +1,60 @@
+import type { Progress } from "@dv-effect/core/Bulk"
+import { describe, expect, it } from "vitest"
+import * as ProgressReporter from "../src/ProgressReporter.js"
+
+/** A stand-in for stderr that keeps what is written. */
+const fakeStream = (isTTY: boolean) => {
+  const writes: Array<string> = []
+  const stream = {
+    isTTY,
+    columns: 200,
+    write: (text: string) => {
+      writes.push(text)
+      return true
+    },
+    cursorTo: () => true,
+    clearLine: () => true,
+    moveCursor: () => true,
+    on: () => stream,
+    removeListener: () => stream
+  }
+  return { stream: stream as unknown as NodeJS.WriteStream, text: () => writes.join("") }
+}
+
+const progress = (done: number, extra: Partial<Progress> = {}): Progress => ({
+  succeeded: done,
+  failed: 0,
+  resumed: 0,
+  requests: 1,
+  retries: 0,
+  throttled: 0,
+  inFlight: 2,
+  concurrency: 4,
+  chunkSize: 100,
+  waitingMs: 0,
+  ...extra
+})
+
+describe("progress on stderr", () => {
+  it("without a terminal, writes plain lines: rows, rate, in flight, failures and throttling", () => {
+    const { stream, text } = fakeStream(false)
+    const reporter = ProgressReporter.make("create contact", undefined, stream)
+    reporter.update(progress(100))
+    reporter.update(progress(250, { failed: 3, throttled: 2, waitingMs: 4200 }))
+    reporter.stop()
+    const lines = text().trim().split("\n")
+    // Lines come at most every two seconds, and once at the end with the last figures.
+    expect(lines.at(-1)).toMatch(
+      /^create contact 253 rows, \d+ rows\/s, 2 in flight, 3 failed, 2 throttled, waiting 5 s$/
+    )
+    expect(text()).not.toContain("\u001b[")
+  })
+
+  it("on a terminal, draws a bar with the same figures and the total when known", () => {
+    const { stream, text } = fakeStream(true)
+    const reporter = ProgressReporter.make("accounts", 1000, stream)
+    reporter.update(progress(500, { throttled: 1 }))
+    reporter.stop()
+    expect(text()).toMatch(/accounts \|[█░]+\| 50% \| 500\/1000 rows \| \d+ rows\/s \| ETA .* \| 0 failed, 1 throttled/)
+  })
+})
