@@ -4,8 +4,12 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as StreamM from "effect/Stream"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { CliError } from "./CliError.js"
 
 const write = (stream: NodeJS.WriteStream, text: string): Effect.Effect<void> =>
   Effect.async<void>((resume) => {
@@ -70,3 +74,210 @@ export const withoutAnnotations = (record: Readonly<Record<string, unknown>>): R
   for (const key in record) if (!key.includes("@")) out[key] = record[key]
   return out
 }
+
+/**
+ * Drops OData annotations at every depth: also inside records that came along through `$expand`.
+ *
+ * @since 0.1.0
+ */
+export const withoutAnnotationsDeep = (record: Readonly<Record<string, unknown>>): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const key in record) if (!key.includes("@")) out[key] = stripNested(record[key])
+  return out
+}
+
+const stripNested = (value: unknown): unknown =>
+  Array.isArray(value)
+    ? value.map(stripNested)
+    : typeof value === "object" && value !== null
+    ? withoutAnnotationsDeep(value as Record<string, unknown>)
+    : value
+
+// ---------------------------------------------------------------------------------------------
+// CSV, and files
+
+/**
+ * Output formats of commands that print tables of records: JSON lines, one JSON array, or CSV.
+ *
+ * @since 0.1.0
+ */
+export type TableFormat = RecordFormat | "csv"
+
+/**
+ * One CSV field: empty for null and undefined, `true`/`false`, numbers as JSON writes them,
+ * objects and arrays as JSON text. Quoted (quotes doubled) when it holds a delimiter, a quote, a
+ * line break, leading or trailing spaces, or is the text `null` (which `dv-effect` imports read
+ * as null when unquoted).
+ *
+ * @since 0.1.0
+ */
+export const csvField = (value: unknown): string => {
+  if (value === null || value === undefined) return ""
+  const text = typeof value === "string"
+    ? value
+    : typeof value === "object"
+    ? JSON.stringify(value)
+    : String(value)
+  return /[",\r\n]|^\s|\s$|^null$/.test(text) ? `"${text.replace(/"/g, "\"\"")}"` : text
+}
+
+/**
+ * One CSV line (with its line break) of `values`.
+ *
+ * @since 0.1.0
+ */
+export const csvLine = (values: ReadonlyArray<unknown>): string => `${values.map(csvField).join(",")}\n`
+
+/**
+ * Options of `writeTable`.
+ *
+ * @since 0.1.0
+ */
+export interface WriteTableOptions {
+  /** CSV: the columns, in order. When left out, the columns of the first chunk (page), in order of appearance. */
+  readonly columns?: ReadonlyArray<string> | undefined
+  /** Called once, with a sentence, when CSV rows have columns the header does not. */
+  readonly warn?: ((message: string) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * Writes a stream of records through `write` (which should wait while its sink is full) as JSON
+ * lines, one JSON array, or CSV with a header row, a chunk at a time; returns how many were
+ * written. CSV columns come from `options.columns`, else from the first chunk; columns that
+ * first appear later are left out (and `warn` says so once).
+ *
+ * @since 0.1.0
+ */
+export const writeTable = <E, R, E2>(
+  records: Stream.Stream<Readonly<Record<string, unknown>>, E, R>,
+  format: TableFormat,
+  write: (text: string) => Effect.Effect<void, E2>,
+  options: WriteTableOptions = {}
+): Effect.Effect<number, E | E2, R> =>
+  Effect.gen(function*() {
+    let count = 0
+    let columns: ReadonlyArray<string> | undefined = options.columns
+    let known: ReadonlySet<string> = new Set(columns)
+    const headed = columns !== undefined
+    let warned = false
+    // Nothing is written before the first rows arrive, so a query that fails at once prints nothing.
+    let started = false
+    const start = () => {
+      started = true
+      return format === "json" ? "[" : format === "csv" && columns !== undefined ? csvLine(columns) : ""
+    }
+    yield* StreamM.runForEachChunk(records, (chunk) =>
+      Effect.gen(function*() {
+        if (chunk.length === 0) return
+        if (format === "csv" && columns === undefined) {
+          const seen = new Set<string>()
+          for (const record of chunk) for (const key in record) seen.add(key)
+          columns = [...seen]
+          known = seen
+        }
+        let text = started ? "" : start()
+        let extra: Set<string> | undefined
+        for (const record of chunk) {
+          if (format === "json") text += `${count === 0 ? "\n" : ",\n"}  ${JSON.stringify(record)}`
+          else if (format === "jsonl") text += `${JSON.stringify(record)}\n`
+          else {
+            text += csvLine(columns!.map((column) => record[column]))
+            if (!headed && !warned) {
+              for (const key in record) {
+                if (!known.has(key)) (extra ??= new Set()).add(key)
+              }
+            }
+          }
+          count++
+        }
+        yield* write(text)
+        if (extra !== undefined && options.warn !== undefined) {
+          warned = true
+          yield* options.warn(
+            `Columns first seen after the first page are left out of the CSV: ${
+              [...extra].join(", ")
+            } (name the columns with --select).`
+          )
+        }
+      }))
+    const end = format === "json" ? (count === 0 ? "]\n" : "\n]\n") : ""
+    yield* write(started ? end : start() + end)
+    return count
+  })
+
+/**
+ * A file being written: text goes to a temporary file next to it, which `commit` renames into
+ * place; closing the scope without `commit` removes it, so a failed run leaves no half file.
+ *
+ * @since 0.1.0
+ */
+export interface FileOutput {
+  /** Writes, waiting while the file's buffer is full. */
+  readonly write: (text: string) => Effect.Effect<void, CliError>
+  /** Flushes and closes the file, then renames it to its path. */
+  readonly commit: Effect.Effect<void, CliError>
+}
+
+/**
+ * Opens `path` for writing (through a temporary file, see `FileOutput`). Fails with one line
+ * naming `flag` when the file cannot be created.
+ *
+ * @since 0.1.0
+ */
+export const openFile = (path: string, flag = "--out"): Effect.Effect<FileOutput, CliError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const temporary = Path.join(Path.dirname(path), `.${Path.basename(path)}.${process.pid}.tmp`)
+    const problem = (error: unknown) =>
+      new CliError({
+        message: `Cannot write ${flag} ${path}: ${
+          (error as NodeJS.ErrnoException).code === "ENOENT"
+            ? "no such directory"
+            : (error as NodeJS.ErrnoException).code === "EACCES"
+            ? "permission denied"
+            : (error as Error).message
+        }`,
+        cause: error
+      })
+    const handle = yield* Effect.tryPromise({ try: () => Fs.promises.open(temporary, "w", 0o644), catch: problem })
+    const stream = handle.createWriteStream()
+    let failure: CliError | undefined
+    stream.on("error", (error) => (failure ??= problem(error)))
+    let committed = false
+    yield* Effect.addFinalizer(() =>
+      committed ? Effect.void : Effect.promise(async () => {
+        await new Promise<void>((resolve) => {
+          stream.once("close", () => resolve())
+          stream.destroy()
+        })
+        await Fs.promises.rm(temporary, { force: true })
+      })
+    )
+    const write = (text: string) =>
+      Effect.async<void, CliError>((resume) => {
+        if (failure !== undefined) return resume(Effect.fail(failure))
+        if (text === "" || stream.write(text)) return resume(Effect.void)
+        const onDrain = () => {
+          stream.off("error", onError)
+          resume(Effect.void)
+        }
+        const onError = (error: unknown) => {
+          stream.off("drain", onDrain)
+          resume(Effect.fail(failure ?? problem(error)))
+        }
+        stream.once("drain", onDrain)
+        stream.once("error", onError)
+      })
+    const commit = Effect.tryPromise({
+      try: async () => {
+        if (failure !== undefined) throw failure
+        await new Promise<void>((resolve, reject) => {
+          stream.once("error", reject)
+          stream.end(() => resolve())
+        })
+        await Fs.promises.rename(temporary, path)
+        committed = true
+      },
+      catch: (error) => (error instanceof CliError ? error : failure ?? problem(error))
+    })
+    return { write, commit }
+  })

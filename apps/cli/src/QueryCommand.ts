@@ -1,18 +1,94 @@
 /**
- * `dv-effect query`: stream a table's rows out.
+ * `dv-effect query`: stream a table's rows out, as JSON lines, one JSON array or CSV, to stdout or
+ * to a file; or count them.
  *
  * @since 0.1.0
  */
+import type { DataverseClient } from "@dv-effect/core/DataverseClient"
+import type { DataverseError } from "@dv-effect/core/DataverseError"
+import * as Metadata from "@dv-effect/core/Metadata"
 import * as Query from "@dv-effect/core/Query"
+import type { Row } from "@dv-effect/core/Records"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as Fs from "node:fs"
+import { CliError } from "./CliError.js"
 import * as Connection from "./Connection.js"
 import { list } from "./Flags.js"
 import * as Output from "./Output.js"
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/** The service stops counting at this many rows (`/$count`). */
+const countLimit = 5000
+
+/**
+ * The top-level navigation properties of an `$expand` value:
+ * `parentcustomerid_account($select=name),ownerid` → `["parentcustomerid_account", "ownerid"]`.
+ *
+ * @since 0.1.0
+ */
+export const expandedProperties = (expand: string): Array<string> => {
+  const names: Array<string> = []
+  let depth = 0
+  let current = ""
+  let inString = false
+  for (const c of expand) {
+    if (c === "'") inString = !inString
+    if (!inString && c === "(") depth++
+    if (!inString && c === ")") depth--
+    if (!inString && depth === 0 && c === ",") {
+      names.push(current)
+      current = ""
+    } else current += c
+  }
+  names.push(current)
+  return names.map((name) => name.replace(/\(.*$/s, "").trim()).filter((name) => name !== "")
+}
+
+/**
+ * A raw OData query string with every value percent-encoded, for options core's structured query
+ * does not take as written (`$expand` with nested options).
+ *
+ * @since 0.1.0
+ */
+export const rawQuery = (params: ReadonlyArray<readonly [string, string | undefined]>): string =>
+  params.flatMap(([name, value]) =>
+    value === undefined || value.trim() === "" ? [] : [`${name}=${encodeURIComponent(value)}`]
+  ).join("&")
+
+/**
+ * The table a FetchXML query reads (`<entity name="...">`), if it says.
+ *
+ * @since 0.1.0
+ */
+export const fetchXmlEntity = (xml: string): string | undefined =>
+  /<entity\s[^>]*?\bname\s*=\s*["']([^"']+)["']/i.exec(xml)?.[1]
+
+const readAllText = (path: string): Effect.Effect<string, CliError> =>
+  Effect.tryPromise({
+    try: async () => {
+      if (path !== "-") return await Fs.promises.readFile(path, "utf8")
+      let text = ""
+      for await (const chunk of process.stdin) {
+        text += typeof chunk === "string"
+          ? chunk
+          : (chunk as Buffer).toString("utf8")
+      }
+      return text
+    },
+    catch: (error) =>
+      new CliError({
+        message: `Cannot read --fetchxml ${path}: ${
+          (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message
+        }`
+      })
+  })
 
 // ---------------------------------------------------------------------------------------------
 // query
@@ -30,27 +106,162 @@ export const queryCommand = Command.make(
     select: Options.text("select").pipe(Options.withDescription("Columns, comma-separated"), Options.optional),
     filter: Options.text("filter").pipe(Options.withDescription("OData $filter expression"), Options.optional),
     orderBy: Options.text("orderby").pipe(Options.withDescription("OData $orderby expression"), Options.optional),
+    expand: Options.text("expand").pipe(
+      Options.withDescription(
+        "OData $expand, as written: parentcustomerid_account($select=name),ownerid (related records come as nested objects)"
+      ),
+      Options.optional
+    ),
     top: Options.integer("top").pipe(Options.withDescription("At most this many rows"), Options.optional),
+    fetchXml: Options.text("fetchxml").pipe(
+      Options.withDescription("A FetchXML query from a file, or - for stdin, instead of the OData options"),
+      Options.optional
+    ),
     pageSize: Options.integer("page-size").pipe(
       Options.withDescription("Rows per page, 1 to 5000 (the service default is 5000)"),
       Options.optional
     ),
-    output: Options.choice("output", ["jsonl", "json"]).pipe(
+    count: Options.boolean("count").pipe(
+      Options.withDescription("Print how many rows match (with --filter, --top or --fetchxml), not the rows")
+    ),
+    output: Options.choice("output", ["jsonl", "json", "csv"]).pipe(
       Options.withAlias("o"),
-      Options.withDescription("jsonl: one record per line; json: one array"),
+      Options.withDescription(
+        "jsonl: one record per line; json: one array; csv: a header row (the --select columns, else those of the first page), then one line per record"
+      ),
       Options.withDefault("jsonl" as const)
+    ),
+    out: Options.text("out").pipe(
+      Options.withDescription("Write to this file (replaced only when the query succeeds) instead of stdout"),
+      Options.optional
     )
   },
   (args) =>
     Effect.gen(function*() {
-      const rows = Query.stream(args.table, {
-        ...Option.match(args.select, { onNone: () => ({}), onSome: (s) => ({ select: list(s) }) }),
-        ...Option.match(args.filter, { onNone: () => ({}), onSome: (filter) => ({ filter }) }),
-        ...Option.match(args.orderBy, { onNone: () => ({}), onSome: (orderBy) => ({ orderBy }) }),
-        ...Option.match(args.top, { onNone: () => ({}), onSome: (top) => ({ top }) }),
-        ...Option.match(args.pageSize, { onNone: () => ({}), onSome: (pageSize) => ({ pageSize }) })
+      const given = <A>(option: Option.Option<A>) => Option.getOrUndefined(option)
+      const select = Option.map(args.select, list)
+      const fetchXmlPath = given(args.fetchXml)
+      if (fetchXmlPath !== undefined) {
+        const flags: ReadonlyArray<readonly [string, Option.Option<unknown>]> = [
+          ["--select", args.select],
+          ["--filter", args.filter],
+          ["--orderby", args.orderBy],
+          ["--expand", args.expand],
+          ["--top", args.top]
+        ]
+        const mixed = flags.filter(([, option]) => Option.isSome(option)).map(([flag]) => flag)
+        if (mixed.length > 0) {
+          return yield* new CliError({
+            message: `--fetchxml cannot be combined with ${mixed.join(", ")}: write them in the FetchXML.`
+          })
+        }
+      }
+      const top = given(args.top)
+      if (top !== undefined && (!Number.isInteger(top) || top < 0)) {
+        return yield* new CliError({ message: `--top must be a whole number of rows, got ${top}.` })
+      }
+      const pageSize = given(args.pageSize)
+      if (pageSize !== undefined && (pageSize < 1 || pageSize > 5000)) {
+        return yield* new CliError({ message: `--page-size must be from 1 to 5000, got ${pageSize}.` })
+      }
+      const xml = fetchXmlPath === undefined ? undefined : yield* readAllText(fetchXmlPath)
+      if (xml !== undefined) {
+        const entity = fetchXmlEntity(xml)
+        if (entity !== undefined && entity.toLowerCase() !== args.table.toLowerCase()) {
+          return yield* new CliError({
+            message: `--fetchxml queries the table '${entity}', but the command names '${args.table}'.`
+          })
+        }
+      }
+      const expand = given(args.expand)
+      const options: Query.QueryOptions = expand !== undefined
+        ? {
+          query: rawQuery([
+            ["$select", Option.getOrUndefined(select)?.join(",")],
+            ["$filter", given(args.filter)],
+            ["$orderby", given(args.orderBy)],
+            ["$expand", expand],
+            ["$top", top === undefined ? undefined : String(top)]
+          ]),
+          ...(pageSize === undefined ? {} : { pageSize })
+        }
+        : {
+          ...Option.match(select, { onNone: () => ({}), onSome: (columns) => ({ select: columns }) }),
+          ...Option.match(args.filter, { onNone: () => ({}), onSome: (filter) => ({ filter }) }),
+          ...Option.match(args.orderBy, { onNone: () => ({}), onSome: (orderBy) => ({ orderBy }) }),
+          ...(top === undefined ? {} : { top }),
+          ...(pageSize === undefined ? {} : { pageSize })
+        }
+      const rows = xml === undefined
+        ? Query.stream(args.table, options)
+        : Query.fetchXml(args.table, xml, pageSize === undefined ? {} : { pageSize })
+
+      const out = given(args.out)
+      const emit = <E, R>(
+        write: (sink: (text: string) => Effect.Effect<void, CliError>) => Effect.Effect<void, E, R>
+      ) =>
+        out === undefined || out === "-"
+          ? write(Output.stdout)
+          : Effect.scoped(Effect.gen(function*() {
+            const file = yield* Output.openFile(out)
+            yield* write(file.write)
+            yield* file.commit
+          }))
+
+      if (args.count) {
+        const count = yield* countRows(args.table, {
+          filter: given(args.filter),
+          top,
+          xmlRows: xml === undefined ? undefined : rows
+        })
+        yield* emit((sink) => sink(`${count}\n`))
+        return
+      }
+      const columns = Option.match(select, {
+        onNone: () => undefined,
+        onSome: (columns) => [...columns, ...(expand === undefined ? [] : expandedProperties(expand))]
       })
-      const count = yield* Output.writeRecords(Stream.map(rows, Output.withoutAnnotations), args.output)
-      yield* Effect.logDebug(`${count} rows written`)
+      yield* emit((sink) =>
+        Effect.flatMap(
+          Output.writeTable(Stream.map(rows, Output.withoutAnnotationsDeep), args.output, sink, {
+            columns,
+            warn: (message) => Output.stderr(`dv-effect: ${message}\n`)
+          }),
+          (count) => Effect.logDebug(`${count} rows written`)
+        )
+      )
     }).pipe(Effect.provide(Connection.layer(args.connection)))
-).pipe(Command.withDescription("Stream the rows of a table to stdout as JSON lines or a JSON array"))
+).pipe(
+  Command.withDescription(
+    "Stream the rows of a table (OData options or FetchXML) as JSON lines, a JSON array or CSV, to stdout or --out; or --count them"
+  )
+)
+
+/**
+ * How many rows match: `/$count` (cheap), and when that says 5,000 (where the service stops
+ * counting), the primary keys paged through and counted. A FetchXML query's rows are counted as
+ * they page.
+ */
+const countRows = (
+  table: string,
+  options: {
+    readonly filter: string | undefined
+    readonly top: number | undefined
+    readonly xmlRows: Stream.Stream<Row, DataverseError, DataverseClient> | undefined
+  }
+): Effect.Effect<number, DataverseError, DataverseClient> =>
+  Effect.gen(function*() {
+    if (options.xmlRows !== undefined) {
+      return yield* Stream.runCount(options.xmlRows)
+    }
+    const quick = yield* Query.count(table, options.filter)
+    const limited = (n: number) => (options.top === undefined ? n : Math.min(n, options.top))
+    if (quick < countLimit || (options.top !== undefined && options.top <= quick)) return limited(quick)
+    const metadata = yield* Metadata.table(table)
+    return yield* Stream.runCount(Query.stream(table, {
+      select: [metadata.primaryIdAttribute],
+      ...(options.filter === undefined ? {} : { filter: options.filter }),
+      ...(options.top === undefined ? {} : { top: options.top }),
+      pageSize: 5000
+    }))
+  })

@@ -1,0 +1,278 @@
+/**
+ * `dv-effect query` as a user runs it, against a spawned emulator: CSV output (quoting, header,
+ * lookups), files, counts beyond the service's 5,000, FetchXML from a file or stdin, $expand.
+ */
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import * as Fs from "node:fs/promises"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { open } from "../apps/cli/src/Input.js"
+import { expandedProperties, fetchXmlEntity, rawQuery } from "../apps/cli/src/QueryCommand.js"
+import { run, type StartedEmulator, startEmulator } from "./support/cli.js"
+
+let emulator: StartedEmulator
+let dir: string
+let connection: Array<string>
+let accountId: string
+
+const bulkRows = 5_100
+
+const post = async (entitySet: string, body: unknown) => {
+  const response = await fetch(`${emulator.info.webApiUrl}${entitySet}`, {
+    method: "POST",
+    headers: {
+      Authorization: `Bearer ${emulator.info.accessToken}`,
+      "Content-Type": "application/json",
+      Prefer: "return=representation"
+    },
+    body: JSON.stringify(body)
+  })
+  expect(response.status).toBeLessThan(300)
+  return (await response.json()) as Record<string, unknown>
+}
+
+beforeAll(async () => {
+  emulator = await startEmulator()
+  dir = await Fs.mkdtemp(Path.join(Os.tmpdir(), "dv-effect-cli-query-"))
+  connection = ["--url", emulator.info.url, "--access-token", emulator.info.accessToken]
+  const account = await post("accounts", { name: "Contoso, Ltd", accountnumber: "A-1" })
+  accountId = String(account.accountid)
+  await post("contacts", {
+    lastname: "Doe, \"JD\"",
+    firstname: "line1\nline2",
+    jobtitle: "null",
+    address1_city: "Special",
+    "parentcustomerid_account@odata.bind": `/accounts(${accountId})`
+  })
+  await post("contacts", { lastname: " Spaced", address1_city: "Special" })
+  const lines = Array.from(
+    { length: bulkRows },
+    (_, i) => JSON.stringify({ lastname: `Bulk-${i}`, address1_city: i % 2 === 0 ? "Paris" : "Lyon" })
+  )
+  const created = await run(["create", "contact", "--chunk-size", "1000", ...connection], {
+    stdin: lines.join("\n") + "\n"
+  })
+  expect(created.code).toBe(0)
+}, 120_000)
+
+afterAll(async () => {
+  await emulator?.stop()
+  if (dir !== undefined) await Fs.rm(dir, { recursive: true, force: true })
+})
+
+const special = ["--filter", "address1_city eq 'Special'", "--orderby", "lastname"]
+
+describe("dv-effect query -o csv", () => {
+  it("writes the --select columns as the header, quotes what needs it and leaves nulls empty", async () => {
+    const result = await run([
+      "query",
+      "contact",
+      "--select",
+      "lastname,firstname,jobtitle,_parentcustomerid_value",
+      ...special,
+      "-o",
+      "csv",
+      ...connection
+    ])
+    expect(result.stderr).toBe("")
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe(
+      "lastname,firstname,jobtitle,_parentcustomerid_value\n" +
+        "\" Spaced\",,,\n" +
+        `"Doe, ""JD""","line1\nline2","null",${accountId}\n`
+    )
+  })
+
+  it("reads back through the CSV input as the records it came from", async () => {
+    const file = Path.join(dir, "roundtrip.csv")
+    const result = await run([
+      "query",
+      "contact",
+      "--select",
+      "lastname,firstname,jobtitle,_parentcustomerid_value",
+      ...special,
+      "-o",
+      "csv",
+      "--out",
+      file,
+      ...connection
+    ])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe("")
+    const rows = await Effect.runPromise(
+      Effect.flatMap(open({ file }), (source) => Stream.runCollect(Stream.map(source.records, (r) => r.row)))
+    )
+    expect(Chunk.toReadonlyArray(rows)).toEqual([
+      { lastname: " Spaced" },
+      { lastname: "Doe, \"JD\"", firstname: "line1\nline2", jobtitle: "null", _parentcustomerid_value: accountId }
+    ])
+  })
+
+  it("takes the header from the first page without --select, and says which later columns are left out", async () => {
+    const xml = Path.join(dir, "special.xml")
+    await Fs.writeFile(
+      xml,
+      `<fetch><entity name="contact"><attribute name="lastname" /><attribute name="firstname" />
+        <filter><condition attribute="address1_city" operator="eq" value="Special" /></filter>
+        <order attribute="lastname" /></entity></fetch>`
+    )
+    // FetchXML leaves null columns out: the first page (one row) has no firstname.
+    const result = await run(["query", "contact", "--fetchxml", xml, "--page-size", "1", "-o", "csv", ...connection])
+    expect(result.code).toBe(0)
+    const [header, ...rows] = result.stdout.trimEnd().split("\n")
+    expect(header!.split(",")).toContain("lastname")
+    expect(header!.split(",")).not.toContain("firstname")
+    expect(rows[0]).toMatch(/^" Spaced"/)
+    expect(rows[1]).toMatch(/^"Doe, ""JD"""/)
+    expect(result.stderr).toBe(
+      "dv-effect: Columns first seen after the first page are left out of the CSV: firstname (name the columns with --select).\n"
+    )
+  })
+
+  it("writes a header alone when --select names the columns and nothing matches", async () => {
+    const none = await run([
+      "query",
+      "contact",
+      "--select",
+      "lastname,firstname",
+      "--filter",
+      "lastname eq 'nobody'",
+      "-o",
+      "csv",
+      ...connection
+    ])
+    expect(none.code).toBe(0)
+    expect(none.stdout).toBe("lastname,firstname\n")
+  })
+})
+
+describe("dv-effect query --out", () => {
+  it("writes to the file what it would write to stdout", async () => {
+    const args = ["query", "contact", "--select", "lastname", "--filter", "address1_city eq 'Lyon'", "-o", "json"]
+    const file = Path.join(dir, "lyon.json")
+    const toStdout = await run([...args, ...connection])
+    const toFile = await run([...args, "--out", file, ...connection])
+    expect(toFile.code).toBe(0)
+    expect(toFile.stdout).toBe("")
+    const written = await Fs.readFile(file, "utf8")
+    expect(written).toBe(toStdout.stdout)
+    expect(JSON.parse(written)).toHaveLength(bulkRows / 2)
+  })
+
+  it("leaves an existing file as it was, and no temporary file, when the query fails", async () => {
+    const sub = await Fs.mkdtemp(Path.join(dir, "out-"))
+    const file = Path.join(sub, "rows.jsonl")
+    await Fs.writeFile(file, "before\n")
+    const result = await run(["query", "contact", "--filter", "nosuchcolumn eq 1", "--out", file, ...connection])
+    expect(result.code).toBe(1)
+    expect(result.stderr.trim().split("\n")).toHaveLength(1)
+    expect(await Fs.readFile(file, "utf8")).toBe("before\n")
+    expect(await Fs.readdir(sub)).toEqual(["rows.jsonl"])
+  })
+
+  it("names --out when the file cannot be created", async () => {
+    const result = await run(["query", "contact", "--out", Path.join(dir, "missing", "rows.csv"), ...connection])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toBe(
+      `dv-effect: Cannot write --out ${Path.join(dir, "missing", "rows.csv")}: no such directory\n`
+    )
+  })
+})
+
+describe("dv-effect query --count", () => {
+  it("prints the exact count, beyond the 5,000 where the service stops counting", async () => {
+    const count = async (...args: Array<string>) => {
+      const result = await run(["query", "contact", "--count", ...args, ...connection])
+      expect(result.code).toBe(0)
+      expect(result.stderr).toBe("")
+      return result.stdout
+    }
+    expect(await count()).toBe(`${bulkRows + 2}\n`)
+    expect(await count("--filter", "address1_city eq 'Paris'")).toBe(`${bulkRows / 2}\n`)
+    expect(await count("--filter", "address1_city eq 'Special'")).toBe("2\n")
+    expect(await count("--top", "10")).toBe("10\n")
+    expect(await count("--top", "5050")).toBe("5050\n")
+  })
+
+  it("counts the rows of a FetchXML query, read from stdin", async () => {
+    const result = await run(["query", "contact", "--count", "--fetchxml", "-", "--page-size", "1000", ...connection], {
+      stdin:
+        "<fetch><entity name=\"contact\"><attribute name=\"contactid\" /><filter><condition attribute=\"address1_city\" operator=\"eq\" value=\"Lyon\" /></filter></entity></fetch>"
+    })
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe(`${bulkRows / 2}\n`)
+  })
+})
+
+describe("dv-effect query --fetchxml", () => {
+  it("streams the rows of a FetchXML query from a file", async () => {
+    const xml = Path.join(dir, "paris.xml")
+    await Fs.writeFile(
+      xml,
+      "<fetch><entity name=\"contact\"><attribute name=\"lastname\" /><filter><condition attribute=\"lastname\" operator=\"eq\" value=\"Bulk-42\" /></filter></entity></fetch>"
+    )
+    const result = await run(["query", "contact", "--fetchxml", xml, ...connection])
+    expect(result.code).toBe(0)
+    const rows = result.stdout.trim().split("\n").map((line) => JSON.parse(line))
+    expect(rows).toHaveLength(1)
+    expect(rows[0].lastname).toBe("Bulk-42")
+    expect(Object.keys(rows[0]).some((key) => key.includes("@"))).toBe(false)
+  })
+
+  it("refuses OData options beside it, another table, and a file that is not there, in one line each", async () => {
+    const xml = Path.join(dir, "account.xml")
+    await Fs.writeFile(xml, "<fetch><entity name=\"account\"><attribute name=\"name\" /></entity></fetch>")
+    const cases: Array<[Array<string>, string]> = [
+      [
+        ["contact", "--fetchxml", xml, "--select", "name", "--top", "3"],
+        "dv-effect: --fetchxml cannot be combined with --select, --top: write them in the FetchXML.\n"
+      ],
+      [
+        ["contact", "--fetchxml", xml],
+        "dv-effect: --fetchxml queries the table 'account', but the command names 'contact'.\n"
+      ],
+      [
+        ["account", "--fetchxml", Path.join(dir, "nope.xml")],
+        `dv-effect: Cannot read --fetchxml ${Path.join(dir, "nope.xml")}: no such file\n`
+      ]
+    ]
+    for (const [args, message] of cases) {
+      const result = await run(["query", ...args, ...connection])
+      expect(result.code).toBe(1)
+      expect(result.stdout).toBe("")
+      expect(result.stderr).toBe(message)
+    }
+  })
+})
+
+describe("dv-effect query --expand", () => {
+  it("passes $expand to the service as written", async () => {
+    // The emulator does not implement $expand; its refusal shows the option reached it.
+    const result = await run([
+      "query",
+      "contact",
+      "--select",
+      "lastname",
+      "--expand",
+      "parentcustomerid_account($select=name)",
+      ...connection
+    ])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toBe(
+      "dv-effect: The query option '$expand' is not available in this version of the emulator.\n"
+    )
+  })
+
+  it("builds the query string and the CSV columns from it", () => {
+    expect(expandedProperties("parentcustomerid_account($select=name,accountnumber;$filter=name eq 'a,(b'),ownerid"))
+      .toEqual(["parentcustomerid_account", "ownerid"])
+    expect(rawQuery([["$select", "lastname"], ["$filter", "name eq 'A&B'"], ["$orderby", undefined], [
+      "$expand",
+      "x($select=a,b)"
+    ]])).toBe("$select=lastname&$filter=name%20eq%20'A%26B'&$expand=x(%24select%3Da%2Cb)")
+    expect(fetchXmlEntity("<fetch top='3'><entity name='contact'>")).toBe("contact")
+  })
+})
