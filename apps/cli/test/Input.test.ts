@@ -3,6 +3,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
+import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -115,6 +116,34 @@ describe("formats", () => {
       const empty = yield* readText("empty", "")
       expect(empty.records).toEqual([])
     }))
+
+  it("sniffs stdin by its first non-blank character (run on the built module)", () => {
+    const module = new URL("../dist/Input.js", import.meta.url).href
+    const script = `
+      import { open } from ${JSON.stringify(module)}
+      import * as Effect from "effect/Effect"
+      import * as Stream from "effect/Stream"
+      const program = Effect.flatMap(open({ file: "-" }), (source) =>
+        Effect.map(Stream.runCollect(source.records), (records) =>
+          ({ format: source.format, rows: [...records].map((r) => [r.location, r.row]) })))
+      console.log(JSON.stringify(await Effect.runPromise(program)))
+    `
+    const read = (input: string) => {
+      const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+        input,
+        cwd: new URL("..", import.meta.url).pathname,
+        encoding: "utf8"
+      })
+      expect(child.stderr).toBe("")
+      return JSON.parse(child.stdout)
+    }
+    expect(read("\uFEFF \n[{\"n\":1},\n{\"n\":2}]")).toEqual({
+      format: "json",
+      rows: [["element 1", { n: 1 }], ["element 2", { n: 2 }]]
+    })
+    expect(read("\n{\"n\":1}\n")).toEqual({ format: "jsonl", rows: [["line 2", { n: 1 }]] })
+    expect(read("n,m\r\n1,\"x\"\r\n")).toEqual({ format: "csv", rows: [["row 1 (line 2)", { n: "1", m: "x" }]] })
+  })
 
   it.scoped("honours an explicit format over the extension", () =>
     Effect.gen(function*() {
