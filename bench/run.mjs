@@ -3,7 +3,7 @@
 //
 //   npm run bench          # full: 100,000-row jobs, 1,000,000-row import/export, startup figures
 //   npm run bench:quick    # CI-sized: 10,000-row jobs, 100,000-row import/export (< 2 min)
-//   node bench/run.mjs [--quick] [--only create-1,update-1] [--reps 3]
+//   node bench/run.mjs [--quick] [--only create-1,update-1,import,ingest] [--contenders engine,cli] [--reps 3]
 //
 // Every trial gets a fresh emulator process (bench/lib/emulator-host.mjs: the emulator library
 // from its built dist, with per-server counters and a store we can count), so each contender
@@ -45,6 +45,7 @@ const option = (name) => {
 const quick = flag("quick")
 const reps = Number(option("reps") ?? process.env.BENCH_REPS ?? 1)
 const only = option("only")?.split(",")
+const contenders = option("contenders")?.split(",")
 const tmp = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dv-bench-"))
 
 // ---------------------------------------------------------------------------------------------
@@ -123,7 +124,10 @@ const scenarios = [
     servers: 1,
     contenders: quick ? pair : ["engine", "dwa-multiple", "dwa-batch", "dwa-single", "naive"]
   }
-].filter((s) => only === undefined || only.includes(s.id))
+].filter((s) => only === undefined || only.includes(s.id)).map((s) => ({
+  ...s,
+  contenders: s.contenders.filter((c) => contenders === undefined || contenders.includes(c))
+}))
 const runBig = only === undefined || only.includes("import") || only.includes("export")
 const runIngest = only === undefined || only.includes("ingest")
 

@@ -47,8 +47,8 @@ export const makeRetrier = () => {
   let resumeAt = 0
   const attempt = async (send) => {
     for (let tries = 0;; tries++) {
-      const wait = resumeAt - Date.now()
-      if (wait > 0) await sleep(wait)
+      // Another worker may have pushed the gate further while this one slept: look again.
+      for (let wait = resumeAt - Date.now(); wait > 0; wait = resumeAt - Date.now()) await sleep(wait)
       stats.requests++
       try {
         return await send()
