@@ -155,6 +155,12 @@ export interface BulkOptions {
    * service's own timeout is minutes away.
    */
   readonly targetLatency?: Duration.DurationInput
+  /**
+   * How a standard-table chunk refused for a data error is searched for its bad rows: `batch`
+   * (the default) sends it again as a `$batch` with continue-on-error; `bisect` sends halves
+   * through the same message until each bad row stands alone.
+   */
+  readonly isolation?: "batch" | "bisect"
 }
 
 /**
@@ -325,6 +331,7 @@ const makeEngine = <E, R>(
       : options.smart
     if (smart !== undefined && operation === "delete") return yield* invalid("smart mode does not apply to delete.")
     const strategy = options.strategy ?? "auto"
+    const isolation = options.isolation ?? "batch"
     /** Whether an operation goes through its `*Multiple` message; turned off if the service says it lacks it. */
     const multiple: Record<Operation, boolean> = {
       create: false,
@@ -567,7 +574,12 @@ const makeEngine = <E, R>(
         if (elastic) return elasticOutcomes(op, items, error)
         // A standard table refused the whole chunk for one bad row: find it, land the rest.
         if (items.length === 1) return failedAll(items, error)
-        return yield* viaBatch(op, items)
+        if (isolation === "batch") return yield* viaBatch(op, items)
+        // Bisection: halves through the same message until the bad rows stand alone.
+        const half = Math.ceil(items.length / 2)
+        const first = yield* viaMultiple(op, items.slice(0, half))
+        const second = yield* viaMultiple(op, items.slice(half))
+        return [...first, ...second]
       })
 
     /** Elastic tables applied every target they could and list the failed ones. */
