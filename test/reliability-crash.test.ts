@@ -1,0 +1,323 @@
+/**
+ * Reliability under crashes: one import, killed with SIGKILL at several seeded points (after a
+ * number of finished chunks, or while a request is in flight), resumed from its journal each time
+ * until it completes; and stopped with SIGINT, cleanly, then resumed. The store must end exactly
+ * right, and the journal must stay consistent with the store at every stop.
+ */
+import * as Emulator from "@dv-effect/emulator/Emulator"
+import * as Model from "@dv-effect/emulator/Model"
+import { spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { binPath, run } from "./support/cli.js"
+
+let emulator: Awaited<ReturnType<typeof Emulator.start>>
+let dir: string
+let env: Record<string, string>
+
+beforeAll(async () => {
+  emulator = await Emulator.start({
+    identity: false,
+    // Some latency, so that requests are in flight when the process is stopped.
+    profile: { ...Model.fast, latency: { baseMs: 15, perRecordMs: 0.2, perOperationMs: 0.2 } }
+  })
+  env = { DATAVERSE_URL: emulator.info.url, DATAVERSE_ACCESS_TOKEN: emulator.info.accessToken }
+  dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dv-crash-"))
+})
+afterAll(async () => {
+  await emulator.close()
+  Fs.rmSync(dir, { recursive: true, force: true })
+})
+beforeEach(() => emulator.reset())
+
+/** mulberry32: the kill points of a seed are the same on every run. */
+const random = (seed: number) => {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6D2B79F5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const file = (name: string, text: string) => {
+  const path = Path.join(dir, name)
+  Fs.writeFileSync(path, text)
+  return path
+}
+
+interface JournalView {
+  /** Complete lines, parsed (a torn last line is left out). */
+  readonly entries: ReadonlyArray<Record<string, unknown>>
+  readonly sentLines: number
+  readonly okLines: number
+  /** Rows finished (ok or failed for good). */
+  readonly ok: ReadonlySet<number>
+  readonly failed: ReadonlySet<number>
+  /** Rows in requests sent without a recorded end. */
+  readonly sent: ReadonlySet<number>
+  /** The last complete line is a `sent` entry: a request is in flight. */
+  readonly inFlight: boolean
+}
+
+const expand = (ranges: unknown, into: Set<number>) => {
+  for (const [first, last] of (ranges ?? []) as Array<[number, number]>) {
+    for (let i = first; i <= last; i++) into.add(i)
+  }
+}
+
+const readJournal = (path: string): JournalView => {
+  const text = Fs.existsSync(path) ? Fs.readFileSync(path, "utf8") : ""
+  const whole = text.slice(0, text.lastIndexOf("\n") + 1)
+  const entries = whole.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line))
+  const ok = new Set<number>()
+  const failed = new Set<number>()
+  const sent = new Set<number>()
+  let sentLines = 0
+  let okLines = 0
+  for (const entry of entries.slice(1)) {
+    if ("sent" in entry) {
+      sentLines++
+      expand(entry.sent, sent)
+    }
+    if ("ok" in entry) {
+      okLines++
+      expand(entry.ok, ok)
+      expand(entry.failed, failed)
+    }
+  }
+  const last = entries[entries.length - 1]
+  return { entries, sentLines, okLines, ok, failed, sent, inFlight: last !== undefined && "sent" in last }
+}
+
+/** Starts an import; `stopWhen` resolves once the journal meets the condition (or the process ends first). */
+const startImport = (args: ReadonlyArray<string>, journal: string) => {
+  const child = spawn(process.execPath, [binPath, ...args], { env: { ...process.env, ...env }, stdio: "pipe" })
+  let stdout = ""
+  let stderr = ""
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("close", (code, signal) => resolve({ code, signal }))
+  )
+  let ended = false
+  void exited.then(() => (ended = true))
+  /** Polls the journal (a condition, not a clock): true when it was met while the process ran. */
+  const reached = (condition: (view: JournalView) => boolean) =>
+    new Promise<boolean>((resolve) => {
+      const check = () => {
+        if (ended) return resolve(false)
+        if (condition(readJournal(journal))) return resolve(true)
+        setTimeout(check, 2)
+      }
+      check()
+    })
+  return { child, exited, reached, stdout: () => stdout, stderr: () => stderr }
+}
+
+/** The store and the journal agree: every row the journal finished as ok is stored, and every stored row was sent. */
+const expectConsistent = (journal: string, stored: ReadonlySet<number>) => {
+  const view = readJournal(journal)
+  expect(view.entries[0]).toMatchObject({ journal: "dv-effect", operation: "create", table: "contact" })
+  for (const index of view.ok) expect(stored.has(index), `row ${index} is ok in the journal`).toBe(true)
+  for (const index of stored) {
+    expect(view.ok.has(index) || view.sent.has(index), `row ${index} is stored but was never sent`).toBe(true)
+  }
+  for (const index of view.failed) expect(stored.has(index), `row ${index} failed but is stored`).toBe(false)
+}
+
+const rowCount = 3000
+/** Rows 500, 1500 and 2500 are refused before sending (lastname over 50 characters). */
+const bad = new Set([500, 1500, 2500])
+const rows = Array.from({ length: rowCount }, (_, i) => ({
+  lastname: bad.has(i) ? "x".repeat(51) : `K${i}`,
+  firstname: `F${i % 97}`,
+  emailaddress1: `k${i}@crash.example.com`
+}))
+const input = () => file("rows.jsonl", rows.map((row) => JSON.stringify(row)).join("\n") + "\n")
+
+/** Positions of the stored contacts, failing on a row stored twice or a value that is wrong. */
+const storedRows = (): Set<number> => {
+  const out = new Set<number>()
+  for (const record of emulator.store.table("contact")!.scan()) {
+    const index = Number(String(record.values.lastname).slice(1))
+    expect(out.has(index), `row ${index} is stored twice`).toBe(false)
+    const row = rows[index]!
+    expect(record.values).toMatchObject(row)
+    out.add(index)
+  }
+  return out
+}
+
+const expectComplete = () => {
+  const stored = storedRows()
+  expect(stored.size).toBe(rowCount - bad.size)
+  for (const index of bad) expect(stored.has(index)).toBe(false)
+}
+
+/** The rejects file names only bad rows, by their line (`complete`: every one of them). */
+const expectRejects = (path: string, complete = true) => {
+  const entries = Fs.readFileSync(path, "utf8").trim().split("\n").map((line) => JSON.parse(line))
+  const named = entries.map((entry) => entry.row as string)
+  const expected = new Set([...bad].map((i) => `line ${i + 1}`))
+  if (complete) expect(new Set(named)).toEqual(expected)
+  else for (const name of named) expect(expected.has(name), name).toBe(true)
+  for (const entry of entries) {
+    expect(entry).toMatchObject({ status: "failed", reason: "Validation" })
+    expect(entry.message).toContain("lastname")
+  }
+  return named
+}
+
+describe("SIGKILL at seeded points of one import, resumed from the journal each time", () => {
+  it.each([7, 42])("seed %i: every row lands exactly once, every bad row is rejected", async (seed) => {
+    const next = random(seed)
+    const source = input()
+    const journal = Path.join(dir, `kill-${seed}.journal`)
+    const rejects = Path.join(dir, `kill-${seed}.rejects.jsonl`)
+    const args = [
+      "create",
+      "contact",
+      "-f",
+      source,
+      "--chunk-size",
+      "100",
+      "--concurrency",
+      "4",
+      "--journal",
+      journal,
+      "--rejects",
+      rejects
+    ]
+    let kills = 0
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const before = readJournal(journal)
+      const import_ = startImport(attempt === 0 ? args : [...args, "--resume"], journal)
+      // Half of the points: after 1 to 6 more finished chunks; the other half: while a request is in flight.
+      const more = 1 + Math.floor(next() * 6)
+      const inFlight = next() < 0.5
+      const reached = await import_.reached((view) =>
+        view.okLines >= before.okLines + more && (!inFlight || view.inFlight)
+      )
+      if (!reached) {
+        // The run finished before the point: it must have finished well.
+        expect((await import_.exited).code, import_.stderr()).toBe(2)
+        break
+      }
+      import_.child.kill("SIGKILL")
+      expect((await import_.exited).signal).toBe("SIGKILL")
+      kills++
+      const stored = storedRows()
+      expect(stored.size).toBeLessThan(rowCount - bad.size)
+      expectConsistent(journal, stored)
+    }
+    expect(kills).toBeGreaterThanOrEqual(3)
+    const last = await run([...args, "--resume", "-o", "json"], { env })
+    expect(last.code, last.stderr).toBe(2)
+    const summary = JSON.parse(last.stdout)
+    expect(summary.resumed + summary.total).toBe(rowCount)
+    expectComplete()
+    expectConsistent(journal, storedRows())
+    const view = readJournal(journal)
+    expect(view.ok.size).toBe(rowCount - bad.size)
+    expect(view.failed).toEqual(bad)
+    // Whether each bad row also reached the rejects file depends on where the kills fell: see the
+    // test "a row the journal finished as failed ..." below for the gap.
+    expectRejects(rejects, false)
+    // Resuming a finished run sends nothing and changes nothing.
+    const again = await run([...args, "--resume", "-o", "json"], { env })
+    expect(JSON.parse(again.stdout)).toMatchObject({ total: 0, resumed: rowCount, requests: 0 })
+    expectComplete()
+  })
+})
+
+describe("SIGINT", () => {
+  it("stops cleanly (exit 130) twice, leaves a consistent journal each time, and the resume completes", async () => {
+    const source = input()
+    const journal = Path.join(dir, "int.journal")
+    const rejects = Path.join(dir, "int.rejects.jsonl")
+    const args = [
+      "create",
+      "contact",
+      "-f",
+      source,
+      "--chunk-size",
+      "100",
+      "--concurrency",
+      "4",
+      "--journal",
+      journal,
+      "--rejects",
+      rejects
+    ]
+    for (const [attempt, more] of [[0, 3], [1, 5]] as const) {
+      const before = readJournal(journal)
+      const import_ = startImport(attempt === 0 ? args : [...args, "--resume"], journal)
+      expect(await import_.reached((view) => view.okLines >= before.okLines + more)).toBe(true)
+      import_.child.kill("SIGINT")
+      const exit = await import_.exited
+      expect(exit.code, import_.stderr()).toBe(130)
+      expect(import_.stderr()).toContain(`--journal ${journal} --resume`)
+      expect(import_.stderr()).not.toMatch(/\n\s+at /)
+      // A clean stop leaves no torn line.
+      expect(Fs.readFileSync(journal, "utf8").endsWith("\n")).toBe(true)
+      const stored = storedRows()
+      expect(stored.size).toBeLessThan(rowCount - bad.size)
+      expectConsistent(journal, stored)
+    }
+    const resumed = await run([...args, "--resume", "-o", "json"], { env })
+    expect(resumed.code, resumed.stderr).toBe(2)
+    const summary = JSON.parse(resumed.stdout)
+    expect(summary.resumed + summary.total).toBe(rowCount)
+    expectComplete()
+    expectConsistent(journal, storedRows())
+    // Only bad rows are in the rejects file, each once. Not necessarily all of them: a Ctrl-C can also
+    // fall between the journal and the rejects file (see "rejects across a stop" below).
+    const named = expectRejects(rejects, false)
+    expect(new Set(named).size).toBe(named.length)
+  })
+})
+
+describe("rejects across a stop", () => {
+  /**
+   * A chunk whose rows are all invalid finishes at once (nothing to send) and is journaled as
+   * failed, while its outcomes wait behind the chunks before it, still in flight: the process is
+   * stopped right then, with the journal saying "finished" and the rejects file not yet written.
+   */
+  const stopBetweenJournalAndRejects = async (signal: NodeJS.Signals) => {
+    const allBad = new Set(Array.from({ length: 100 }, (_, i) => 1000 + i))
+    const lines = Array.from(
+      { length: 2000 },
+      (_, i) => JSON.stringify({ lastname: allBad.has(i) ? "y".repeat(51) : `K${i}` })
+    )
+    const source = file(`gap-${signal}.jsonl`, lines.join("\n") + "\n")
+    const journal = Path.join(dir, `gap-${signal}.journal`)
+    const rejects = Path.join(dir, `gap-${signal}.rejects.jsonl`)
+    const args = ["create", "contact", "-f", source, "--chunk-size", "100", "--concurrency", "4"]
+    const all = [...args, "--journal", journal, "--rejects", rejects]
+    const first = startImport(all, journal)
+    const rejected = () => (Fs.existsSync(rejects) ? Fs.readFileSync(rejects, "utf8") : "")
+    const reached = await first.reached((view) => view.failed.has(1000) && !rejected().includes("\"line 1001\""))
+    expect(reached, "the journal recorded the failed chunk before its rejects were written").toBe(true)
+    first.child.kill(signal)
+    await first.exited
+    const resumed = await run([...all, "--resume"], { env })
+    expect([0, 2]).toContain(resumed.code)
+    expect(emulator.store.table("contact")!.size).toBe(1900)
+    // Every row the journal finished as failed is in the rejects file: nothing else will ever report it.
+    const named = new Set(
+      rejected().split("\n").filter((line) => line !== "").map((line) => JSON.parse(line).row)
+    )
+    expect([...allBad].filter((i) => !named.has(`line ${i + 1}`))).toEqual([])
+  }
+
+  // A product bug (see the report): the engine journals a chunk as finished (Bulk.ts processChunk,
+  // session.finished) before its outcomes reach onOutcome, which writes the rejects file; a kill in
+  // between loses those rejects for good, since the resumed run skips rows the journal finished.
+  it.fails("a row the journal finished as failed reaches the rejects file even when SIGKILL comes in between", () =>
+    stopBetweenJournalAndRejects("SIGKILL"))
+})
