@@ -277,7 +277,8 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
         reporter.update(progress)
       }
     }, onOutcome).pipe(
-      Effect.ensuring(Effect.sync(reporter.stop)),
+      // After a fatal error the error line is the last word, not a progress line.
+      Effect.onExit((exit) => Effect.sync(() => reporter.stop({ final: exit._tag === "Success" }))),
       Effect.onInterrupt(() =>
         Output.stderr(
           `Stopped after ${latest === undefined ? 0 : latest.succeeded + latest.failed} rows.${
@@ -306,7 +307,11 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
         summary.skipped > 0 ? `${summary.skipped} skipped` : "",
         args.smart && operation !== "create" && summary.created > 0 ? `${summary.created} created` : "",
         args.smart && operation !== "update" && summary.updated > 0 ? `${summary.updated} updated` : "",
-        summary.resumed > 0 ? `${summary.resumed} done in an earlier run` : ""
+        summary.resumed > 0
+          ? `${summary.resumed} finished in an earlier run${
+            summary.resumedFailed > 0 ? ` (${summary.resumedFailed} of them failed)` : ""
+          }`
+          : ""
       ].filter((part) => part !== "")
       const written = summary[
         operation === "create"
@@ -327,7 +332,8 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
         }.\n`
       )
     }
-    if (failures > 0) exitState.code = 2
+    // Rows an earlier run rejected are still rejected: the load as a whole did not fully succeed.
+    if (failures > 0 || summary.resumedFailed > 0) exitState.code = 2
   }).pipe(Effect.scoped)
 
 const examples: Record<Bulk.Operation, ReadonlyArray<readonly [string, string]>> = {

@@ -593,6 +593,15 @@ const csvReader = (name: string, delimiter: string): Reader => {
               throw new CliError({ message: `${name} line ${line}: the header row cannot be read: ${problem}.` })
             }
             push(line, invalidRow(problem), item.raw)
+          } else if (item.raw.includes("\"") && strayAfterQuote(item.raw, delimiter) !== undefined) {
+            // `"B1"x`: csv-parse's relaxed quoting would keep the quotes as text; it is a broken field.
+            const field = strayAfterQuote(item.raw, delimiter)!
+            const line = startOf(lineBreaks(item.raw.replace(/^[\r\n]+|[\r\n]+$/g, "")))
+            const problem = `field ${field} has text after its closing quote`
+            if (header === undefined) {
+              throw new CliError({ message: `${name} line ${line}: the header row cannot be read: ${problem}.` })
+            }
+            push(line, invalidRow(problem), item.raw.replace(/^[\r\n]+|[\r\n]+$/g, ""))
           } else {
             // Fields written `null` without quotes are null; `"null"` is the text. (csv-parse's `cast`
             // would say which fields were quoted, at six times the cost of parsing.)
@@ -616,6 +625,40 @@ const csvReader = (name: string, delimiter: string): Reader => {
       }
     }
   }
+}
+
+/**
+ * The 1-based number of the first quoted field followed by text before its delimiter (`"B1"x`),
+ * reading the raw text of the record; undefined when every quoted field ends properly.
+ */
+const strayAfterQuote = (raw: string, delimiter: string): number | undefined => {
+  const text = raw.replace(/^[\r\n]+/, "")
+  let field = 1
+  let atStart = true
+  let inQuotes = false
+  let closed = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!
+    if (inQuotes) {
+      if (c === "\"") {
+        if (text[i + 1] === "\"") i++
+        else {
+          inQuotes = false
+          closed = true
+        }
+      }
+    } else if (c === delimiter) {
+      field++
+      atStart = true
+      closed = false
+    } else if (closed) {
+      if (c !== "\r" && c !== "\n") return field
+    } else if (atStart) {
+      inQuotes = c === "\""
+      atStart = false
+    }
+  }
+  return undefined
 }
 
 /**

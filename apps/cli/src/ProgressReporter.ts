@@ -13,7 +13,8 @@ import * as CliProgress from "cli-progress"
  */
 export interface ProgressReporter {
   readonly update: (progress: Progress) => void
-  readonly stop: () => void
+  /** Ends the display; `final: false` leaves out the last plain line (after a fatal error). */
+  readonly stop: (options?: { readonly final?: boolean }) => void
 }
 
 const lineIntervalMs = 2000
@@ -86,8 +87,8 @@ export const make = (
         line(progress)
       }
     },
-    stop: () => {
-      if (last !== undefined) line(last)
+    stop: (options) => {
+      if (last !== undefined && options?.final !== false) line(last)
     }
   }
 }

@@ -298,6 +298,12 @@ const failedAll = (items: ReadonlyArray<Prepared>, error: DataverseError): Array
 /** Rows per `In` query: 100 GUIDs keep the URL near 4 KB. */
 const lookupGroup = 100
 
+/** One chunk's outcomes, and the journal entry that finishes them. */
+interface ChunkResult {
+  readonly outcomes: ReadonlyArray<RowOutcome>
+  readonly finish: Effect.Effect<void, DataverseError>
+}
+
 const makeEngine = <E, R>(
   operation: Operation,
   table: string,
@@ -800,9 +806,11 @@ const makeEngine = <E, R>(
               ok.push(outcome.index)
             }
           }
-          if (session !== undefined) yield* session.finished(ok, failedForGood)
           yield* report
-          return outcomes
+          // Journalled once the outcomes have been handed on (see `execute`): a row is finished
+          // only after its caller has seen, and e.g. written to a rejects file, its outcome.
+          const finish = session === undefined ? Effect.void : session.finished(ok, failedForGood)
+          return { outcomes, finish } satisfies ChunkResult
         }).pipe(Effect.scoped)
       )
 
@@ -813,7 +821,7 @@ const makeEngine = <E, R>(
         maxRequestBytes,
         ([row]) => (row instanceof DataverseError ? 0 : estimateBytes(row))
       )
-        .pipe(Stream.mapEffect(processChunk, { concurrency: ceiling }), Stream.flattenIterables)
+        .pipe(Stream.mapEffect(processChunk, { concurrency: ceiling }))
 
     // First occurrences run now; a record seen before waits for the next pass.
     const seen = new Set<string>()
@@ -840,7 +848,7 @@ const makeEngine = <E, R>(
     /** Deferred rows, pass by pass: each pass ends before the next starts, so the last write wins. */
     const passes = (
       pending: ReadonlyArray<readonly [RowInput, number]>
-    ): Stream.Stream<RowOutcome, DataverseError, DataverseClient> => {
+    ): Stream.Stream<ChunkResult, DataverseError, DataverseClient> => {
       if (pending.length === 0) return Stream.empty
       const inPass = new Set<string>()
       const now: Array<readonly [RowInput, number]> = []
@@ -857,7 +865,7 @@ const makeEngine = <E, R>(
       }
       return Stream.concat(sendAll(Stream.fromIterable(now)), Stream.suspend(() => passes(later)))
     }
-    const outcomes = Stream.concat(sendAll(firstPass), Stream.suspend(() => passes(deferred))).pipe(
+    const chunks = Stream.concat(sendAll(firstPass), Stream.suspend(() => passes(deferred))).pipe(
       Stream.ensuring(report)
     )
     const planned: Plan = {
@@ -873,8 +881,9 @@ const makeEngine = <E, R>(
       maxRequestBytes
     }
     return {
-      outcomes: outcomes as Stream.Stream<RowOutcome, DataverseError | E, DataverseClient | R>,
+      chunks: chunks as Stream.Stream<ChunkResult, DataverseError | E, DataverseClient | R>,
       progress: () => snapshot(Date.now()),
+      finishedBefore: session?.state.finishedBefore ?? { succeeded: 0, failed: 0 },
       plan: planned,
       prepare
     }
@@ -979,7 +988,16 @@ export const run = <E = never, R = never>(
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options: BulkOptions = {}
 ): Stream.Stream<RowOutcome, DataverseError | E, DataverseClient | R> =>
-  Stream.unwrapScoped(Effect.map(makeEngine(operation, table, rows, options), (engine) => engine.outcomes))
+  Stream.unwrapScoped(
+    Effect.map(
+      makeEngine(operation, table, rows, options),
+      (engine) =>
+        engine.chunks.pipe(
+          Stream.mapEffect((chunk) => Effect.as(chunk.finish, chunk.outcomes)),
+          Stream.flattenIterables
+        )
+    )
+  )
 
 /** The identity of a row's record, for spotting the same record twice in a run. */
 const identityOf = (
@@ -1099,6 +1117,8 @@ export interface Summary {
  */
 export interface RunSummary extends Summary {
   readonly resumed: number
+  /** Rows an earlier run of the journal finished as failed (they were reported then). */
+  readonly resumedFailed: number
   readonly requests: number
   readonly retries: number
   readonly throttled: number
@@ -1166,11 +1186,26 @@ export const execute = <E = never, R = never, E2 = never, R2 = never>(
   Effect.scoped(
     Effect.gen(function*() {
       const engine = yield* makeEngine(operation, table, rows, options)
-      const summary = yield* summarize(engine.outcomes, onOutcome)
+      const started = yield* Clock.currentTimeMillis
+      const counts = { ...emptyCounts }
+      yield* Stream.runForEach(engine.chunks, (chunk) =>
+        Effect.zipRight(
+          Effect.forEach(chunk.outcomes, (outcome) => {
+            counts.total++
+            counts[outcome.status === "failed" ? "failed" : "succeeded"]++
+            if (outcome.status !== "failed") counts[outcome.status]++
+            return onOutcome(outcome)
+          }, { discard: true }),
+          chunk.finish
+        ))
+      const durationMs = (yield* Clock.currentTimeMillis) - started
       const progress = engine.progress()
       return {
-        ...summary,
+        ...counts,
+        durationMs,
+        rowsPerSecond: durationMs > 0 ? Math.round((counts.succeeded * 1000) / durationMs) : 0,
         resumed: progress.resumed,
+        resumedFailed: engine.finishedBefore.failed,
         requests: progress.requests,
         retries: progress.retries,
         throttled: progress.throttled

@@ -447,66 +447,72 @@ export const makeApp = (context: WebApiContext) => {
     if (admission._tag === "Throttled") {
       return respond(requestId, faultReply(admission.fault), model.rateLimitHeaders(token.objectId, server), server)
     }
-    const fault = model.drawFault(server)
-    if (fault === "throttle" || fault === "unavailable" || fault === "resetBeforeCommit") {
-      admission.release(0)
-      if (fault === "resetBeforeCommit") {
+    // However the request ends (a client that hangs up mid-upload interrupts the body read), its
+    // slot is freed; on the normal path it was already released with its execution time.
+    return yield* Effect.gen(function*() {
+      const fault = model.drawFault(server)
+      if (fault === "throttle" || fault === "unavailable" || fault === "resetBeforeCommit") {
+        admission.release(0)
+        if (fault === "resetBeforeCommit") {
+          yield* resetConnection(request)
+          return HttpServerResponse.empty({ status: 500 })
+        }
+        return respond(
+          requestId,
+          faultReply(
+            fault === "throttle"
+              ? model.injectedThrottle(server)
+              : new Fault(503, "", "The service is temporarily unavailable. Try again later.")
+          ),
+          {},
+          server
+        )
+      }
+      const declaredLength = Number(request.headers["content-length"] ?? 0)
+      if (declaredLength > context.maxBodyBytes) {
+        // Refused before reading: a huge body must not cost the server its memory.
+        admission.release(0)
+        return respond(
+          requestId,
+          faultReply(
+            new Fault(
+              413,
+              "",
+              `The request body of ${declaredLength} bytes exceeds the limit of ${context.maxBodyBytes} bytes.`
+            )
+          ),
+          {},
+          server
+        )
+      }
+      const body = request.method === "GET" || request.method === "DELETE"
+        ? ""
+        : yield* Effect.orElseSucceed(request.text, () => "")
+      const reply = handle({
+        method: request.method,
+        target: url.pathname.replace(apiPrefix, "") + url.search,
+        headers: request.headers,
+        body,
+        token
+      })
+      // The request holds its slot for as long as the model says it runs, then counts that time.
+      const executionMs = latencyMs(model.profile, reply.work ?? { records: 0, operations: 1 })
+      if (executionMs > 0) {
+        yield* Effect.sleep(executionMs).pipe(
+          Effect.onInterrupt(() => Effect.sync(() => admission.release(executionMs)))
+        )
+      }
+      admission.release(executionMs)
+      if (fault === "resetAfterCommit") {
         yield* resetConnection(request)
         return HttpServerResponse.empty({ status: 500 })
       }
-      return respond(
-        requestId,
-        faultReply(
-          fault === "throttle"
-            ? model.injectedThrottle(server)
-            : new Fault(503, "", "The service is temporarily unavailable. Try again later.")
-        ),
-        {},
-        server
-      )
-    }
-    const declaredLength = Number(request.headers["content-length"] ?? 0)
-    if (declaredLength > context.maxBodyBytes) {
-      // Refused before reading: a huge body must not cost the server its memory.
-      admission.release(0)
-      return respond(
-        requestId,
-        faultReply(
-          new Fault(
-            413,
-            "",
-            `The request body of ${declaredLength} bytes exceeds the limit of ${context.maxBodyBytes} bytes.`
-          )
-        ),
-        {},
-        server
-      )
-    }
-    const body = request.method === "GET" || request.method === "DELETE"
-      ? ""
-      : yield* Effect.orElseSucceed(request.text, () => "")
-    const reply = handle({
-      method: request.method,
-      target: url.pathname.replace(apiPrefix, "") + url.search,
-      headers: request.headers,
-      body,
-      token
-    })
-    // The request holds its slot for as long as the model says it runs, then counts that time.
-    const executionMs = latencyMs(model.profile, reply.work ?? { records: 0, operations: 1 })
-    if (executionMs > 0) {
-      yield* Effect.sleep(executionMs).pipe(Effect.onInterrupt(() => Effect.sync(() => admission.release(executionMs))))
-    }
-    admission.release(executionMs)
-    if (fault === "resetAfterCommit") {
-      yield* resetConnection(request)
-      return HttpServerResponse.empty({ status: 500 })
-    }
-    if (fault === "timeout") {
-      yield* Effect.sleep(model.profile.faults.timeoutMs)
-      yield* resetConnection(request)
-      return HttpServerResponse.empty({ status: 504 })
-    }
-    return respond(requestId, reply, model.rateLimitHeaders(token.objectId, server), server)
+      if (fault === "timeout") {
+        yield* Effect.sleep(model.profile.faults.timeoutMs)
+        yield* resetConnection(request)
+        return HttpServerResponse.empty({ status: 504 })
+      }
+      return respond(requestId, reply, model.rateLimitHeaders(token.objectId, server), server)
+    }).pipe(Effect.ensuring(Effect.sync(() => admission.release(0))))
   })
 }
