@@ -1164,7 +1164,9 @@ export const summarize = <E, R, E2 = never, R2 = never>(
 
 /**
  * Runs one operation to its end (see `run`), calling `onOutcome` for each row, and returns the
- * totals with the requests, retries and throttles it took.
+ * totals with the requests, retries and throttles it took. With a journal, a chunk's rows are
+ * recorded as finished only after `onOutcome` returned for each of them, so what it writes (a
+ * rejects file) is never missing a row a resumed run will skip.
  *
  * @example
  * ```ts
