@@ -285,6 +285,11 @@ describe("compileFilter: string functions", () => {
     expect(likePattern("[[]x]").test("[x]")).toBe(true)
     expect(likePattern("a[b").test("a[b")).toBe(true)
     expect(likePattern("line%").test("line1\nline2")).toBe(true)
+    // Unicode-mode expressions refuse `\-` outside a set: hyphens are common in values.
+    expect(likePattern("updated-%").test("updated-1@example.com")).toBe(true)
+    expect(likePattern("%-%").test("A-1")).toBe(true)
+    expect(likePattern("[a-]x").test("-x")).toBe(true)
+    expect(likePattern("a/b{1}").test("a/b{1}")).toBe(true)
   })
 })
 

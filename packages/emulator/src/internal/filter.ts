@@ -380,8 +380,10 @@ export const between = (field: Field, low: Scalar, high: Scalar, negate: boolean
   return guarded(field, (value) => from(value) >= 0 && to(value) <= 0, negate)
 }
 
-const regexSpecials = /[\\^$.*+?()[\]{}|/-]/g
+// Unicode-mode regular expressions refuse needless escapes: `-` is escaped only inside a set.
+const regexSpecials = /[\\^$.*+?()[\]{}|/]/g
 const escapeRegex = (text: string): string => text.replace(regexSpecials, "\\$&")
+const escapeInSet = (text: string): string => text.replace(/[\\^$.*+?()[\]{}|/-]/g, "\\$&")
 
 /**
  * Compiles a T-SQL `LIKE` pattern (`%`, `_`, `[abc]`, `[a-c]`, `[^a]`; `[%]` for a literal `%`)
@@ -410,7 +412,7 @@ export const likePattern = (pattern: string): RegExp => {
       for (let j = 0; j < body.length; j++) {
         const c = body[j]!
         if (c === "-" && j > 0 && j < body.length - 1) set += "-"
-        else set += escapeRegex(c)
+        else set += escapeInSet(c)
       }
       source += `[${negated ? "^" : ""}${set}]`
       i = close
