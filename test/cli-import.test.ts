@@ -99,6 +99,15 @@ describe("dv-effect create from CSV", () => {
     const unknown = await run(["create", "nosuchtable", "-f", csv], { env })
     expect(unknown.code).toBe(1)
     expect(unknown.stderr.trim().split("\n")).toHaveLength(1)
+    const noKey = await run(["update", "contact", "-f", csv, "--key", "nosuchcol"], { env })
+    expect([noKey.code, noKey.stderr.trim()]).toEqual([
+      1,
+      "dv-effect: The key column 'nosuchcol' does not exist in contact."
+    ])
+    const notAKey = await run(["upsert", "contact", "-f", csv, "--key", "emailaddress1", "--dry-run"], { env })
+    expect(notAKey.code).toBe(1)
+    expect(notAKey.stderr.trim().split("\n")).toHaveLength(1)
+    expect(notAKey.stderr).toContain("emailaddress1 is not an active alternate key of contact")
     const journal = file("used.journal", "{\"journal\":\"dv-effect\"}\n")
     const reused = await run(["create", "contact", "-f", csv, "--journal", journal], { env })
     expect(reused.code).toBe(1)
@@ -140,6 +149,8 @@ describe("dv-effect update, upsert and delete", () => {
       env
     })
     expect(JSON.parse(smart.stdout)).toMatchObject({ unchanged: 1, updated: 1, created: 1, failed: 0 })
+    const again = await run(["upsert", "dve_product", "--key", "dve_sku", "-f", changed, "--smart"], { env })
+    expect(again.stderr).toMatch(/Done with 3 of 3 dve_product rows \(3 unchanged, 0 created, 0 updated\) in /)
     const prices = emulator.store.table("dve_product")!.scan().map((r) => [r.values.dve_sku, r.values.dve_price])
     expect(prices.sort()).toEqual([["S-1", 10], ["S-2", 25], ["S-3", 30]])
 
@@ -208,6 +219,18 @@ describe("dv-effect create --journal, stopped and resumed", () => {
     const names = contacts().map((c) => String(c.lastname))
     expect(names).toHaveLength(6000)
     expect(new Set(names).size).toBe(6000)
+  })
+
+  it("refuses to resume a journal over another input", async () => {
+    const input = file("first.jsonl", jsonl(rows.slice(0, 10)))
+    const other = file("other.jsonl", jsonl(rows.slice(10, 12)))
+    const journal = Path.join(dir, "other.journal")
+    const first = await run(["create", "contact", "-f", input, "--journal", journal], { env })
+    expect(first.code).toBe(0)
+    const wrong = await run(["create", "contact", "-f", other, "--journal", journal, "--resume"], { env })
+    expect(wrong.code).toBe(1)
+    expect(wrong.stderr).toContain("resume with the same input")
+    expect(contacts()).toHaveLength(10)
   })
 
   it("Ctrl-C stops cleanly, says how to resume, and the resumed run completes the load", async () => {

@@ -16,6 +16,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
+import * as Path from "node:path"
 import { CliError } from "./CliError.js"
 import * as Coerce from "./Coerce.js"
 import * as Connection from "./Connection.js"
@@ -145,6 +146,12 @@ const checkJournal = (journal: Option.Option<string>, resume: boolean) =>
     return path
   })
 
+/** A file input as the journal knows it: a resume over another file (or a changed one) is refused. */
+const inputIdentity = (file: string): string => {
+  const size = Fs.existsSync(file) ? Fs.statSync(file).size : 0
+  return `${Path.resolve(file)} (${size} bytes)`
+}
+
 /** One JSON line per failed row, written as outcomes arrive. */
 const openRejects = (path: string, append: boolean) =>
   Effect.acquireRelease(
@@ -270,6 +277,7 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
     const summary = yield* Bulk.execute(operation, args.table, tracked.rows, {
       ...bulkOptions,
       ...(journalPath === undefined ? {} : { journal: Journal.file(journalPath) }),
+      ...(args.file === "-" ? {} : { inputIdentity: inputIdentity(args.file) }),
       onResumed: (index) =>
         void tracked.settle(index),
       onProgress: (progress) => {
@@ -289,6 +297,9 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
         )
       )
     )
+    if (failures > failuresShown && Option.isSome(args.rejects)) {
+      yield* Output.stderr(`... and ${failures - failuresShown} more failed rows, all in ${args.rejects.value}\n`)
+    }
     if (args.output === "json") {
       yield* Output.stdout(
         `${
@@ -302,32 +313,42 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
         }\n`
       )
     } else {
-      const extra = [
-        summary.unchanged > 0 ? `${summary.unchanged} unchanged` : "",
-        summary.skipped > 0 ? `${summary.skipped} skipped` : "",
-        args.smart && operation !== "create" && summary.created > 0 ? `${summary.created} created` : "",
-        args.smart && operation !== "update" && summary.updated > 0 ? `${summary.updated} updated` : "",
-        summary.resumed > 0
-          ? `${summary.resumed} finished in an earlier run${
-            summary.resumedFailed > 0 ? ` (${summary.resumedFailed} of them failed)` : ""
-          }`
-          : ""
-      ].filter((part) => part !== "")
-      const written = summary[
-        operation === "create"
-          ? "created"
-          : operation === "update"
-          ? "updated"
-          : operation === "upsert"
-          ? "upserted"
-          : "deleted"
-      ]
+      const n = (value: number) => value.toLocaleString("en-US")
+      const plural = (value: number, word: string) => `${n(value)} ${word}${value === 1 ? "" : "s"}`
+      const resumed = summary.resumed > 0
+        ? `; ${n(summary.resumed)} finished in an earlier run${
+          summary.resumedFailed > 0 ? ` (${n(summary.resumedFailed)} of them failed)` : ""
+        }`
+        : ""
+      // Smart mode sorts rows into several outcomes: name each rather than one verb.
+      const done = args.smart
+        ? `Done with ${n(summary.succeeded)} of ${n(summary.total)} ${args.table} rows (${
+          [
+            `${n(summary.unchanged)} unchanged`,
+            `${n(summary.created)} created`,
+            `${n(summary.updated)} updated`,
+            ...(summary.skipped > 0 ? [`${n(summary.skipped)} skipped`] : [])
+          ].join(", ")
+        })`
+        : `${verbs[operation].done} ${
+          n(
+            summary[
+              operation === "create"
+                ? "created"
+                : operation === "update"
+                ? "updated"
+                : operation === "upsert"
+                ? "upserted"
+                : "deleted"
+            ]
+          )
+        } of ${n(summary.total)} ${args.table} rows`
       yield* Output.stderr(
-        `${verbs[operation].done} ${written} of ${summary.total} ${args.table} rows in ${
-          seconds(summary.durationMs)
-        } (${summary.rowsPerSecond} rows/s, ${summary.requests} requests, ${summary.retries} retries, ${summary.throttled} throttled)${
-          extra.length > 0 ? `; ${extra.join(", ")}` : ""
-        }; ${summary.failed} failed${
+        `${done} in ${seconds(summary.durationMs)} (${n(summary.rowsPerSecond)} rows/s, ${
+          plural(summary.requests, "request")
+        }, ${summary.retries === 1 ? "1 retry" : `${n(summary.retries)} retries`}, ${
+          n(summary.throttled)
+        } throttled)${resumed}; ${n(summary.failed)} failed${
           summary.failed > 0 && Option.isSome(args.rejects) ? ` (see ${args.rejects.value})` : ""
         }.\n`
       )

@@ -144,6 +144,8 @@ export interface BulkOptions {
   readonly retryPolicy?: Schedule.Schedule<unknown, DataverseError>
   /** Records finished rows, so that a stopped run resumes where it was (see `Journal`). */
   readonly journal?: Journal.Journal
+  /** What identifies the input, recorded in the journal so that a resume over another is refused. */
+  readonly inputIdentity?: string
   /** Called for each row an earlier run of the journal finished: it gets no outcome. */
   readonly onResumed?: (index: number) => void
   /** The largest request body to build, in bytes (estimated). Default 16 MiB. */
@@ -336,6 +338,23 @@ const makeEngine = <E, R>(
       ? undefined
       : options.smart
     if (smart !== undefined && operation === "delete") return yield* invalid("smart mode does not apply to delete.")
+    if (byAlternateKey) {
+      const unknown = options.key!.find((column) => !metadata.columns.some((c) => c.logicalName === column))
+      if (unknown !== undefined) {
+        return yield* invalid(`The key column '${unknown}' does not exist in ${metadata.logicalName}.`)
+      }
+      // Smart mode looks records up by any columns; writes address them by an alternate key.
+      const wanted = [...options.key!].sort().join(",")
+      const match = metadata.keys.find((key) => [...key.keyAttributes].sort().join(",") === wanted)
+      if (smart === undefined && operation !== "create" && (match === undefined || match.status !== "Active")) {
+        const keys = metadata.keys.map((key) => `${key.keyAttributes.join(",")} (${key.logicalName}, ${key.status})`)
+        return yield* invalid(
+          `${options.key!.join(",")} is not an active alternate key of ${metadata.logicalName}; its keys: ${
+            keys.length === 0 ? "none" : keys.join("; ")
+          }.`
+        )
+      }
+    }
     const strategy = options.strategy ?? "auto"
     const isolation = options.isolation ?? "batch"
     /** Whether an operation goes through its `*Multiple` message; turned off if the service says it lacks it. */
@@ -364,7 +383,9 @@ const makeEngine = <E, R>(
     if (elastic) headers["Prefer"] = "odata.include-annotations=\"*\""
     const tagQuery = options.tag === undefined ? "" : `?tag=${encodeURIComponent(options.tag)}`
     const retryPolicy = options.retryPolicy ?? client.retryPolicy
-    const session = options.journal === undefined ? undefined : yield* options.journal.open({ operation, table })
+    const session = options.journal === undefined
+      ? undefined
+      : yield* options.journal.open({ operation, table, input: options.inputIdentity })
     const runId = session?.state.runId ?? newRunId()
     const idFor = idMaker(runId)
     const gate = makeGate()

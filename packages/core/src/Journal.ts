@@ -27,6 +27,11 @@ import { newRunId } from "./internal/bulk/ids.js"
 export interface Job {
   readonly operation: string
   readonly table: string
+  /**
+   * What identifies the input, when the caller can say (the CLI: the file's path and size): a
+   * resume over another input is refused, since rows are named by their position.
+   */
+  readonly input?: string | undefined
 }
 
 /**
@@ -143,6 +148,17 @@ class Replay {
   }
 }
 
+/** Why a journal of `recorded` cannot resume `job`, or undefined. */
+const mismatch = (what: string, recorded: Job, job: Job): string | undefined => {
+  if (recorded.operation !== job.operation || recorded.table !== job.table) {
+    return `${what} belongs to a ${recorded.operation} on '${recorded.table}', not a ${job.operation} on '${job.table}'.`
+  }
+  if (recorded.input !== undefined && job.input !== undefined && recorded.input !== job.input) {
+    return `${what} records a run over ${recorded.input}, not ${job.input}: resume with the same input, or start a new journal.`
+  }
+  return undefined
+}
+
 const journalError = (message: string, cause?: unknown) =>
   new DataverseError({ reason: "InvalidInput", message, cause })
 
@@ -159,10 +175,9 @@ export const memory = (): Journal => {
       Effect.gen(function*() {
         const resumed = header !== undefined
         if (header === undefined) header = { runId: newRunId(), job }
-        else if (header.job.operation !== job.operation || header.job.table !== job.table) {
-          return yield* journalError(
-            `The journal belongs to a ${header.job.operation} on '${header.job.table}', not a ${job.operation} on '${job.table}'.`
-          )
+        else {
+          const problem = mismatch("The journal", header.job, job)
+          if (problem !== undefined) return yield* journalError(problem)
         }
         const replay = new Replay()
         for (const entry of entries) replay.apply(entry)
@@ -205,13 +220,13 @@ export const file = (path: string): Journal => ({
           if (entry["journal"] !== "dv-effect" || typeof entry["runId"] !== "string") {
             return yield* journalError(`${path} is not a dv-effect journal.`)
           }
-          if (entry["operation"] !== job.operation || entry["table"] !== job.table) {
-            return yield* journalError(
-              `The journal ${path} belongs to a ${String(entry["operation"])} on '${
-                String(entry["table"])
-              }', not a ${job.operation} on '${job.table}'.`
-            )
+          const recorded: Job = {
+            operation: String(entry["operation"]),
+            table: String(entry["table"]),
+            input: typeof entry["input"] === "string" ? entry["input"] : undefined
           }
+          const problem = mismatch(`The journal ${path}`, recorded, job)
+          if (problem !== undefined) return yield* journalError(problem)
           runId = entry["runId"]
         } else replay.apply(entry)
       }
@@ -240,6 +255,7 @@ export const file = (path: string): Journal => ({
           runId,
           operation: job.operation,
           table: job.table,
+          ...(job.input === undefined ? {} : { input: job.input }),
           started: new Date().toISOString()
         })
       }
