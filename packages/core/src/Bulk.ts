@@ -432,8 +432,8 @@ const makeEngine = <E, R>(
       const id = typeof primary === "string" ? primary.toLowerCase() : undefined
       if (operation === "create") {
         if (id !== undefined) return { index, row, path: undefined, id, ownId: false }
-        const own = idFor(index)
-        return { index, row: { ...row, [metadata.primaryIdAttribute]: own }, path: undefined, id: own, ownId: true }
+        // The id goes into the body when it is built: no copy of the row here.
+        return { index, row, path: undefined, id: idFor(index), ownId: true }
       }
       let ref: Records.RecordRef
       if (byAlternateKey) {
@@ -486,7 +486,7 @@ const makeEngine = <E, R>(
     const viaBatch = (op: Operation, items: ReadonlyArray<Prepared>) =>
       Effect.gen(function*() {
         const requests = items.map((item) => {
-          const body = bodyOf(item.row)
+          const body = bodyOf(item, metadata.primaryIdAttribute)
           switch (op) {
             case "create":
               return Batch.post(metadata.entitySetName, body)
@@ -526,7 +526,7 @@ const makeEngine = <E, R>(
     /** One request for one row. */
     const viaBatchless = (op: Operation, item: Prepared) =>
       Effect.gen(function*() {
-        const body = bodyOf(item.row)
+        const body = bodyOf(item, metadata.primaryIdAttribute)
         const request = op === "create"
           ? HttpClientRequest.post(metadata.entitySetName).pipe(HttpClientRequest.bodyUnsafeJson(body))
           : op === "delete"
@@ -558,7 +558,10 @@ const makeEngine = <E, R>(
           if (op === "delete") {
             return { "@odata.type": odataType, [metadata.primaryIdAttribute]: item.id, ...partitionOf(item.row) }
           }
-          const target: Record<string, unknown> = { "@odata.type": odataType, ...bodyOf(item.row) }
+          const target: Record<string, unknown> = { "@odata.type": odataType }
+          const row = item.row
+          for (const name in row) if (!name.startsWith("@odata.")) target[name] = row[name]
+          if (item.ownId) target[metadata.primaryIdAttribute] = item.id
           if (op === "upsert" && item.id === undefined && item.path !== undefined) target["@odata.id"] = item.path
           if (op === "update" && item.id !== undefined) target[metadata.primaryIdAttribute] = item.id
           return target
@@ -749,14 +752,7 @@ const makeEngine = <E, R>(
           if (item.id !== undefined) {
             return { index: item.index, row: item.row, path: undefined, id: item.id, ownId: false }
           }
-          const own = idFor(item.index)
-          return {
-            index: item.index,
-            row: { ...item.row, [metadata.primaryIdAttribute]: own },
-            path: undefined,
-            id: own,
-            ownId: true
-          }
+          return { index: item.index, row: item.row, path: undefined, id: idFor(item.index), ownId: true }
         })
         const updates = plan.update.map(({ id, item, row }): Prepared => ({
           index: item.index,
@@ -1040,7 +1036,7 @@ const identityOf = (
 
 /** Read-back annotations (`@odata.etag`) are not part of what a row writes. */
 const withoutReadAnnotations = (row: Records.Row): Records.Row => {
-  if (!Object.keys(row).some((name) => name.startsWith("@odata.") && name !== "@odata.type")) return row
+  if (!hasReadAnnotations(row)) return row
   const out: Record<string, unknown> = {}
   for (const [name, value] of Object.entries(row)) {
     if (!name.startsWith("@odata.") || name === "@odata.type") out[name] = value
@@ -1048,9 +1044,20 @@ const withoutReadAnnotations = (row: Records.Row): Records.Row => {
   return out
 }
 
-const bodyOf = (row: Records.Row): Record<string, unknown> => {
+const hasReadAnnotations = (row: Records.Row): boolean => {
+  for (const name in row) if (name.startsWith("@odata.") && name !== "@odata.type") return true
+  return false
+}
+
+/** What a row writes: without `@odata.*` annotations, with the id the engine chose. */
+const bodyOf = (item: Prepared, primaryIdAttribute: string): Record<string, unknown> => {
+  const row = item.row
+  let plain = !item.ownId
+  if (plain) { for (const name in row) if (name.startsWith("@odata.")) plain = false }
+  if (plain) return row as Record<string, unknown>
   const out: Record<string, unknown> = {}
-  for (const [name, value] of Object.entries(row)) if (!name.startsWith("@odata.")) out[name] = value
+  for (const name in row) if (!name.startsWith("@odata.")) out[name] = row[name]
+  if (item.ownId) out[primaryIdAttribute] = item.id
   return out
 }
 

@@ -91,9 +91,17 @@ export const idFromEntityUrl = (url: string | undefined): string | undefined => 
 
 const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
 
+const kinds = new WeakMap<TableMetadata, (attribute: string) => ReturnType<typeof kindOfAttributeType>>()
+
+/** The key kind of each column, built once per table definition (bulk runs ask per row). */
 const kindsOf = (metadata: TableMetadata) => {
-  const types = new Map(metadata.columns.map((column) => [column.logicalName, column.type]))
-  return (attribute: string) => kindOfAttributeType(types.get(attribute))
+  let kindOf = kinds.get(metadata)
+  if (kindOf === undefined) {
+    const types = new Map(metadata.columns.map((column) => [column.logicalName, column.type]))
+    kindOf = (attribute: string) => kindOfAttributeType(types.get(attribute))
+    kinds.set(metadata, kindOf)
+  }
+  return kindOf
 }
 
 /** `<entityset>(<key>)` for a record of a table whose metadata is known. */

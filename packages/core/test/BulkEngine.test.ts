@@ -54,26 +54,29 @@ describe("the throttle gate (TestClock)", () => {
 const TestClockNow = Effect.clockWith((clock) => clock.currentTimeMillis)
 
 describe("the adaptive limiter", () => {
-  it.effect("backs off by a quarter once per overload round, and grows back one at a time", () =>
+  it.effect("halves once per overload round, and grows back one at a time, slowly after a throttle", () =>
     Effect.gen(function*() {
       const limiter = yield* makeLimiter({ ceiling: 8, adaptive: true })
       expect(limiter.current()).toBe(8)
       yield* limiter.throttled(0)
-      expect(limiter.current()).toBe(6)
-      // A second 429 from a request that started before the back-off is the same overload.
-      yield* limiter.throttled(0)
-      expect(limiter.current()).toBe(6)
-      yield* limiter.throttled(1)
       expect(limiter.current()).toBe(4)
-      for (let i = 0; i < 4; i++) yield* limiter.succeeded
-      expect(limiter.current()).toBe(5)
-      for (let i = 0; i < 100; i++) yield* limiter.succeeded
+      // A second 429 from a request that started before the cut is the same overload.
+      yield* limiter.throttled(0)
+      expect(limiter.current()).toBe(4)
+      yield* limiter.throttled(1)
+      expect(limiter.current()).toBe(2)
+      // After a throttle, one more slot per four rounds of successes at the current limit.
+      for (let i = 0; i < 7; i++) yield* limiter.succeeded
+      expect(limiter.current()).toBe(2)
+      yield* limiter.succeeded
+      expect(limiter.current()).toBe(3)
+      for (let i = 0; i < 1000; i++) yield* limiter.succeeded
       expect(limiter.current()).toBe(8)
     }))
 
   it.effect("never lets more than the current limit run at once", () =>
     Effect.gen(function*() {
-      const limiter = yield* makeLimiter({ ceiling: 4, adaptive: true })
+      const limiter = yield* makeLimiter({ ceiling: 6, adaptive: true })
       yield* limiter.throttled(0) // 3
       let running = 0
       let most = 0
