@@ -71,8 +71,13 @@ export interface ClientOptions {
 export interface ServerHints {
   /** `x-ms-dop-hint`: the degree of parallelism the service recommends. */
   readonly dopHint: Option.Option<number>
-  /** `x-ms-ratelimit-burst-remaining-xrm-requests`. */
+  /** `x-ms-ratelimit-burst-remaining-xrm-requests`: requests left in the window of the server that answered. */
   readonly requestsRemaining: Option.Option<number>
+  /**
+   * `x-ms-ratelimit-time-remaining-xrm-requests` (seconds, `1,200.00`), in milliseconds: execution
+   * time left in the window of the server that answered.
+   */
+  readonly executionRemainingMs: Option.Option<number>
 }
 
 /**
@@ -298,7 +303,11 @@ export const make = (
     const credentials = Credentials.forResource(options.credentials, url)
     const timeout = Duration.decode(options.timeout ?? "4 minutes")
     const retryPolicy = options.retryPolicy ?? RetryPolicy.defaultPolicy
-    const hintsRef = yield* Ref.make<ServerHints>({ dopHint: Option.none(), requestsRemaining: Option.none() })
+    const hintsRef = yield* Ref.make<ServerHints>({
+      dopHint: Option.none(),
+      requestsRemaining: Option.none(),
+      executionRemainingMs: Option.none()
+    })
     const statsRef = yield* Ref.make<ClientStats>({ requests: 0, throttled: 0, retries: 0 })
     const httpClient = yield* HttpClient.HttpClient
     const cookies = yield* Ref.make(Cookies.empty)
@@ -321,10 +330,14 @@ export const make = (
     const recordHints = (response: HttpClientResponse.HttpClientResponse) => {
       const dop = Number(response.headers["x-ms-dop-hint"])
       const remaining = Number(response.headers["x-ms-ratelimit-burst-remaining-xrm-requests"]?.replace(/,/g, ""))
-      if (!Number.isFinite(dop) && !Number.isFinite(remaining)) return Effect.void
+      const seconds = Number(response.headers["x-ms-ratelimit-time-remaining-xrm-requests"]?.replace(/,/g, ""))
+      if (!Number.isFinite(dop) && !Number.isFinite(remaining) && !Number.isFinite(seconds)) return Effect.void
       return Ref.update(hintsRef, (hints) => ({
         dopHint: Number.isFinite(dop) && dop > 0 ? Option.some(dop) : hints.dopHint,
-        requestsRemaining: Number.isFinite(remaining) ? Option.some(remaining) : hints.requestsRemaining
+        requestsRemaining: Number.isFinite(remaining) ? Option.some(remaining) : hints.requestsRemaining,
+        executionRemainingMs: Number.isFinite(seconds)
+          ? Option.some(Math.round(seconds * 1000))
+          : hints.executionRemainingMs
       }))
     }
 

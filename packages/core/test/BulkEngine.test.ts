@@ -109,18 +109,21 @@ describe("chunking", () => {
       expect(Chunk.toReadonlyArray(byBytes).map((g) => g.length)).toEqual([2, 2, 2, 2, 2])
     }))
 
-  it("grows while fast, shrinks when slow or refused", () => {
+  it("grows while fast, shrinks when slow or refused, and stays below a refused size", () => {
     const sizer = makeChunkSizer({ start: 100, max: 1000, targetMs: 10_000 })
+    // 100 rows in 1 s: half the target holds 500 rows at that cost.
     sizer.observe(100, 1000)
-    expect(sizer.current()).toBe(150)
-    sizer.observe(10, 100) // a small tail chunk says nothing
-    expect(sizer.current()).toBe(150)
-    sizer.observe(150, 20_000)
-    expect(sizer.current()).toBe(100)
-    sizer.shrink()
-    expect(sizer.current()).toBe(50)
-    for (let i = 0; i < 20; i++) sizer.observe(sizer.current(), 10)
+    expect(sizer.current()).toBe(400) // at most fourfold per answer
+    sizer.observe(400, 1000)
     expect(sizer.current()).toBe(1000)
+    sizer.observe(5, 1) // a small tail chunk says nothing
+    expect(sizer.current()).toBe(1000)
+    sizer.observe(1000, 20_000) // too slow: two thirds
+    expect(sizer.current()).toBe(670)
+    sizer.shrink() // refused: half, and never above that again
+    expect(sizer.current()).toBe(335)
+    for (let i = 0; i < 5; i++) sizer.observe(sizer.current(), 10)
+    expect(sizer.current()).toBe(335)
   })
 
   it("estimates a row's JSON size without serialising it", () => {

@@ -2,8 +2,9 @@ import * as Stream from "effect/Stream"
 
 /**
  * Rows per request. Fixed when the caller chose a number; else it starts small, grows while
- * requests answer well within the target latency, and shrinks when they are slow, time out or
- * are too large.
+ * requests answer well within the target latency (towards what half the target would hold, at
+ * most fourfold per answer), and shrinks when they are slow, time out or are too large; after a
+ * refusal it never grows back past the halved size.
  */
 export interface ChunkSizer {
   readonly current: () => number
@@ -20,16 +21,25 @@ export const makeChunkSizer = (
     return { current: () => options.fixed, observe: () => {}, shrink: () => {} }
   }
   let size = options.start
+  // A size the service refused (too large, timed out) is not tried again: growth stops below it.
+  let cap = options.max
   return {
     current: () => size,
     observe: (rows, latencyMs) => {
-      // Only full chunks say something about the size: the tail of a run is small anyway.
-      if (rows < size * 0.9) return
-      if (latencyMs < options.targetMs / 2) size = Math.min(options.max, Math.ceil(size * 1.5))
-      else if (latencyMs > options.targetMs) size = Math.max(1, Math.floor(size * 0.67))
+      // Small chunks (the tail of a run) say little about the size.
+      if (rows < Math.min(10, size)) return
+      if (latencyMs > options.targetMs) {
+        size = Math.max(1, Math.floor(Math.min(size, rows) * 0.67))
+      } else if (latencyMs < options.targetMs / 2) {
+        // Grow towards what half the target latency would hold at this request's cost per row,
+        // at most fourfold per answer: the first answers reach a good size in a few requests.
+        const projected = Math.floor(((options.targetMs / 2) * rows) / Math.max(latencyMs, 1))
+        size = Math.min(cap, Math.max(size, Math.min(projected, rows * 4)))
+      }
     },
     shrink: () => {
       size = Math.max(1, Math.floor(size / 2))
+      cap = Math.min(cap, size)
     }
   }
 }
