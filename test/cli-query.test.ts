@@ -1,7 +1,9 @@
 /**
  * `dv-effect query` as a user runs it, against a spawned emulator: CSV output (quoting, header,
- * lookups), files, counts beyond the service's 5,000, FetchXML from a file or stdin, $expand.
+ * lookups), files, counts beyond the service's 5,000, FetchXML from a file or stdin, $expand, and
+ * an export that goes back in through `update` unchanged.
  */
+import type * as Metadata from "@dv-effect/core/Metadata"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -10,7 +12,15 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { open } from "../apps/cli/src/Input.js"
-import { expandedProperties, fetchXmlEntity, rawQuery } from "../apps/cli/src/QueryCommand.js"
+import {
+  expandedProperties,
+  fetchXmlColumns,
+  fetchXmlEntity,
+  fetchXmlSelection,
+  rawQuery,
+  returnsLookup,
+  withLookupTargets
+} from "../apps/cli/src/QueryCommand.js"
 import { run, type StartedEmulator, startEmulator } from "./support/cli.js"
 
 let emulator: StartedEmulator
@@ -82,7 +92,7 @@ describe("dv-effect query -o csv", () => {
     expect(result.stdout).toBe(
       "lastname,firstname,jobtitle,_parentcustomerid_value\n" +
         "\" Spaced\",,,\n" +
-        `"Doe, ""JD""","line1\nline2","null",${accountId}\n`
+        `"Doe, ""JD""","line1\nline2","null",account:${accountId}\n`
     )
   })
 
@@ -107,28 +117,52 @@ describe("dv-effect query -o csv", () => {
     )
     expect(Chunk.toReadonlyArray(rows)).toEqual([
       { lastname: " Spaced" },
-      { lastname: "Doe, \"JD\"", firstname: "line1\nline2", jobtitle: "null", _parentcustomerid_value: accountId }
+      {
+        lastname: "Doe, \"JD\"",
+        firstname: "line1\nline2",
+        jobtitle: "null",
+        _parentcustomerid_value: `account:${accountId}`
+      }
     ])
   })
 
-  it("takes the header from the first page without --select, and says which later columns are left out", async () => {
+  it("takes the header from the FetchXML's <attribute>s, so a column null on the first page is kept", async () => {
     const xml = Path.join(dir, "special.xml")
     await Fs.writeFile(
       xml,
-      `<fetch><entity name="contact"><attribute name="lastname" /><attribute name="firstname" />
+      `<fetch><entity name="contact"><attribute name="lastname" /><attribute name='firstname' />
+        <attribute name="parentcustomerid" />
+        <!-- <attribute name="jobtitle" /> -->
         <filter><condition attribute="address1_city" operator="eq" value="Special" /></filter>
         <order attribute="lastname" /></entity></fetch>`
     )
-    // FetchXML leaves null columns out: the first page (one row) has no firstname.
+    // FetchXML leaves null columns out, so the first page (one row) has no firstname and no parent customer.
     const result = await run(["query", "contact", "--fetchxml", xml, "--page-size", "1", "-o", "csv", ...connection])
+    expect(result.stderr).toBe("")
     expect(result.code).toBe(0)
     const [header, ...rows] = result.stdout.trimEnd().split("\n")
-    expect(header!.split(",")).toContain("lastname")
-    expect(header!.split(",")).not.toContain("firstname")
-    expect(rows[0]).toMatch(/^" Spaced"/)
-    expect(rows[1]).toMatch(/^"Doe, ""JD"""/)
+    expect(header).toBe("lastname,firstname,_parentcustomerid_value,contactid")
+    expect(rows[0]).toMatch(/^" Spaced",,,[0-9a-f-]{36}$/)
+    expect(rows[1]).toBe(`"Doe, ""JD""","line1`)
+    expect(rows[2]).toMatch(new RegExp(`^line2",account:${accountId},[0-9a-f-]{36}$`))
+  })
+
+  it("takes the header from the first page for <all-attributes/>, and says which later columns are left out", async () => {
+    const xml = Path.join(dir, "special-all.xml")
+    await Fs.writeFile(
+      xml,
+      `<fetch><entity name="contact"><all-attributes />
+        <filter><condition attribute="address1_city" operator="eq" value="Special" /></filter>
+        <order attribute="lastname" /></entity></fetch>`
+    )
+    const result = await run(["query", "contact", "--fetchxml", xml, "--page-size", "1", "-o", "csv", ...connection])
+    expect(result.code).toBe(0)
+    const header = result.stdout.split("\n")[0]!.split(",")
+    expect(header).toContain("lastname")
+    expect(header).not.toContain("firstname")
     expect(result.stderr).toBe(
-      "dv-effect: Columns first seen after the first page are left out of the CSV: firstname (name the columns with --select).\n"
+      "dv-effect: Columns first seen after the first page are left out of the CSV: firstname, jobtitle, _parentcustomerid_value" +
+        " (name the columns with <attribute name=\"...\"/> elements in the FetchXML instead of <all-attributes/>).\n"
     )
   })
 
@@ -146,6 +180,45 @@ describe("dv-effect query -o csv", () => {
     ])
     expect(none.code).toBe(0)
     expect(none.stdout).toBe("lastname,firstname\n")
+  })
+})
+
+describe("dv-effect query, then update", () => {
+  const exportSpecial = async (format: "csv" | "jsonl") => {
+    const result = await run(["query", "contact", ...special, "-o", format, ...connection])
+    expect(result.stderr).toBe("")
+    expect(result.code).toBe(0)
+    return result.stdout
+  }
+  const withoutModifiedOn = (jsonl: string) =>
+    jsonl.trim().split("\n").map((line) => {
+      const { modifiedon: _, ...rest } = JSON.parse(line) as Record<string, unknown>
+      return rest
+    })
+  const readOnlyNote = "dv-effect: Left out of the rows (read-only in contact): fullname, createdon, modifiedon.\n"
+
+  it("writes a lookup to several tables as table:GUID, and the export updates back unchanged", async () => {
+    const before = await exportSpecial("jsonl")
+    // Every column the query returns, the read-only ones and the primary key included.
+    expect(before).toContain(`"_parentcustomerid_value":"account:${accountId}"`)
+    expect(before).toContain(`"_parentcustomerid_value":null`)
+    const file = Path.join(dir, "export.csv")
+    await Fs.writeFile(file, await exportSpecial("csv"))
+    expect((await Fs.readFile(file, "utf8")).split("\n")[0]).toContain("fullname")
+
+    const updated = await run(["update", "contact", "-f", file, ...connection])
+    expect(updated.code).toBe(0)
+    // The read-only columns are named once, not once per row; no row failed.
+    expect(updated.stderr.startsWith(readOnlyNote)).toBe(true)
+    expect(updated.stderr.split(readOnlyNote)).toHaveLength(2)
+    expect(updated.stderr).toContain("Updated 2 of 2 contact rows")
+    expect(withoutModifiedOn(await exportSpecial("jsonl"))).toEqual(withoutModifiedOn(before))
+
+    // JSON lines (nulls included) through stdin: nothing differs, so nothing is sent.
+    const smart = await run(["update", "contact", "--smart", ...connection], { stdin: before })
+    expect(smart.code).toBe(0)
+    expect(smart.stderr.startsWith(readOnlyNote)).toBe(true)
+    expect(smart.stderr).toContain("(2 unchanged, 0 created, 0 updated)")
   })
 })
 
@@ -274,5 +347,97 @@ describe("dv-effect query --expand", () => {
       "x($select=a,b)"
     ]])).toBe("$select=lastname&$filter=name%20eq%20'A%26B'&$expand=x(%24select%3Da%2Cb)")
     expect(fetchXmlEntity("<fetch top='3'><entity name='contact'>")).toBe("contact")
+  })
+})
+
+describe("query helpers", () => {
+  const column = (logicalName: string, type: Metadata.AttributeType): Metadata.ColumnMetadata => ({
+    logicalName,
+    type,
+    typeName: undefined,
+    requiredLevel: "None",
+    maxLength: undefined,
+    minValue: undefined,
+    maxValue: undefined,
+    options: undefined,
+    targets: undefined,
+    isPrimaryId: false,
+    isValidForCreate: true,
+    isValidForUpdate: true
+  })
+  const contact: Metadata.TableMetadata = {
+    logicalName: "contact",
+    entitySetName: "contacts",
+    primaryIdAttribute: "contactid",
+    primaryNameAttribute: "fullname",
+    tableType: "Standard",
+    objectTypeCode: 2,
+    columns: [
+      column("contactid", "Uniqueidentifier"),
+      column("lastname", "String"),
+      column("parentcustomerid", "Customer")
+    ],
+    lookups: [],
+    keys: [],
+    messages: { createMultiple: true, updateMultiple: true, upsertMultiple: true, deleteMultiple: false }
+  }
+
+  it("reads the main entity's attributes of a FetchXML query, and the CSV header they make", () => {
+    const selection = fetchXmlSelection(
+      `<?xml version="1.0"?><fetch distinct='false'><!-- <attribute name="x"/> -->
+        <entity name="contact"><attribute name="LastName"/><attribute name="parentcustomerid" />
+        <attribute name="lastname" alias="last&amp;name"/>
+        <link-entity name="account" from="accountid" to="parentcustomerid" alias="a"><attribute name="name"/>
+          <link-entity name="contact" from="contactid" to="primarycontactid"><all-attributes/></link-entity>
+        </link-entity>
+        <order attribute="lastname"/><filter><condition attribute="jobtitle" operator="null"/></filter>
+      </entity></fetch>`
+    )
+    expect(selection).toEqual({
+      attributes: [
+        { name: "lastname", alias: undefined },
+        { name: "parentcustomerid", alias: undefined },
+        { name: "lastname", alias: "last&name" }
+      ],
+      grouped: false
+    })
+    expect(fetchXmlColumns(selection!, contact)).toEqual([
+      "lastname",
+      "_parentcustomerid_value",
+      "last&name",
+      "contactid"
+    ])
+    const all = fetchXmlSelection("<fetch><entity name='contact'><all-attributes/></entity></fetch>")
+    expect(all).toEqual({ attributes: "all", grouped: false })
+    expect(fetchXmlColumns(all!, contact)).toBeUndefined()
+    expect(fetchXmlSelection("<fetch><entity name='contact'><filter/></entity></fetch>")?.attributes).toBe("all")
+    const none = fetchXmlSelection("<fetch><entity name='contact'><no-attrs/></entity></fetch>")
+    expect(fetchXmlColumns(none!, contact)).toEqual(["contactid"])
+    const grouped = fetchXmlSelection(
+      "<fetch aggregate=\"true\"><entity name=\"contact\"><attribute name=\"contactid\" alias=\"n\" aggregate=\"count\"/></entity></fetch>"
+    )
+    expect(fetchXmlColumns(grouped!, contact)).toEqual(["n"])
+    expect(fetchXmlSelection("<notfetch/>")).toBeUndefined()
+  })
+
+  it("writes a polymorphic lookup as table:GUID from its annotation, and knows when to ask for it", () => {
+    const id = "5d1d2f3e-6a1b-4c8d-9e0f-112233445566"
+    const row = {
+      lastname: "Doe",
+      "_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname": "account",
+      _parentcustomerid_value: id,
+      _ownerid_value: id
+    }
+    expect(withLookupTargets(["parentcustomerid", "ownerid"])(row)).toEqual({
+      ...row,
+      _parentcustomerid_value: `account:${id}`
+    })
+    const plain = { lastname: "Doe", _parentcustomerid_value: null }
+    expect(withLookupTargets(["parentcustomerid"])(plain)).toBe(plain)
+    expect(returnsLookup(["parentcustomerid"], "all")).toBe(true)
+    expect(returnsLookup([], "all")).toBe(false)
+    expect(returnsLookup(["parentcustomerid"], ["lastname"])).toBe(false)
+    expect(returnsLookup(["parentcustomerid"], ["lastname", "_ParentCustomerId_value"])).toBe(true)
+    expect(returnsLookup(["parentcustomerid"], ["parentcustomerid"])).toBe(true)
   })
 })

@@ -9,8 +9,11 @@
  * | `parentcustomerid` (several) | `account:<guid>` | `parentcustomerid_account@odata.bind: "/accounts(<guid>)"` |
  * | `parentcustomerid@account` | `<guid>` | the same |
  * | `parentcustomerid@account.accountnumber` | `A-1` | `parentcustomerid_account@odata.bind: "/accounts(accountnumber='A-1')"` |
- * | `_parentcustomerid_value` (as `query` writes it) | like `parentcustomerid` | |
+ * | `_parentcustomerid_value` (as `query` writes it: `account:<guid>`) | like `parentcustomerid` | |
  * | `x@odata.bind`, `@odata.type` | anything | as given |
+ *
+ * Columns that cannot be written (read-only columns a query returns, such as `fullname` or
+ * `createdon`) are left out of the body, and `make` says so once.
  *
  * @since 0.1.0
  */
@@ -22,6 +25,7 @@ import * as Records from "@dv-effect/core/Records"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Output from "./Output.js"
 
 type TableMetadata = Metadata.TableMetadata
 type ColumnMetadata = Metadata.ColumnMetadata
@@ -278,6 +282,25 @@ const targetsOfColumn = (table: TableMetadata, column: ColumnMetadata): Readonly
   ])
 ]
 
+/**
+ * The lookup columns of a table that may point at several tables (customer, owner, regarding
+ * lookups), by logical name. `query` writes their values as `<table>:<GUID>` (which this module
+ * reads back), since a GUID alone does not say which table it is in.
+ *
+ * @since 0.1.0
+ */
+export const polymorphicLookups = (table: TableMetadata): ReadonlyArray<string> =>
+  table.columns.filter((column) => lookupTypes.has(column.type) && targetsOfColumn(table, column).length > 1)
+    .map((column) => column.logicalName)
+
+/**
+ * Whether a column is a lookup (Lookup, Customer or Owner); the Web API returns its values as
+ * `_<column>_value`.
+ *
+ * @since 0.1.0
+ */
+export const isLookup = (column: ColumnMetadata): boolean => lookupTypes.has(column.type)
+
 /** What a row's key says: a column, an annotation, or a lookup with its target and key. */
 type ParsedName =
   | { readonly _tag: "Passthrough" }
@@ -390,7 +413,10 @@ const plainLookup = (
   value: unknown
 ): Either.Either<readonly [string, string | null] | typeof omit, CoerceError> => {
   if (value === null) {
-    const target = chooseTarget(context.table, key, column, undefined)
+    // Clearing a lookup to several tables through any of its navigation properties clears it
+    // (`parentcustomerid_account@odata.bind: null`), whichever table it points at.
+    const targets = targetsOfColumn(context.table, column)
+    const target = targets.length > 1 ? Either.right(targets[0]!) : chooseTarget(context.table, key, column, undefined)
     return Either.flatMap(target, (t) => bindLookup(context, key, column, t, null))
   }
   if (typeof value !== "string") {
@@ -525,10 +551,46 @@ export const targetsOf = (table: TableMetadata, row: Readonly<Record<string, unk
 }
 
 /**
+ * What a row is coerced for: `create` and `update` leave out the columns the table does not let
+ * them write (`IsValidForCreate`, `IsValidForUpdate` false in metadata); `upsert`, `delete` or
+ * none, those that neither can write (columns the service sets: `fullname`, `createdon`,
+ * `modifiedby`, ...). The primary key is always kept: it names the record (or sets its id on create).
+ *
+ * @since 0.1.0
+ */
+export type Operation = "create" | "update" | "upsert" | "delete"
+
+/**
+ * Whether a row may carry `column` for `operation` (see `Operation`).
+ *
+ * @since 0.1.0
+ */
+export const isWritable = (column: ColumnMetadata, operation?: Operation | undefined): boolean =>
+  column.isPrimaryId ||
+  (operation === "create"
+    ? column.isValidForCreate
+    : operation === "update"
+    ? column.isValidForUpdate
+    : column.isValidForCreate || column.isValidForUpdate)
+
+/**
+ * Options of `coerceRow`.
+ *
+ * @since 0.1.0
+ */
+export interface RowOptions {
+  /** What the row is for; decides which read-only columns are left out (see `Operation`). */
+  readonly operation?: Operation | undefined
+  /** Called with each key of the row left out because its column cannot be written. */
+  readonly leftOut?: ((key: string) => void) | undefined
+}
+
+/**
  * Coerces a row as read into a Web API body: every column by its metadata (`coerceValue`),
  * lookups by the column syntax of this module into `<navigation property>@odata.bind`, Web API
- * annotations as given, blank values of non-text columns left out. Left: the first problem,
- * naming the column (and the value, cut to 40 characters).
+ * annotations as given, blank values of non-text columns left out, and so are columns that
+ * cannot be written (read-only columns a query returns: see `Operation`; `options.leftOut` hears
+ * of each). Left: the first problem, naming the column (and the value, cut to 40 characters).
  *
  * @example
  * ```ts
@@ -541,10 +603,15 @@ export const targetsOf = (table: TableMetadata, row: Readonly<Record<string, unk
  */
 export const coerceRow = (
   context: CoerceContext,
-  row: Readonly<Record<string, unknown>>
+  row: Readonly<Record<string, unknown>>,
+  options: RowOptions = {}
 ): Either.Either<Record<string, unknown>, CoerceError> => {
   const out: Record<string, unknown> = {}
   const table = context.table
+  const readOnly = (name: string) => {
+    const column = columnOf(table, name)
+    return column !== undefined && !isWritable(column, options.operation)
+  }
   for (const key in row) {
     const value = row[key]
     const parsed = parseName(key)
@@ -553,11 +620,20 @@ export const coerceRow = (
       continue
     }
     let bound: Either.Either<readonly [string, string | null] | typeof omit, CoerceError>
-    if (parsed._tag === "Lookup") bound = namedLookup(context, key, parsed, value)
-    else {
+    if (parsed._tag === "Lookup") {
+      if (readOnly(parsed.column)) {
+        options.leftOut?.(key)
+        continue
+      }
+      bound = namedLookup(context, key, parsed, value)
+    } else {
       const column = columnOf(table, parsed.column)
       if (column === undefined || (parsed.column !== key && !lookupTypes.has(column.type))) {
         return Either.left(columnProblem(key, `column '${key}' does not exist in ${table.logicalName}`))
+      }
+      if (!isWritable(column, options.operation)) {
+        options.leftOut?.(key)
+        continue
       }
       if (!lookupTypes.has(column.type)) {
         const coerced = coerceValue(column, value)
@@ -616,7 +692,28 @@ export interface CoercerOptions {
    * `fail` fails the run at once (right for CSV, where every row has the header's columns).
    */
   readonly columnProblems?: "row" | "fail"
+  /** What the rows are for: decides which read-only columns are left out (see `Operation`). */
+  readonly operation?: Operation | undefined
+  /**
+   * Told, once for each set of columns first left out, which read-only columns were left out of
+   * the rows (a sentence). Default: a `dv-effect: ...` line on stderr.
+   */
+  readonly note?: ((message: string) => Effect.Effect<void>) | undefined
 }
+
+/**
+ * The sentence `make` gives when read-only columns are left out of the rows.
+ *
+ * @since 0.1.0
+ */
+export const leftOutMessage = (
+  table: string,
+  columns: ReadonlyArray<string>,
+  operation?: Operation | undefined
+): string =>
+  `Left out of the rows (${
+    operation === "create" || operation === "update" ? `not valid for ${operation} in` : "read-only in"
+  } ${table}): ${columns.join(", ")}.`
 
 /**
  * A coercer for `table`: fetches its metadata (fails with reason `NotFound` when the table does
@@ -653,12 +750,26 @@ export const make = (
         Effect.catchIf((error) => error.reason === "NotFound", () => Effect.sync(() => missing.add(name))),
         Effect.asVoid
       )
+    // Read-only columns left out: said once per run (again only for columns not said before).
+    const noted = new Set<string>()
+    const note = options.note ?? ((message: string) => Output.stderr(`dv-effect: ${message}\n`))
     const finish = (row: Readonly<Record<string, unknown>>): Effect.Effect<RowInput, DataverseError> => {
-      const result = coerceRow(context, row)
-      if (Either.isRight(result)) return Effect.succeed(result.right)
+      let fresh: Array<string> | undefined
+      const result = coerceRow(context, row, {
+        operation: options.operation,
+        leftOut: (key) => {
+          if (noted.has(key)) return
+          noted.add(key)
+          ;(fresh ??= []).push(key)
+        }
+      })
+      const said = fresh === undefined
+        ? Effect.void
+        : note(leftOutMessage(metadata.logicalName, fresh, options.operation))
+      if (Either.isRight(result)) return Effect.as(said, result.right)
       return options.columnProblems === "fail" && result.left.kind === "column"
-        ? Effect.fail(toRowError(result.left))
-        : Effect.succeed(toRowError(result.left))
+        ? Effect.zipRight(said, Effect.fail(toRowError(result.left)))
+        : Effect.as(said, toRowError(result.left))
     }
     const coerce = (input: RowInput): Effect.Effect<RowInput, DataverseError> => {
       if (input instanceof DataverseError) return Effect.succeed(input)

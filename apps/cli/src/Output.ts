@@ -136,15 +136,23 @@ export const csvLine = (values: ReadonlyArray<unknown>): string => `${values.map
 export interface WriteTableOptions {
   /** CSV: the columns, in order. When left out, the columns of the first chunk (page), in order of appearance. */
   readonly columns?: ReadonlyArray<string> | undefined
+  /**
+   * CSV, with `columns`: also the columns of the first chunk that `columns` does not name, after
+   * them (a FetchXML query's link-entity columns); later new ones are left out, as without `columns`.
+   */
+  readonly moreColumns?: boolean | undefined
   /** Called once, with a sentence, when CSV rows have columns the header does not. */
   readonly warn?: ((message: string) => Effect.Effect<void>) | undefined
+  /** How to name the columns, as the warning advises. Default: `name the columns with --select`. */
+  readonly advice?: string | undefined
 }
 
 /**
  * Writes a stream of records through `write` (which should wait while its sink is full) as JSON
  * lines, one JSON array, or CSV with a header row, a chunk at a time; returns how many were
- * written. CSV columns come from `options.columns`, else from the first chunk; columns that
- * first appear later are left out (and `warn` says so once).
+ * written. CSV columns come from `options.columns` (with `moreColumns`, and those of the first
+ * chunk it does not name), else from the first chunk; columns that first appear later are left
+ * out (and `warn` says so once, with `advice`).
  *
  * @since 0.1.0
  */
@@ -158,7 +166,8 @@ export const writeTable = <E, R, E2>(
     let count = 0
     let columns: ReadonlyArray<string> | undefined = options.columns
     let known: ReadonlySet<string> = new Set(columns)
-    const headed = columns !== undefined
+    const extend = columns !== undefined && options.moreColumns === true
+    const headed = columns !== undefined && !extend
     let warned = false
     // Nothing is written before the first rows arrive, so a query that fails at once prints nothing.
     let started = false
@@ -169,8 +178,8 @@ export const writeTable = <E, R, E2>(
     yield* StreamM.runForEachChunk(records, (chunk) =>
       Effect.gen(function*() {
         if (chunk.length === 0) return
-        if (format === "csv" && columns === undefined) {
-          const seen = new Set<string>()
+        if (format === "csv" && (columns === undefined || (extend && !started))) {
+          const seen = new Set<string>(columns)
           for (const record of chunk) for (const key in record) seen.add(key)
           columns = [...seen]
           known = seen
@@ -194,9 +203,9 @@ export const writeTable = <E, R, E2>(
         if (extra !== undefined && options.warn !== undefined) {
           warned = true
           yield* options.warn(
-            `Columns first seen after the first page are left out of the CSV: ${
-              [...extra].join(", ")
-            } (name the columns with --select).`
+            `Columns first seen after the first page are left out of the CSV: ${[...extra].join(", ")} (${
+              options.advice ?? "name the columns with --select"
+            }).`
           )
         }
       }))

@@ -17,6 +17,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import { CliError } from "./CliError.js"
+import * as Coerce from "./Coerce.js"
 import * as Connection from "./Connection.js"
 import { list } from "./Flags.js"
 import * as Output from "./Output.js"
@@ -69,6 +70,139 @@ export const rawQuery = (params: ReadonlyArray<readonly [string, string | undefi
  */
 export const fetchXmlEntity = (xml: string): string | undefined =>
   /<entity\s[^>]*?\bname\s*=\s*["']([^"']+)["']/i.exec(xml)?.[1]
+
+const xmlText = (text: string): string =>
+  text.replace(/&(lt|gt|quot|apos|amp|#x[0-9a-fA-F]+|#\d+);/g, (_, entity: string) =>
+    entity === "lt"
+      ? "<"
+      : entity === "gt"
+      ? ">"
+      : entity === "quot"
+      ? "\""
+      : entity === "apos"
+      ? "'"
+      : entity === "amp"
+      ? "&"
+      : String.fromCodePoint(entity.startsWith("#x") ? parseInt(entity.slice(2), 16) : parseInt(entity.slice(1), 10)))
+
+const xmlAttributes = (text: string): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const match of text.matchAll(/([A-Za-z_][\w.:-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')/g)) {
+    out[match[1]!.toLowerCase()] = xmlText(match[2] ?? match[3] ?? "")
+  }
+  return out
+}
+
+/**
+ * What a FetchXML query returns of its main entity: its `<attribute>`s (name, and alias when it
+ * has one) in document order, or `all` for `<all-attributes/>` or no attribute element (the
+ * service then returns every column); `<no-attrs/>` is none. Attributes of `<link-entity>`s are
+ * not the main entity's and are not listed. Undefined when the text has no `<fetch><entity>`.
+ *
+ * @since 0.1.0
+ */
+export interface FetchXmlSelection {
+  readonly attributes: ReadonlyArray<{ readonly name: string; readonly alias: string | undefined }> | "all"
+  /** `aggregate="true"` or `distinct="true"` on `<fetch>`: the primary key is not returned unasked. */
+  readonly grouped: boolean
+}
+
+/**
+ * Reads the `FetchXmlSelection` of a FetchXML query.
+ *
+ * @since 0.1.0
+ */
+export const fetchXmlSelection = (xml: string): FetchXmlSelection | undefined => {
+  const text = xml.replace(/<!--[\s\S]*?-->/g, "").replace(/<\?[\s\S]*?\?>/g, "")
+  const stack: Array<string> = []
+  let grouped = false
+  let sawEntity = false
+  let all = false
+  let none = false
+  const attributes: Array<{ readonly name: string; readonly alias: string | undefined }> = []
+  for (const match of text.matchAll(/<(\/?)([A-Za-z_][\w.:-]*)((?:[^>"']|"[^"]*"|'[^']*')*?)(\/?)>/g)) {
+    const [, closing, tag, rest, selfClosing] = match
+    const name = tag!.toLowerCase()
+    if (closing === "/") {
+      const at = stack.lastIndexOf(name)
+      if (at >= 0) stack.length = at
+      continue
+    }
+    const path = stack.join("/")
+    const values = xmlAttributes(rest!)
+    if (name === "fetch" && stack.length === 0) {
+      grouped = values["aggregate"]?.toLowerCase() === "true" || values["distinct"]?.toLowerCase() === "true"
+    } else if (name === "entity" && path === "fetch") sawEntity = true
+    else if (path === "fetch/entity") {
+      if (name === "attribute" && values["name"] !== undefined) {
+        attributes.push({ name: values["name"].toLowerCase(), alias: values["alias"] })
+      } else if (name === "all-attributes") all = true
+      else if (name === "no-attrs") none = true
+    }
+    if (selfClosing !== "/") stack.push(name)
+  }
+  if (!sawEntity) return undefined
+  return { attributes: all || (attributes.length === 0 && !none) ? "all" : attributes, grouped }
+}
+
+/**
+ * The CSV header of a FetchXML query, from its `<attribute>`s: their aliases or names (a lookup
+ * as `_<name>_value`, as the Web API returns it), then the primary key, which the service always
+ * returns (but not for aggregate or distinct queries). Undefined for `all`: the first page says.
+ *
+ * @since 0.1.0
+ */
+export const fetchXmlColumns = (
+  selection: FetchXmlSelection,
+  table: Metadata.TableMetadata
+): ReadonlyArray<string> | undefined => {
+  if (selection.attributes === "all") return undefined
+  const lookups = new Set(table.columns.filter(Coerce.isLookup).map((column) => column.logicalName))
+  const columns = selection.attributes.map(({ alias, name }) => alias ?? (lookups.has(name) ? `_${name}_value` : name))
+  if (!selection.grouped) columns.push(table.primaryIdAttribute)
+  return [...new Set(columns)]
+}
+
+const lookupTargetAnnotation = "@Microsoft.Dynamics.CRM.lookuplogicalname"
+
+/**
+ * Writes the value of each lookup of `columns` (lookups to several tables) as `<table>:<GUID>`,
+ * the table from the row's `_<column>_value@Microsoft.Dynamics.CRM.lookuplogicalname`
+ * annotation, so that an import of the row knows which table the GUID is in. Values without the
+ * annotation stay as they are.
+ *
+ * @since 0.1.0
+ */
+export const withLookupTargets = (columns: ReadonlyArray<string>) => (row: Row): Row => {
+  let out: Record<string, unknown> | undefined
+  for (const column of columns) {
+    const key = `_${column}_value`
+    const value = row[key]
+    const target = row[`${key}${lookupTargetAnnotation}`]
+    if (typeof value === "string" && typeof target === "string" && target !== "") {
+      out ??= { ...row }
+      out[key] = `${target}:${value}`
+    }
+  }
+  return out ?? row
+}
+
+/**
+ * Whether a query returns one of the lookups `polymorphic` (so the rows need the lookup target
+ * annotation): `selected` is the `--select` columns, or the FetchXML attributes, or `all`.
+ *
+ * @since 0.1.0
+ */
+export const returnsLookup = (
+  polymorphic: ReadonlyArray<string>,
+  selected: ReadonlyArray<string> | "all"
+): boolean =>
+  selected === "all"
+    ? polymorphic.length > 0
+    : selected.some((name) => {
+      const column = /^_(.+)_value$/.exec(name.trim().toLowerCase())?.[1] ?? name.trim().toLowerCase()
+      return polymorphic.includes(column)
+    })
 
 const readAllText = (path: string): Effect.Effect<string, CliError> =>
   Effect.tryPromise({
@@ -127,7 +261,7 @@ export const queryCommand = Command.make(
     output: Options.choice("output", ["jsonl", "json", "csv"]).pipe(
       Options.withAlias("o"),
       Options.withDescription(
-        "jsonl: one record per line; json: one array; csv: a header row (the --select columns, else those of the first page), then one line per record"
+        "jsonl: one record per line; json: one array; csv: a header row (the --select columns or the FetchXML's <attribute>s, else those of the first page), then one line per record. A lookup to several tables is written table:GUID"
       ),
       Options.withDefault("jsonl" as const)
     ),
@@ -173,6 +307,7 @@ export const queryCommand = Command.make(
           })
         }
       }
+      const selection = xml === undefined ? undefined : fetchXmlSelection(xml)
       const expand = given(args.expand)
       const options: Query.QueryOptions = expand !== undefined
         ? {
@@ -192,9 +327,14 @@ export const queryCommand = Command.make(
           ...(top === undefined ? {} : { top }),
           ...(pageSize === undefined ? {} : { pageSize })
         }
-      const rows = xml === undefined
-        ? Query.stream(args.table, options)
-        : Query.fetchXml(args.table, xml, pageSize === undefined ? {} : { pageSize })
+      // With lookup annotations, the rows say which table a polymorphic lookup points at.
+      const rowsOf = (annotations: boolean) =>
+        xml === undefined
+          ? Query.stream(args.table, annotations ? { ...options, annotations } : options)
+          : Query.fetchXml(args.table, xml, {
+            ...(pageSize === undefined ? {} : { pageSize }),
+            ...(annotations ? { annotations } : {})
+          })
 
       const out = given(args.out)
       const emit = <E, R>(
@@ -212,20 +352,45 @@ export const queryCommand = Command.make(
         const count = yield* countRows(args.table, {
           filter: given(args.filter),
           top,
-          xmlRows: xml === undefined ? undefined : rows
+          xmlRows: xml === undefined ? undefined : rowsOf(false)
         })
         yield* emit((sink) => sink(`${count}\n`))
         return
       }
-      const columns = Option.match(select, {
+      const metadata = yield* Metadata.table(args.table)
+      const polymorphic = Coerce.polymorphicLookups(metadata)
+      const selected: ReadonlyArray<string> | "all" = selection === undefined
+        ? Option.getOrElse(select, (): ReadonlyArray<string> | "all" => "all")
+        : selection.attributes === "all"
+        ? "all"
+        : selection.attributes.map((attribute) => attribute.name)
+      const annotations = returnsLookup(polymorphic, selected)
+      const rows = Stream.map(
+        rowsOf(annotations),
+        (row) => Output.withoutAnnotationsDeep(annotations ? withLookupTargets(polymorphic)(row) : row)
+      )
+      const fromXml = selection === undefined ? undefined : fetchXmlColumns(selection, metadata)
+      // A lookup selected by its name comes back as `_<name>_value`.
+      const lookups = new Set(metadata.columns.filter(Coerce.isLookup).map((column) => column.logicalName))
+      const columns = xml !== undefined ? fromXml : Option.match(select, {
         onNone: () => undefined,
-        onSome: (columns) => [...columns, ...(expand === undefined ? [] : expandedProperties(expand))]
+        onSome: (columns) => [
+          ...columns.map((name) => (lookups.has(name) ? `_${name}_value` : name)),
+          ...(expand === undefined ? [] : expandedProperties(expand))
+        ]
       })
       yield* emit((sink) =>
         Effect.flatMap(
-          Output.writeTable(Stream.map(rows, Output.withoutAnnotationsDeep), args.output, sink, {
+          Output.writeTable(rows, args.output, sink, {
             columns,
-            warn: (message) => Output.stderr(`dv-effect: ${message}\n`)
+            // A FetchXML query's link-entity columns come after its own.
+            moreColumns: xml !== undefined,
+            warn: (message) => Output.stderr(`dv-effect: ${message}\n`),
+            ...(xml === undefined ? {} : {
+              advice: fromXml === undefined
+                ? "name the columns with <attribute name=\"...\"/> elements in the FetchXML instead of <all-attributes/>"
+                : "name them with <attribute> elements of the FetchXML"
+            })
           }),
           (count) => Effect.logDebug(`${count} rows written`)
         )

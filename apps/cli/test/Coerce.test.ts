@@ -11,10 +11,13 @@ import {
   type CoerceContext,
   coerceRow,
   coerceValue,
+  isWritable,
+  leftOutMessage,
   make,
   omitted,
   parseDateTime,
   parseGuid,
+  polymorphicLookups,
   show,
   targetsOf,
   toRowError
@@ -87,7 +90,12 @@ const contact = table("contact", "contacts", [
   column("parentcustomerid", "Customer", { targets: ["account", "contact"] }),
   column("ownerid", "Owner", { targets: ["systemuser", "team"] }),
   column("dve_managerid", "Lookup", { targets: ["systemuser"] }),
-  column("dve_unbound", "Lookup", { targets: ["account"] })
+  column("dve_unbound", "Lookup", { targets: ["account"] }),
+  column("fullname", "String", { isValidForCreate: false, isValidForUpdate: false }),
+  column("createdon", "DateTime", { isValidForCreate: false, isValidForUpdate: false }),
+  column("createdby", "Lookup", { targets: ["systemuser"], isValidForCreate: false, isValidForUpdate: false }),
+  column("dve_createonly", "String", { isValidForUpdate: false }),
+  column("dve_updateonly", "String", { isValidForCreate: false })
 ], {
   lookups: [
     { column: "parentcustomerid", target: "account", navigationProperty: "parentcustomerid_account" },
@@ -380,6 +388,65 @@ describe("coerceRow", () => {
     )
   })
 
+  it("clears a polymorphic lookup written null, through any of its navigation properties", () => {
+    // As `query` writes a lookup that is not set: the Web API clears it through any of them.
+    expect(ok({ _parentcustomerid_value: null })).toEqual({ "parentcustomerid_account@odata.bind": null })
+    expect(ok({ parentcustomerid: null })).toEqual({ "parentcustomerid_account@odata.bind": null })
+    expect(ok({ _parentcustomerid_value: `account:${id}` })).toEqual({
+      "parentcustomerid_account@odata.bind": `/accounts(${lowerId})`
+    })
+    expect(ok({ _parentcustomerid_value: "" })).toEqual({})
+  })
+
+  it("leaves out read-only columns (as a query returns them), keeps the primary key, and says which", () => {
+    const row = {
+      contactid: id,
+      lastname: "Doe",
+      fullname: "Jane Doe",
+      createdon: "2024-01-31T10:00:00Z",
+      _createdby_value: id,
+      "createdby@systemuser": id,
+      dve_createonly: "c",
+      dve_updateonly: "u"
+    }
+    const run = (operation?: "create" | "update" | "upsert" | "delete") => {
+      const left: Array<string> = []
+      const result = coerceRow(context, row, { operation, leftOut: (key) => left.push(key) })
+      if (Either.isLeft(result)) throw new Error(result.left.message)
+      return { body: result.right, left }
+    }
+    const neither = ["fullname", "createdon", "_createdby_value", "createdby@systemuser"]
+    expect(run()).toEqual({
+      body: { contactid: lowerId, lastname: "Doe", dve_createonly: "c", dve_updateonly: "u" },
+      left: neither
+    })
+    expect(run("upsert")).toEqual(run())
+    expect(run("update")).toEqual({
+      body: { contactid: lowerId, lastname: "Doe", dve_updateonly: "u" },
+      left: [...neither.slice(0, 4), "dve_createonly"]
+    })
+    expect(run("create")).toEqual({
+      body: { contactid: lowerId, lastname: "Doe", dve_createonly: "c" },
+      left: [...neither, "dve_updateonly"]
+    })
+    expect(run("delete")).toEqual(run())
+    // Without a listener, the columns are left out all the same.
+    expect(ok({ lastname: "Doe", fullname: "x" })).toEqual({ lastname: "Doe" })
+    const of = (name: string) => contact.columns.find((c) => c.logicalName === name)!
+    expect(isWritable(of("contactid"), "update")).toBe(true)
+    expect(isWritable(of("fullname"))).toBe(false)
+    expect(leftOutMessage("contact", ["fullname", "createdon"])).toBe(
+      "Left out of the rows (read-only in contact): fullname, createdon."
+    )
+    expect(leftOutMessage("contact", ["dve_createonly"], "update")).toBe(
+      "Left out of the rows (not valid for update in contact): dve_createonly."
+    )
+  })
+
+  it("lists the lookups to several tables", () => {
+    expect(polymorphicLookups(contact)).toEqual(["parentcustomerid", "ownerid"])
+  })
+
   it("turns a problem into the row failure the engine reports", () => {
     const result = coerceRow(context, { nope: 1 })
     const error = Either.isLeft(result) ? toRowError(result.left) : undefined
@@ -441,6 +508,16 @@ layer(Live, { excludeTestServices: true })("make, against the emulator", (it) =>
       expect((value as DataverseError).message).toBe(
         "column 'gendercode': 'Unknown' is not an option (Male = 1, Female = 2)"
       )
+      const notes: Array<string> = []
+      const noting = yield* make("contact", { note: (message) => Effect.sync(() => notes.push(message)) })
+      const exported = { contactid: id, lastname: "Doe", fullname: "Doe", createdon: "2024-01-31T10:00:00Z" }
+      expect(yield* noting.coerce(exported)).toEqual({ contactid: lowerId, lastname: "Doe" })
+      yield* noting.coerce(exported)
+      yield* noting.coerce({ ...exported, modifiedon: "2024-01-31T10:00:00Z" })
+      expect(notes).toEqual([
+        "Left out of the rows (read-only in contact): fullname, createdon.",
+        "Left out of the rows (read-only in contact): modifiedon."
+      ])
       const missing = yield* Effect.flip(make("nosuchtable"))
       expect(missing.reason).toBe("NotFound")
     }))
