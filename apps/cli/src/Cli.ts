@@ -140,7 +140,14 @@ const emulatorCommand = Command.make(
       exitState.onInterrupt = 0
       return yield* Effect.never
     }).pipe(Effect.scoped)
-).pipe(Command.withDescription("Run a local Dataverse Web API; prints its URL and a token as one JSON line on stdout"))
+).pipe(Command.withDescription(Connection.withExamples(
+  "Run a local Dataverse Web API; prints its URL and a token as one JSON line on stdout",
+  [
+    ["dv-effect emulator --port 0 > emulator.json &", "A local Dataverse for scripts and tests"],
+    ["dv-effect emulator --profile bench --servers 2", "With the service's throttling, scaled down in time"],
+    ["dv-effect emulator --data-dir ./dv-data --port 5555", "Keep the data across restarts"]
+  ]
+)))
 
 // ---------------------------------------------------------------------------------------------
 // whoami
@@ -155,7 +162,13 @@ const whoamiCommand = Command.make(
       yield* Output.stdout(`${JSON.stringify({ url: client.url, ...me })}\n`)
     }).pipe(Effect.provide(Connection.layer(connection)))
 ).pipe(
-  Command.withDescription("Show who the connection acts as (UserId, BusinessUnitId, OrganizationId)")
+  Command.withDescription(Connection.withExamples(
+    "Show who the connection acts as (UserId, BusinessUnitId, OrganizationId)",
+    [
+      ["dv-effect whoami --url https://contoso.crm.dynamics.com --device-code", "Check a sign-in"],
+      ["dv-effect whoami --profile dev", "Check a saved profile"]
+    ]
+  ))
 )
 
 // ---------------------------------------------------------------------------------------------
@@ -318,9 +331,13 @@ const demoCommand = Command.make(
       }).pipe(Effect.provide(connection))
     }).pipe(Effect.scoped)
 ).pipe(
-  Command.withDescription(
-    "Load 10,000 contacts and their accounts into an in-process emulator through the bulk path, read them back and summarise"
-  )
+  Command.withDescription(Connection.withExamples(
+    "Load 10,000 contacts and their accounts into an in-process emulator through the bulk path, read them back and summarise",
+    [
+      ["dv-effect demo", "The end-to-end demo"],
+      ["dv-effect demo --rows 100000 --chunk-size 1000", "A bigger load"]
+    ]
+  ))
 )
 
 // ---------------------------------------------------------------------------------------------
