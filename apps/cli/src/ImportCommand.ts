@@ -194,7 +194,11 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
     })
     const client = yield* DataverseClient.DataverseClient
     const metadata = yield* client.table(args.table)
-    const coercer = yield* Coerce.make(args.table, { columnProblems: source.format === "csv" ? "fail" : "row" })
+    const coercer = yield* Coerce.make(args.table, {
+      columnProblems: source.format === "csv" ? "fail" : "row",
+      // Smart mode may create or update a row: only columns writable both ways are kept then.
+      ...(operation === "create" || (operation === "update" && !args.smart) ? { operation } : {})
+    })
     // A delete needs only what names the record: other columns (a query's output) are not checked.
     const naming = new Set([metadata.primaryIdAttribute, "partitionid", ...(key ?? [])])
     const forOperation = (row: Bulk.RowInput): Bulk.RowInput => {
