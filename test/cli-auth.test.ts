@@ -244,6 +244,121 @@ describe("dv-effect auth", () => {
     expectClean([login, whoami, list, await run(["auth", "list"], { env })])
   })
 
+  it("a username/password profile signs in from its token cache; DATAVERSE_PASSWORD only when the cache cannot serve", async () => {
+    const config = await freshConfig()
+    const env = { DV_EFFECT_CONFIG_DIR: config }
+    const user = [
+      "--url",
+      emulator.info.url,
+      "--username",
+      info().username!,
+      "--client-id",
+      info().publicClientId!,
+      "--tenant-id",
+      info().tenantId!,
+      ...identity()
+    ]
+    const login = await run(["auth", "login", "--name", "user", ...user], {
+      env: { ...env, DATAVERSE_PASSWORD: info().password! }
+    })
+    expect(login.stderr).not.toContain("dv-effect:")
+    expect(login.code).toBe(0)
+    const cache = Path.join(config, "tokens", "user.json")
+    const signedIn = await Fs.readFile(cache, "utf8")
+
+    // The selected profile, no password anywhere: the cached sign-in is used.
+    const whoami = await run(["whoami"], { env })
+    expect(whoami.stderr).toBe("")
+    expect(whoami.code).toBe(0)
+    expect(JSON.parse(whoami.stdout)).toMatchObject({ url: emulator.info.url })
+    const userId = JSON.parse(whoami.stdout).UserId
+    expect(userId).toMatch(/^[0-9a-f-]{36}$/)
+    // Without a cached access token, the refresh token still signs in silently.
+    const cached = JSON.parse(signedIn) as { AccessToken: Record<string, unknown> }
+    await Fs.writeFile(cache, JSON.stringify({ ...cached, AccessToken: {} }), { mode: 0o600 })
+    const refreshed = await run(["whoami", "--profile", "user"], { env })
+    expect(refreshed.code).toBe(0)
+    expect(JSON.parse(refreshed.stdout).UserId).toBe(userId)
+
+    // A cache that cannot give a token: one line asking for the password, nothing sent without it.
+    const expired = JSON.parse(signedIn) as { RefreshToken: Record<string, { secret: string }> }
+    for (const token of Object.values(expired.RefreshToken)) token.secret = "revoked"
+    await Fs.writeFile(cache, JSON.stringify({ ...expired, AccessToken: {} }), { mode: 0o600 })
+    const needed =
+      `dv-effect: Profile 'user' has no usable cached sign-in for ${info().username}: set DATAVERSE_PASSWORD to sign in again (the password is not stored in the profile, nor taken as a flag).`
+    const stale = await run(["whoami"], { env })
+    expect(stale.code).toBe(1)
+    expect(stale.stderr.trim()).toBe(needed)
+    expect(stale.stdout).toBe("")
+    // With the password it signs in again and caches the new sign-in for the next run.
+    const again = await run(["whoami"], { env: { ...env, DATAVERSE_PASSWORD: info().password! } })
+    expect(again.code).toBe(0)
+    expect(JSON.parse(again.stdout).UserId).toBe(userId)
+    const after = await run(["whoami"], { env })
+    expect(after.code).toBe(0)
+    expect(JSON.parse(after.stdout).UserId).toBe(userId)
+
+    // No cache at all: the same line.
+    await Fs.rm(cache)
+    const none = await run(["whoami"], { env })
+    expect(none.code).toBe(1)
+    expect(none.stderr.trim()).toBe(needed)
+    // Without the profile, --username still needs the password up front.
+    const flags = await run(["whoami", ...user], { env })
+    expect(flags.code).toBe(1)
+    expect(flags.stderr.trim()).toMatch(
+      /^dv-effect: --username needs the password in DATAVERSE_PASSWORD \(it is never taken as a flag\) \(the selected profile 'user' is not used because --url, --tenant-id, --client-id and --username are given; pass --profile user to use it\)\.$/
+    )
+    expectClean([login, whoami, refreshed, stale, again, after, none, flags])
+  })
+
+  it("says when the selected profile is not used because connection variables or flags are set", async () => {
+    const config = await freshConfig()
+    const env = { DV_EFFECT_CONFIG_DIR: config }
+    const login = await run([
+      "auth",
+      "login",
+      "--name",
+      "dev",
+      "--url",
+      emulator.info.url,
+      "--device-code",
+      "--client-id",
+      info().publicClientId!,
+      ...identity()
+    ], { env })
+    expect(login.code).toBe(0)
+
+    const viaUrl = await run(["whoami"], { env: { ...env, DATAVERSE_URL: emulator.info.url } })
+    expect(viaUrl.code).toBe(1)
+    expect(viaUrl.stderr.trim()).toBe(
+      "dv-effect: No credentials: pass --access-token, --connection-string, --device-code, --username, --managed-identity, --profile, or --tenant-id and --client-id with AZURE_CLIENT_SECRET, --certificate or --federated-token-file (the selected profile 'dev' is not used because DATAVERSE_URL is set; unset it or pass --profile dev)."
+    )
+    const withSecret = await run(["whoami"], {
+      env: { ...env, DATAVERSE_URL: emulator.info.url, AZURE_CLIENT_SECRET: "not-the-secret-4242" }
+    })
+    expect(withSecret.code).toBe(1)
+    expect(withSecret.stderr.trim()).toBe(
+      "dv-effect: Client credentials need --tenant-id and --client-id (or AZURE_TENANT_ID and AZURE_CLIENT_ID) (the selected profile 'dev' is not used because DATAVERSE_URL is set; unset it or pass --profile dev)."
+    )
+    const twoVariables = await run(["whoami"], {
+      env: { ...env, DATAVERSE_URL: emulator.info.url, AZURE_TENANT_ID: info().tenantId! }
+    })
+    expect(twoVariables.stderr.trim()).toMatch(
+      /\(the selected profile 'dev' is not used because DATAVERSE_URL and AZURE_TENANT_ID are set; unset them or pass --profile dev\)\.$/
+    )
+    const flag = await run(["whoami", "--url", emulator.info.url], { env })
+    expect(flag.code).toBe(1)
+    expect(flag.stderr.trim()).toMatch(
+      /\(the selected profile 'dev' is not used because --url is given; pass --profile dev to use it\)\.$/
+    )
+    // As the message says: with --profile the profile is used in spite of the variable.
+    const chosen = await run(["whoami", "--profile", "dev"], { env: { ...env, DATAVERSE_URL: emulator.info.url } })
+    expect(chosen.code).toBe(0)
+    expect(JSON.parse(chosen.stdout).url).toBe(emulator.info.url)
+    expectClean([viaUrl, withSecret, twoVariables, flag, chosen], ["not-the-secret-4242"])
+  })
+
   it("refuses what it should, with one line naming the flag", async () => {
     const env = { DV_EFFECT_CONFIG_DIR: await freshConfig() }
     const token = await run(

@@ -8,7 +8,7 @@
 import * as ConnectionString from "@dv-effect/core/ConnectionString"
 import * as Credentials from "@dv-effect/core/Credentials"
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
-import type { DataverseError } from "@dv-effect/core/DataverseError"
+import { DataverseError } from "@dv-effect/core/DataverseError"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Span from "@effect/cli/HelpDoc/Span"
 import * as Options from "@effect/cli/Options"
@@ -221,11 +221,12 @@ const readHidden = (message: string): Effect.Effect<string, CliError> =>
         else value += c
       }
     }
-    process.stderr.write(message)
+    // Raw mode (no echo) before the prompt shows: what is typed as soon as it appears is not echoed.
     stdin.setEncoding("utf8")
     stdin.setRawMode(true)
     stdin.on("data", onData)
     stdin.resume()
+    process.stderr.write(message)
     return Effect.sync(restore)
   })
 
@@ -255,16 +256,73 @@ export const clientSecret = (
     return Redacted.make(typed.trim())
   })
 
-const password = (): Effect.Effect<Redacted.Redacted<string>, CliError> => {
+/** The user's password from `DATAVERSE_PASSWORD`, if set. */
+const passwordFromEnv = (): Redacted.Redacted<string> | undefined => {
   const value = nonEmpty(process.env.DATAVERSE_PASSWORD)
-  return value === undefined
-    ? fail("--username needs the password in DATAVERSE_PASSWORD (it is never taken as a flag).")
-    : Effect.succeed(Redacted.make(value))
+  return value === undefined ? undefined : Redacted.make(value)
+}
+
+const passwordNeeded = "--username needs the password in DATAVERSE_PASSWORD (it is never taken as a flag)."
+
+const password = (): Effect.Effect<Redacted.Redacted<string>, CliError> => {
+  const value = passwordFromEnv()
+  return value === undefined ? fail(passwordNeeded) : Effect.succeed(value)
 }
 
 const certificatePassword = (): Redacted.Redacted<string> | undefined => {
   const value = process.env.AZURE_CLIENT_CERTIFICATE_PASSWORD
   return value === undefined ? undefined : Redacted.make(value)
+}
+
+/** The connection settings, each with its flag and its environment variable. */
+const connectionSettings: ReadonlyArray<
+  readonly [key: keyof ConnectionArgs, flag: string, variable: string | undefined]
+> = [
+  ["url", "--url", "DATAVERSE_URL"],
+  ["accessToken", "--access-token", "DATAVERSE_ACCESS_TOKEN"],
+  ["connectionString", "--connection-string", "DATAVERSE_CONNECTION_STRING"],
+  ["tenantId", "--tenant-id", "AZURE_TENANT_ID"],
+  ["clientId", "--client-id", "AZURE_CLIENT_ID"],
+  ["certificate", "--certificate", "AZURE_CLIENT_CERTIFICATE_PATH"],
+  ["federatedTokenFile", "--federated-token-file", "AZURE_FEDERATED_TOKEN_FILE"],
+  ["username", "--username", "DATAVERSE_USERNAME"],
+  ["deviceCode", "--device-code", undefined],
+  ["managedIdentity", "--managed-identity", undefined]
+]
+
+const joinAnd = (items: ReadonlyArray<string>) =>
+  items.length <= 1 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`
+
+/**
+ * Why the selected profile is not used: the connection flags given, and the variables set, that
+ * take its place; e.g. `the selected profile 'dev' is not used because DATAVERSE_URL is set; unset
+ * it or pass --profile dev`.
+ *
+ * @since 0.1.0
+ */
+export const profileNotUsed = (
+  name: string,
+  args: ConnectionArgs,
+  argv: ReadonlyArray<string> = process.argv,
+  env: NodeJS.ProcessEnv = process.env
+): string => {
+  const flags: Array<string> = []
+  const variables: Array<string> = []
+  for (const [key, flag, variable] of connectionSettings) {
+    const value: unknown = args[key]
+    if (value === false || (Option.isOption(value) && Option.isNone(value))) continue
+    const onCommandLine = argv.some((arg) => arg === flag || arg.startsWith(`${flag}=`))
+    if (!onCommandLine && variable !== undefined && nonEmpty(env[variable]) !== undefined) variables.push(variable)
+    else flags.push(flag)
+  }
+  const because = [
+    variables.length === 0 ? undefined : `${joinAnd(variables)} ${variables.length === 1 ? "is" : "are"} set`,
+    flags.length === 0 ? undefined : `${joinAnd(flags)} ${flags.length === 1 ? "is" : "are"} given`
+  ].filter((part) => part !== undefined).join(" and ")
+  const advice = variables.length === 0
+    ? `pass --profile ${name} to use it`
+    : `unset ${variables.length === 1 ? "it" : "them"} or pass --profile ${name}`
+  return `the selected profile '${name}' is not used because ${because}; ${advice}`
 }
 
 /** Whether any flag (or variable) that chooses the org or the sign-in was given. */
@@ -386,7 +444,9 @@ export const fromProfile = (
         case "client-secret":
           return clientSecret(profile.clientId ?? "", profile.name)
         case "username-password":
-          return password()
+          // Without DATAVERSE_PASSWORD the profile's cached sign-in is used; the password is asked
+          // for only when that cannot give a token (see `credentials`).
+          return Effect.succeed(passwordFromEnv())
         case "certificate":
           return Effect.succeed(certificatePassword())
         case "connection-string":
@@ -430,9 +490,61 @@ export const resolveTarget = (args: ConnectionArgs): Effect.Effect<Target, CliEr
         const profile = saved.profiles.find((p) => p.name === saved.selected)
         if (profile !== undefined) return yield* fromProfile(profile, args)
       }
+      return yield* fromFlags(args)
     }
-    return yield* fromFlags(args)
+    // The flags (or variables) win over the selected profile: when they do not make a connection,
+    // the error says that a selected profile was passed over, and why.
+    return yield* fromFlags(args).pipe(
+      Effect.catchAll((error) =>
+        Effect.flatMap(
+          Profiles.load.pipe(Effect.orElseSucceed((): Profiles.ProfileFile | undefined => undefined)),
+          (saved) => {
+            const selected = saved?.profiles.find((p) => p.name === saved.selected)
+            if (selected === undefined) return Effect.fail(error)
+            return Effect.fail(
+              new CliError({
+                message: `${error.message.replace(/\.$/, "")} (${profileNotUsed(selected.name, args)}).`,
+                cause: error
+              })
+            )
+          }
+        )
+      )
+    )
   })
+
+/** What a wiped `Redacted` says when read: the sign that the password was needed. */
+const unreadable = "Unable to get redacted value"
+
+/**
+ * A username/password sign-in from a profile's token cache alone, for when DATAVERSE_PASSWORD is
+ * not set. Core's `usernamePassword` tries the cached account first and reads the password only
+ * for a fresh sign-in; here the password is a wiped `Redacted`, so reading it fails before
+ * anything is sent, and that failure becomes one line asking for DATAVERSE_PASSWORD.
+ */
+const cachedSignIn = (
+  options: Omit<Parameters<typeof Credentials.usernamePassword>[0], "password">,
+  profile: string
+): Credentials.Credential =>
+(resource) => {
+  const none = Redacted.make("")
+  Redacted.unsafeWipe(none)
+  const provider = Credentials.forResource(Credentials.usernamePassword({ ...options, password: none }), resource)
+  return {
+    invalidate: provider.invalidate,
+    getToken: provider.getToken.pipe(
+      Effect.mapError((error) =>
+        error.message.includes(unreadable)
+          ? new DataverseError({
+            reason: "Unauthorized",
+            message:
+              `Profile '${profile}' has no usable cached sign-in for ${options.username}: set DATAVERSE_PASSWORD to sign in again (the password is not stored in the profile, nor taken as a flag).`
+          })
+          : error
+      )
+    )
+  }
+}
 
 /**
  * Signs in as the target says: the org URL (checked) and the credential.
@@ -486,17 +598,16 @@ export const credentials = (
           url,
           credentials: Credentials.deviceCode({ ...endpoint, ...ids, cacheFile: target.cacheFile, onPrompt: prompt })
         }
-      case "username-password":
-        return {
-          url,
-          credentials: Credentials.usernamePassword({
-            ...endpoint,
-            ...ids,
-            cacheFile: target.cacheFile,
-            username: target.username ?? "",
-            password: yield* secretOf("password (DATAVERSE_PASSWORD)")
-          })
+      case "username-password": {
+        const user = { ...endpoint, ...ids, cacheFile: target.cacheFile, username: target.username ?? "" }
+        if (target.secret !== undefined) {
+          return { url, credentials: Credentials.usernamePassword({ ...user, password: target.secret }) }
         }
+        if (target.profile === undefined) {
+          return yield* fail(passwordNeeded)
+        }
+        return { url, credentials: cachedSignIn(user, target.profile) }
+      }
       default: {
         if (tenantId === undefined || target.clientId === undefined) {
           return yield* fail(
