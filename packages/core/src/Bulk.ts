@@ -175,6 +175,9 @@ export type RowInput = Records.Row | DataverseError
 
 const maxConcurrency = 52 // the service's concurrent-request limit per user and server
 
+/** The 429 of the concurrent-request limit (the window limits have their own codes). */
+const concurrencyLimitCode = "0x80072326"
+
 /**
  * Resolves `"auto"` concurrency: the service's recommended parallelism, read from a cheap
  * `WhoAmI` when no response has reported it yet; 4 when the service gives no hint.
@@ -684,7 +687,9 @@ const makeEngine = <E, R>(
           if (error.reason === "Throttled") {
             counters.throttled++
             yield* gate.hold(error)
-            yield* limiter.throttled(round)
+            // Too many in flight: send fewer. A window limit (requests, execution time) is waited
+            // out by every worker instead; fewer in flight would not refill the window sooner.
+            if (error.code === concurrencyLimitCode) yield* limiter.throttled(round)
           }
           if (isTooBig(error)) sizer.shrink()
           pending = again
