@@ -22,26 +22,7 @@ import {
   targetsOf,
   toRowError
 } from "../src/Coerce.js"
-
-const column = (
-  logicalName: string,
-  type: Metadata.AttributeType,
-  extra: Partial<Metadata.ColumnMetadata> = {}
-): Metadata.ColumnMetadata => ({
-  logicalName,
-  type,
-  typeName: undefined,
-  requiredLevel: "None",
-  maxLength: undefined,
-  minValue: undefined,
-  maxValue: undefined,
-  options: undefined,
-  targets: undefined,
-  isPrimaryId: false,
-  isValidForCreate: true,
-  isValidForUpdate: true,
-  ...extra
-})
+import { column } from "./support/metadata.js"
 
 const table = (
   logicalName: string,

@@ -1,22 +1,10 @@
 import type { ColumnMetadata, TableMetadata } from "@dv-effect/core/Metadata"
 import { describe, expect, it } from "vitest"
 import * as Typegen from "../src/Typegen.js"
+import { column as baseColumn } from "./support/metadata.js"
 
-const column = (logicalName: string, type: string, more: Partial<ColumnMetadata> = {}): ColumnMetadata => ({
-  logicalName,
-  type,
-  typeName: `${type}Type`,
-  requiredLevel: "None",
-  maxLength: undefined,
-  minValue: undefined,
-  maxValue: undefined,
-  options: undefined,
-  targets: undefined,
-  isPrimaryId: false,
-  isValidForCreate: true,
-  isValidForUpdate: true,
-  ...more
-})
+const column = (logicalName: string, type: string, more: Partial<ColumnMetadata> = {}): ColumnMetadata =>
+  baseColumn(logicalName, type, { typeName: `${type}Type`, ...more })
 
 const metadata: TableMetadata = {
   logicalName: "new_project",
