@@ -234,6 +234,41 @@ layer(
     }))
 })
 
+layer(
+  clientOf({ ...fastRetries, timeout: "150 millis" }).pipe(
+    Layer.provideMerge(
+      Emulator.layer({
+        identity: false,
+        // 2 ms a record: a request of 100 rows takes 220 ms, past the client's 150 ms timeout.
+        profile: { ...Model.fast, latency: { baseMs: 20, perRecordMs: 2, perOperationMs: 0 } }
+      })
+    )
+  ),
+  { excludeTestServices: true }
+)("the engine, slow service", (it) => {
+  it.effect("shrinks the chunk size on timeouts, and creates every row once though the service wrote them", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      let largest = 0
+      let latest = Infinity
+      const summary = yield* Bulk.execute("create", "contact", contacts(400, "S"), {
+        concurrency: 2,
+        onProgress: (p) => {
+          largest = Math.max(largest, p.chunkSize)
+          latest = p.chunkSize
+        }
+      })
+      expect(summary).toMatchObject({ created: 400, failed: 0 })
+      // 100 rows timed out; halves of 50 (120 ms) answer in time, and the size stays below 100.
+      expect(latest).toBeLessThanOrEqual(50)
+      expect(largest).toBeLessThan(100)
+      const names = lastnames(emulator)
+      expect(names).toHaveLength(400)
+      expect(new Set(names).size).toBe(400)
+    }))
+})
+
 const faults = (rates: Partial<Model.FaultRates>) =>
   Emulator.layer({
     identity: false,
