@@ -1,0 +1,245 @@
+/**
+ * Usage errors: @effect/cli's messages (often without the flag they are about) become one line
+ * that names the flag, its allowed values, and the closest known flag or command.
+ *
+ * @since 0.1.0
+ */
+import * as Descriptor from "@effect/cli/CommandDescriptor"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import type * as Usage from "@effect/cli/Usage"
+import type * as ValidationError from "@effect/cli/ValidationError"
+import * as Option from "effect/Option"
+import { command } from "./Cli.js"
+
+/** A flag of a command, as its usage describes it. */
+interface Flag {
+  readonly names: ReadonlyArray<string>
+  /** `text`, `integer`, `auto | multiple | batch`, ...; undefined for a switch. */
+  readonly values: string | undefined
+}
+
+/** A command with its flags, positional arguments and subcommands. */
+interface CommandNode {
+  /** The words after `dv-effect`, e.g. `["auth", "login"]`. */
+  readonly path: ReadonlyArray<string>
+  readonly flags: ReadonlyArray<Flag>
+  readonly args: ReadonlyArray<string>
+  readonly children: ReadonlyArray<CommandNode>
+}
+
+/** The shape of @effect/cli's command descriptors (0.77), as far as the tree is concerned. */
+type Instruction =
+  | { readonly _tag: "Standard" | "GetUserInput"; readonly name: string }
+  | { readonly _tag: "Map"; readonly command: Instruction }
+  | { readonly _tag: "Subcommands"; readonly parent: Instruction; readonly children: ReadonlyArray<Instruction> }
+
+const usageNames = (usage: Usage.Usage, out: Array<Flag>): Array<Flag> => {
+  switch (usage._tag) {
+    case "Named":
+      out.push({ names: usage.names, values: Option.getOrUndefined(usage.acceptedValues) })
+      break
+    case "Optional":
+    case "Repeated":
+      usageNames(usage.usage, out)
+      break
+    case "Alternation":
+    case "Concat":
+      usageNames(usage.left, out)
+      usageNames(usage.right, out)
+      break
+  }
+  return out
+}
+
+const nodeOf = (instruction: Instruction, parentPath: ReadonlyArray<string> | undefined): CommandNode => {
+  switch (instruction._tag) {
+    case "Map":
+      return nodeOf(instruction.command, parentPath)
+    case "Subcommands": {
+      const parent = nodeOf(instruction.parent, parentPath)
+      return { ...parent, children: instruction.children.map((child) => nodeOf(child, parent.path)) }
+    }
+    default: {
+      // The root (`dv-effect`) has no path; the first name of a command's usage is its own.
+      const path = parentPath === undefined ? [] : [...parentPath, instruction.name]
+      const named = usageNames(
+        Descriptor.getUsage(instruction as unknown as Descriptor.Command<unknown>),
+        []
+      ).slice(1)
+      return {
+        path,
+        flags: named.filter((flag) => flag.names.some((name) => name.startsWith("-"))),
+        args: named.filter((flag) => flag.names.some((name) => name.startsWith("<"))).map((flag) => flag.names[0]!),
+        children: []
+      }
+    }
+  }
+}
+
+/** Levenshtein distance. */
+const distance = (a: string, b: string): number => {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]!
+}
+
+/** The closest candidate within an edit distance of 2 (ignoring leading dashes), if any. */
+const closest = (word: string, candidates: ReadonlyArray<string>): string | undefined => {
+  const bare = (name: string) => name.replace(/^-+/, "").toLowerCase()
+  let best: { readonly name: string; readonly d: number } | undefined
+  for (const name of candidates) {
+    // One- and two-letter names are too short for a suggestion to mean anything.
+    if (bare(name).length < 3) continue
+    const d = distance(bare(word), bare(name))
+    if (d <= 2 && (best === undefined || d < best.d)) best = { name, d }
+  }
+  return best?.name
+}
+
+const listed = (values: string) => values.split(" | ").join(", ")
+
+const typeNames: Record<string, string> = {
+  integer: "a whole number",
+  float: "a number",
+  date: "a date",
+  boolean: "true or false"
+}
+
+/** What the arguments say: the command they reach, and the word that names no command. */
+const resolve = (root: CommandNode, args: ReadonlyArray<string>) => {
+  let node = root
+  let index = 0
+  while (node.children.length > 0 && index < args.length) {
+    const child = node.children.find((c) => c.path[c.path.length - 1] === args[index])
+    if (child === undefined) return { node, unknown: args[index], index }
+    node = child
+    index++
+  }
+  return { node, unknown: undefined, index }
+}
+
+/** The values given to each flag: `--flag value` and `--flag=value`. */
+const flagValues = (node: CommandNode, args: ReadonlyArray<string>): Array<readonly [Flag, string]> => {
+  const out: Array<readonly [Flag, string]> = []
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1
+    const name = eq === -1 ? arg : arg.slice(0, eq)
+    const flag = node.flags.find((f) => f.names.includes(name))
+    if (flag === undefined || flag.values === undefined) continue
+    if (eq !== -1) out.push([flag, arg.slice(eq + 1)])
+    else if (i + 1 < args.length) out.push([flag, args[++i]!])
+  }
+  return out
+}
+
+const ansi = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, "g")
+
+/**
+ * Text without ANSI colour codes.
+ *
+ * @since 0.1.0
+ */
+export const stripAnsi = (text: string): string => text.replace(ansi, "")
+
+const longName = (flag: Flag) => flag.names.find((name) => name.startsWith("--")) ?? flag.names[0]!
+
+/** The plain text of a help document, on one line. */
+const plainText = (doc: HelpDoc.HelpDoc): string =>
+  stripAnsi(HelpDoc.toAnsiText(doc)).split("\n").map((line) => line.trim()).filter((line) => line !== "").join(" ")
+
+/**
+ * One line for a usage error, naming the flag or command it is about.
+ *
+ * @since 0.1.0
+ */
+export const usageMessage = (error: ValidationError.ValidationError, args: ReadonlyArray<string>): string => {
+  const text = "error" in error ? plainText(error.error) : ""
+  const root = nodeOf(command.descriptor as unknown as Instruction, undefined)
+  const completions = args.findIndex((arg) => arg === "--completions" || arg.startsWith("--completions="))
+  if (completions !== -1) {
+    const value = args[completions]!.includes("=") ? args[completions]!.split("=")[1] : args[completions + 1]
+    return `--completions must be one of sh, bash, fish, zsh, got '${value ?? ""}'.`
+  }
+  const { index, node, unknown } = resolve(root, args)
+  // `create`, `auth login` (after the `dv-effect:` prefix), and the full command for --help.
+  const name = node.path.length === 0 ? "dv-effect" : node.path.join(" ")
+  const help = `see ${["dv-effect", ...node.path].join(" ")} --help`
+  const rest = args.slice(index)
+
+  if (unknown !== undefined) {
+    const names = node.children.map((child) => child.path[child.path.length - 1]!)
+    const prefix = node.path.length === 0 ? "" : `${node.path.join(" ")} `
+    if (unknown.startsWith("-")) {
+      return `${unknown} is not a flag of dv-effect: name a command first (${names.join(", ")}).`
+    }
+    const suggestion = closest(unknown, names)
+    return suggestion === undefined
+      ? `Unknown command '${prefix}${unknown}'; the commands are: ${names.map((n) => prefix + n).join(", ")}.`
+      : `Unknown command '${prefix}${unknown}'; did you mean ${prefix}${suggestion}?`
+  }
+
+  const received = /^Received unknown argument: '(.*)'$/.exec(text)
+  if (received !== null) {
+    const arg = received[1]!
+    if (!arg.startsWith("-") || /^-\d/.test(arg)) {
+      return `Unexpected argument '${arg}' for ${name}${
+        node.args.length === 0 ? " (it takes none)" : ` (it takes ${node.args.join(" ")})`
+      }; ${help}.`
+    }
+    const flagName = arg.startsWith("--") && arg.includes("=") ? arg.slice(0, arg.indexOf("=")) : arg
+    const known = node.flags.find((flag) => flag.names.includes(flagName))
+    if (known !== undefined) {
+      const times = rest.filter((a) => a === flagName || a.startsWith(`${flagName}=`)).length
+      if (times > 1) return `${longName(known)} is given more than once; give it once.`
+      return known.values !== undefined && known.values.includes(" | ")
+        ? `${longName(known)} needs a value: one of ${listed(known.values)}.`
+        : `${longName(known)} needs a value; ${help}.`
+    }
+    const suggestion = closest(flagName, node.flags.flatMap((flag) => flag.names))
+    return suggestion === undefined
+      ? `Unknown flag ${flagName} for ${name}; ${help}.`
+      : `Unknown flag ${flagName} for ${name}; did you mean ${suggestion}?`
+  }
+
+  const cases = /^Expected one of the following cases: (.*)$/.exec(text)
+  if (cases !== null) {
+    const choices = cases[1]!.split(", ")
+    const bad = flagValues(node, rest).find(([flag, value]) =>
+      flag.values !== undefined && flag.values === choices.join(" | ") && !choices.includes(value)
+    )
+    if (bad !== undefined) return `${longName(bad[0])} must be one of ${choices.join(", ")}, got '${bad[1]}'.`
+    return `Expected one of ${choices.join(", ")}; ${help}.`
+  }
+
+  const notA = /^'(.*)' is not a (\w+)$/.exec(text)
+  if (notA !== null) {
+    const [, value, type] = notA
+    const what = typeNames[type!] ?? `a ${type}`
+    const bad = flagValues(node, rest).find(([flag, given]) => flag.values === type && given === value)
+    return bad !== undefined
+      ? `${longName(bad[0])} must be ${what}, got '${value}'.`
+      : `'${value}' is not ${what}; ${help}.`
+  }
+
+  const missingFlag = /^Expected to find option: '(.*)'$/.exec(text)
+  if (missingFlag !== null) return `${name} needs ${missingFlag[1]}; ${help}.`
+  const missingValue = /^Expected a value following option: '(.*)'$/.exec(text)
+  if (missingValue !== null) {
+    const known = node.flags.find((flag) => flag.names.includes(missingValue[1]!))
+    return known?.values !== undefined && known.values.includes(" | ")
+      ? `${missingValue[1]} needs a value: one of ${listed(known.values)}.`
+      : `${missingValue[1]} needs a value; ${help}.`
+  }
+  const missingArg = /^Missing argument (<[^>]+>)/.exec(text)
+  if (missingArg !== null) return `${name} needs ${missingArg[1]}; ${help}.`
+  const corrected = /^The flag '(.*)' is not recognized\. Did you mean '(.*)'\?/.exec(text)
+  if (corrected !== null) return `Unknown flag ${corrected[1]} for ${name}; did you mean ${corrected[2]}?`
+  return `${text === "" ? "Invalid command line" : text.replace(/\.$/, "")}; ${help}.`
+}
