@@ -397,9 +397,18 @@ export const queryCommand = Command.make(
       )
     }).pipe(Effect.provide(Connection.layer(args.connection)))
 ).pipe(
-  Command.withDescription(
-    "Stream the rows of a table (OData options or FetchXML) as JSON lines, a JSON array or CSV, to stdout or --out; or --count them"
-  )
+  Command.withDescription(Connection.withExamples(
+    "Stream the rows of a table (OData options or FetchXML) as JSON lines, a JSON array or CSV, to stdout or --out; or --count them",
+    [
+      ["dv-effect query contact --select fullname,emailaddress1 --top 100", "A few columns of the first rows"],
+      [
+        "dv-effect query contact --filter \"address1_city eq 'Paris'\" -o csv --out paris.csv",
+        "A filtered export to CSV"
+      ],
+      ["dv-effect query contact --fetchxml active.xml -o json", "A FetchXML query"],
+      ["dv-effect query contact --count", "How many rows there are"]
+    ]
+  ))
 )
 
 /**
