@@ -326,11 +326,11 @@ const makeEngine = <E, R>(
     const metadata = yield* client.table(table)
     const ceiling = yield* resolveConcurrency(options.concurrency)
     const elastic = metadata.tableType === "Elastic"
-    const supported = operation === "delete"
-      ? elastic && metadata.messages.deleteMultiple
-      : metadata.messages[supportKey[operation]]
+    /** Whether the table has the operation's `*Multiple` message (DeleteMultiple: elastic tables only). */
+    const supports = (op: Operation) =>
+      op === "delete" ? elastic && metadata.messages.deleteMultiple : metadata.messages[supportKey[op]]
     const byAlternateKey = options.key !== undefined && options.key.length > 0
-    if (options.strategy === "multiple" && !supported) {
+    if (options.strategy === "multiple" && !supports(operation)) {
       return yield* invalid(
         `Table '${metadata.logicalName}' does not support ${messageOf[operation]}; use strategy "batch" or "auto".`
       )
@@ -368,13 +368,10 @@ const makeEngine = <E, R>(
       delete: false
     }
     for (const op of ["create", "update", "upsert", "delete"] as const) {
-      const opSupported = op === "delete"
-        ? elastic && metadata.messages.deleteMultiple
-        : metadata.messages[supportKey[op]]
       multiple[op] = strategy === "multiple"
-        ? opSupported
+        ? supports(op)
         : strategy === "auto"
-        ? opSupported && !(byAlternateKey && op === operation && (op === "update" || op === "delete"))
+        ? supports(op) && !(byAlternateKey && op === operation && (op === "update" || op === "delete"))
         : false
     }
     const headers: Record<string, string> = {}
@@ -965,34 +962,32 @@ export const dryRun = <E = never, R = never, E2 = never, R2 = never>(
     Effect.gen(function*() {
       const { journal: _journal, ...rest } = options
       const engine = yield* makeEngine(operation, table, [], rest)
-      const counts = { total: 0, valid: 0, invalid: 0, requests: 0, rows: 0, bytes: 0 }
-      const flush = () => {
-        if (counts.rows > 0) counts.requests++
-        counts.rows = 0
-        counts.bytes = 0
-      }
-      yield* Stream.runForEach(Stream.zipWithIndex(toStream(rows)), ([input, index]) => {
-        counts.total++
-        const prepared = input instanceof DataverseError ? input : engine.prepare(input, index)
-        if (prepared instanceof DataverseError) {
+      const counts = { total: 0, invalid: 0 }
+      const valid = Stream.zipWithIndex(toStream(rows)).pipe(
+        Stream.mapEffect(([input, index]) => {
+          counts.total++
+          const prepared = input instanceof DataverseError ? input : engine.prepare(input, index)
+          if (!(prepared instanceof DataverseError)) return Effect.succeed(Option.some(prepared))
           counts.invalid++
-          return onOutcome({ index, status: "failed", error: prepared })
-        }
-        counts.valid++
-        const bytes = estimateBytes(prepared.row)
-        if (counts.rows > 0 && counts.bytes + bytes > engine.plan.maxRequestBytes) flush()
-        counts.rows++
-        counts.bytes += bytes
-        if (counts.rows >= engine.plan.startChunkSize) flush()
-        return Effect.void
-      })
-      flush()
+          return Effect.as(onOutcome({ index, status: "failed", error: prepared }), Option.none<Prepared>())
+        }),
+        Stream.filterMap((prepared) => prepared)
+      )
+      // The requests the valid rows would take, cut as the engine cuts them at its starting size.
+      const requests = yield* Stream.runCount(
+        groupAdaptively(
+          valid,
+          () => engine.plan.startChunkSize,
+          engine.plan.maxRequestBytes,
+          (item) => estimateBytes(item.row)
+        )
+      )
       return {
         plan: engine.plan,
         total: counts.total,
-        valid: counts.valid,
+        valid: counts.total - counts.invalid,
         invalid: counts.invalid,
-        requests: counts.requests
+        requests
       }
     })
   )

@@ -4,6 +4,7 @@ import type { DataverseClient } from "../../DataverseClient.js"
 import type { DataverseError } from "../../DataverseError.js"
 import * as Query from "../../Query.js"
 import type { Row } from "../../Records.js"
+import { kindOfAttributeType } from "../keys.js"
 import type { ColumnMetadata, TableMetadata } from "../metadata.js"
 import { normaliseGuid } from "../odata.js"
 
@@ -156,26 +157,16 @@ const sameValue = (metadata: TableMetadata, name: string, value: unknown, record
   const stored = record[meta !== undefined && isLookup(meta) ? `_${name}_value` : name]
   if (value === null || value === undefined) return stored === null || stored === undefined
   if (stored === null || stored === undefined) return false
-  switch (meta?.type) {
-    case "Integer":
-    case "BigInt":
-    case "Decimal":
-    case "Double":
-    case "Money":
-    case "Picklist":
-    case "State":
-    case "Status":
+  switch (kindOfAttributeType(meta?.type)) {
+    case "number":
       return Number(value) === Number(stored)
-    case "Boolean":
+    case "boolean":
       return Boolean(value) === Boolean(stored)
-    case "DateTime": {
+    case "datetime": {
       const a = Date.parse(value instanceof Date ? value.toISOString() : String(value))
       return !Number.isNaN(a) && a === Date.parse(String(stored))
     }
-    case "Uniqueidentifier":
-    case "Lookup":
-    case "Customer":
-    case "Owner":
+    case "guid":
       return normaliseGuid(String(value)) === normaliseGuid(String(stored))
     default:
       if (meta?.typeName === "MultiSelectPicklistType") {
