@@ -12,28 +12,14 @@ import { DataverseError } from "@dv-effect/core/DataverseError"
 import { type CsvError, type Options as CsvOptions, parse as parseCsv } from "csv-parse"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import * as Readline from "node:readline"
 import { Readable } from "node:stream"
 import { CliError } from "./CliError.js"
 
 // ---------------------------------------------------------------------------------------------
 // JSON lines (the original reader, kept for the commands that use it)
-
-/**
- * Rows read from a JSON-lines input, and where each came from.
- *
- * @since 0.1.0
- */
-export interface RowSource {
-  /** One item per non-blank line: the parsed row, or the reason it is not one. */
-  readonly rows: Stream.Stream<RowInput, CliError>
-  /** The 1-based line number of the row at a 0-based position. */
-  readonly lineOf: (index: number) => number
-}
 
 /**
  * Parses one JSONL line into a row, or into the error saying why it is not one (the caller
@@ -72,44 +58,6 @@ const checkReadable = (path: string): Effect.Effect<void, CliError> =>
           (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message
         }`
       })
-  })
-
-/**
- * Streams JSON lines from `path` (`-` for stdin). Blank lines are skipped; a line that is not a
- * JSON object becomes a failed row naming its line, and reading goes on. `open` reads every
- * format; this is the JSON-lines reader alone.
- *
- * @since 0.1.0
- */
-export const jsonLines = (path: string): Effect.Effect<RowSource, CliError> =>
-  Effect.gen(function*() {
-    yield* checkReadable(path)
-    // Indexes before which blank lines were skipped, so row positions map back to line numbers.
-    const skippedBefore: Array<number> = []
-    const lineOf = (index: number) => index + 1 + countAtMost(skippedBefore, index)
-    const rows = Stream.suspend(() => {
-      const input = path === "-" ? process.stdin : Fs.createReadStream(path)
-      const lines = Readline.createInterface({ input, crlfDelay: Infinity })
-      let line = 0
-      let index = 0
-      return Stream.fromAsyncIterable(lines, (error) =>
-        new CliError({ message: `Reading ${path === "-" ? "stdin" : path} failed: ${(error as Error).message}` })).pipe(
-          Stream.filterMap((raw) => {
-            line++
-            const text = line === 1 ? raw.replace(/^\uFEFF/, "") : raw
-            if (text.trim() === "") {
-              skippedBefore.push(index)
-              return Option.none()
-            }
-            index++
-            return Option.some(parseJsonLine(text))
-          }),
-          Stream.ensuring(Effect.sync(() =>
-            lines.close()
-          ))
-        )
-    })
-    return { rows, lineOf }
   })
 
 /** How many of the ascending `values` are at most `limit`. */

@@ -13,7 +13,6 @@ import {
   inPartition,
   type InputRecord,
   type InputSource,
-  jsonLines,
   open,
   parseJsonLine,
   parsePartition,
@@ -66,24 +65,24 @@ describe("parseJsonLine", () => {
   })
 })
 
-describe("jsonLines", () => {
+describe("JSON lines", () => {
   it.live("skips blank lines and a BOM, handles CRLF, and maps row positions back to line numbers", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
       const file = yield* writeFile(dir, "rows.jsonl", "\uFEFF{\"n\":1}\r\n\r\n\r\n{\"n\":2}\r\n{bad\r\n\r\n{\"n\":3}")
-      const source = yield* jsonLines(file)
-      const rows = Chunk.toReadonlyArray(yield* Stream.runCollect(source.rows))
+      const source = yield* open({ file })
+      const rows = (yield* readAll(source)).map((record) => record.row)
       expect(rows).toHaveLength(4)
       expect(rows[0]).toEqual({ n: 1 })
       expect(rows[1]).toEqual({ n: 2 })
       expect(rows[2]).toHaveProperty("reason", "InvalidInput")
       expect(rows[3]).toEqual({ n: 3 })
-      expect([0, 1, 2, 3].map(source.lineOf)).toEqual([1, 4, 5, 7])
+      expect([0, 1, 2, 3].map(source.describe)).toEqual(["line 1", "line 4", "line 5", "line 7"])
     }).pipe(Effect.scoped))
 
   it.live("fails with a clear message for a file that is not there", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(jsonLines("/nonexistent/rows.jsonl"))
+      const error = yield* Effect.flip(open({ file: "/nonexistent/rows.jsonl" }))
       expect(error.message).toBe("Cannot read --file /nonexistent/rows.jsonl: no such file")
     }))
 })
