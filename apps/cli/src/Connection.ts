@@ -513,38 +513,25 @@ export const resolveTarget = (args: ConnectionArgs): Effect.Effect<Target, CliEr
     )
   })
 
-/** What a wiped `Redacted` says when read: the sign that the password was needed. */
-const unreadable = "Unable to get redacted value"
-
 /**
  * A username/password sign-in from a profile's token cache alone, for when DATAVERSE_PASSWORD is
- * not set. Core's `usernamePassword` tries the cached account first and reads the password only
- * for a fresh sign-in; here the password is a wiped `Redacted`, so reading it fails before
- * anything is sent, and that failure becomes one line asking for DATAVERSE_PASSWORD.
+ * not set: core asks for the password only when the cache cannot sign in silently, and then
+ * this one line asks the user for it, before anything is sent.
  */
 const cachedSignIn = (
   options: Omit<Parameters<typeof Credentials.usernamePassword>[0], "password">,
   profile: string
 ): Credentials.Credential =>
-(resource) => {
-  const none = Redacted.make("")
-  Redacted.unsafeWipe(none)
-  const provider = Credentials.forResource(Credentials.usernamePassword({ ...options, password: none }), resource)
-  return {
-    invalidate: provider.invalidate,
-    getToken: provider.getToken.pipe(
-      Effect.mapError((error) =>
-        error.message.includes(unreadable)
-          ? new DataverseError({
-            reason: "Unauthorized",
-            message:
-              `Profile '${profile}' has no usable cached sign-in for ${options.username}: set DATAVERSE_PASSWORD to sign in again (the password is not stored in the profile, nor taken as a flag).`
-          })
-          : error
-      )
+  Credentials.usernamePassword({
+    ...options,
+    password: Effect.fail(
+      new DataverseError({
+        reason: "Unauthorized",
+        message:
+          `Profile '${profile}' has no usable cached sign-in for ${options.username}: set DATAVERSE_PASSWORD to sign in again (the password is not stored in the profile, nor taken as a flag).`
+      })
     )
-  }
-}
+  })
 
 /**
  * Signs in as the target says: the org URL (checked) and the credential.

@@ -383,7 +383,7 @@ const userFlow = (
   flow: string,
   load: () => Promise<Msal.PublicClientApplication>,
   resource: string,
-  interactive: (app: Msal.PublicClientApplication) => Promise<Msal.AuthenticationResult | null>
+  interactive: (app: Msal.PublicClientApplication) => Effect.Effect<AccessToken, DataverseError>
 ) =>
   cached((forceRefresh) =>
     Effect.gen(function*() {
@@ -399,7 +399,7 @@ const userFlow = (
         )
         if (Option.isSome(silent)) return silent.value
       }
-      return yield* msalCall(flow, () => interactive(app))
+      return yield* interactive(app)
     })
   )
 
@@ -410,15 +410,31 @@ const userFlow = (
  * @since 0.1.0
  */
 export const usernamePassword = (
-  options: UserFlowOptions & { readonly username: string; readonly password: Redacted.Redacted<string> }
+  options: UserFlowOptions & {
+    readonly username: string
+    /**
+     * The password, or an effect that gives it: it runs only when the cache cannot sign in
+     * silently, so a caller can ask for the password (or fail with its own message) only then.
+     */
+    readonly password: Redacted.Redacted<string> | Effect.Effect<Redacted.Redacted<string>, DataverseError>
+  }
 ): Credential =>
 (resource) => {
-  return userFlow("a username and password", publicApp(options), resource, (app) =>
-    app.acquireTokenByUsernamePassword({
-      username: options.username,
-      password: Redacted.value(options.password),
-      scopes: [scopeOf(resource)]
-    }))
+  const flow = "a username and password"
+  const password = Effect.isEffect(options.password) ? options.password : Effect.succeed(options.password)
+  return userFlow(
+    flow,
+    publicApp(options),
+    resource,
+    (app) =>
+      Effect.flatMap(password, (value) =>
+        msalCall(flow, () =>
+          app.acquireTokenByUsernamePassword({
+            username: options.username,
+            password: Redacted.value(value),
+            scopes: [scopeOf(resource)]
+          })))
+  )
 }
 
 /**
@@ -430,11 +446,17 @@ export const usernamePassword = (
  */
 export const deviceCode =
   (options: UserFlowOptions & { readonly onPrompt: (message: string) => void }): Credential => (resource) => {
-    return userFlow("a device code", publicApp(options), resource, (app) =>
-      app.acquireTokenByDeviceCode({
-        scopes: [scopeOf(resource)],
-        deviceCodeCallback: (response) => options.onPrompt(response.message)
-      }))
+    return userFlow(
+      "a device code",
+      publicApp(options),
+      resource,
+      (app) =>
+        msalCall("a device code", () =>
+          app.acquireTokenByDeviceCode({
+            scopes: [scopeOf(resource)],
+            deviceCodeCallback: (response) => options.onPrompt(response.message)
+          }))
+    )
   }
 
 /**

@@ -248,6 +248,33 @@ layer(Live, { excludeTestServices: true })("msal-node flows against the emulator
       expect(userId).toMatch(/^[0-9a-f-]{36}$/)
     }))
 
+  it.effect("username and password: the password is asked for only when the cache cannot sign in", () =>
+    Effect.gen(function*() {
+      const { info } = yield* Emulator.Emulator
+      const cacheFile = Path.join(dir, "tokens", "user-cache.json")
+      let asked = 0
+      const settings = yield* local
+      const flow = (password: Effect.Effect<Redacted.Redacted<string>, DataverseError>) =>
+        Credentials.usernamePassword({
+          ...settings,
+          clientId: info.publicClientId!,
+          username: info.username!,
+          cacheFile,
+          password: Effect.suspend(() => {
+            asked++
+            return password
+          })
+        })
+      const refused = new DataverseError({ reason: "Unauthorized", message: "no password here" })
+      const first = yield* Effect.flip(whoAmIWith(flow(Effect.fail(refused))))
+      expect([first.message, asked]).toEqual(["no password here", 1])
+      const signedIn = yield* whoAmIWith(flow(Effect.succeed(Redacted.make(info.password!))))
+      expect(asked).toBe(2)
+      // Now the cache signs in: the password effect does not run.
+      expect(yield* whoAmIWith(flow(Effect.fail(refused)))).toBe(signedIn)
+      expect(asked).toBe(2)
+    }))
+
   it.effect("device code: the prompt goes to the callback; the cache file (0600) lets the next run sign in silently", () =>
     Effect.gen(function*() {
       const { info } = yield* Emulator.Emulator
