@@ -383,7 +383,9 @@ const userFlow = (
   flow: string,
   load: () => Promise<Msal.PublicClientApplication>,
   resource: string,
-  interactive: (app: Msal.PublicClientApplication) => Effect.Effect<AccessToken, DataverseError>
+  interactive: (app: Msal.PublicClientApplication) => Effect.Effect<AccessToken, DataverseError>,
+  /** The user to sign in as, when the flow names one: another user's cached account is not used. */
+  username?: string
 ) =>
   cached((forceRefresh) =>
     Effect.gen(function*() {
@@ -392,7 +394,9 @@ const userFlow = (
         try: () => app.getTokenCache().getAllAccounts(),
         catch: (cause) => signInError(flow, cause)
       })
-      const account = accounts[0]
+      const account = username === undefined
+        ? accounts[0]
+        : accounts.find((candidate) => candidate.username.toLowerCase() === username.toLowerCase())
       if (account !== undefined) {
         const silent = yield* Effect.option(
           msalCall(flow, () => app.acquireTokenSilent({ account, scopes: [scopeOf(resource)], forceRefresh }))
@@ -433,7 +437,8 @@ export const usernamePassword = (
             username: options.username,
             password: Redacted.value(value),
             scopes: [scopeOf(resource)]
-          })))
+          }))),
+    options.username
   )
 }
 

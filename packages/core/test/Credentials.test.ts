@@ -273,6 +273,15 @@ layer(Live, { excludeTestServices: true })("msal-node flows against the emulator
       // Now the cache signs in: the password effect does not run.
       expect(yield* whoAmIWith(flow(Effect.fail(refused)))).toBe(signedIn)
       expect(asked).toBe(2)
+      // Another user in the same cache file does not sign in as the cached one.
+      const other = Credentials.usernamePassword({
+        ...settings,
+        clientId: info.publicClientId!,
+        username: "someone.else@example.com",
+        cacheFile,
+        password: Effect.fail(refused)
+      })
+      expect((yield* Effect.flip(whoAmIWith(other))).message).toBe("no password here")
     }))
 
   it.effect("device code: the prompt goes to the callback; the cache file (0600) lets the next run sign in silently", () =>
