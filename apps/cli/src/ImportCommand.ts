@@ -165,10 +165,9 @@ const openRejects = (path: string, append: boolean) =>
 /** Failures printed on stderr when a rejects file holds them all anyway. */
 const stderrFailuresWithRejects = 10
 
-const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
+const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: number | "auto") =>
   Effect.gen(function*() {
     const chunkSize = yield* parseChunkSize(args.chunkSize)
-    const concurrency = yield* parseConcurrency(args.concurrency)
     const bypass = Option.isSome(args.bypass) ? yield* parseBypass(args.bypass.value) : undefined
     const partition = Option.isSome(args.partition)
       ? yield* Either.match(Input.parsePartition(args.partition.value), {
@@ -208,8 +207,10 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
       return out
     }
     const records = partition === undefined ? source.records : Input.partitionRecords(source.records, partition)
-    const coerced = Stream.mapEffect(records, (record) =>
-      Effect.map(coercer.coerce(forOperation(record.row)), (row): Input.InputRecord => ({ ...record, row })))
+    const coerced = Stream.mapEffect(
+      records,
+      (record) => Effect.map(coercer.coerce(forOperation(record.row)), (row): Input.InputRecord => ({ ...record, row }))
+    )
     const tracked = Input.track(coerced)
 
     const write = Option.isSome(args.rejects) ? yield* openRejects(args.rejects.value, args.resume) : undefined
@@ -282,8 +283,7 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
       ...bulkOptions,
       ...(journalPath === undefined ? {} : { journal: Journal.file(journalPath) }),
       ...(args.file === "-" ? {} : { inputIdentity: inputIdentity(args.file) }),
-      onResumed: (index) =>
-        void tracked.settle(index),
+      onResumed: (index) => void tracked.settle(index),
       onProgress: (progress) => {
         latest = progress
         reporter.update(progress)
@@ -395,7 +395,7 @@ const makeCommand = (operation: Bulk.Operation) =>
   Command.make(operation, options, (args) =>
     Effect.gen(function*() {
       const concurrency = yield* parseConcurrency(args.concurrency)
-      yield* runImport(operation, args).pipe(
+      yield* runImport(operation, args, concurrency).pipe(
         Effect.provide(
           Connection.layer(args.connection, { maxSockets: concurrency === "auto" ? 64 : concurrency })
         )
