@@ -78,6 +78,12 @@ export interface ServerHints {
    * time left in the window of the server that answered.
    */
   readonly executionRemainingMs: Option.Option<number>
+  /**
+   * Web servers that have answered, counted by their distinct `ARRAffinity` cookies (at least 1).
+   * Service protection limits are per server, so a cookie-less client spread over n servers has
+   * n times the budget of one.
+   */
+  readonly webServers: number
 }
 
 /**
@@ -306,8 +312,11 @@ export const make = (
     const hintsRef = yield* Ref.make<ServerHints>({
       dopHint: Option.none(),
       requestsRemaining: Option.none(),
-      executionRemainingMs: Option.none()
+      executionRemainingMs: Option.none(),
+      webServers: 1
     })
+    // Bounded: a service that rotated cookie values per response must not grow this without end.
+    const affinityValues = new Set<string>()
     const statsRef = yield* Ref.make<ClientStats>({ requests: 0, throttled: 0, retries: 0 })
     const httpClient = yield* HttpClient.HttpClient
     const cookies = yield* Ref.make(Cookies.empty)
@@ -328,11 +337,18 @@ export const make = (
       )
 
     const recordHints = (response: HttpClientResponse.HttpClientResponse) => {
-      const dop = Number(response.headers["x-ms-dop-hint"])
-      const remaining = Number(response.headers["x-ms-ratelimit-burst-remaining-xrm-requests"]?.replace(/,/g, ""))
-      const seconds = Number(response.headers["x-ms-ratelimit-time-remaining-xrm-requests"]?.replace(/,/g, ""))
+      // Each read of `headers` rebuilds the record on Node: read it once.
+      const headers = response.headers
+      if (affinityValues.size < 64 && headers["set-cookie"] !== undefined) {
+        const affinity = Cookies.getValue(response.cookies, "ARRAffinity")
+        if (Option.isSome(affinity)) affinityValues.add(affinity.value)
+      }
+      const dop = Number(headers["x-ms-dop-hint"])
+      const remaining = Number(headers["x-ms-ratelimit-burst-remaining-xrm-requests"]?.replace(/,/g, ""))
+      const seconds = Number(headers["x-ms-ratelimit-time-remaining-xrm-requests"]?.replace(/,/g, ""))
       if (!Number.isFinite(dop) && !Number.isFinite(remaining) && !Number.isFinite(seconds)) return Effect.void
       return Ref.update(hintsRef, (hints) => ({
+        webServers: Math.max(1, affinityValues.size),
         dopHint: Number.isFinite(dop) && dop > 0 ? Option.some(dop) : hints.dopHint,
         requestsRemaining: Number.isFinite(remaining) ? Option.some(remaining) : hints.requestsRemaining,
         executionRemainingMs: Number.isFinite(seconds)
