@@ -32,6 +32,7 @@ import * as Stream from "effect/Stream"
 import * as Batch from "./Batch.js"
 import { DataverseClient, whoAmI } from "./DataverseClient.js"
 import { DataverseError, isAmbiguous, isTransient } from "./DataverseError.js"
+import { makeExecutionBudget } from "./internal/bulk/budget.js"
 import { estimateBytes, groupAdaptively, makeChunkSizer } from "./internal/bulk/chunking.js"
 import { makeGate } from "./internal/bulk/gate.js"
 import { idMaker, newRunId } from "./internal/bulk/ids.js"
@@ -178,6 +179,12 @@ const maxConcurrency = 52 // the service's concurrent-request limit per user and
 /** The 429 of the concurrent-request limit (the window limits have their own codes). */
 const concurrencyLimitCode = "0x80072326"
 
+/** The smallest request the even split of an input's last rows makes. */
+const tailChunkSize = 25
+
+/** The 429 of the execution-time window. */
+const executionTimeLimitCode = "0x80072321"
+
 /**
  * Resolves `"auto"` concurrency: the service's recommended parallelism, read from a cheap
  * `WhoAmI` when no response has reported it yet; 4 when the service gives no hint.
@@ -293,6 +300,14 @@ const invalid = (message: string) => new DataverseError({ reason: "InvalidInput"
 /** Worth sending again: the request may go through next time (or in smaller pieces). */
 const isRetryable = (error: DataverseError) => isTransient(error) || error.reason === "PayloadTooLarge"
 
+/** The 429 among a request's outcomes, if the service refused it. */
+const throttleIn = (outcomes: ReadonlyArray<RowOutcome>): DataverseError | undefined => {
+  for (const outcome of outcomes) {
+    if (outcome.status === "failed" && outcome.error.reason === "Throttled") return outcome.error
+  }
+  return undefined
+}
+
 /** The service ran out of time or room for the request: fewer rows may go through. */
 const isTooBig = (error: DataverseError) =>
   error.reason === "PayloadTooLarge" || error.code === "0x80044151" || error.reason === "Timeout"
@@ -389,6 +404,9 @@ const makeEngine = <E, R>(
     const runId = session?.state.runId ?? newRunId()
     const idFor = idMaker(runId)
     const gate = makeGate()
+    const budget = makeExecutionBudget()
+    let webServers = 1
+    const servers = () => webServers
     const limiter = yield* makeLimiter({ ceiling, adaptive: true })
     const sizer = strategy === "single"
       ? makeChunkSizer({ fixed: typeof chunkOption === "number" ? chunkOption : 10 })
@@ -664,10 +682,12 @@ const makeEngine = <E, R>(
         const final: Array<RowOutcome> = []
         let pending = items
         while (pending.length > 0) {
-          yield* gate.wait
-          const started = yield* Clock.currentTimeMillis
-          const outcomes = yield* sendOnce(op, pending)
-          const elapsed = (yield* Clock.currentTimeMillis) - started
+          const [took, outcomes] = yield* gate.pass(
+            Effect.zipRight(budget.wait(servers), Effect.timed(sendOnce(op, pending))),
+            ([, outcomes]) => throttleIn(outcomes)
+          )
+          const answered = yield* Clock.currentTimeMillis
+          const elapsed = Duration.toMillis(took)
           const again: Array<Prepared> = []
           let error: DataverseError | undefined
           outcomes.forEach((outcome, i) => {
@@ -676,6 +696,19 @@ const makeEngine = <E, R>(
               error ??= outcome.error
             } else final.push(outcome)
           })
+          // The service charges what it ran: every answer but a refusal (a lost answer's time is
+          // unknown; counting a whole client timeout would stall the run). Its budget is per web
+          // server, so the run's is that times the servers seen.
+          if (error === undefined || (error.status !== undefined && error.reason !== "Throttled")) {
+            budget.record(answered, elapsed)
+            const hints = yield* client.hints
+            webServers = hints.webServers
+            // The service's own count says the next request would be refused: probe first.
+            if (
+              Option.getOrElse(hints.executionRemainingMs, () => 1) <= 0 ||
+              Option.getOrElse(hints.requestsRemaining, () => 1) <= 0
+            ) gate.spent()
+          }
           if (error === undefined) {
             sizer.observe(pending.length, elapsed)
             yield* limiter.succeeded
@@ -684,9 +717,12 @@ const makeEngine = <E, R>(
           if (error.reason === "Throttled") {
             counters.throttled++
             yield* gate.hold(error)
-            // Too many in flight: send fewer. A window limit (requests, execution time) is waited
-            // out by every worker instead; fewer in flight would not refill the window sooner.
+            // Too many in flight: send fewer. A window limit is waited out by every worker instead;
+            // fewer in flight would not refill the window sooner. The execution-time 429 names
+            // its budget: from then on the run keeps its own account of the window and waits for
+            // room instead of collecting more 429s.
             if (error.code === concurrencyLimitCode) yield* limiter.throttled(round)
+            else if (error.code === executionTimeLimitCode) budget.learn(error.message)
           }
           if (isTooBig(error)) sizer.shrink()
           pending = again
@@ -833,14 +869,29 @@ const makeEngine = <E, R>(
         }).pipe(Effect.scoped)
       )
 
+    // Rows of an input of known length. Near its end, requests share what is left evenly, so
+    // that every worker finishes at about the same time instead of one answering a full chunk
+    // alone at the end.
+    const knownTotal = Array.isArray(rows) ? rows.length : undefined
+    const chunkSizeAt = (grouped: number) =>
+      knownTotal === undefined || strategy === "single" || typeof chunkOption === "number"
+        ? sizer.current()
+        : Math.min(sizer.current(), Math.max(tailChunkSize, Math.ceil((knownTotal - grouped) / limiter.current())))
+
     const sendAll = <E2, R2>(input: Stream.Stream<readonly [RowInput, number], E2, R2>) =>
       groupAdaptively(
-        input,
-        sizer.current,
+        // An array arrives in chunks of thousands, all grouped at once at the size of that
+        // moment; in small pieces each request's size follows the latest answers.
+        Stream.rechunk(input, 64),
+        chunkSizeAt,
         maxRequestBytes,
         ([row]) => (row instanceof DataverseError ? 0 : estimateBytes(row))
       )
-        .pipe(Stream.mapEffect(processChunk, { concurrency: ceiling }))
+        .pipe(
+          // In the order requests finish: in input order, a slow request would hold back the
+          // answers behind it and, with them, the workers' next requests.
+          Stream.mapEffect(processChunk, { concurrency: ceiling, unordered: true })
+        )
 
     // First occurrences run now; a record seen before waits for the next pass.
     const seen = new Set<string>()
@@ -993,9 +1044,11 @@ export const dryRun = <E = never, R = never, E2 = never, R2 = never>(
   )
 
 /**
- * Runs one operation over rows (see the module description). Outcomes come out in input order
- * within each pass; rows deferred to a later pass (a record that appeared earlier in the run)
- * come after. Rows a journal says an earlier run finished produce no outcome.
+ * Runs one operation over rows (see the module description). Outcomes come out as their
+ * requests finish, each with its input `index` (waiting for the oldest request to hand them out
+ * in input order would leave workers idle behind it); rows deferred to a later pass (a record
+ * that appeared earlier in the run) come after. Rows a journal says an earlier run finished
+ * produce no outcome.
  *
  * @since 0.1.0
  */

@@ -2,6 +2,7 @@ import * as Emulator from "@dv-effect/emulator/Emulator"
 import * as Model from "@dv-effect/emulator/Model"
 import { describe, expect, it, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -15,8 +16,9 @@ import * as Bulk from "../src/Bulk.js"
 import * as Credentials from "../src/Credentials.js"
 import * as DataverseClient from "../src/DataverseClient.js"
 import { DataverseError } from "../src/DataverseError.js"
+import { makeExecutionBudget, parseExecutionLimit } from "../src/internal/bulk/budget.js"
 import { estimateBytes, groupAdaptively, makeChunkSizer } from "../src/internal/bulk/chunking.js"
-import { makeGate } from "../src/internal/bulk/gate.js"
+import { type Gate, makeGate } from "../src/internal/bulk/gate.js"
 import { deterministicId } from "../src/internal/bulk/ids.js"
 import { makeLimiter } from "../src/internal/bulk/limiter.js"
 import * as Journal from "../src/Journal.js"
@@ -30,7 +32,7 @@ describe("the throttle gate (TestClock)", () => {
     Effect.gen(function*() {
       const gate = makeGate()
       yield* gate.hold(throttled(7))
-      const waiting = yield* Effect.fork(gate.wait)
+      const waiting = yield* Effect.fork(pass(gate))
       yield* TestClock.adjust("6999 millis")
       expect(waiting.unsafePoll()).toBeNull()
       yield* gate.hold(throttled(3)) // at 6.999 s: now the wait ends at 9.999 s
@@ -45,11 +47,51 @@ describe("the throttle gate (TestClock)", () => {
     Effect.gen(function*() {
       const gate = makeGate()
       yield* gate.hold(new DataverseError({ reason: "ServiceUnavailable", message: "busy" }))
-      const waiting = yield* Effect.fork(gate.wait)
+      const waiting = yield* Effect.fork(pass(gate))
       yield* TestClock.adjust("1 millis")
       yield* Fiber.join(waiting)
     }))
+
+  it.effect("after a spent window lets one probe go; a refused probe holds the others for its Retry-After", () =>
+    Effect.gen(function*() {
+      const gate = makeGate()
+      gate.spent()
+      const order: Array<string> = []
+      const answer = yield* Deferred.make<void>()
+      const probe = yield* Effect.fork(
+        gate.pass(Effect.zipRight(Deferred.await(answer), Effect.sync(() => order.push("probe"))), () => throttled(2))
+      )
+      yield* Effect.yieldNow()
+      const follower = yield* Effect.fork(gate.pass(Effect.sync(() => order.push("follower")), () => undefined))
+      yield* TestClock.adjust("100 millis")
+      expect(order).toEqual([])
+      yield* Deferred.succeed(answer, undefined)
+      yield* Fiber.join(probe)
+      yield* TestClock.adjust("1999 millis")
+      expect(order).toEqual(["probe"])
+      yield* TestClock.adjust("2 millis")
+      yield* Fiber.join(follower)
+      expect(order).toEqual(["probe", "follower"])
+    }))
+
+  it.effect("lets the others go once a probe has not been refused within the grace", () =>
+    Effect.gen(function*() {
+      const gate = makeGate({ probeGrace: "250 millis" })
+      gate.spent()
+      const probe = yield* Effect.fork(gate.pass(Effect.sleep("10 seconds"), () => undefined))
+      yield* Effect.yieldNow()
+      let followed = false
+      const follower = yield* Effect.fork(gate.pass(Effect.sync(() => (followed = true)), () => undefined))
+      yield* TestClock.adjust("249 millis")
+      expect(followed).toBe(false)
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(follower)
+      expect(followed).toBe(true)
+      yield* Fiber.interrupt(probe)
+    }))
 })
+
+const pass = (gate: Gate) => gate.pass(Effect.void, () => undefined)
 
 const TestClockNow = Effect.clockWith((clock) => clock.currentTimeMillis)
 
@@ -97,6 +139,44 @@ describe("the adaptive limiter", () => {
     }))
 })
 
+describe("the execution-time budget", () => {
+  const message =
+    "Combined execution time of incoming requests exceeded limit of 1,200,000 milliseconds over time window of 300 seconds. Decrease number of concurrent requests or reduce the duration of requests and try again later."
+
+  it("reads the budget and the window from the service's message", () => {
+    expect(parseExecutionLimit(message)).toEqual({ budgetMs: 1_200_000, windowMs: 300_000 })
+    expect(parseExecutionLimit("Number of requests exceeded the limit of 6000 over time window of 300 seconds."))
+      .toBeUndefined()
+  })
+
+  it("holds nothing before a 429 named the budget, then waits until the oldest charges leave the window", () => {
+    const budget = makeExecutionBudget()
+    budget.record(1_000, 600_000)
+    budget.record(2_000, 700_000)
+    expect(budget.delay(3_000, 1)).toBe(0)
+    expect(budget.learn("Number of concurrent requests exceeded the limit of 52.")).toBe(false)
+    expect(budget.learn(message)).toBe(true)
+    // 1,300,000 ms charged: the first charge must leave the window (at 301,000) for room.
+    expect(budget.delay(3_000, 1)).toBe(298_001)
+    // Two web servers have twice the budget.
+    expect(budget.delay(3_000, 2)).toBe(0)
+    expect(budget.delay(301_000, 1)).toBe(0)
+  })
+
+  it.effect("waits on the clock until the window has room (TestClock)", () =>
+    Effect.gen(function*() {
+      const budget = makeExecutionBudget()
+      budget.learn(message)
+      budget.record(0, 1_250_000)
+      const fiber = yield* Effect.fork(budget.wait(() => 1))
+      yield* TestClock.adjust("299 seconds")
+      yield* Effect.yieldNow()
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(fiber)
+    }))
+})
+
 describe("chunking", () => {
   it.effect("groups by count and by bytes, reading the size as each group starts", () =>
     Effect.gen(function*() {
@@ -107,6 +187,21 @@ describe("chunking", () => {
       expect(Chunk.toReadonlyArray(groups).map((g) => g.length)).toEqual([3, 4, 3])
       const byBytes = yield* Stream.runCollect(groupAdaptively(Stream.range(1, 10), () => 100, 25, () => 10))
       expect(Chunk.toReadonlyArray(byBytes).map((g) => g.length)).toEqual([2, 2, 2, 2, 2])
+      // The size is told how many items went before: the tail of 10 shared by 2 workers.
+      const seen: Array<number> = []
+      const tail = yield* Stream.runCollect(
+        groupAdaptively(
+          Stream.range(1, 10),
+          (grouped) => {
+            seen.push(grouped)
+            return Math.min(4, Math.ceil((10 - grouped) / 2))
+          },
+          1000,
+          () => 1
+        )
+      )
+      expect(Chunk.toReadonlyArray(tail).map((g) => g.length)).toEqual([4, 3, 2, 1])
+      expect(seen).toEqual([0, 4, 7, 9])
     }))
 
   it("grows while fast, shrinks when slow or refused, and stays below a refused size", () => {
@@ -226,6 +321,8 @@ layer(
       const rows = contacts(300).map((_, i) => ({ name: `C${i}`, description: "z".repeat(400) }))
       let smallest = Infinity
       const summary = yield* Bulk.execute("create", "account", rows, {
+        // Two workers: the even split of the last rows would otherwise make requests small.
+        concurrency: 2,
         onProgress: (p) => (smallest = Math.min(smallest, p.chunkSize))
       })
       expect(summary).toMatchObject({ created: 300, failed: 0 })
@@ -266,6 +363,41 @@ layer(
       const names = lastnames(emulator)
       expect(names).toHaveLength(400)
       expect(new Set(names).size).toBe(400)
+    }))
+})
+
+layer(
+  clientOf(fastRetries).pipe(
+    Layer.provideMerge(
+      Emulator.layer({
+        identity: false,
+        // Two web servers, each with 1,000 ms of execution time a second: one request in flight
+        // all the time. A request of 10 rows takes 30 ms.
+        profile: {
+          ...Model.fast,
+          servers: 2,
+          windowSeconds: 1,
+          executionMsPerWindow: 1000,
+          latency: { baseMs: 20, perRecordMs: 1, perOperationMs: 0 }
+        }
+      })
+    )
+  ),
+  { excludeTestServices: true }
+)("the engine, execution-time budget", (it) => {
+  it.effect("learns the budget of two web servers from the first execution-time 429 and creates every row once", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const client = yield* DataverseClient.DataverseClient
+      const summary = yield* Bulk.execute("create", "contact", contacts(1500, "E"), { chunkSize: 10, concurrency: 8 })
+      expect(summary).toMatchObject({ created: 1500, failed: 0 })
+      expect((yield* client.hints).webServers).toBe(2)
+      const names = lastnames(emulator)
+      expect(names).toHaveLength(1500)
+      expect(new Set(names).size).toBe(1500)
+      const refused = emulator.servers.reduce((n, server) => n + server.throttled.executionTime, 0)
+      expect(refused).toBeGreaterThan(0)
     }))
 })
 

@@ -45,13 +45,14 @@ export const makeChunkSizer = (
 }
 
 /**
- * Groups a stream into arrays of at most `size()` items (read when each group starts filling) and
- * at most `maxBytes` of estimated size; an item larger than the budget goes alone. A group is
- * emitted as soon as it is full, without waiting for the next item.
+ * Groups a stream into arrays of at most `size(grouped)` items (read when each group starts
+ * filling, with the number of items already grouped) and at most `maxBytes` of estimated size; an
+ * item larger than the budget goes alone. A group is emitted as soon as it is full, without
+ * waiting for the next item.
  */
 export const groupAdaptively = <A, E, R>(
   input: Stream.Stream<A, E, R>,
-  size: () => number,
+  size: (grouped: number) => number,
   maxBytes: number,
   bytesOf: (item: A) => number
 ): Stream.Stream<Array<A>, E, R> =>
@@ -59,20 +60,23 @@ export const groupAdaptively = <A, E, R>(
     let group: Array<A> = []
     let bytes = 0
     let target = 0
+    let grouped = 0
     return input.pipe(
       Stream.mapConcat((item) => {
         const itemBytes = bytesOf(item)
         const out: Array<Array<A>> = []
         if (group.length > 0 && bytes + itemBytes > maxBytes) {
           out.push(group)
+          grouped += group.length
           group = []
           bytes = 0
         }
-        if (group.length === 0) target = size()
+        if (group.length === 0) target = size(grouped)
         group.push(item)
         bytes += itemBytes
         if (group.length >= target) {
           out.push(group)
+          grouped += group.length
           group = []
           bytes = 0
         }
