@@ -327,9 +327,16 @@ const peers = new Set(["dwa-multiple", "dwa-batch", "dwa-single", "naive"])
 const summarise = (scenario, trials) => {
   const profile = trials[0]?.[1]?.profile
   const best = profile === undefined ? undefined : optimum(profile, { rows: scenario.rows, servers: scenario.servers })
+  // The dop hint is the parallelism recommended for the environment (Microsoft Learn, "Send
+  // parallel requests"), so the hint's requests in flight are shared by all web servers.
+  const servers = scenario.servers ?? profile?.servers ?? 1
   const atDop = profile === undefined
     ? undefined
-    : optimum(profile, { rows: scenario.rows, servers: scenario.servers, maxInFlight: profile.dopHint })
+    : optimum(profile, {
+      rows: scenario.rows,
+      servers: scenario.servers,
+      maxInFlight: Math.max(1, Math.floor(profile.dopHint / servers))
+    })
   const byContender = new Map()
   for (const [contender, t] of trials) {
     if (!byContender.has(contender)) byContender.set(contender, [])
@@ -401,7 +408,7 @@ const printScenario = (s) => {
         fmt(s.optimum.seconds, 2)
       } s, chunks of ${s.optimum.chunkSize}, ` +
         `bound by ${s.optimum.binding}; budgets' sustained rate ${fmt(s.optimum.sustainedRowsPerSecond)} rows/s); ` +
-        `at the dop hint (${s.optimumAtDopHint.inFlight} in flight): ${
+        `at the dop hint (${s.optimumAtDopHint.inFlight} in flight per server): ${
           fmt(s.optimumAtDopHint.rowsPerSecond)
         } rows/s (chunks of ${s.optimumAtDopHint.chunkSize})`
     )
@@ -593,7 +600,7 @@ for (const s of summaries) printScenario(s)
 console.log(
   "\n* capped: run on fewer rows, rows/s measured on those (includes their first-window burst)." +
     "\nCPU s/100k: the job's CPU in the contender's process, scaled to 100,000 rows; p = the whole CLI process (start-up and file parsing included)." +
-    "\n% opt: of the model optimum (ideal client, up to the concurrency limit in flight); % opt@dop: of the optimum with at most the dop hint in flight." +
+    "\n% opt: of the model optimum (ideal client, up to the concurrency limit in flight); % opt@dop: of the optimum with at most the dop hint in flight, shared by the servers." +
     "\nx best peer: rows/s over the fastest DynamicsWebApi/naive contender of the scenario. FAILED JOB: valid rows lost or duplicated."
 )
 

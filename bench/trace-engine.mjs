@@ -1,19 +1,21 @@
 // Traces one engine run on the emulator's `bench` profile: progress every chunk, to see where the
-// time goes (ramp-up, throttling, waits). node bench/trace-engine.mjs [rows=50000]
+// time goes (ramp-up, throttling, waits). node bench/trace-engine.mjs [rows=50000] [servers=1]
 import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
-import * as Emulator from "@dv-effect/emulator/Emulator"
-import * as Model from "@dv-effect/emulator/Model"
 import { Effect } from "effect"
+import { fork } from "node:child_process"
 const rows = Array.from({ length: Number(process.argv[2] ?? 50_000) }, (_, i) => ({ lastname: `T${i}` }))
-const emulator = await Emulator.start({ identity: false, profile: Model.bench })
-const layer = DataverseClient.layer({
-  url: emulator.info.url,
-  credentials: Credentials.staticToken(emulator.info.accessToken)
-})
+// The emulator in a process of its own (as the benchmarks run it), so that its CPU is not the
+// client's.
+const host = fork(new URL("./lib/emulator-host.mjs", import.meta.url), [
+  JSON.stringify({ profile: "bench", servers: Number(process.argv[3] ?? 1) })
+])
+const info = await new Promise((resolve) => host.once("message", (m) => resolve(m.info)))
+const layer = DataverseClient.layer({ url: info.url, credentials: Credentials.staticToken(info.accessToken) })
 const t0 = Date.now()
 let last = 0
 const summary = await Effect.runPromise(
   Bulk.execute("create", "contact", rows, {
+    ...(process.env.CHUNK ? { chunkSize: Number(process.env.CHUNK) } : {}),
     onProgress: (p) => {
       const t = Date.now() - t0
       if (t - last > 500 || p.throttled > 0 && p.waitingMs > 0) {
@@ -28,4 +30,4 @@ const summary = await Effect.runPromise(
   }).pipe(Effect.provide(layer))
 )
 console.log(JSON.stringify({ ...summary, rowsPerSecond: Math.round(rows.length / ((Date.now() - t0) / 1000)) }))
-await emulator.close()
+host.kill()
