@@ -1,5 +1,6 @@
 // Traces one engine run on the emulator's `bench` profile: progress every chunk, to see where the
-// time goes (ramp-up, throttling, waits). node bench/trace-engine.mjs [rows=50000] [servers=1]
+// time goes (ramp-up, throttling, waits).
+//   node bench/trace-engine.mjs [rows=50000] [servers=1]     (CHUNK=500 for a fixed chunk size)
 import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
 import { Effect } from "effect"
 import { fork } from "node:child_process"

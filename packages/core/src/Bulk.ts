@@ -30,12 +30,11 @@ import * as PubSub from "effect/PubSub"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as Batch from "./Batch.js"
-import { DataverseClient, whoAmI } from "./DataverseClient.js"
+import { DataverseClient, whoAmI, withWebServer } from "./DataverseClient.js"
 import { DataverseError, isAmbiguous, isTransient } from "./DataverseError.js"
-import { makeExecutionBudget } from "./internal/bulk/budget.js"
 import { estimateBytes, groupAdaptively, makeChunkSizer } from "./internal/bulk/chunking.js"
-import { makeGate } from "./internal/bulk/gate.js"
 import { idMaker, newRunId } from "./internal/bulk/ids.js"
+import { makeLanes } from "./internal/bulk/lanes.js"
 import { makeLimiter } from "./internal/bulk/limiter.js"
 import { planSmart } from "./internal/bulk/smart.js"
 import type { TableMetadata } from "./internal/metadata.js"
@@ -403,10 +402,7 @@ const makeEngine = <E, R>(
       : yield* options.journal.open({ operation, table, input: options.inputIdentity })
     const runId = session?.state.runId ?? newRunId()
     const idFor = idMaker(runId)
-    const gate = makeGate()
-    const budget = makeExecutionBudget()
-    let webServers = 1
-    const servers = () => webServers
+    const lanes = makeLanes()
     const limiter = yield* makeLimiter({ ceiling, adaptive: true })
     const sizer = strategy === "single"
       ? makeChunkSizer({ fixed: typeof chunkOption === "number" ? chunkOption : 10 })
@@ -430,7 +426,7 @@ const makeEngine = <E, R>(
       ...counters,
       concurrency: limiter.current(),
       chunkSize: sizer.current(),
-      waitingMs: gate.remaining(now)
+      waitingMs: lanes.waiting(now)
     })
     const report = Effect.gen(function*() {
       if (options.onProgress === undefined && options.progress === undefined) return
@@ -682,9 +678,16 @@ const makeEngine = <E, R>(
         const final: Array<RowOutcome> = []
         let pending = items
         while (pending.length > 0) {
-          const [took, outcomes] = yield* gate.pass(
-            Effect.zipRight(budget.wait(servers), Effect.timed(sendOnce(op, pending))),
+          const hints = yield* client.hints
+          const lane = lanes.pick(yield* Clock.currentTimeMillis, hints)
+          const servers = () => (lane.server === undefined ? hints.webServers : 1)
+          lane.inFlight++
+          const [took, outcomes] = yield* lane.gate.pass(
+            Effect.zipRight(lane.budget.wait(servers), Effect.timed(sendOnce(op, pending))),
             ([, outcomes]) => throttleIn(outcomes)
+          ).pipe(
+            withWebServer(lane.server),
+            Effect.ensuring(Effect.sync(() => lane.inFlight--))
           )
           const answered = yield* Clock.currentTimeMillis
           const elapsed = Duration.toMillis(took)
@@ -697,17 +700,18 @@ const makeEngine = <E, R>(
             } else final.push(outcome)
           })
           // The service charges what it ran: every answer but a refusal (a lost answer's time is
-          // unknown; counting a whole client timeout would stall the run). Its budget is per web
-          // server, so the run's is that times the servers seen.
+          // unknown; counting a whole client timeout would stall the run).
           if (error === undefined || (error.status !== undefined && error.reason !== "Throttled")) {
-            budget.record(answered, elapsed)
-            const hints = yield* client.hints
-            webServers = hints.webServers
-            // The service's own count says the next request would be refused: probe first.
+            lane.budget.record(answered, elapsed)
+            // The service's own count says the next request would be refused: probe first. The
+            // figures are the last answer's, so only telling when one server answers them all.
+            const latest = yield* client.hints
             if (
-              Option.getOrElse(hints.executionRemainingMs, () => 1) <= 0 ||
-              Option.getOrElse(hints.requestsRemaining, () => 1) <= 0
-            ) gate.spent()
+              lanes.count() <= 1 && (
+                Option.getOrElse(latest.executionRemainingMs, () => 1) <= 0 ||
+                Option.getOrElse(latest.requestsRemaining, () => 1) <= 0
+              )
+            ) lane.gate.spent()
           }
           if (error === undefined) {
             sizer.observe(pending.length, elapsed)
@@ -716,13 +720,14 @@ const makeEngine = <E, R>(
           }
           if (error.reason === "Throttled") {
             counters.throttled++
-            yield* gate.hold(error)
-            // Too many in flight: send fewer. A window limit is waited out by every worker instead;
-            // fewer in flight would not refill the window sooner. The execution-time 429 names
-            // its budget: from then on the run keeps its own account of the window and waits for
-            // room instead of collecting more 429s.
+            yield* lane.gate.hold(error)
+            // Too many in flight: send fewer. A window limit is waited out instead (by the lane
+            // of the server that refused; the others go on); fewer in flight would not refill
+            // the window sooner. The execution-time 429 names its budget: from then on the run
+            // keeps its own account of each server's window and waits for room instead of
+            // collecting more 429s.
             if (error.code === concurrencyLimitCode) yield* limiter.throttled(round)
-            else if (error.code === executionTimeLimitCode) budget.learn(error.message)
+            else if (error.code === executionTimeLimitCode) lanes.learn(error.message)
           }
           if (isTooBig(error)) sizer.shrink()
           pending = again
@@ -804,70 +809,73 @@ const makeEngine = <E, R>(
 
     /** One chunk: validate, plan, journal, send, journal, report. */
     const processChunk = (entries: ReadonlyArray<readonly [RowInput, number]>) =>
-      limiter.withSlot((round) =>
-        Effect.gen(function*() {
-          counters.inFlight++
-          yield* Effect.addFinalizer(() => Effect.sync(() => counters.inFlight--))
-          const outcomes: Array<RowOutcome> = []
-          const items: Array<Prepared> = []
-          for (const [input, index] of entries) {
-            const prepared = input instanceof DataverseError ? input : prepare(input, index)
-            if (prepared instanceof DataverseError) outcomes.push({ index, status: "failed", error: prepared })
-            else items.push(prepared)
-          }
-          let groups: ReadonlyArray<readonly [Operation, ReadonlyArray<Prepared>]> = [[operation, items]]
-          if (smart !== undefined && items.length > 0) {
-            const planned = yield* Effect.either(smartGroups(items))
-            if (planned._tag === "Left") {
-              for (const outcome of failedAll(items, planned.left)) outcomes.push(outcome)
-              groups = []
-            } else {
-              for (const outcome of planned.right.outcomes) outcomes.push(outcome)
-              groups = planned.right.groups
-            }
-          }
-          for (const [op, group] of groups) {
-            if (group.length === 0) continue
-            let pending = group
-            if (op === "create" && session !== undefined) {
-              // Rows a stopped run had sent without an answer may have landed: ask first.
-              const unsure = pending.filter((item) => session.state.unanswered.has(item.index))
-              if (unsure.length > 0) {
-                const found = yield* Effect.either(existing(unsure.map((item) => item.id!)))
-                if (found._tag === "Right") {
-                  for (const item of unsure) {
-                    if (found.right.has(item.id!)) outcomes.push(succeeded(op, item, item.id))
-                  }
-                  pending = pending.filter((item) =>
-                    !(found.right.has(item.id!) && session.state.unanswered.has(item.index))
-                  )
-                }
+      Effect.suspend(() => {
+        // Validated before taking a slot: the next chunk is ready when a request answers.
+        const outcomes: Array<RowOutcome> = []
+        const items: Array<Prepared> = []
+        for (const [input, index] of entries) {
+          const prepared = input instanceof DataverseError ? input : prepare(input, index)
+          if (prepared instanceof DataverseError) outcomes.push({ index, status: "failed", error: prepared })
+          else items.push(prepared)
+        }
+        return limiter.withSlot((round) =>
+          Effect.gen(function*() {
+            counters.inFlight++
+            yield* Effect.addFinalizer(() => Effect.sync(() => counters.inFlight--))
+            let groups: ReadonlyArray<readonly [Operation, ReadonlyArray<Prepared>]> = [[operation, items]]
+            if (smart !== undefined && items.length > 0) {
+              const planned = yield* Effect.either(smartGroups(items))
+              if (planned._tag === "Left") {
+                for (const outcome of failedAll(items, planned.left)) outcomes.push(outcome)
+                groups = []
+              } else {
+                for (const outcome of planned.right.outcomes) outcomes.push(outcome)
+                groups = planned.right.groups
               }
-              if (pending.length > 0) yield* session.sent(pending.map((item) => item.index))
             }
-            if (pending.length > 0) {
-              for (const outcome of yield* sendResilient(op, pending, round)) outcomes.push(outcome)
+            for (const [op, group] of groups) {
+              if (group.length === 0) continue
+              let pending = group
+              if (op === "create" && session !== undefined) {
+                // Rows a stopped run had sent without an answer may have landed: ask first.
+                const unsure = pending.filter((item) => session.state.unanswered.has(item.index))
+                if (unsure.length > 0) {
+                  const found = yield* Effect.either(existing(unsure.map((item) => item.id!)))
+                  if (found._tag === "Right") {
+                    for (const item of unsure) {
+                      if (found.right.has(item.id!)) outcomes.push(succeeded(op, item, item.id))
+                    }
+                    pending = pending.filter((item) =>
+                      !(found.right.has(item.id!) && session.state.unanswered.has(item.index))
+                    )
+                  }
+                }
+                if (pending.length > 0) yield* session.sent(pending.map((item) => item.index))
+              }
+              if (pending.length > 0) {
+                for (const outcome of yield* sendResilient(op, pending, round)) outcomes.push(outcome)
+              }
             }
-          }
-          outcomes.sort((a, b) => a.index - b.index)
-          const ok: Array<number> = []
-          const failedForGood: Array<number> = []
-          for (const outcome of outcomes) {
-            if (outcome.status === "failed") {
-              counters.failed++
-              if (!isRetryable(outcome.error)) failedForGood.push(outcome.index)
-            } else {
-              counters.succeeded++
-              ok.push(outcome.index)
+            outcomes.sort((a, b) => a.index - b.index)
+            const ok: Array<number> = []
+            const failedForGood: Array<number> = []
+            for (const outcome of outcomes) {
+              if (outcome.status === "failed") {
+                counters.failed++
+                if (!isRetryable(outcome.error)) failedForGood.push(outcome.index)
+              } else {
+                counters.succeeded++
+                ok.push(outcome.index)
+              }
             }
-          }
-          yield* report
-          // Journalled once the outcomes have been handed on (see `execute`): a row is finished
-          // only after its caller has seen, and e.g. written to a rejects file, its outcome.
-          const finish = session === undefined ? Effect.void : session.finished(ok, failedForGood)
-          return { outcomes, finish } satisfies ChunkResult
-        }).pipe(Effect.scoped)
-      )
+            yield* report
+            // Journalled once the outcomes have been handed on (see `execute`): a row is finished
+            // only after its caller has seen, and e.g. written to a rejects file, its outcome.
+            const finish = session === undefined ? Effect.void : session.finished(ok, failedForGood)
+            return { outcomes, finish } satisfies ChunkResult
+          }).pipe(Effect.scoped)
+        )
+      })
 
     // Rows of an input of known length. Near its end, requests share what is left evenly, so
     // that every worker finishes at about the same time instead of one answering a full chunk
@@ -889,8 +897,9 @@ const makeEngine = <E, R>(
       )
         .pipe(
           // In the order requests finish: in input order, a slow request would hold back the
-          // answers behind it and, with them, the workers' next requests.
-          Stream.mapEffect(processChunk, { concurrency: ceiling, unordered: true })
+          // answers behind it and, with them, the workers' next requests. One chunk more than the
+          // slots is being validated while they are all busy.
+          Stream.mapEffect(processChunk, { concurrency: ceiling + 1, unordered: true })
         )
 
     // First occurrences run now; a record seen before waits for the next pass.

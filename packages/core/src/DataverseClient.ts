@@ -19,6 +19,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
@@ -84,7 +85,29 @@ export interface ServerHints {
    * n times the budget of one.
    */
   readonly webServers: number
+  /** The `ARRAffinity` values of those servers, for `withWebServer`. */
+  readonly webServerIds: ReadonlyArray<string>
 }
+
+const pinnedWebServer = FiberRef.unsafeMake<string | undefined>(undefined)
+
+/**
+ * Sends the requests of `effect` to one web server, named by its `ARRAffinity` value (from
+ * `hints.webServerIds`), as the load balancer routes a request carrying that cookie. The service's
+ * limits are per web server: a bulk client that spreads its requests itself can keep each
+ * server's budget apart and go on with the others while one is throttled.
+ *
+ * @since 0.1.0
+ */
+export const withWebServer: {
+  (id: string | undefined): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(effect: Effect.Effect<A, E, R>, id: string | undefined): Effect.Effect<A, E, R>
+} = ((...args: Array<unknown>) => {
+  if (args.length === 1) {
+    return <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.locally(effect, pinnedWebServer, args[0] as string)
+  }
+  return Effect.locally(args[0] as Effect.Effect<unknown>, pinnedWebServer, args[1] as string | undefined)
+}) as never
 
 /**
  * What the connection has sent so far.
@@ -313,7 +336,8 @@ export const make = (
       dopHint: Option.none(),
       requestsRemaining: Option.none(),
       executionRemainingMs: Option.none(),
-      webServers: 1
+      webServers: 1,
+      webServerIds: []
     })
     // Bounded: a service that rotated cookie values per response must not grow this without end.
     const affinityValues = new Set<string>()
@@ -349,6 +373,7 @@ export const make = (
       if (!Number.isFinite(dop) && !Number.isFinite(remaining) && !Number.isFinite(seconds)) return Effect.void
       return Ref.update(hintsRef, (hints) => ({
         webServers: Math.max(1, affinityValues.size),
+        webServerIds: affinityValues.size === hints.webServerIds.length ? hints.webServerIds : [...affinityValues],
         dopHint: Number.isFinite(dop) && dop > 0 ? Option.some(dop) : hints.dopHint,
         requestsRemaining: Number.isFinite(remaining) ? Option.some(remaining) : hints.requestsRemaining,
         executionRemainingMs: Number.isFinite(seconds)
@@ -358,7 +383,15 @@ export const make = (
     }
 
     const sendOnce = (request: HttpClientRequest.HttpClientRequest, token: Redacted.Redacted<string>) =>
-      baseClient.execute(HttpClientRequest.bearerToken(request, token)).pipe(
+      FiberRef.get(pinnedWebServer).pipe(
+        Effect.flatMap((server) =>
+          baseClient.execute(
+            HttpClientRequest.bearerToken(
+              server === undefined ? request : HttpClientRequest.setHeader(request, "Cookie", `ARRAffinity=${server}`),
+              token
+            )
+          )
+        ),
         Metric.trackDuration(Metric.mapInput(metrics.latency, Duration.toMillis)),
         Effect.ensuring(
           Ref.update(statsRef, (stats) => ({ ...stats, requests: stats.requests + 1 })).pipe(

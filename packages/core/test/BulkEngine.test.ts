@@ -7,6 +7,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as Fs from "node:fs"
@@ -20,6 +21,7 @@ import { makeExecutionBudget, parseExecutionLimit } from "../src/internal/bulk/b
 import { estimateBytes, groupAdaptively, makeChunkSizer } from "../src/internal/bulk/chunking.js"
 import { type Gate, makeGate } from "../src/internal/bulk/gate.js"
 import { deterministicId } from "../src/internal/bulk/ids.js"
+import { makeLanes } from "../src/internal/bulk/lanes.js"
 import { makeLimiter } from "../src/internal/bulk/limiter.js"
 import * as Journal from "../src/Journal.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
@@ -175,6 +177,56 @@ describe("the execution-time budget", () => {
       yield* TestClock.adjust("2 seconds")
       yield* Fiber.join(fiber)
     }))
+})
+
+describe("lanes, one per web server", () => {
+  const hints = (ids: ReadonlyArray<string>) => ({
+    dopHint: Option.none(),
+    requestsRemaining: Option.none(),
+    executionRemainingMs: Option.none(),
+    webServers: Math.max(1, ids.length),
+    webServerIds: ids
+  })
+
+  it.effect("sends to the least busy server that is not held, and lets the load balancer choose before any is known", () =>
+    Effect.gen(function*() {
+      const lanes = makeLanes()
+      expect(lanes.pick(0, hints([])).server).toBeUndefined()
+      const a = lanes.pick(0, hints(["a", "b"]))
+      expect(a.server).toBe("a")
+      a.inFlight = 2
+      const b = lanes.pick(0, hints(["a", "b"]))
+      expect(b.server).toBe("b")
+      b.inFlight = 3
+      expect(lanes.pick(0, hints(["a", "b"])).server).toBe("a")
+      // A 429 from a holds only a: b takes the requests, however busy, until a's Retry-After ends.
+      yield* a.gate.hold(throttled(2))
+      expect(lanes.pick(1000, hints(["a", "b"])).server).toBe("b")
+      expect(lanes.waiting(1000)).toBe(0)
+      expect(lanes.pick(2000, hints(["a", "b"])).server).toBe("a")
+      // Both held (from the clock's 0: a until 3 s, b until 5 s): the run waits for the first.
+      yield* b.gate.hold(throttled(5))
+      yield* a.gate.hold(throttled(3))
+      expect(lanes.waiting(2000)).toBe(1000)
+    }))
+
+  it("teaches every server's lane the execution-time budget, also servers seen later", () => {
+    const lanes = makeLanes()
+    const a = lanes.pick(0, hints(["a"]))
+    a.budget.record(0, 900)
+    lanes.learn(
+      "Combined execution time of incoming requests exceeded limit of 1,000 milliseconds over time window of 1 seconds."
+    )
+    expect(a.budget.delay(10, 1)).toBe(0)
+    a.budget.record(10, 200)
+    // 1,100 ms charged: room once the first charge leaves the window, at 1,000 ms.
+    expect(a.budget.delay(20, 1)).toBe(981)
+    a.inFlight = 1
+    const b = lanes.pick(20, hints(["a", "b"]))
+    expect(b.server).toBe("b")
+    b.budget.record(20, 1200)
+    expect(b.budget.delay(30, 1)).toBe(991)
+  })
 })
 
 describe("chunking", () => {
@@ -398,6 +450,9 @@ layer(
       expect(new Set(names).size).toBe(1500)
       const refused = emulator.servers.reduce((n, server) => n + server.throttled.executionTime, 0)
       expect(refused).toBeGreaterThan(0)
+      // Requests are spread over both servers on purpose (by their affinity cookies).
+      const [first, second] = emulator.servers.map((server) => server.requests)
+      expect(Math.min(first!, second!) / (first! + second!)).toBeGreaterThan(0.35)
     }))
 })
 

@@ -17,6 +17,8 @@ import type { DataverseError } from "../../DataverseError.js"
 export interface Gate {
   /** Milliseconds left to wait at `now`. */
   readonly remaining: (now: number) => number
+  /** Whether a request would wait at `now`: held by a Retry-After, or behind a probe. */
+  readonly busy: (now: number) => boolean
   /**
    * Waits until the service allows requests again, then runs `send` (alone, when probing);
    * `throttleOf` finds the 429 in its result, held before the other workers are let go.
@@ -74,6 +76,7 @@ export const makeGate = (options: { readonly probeGrace?: Duration.DurationInput
       })
   return {
     remaining: (now) => Math.max(0, resumeAt - now),
+    busy: (now) => resumeAt > now || probe !== undefined,
     pass: (send, throttleOf) =>
       Effect.flatMap(enter, (probing) =>
         probing
