@@ -10,8 +10,12 @@
  * - A standard-table chunk the service refuses for a data error is sent again as a `$batch`
  *   with continue-on-error, so its good rows land and each bad row gets its own error. Elastic
  *   tables report the failed targets themselves.
- * - When the service throttles one request, every worker of the run waits out its Retry-After,
- *   and the run sends fewer requests at once; it grows back while requests go through.
+ * - Requests go to the service's web servers in turn, pinned by their affinity cookies once
+ *   known, since its limits are per server. When a server throttles a request, every worker
+ *   waits out its Retry-After before sending to that server again, then one request probes
+ *   first; the concurrent-request limit also makes the run send fewer requests at once (it
+ *   grows back while requests go through), and the execution-time limit, once its 429 has
+ *   named the budget, is kept to by the run's own account of each server's window.
  * - Chunk size (`"auto"`) starts at 100 and grows while requests answer quickly; timeouts and
  *   "too large" answers halve it and the refused chunk is sent again in halves.
  * - Creates carry ids chosen by the engine (from the run id and the row's position), so after an
