@@ -1,8 +1,8 @@
 /**
  * A connection to one Dataverse org: the HTTP pipeline every operation goes through (base URL,
- * OData headers, bearer token, no cookies, keep-alive agent, timeout, 401 → refresh once,
- * `x-ms-dop-hint` tracking, errors decoded into `DataverseError`), plus the per-connection
- * metadata cache.
+ * OData headers, bearer token, no cookies but the web server `withWebServer` names, keep-alive
+ * agent, timeout, 401 → refresh once, `x-ms-dop-hint` and web server tracking, errors decoded
+ * into `DataverseError`), plus the per-connection metadata cache.
  *
  * @since 0.1.0
  */
