@@ -51,4 +51,23 @@ describe("the client against the emulator's performance model", () => {
       expect(Math.max(...after) - 3).toBeGreaterThanOrEqual(5)
       expect(after[0]! + after[1]!).toBe(12)
     }).pipe(Effect.provide(Emulator.layer({ identity: false, profile: { ...Model.fast, servers: 2 } }))))
+
+  it.live("counts the web servers by their cookies and sends to the one withWebServer names", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      const hints = yield* Effect.gen(function*() {
+        const client = yield* DataverseClient.DataverseClient
+        yield* whoAmITimes(2)
+        const seen = yield* client.hints
+        expect(seen.webServers).toBe(2)
+        expect(seen.webServerIds).toHaveLength(2)
+        const before = emulator.servers.map((s) => s.requests)
+        yield* DataverseClient.withWebServer(whoAmITimes(5), seen.webServerIds[1])
+        const after = emulator.servers.map((s) => s.requests)
+        // The ids come in the order the servers answered: round-robin starts at server 0.
+        expect([after[0]! - before[0]!, after[1]! - before[1]!]).toEqual([0, 5])
+        return yield* client.hints
+      }).pipe(Effect.provide(connect(emulator.info)))
+      expect(hints.webServers).toBe(2)
+    }).pipe(Effect.provide(Emulator.layer({ identity: false, profile: { ...Model.fast, servers: 2 } }))))
 })
