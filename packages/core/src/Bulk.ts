@@ -93,7 +93,7 @@ export interface Progress {
   readonly concurrency: number
   /** Rows per request now (adapted to latency when `chunkSize` is `"auto"`). */
   readonly chunkSize: number
-  /** Milliseconds until the service's Retry-After ends; 0 when not waiting. */
+  /** Milliseconds until a Retry-After ends and a request may go; 0 while any web server may be sent to. */
   readonly waitingMs: number
 }
 
