@@ -38,7 +38,7 @@ import { DataverseClient, whoAmI, withWebServer } from "./DataverseClient.js"
 import { DataverseError, isAmbiguous, isTransient } from "./DataverseError.js"
 import { estimateBytes, groupAdaptively, makeChunkSizer } from "./internal/bulk/chunking.js"
 import { idMaker, newRunId } from "./internal/bulk/ids.js"
-import { makeLanes } from "./internal/bulk/lanes.js"
+import { makeLanes, serversOf } from "./internal/bulk/lanes.js"
 import { makeLimiter } from "./internal/bulk/limiter.js"
 import { planSmart } from "./internal/bulk/smart.js"
 import type { TableMetadata } from "./internal/metadata.js"
@@ -684,7 +684,7 @@ const makeEngine = <E, R>(
         while (pending.length > 0) {
           const hints = yield* client.hints
           const lane = lanes.pick(yield* Clock.currentTimeMillis, hints)
-          const servers = () => (lane.server === undefined ? hints.webServers : 1)
+          const servers = () => serversOf(lane, hints.webServers)
           lane.inFlight++
           const [took, outcomes] = yield* lane.gate.pass(
             Effect.zipRight(lane.budget.wait(servers), Effect.timed(sendOnce(op, pending))),
@@ -886,7 +886,7 @@ const makeEngine = <E, R>(
     // alone at the end.
     const knownTotal = Array.isArray(rows) ? rows.length : undefined
     const chunkSizeAt = (grouped: number) =>
-      knownTotal === undefined || strategy === "single" || typeof chunkOption === "number"
+      knownTotal === undefined || !sizer.adaptive
         ? sizer.current()
         : Math.min(sizer.current(), Math.max(tailChunkSize, Math.ceil((knownTotal - grouped) / limiter.current())))
 

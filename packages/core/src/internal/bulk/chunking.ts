@@ -7,6 +7,8 @@ import * as Stream from "effect/Stream"
  * refusal it never grows back past the halved size.
  */
 export interface ChunkSizer {
+  /** False when the caller chose the size. */
+  readonly adaptive: boolean
   readonly current: () => number
   /** A request of `rows` rows answered in `latencyMs`. */
   readonly observe: (rows: number, latencyMs: number) => void
@@ -18,12 +20,13 @@ export const makeChunkSizer = (
   options: { readonly fixed: number } | { readonly start: number; readonly max: number; readonly targetMs: number }
 ): ChunkSizer => {
   if ("fixed" in options) {
-    return { current: () => options.fixed, observe: () => {}, shrink: () => {} }
+    return { adaptive: false, current: () => options.fixed, observe: () => {}, shrink: () => {} }
   }
   let size = options.start
   // A size the service refused (too large, timed out) is not tried again: growth stops below it.
   let cap = options.max
   return {
+    adaptive: true,
     current: () => size,
     observe: (rows, latencyMs) => {
       // Small chunks (the tail of a run) say little about the size.

@@ -28,6 +28,12 @@ export interface Lanes {
   readonly count: () => number
 }
 
+/**
+ * The web servers whose budget a lane's requests draw on: a pinned lane's one, or all of them
+ * when the load balancer spreads the lane's requests.
+ */
+export const serversOf = (lane: Lane, webServers: number): number => (lane.server === undefined ? webServers : 1)
+
 const makeLane = (server: string | undefined): Lane => ({
   server,
   gate: makeGate(),
@@ -42,7 +48,7 @@ export const makeLanes = (): Lanes => {
   const lanes: Array<Lane> = []
   let lesson: string | undefined
   const held = (lane: Lane, now: number, webServers: number) =>
-    lane.gate.busy(now) || lane.budget.delay(now, lane.server === undefined ? webServers : 1) > 0
+    lane.gate.busy(now) || lane.budget.delay(now, serversOf(lane, webServers)) > 0
   return {
     pick: (now, hints) => {
       if (lanes.length < hints.webServerIds.length) {
