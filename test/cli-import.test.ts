@@ -2,32 +2,27 @@
  * The import commands (create, update, upsert, delete) as a user runs them: CLI processes against
  * an emulator in this process, whose store the tests read directly.
  */
-import * as Emulator from "@dv-effect/emulator/Emulator"
+import type * as Emulator from "@dv-effect/emulator/Emulator"
 import * as Model from "@dv-effect/emulator/Model"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { binPath, run } from "./support/cli.js"
+import { binPath, run, startEmulatorFixture } from "./support/cli.js"
 
-let emulator: Awaited<ReturnType<typeof Emulator.start>>
+let emulator: Emulator.RunningEmulator
 let dir: string
 let env: Record<string, string>
+let close: () => Promise<void>
 
 beforeAll(async () => {
-  emulator = await Emulator.start({
+  ;({ emulator, dir, env, close } = await startEmulatorFixture({
     identity: false,
     // Some latency, so that a run can be stopped midway.
     profile: { ...Model.fast, latency: { baseMs: 15, perRecordMs: 0.2, perOperationMs: 0 } }
-  })
-  env = { DATAVERSE_URL: emulator.info.url, DATAVERSE_ACCESS_TOKEN: emulator.info.accessToken }
-  dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dv-import-"))
+  }, "dv-import-"))
 })
-afterAll(async () => {
-  await emulator.close()
-  Fs.rmSync(dir, { recursive: true, force: true })
-})
+afterAll(() => close())
 beforeEach(() => emulator.reset())
 
 const file = (name: string, text: string) => {

@@ -4,32 +4,27 @@
  * until it completes; and stopped with SIGINT, cleanly, then resumed. The store must end exactly
  * right, and the journal must stay consistent with the store at every stop.
  */
-import * as Emulator from "@dv-effect/emulator/Emulator"
+import type * as Emulator from "@dv-effect/emulator/Emulator"
 import * as Model from "@dv-effect/emulator/Model"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { binPath, run } from "./support/cli.js"
+import { binPath, run, startEmulatorFixture } from "./support/cli.js"
 
-let emulator: Awaited<ReturnType<typeof Emulator.start>>
+let emulator: Emulator.RunningEmulator
 let dir: string
 let env: Record<string, string>
+let close: () => Promise<void>
 
 beforeAll(async () => {
-  emulator = await Emulator.start({
+  ;({ emulator, dir, env, close } = await startEmulatorFixture({
     identity: false,
     // Some latency, so that requests are in flight when the process is stopped.
     profile: { ...Model.fast, latency: { baseMs: 15, perRecordMs: 0.2, perOperationMs: 0.2 } }
-  })
-  env = { DATAVERSE_URL: emulator.info.url, DATAVERSE_ACCESS_TOKEN: emulator.info.accessToken }
-  dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dv-crash-"))
+  }, "dv-crash-"))
 })
-afterAll(async () => {
-  await emulator.close()
-  Fs.rmSync(dir, { recursive: true, force: true })
-})
+afterAll(() => close())
 beforeEach(() => emulator.reset())
 
 /** mulberry32: the kill points of a seed are the same on every run. */
@@ -173,26 +168,29 @@ const expectRejects = (path: string, complete = true) => {
   return named
 }
 
+/** The journalled import every test here stops and resumes. */
+const importArgs = (source: string, journal: string, rejects: string) => [
+  "create",
+  "contact",
+  "-f",
+  source,
+  "--chunk-size",
+  "100",
+  "--concurrency",
+  "4",
+  "--journal",
+  journal,
+  "--rejects",
+  rejects
+]
+
 describe("SIGKILL at seeded points of one import, resumed from the journal each time", () => {
   it.each([7, 42])("seed %i: every row lands exactly once, every bad row is rejected", async (seed) => {
     const next = random(seed)
     const source = input()
     const journal = Path.join(dir, `kill-${seed}.journal`)
     const rejects = Path.join(dir, `kill-${seed}.rejects.jsonl`)
-    const args = [
-      "create",
-      "contact",
-      "-f",
-      source,
-      "--chunk-size",
-      "100",
-      "--concurrency",
-      "4",
-      "--journal",
-      journal,
-      "--rejects",
-      rejects
-    ]
+    const args = importArgs(source, journal, rejects)
     let kills = 0
     for (let attempt = 0; attempt < 4; attempt++) {
       const before = readJournal(journal)
@@ -240,20 +238,7 @@ describe("SIGINT", () => {
     const source = input()
     const journal = Path.join(dir, "int.journal")
     const rejects = Path.join(dir, "int.rejects.jsonl")
-    const args = [
-      "create",
-      "contact",
-      "-f",
-      source,
-      "--chunk-size",
-      "100",
-      "--concurrency",
-      "4",
-      "--journal",
-      journal,
-      "--rejects",
-      rejects
-    ]
+    const args = importArgs(source, journal, rejects)
     for (const [attempt, more] of [[0, 3], [1, 5]] as const) {
       const before = readJournal(journal)
       const import_ = startImport(attempt === 0 ? args : [...args, "--resume"], journal)
@@ -297,8 +282,7 @@ describe("rejects across a stop", () => {
     const source = file(`gap-${signal}.jsonl`, lines.join("\n") + "\n")
     const journal = Path.join(dir, `gap-${signal}.journal`)
     const rejects = Path.join(dir, `gap-${signal}.rejects.jsonl`)
-    const args = ["create", "contact", "-f", source, "--chunk-size", "100", "--concurrency", "4"]
-    const all = [...args, "--journal", journal, "--rejects", rejects]
+    const all = importArgs(source, journal, rejects)
     const first = startImport(all, journal)
     const rejected = () => (Fs.existsSync(rejects) ? Fs.readFileSync(rejects, "utf8") : "")
     // Stop the moment the journal finishes the failed chunk: its rejects must already be written.

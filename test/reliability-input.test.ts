@@ -4,26 +4,21 @@
  * where) or in rejects entries naming each bad row (exit 2); never a crash, a stack trace or any
  * other exit code; and every good row lands.
  */
-import * as Emulator from "@dv-effect/emulator/Emulator"
+import type * as Emulator from "@dv-effect/emulator/Emulator"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { run } from "./support/cli.js"
+import { run, startEmulatorFixture } from "./support/cli.js"
 
-let emulator: Awaited<ReturnType<typeof Emulator.start>>
+let emulator: Emulator.RunningEmulator
 let dir: string
 let env: Record<string, string>
+let close: () => Promise<void>
 
 beforeAll(async () => {
-  emulator = await Emulator.start({ identity: false })
-  env = { DATAVERSE_URL: emulator.info.url, DATAVERSE_ACCESS_TOKEN: emulator.info.accessToken }
-  dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dv-input-"))
+  ;({ emulator, dir, env, close } = await startEmulatorFixture({ identity: false }, "dv-input-"))
 })
-afterAll(async () => {
-  await emulator.close()
-  Fs.rmSync(dir, { recursive: true, force: true })
-})
+afterAll(() => close())
 
 /** A deterministic stream of bytes, so a failure can be replayed. */
 const garbage = (seed: number, length: number, avoid: ReadonlyArray<number> = []) => {

@@ -1,6 +1,7 @@
 /**
  * Runs the built `dv-effect` CLI as a separate process, as a user would.
  */
+import * as Emulator from "@dv-effect/emulator/Emulator"
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -96,3 +97,30 @@ export const startEmulator = (extraArgs: ReadonlyArray<string> = []): Promise<St
     })
     void exited.then((code) => reject(new Error(`the emulator exited with ${code} before starting: ${stderr}`)))
   })
+
+/** An in-process emulator for a test file, a temporary directory, and the env that points the CLI at both. */
+export interface EmulatorFixture {
+  readonly emulator: Emulator.RunningEmulator
+  readonly dir: string
+  readonly env: Record<string, string>
+  /** Stops the emulator and removes the directory. */
+  readonly close: () => Promise<void>
+}
+
+/** Starts an emulator with `options` and makes a temporary directory named from `prefix`. */
+export const startEmulatorFixture = async (
+  options: Emulator.EmulatorOptions,
+  prefix: string
+): Promise<EmulatorFixture> => {
+  const emulator = await Emulator.start(options)
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix))
+  return {
+    emulator,
+    dir,
+    env: { DATAVERSE_URL: emulator.info.url, DATAVERSE_ACCESS_TOKEN: emulator.info.accessToken },
+    close: async () => {
+      await emulator.close()
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
