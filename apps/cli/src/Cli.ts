@@ -57,7 +57,9 @@ const emulatorCommand = Command.make(
       Options.optional
     ),
     dopHint: Options.integer("dop-hint").pipe(
-      Options.withDescription("The x-ms-dop-hint to advertise (overrides the profile)"),
+      Options.withDescription(
+        "The x-ms-dop-hint to advertise, and the parallelism the servers run at full speed (overrides the profile)"
+      ),
       Options.optional
     ),
     schema: Options.text("schema").pipe(

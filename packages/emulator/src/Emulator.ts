@@ -40,7 +40,7 @@ export interface EmulatorOptions {
   readonly schema?: Schema
   /** The performance model: a named profile or a profile object. Default `fast`. */
   readonly profile?: Model.Profile | "fast" | "realistic" | "bench"
-  /** Overrides the profile's `x-ms-dop-hint`. */
+  /** Overrides the profile's `x-ms-dop-hint` (and so each server's capacity, `Model.serverCapacity`). */
   readonly dopHint?: number
   /** Largest request body accepted, in bytes; larger ones get 413. Default 128 MiB. */
   readonly maxBodyBytes?: number

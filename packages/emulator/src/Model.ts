@@ -52,7 +52,7 @@ export interface Profile {
   readonly requestsPerWindow: number
   /** Execution time per user, server and window (the service: 1,200,000 ms per 300 s). */
   readonly executionMsPerWindow: number
-  /** The `x-ms-dop-hint` advertised. */
+  /** The `x-ms-dop-hint` advertised; also the parallelism the servers run at full speed (`serverCapacity`). */
   readonly dopHint: number
   readonly latency: { readonly baseMs: number; readonly perRecordMs: number; readonly perOperationMs: number }
   /** Seconds added to a client's wait each time it sends a request while told to wait. */
@@ -201,6 +201,29 @@ export const decodeProfile = (json: unknown): Profile | string => {
     faults: { ...base.faults, ...file.faults }
   }
 }
+
+/**
+ * Requests a web server runs at full speed for one user: its share of the dop hint,
+ * `floor(dopHint / servers)`, at least 1. The service documents `x-ms-dop-hint` as the
+ * parallelism recommended for the environment and says that sending more makes things worse.
+ * So a request admitted while k > capacity requests of its user run on its server takes
+ * `(k / capacity)^2` times its latency (the requests share the server, and contend for it), and
+ * that longer time is what its execution-time window is charged: beyond the hint a client's
+ * throughput falls and its budget is spent faster (`slowdown`).
+ *
+ * @since 0.1.0
+ */
+export const serverCapacity = (profile: Profile, servers: number = profile.servers): number =>
+  Math.max(1, Math.floor(profile.dopHint / servers))
+
+/**
+ * How many times its latency a request takes when it is admitted as one of `inFlight` requests
+ * running on a server of `capacity` (see `serverCapacity`).
+ *
+ * @since 0.1.0
+ */
+export const slowdown = (inFlight: number, capacity: number): number =>
+  inFlight <= capacity ? 1 : (inFlight / capacity) ** 2
 
 /**
  * The execution time the model charges for a request doing `records` records through a bulk

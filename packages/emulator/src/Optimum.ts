@@ -11,8 +11,11 @@
  * `executionMsPerWindow` of execution completed within it.
  *
  * The optimum is the schedule of an ideal client that knows the model: it is never refused
- * (no 429, no Retry-After penalty), spreads the chunks evenly over the web servers, and sends
- * each chunk at the first instant the model would admit it. That counts the first window's
+ * (no 429, no Retry-After penalty), spreads the chunks evenly over the web servers, keeps at
+ * most each server's capacity in flight (`serverCapacity`: its share of the dop hint; beyond it
+ * the model slows requests down, so more in flight is slower: the tests drive the model with a
+ * greedy client to check this), and sends each chunk at the first instant the model would admit
+ * it. That counts the first window's
  * burst (an empty window admits requests at once) and what the model lets through because
  * execution time is counted when a request completes (every request admitted while the sum is
  * under budget runs, including those in flight when it crosses). Network and client costs are
@@ -21,7 +24,7 @@
  *
  * @since 0.1.0
  */
-import { latencyMs, type Profile } from "./Model.js"
+import { latencyMs, type Profile, serverCapacity, slowdown } from "./Model.js"
 
 /**
  * What held the ideal client back the longest: a limit it waited on, or `latency` when it never
@@ -42,7 +45,7 @@ export interface Schedule {
   /** Requests sent, over all servers. */
   readonly requests: number
   readonly servers: number
-  /** Requests in flight per server at most (the concurrency limit, or `maxInFlight`). */
+  /** Requests in flight per server at most: `maxInFlight` (default the server's capacity), under the concurrency limit. */
   readonly inFlight: number
   /** From the first request to the last answer. */
   readonly seconds: number
@@ -53,7 +56,8 @@ export interface Schedule {
   readonly waitedMs: { readonly concurrency: number; readonly requests: number; readonly executionTime: number }
   /**
    * The budgets' long-run rate at this chunk size, without the burst or completion-time counting:
-   * `servers * n * min(inFlight / t(n), requestsPerWindow / window, executionMsPerWindow / (t(n) * window))`.
+   * `servers * n * min(inFlight / t(n), requestsPerWindow / window, executionMsPerWindow / (t(n) * window))`,
+   * with t(n) slowed down as the model slows `inFlight` requests.
    */
   readonly sustainedRowsPerSecond: number
 }
@@ -68,7 +72,10 @@ export interface Options {
   readonly rows: number
   /** Web servers; default the profile's. */
   readonly servers?: number
-  /** A cap on requests in flight per server below the concurrency limit (e.g. the dop hint). */
+  /**
+   * Requests in flight per server at most (under the concurrency limit); default the server's
+   * capacity. More than the capacity are slowed down as the model slows them.
+   */
   readonly maxInFlight?: number
   /** Chunk sizes tried by `optimum`: default 1..1,000. */
   readonly minChunkSize?: number
@@ -135,7 +142,12 @@ interface ServerRun {
  * under the admission rules of `internal/throttle.ts` (a completion at the same instant as an
  * admission is counted first, as a client learns of it only from the answer).
  */
-const runServer = (profile: Profile, costs: ReadonlyArray<number>, inFlightLimit: number): ServerRun => {
+const runServer = (
+  profile: Profile,
+  costs: ReadonlyArray<number>,
+  inFlightLimit: number,
+  capacity: number
+): ServerRun => {
   const windowMs = profile.windowSeconds * 1000
   const requestLimit = profile.requestsPerWindow
   const executionLimit = profile.executionMsPerWindow
@@ -172,7 +184,7 @@ const runServer = (profile: Profile, costs: ReadonlyArray<number>, inFlightLimit
       ? "executionTime"
       : undefined
     if (blocked === undefined) {
-      const cost = costs[next++]!
+      const cost = costs[next++]! * slowdown(inFlight.size + 1, capacity)
       arrivals.push(now)
       inFlight.push(now + cost, cost)
       if (now + cost > finishMs) finishMs = now + cost
@@ -194,7 +206,9 @@ const runServer = (profile: Profile, costs: ReadonlyArray<number>, inFlightLimit
 }
 
 const sustained = (profile: Profile, chunkSize: number, servers: number, inFlight: number): number => {
-  const t = latencyMs(profile, { records: chunkSize, operations: 0 })
+  // In a steady state of `inFlight` requests, each takes t(n) times the model's slowdown.
+  const t = latencyMs(profile, { records: chunkSize, operations: 0 }) *
+    slowdown(inFlight, serverCapacity(profile, servers))
   const windowSeconds = profile.windowSeconds
   const perSecond = Math.min(
     t > 0 ? inFlight / (t / 1000) : Infinity,
@@ -221,7 +235,8 @@ export const schedule = (profile: Profile, chunkSize: number, options: Options):
   if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`Optimum: chunk size ${chunkSize}`)
   if (!Number.isInteger(rows) || rows < 0) throw new Error(`Optimum: rows ${rows}`)
   const servers = options.servers ?? profile.servers
-  const inFlight = Math.min(profile.concurrencyLimit, options.maxInFlight ?? Infinity)
+  const capacity = serverCapacity(profile, servers)
+  const inFlight = Math.min(profile.concurrencyLimit, options.maxInFlight ?? capacity)
   const requests = Math.ceil(rows / chunkSize)
   const base = {
     rows,
@@ -232,10 +247,8 @@ export const schedule = (profile: Profile, chunkSize: number, options: Options):
     sustainedRowsPerSecond: sustained(profile, chunkSize, servers, inFlight)
   }
   const cost = (records: number) => latencyMs(profile, { records, operations: 0 })
-  const unlimited = !Number.isFinite(inFlight) && !Number.isFinite(profile.requestsPerWindow) &&
-    !Number.isFinite(profile.executionMsPerWindow)
-  if (requests === 0 || unlimited) {
-    // Everything is admitted at once: the job takes as long as its longest request.
+  if (requests === 0 || cost(chunkSize) === 0) {
+    // Nothing takes time.
     const seconds = requests === 0 ? 0 : cost(Math.min(chunkSize, rows)) / 1000
     return {
       ...base,
@@ -251,7 +264,7 @@ export const schedule = (profile: Profile, chunkSize: number, options: Options):
   for (let server = 0; server < Math.min(servers, requests); server++) {
     const costs: Array<number> = []
     for (let i = server; i < requests; i += servers) costs.push(cost(i === requests - 1 ? last : chunkSize))
-    const run = runServer(profile, costs, inFlight)
+    const run = runServer(profile, costs, inFlight, capacity)
     if (run.finishMs > slowest.finishMs) slowest = run
   }
   const seconds = slowest.finishMs / 1000

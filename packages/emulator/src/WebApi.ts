@@ -11,6 +11,7 @@
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
 import type { Identity, VerifiedToken } from "./Identity.js"
@@ -444,6 +445,7 @@ export const makeApp = (context: WebApiContext) => {
     }
     const server = model.pickServer(request.cookies["ARRAffinity"])
     const admission = model.admit(token.objectId, server)
+    const admittedAt = yield* Clock.currentTimeMillis
     if (admission._tag === "Throttled") {
       return respond(requestId, faultReply(admission.fault), model.rateLimitHeaders(token.objectId, server), server)
     }
@@ -495,10 +497,13 @@ export const makeApp = (context: WebApiContext) => {
         body,
         token
       })
-      // The request holds its slot for as long as the model says it runs, then counts that time.
-      const executionMs = latencyMs(model.profile, reply.work ?? { records: 0, operations: 1 })
-      if (executionMs > 0) {
-        yield* Effect.sleep(executionMs).pipe(
+      // The request holds its slot for as long as the model says it runs, counted from its
+      // admission (so the emulator's own reading, parsing and storing are not added on top),
+      // then counts that time.
+      const executionMs = latencyMs(model.profile, reply.work ?? { records: 0, operations: 1 }) * admission.slowdown
+      const holdMs = executionMs - ((yield* Clock.currentTimeMillis) - admittedAt)
+      if (holdMs > 0) {
+        yield* Effect.sleep(holdMs).pipe(
           Effect.onInterrupt(() => Effect.sync(() => admission.release(executionMs)))
         )
       }

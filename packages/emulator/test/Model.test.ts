@@ -55,6 +55,20 @@ describe("ServiceModel", () => {
     expect(model.admit("u", 0)._tag).toBe("Admitted")
   })
 
+  it("slows requests beyond the server's share of the dop hint, by the square of the excess", () => {
+    // A hint of 4 over 2 servers: 2 run at full speed on each.
+    const { model } = modelAt(profile({ dopHint: 4, servers: 2 }))
+    const slowdowns = Array.from({ length: 4 }, () => {
+      const admitted = model.admit("u", 0)
+      return admitted._tag === "Admitted" ? admitted.slowdown : 0
+    })
+    expect(slowdowns).toEqual([1, 1, 2.25, 4])
+    // The other server, and another user, have their own share.
+    const other = model.admit("u", 1)
+    const otherUser = model.admit("v", 0)
+    expect([other, otherUser].map((a) => a._tag === "Admitted" && a.slowdown)).toEqual([1, 1])
+  })
+
   it("answers the concurrency limit at once with 0x80072326, and frees the slot on release", () => {
     const { model } = modelAt(profile({ concurrencyLimit: 2 }))
     const first = model.admit("u", 0)

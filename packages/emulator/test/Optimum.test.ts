@@ -52,25 +52,33 @@ describe("Optimum.schedule (hand-computed)", () => {
     expect(plan.waitedMs).toEqual({ concurrency: 200, requests: 0, executionTime: 900 })
   })
 
-  it("bench, 100,000 rows in chunks of 1,000: 52 at once, then the window, then 48", () => {
-    // t = 20 + 1000 = 1020 ms; 52 in flight complete at 1020 with 53,040 ms >= 40,000; they leave
-    // the 10 s window at 11,020; the other 48 run from 11,020 to 12,040.
+  it("bench, 100,000 rows in chunks of 1,000: waves of the server's capacity, paused by the window", () => {
+    // t = 20 + 1000 = 1020 ms; the server's capacity is the dop hint, 8. Waves of 8 at 0, 1020,
+    // ..., 4080 have completed 40,800 ms >= 40,000 at 5,100; the first leaves the 10 s window at
+    // 11,020, and waves 6 to 10 run until 16,120, when the window is spent again until 22,040;
+    // the last 20 requests (8, 8, 4) end at 25,100.
     const plan = Optimum.schedule(Model.bench, 1000, { rows: 100_000 })
-    expect(plan.seconds).toBeCloseTo(12.04)
-    expect(plan.rowsPerSecond).toBeCloseTo(100_000 / 12.04)
-    expect(plan.binding).toBe("executionTime")
+    expect(plan.inFlight).toBe(8)
+    expect(plan.seconds).toBeCloseTo(25.1)
+    expect(plan.rowsPerSecond).toBeCloseTo(100_000 / 25.1)
+    expect(plan.waitedMs.executionTime).toBe(2 * 5920)
     // 4,000 rows/s from the execution budget: 40,000 ms per 10 s at 1,000 rows per 1,020 ms.
     expect(plan.sustainedRowsPerSecond).toBeCloseTo(40_000 / 1020 / 10 * 1000)
   })
 
-  it("two servers share the rows; a cap on requests in flight is honoured", () => {
-    // 50 chunks per server, all in flight at once: 1,020 ms.
-    expect(Optimum.schedule(Model.bench, 1000, { rows: 100_000, servers: 2 }).seconds).toBeCloseTo(1.02)
-    // 8 in flight: waves of 8 every 1,020 ms until 40 have completed (40,800 ms >= 40,000) at
-    // 5,100; the first wave leaves the window at 11,020 and frees 8,160 ms: 8 more, and so on.
-    const capped = Optimum.schedule(Model.bench, 1000, { rows: 100_000, maxInFlight: 8 })
-    expect(capped.inFlight).toBe(8)
-    expect(capped.seconds).toBeGreaterThan(20)
+  it("two servers share the rows and the dop hint; a cap on requests in flight is honoured", () => {
+    // 50 chunks per server, 4 in flight on each (8 / 2): 10 waves have completed 40,800 ms at
+    // 10,200; the first leaves the window at 11,020, and from then on one wave leaves as one
+    // completes: waves 11, 12 and 13 (2 requests) start at 11,020, 12,040 and 13,060.
+    const shared = Optimum.schedule(Model.bench, 1000, { rows: 100_000, servers: 2 })
+    expect(shared.inFlight).toBe(4)
+    expect(shared.seconds).toBeCloseTo(14.08)
+    expect(shared.waitedMs.executionTime).toBe(820)
+    // 2 in flight: 25 waves of 2, 2,040 ms each, never more than 40,000 ms in a 10 s window.
+    const capped = Optimum.schedule(Model.bench, 1000, { rows: 100_000, servers: 2, maxInFlight: 2 })
+    expect(capped.inFlight).toBe(2)
+    expect(capped.seconds).toBeCloseTo(25.5)
+    expect(capped.binding).toBe("concurrency")
   })
 
   it("a partial last chunk costs only its own rows", () => {
@@ -82,40 +90,45 @@ describe("Optimum.schedule (hand-computed)", () => {
 
 describe("Optimum.optimum", () => {
   it("picks the chunk size that fits the job into the fewest windows", () => {
-    // 156 chunks of 642 (the last of 490) take t = 662 ms: 52 at 0 and 52 at 662 (34,424 ms
-    // completed, under 40,000), then the window is spent until the first 52 leave it at 10,662;
-    // the last 52 run to 11,324: better than 1,000 per chunk (12.04 s).
+    // Chunks of 694 take t = 714 ms, so a wave of 8 costs 5,712 ms and 7 waves (39,984 ms) stay
+    // under the 40,000 budget: 8 waves run back to back, then the window is spent until the
+    // first wave leaves it at 10,714. 145 requests (the last of 64 rows, 84 ms) are 8 waves, a
+    // wait, 8 waves, a wait until 21,428, then 2 waves and the last request: 22,940 ms, better
+    // than 1,000 per chunk (25.1 s).
     const best = Optimum.optimum(Model.bench, { rows: 100_000 })
-    expect(best.chunkSize).toBe(642)
-    expect(best.requests).toBe(156)
-    expect(best.seconds).toBeCloseTo(11.324)
-    expect(best.binding).toBe("executionTime")
+    expect(best.chunkSize).toBe(694)
+    expect(best.requests).toBe(145)
+    expect(best.seconds).toBeCloseTo(22.94)
+    expect(best.waitedMs.executionTime).toBe(2 * 5002)
   })
 
   it("at most 100 rows per request, the request window binds", () => {
-    // 1,000 requests of t = 120 ms at 200 per 10 s: each window's 200 go in waves of 52 at
-    // +0, +120, +240 and +360 ms; the fifth window starts at 40 s, so the last wave ends at 40.48 s.
+    // 1,000 requests of t = 120 ms at 200 per 10 s: each window's 200 go in 25 waves of 8, 3 s;
+    // the fifth window starts at 40 s, so its last wave ends at 43 s.
     const best = Optimum.optimum(Model.bench, { rows: 100_000, maxChunkSize: 100 })
     expect(best.chunkSize).toBe(100)
     expect(best.binding).toBe("requests")
-    expect(best.seconds).toBeCloseTo(40.48)
+    expect(best.seconds).toBeCloseTo(43)
   })
 
-  it("small jobs: one request of all rows when everything fits in flight", () => {
+  it("small jobs: as few rows per request as the server's capacity allows", () => {
     const best = Optimum.optimum(Model.bench, { rows: 10 })
-    // t(n) = 20 + n; ten 1-row requests in parallel take 21 ms, one of 10 rows takes 30 ms.
-    expect(best.chunkSize).toBe(1)
-    expect(best.seconds).toBeCloseTo(0.021)
+    // t(n) = 20 + n; 8 run at once, so five 2-row requests take 22 ms; ten 1-row requests take
+    // two rounds of 21 ms, and one of 10 rows takes 30 ms.
+    expect(best.chunkSize).toBe(2)
+    expect(best.seconds).toBeCloseTo(0.022)
   })
 })
 
 describe("Optimum against the model itself", () => {
   /**
    * A client that knows the model drives the real `ServiceModel` on a virtual clock: it sends
-   * whenever it may, waits for a completion when refused for concurrency and exactly the
-   * model's wait when refused by a window. It must finish when the optimum says it does.
+   * whenever it may (with `greedy`, also beyond the server's capacity), waits for a completion
+   * when refused for concurrency and exactly the model's wait when refused by a window. Kept to
+   * the capacity, it must finish when the optimum says it does.
    */
-  const drive = (p: Model.Profile, chunkSize: number, rows: number) => {
+  const drive = (p: Model.Profile, chunkSize: number, rows: number, greedy = false) => {
+    const capacity = greedy ? Infinity : Model.serverCapacity(p)
     const clock = { now: 0 }
     const model = new ServiceModel(p, () => clock.now)
     const lane = () => (model as unknown as { lanes: Map<string, { blockedUntil: number }> }).lanes.get("0:u")!
@@ -133,10 +146,14 @@ describe("Optimum against the model itself", () => {
       clock.now = to
     }
     while (sent < requests) {
+      if (inFlight.length >= capacity) {
+        advance(Math.min(...inFlight.map((r) => r.at)))
+        continue
+      }
       const admission = model.admit("u", 0)
       if (admission._tag === "Admitted") {
         const records = sent === requests - 1 ? rows - (requests - 1) * chunkSize : chunkSize
-        const ms = Model.latencyMs(p, { records, operations: 0 })
+        const ms = Model.latencyMs(p, { records, operations: 0 }) * admission.slowdown
         inFlight.push({ at: clock.now + ms, ms, release: admission.release })
         finish = Math.max(finish, clock.now + ms)
         sent++
@@ -157,10 +174,26 @@ describe("Optimum against the model itself", () => {
     )
   })
 
+  it.each([1000, 938, 694, 500, 100, 37])(
+    "bench: a client that sends beyond the server's capacity is slower, in chunks of %i",
+    (chunkSize) => {
+      const best = Optimum.optimum(Model.bench, { rows: 100_000 }).seconds
+      const greedy = drive(Model.bench, chunkSize, 100_000, true)
+      expect(greedy).toBeGreaterThan(best)
+      expect(greedy).toBeGreaterThan(Optimum.schedule(Model.bench, chunkSize, { rows: 100_000 }).seconds)
+    }
+  )
+
   it("realistic timings over a scaled-down window", () => {
-    const p = { ...Model.realistic, windowSeconds: 20, requestsPerWindow: 60, executionMsPerWindow: 100_000 }
+    const p = {
+      ...Model.realistic,
+      servers: 1,
+      windowSeconds: 20,
+      requestsPerWindow: 60,
+      executionMsPerWindow: 100_000
+    }
     for (const chunkSize of [1000, 250, 10]) {
-      expect(Optimum.schedule(p, chunkSize, { rows: 20_000, servers: 1 }).seconds).toBeCloseTo(
+      expect(Optimum.schedule(p, chunkSize, { rows: 20_000 }).seconds).toBeCloseTo(
         drive(p, chunkSize, 20_000),
         6
       )

@@ -6,7 +6,7 @@
  * time until the window frees, and grows when a client keeps sending while it should wait.
  */
 import { createHash } from "node:crypto"
-import type { FaultRates, Profile } from "../Model.js"
+import { type FaultRates, type Profile, serverCapacity, slowdown } from "../Model.js"
 import { Fault } from "./fault.js"
 
 /** Which limit refused a request. */
@@ -55,7 +55,15 @@ const seeded = (seed: number) => {
 
 /** The admission decision for one request. */
 export type Admission =
-  | { readonly _tag: "Admitted"; readonly release: (executionMs: number) => void }
+  | {
+    readonly _tag: "Admitted"
+    /**
+     * How many times its modelled latency this request takes: more than 1 above the server's
+     * capacity (`serverCapacity`, `slowdown`).
+     */
+    readonly slowdown: number
+    readonly release: (executionMs: number) => void
+  }
   | { readonly _tag: "Throttled"; readonly kind: ThrottleKind; readonly fault: Fault }
 
 export class ServiceModel {
@@ -63,11 +71,13 @@ export class ServiceModel {
   private readonly lanes = new Map<string, Lane>()
   private readonly random: () => number
   private nextServer = 0
+  private readonly capacity: number
   /** Affinity cookie values, one per server, so a returned cookie maps back to its server. */
   readonly affinityTokens: ReadonlyArray<string>
 
   constructor(readonly profile: Profile, private readonly now: () => number = Date.now) {
     this.random = seeded(profile.faults.seed)
+    this.capacity = serverCapacity(profile)
     this.counters = Array.from({ length: profile.servers }, () => ({
       requests: 0,
       throttled: { requests: 0, executionTime: 0, concurrency: 0, injected: 0 },
@@ -167,6 +177,7 @@ export class ServiceModel {
     let released = false
     return {
       _tag: "Admitted",
+      slowdown: slowdown(lane.inFlight, this.capacity),
       release: (executionMs) => {
         if (released) return
         released = true
