@@ -426,6 +426,8 @@ const makeEngine = <E, R>(
       throttled: 0,
       inFlight: 0
     }
+    // Rows of the chunks holding a slot, for sizing the last requests of an input.
+    let rowsInFlight = 0
     const snapshot = (now: number): Progress => ({
       ...counters,
       concurrency: limiter.current(),
@@ -825,7 +827,13 @@ const makeEngine = <E, R>(
         return limiter.withSlot((round) =>
           Effect.gen(function*() {
             counters.inFlight++
-            yield* Effect.addFinalizer(() => Effect.sync(() => counters.inFlight--))
+            rowsInFlight += entries.length
+            yield* Effect.addFinalizer(() =>
+              Effect.sync(() => {
+                counters.inFlight--
+                rowsInFlight -= entries.length
+              })
+            )
             let groups: ReadonlyArray<readonly [Operation, ReadonlyArray<Prepared>]> = [[operation, items]]
             if (smart !== undefined && items.length > 0) {
               const planned = yield* Effect.either(smartGroups(items))
@@ -883,12 +891,20 @@ const makeEngine = <E, R>(
 
     // Rows of an input of known length. Near its end, requests share what is left evenly, so
     // that every worker finishes at about the same time instead of one answering a full chunk
-    // alone at the end.
+    // alone at the end. What is left counts the rows in flight as half done, as on average they
+    // are: counting only the rows not yet sent shrank every request by a slot's share, down to
+    // a long run of tiny requests each paying the service's fixed cost.
     const knownTotal = Array.isArray(rows) ? rows.length : undefined
     const chunkSizeAt = (grouped: number) =>
       knownTotal === undefined || !sizer.adaptive
         ? sizer.current()
-        : Math.min(sizer.current(), Math.max(tailChunkSize, Math.ceil((knownTotal - grouped) / limiter.current())))
+        : Math.min(
+          sizer.current(),
+          Math.max(
+            tailChunkSize,
+            Math.ceil((knownTotal - grouped + rowsInFlight / 2) / limiter.current())
+          )
+        )
 
     const sendAll = <E2, R2>(input: Stream.Stream<readonly [RowInput, number], E2, R2>) =>
       groupAdaptively(
