@@ -391,7 +391,9 @@ const printScenario = (s) => {
       `model optimum: ${fmt(s.optimum.rowsPerSecond)} rows/s (${
         fmt(s.optimum.seconds, 2)
       } s, chunks of ${s.optimum.chunkSize}, ${s.optimum.inFlight} in flight per server, ` +
-        `bound by ${s.optimum.binding}; budgets' sustained rate ${fmt(s.optimum.sustainedRowsPerSecond)} rows/s)`
+        `bound by ${
+          s.optimum.binding === "concurrency" ? "requests in flight" : s.optimum.binding
+        }; budgets' sustained rate ${fmt(s.optimum.sustainedRowsPerSecond)} rows/s)`
     )
   }
   const header = [

@@ -827,11 +827,11 @@ const makeEngine = <E, R>(
         return limiter.withSlot((round) =>
           Effect.gen(function*() {
             counters.inFlight++
-            rowsInFlight += entries.length
+            rowsInFlight += items.length
             yield* Effect.addFinalizer(() =>
               Effect.sync(() => {
                 counters.inFlight--
-                rowsInFlight -= entries.length
+                rowsInFlight -= items.length
               })
             )
             let groups: ReadonlyArray<readonly [Operation, ReadonlyArray<Prepared>]> = [[operation, items]]

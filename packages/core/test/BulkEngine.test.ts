@@ -424,8 +424,9 @@ layer(
       Emulator.layer({
         identity: false,
         // Two web servers, each with 1,000 ms of execution time a second: one request in flight
-        // all the time. A request of 10 rows takes 110 ms, long enough that eight in flight
-        // exceed the budget even when the client is slowed by a loaded machine.
+        // all the time. A request of 10 rows takes 110 ms (4 in flight on each server, its share
+        // of the dop hint 8), long enough that they exceed the budget even when the client is
+        // slowed by a loaded machine.
         profile: {
           ...Model.fast,
           servers: 2,

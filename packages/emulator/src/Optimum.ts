@@ -15,9 +15,8 @@
  * most each server's capacity in flight (`serverCapacity`: its share of the dop hint; beyond it
  * the model slows requests down, so more in flight is slower: the tests drive the model with a
  * greedy client to check this), and sends each chunk at the first instant the model would admit
- * it. That counts the first window's
- * burst (an empty window admits requests at once) and what the model lets through because
- * execution time is counted when a request completes (every request admitted while the sum is
+ * it. That counts the first window's burst (an empty window admits requests at once) and what
+ * the model lets through because execution time is counted when a request completes (every request admitted while the sum is
  * under budget runs, including those in flight when it crosses). Network and client costs are
  * zero, so no real client reaches 100%. The best over chunk sizes `minChunkSize..maxChunkSize`
  * (default 1..1,000, the bulk messages' range) is the optimum.
@@ -28,7 +27,8 @@ import { latencyMs, type Profile, serverCapacity, slowdown } from "./Model.js"
 
 /**
  * What held the ideal client back the longest: a limit it waited on, or `latency` when it never
- * waited (the job took as long as its requests run).
+ * waited (the job took as long as its requests run). `concurrency` is its cap on requests in
+ * flight: the service's concurrency limit, or (usually) the server's capacity or `maxInFlight`.
  *
  * @since 0.1.0
  */
@@ -206,9 +206,11 @@ const runServer = (
 }
 
 const sustained = (profile: Profile, chunkSize: number, servers: number, inFlight: number): number => {
-  // In a steady state of `inFlight` requests, each takes t(n) times the model's slowdown.
-  const t = latencyMs(profile, { records: chunkSize, operations: 0 }) *
-    slowdown(inFlight, serverCapacity(profile, servers))
+  // In a steady state of `inFlight` requests, each takes t(n) times the model's slowdown (so
+  // without a cap on requests in flight, the rate tends to nothing).
+  const unslowed = latencyMs(profile, { records: chunkSize, operations: 0 })
+  if (unslowed > 0 && !Number.isFinite(inFlight)) return 0
+  const t = unslowed * slowdown(inFlight, serverCapacity(profile, servers))
   const windowSeconds = profile.windowSeconds
   const perSecond = Math.min(
     t > 0 ? inFlight / (t / 1000) : Infinity,
@@ -247,8 +249,8 @@ export const schedule = (profile: Profile, chunkSize: number, options: Options):
     sustainedRowsPerSecond: sustained(profile, chunkSize, servers, inFlight)
   }
   const cost = (records: number) => latencyMs(profile, { records, operations: 0 })
-  if (requests === 0 || cost(chunkSize) === 0) {
-    // Nothing takes time.
+  if (requests === 0 || (cost(chunkSize) === 0 && !Number.isFinite(profile.requestsPerWindow))) {
+    // Nothing takes time, and no request window makes the client wait.
     const seconds = requests === 0 ? 0 : cost(Math.min(chunkSize, rows)) / 1000
     return {
       ...base,

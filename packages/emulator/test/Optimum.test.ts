@@ -7,7 +7,7 @@ const profile = (overrides: Partial<Model.Profile>): Model.Profile => ({ ...Mode
 const latency = (baseMs: number, perRecordMs: number) => ({ baseMs, perRecordMs, perOperationMs: 0 })
 
 describe("Optimum.schedule (hand-computed)", () => {
-  it("without limits, the job takes as long as one request", () => {
+  it("within the server's capacity and without limits, the job takes as long as one request", () => {
     // Two chunks of 5, both sent at 0, each t = 10 + 5 * 1 = 15 ms.
     const plan = Optimum.schedule(profile({ latency: latency(10, 1) }), 5, { rows: 10 })
     expect(plan.requests).toBe(2)
@@ -16,9 +16,20 @@ describe("Optimum.schedule (hand-computed)", () => {
     expect(plan.binding).toBe("latency")
   })
 
-  it("no latency and no limits: infinitely fast", () => {
+  it("no latency and no limits: infinitely fast; a request window still makes the client wait", () => {
     expect(Optimum.schedule(Model.fast, 100, { rows: 1000 }).rowsPerSecond).toBe(Infinity)
     expect(Optimum.optimum(Model.fast, { rows: 1000 }).rowsPerSecond).toBe(Infinity)
+    // 10 requests at 3 per 1 s window: sent at 0, 1, 2 and 3 s.
+    const windowed = Optimum.schedule(profile({ requestsPerWindow: 3, windowSeconds: 1 }), 100, { rows: 1000 })
+    expect(windowed.seconds).toBe(3)
+    expect(windowed.binding).toBe("requests")
+  })
+
+  it("without a cap on requests in flight, the budgets' sustained rate tends to nothing", () => {
+    const p = profile({ latency: latency(10, 1) })
+    expect(Optimum.schedule(p, 10, { rows: 100, maxInFlight: Infinity }).sustainedRowsPerSecond).toBe(0)
+    // At the capacity (8): 8 requests of 10 rows every 20 ms.
+    expect(Optimum.schedule(p, 10, { rows: 100 }).sustainedRowsPerSecond).toBeCloseTo(4000)
   })
 
   it("one in flight: requests run back to back", () => {
