@@ -16,9 +16,9 @@
  * the model slows requests down, so more in flight is slower: the tests drive the model with a
  * greedy client to check this), and sends each chunk at the first instant the model would admit
  * it. That counts the first window's burst (an empty window admits requests at once) and what
- * the model lets through because execution time is counted when a request completes (every request admitted while the sum is
- * under budget runs, including those in flight when it crosses). Network and client costs are
- * zero, so no real client reaches 100%. The best over chunk sizes `minChunkSize..maxChunkSize`
+ * the model lets through because execution time is counted when a request completes (every
+ * request admitted while the sum is under budget runs, including those in flight when it
+ * crosses). Network and client costs are zero, so no real client reaches 100%. The best over chunk sizes `minChunkSize..maxChunkSize`
  * (default 1..1,000, the bulk messages' range) is the optimum.
  *
  * @since 0.1.0
