@@ -20,6 +20,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
+import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
@@ -102,12 +103,11 @@ const pinnedWebServer = FiberRef.unsafeMake<string | undefined>(undefined)
 export const withWebServer: {
   (id: string | undefined): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   <A, E, R>(effect: Effect.Effect<A, E, R>, id: string | undefined): Effect.Effect<A, E, R>
-} = ((...args: Array<unknown>) => {
-  if (args.length === 1) {
-    return <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.locally(effect, pinnedWebServer, args[0] as string)
-  }
-  return Effect.locally(args[0] as Effect.Effect<unknown>, pinnedWebServer, args[1] as string | undefined)
-}) as never
+} = dual(
+  2,
+  <A, E, R>(effect: Effect.Effect<A, E, R>, id: string | undefined): Effect.Effect<A, E, R> =>
+    Effect.locally(effect, pinnedWebServer, id)
+)
 
 /**
  * What the connection has sent so far.
