@@ -19,7 +19,7 @@ const summary = await Effect.runPromise(
     ...(process.env.CHUNK ? { chunkSize: Number(process.env.CHUNK) } : {}),
     onProgress: (p) => {
       const t = Date.now() - t0
-      if (t - last > 500 || p.throttled > 0 && p.waitingMs > 0) {
+      if (t - last > Number(process.env.EVERY ?? 500) || p.throttled > 0 && p.waitingMs > 0) {
         last = t
         console.log(
           `${

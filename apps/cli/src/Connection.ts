@@ -621,13 +621,20 @@ export const credentials = (
   })
 
 /**
+ * Connection options a command sets from its own flags.
+ *
+ * @since 0.1.0
+ */
+export type ConnectionSettings = Pick<DataverseClient.ClientOptions, "maxSockets" | "maxThrottleWait">
+
+/**
  * A `DataverseClient` for a resolved target.
  *
  * @since 0.1.0
  */
 export const layerTarget = (
   target: Target,
-  settings: { readonly maxSockets?: number } = {}
+  settings: ConnectionSettings = {}
 ): Layer.Layer<DataverseClient.DataverseClient, CliError | DataverseError> =>
   Layer.unwrapEffect(
     Effect.map(credentials(target), ({ credentials, url }) => DataverseClient.layer({ url, credentials, ...settings }))
@@ -641,7 +648,7 @@ export const layerTarget = (
  */
 export const layer = (
   args: ConnectionArgs,
-  settings: { readonly maxSockets?: number } = {}
+  settings: ConnectionSettings = {}
 ): Layer.Layer<DataverseClient.DataverseClient, CliError | DataverseError> => {
   if (args.emulator) {
     return Layer.unwrapScoped(

@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 import * as Options from "@effect/cli/Options"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { CliError } from "./CliError.js"
 
@@ -35,6 +36,24 @@ export const parseConcurrency = (text: string): Effect.Effect<number | "auto", C
     : Effect.fail(
       new CliError({ message: `--concurrency must be 'auto' or a whole number from 1 to 1000, got '${text}'.` })
     )
+}
+
+/**
+ * Parses a duration flag: `90s`, `30m`, `1h`, `1h30m`, or a whole number of seconds.
+ *
+ * @since 0.1.0
+ */
+export const parseDuration = (flag: string, text: string): Effect.Effect<Duration.Duration, CliError> => {
+  const trimmed = text.trim()
+  const parts = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(trimmed)
+  const total = /^\d+$/.test(trimmed)
+    ? Number(trimmed)
+    : parts === null || trimmed === ""
+    ? 0
+    : Number(parts[1] ?? 0) * 3600 + Number(parts[2] ?? 0) * 60 + Number(parts[3] ?? 0)
+  return total >= 1
+    ? Effect.succeed(Duration.seconds(total))
+    : Effect.fail(new CliError({ message: `${flag} takes a duration such as 90s, 30m or 1h, got '${text}'.` }))
 }
 
 /**

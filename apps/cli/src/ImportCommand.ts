@@ -7,6 +7,7 @@
  */
 import * as Bulk from "@dv-effect/core/Bulk"
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
+import { DataverseError } from "@dv-effect/core/DataverseError"
 import * as Journal from "@dv-effect/core/Journal"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
@@ -20,7 +21,7 @@ import * as Path from "node:path"
 import { CliError } from "./CliError.js"
 import * as Coerce from "./Coerce.js"
 import * as Connection from "./Connection.js"
-import { concurrencyOption, exitState, list, parseConcurrency, seconds } from "./Flags.js"
+import { concurrencyOption, exitState, list, parseConcurrency, parseDuration, seconds } from "./Flags.js"
 import * as Input from "./Input.js"
 import * as Output from "./Output.js"
 import * as ProgressReporter from "./ProgressReporter.js"
@@ -93,6 +94,12 @@ const options = {
   ),
   resume: Options.boolean("resume").pipe(
     Options.withDescription("Continue the run recorded in --journal, sending only rows it has not finished")
+  ),
+  maxThrottleWait: Options.text("max-throttle-wait").pipe(
+    Options.withDescription(
+      "How long the service may keep one request waiting with 429s before the run stops, resumable: 90s, 30m, 1h (default 1h)"
+    ),
+    Options.withDefault("1h")
   ),
   partition: Options.text("partition").pipe(
     Options.withDescription("Take slice i of n of the input (rows whose position mod n is i-1), e.g. 2/4"),
@@ -289,6 +296,20 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
         reporter.update(progress)
       }
     }, onOutcome).pipe(
+      // A run failure (the service kept throttling past --max-throttle-wait) blames no row: say
+      // how to go on in the same line.
+      Effect.mapError((error) =>
+        error instanceof DataverseError && error.reason === "Throttled"
+          ? new DataverseError({
+            ...error,
+            message: `${error.message.split("\n")[0]} ${
+              journalPath === undefined
+                ? "Without --journal a new run starts over."
+                : `Resume with the same input and --journal ${journalPath} --resume.`
+            }`
+          })
+          : error
+      ),
       // After a fatal error the error line is the last word, not a progress line.
       Effect.onExit((exit) => Effect.sync(() => reporter.stop({ final: exit._tag === "Success" }))),
       Effect.onInterrupt(() =>
@@ -395,9 +416,10 @@ const makeCommand = (operation: Bulk.Operation) =>
   Command.make(operation, options, (args) =>
     Effect.gen(function*() {
       const concurrency = yield* parseConcurrency(args.concurrency)
+      const maxThrottleWait = yield* parseDuration("--max-throttle-wait", args.maxThrottleWait)
       yield* runImport(operation, args, concurrency).pipe(
         Effect.provide(
-          Connection.layer(args.connection, { maxSockets: concurrency === "auto" ? 64 : concurrency })
+          Connection.layer(args.connection, { maxSockets: concurrency === "auto" ? 64 : concurrency, maxThrottleWait })
         )
       )
     })).pipe(Command.withDescription(Connection.withExamples(verbs[operation].about, examples[operation])))

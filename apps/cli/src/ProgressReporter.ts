@@ -19,12 +19,21 @@ export interface ProgressReporter {
 
 const lineIntervalMs = 2000
 
-/** `, 3 throttled, waiting 4 s` while the service holds the run; the count alone after. */
+/** The local time of day of an epoch time, `hh:mm:ss`. */
+const clock = (epochMs: number): string => {
+  const at = new Date(epochMs)
+  return [at.getHours(), at.getMinutes(), at.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":")
+}
+
+/**
+ * `, 3 throttled, waiting for Retry-After until 14:03:07` while the service holds the run; the
+ * count alone after.
+ */
 const throttling = (progress: Progress): string =>
   progress.throttled === 0
     ? ""
     : `, ${progress.throttled} throttled${
-      progress.waitingMs > 0 ? `, waiting ${Math.ceil(progress.waitingMs / 1000)} s` : ""
+      progress.waitingUntil === undefined ? "" : `, waiting for Retry-After until ${clock(progress.waitingUntil)}`
     }`
 
 /**
@@ -80,9 +89,11 @@ export const make = (
   }
   return {
     update: (progress) => {
+      // A new Retry-After wait is told at once: nothing else is printed until it ends.
+      const newWait = progress.waitingUntil !== undefined && progress.waitingUntil !== last?.waitingUntil
       last = progress
       const now = Date.now()
-      if (now - lastLine >= lineIntervalMs) {
+      if (newWait || now - lastLine >= lineIntervalMs) {
         lastLine = now
         line(progress)
       }

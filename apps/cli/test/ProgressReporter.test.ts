@@ -32,6 +32,7 @@ const progress = (done: number, extra: Partial<Progress> = {}): Progress => ({
   concurrency: 4,
   chunkSize: 100,
   waitingMs: 0,
+  waitingUntil: undefined,
   ...extra
 })
 
@@ -39,14 +40,19 @@ describe("progress on stderr", () => {
   it("without a terminal, writes plain lines: rows, rate, in flight, failures and throttling", () => {
     const { stream, text } = fakeStream(false)
     const reporter = ProgressReporter.make("create contact", undefined, stream)
+    const until = new Date(2026, 11, 5, 14, 3, 7).getTime()
     reporter.update(progress(100))
-    reporter.update(progress(250, { failed: 3, throttled: 2, waitingMs: 4200 }))
+    reporter.update(progress(250, { failed: 3, throttled: 2, waitingMs: 4200, waitingUntil: until }))
+    reporter.update(progress(260, { failed: 3, throttled: 2, waitingMs: 4100, waitingUntil: until }))
     reporter.stop()
     const lines = text().trim().split("\n")
-    // Lines come at most every two seconds, and once at the end with the last figures.
-    expect(lines.at(-1)).toMatch(
-      /^create contact 253 rows, \d+ rows\/s, 2 in flight, 3 failed, 2 throttled, waiting 5 s$/
+    // Lines come at most every two seconds, at once when a Retry-After wait starts, and once at
+    // the end with the last figures.
+    expect(lines).toHaveLength(2)
+    expect(lines[0]).toMatch(
+      /^create contact 253 rows, \d+ rows\/s, 2 in flight, 3 failed, 2 throttled, waiting for Retry-After until 14:03:07$/
     )
+    expect(lines[1]).toMatch(/^create contact 263 rows, /)
     expect(text()).not.toContain("\u001b[")
   })
 

@@ -790,22 +790,15 @@ export interface ExecuteOptions {
   readonly continueOnError?: boolean | undefined
   /** Headers of the `$batch` request itself (e.g. `MSCRM.BypassCustomPluginExecution`). */
   readonly headers?: Readonly<Record<string, string>> | undefined
-  /** `false`: do not resend a throttled batch here, for callers that retry themselves. Default true. */
-  readonly retry?: boolean | undefined
 }
-
-/** Refusals that happen before anything runs, so resending the batch is safe. */
-const refusedBeforeRunning = (error: DataverseError) => error.reason === "Throttled"
-
-/** Statuses that mean the batch as a whole was refused or lost, not that a part failed. */
 
 /**
  * Posts the batch and reads the answer whatever its status: without continue-on-error a failing
  * batch answers with the failing part's status and that part, which `decodeResponse` maps to its
- * request. An answer that is not multipart is a failure of the batch as a whole. Only a 429 is
- * retried, because nothing of the batch ran before it.
+ * request. An answer that is not multipart is a failure of the batch as a whole. A 429 never
+ * comes back here: the connection waits it out and sends the batch again (nothing of it ran).
  */
-const send = (request: HttpClientRequest.HttpClientRequest, retry: boolean) =>
+const send = (request: HttpClientRequest.HttpClientRequest) =>
   Effect.flatMap(DataverseClient, (client) =>
     Effect.scoped(
       Effect.flatMap(client.executeRaw(request), (response) =>
@@ -833,7 +826,7 @@ const send = (request: HttpClientRequest.HttpClientRequest, retry: boolean) =>
             )
           }
         ))
-    ).pipe(Effect.retry({ schedule: client.retryPolicy, while: (error) => retry && refusedBeforeRunning(error) })))
+    ))
 
 /**
  * Sends the items as one `POST $batch` through the connection and returns one result per
@@ -845,8 +838,8 @@ const send = (request: HttpClientRequest.HttpClientRequest, retry: boolean) =>
  * Fails only when the batch as a whole fails: invalid items (`InvalidInput`, before sending,
  * e.g. more than 1,000 operations), no answer (`Timeout`, `Transport`: the batch may have been
  * applied), a refusal of the whole request (401, 413, a JSON error such as a malformed batch),
- * an answer that cannot be read (`Decode`). Throttling (429) is retried with the connection's
- * policy: nothing ran.
+ * an answer that cannot be read (`Decode`), a throttle wait past the connection's
+ * `maxThrottleWait` (`Throttled`). A 429 is waited out and the batch sent again: nothing ran.
  *
  * @example
  * ```ts
@@ -890,5 +883,5 @@ export const execute = (
       HttpClientRequest.setHeaders(headers),
       HttpClientRequest.bodyText(encoded.body, encoded.contentType)
     )
-    return yield* decodeResponse(items, yield* send(request, options.retry !== false))
+    return yield* decodeResponse(items, yield* send(request))
   })

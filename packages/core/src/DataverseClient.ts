@@ -1,8 +1,9 @@
 /**
  * A connection to one Dataverse org: the HTTP pipeline every operation goes through (base URL,
- * OData headers, bearer token, no cookies but the web server `withWebServer` names, keep-alive
- * agent, timeout, 401 → refresh once, `x-ms-dop-hint` and web server tracking, errors decoded
- * into `DataverseError`), plus the per-connection metadata cache.
+ * OData headers, bearer token, no cookies, keep-alive agent, timeout, 401 → refresh once,
+ * `x-ms-dop-hint` tracking, errors decoded into `DataverseError`), its throttle controller
+ * (every 429 holds the whole connection for its Retry-After and is sent again; see `Controller`),
+ * plus the per-connection metadata cache.
  *
  * @since 0.1.0
  */
@@ -19,8 +20,6 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as FiberRef from "effect/FiberRef"
-import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
@@ -32,7 +31,15 @@ import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
 import * as ConnectionString from "./ConnectionString.js"
 import * as Credentials from "./Credentials.js"
-import { DataverseError, isAmbiguous, normaliseCode, parseRetryAfter, reasonFor } from "./DataverseError.js"
+import {
+  DataverseError,
+  isAmbiguous,
+  isTransient,
+  normaliseCode,
+  parseRetryAfter,
+  reasonFor
+} from "./DataverseError.js"
+import { type Controller, makeController } from "./internal/bulk/controller.js"
 import { fetchTableMetadata, type TableMetadata } from "./internal/metadata.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 
@@ -57,12 +64,19 @@ export interface ClientOptions {
   /** Sockets kept alive per host; size it to the concurrency you use. Default 64. */
   readonly maxSockets?: number
   /**
-   * Send the `ARRAffinity` cookies back, pinning the connection to one web server. Off by default:
-   * limits are per server, so a bulk client does best spread over all of them.
+   * Send the cookies the service sets back (a cookie jar), pinning the connection to one web
+   * server by its `ARRAffinity` cookie. Off by default, as the wire reference (§6) asks of a bulk
+   * client: limits are per server, and a cookie-less client is spread over all of them.
    */
   readonly affinityCookies?: boolean
-  /** Retry schedule for transient failures. Default `RetryPolicy.defaultPolicy`. */
+  /** Retry schedule for transient failures other than throttling. Default `RetryPolicy.defaultPolicy`. */
   readonly retryPolicy?: Schedule.Schedule<unknown, DataverseError>
+  /**
+   * How long one request may be kept waiting by 429s, from its first refusal, before it fails with
+   * reason `Throttled` (a bulk run then stops, resumable). Default 1 hour: the service's windows
+   * are five minutes long, and throttling is no reason to give up on a load.
+   */
+  readonly maxThrottleWait?: Duration.DurationInput
 }
 
 /**
@@ -81,33 +95,26 @@ export interface ServerHints {
    */
   readonly executionRemainingMs: Option.Option<number>
   /**
-   * Web servers that have answered, counted by their distinct `ARRAffinity` cookies (at least 1).
-   * Service protection limits are per server, so a cookie-less client spread over n servers has
-   * n times the budget of one.
+   * The latest `x-ms-session-token`: elastic tables answer writes with one, and a read that
+   * sends it back as `MSCRM.SessionToken` sees those writes (wire reference §8b).
    */
-  readonly webServers: number
-  /** The `ARRAffinity` values of those servers, for `withWebServer`. */
-  readonly webServerIds: ReadonlyArray<string>
+  readonly sessionToken: Option.Option<string>
 }
 
-const pinnedWebServer = FiberRef.unsafeMake<string | undefined>(undefined)
-
-/**
- * Sends the requests of `effect` to one web server, named by its `ARRAffinity` value (from
- * `hints.webServerIds`), as the load balancer routes a request carrying that cookie. The service's
- * limits are per web server: a bulk client that spreads its requests itself can keep each
- * server's budget apart and go on with the others while one is throttled.
- *
- * @since 0.1.0
- */
-export const withWebServer: {
-  (id: string | undefined): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  <A, E, R>(effect: Effect.Effect<A, E, R>, id: string | undefined): Effect.Effect<A, E, R>
-} = dual(
-  2,
-  <A, E, R>(effect: Effect.Effect<A, E, R>, id: string | undefined): Effect.Effect<A, E, R> =>
-    Effect.locally(effect, pinnedWebServer, id)
-)
+export type {
+  /**
+   * The throttle controller of a connection (see `DataverseClientService.controller`).
+   *
+   * @since 0.1.0
+   */
+  Controller,
+  /**
+   * What a connection's throttle controller is doing now.
+   *
+   * @since 0.1.0
+   */
+  ControllerState
+} from "./internal/bulk/controller.js"
 
 /**
  * What the connection has sent so far.
@@ -178,8 +185,16 @@ export interface DataverseClientService {
   ) => Effect.Effect<ExecuteResult, DataverseError>
   /** The connection's retry policy. */
   readonly retryPolicy: Schedule.Schedule<unknown, DataverseError>
-  /** What the service last said about parallelism and limits. */
+  /**
+   * What the service last said about parallelism and limits. The rate-limit figures are for
+   * display: nothing in this library steers by them (wire reference §6).
+   */
   readonly hints: Effect.Effect<ServerHints>
+  /**
+   * The connection's throttle controller, shared by every request it sends: the Retry-After
+   * hold, the adaptive number of requests in flight of bulk runs, and their latency baseline.
+   */
+  readonly controller: Controller
   /** Requests sent and throttled so far. */
   readonly stats: Effect.Effect<ClientStats>
   /** Table metadata by logical name, fetched once per connection. */
@@ -336,11 +351,12 @@ export const make = (
       dopHint: Option.none(),
       requestsRemaining: Option.none(),
       executionRemainingMs: Option.none(),
-      webServers: 1,
-      webServerIds: []
+      sessionToken: Option.none()
     })
-    // Bounded: a service that rotated cookie values per response must not grow this without end.
-    const affinityValues = new Set<string>()
+    const controller = yield* makeController({
+      ceiling: 4,
+      maxThrottleWait: Duration.decode(options.maxThrottleWait ?? "1 hour")
+    })
     const statsRef = yield* Ref.make<ClientStats>({ requests: 0, throttled: 0, retries: 0 })
     const httpClient = yield* HttpClient.HttpClient
     const cookies = yield* Ref.make(Cookies.empty)
@@ -363,35 +379,26 @@ export const make = (
     const recordHints = (response: HttpClientResponse.HttpClientResponse) => {
       // Each read of `headers` rebuilds the record on Node: read it once.
       const headers = response.headers
-      if (affinityValues.size < 64 && headers["set-cookie"] !== undefined) {
-        const affinity = Cookies.getValue(response.cookies, "ARRAffinity")
-        if (Option.isSome(affinity)) affinityValues.add(affinity.value)
-      }
       const dop = Number(headers["x-ms-dop-hint"])
+      const session = headers["x-ms-session-token"]
+      // Diagnostics only (wire reference §6): shown in progress, never used to steer.
       const remaining = Number(headers["x-ms-ratelimit-burst-remaining-xrm-requests"]?.replace(/,/g, ""))
       const seconds = Number(headers["x-ms-ratelimit-time-remaining-xrm-requests"]?.replace(/,/g, ""))
-      if (!Number.isFinite(dop) && !Number.isFinite(remaining) && !Number.isFinite(seconds)) return Effect.void
+      if (
+        !Number.isFinite(dop) && !Number.isFinite(remaining) && !Number.isFinite(seconds) && session === undefined
+      ) return Effect.void
       return Ref.update(hintsRef, (hints) => ({
-        webServers: Math.max(1, affinityValues.size),
-        webServerIds: affinityValues.size === hints.webServerIds.length ? hints.webServerIds : [...affinityValues],
         dopHint: Number.isFinite(dop) && dop > 0 ? Option.some(dop) : hints.dopHint,
         requestsRemaining: Number.isFinite(remaining) ? Option.some(remaining) : hints.requestsRemaining,
         executionRemainingMs: Number.isFinite(seconds)
           ? Option.some(Math.round(seconds * 1000))
-          : hints.executionRemainingMs
+          : hints.executionRemainingMs,
+        sessionToken: session === undefined || session === "" ? hints.sessionToken : Option.some(session)
       }))
     }
 
     const sendOnce = (request: HttpClientRequest.HttpClientRequest, token: Redacted.Redacted<string>) =>
-      FiberRef.get(pinnedWebServer).pipe(
-        Effect.flatMap((server) =>
-          baseClient.execute(
-            HttpClientRequest.bearerToken(
-              server === undefined ? request : HttpClientRequest.setHeader(request, "Cookie", `ARRAffinity=${server}`),
-              token
-            )
-          )
-        ),
+      baseClient.execute(HttpClientRequest.bearerToken(request, token)).pipe(
         Metric.trackDuration(Metric.mapInput(metrics.latency, Duration.toMillis)),
         Effect.ensuring(
           Ref.update(statsRef, (stats) => ({ ...stats, requests: stats.requests + 1 })).pipe(
@@ -419,22 +426,27 @@ export const make = (
         )
       )
 
-    const failOnStatus = (
+    /** The error an answer of status 400 or more says. */
+    const errorOf = (
       request: HttpClientRequest.HttpClientRequest,
       response: HttpClientResponse.HttpClientResponse
-    ) =>
-      response.status < 400 ? Effect.succeed(response) : response.text.pipe(
+    ): Effect.Effect<DataverseError> =>
+      response.text.pipe(
         Effect.orElseSucceed(() => ""),
         Effect.flatMap((text) =>
-          Effect.clockWith((clock) => clock.currentTimeMillis).pipe(
-            Effect.flatMap((now) =>
-              Effect.fail(decodeErrorResponse(describe(request), response.status, response.headers, text, now))
-            )
+          Effect.map(
+            Effect.clockWith((clock) => clock.currentTimeMillis),
+            (now) => decodeErrorResponse(describe(request), response.status, response.headers, text, now)
           )
         )
       )
 
-    const executeRaw = (request: HttpClientRequest.HttpClientRequest) =>
+    const failOnStatus = (
+      request: HttpClientRequest.HttpClientRequest,
+      response: HttpClientResponse.HttpClientResponse
+    ) => response.status < 400 ? Effect.succeed(response) : Effect.flatMap(errorOf(request, response), Effect.fail)
+
+    const attempt = (request: HttpClientRequest.HttpClientRequest) =>
       Effect.gen(function*() {
         const token = yield* credentials.getToken
         const response = yield* sendOnce(request, token)
@@ -444,6 +456,18 @@ export const make = (
         const fresh = yield* credentials.getToken
         return yield* sendOnce(request, fresh)
       })
+
+    /** A 429 as the error it is (with its Retry-After); its body is read, the response is not used. */
+    const refusal = (request: HttpClientRequest.HttpClientRequest) =>
+    (
+      response: HttpClientResponse.HttpClientResponse
+    ): Effect.Effect<DataverseError | undefined> =>
+      response.status === 429 ? errorOf(request, response) : Effect.succeed(undefined)
+
+    // Every request passes the connection's throttle controller: a 429 holds them all for its
+    // Retry-After and is sent again (wire reference §6); only a wait past maxThrottleWait fails.
+    const executeRaw = (request: HttpClientRequest.HttpClientRequest) =>
+      controller.throttled(attempt(request), refusal(request))
 
     const execute = (request: HttpClientRequest.HttpClientRequest) =>
       Effect.flatMap(executeRaw(request), (response) => failOnStatus(request, response))
@@ -499,8 +523,11 @@ export const make = (
         ),
         Effect.retry({
           schedule: retryPolicy,
+          // Throttling was waited out already (a Throttled error is a wait past maxThrottleWait);
+          // the schedule decides when to retry, never whether a data error is retried.
           while: (error) =>
-            executeOptions?.retry !== false && (executeOptions?.idempotent !== false || !isAmbiguous(error))
+            executeOptions?.retry !== false && isTransient(error) && error.reason !== "Throttled" &&
+            (executeOptions?.idempotent !== false || !isAmbiguous(error))
         }),
         Effect.withSpan("Dataverse.execute", {
           kind: "client",
@@ -524,6 +551,7 @@ export const make = (
       executeJson,
       retryPolicy,
       hints: Ref.get(hintsRef),
+      controller,
       stats: Ref.get(statsRef),
       table: (logicalName) => metadata.get(logicalName),
       invalidateMetadata: (logicalName) =>
@@ -533,7 +561,8 @@ export const make = (
 
 /**
  * A connection with Node's HTTP client and a keep-alive agent sized by `maxSockets`.
- * Cookies are never sent back, so requests spread over all the service's web servers.
+ * Cookies are never sent back (unless `affinityCookies`), so requests spread over all the
+ * service's web servers.
  *
  * @example
  * ```ts

@@ -161,12 +161,14 @@ export const reasonFor = (status: number, code: string | undefined): Reason => {
   if (status === 429) return "Throttled"
   if (status === 401) return "Unauthorized"
   if (status === 403) return "Forbidden"
+  // A duplicate is known by its code, whatever the status it comes with.
+  if (byCode === "DuplicateKey") return "DuplicateKey"
   if (status === 404) return "NotFound"
-  if (status === 412) return byCode === "DuplicateKey" ? "DuplicateKey" : "PreconditionFailed"
+  if (status === 412) return "PreconditionFailed"
   if (status === 413) return "PayloadTooLarge"
   if (status === 408) return "Timeout"
   if (status === 502 || status === 503 || status === 504) return "ServiceUnavailable"
   if (status >= 500) return byCode === "Timeout" || byCode === "ServiceUnavailable" ? byCode : "Unknown"
-  if (status >= 400) return byCode === "DuplicateKey" ? "DuplicateKey" : "Validation"
+  if (status >= 400) return "Validation"
   return "Unknown"
 }

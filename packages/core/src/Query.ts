@@ -79,6 +79,11 @@ export interface QueryOptions {
   readonly pageSize?: number
   /** Ask for formatted values and lookup annotations (`Prefer: odata.include-annotations="*"`). */
   readonly annotations?: boolean
+  /**
+   * Headers of every page's request: `MSCRM.SessionToken` to read your own writes to an elastic
+   * table, `Consistency: Strong`, ...
+   */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
@@ -188,10 +193,9 @@ export const stream = (
         ...(opts.pageSize !== undefined ? [`odata.maxpagesize=${opts.pageSize}`] : []),
         ...(opts.annotations === true ? ["odata.include-annotations=\"*\""] : [])
       ].join(",")
+      const headers = { ...opts.headers, ...(prefer === "" ? {} : { Prefer: prefer }) }
       const page = (url: string) =>
-        client.executeJson(
-          prefer === "" ? HttpClientRequest.get(url) : HttpClientRequest.get(url, { headers: { Prefer: prefer } })
-        ).pipe(
+        client.executeJson(HttpClientRequest.get(url, { headers })).pipe(
           Effect.flatMap(({ body }) =>
             Effect.map(valueOf(metadata.entitySetName, body), (rows) => {
               const next = (body as { "@odata.nextLink"?: unknown })["@odata.nextLink"]

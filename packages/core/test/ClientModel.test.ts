@@ -52,22 +52,17 @@ describe("the client against the emulator's performance model", () => {
       expect(after[0]! + after[1]!).toBe(12)
     }).pipe(Effect.provide(Emulator.layer({ identity: false, profile: { ...Model.fast, servers: 2 } }))))
 
-  it.live("counts the web servers by their cookies and sends to the one withWebServer names", () =>
+  it.live("waits out every 429 and sends the request again, as a throttle and not as a retry", () =>
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator
-      const hints = yield* Effect.gen(function*() {
-        const client = yield* DataverseClient.DataverseClient
-        yield* whoAmITimes(2)
-        const seen = yield* client.hints
-        expect(seen.webServers).toBe(2)
-        expect(seen.webServerIds).toHaveLength(2)
-        const before = emulator.servers.map((s) => s.requests)
-        yield* DataverseClient.withWebServer(whoAmITimes(5), seen.webServerIds[1])
-        const after = emulator.servers.map((s) => s.requests)
-        // The ids come in the order the servers answered: round-robin starts at server 0.
-        expect([after[0]! - before[0]!, after[1]! - before[1]!]).toEqual([0, 5])
-        return yield* client.hints
-      }).pipe(Effect.provide(connect(emulator.info)))
-      expect(hints.webServers).toBe(2)
-    }).pipe(Effect.provide(Emulator.layer({ identity: false, profile: { ...Model.fast, servers: 2 } }))))
+      const stats = yield* whoAmITimes(7).pipe(Effect.provide(connect(emulator.info)))
+      const refused = emulator.servers[0]!.throttled.requests
+      // Three requests a second: the fourth and the seventh wait for the window.
+      expect(refused).toBeGreaterThanOrEqual(2)
+      expect(stats).toEqual({ requests: 7 + refused, throttled: refused, retries: 0 })
+    }).pipe(
+      Effect.provide(
+        Emulator.layer({ identity: false, profile: { ...Model.fast, windowSeconds: 1, requestsPerWindow: 3 } })
+      )
+    ))
 })

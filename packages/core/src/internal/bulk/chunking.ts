@@ -1,10 +1,13 @@
 import * as Stream from "effect/Stream"
 
 /**
- * Rows per request. Fixed when the caller chose a number; else it starts small, grows while
- * requests answer well within the target latency (towards what half the target would hold, at
- * most fourfold per answer), and shrinks when they are slow, time out or are too large; after a
- * refusal it never grows back past the halved size.
+ * Rows per request. Fixed when the caller chose a number; else it starts small (Microsoft's
+ * documented starting range is 100 to 1,000, wire reference §3), and from the first answers,
+ * which tell the cost per row, it grows towards what half the target latency would hold, at most
+ * fourfold per answer: the round trips of the first requests stay short while the run's
+ * concurrency ramps up too, and one noisy answer cannot run away with the size. It
+ * shrinks when answers are slow, time out or are too large; after such a refusal it never grows
+ * back past the halved size.
  */
 export interface ChunkSizer {
   /** False when the caller chose the size. */
@@ -34,8 +37,8 @@ export const makeChunkSizer = (
       if (latencyMs > options.targetMs) {
         size = Math.max(1, Math.floor(Math.min(size, rows) * 0.67))
       } else if (latencyMs < options.targetMs / 2) {
-        // Grow towards what half the target latency would hold at this request's cost per row,
-        // at most fourfold per answer: the first answers reach a good size in a few requests.
+        // Grow towards what half the target latency would hold at this request's cost per row
+        // (its fixed cost counted as per row: an underestimate of the size), at most fourfold.
         const projected = Math.floor(((options.targetMs / 2) * rows) / Math.max(latencyMs, 1))
         size = Math.min(cap, Math.max(size, Math.min(projected, rows * 4)))
       }

@@ -1,29 +1,63 @@
-import { createHash, randomUUID } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 
-/** A fresh run id. */
-export const newRunId = (): string => randomUUID()
+/**
+ * A fresh run id: a UUID version 7, whose first 48 bits are the run's start in Unix
+ * milliseconds, so that the ids the run gives its rows can be ordered after those of earlier runs.
+ */
+export const newRunId = (now: number = Date.now()): string => {
+  const bytes = randomBytes(16)
+  let ms = now
+  for (let i = 5; i >= 0; i--) {
+    bytes[i] = ms % 256
+    ms = Math.floor(ms / 256)
+  }
+  bytes[6] = 0x70 | (bytes[6]! & 0x0f)
+  bytes[8] = 0x80 | (bytes[8]! & 0x3f)
+  const hex = bytes.toString("hex")
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
+
+/** The start of a version 7 run id, in Unix milliseconds; undefined for other run ids. */
+const startOf = (runId: string): number | undefined =>
+  /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i.test(runId)
+    ? parseInt(runId.slice(0, 8) + runId.slice(9, 13), 16)
+    : undefined
 
 /**
  * The id the engine gives the row at `index` of run `runId`: the same on every attempt and every
- * resume, so the engine can ask which rows already landed. The first ten bytes come from the run,
- * the last six are the index: SQL Server orders `uniqueidentifier`s by their last six bytes
- * first, so a run's ids are sequential there and inserts do not fragment the clustered index.
+ * resume, so the engine can ask which rows already landed.
+ *
+ * SQL Server orders `uniqueidentifier`s by their last six bytes first, then bytes 8 and 9, then
+ * the rest: ids that grow in that order append to the clustered index instead of splitting its
+ * pages. For a version 7 run id the last six bytes hold the run's start (seconds since 2020, 30
+ * bits) and the high bits of the index, bytes 8 and 9 its low 14 bits (after the variant), and the
+ * first eight bytes a hash of the run id, which keeps runs that start in the same second apart:
+ * ids increase within a run and from one run to the next. Older run ids (random UUIDs, from
+ * journals written before) keep their layout, so that their runs resume with the same ids.
  */
-export const deterministicId = (runId: string, index: number): string => {
-  const hash = createHash("sha1").update(runId).digest("hex")
-  return idFrom(hash, index)
-}
-
-/** `deterministicId` with the run's hash computed once. */
 export const idMaker = (runId: string): (index: number) => string => {
   const hash = createHash("sha1").update(runId).digest("hex")
-  return (index) => idFrom(hash, index)
+  const version = `8${hash.slice(13, 16)}`
+  const start = startOf(runId)
+  if (start === undefined) {
+    // Version 8 (custom) and the RFC 4122 variant, so the value is a well-formed GUID.
+    const variant = ((parseInt(hash.slice(16, 17), 16) & 0x3) | 0x8).toString(16) + hash.slice(17, 20)
+    return (index) => `${hash.slice(0, 8)}-${hash.slice(8, 12)}-${version}-${variant}-${hex(index, 12)}`
+  }
+  const seconds = Math.max(0, Math.floor(start / 1000) - epoch2020) % 2 ** 30
+  return (index) => {
+    const low = index % 2 ** 14
+    const high = Math.floor(index / 2 ** 14) % 2 ** 18
+    return `${hash.slice(0, 8)}-${hash.slice(8, 12)}-${version}-${hex(0x8000 + low, 4)}-${
+      hex(seconds * 2 ** 18 + high, 12)
+    }`
+  }
 }
 
-const idFrom = (hash: string, index: number): string => {
-  // Version 8 (custom) and the RFC 4122 variant, so the value is a well-formed GUID.
-  const version = `8${hash.slice(13, 16)}`
-  const variant = ((parseInt(hash.slice(16, 17), 16) & 0x3) | 0x8).toString(16) + hash.slice(17, 20)
-  const tail = index.toString(16).padStart(12, "0")
-  return `${hash.slice(0, 8)}-${hash.slice(8, 12)}-${version}-${variant}-${tail}`
-}
+/** `idMaker(runId)(index)`. */
+export const deterministicId = (runId: string, index: number): string => idMaker(runId)(index)
+
+/** 2020-01-01T00:00:00Z in Unix seconds. */
+const epoch2020 = 1_577_836_800
+
+const hex = (value: number, digits: number) => value.toString(16).padStart(digits, "0")

@@ -1,47 +1,90 @@
 import * as Effect from "effect/Effect"
 
 /**
- * Requests in flight, adapted to the service. A throttled request halves the limit (once per
- * overload: throttles of requests that started before the cut are the same overload seen again).
- * The limit then grows back by one after each run of successful requests, four times longer after
- * a throttle than before the first: on Dataverse a window limit, once hit, refuses for whole
- * seconds (Retry-After is in seconds and grows when pushed), so probing for it again costs more
- * than the last few requests in flight gain. Never above the ceiling.
+ * Requests in flight, adapted to the service by additive increase and multiplicative decrease
+ * (wire reference §6, "the ideal client: parallel at the hint, ..., ramps up gradually").
+ *
+ * - The ceiling is `x-ms-dop-hint` (or the caller's number): never more in flight.
+ * - It starts at a few (`initial`) and grows by one per answered request (doubling per round
+ *   trip) until the first sign of congestion.
+ * - A sign of congestion cuts it, once per round: signs from requests that started before the
+ *   last cut are the same congestion seen again. A cut never goes below what the service has
+ *   sustained since the previous cut (`sustained`, from the latencies measured): a refusal after
+ *   a long stretch at full speed says the limit was about right, one after a long wait says it
+ *   was far too high.
+ * - After the first cut it grows back by one per `growthRounds` rounds of healthy answers.
  */
 export interface Limiter {
   /** Runs `effect` holding one slot; `round` is the number of cuts when it started. */
   readonly withSlot: <A, E, R>(effect: (round: number) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  readonly throttled: (round: number) => Effect.Effect<void>
-  readonly succeeded: Effect.Effect<void>
+  /**
+   * A sign of congestion from a request that started in `round`: the limit becomes
+   * `max(floor(limit * factor), floor(sustained))`, at least one less and at least 1.
+   */
+  readonly decrease: (round: number, factor: number, sustained: number) => Effect.Effect<void>
+  /** A healthy answer. */
+  readonly increase: Effect.Effect<void>
+  /** Lowers or raises the ceiling (a run that names its own concurrency). */
+  readonly setCeiling: (ceiling: number) => Effect.Effect<void>
   readonly current: () => number
+  readonly ceiling: () => number
+  readonly round: () => number
+  readonly inFlight: () => number
 }
 
-export const makeLimiter = (options: { readonly ceiling: number; readonly adaptive: boolean }) =>
+export const makeLimiter = (options: {
+  readonly ceiling: number
+  /** Slots at the start. Default: 2 (a few), at most the ceiling. */
+  readonly initial?: number
+  /** Rounds of healthy answers per added slot after the first cut. Default 2. */
+  readonly growthRounds?: number
+}) =>
   Effect.gen(function*() {
-    const semaphore = yield* Effect.makeSemaphore(options.ceiling)
-    let limit = options.ceiling
+    let ceiling = options.ceiling
+    let limit = Math.min(ceiling, options.initial ?? 2)
+    const growthRounds = options.growthRounds ?? 2
+    const semaphore = yield* Effect.makeSemaphore(limit)
     let round = 0
     let streak = 0
+    let slowStart = true
+    let inFlight = 0
+    const resize = (next: number) => {
+      if (next === limit) return Effect.void
+      limit = next
+      return semaphore.resize(limit)
+    }
     const limiter: Limiter = {
-      withSlot: (effect) => semaphore.withPermits(1)(Effect.suspend(() => effect(round))),
-      throttled: (startedIn) =>
+      withSlot: (effect) =>
+        semaphore.withPermits(1)(
+          Effect.suspend(() => {
+            inFlight++
+            return Effect.ensuring(effect(round), Effect.sync(() => inFlight--))
+          })
+        ),
+      decrease: (startedIn, factor, sustained) =>
         Effect.suspend(() => {
-          if (!options.adaptive || startedIn !== round) return Effect.void
+          if (startedIn !== round) return Effect.void
           round++
           streak = 0
-          const next = Math.max(1, Math.floor(limit / 2))
-          if (next === limit) return Effect.void
-          limit = next
-          return semaphore.resize(limit)
+          slowStart = false
+          const target = Math.max(Math.floor(limit * factor), Math.floor(sustained))
+          return resize(Math.max(1, Math.min(limit - 1, target)))
         }),
-      succeeded: Effect.suspend(() => {
-        if (!options.adaptive || limit >= options.ceiling) return Effect.void
-        if (++streak < limit * (round === 0 ? 1 : 4)) return Effect.void
+      increase: Effect.suspend(() => {
+        if (limit >= ceiling) return Effect.void
+        if (++streak < (slowStart ? 1 : limit * growthRounds)) return Effect.void
         streak = 0
-        limit++
-        return semaphore.resize(limit)
+        return resize(limit + 1)
       }),
-      current: () => limit
+      setCeiling: (next) =>
+        Effect.suspend(() => {
+          ceiling = next
+          return resize(Math.min(limit, ceiling))
+        }),
+      current: () => limit,
+      ceiling: () => ceiling,
+      round: () => round,
+      inFlight: () => inFlight
     }
     return limiter
   })

@@ -42,7 +42,6 @@ export const planSmart = (options: {
   readonly create: boolean
   readonly update: boolean
   readonly allColumns: boolean
-  readonly onRequest: () => void
 }): Effect.Effect<SmartPlan, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
     const { metadata } = options
@@ -81,7 +80,6 @@ export const planSmart = (options: {
           keyColumns[0]!,
           group.map((item) => (byKey ? String(item.row[keyColumns[0]!]) : item.id!))
         )
-      options.onRequest()
       const records = yield* Stream.runCollect(
         Query.stream(metadata.logicalName, { select: [...columns].map(selectName(metadata)), filter })
       )

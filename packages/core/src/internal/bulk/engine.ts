@@ -1,0 +1,331 @@
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { BulkOptions, Operation, Plan, Progress, RowInput, RowOutcome } from "../../Bulk.js"
+import { DataverseClient, whoAmI } from "../../DataverseClient.js"
+import { DataverseError } from "../../DataverseError.js"
+import * as Records from "../../Records.js"
+import { estimateBytes, makeChunkSizer } from "./chunking.js"
+import { existingOrNone } from "./exactlyOnce.js"
+import { idMaker, newRunId } from "./ids.js"
+import { failedAll, isRetryable, isRunFailure, succeeded } from "./outcomes.js"
+import { makePasses } from "./passes.js"
+import { invalid, messageOf, planRun, type RunPlan, sendsWith } from "./plan.js"
+import { identityOf, makePrepare, type Prepared } from "./prepare.js"
+import { sendResilient } from "./resilient.js"
+import { planSmart } from "./smart.js"
+import { makeChunkSource } from "./source.js"
+
+/** The service's concurrent-request limit per user and web server (wire reference §6). */
+const maxConcurrency = 52
+
+/** The smallest request the even split of an input's last rows makes. */
+const tailChunkSize = 25
+
+/**
+ * `"auto"` concurrency: the service's `x-ms-dop-hint` (wire reference §6: "read it from a cheap
+ * first call"), from a `WhoAmI` when no answer has reported it yet; 4 when the service gives none.
+ */
+export const resolveConcurrency = (
+  concurrency: number | "auto" | undefined
+): Effect.Effect<number, DataverseError, DataverseClient> =>
+  Effect.gen(function*() {
+    if (typeof concurrency === "number") {
+      if (!Number.isInteger(concurrency) || concurrency < 1) {
+        return yield* invalid(`concurrency must be a positive whole number or "auto", got ${concurrency}.`)
+      }
+      return concurrency
+    }
+    const client = yield* DataverseClient
+    let hint = (yield* client.hints).dopHint
+    if (Option.isNone(hint)) {
+      yield* whoAmI
+      hint = (yield* client.hints).dopHint
+    }
+    return Math.min(maxConcurrency, Option.getOrElse(hint, () => 4))
+  })
+
+export const toStream = <A, E, R>(input: Iterable<A> | Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
+  Stream.StreamTypeId in (input as object) ? input as Stream.Stream<A, E, R> : Stream.fromIterable(input as Iterable<A>)
+
+/** One request's worth of rows, as read: a prepared row or why it cannot be sent. */
+type Entry = readonly [index: number, prepared: Prepared | DataverseError]
+
+/** One chunk's outcomes, and the journal entry that finishes them. */
+export interface ChunkResult {
+  readonly outcomes: ReadonlyArray<RowOutcome>
+  readonly finish: Effect.Effect<void, DataverseError>
+}
+
+/** A run, ready to go. */
+export interface Engine<E, R> {
+  /** The run's chunks, in the order their requests finish. */
+  readonly chunks: Stream.Stream<ChunkResult, DataverseError | E, DataverseClient | R>
+  readonly progress: () => Progress
+  readonly finishedBefore: { readonly succeeded: number; readonly failed: number }
+  readonly plan: Plan
+  readonly prepare: (row: Records.Row, index: number) => Prepared | DataverseError
+}
+
+/**
+ * Builds a run: checks the options, opens the journal, and wires the rows through validation,
+ * the passes that keep one record out of two requests, the chunk source, the connection's
+ * controller (its slots and Retry-After hold) and the senders.
+ */
+export const makeEngine = <E, R>(
+  operation: Operation,
+  table: string,
+  rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
+  options: BulkOptions
+): Effect.Effect<Engine<E, R>, DataverseError, DataverseClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const plan = yield* planRun(operation, table, options)
+    const { client, metadata } = plan
+    const controller = client.controller
+    const ceiling = yield* resolveConcurrency(options.concurrency)
+    yield* controller.setCeiling(ceiling)
+    const session = options.journal === undefined
+      ? undefined
+      : yield* options.journal.open({ operation, table, input: options.inputIdentity })
+    const idFor = idMaker(session?.state.runId ?? newRunId())
+    const prepare = makePrepare({ operation, metadata, key: plan.key, smart: plan.smart !== undefined, idFor })
+    const sizer = plan.strategy === "single"
+      ? makeChunkSizer({ fixed: typeof plan.chunkSize === "number" ? plan.chunkSize : 10 })
+      : typeof plan.chunkSize === "number"
+      ? makeChunkSizer({ fixed: plan.chunkSize })
+      : makeChunkSizer({ start: 100, max: plan.elastic ? 100 : 1000, targetMs: plan.targetLatencyMs })
+    const retryPolicy = options.retryPolicy ?? client.retryPolicy
+
+    const counters = { succeeded: 0, failed: 0, resumed: 0, retries: 0, inFlight: 0 }
+    // Rows of the chunks holding a slot, for sizing the last requests of an input.
+    let rowsInFlight = 0
+    const atStart = controller.state()
+    const snapshot = (now: number): Progress => {
+      const state = controller.state()
+      return {
+        ...counters,
+        requests: state.requests - atStart.requests,
+        throttled: state.throttled - atStart.throttled,
+        concurrency: state.limit,
+        chunkSize: sizer.current(),
+        waitingMs: Math.max(0, state.heldUntil - now),
+        waitingUntil: state.heldUntil > now ? state.heldUntil : undefined
+      }
+    }
+    const reportAt = (now: number) => {
+      if (options.onProgress === undefined && options.progress === undefined) return
+      const progress = snapshot(now)
+      options.onProgress?.(progress)
+      options.progress?.unsafeOffer(progress)
+    }
+    const report = Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => reportAt(now)))
+    // A Retry-After is reported when it starts, not only when a chunk next finishes.
+    yield* controller.onHold((_, now) => reportAt(now))
+
+    /** Smart mode: look the records up, then create, update or leave each row. */
+    const smartGroups = (items: ReadonlyArray<Prepared>) =>
+      Effect.gen(function*() {
+        const smart = plan.smart!
+        const decided = yield* planSmart({
+          metadata,
+          items,
+          key: plan.key,
+          create: smart.create ?? true,
+          update: smart.update ?? true,
+          allColumns: smart.allColumns ?? false
+        })
+        const outcomes: Array<RowOutcome> = [
+          ...decided.unchanged.map(({ id, item }): RowOutcome => ({ index: item.index, status: "unchanged", id })),
+          ...decided.skipped.map(({ id, item }): RowOutcome => ({ index: item.index, status: "skipped", id }))
+        ]
+        const creates = decided.create.map((item): Prepared =>
+          item.id !== undefined
+            ? { index: item.index, row: item.row, path: undefined, id: item.id, ownId: false }
+            : { index: item.index, row: item.row, path: undefined, id: idFor(item.index), ownId: true }
+        )
+        const updates = decided.update.map(({ id, item, row }): Prepared => ({
+          index: item.index,
+          row,
+          path: Records.bind(metadata, id).slice(1),
+          id,
+          ownId: false
+        }))
+        return { outcomes, groups: [["create", creates], ["update", updates]] as const }
+      })
+
+    /** Creates a stopped run sent without an answer may have landed: those found are done. */
+    const landedBefore = (items: ReadonlyArray<Prepared>, outcomes: Array<RowOutcome>) =>
+      Effect.gen(function*() {
+        if (session === undefined) return items
+        const unsure = items.filter((item) => session.state.unanswered.has(item.index))
+        if (unsure.length === 0) return items
+        const found = yield* existingOrNone(plan, unsure)
+        for (const item of unsure) if (found.has(item.id!)) outcomes.push(succeeded("create", item, item.id))
+        return items.filter((item) => !(found.has(item.id!) && session.state.unanswered.has(item.index)))
+      })
+
+    /** One request's rows: plan (smart mode), journal, send, journal, report. */
+    const processChunk = (entries: ReadonlyArray<Entry>, round: number) =>
+      Effect.gen(function*() {
+        const outcomes: Array<RowOutcome> = []
+        const items: Array<Prepared> = []
+        for (const [index, prepared] of entries) {
+          if (prepared instanceof DataverseError) outcomes.push({ index, status: "failed", error: prepared })
+          else items.push(prepared)
+        }
+        counters.inFlight++
+        rowsInFlight += items.length
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            counters.inFlight--
+            rowsInFlight -= items.length
+          })
+        )
+        let groups: ReadonlyArray<readonly [Operation, ReadonlyArray<Prepared>]> = [[operation, items]]
+        if (plan.smart !== undefined && items.length > 0) {
+          const planned = yield* Effect.either(smartGroups(items))
+          if (planned._tag === "Left") {
+            if (isRunFailure(planned.left)) return yield* planned.left
+            for (const outcome of failedAll(items, planned.left)) outcomes.push(outcome)
+            groups = []
+          } else {
+            for (const outcome of planned.right.outcomes) outcomes.push(outcome)
+            groups = planned.right.groups
+          }
+        }
+        for (const [op, group] of groups) {
+          if (group.length === 0) continue
+          let pending = group
+          if (op === "create" && session !== undefined) {
+            pending = yield* landedBefore(group, outcomes)
+            if (pending.length > 0) yield* session.sent(pending.map((item) => item.index))
+          }
+          if (pending.length > 0) {
+            for (const outcome of yield* sendResilient(context, op, pending, round)) outcomes.push(outcome)
+          }
+        }
+        outcomes.sort((a, b) => a.index - b.index)
+        const ok: Array<number> = []
+        const failedForGood: Array<number> = []
+        for (const outcome of outcomes) {
+          if (outcome.status === "failed") {
+            counters.failed++
+            if (!isRetryable(outcome.error)) failedForGood.push(outcome.index)
+          } else {
+            counters.succeeded++
+            ok.push(outcome.index)
+          }
+        }
+        yield* report
+        // Journalled once the outcomes have been handed on (see `execute`): a row is finished only
+        // after its caller has seen, and e.g. written to a rejects file, its outcome.
+        const finish = session === undefined ? Effect.void : session.finished(ok, failedForGood)
+        return { outcomes, finish } satisfies ChunkResult
+      }).pipe(Effect.scoped)
+
+    const context = { plan, sizer, retryPolicy, onRetry: () => void counters.retries++ }
+
+    // Rows of an input of known length. Near its end, requests share what is left evenly, so that
+    // every worker finishes at about the same time instead of one answering a full chunk alone at
+    // the end. What is left counts the rows in flight as half done, as on average they are.
+    const knownTotal = Array.isArray(rows) ? rows.length : undefined
+    const sizeAt = (handedOut: number) =>
+      knownTotal === undefined || !sizer.adaptive
+        ? sizer.current()
+        : Math.min(
+          sizer.current(),
+          Math.max(
+            tailChunkSize,
+            Math.ceil((knownTotal - handedOut + rowsInFlight / 2) / controller.state().limit)
+          )
+        )
+
+    /**
+     * Sends a pass: rows are validated ahead (in a buffer), and each request is formed when a slot
+     * of the controller frees, at the size of that moment.
+     */
+    const sendAll = <E2, R2>(
+      input: Stream.Stream<readonly [RowInput, number], E2, R2>
+    ): Stream.Stream<ChunkResult, DataverseError | E2, DataverseClient | R2> =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        const entries = input.pipe(
+          Stream.map(([row, index]): Entry => [index, row instanceof DataverseError ? row : prepare(row, index)]),
+          Stream.rechunk(256),
+          Stream.bufferChunks({ capacity: 8 })
+        )
+        const source = yield* makeChunkSource(entries, {
+          size: sizeAt,
+          maxBytes: plan.maxRequestBytes,
+          bytesOf: ([, prepared]) => (prepared instanceof DataverseError ? 0 : estimateBytes(prepared.row)),
+          counts: ([, prepared]) => !(prepared instanceof DataverseError)
+        })
+        const worker = Stream.repeatEffectOption(
+          controller.withSlot((round) =>
+            source.next.pipe(
+              Effect.mapError((error): Option.Option<DataverseError | E2> => Option.some(error)),
+              Effect.flatMap(Option.match({
+                onNone: () => Effect.fail(Option.none()),
+                onSome: (chunk) =>
+                  Effect.mapError(
+                    processChunk(chunk, round),
+                    (error): Option.Option<DataverseError | E2> => Option.some(error)
+                  )
+              }))
+            )
+          )
+        )
+        return Stream.mergeAll(Array.from({ length: ceiling }, () => worker), { concurrency: "unbounded" })
+      }))
+
+    // First occurrences go now; a record seen before waits for a later pass.
+    const passes = makePasses<readonly [RowInput, number]>(([input]) =>
+      input instanceof DataverseError ? undefined : identityOf(operation, metadata, input, plan.key)
+    )
+    const firstPass = toStream(rows).pipe(
+      Stream.zipWithIndex,
+      Stream.filter((entry) => {
+        const [input, index] = entry
+        if (session !== undefined && session.state.isFinished(index)) {
+          counters.resumed++
+          options.onResumed?.(index)
+          return false
+        }
+        return passes.admit(
+          entry,
+          input instanceof DataverseError ? undefined : identityOf(operation, metadata, input, plan.key)
+        )
+      })
+    )
+    const laterPasses = (): Stream.Stream<ChunkResult, DataverseError, DataverseClient> => {
+      const pass = passes.next()
+      return pass.length === 0
+        ? Stream.empty
+        : Stream.concat(sendAll(Stream.fromIterable(pass)), Stream.suspend(laterPasses))
+    }
+    const chunks = Stream.concat(sendAll(firstPass), Stream.suspend(laterPasses)).pipe(Stream.ensuring(report))
+    return {
+      chunks,
+      progress: () => snapshot(Date.now()),
+      finishedBefore: session?.state.finishedBefore ?? { succeeded: 0, failed: 0 },
+      plan: publicPlan(plan, sizer.current(), ceiling),
+      prepare
+    }
+  })
+
+const publicPlan = (plan: RunPlan, startChunkSize: number, concurrency: number): Plan => {
+  const strategy = sendsWith(plan, plan.operation)
+  return {
+    table: plan.metadata.logicalName,
+    entitySet: plan.metadata.entitySetName,
+    tableType: plan.metadata.tableType,
+    operation: plan.operation,
+    strategy,
+    message: strategy === "multiple" ? messageOf[plan.operation] : undefined,
+    chunkSize: plan.chunkSize,
+    startChunkSize,
+    concurrency,
+    maxRequestBytes: plan.maxRequestBytes
+  }
+}

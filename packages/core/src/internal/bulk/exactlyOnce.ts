@@ -1,0 +1,96 @@
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import type { RowOutcome } from "../../Bulk.js"
+import type { DataverseClient } from "../../DataverseClient.js"
+import type { DataverseError } from "../../DataverseError.js"
+import * as Query from "../../Query.js"
+import { isDuplicateKey, isRunFailure, succeeded } from "./outcomes.js"
+import type { RunPlan } from "./plan.js"
+import { partitionOf, type Prepared } from "./prepare.js"
+
+/**
+ * Exactly-once creates. Every create carries its id (the row's own, or one the engine chose), so
+ * after an answer that never came, or a crash, the engine asks which of the ids exist and sends
+ * only the others. The id the engine sent is the truth about a row's record, never its position
+ * in an answer's `Ids`.
+ */
+
+/** Ids per `In` query: 100 GUIDs keep the URL near 4 KB. */
+const lookupGroup = 100
+
+/**
+ * Which of these creates' records exist. On an elastic table each query names the partition and
+ * sends the latest `x-ms-session-token` as `MSCRM.SessionToken`, so that it sees the connection's
+ * own writes (wire reference §8b); without it a record written moments ago may not show yet.
+ */
+export const existing = (
+  plan: RunPlan,
+  items: ReadonlyArray<Prepared>
+): Effect.Effect<Set<string>, DataverseError, DataverseClient> =>
+  Effect.gen(function*() {
+    const { metadata } = plan
+    const pk = metadata.primaryIdAttribute
+    const found = new Set<string>()
+    const byPartition = new Map<string | undefined, Array<string>>()
+    for (const item of items) {
+      const partition = plan.elastic ? partitionOf(item.row) : undefined
+      const ids = byPartition.get(partition) ?? []
+      ids.push(item.id!)
+      byPartition.set(partition, ids)
+    }
+    const session = plan.elastic ? (yield* plan.client.hints).sessionToken : Option.none()
+    const headers = Option.isSome(session) ? { "MSCRM.SessionToken": session.value } : undefined
+    for (const [partition, ids] of byPartition) {
+      for (let i = 0; i < ids.length; i += lookupGroup) {
+        const inGroup = Query.isIn(pk, ids.slice(i, i + lookupGroup))
+        const rows = yield* Stream.runCollect(
+          Query.stream(metadata.logicalName, {
+            select: [pk],
+            filter: partition === undefined ? inGroup : Query.and(Query.eq("partitionid", partition), inGroup),
+            ...(headers === undefined ? {} : { headers })
+          })
+        )
+        for (const row of rows) {
+          const id = row[pk]
+          if (typeof id === "string") found.add(id.toLowerCase())
+        }
+      }
+    }
+    return found
+  })
+
+/**
+ * `existing`, or none found when the check itself fails for a reason of its own: the rows are then
+ * sent again (with the same ids, so nothing is created twice). A run failure still stops the run.
+ */
+export const existingOrNone = (
+  plan: RunPlan,
+  items: ReadonlyArray<Prepared>
+): Effect.Effect<Set<string>, DataverseError, DataverseClient> =>
+  Effect.catchIf(existing(plan, items), (error) => !isRunFailure(error), () => Effect.succeed(new Set<string>()))
+
+/**
+ * Creates refused as duplicates of an id the engine chose: an earlier attempt (whose answer was
+ * lost) created them, if the record is there. Those outcomes become `created`.
+ */
+export const confirmOwnDuplicates = (
+  plan: RunPlan,
+  items: ReadonlyArray<Prepared>,
+  outcomes: Array<RowOutcome>
+): Effect.Effect<void, DataverseError, DataverseClient> =>
+  Effect.gen(function*() {
+    const byIndex = new Map(items.map((item) => [item.index, item]))
+    const own = outcomes.flatMap((outcome) => {
+      const item = byIndex.get(outcome.index)
+      return outcome.status === "failed" && isDuplicateKey(outcome.error) && item?.ownId === true ? [item] : []
+    })
+    if (own.length === 0) return
+    const found = yield* existingOrNone(plan, own)
+    for (let i = 0; i < outcomes.length; i++) {
+      const item = byIndex.get(outcomes[i]!.index)!
+      if (item.ownId && outcomes[i]!.status === "failed" && found.has(item.id!)) {
+        outcomes[i] = succeeded("create", item, item.id)
+      }
+    }
+  })

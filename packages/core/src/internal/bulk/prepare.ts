@@ -1,0 +1,118 @@
+import type { Operation } from "../../Bulk.js"
+import { DataverseError } from "../../DataverseError.js"
+import * as Records from "../../Records.js"
+import type { TableMetadata } from "../metadata.js"
+import { validateRow } from "../validate.js"
+
+/** A row ready to send: where it goes and what it says. */
+export interface Prepared {
+  readonly index: number
+  readonly row: Records.Row
+  /** `<entityset>(<key>)`: the record's URL, for update, upsert and delete. */
+  readonly path: string | undefined
+  /** The record's primary key, lower case: for creates always (the row's own, or the engine's). */
+  readonly id: string | undefined
+  /** The engine chose the id (a create without its own): only the engine can have created it. */
+  readonly ownId: boolean
+}
+
+/**
+ * Validates a row against the table's metadata and works out its record: the id of a create
+ * (its own, else `idFor(index)`), the URL of an update, upsert or delete (by primary key or the
+ * `key` columns). A problem is a `Validation` or `InvalidInput` error naming the column.
+ */
+export const makePrepare = (options: {
+  readonly operation: Operation
+  readonly metadata: TableMetadata
+  readonly key: ReadonlyArray<string> | undefined
+  /** Smart mode: an update or upsert row without key or id may become a create. */
+  readonly smart: boolean
+  readonly idFor: (index: number) => string
+}) =>
+(row: Records.Row, index: number): Prepared | DataverseError => {
+  const { key, metadata, operation } = options
+  const problem = validateRow(
+    metadata,
+    operation === "delete" ? {} : withoutReadAnnotations(row),
+    operation === "create"
+  )
+  if (problem !== undefined) return new DataverseError({ reason: "Validation", message: problem })
+  const primary = row[metadata.primaryIdAttribute]
+  const id = typeof primary === "string" ? primary.toLowerCase() : undefined
+  if (operation === "create") {
+    if (id !== undefined) return { index, row, path: undefined, id, ownId: false }
+    // The id goes into the body when it is built: no copy of the row here.
+    return { index, row, path: undefined, id: options.idFor(index), ownId: true }
+  }
+  let ref: Records.RecordRef
+  if (key !== undefined) {
+    const values: Record<string, Records.KeyValue> = {}
+    for (const column of key) {
+      const value = row[column]
+      if (value === undefined || value === null) {
+        return new DataverseError({ reason: "InvalidInput", message: `the key column '${column}' has no value` })
+      }
+      values[column] = value as Records.KeyValue
+    }
+    ref = values
+  } else if (id !== undefined) {
+    ref = id
+  } else if (options.smart) {
+    return { index, row, path: undefined, id: undefined, ownId: false }
+  } else {
+    return new DataverseError({
+      reason: "InvalidInput",
+      message: `the row has no '${metadata.primaryIdAttribute}' (or pass the alternate-key columns as key)`
+    })
+  }
+  return { index, row, path: Records.bind(metadata, ref).slice(1), id, ownId: false }
+}
+
+/** The identity of a row's record, for spotting the same record twice in a run. */
+export const identityOf = (
+  operation: Operation,
+  metadata: TableMetadata,
+  row: Records.Row,
+  key: ReadonlyArray<string> | undefined
+): string | undefined => {
+  if (key !== undefined && key.length > 0 && operation !== "create") {
+    return `k:${
+      JSON.stringify(
+        key.map((column) => (typeof row[column] === "string" ? (row[column] as string).toLowerCase() : row[column]))
+      )
+    }`
+  }
+  const primary = row[metadata.primaryIdAttribute]
+  return typeof primary === "string" ? `i:${primary.toLowerCase()}` : undefined
+}
+
+/** Read-back annotations (`@odata.etag`) are not part of what a row writes. */
+const withoutReadAnnotations = (row: Records.Row): Records.Row => {
+  if (!hasReadAnnotations(row)) return row
+  const out: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(row)) {
+    if (!name.startsWith("@odata.") || name === "@odata.type") out[name] = value
+  }
+  return out
+}
+
+const hasReadAnnotations = (row: Records.Row): boolean => {
+  for (const name in row) if (name.startsWith("@odata.") && name !== "@odata.type") return true
+  return false
+}
+
+/** What a row writes: without `@odata.*` annotations, with the id the engine chose. */
+export const bodyOf = (item: Prepared, primaryIdAttribute: string): Record<string, unknown> => {
+  const row = item.row
+  let plain = !item.ownId
+  if (plain) { for (const name in row) if (name.startsWith("@odata.")) plain = false }
+  if (plain) return row as Record<string, unknown>
+  const out: Record<string, unknown> = {}
+  for (const name in row) if (!name.startsWith("@odata.")) out[name] = row[name]
+  if (item.ownId) out[primaryIdAttribute] = item.id
+  return out
+}
+
+/** An elastic row's partition, as its own property. */
+export const partitionOf = (row: Records.Row): string | undefined =>
+  typeof row["partitionid"] === "string" ? row["partitionid"] : undefined

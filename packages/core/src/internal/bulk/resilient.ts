@@ -1,0 +1,104 @@
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import type { Operation, RowOutcome } from "../../Bulk.js"
+import type { DataverseClient } from "../../DataverseClient.js"
+import { type DataverseError, isAmbiguous } from "../../DataverseError.js"
+import type { ChunkSizer } from "./chunking.js"
+import { confirmOwnDuplicates, existingOrNone } from "./exactlyOnce.js"
+import { failedAll, isRetryable, isSplittable, isTooBig, succeeded } from "./outcomes.js"
+import { type RunPlan, sendsWith } from "./plan.js"
+import type { Prepared } from "./prepare.js"
+import { sendBatch } from "./sendBatch.js"
+import { sendMultiple } from "./sendMultiple.js"
+import { sendSingle } from "./sendSingle.js"
+
+/** What `sendResilient` needs besides the plan. */
+export interface SendContext {
+  readonly plan: RunPlan
+  readonly sizer: ChunkSizer
+  readonly retryPolicy: Schedule.Schedule<unknown, DataverseError>
+  /** Counts a request sent again after a transient failure. */
+  readonly onRetry: () => void
+}
+
+const sendOnce = (plan: RunPlan, op: Operation, items: ReadonlyArray<Prepared>) => {
+  switch (sendsWith(plan, op)) {
+    case "single":
+      return sendSingle(plan, op, items)
+    case "multiple":
+      return sendMultiple(plan, op, items)
+    case "batch":
+      return sendBatch(plan, op, items)
+  }
+}
+
+/**
+ * Sends rows until each has a final outcome: retries transient failures by the retry policy
+ * (throttling never reaches here: the connection waits it out), halves chunks that are too big,
+ * and after an answer that never came sends only the creates that did not land. Each clean
+ * answer tells the chunk sizer and the connection's controller its latency. Fails only with a
+ * run failure.
+ */
+export const sendResilient = (
+  context: SendContext,
+  op: Operation,
+  items: ReadonlyArray<Prepared>,
+  round: number
+): Effect.Effect<Array<RowOutcome>, DataverseError, DataverseClient> =>
+  Effect.gen(function*() {
+    const { plan, sizer } = context
+    const controller = plan.client.controller
+    const driver = yield* Schedule.driver(context.retryPolicy)
+    const final: Array<RowOutcome> = []
+    let pending = items
+    while (pending.length > 0) {
+      const before = controller.state()
+      const started = yield* Clock.currentTimeMillis
+      const outcomes = yield* sendOnce(plan, op, pending)
+      const elapsed = (yield* Clock.currentTimeMillis) - started
+      const again: Array<Prepared> = []
+      let error: DataverseError | undefined
+      outcomes.forEach((outcome, i) => {
+        if (outcome.status === "failed" && isRetryable(outcome.error)) {
+          again.push(pending[i]!)
+          error ??= outcome.error
+        } else final.push(outcome)
+      })
+      if (error === undefined) {
+        // Latency the client measured itself (wire reference §6): only when no Retry-After held the
+        // request and nothing failed, so that the figure is the service's time for these rows.
+        const clean = before.heldUntil <= started && controller.state().throttled === before.throttled &&
+          !outcomes.some((outcome) => outcome.status === "failed")
+        if (clean) {
+          sizer.observe(pending.length, elapsed)
+          yield* controller.observe(round, pending.length, elapsed)
+        }
+        break
+      }
+      if (isTooBig(error)) sizer.shrink()
+      pending = again
+      if (isSplittable(error) && pending.length > 1) {
+        const half = Math.ceil(pending.length / 2)
+        for (const outcome of yield* sendResilient(context, op, pending.slice(0, half), round)) final.push(outcome)
+        for (const outcome of yield* sendResilient(context, op, pending.slice(half), round)) final.push(outcome)
+        break
+      }
+      if (op === "create" && isAmbiguous(error)) {
+        // The service may have written them before the answer was lost.
+        const found = yield* existingOrNone(plan, pending)
+        for (const item of pending) if (found.has(item.id!)) final.push(succeeded(op, item, item.id))
+        pending = pending.filter((item) => !found.has(item.id!))
+        if (pending.length === 0) break
+      }
+      const next = yield* Effect.either(driver.next(error))
+      if (next._tag === "Left") {
+        for (const outcome of failedAll(pending, error)) final.push(outcome)
+        break
+      }
+      context.onRetry()
+    }
+    // A duplicate of an id the engine chose is a row an earlier attempt already created.
+    if (op === "create") yield* confirmOwnDuplicates(plan, items, final)
+    return final
+  })

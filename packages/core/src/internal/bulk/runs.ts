@@ -1,0 +1,104 @@
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import type { BulkOptions, DryRun, Operation, RowInput, RowOutcome, RunSummary } from "../../Bulk.js"
+import type { DataverseClient } from "../../DataverseClient.js"
+import { DataverseError } from "../../DataverseError.js"
+import { estimateBytes, groupAdaptively } from "./chunking.js"
+import { makeEngine, toStream } from "./engine.js"
+import type { Prepared } from "./prepare.js"
+import { emptyCounts, finish, tally } from "./summary.js"
+
+/** `Bulk.run`. */
+export const run = <E = never, R = never>(
+  operation: Operation,
+  table: string,
+  rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
+  options: BulkOptions = {}
+): Stream.Stream<RowOutcome, DataverseError | E, DataverseClient | R> =>
+  Stream.unwrapScoped(
+    Effect.map(
+      makeEngine(operation, table, rows, options),
+      (engine) =>
+        engine.chunks.pipe(
+          Stream.mapEffect((chunk) => Effect.as(chunk.finish, chunk.outcomes)),
+          Stream.flattenIterables
+        )
+    )
+  )
+
+/** `Bulk.execute`. */
+export const execute = <E = never, R = never, E2 = never, R2 = never>(
+  operation: Operation,
+  table: string,
+  rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
+  options: BulkOptions = {},
+  onOutcome: (outcome: RowOutcome) => Effect.Effect<void, E2, R2> = () => Effect.void
+): Effect.Effect<RunSummary, DataverseError | E | E2, DataverseClient | R | R2> =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const engine = yield* makeEngine(operation, table, rows, options)
+      const started = yield* Clock.currentTimeMillis
+      const counts = emptyCounts()
+      yield* Stream.runForEach(engine.chunks, (chunk) =>
+        Effect.zipRight(
+          Effect.forEach(chunk.outcomes, (outcome) => {
+            tally(counts, outcome)
+            return onOutcome(outcome)
+          }, { discard: true }),
+          chunk.finish
+        ))
+      const progress = engine.progress()
+      return {
+        ...finish(counts, (yield* Clock.currentTimeMillis) - started),
+        resumed: progress.resumed,
+        resumedFailed: engine.finishedBefore.failed,
+        requests: progress.requests,
+        retries: progress.retries,
+        throttled: progress.throttled
+      }
+    })
+  )
+
+/** `Bulk.dryRun`. */
+export const dryRun = <E = never, R = never, E2 = never, R2 = never>(
+  operation: Operation,
+  table: string,
+  rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
+  options: BulkOptions = {},
+  onOutcome: (outcome: RowOutcome) => Effect.Effect<void, E2, R2> = () => Effect.void
+): Effect.Effect<DryRun, DataverseError | E | E2, DataverseClient | R | R2> =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const { journal: _journal, ...rest } = options
+      const engine = yield* makeEngine(operation, table, [], rest)
+      const counts = { total: 0, invalid: 0 }
+      const valid = Stream.zipWithIndex(toStream(rows)).pipe(
+        Stream.mapEffect(([input, index]) => {
+          counts.total++
+          const prepared = input instanceof DataverseError ? input : engine.prepare(input, index)
+          if (!(prepared instanceof DataverseError)) return Effect.succeed(Option.some(prepared))
+          counts.invalid++
+          return Effect.as(onOutcome({ index, status: "failed", error: prepared }), Option.none<Prepared>())
+        }),
+        Stream.filterMap((prepared) => prepared)
+      )
+      // The requests the valid rows would take, cut as the engine cuts them at its starting size.
+      const requests = yield* Stream.runCount(
+        groupAdaptively(
+          valid,
+          () => engine.plan.startChunkSize,
+          engine.plan.maxRequestBytes,
+          (item) => estimateBytes(item.row)
+        )
+      )
+      return {
+        plan: engine.plan,
+        total: counts.total,
+        valid: counts.total - counts.invalid,
+        invalid: counts.invalid,
+        requests
+      }
+    })
+  )

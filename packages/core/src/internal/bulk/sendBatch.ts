@@ -1,0 +1,50 @@
+import * as Effect from "effect/Effect"
+import * as Batch from "../../Batch.js"
+import type { RowOutcome } from "../../Bulk.js"
+import { DataverseError } from "../../DataverseError.js"
+import { failedAll, isRunFailure, type Sender, succeeded } from "./outcomes.js"
+import { bodyOf } from "./prepare.js"
+
+/**
+ * Sends rows as one `$batch` with continue-on-error (wire reference §4): every row gets its own
+ * answer. The strategy of tables without the `*Multiple` messages, and how a standard-table chunk
+ * refused for one bad row is searched for it. Fails only with a run failure.
+ */
+export const sendBatch: Sender = (plan, op, items) =>
+  Effect.gen(function*() {
+    const { metadata } = plan
+    const requests = items.map((item) => {
+      const body = bodyOf(item, metadata.primaryIdAttribute)
+      switch (op) {
+        case "create":
+          return Batch.post(metadata.entitySetName, body)
+        case "update":
+          return Batch.patch(item.path!, body, { headers: { "If-Match": "*" } })
+        case "upsert":
+          return Batch.patch(item.path!, body)
+        case "delete":
+          return Batch.del(item.path!)
+      }
+    })
+    const results = yield* Effect.either(Batch.execute(requests, { continueOnError: true, headers: plan.headers }))
+    if (results._tag === "Left") {
+      if (isRunFailure(results.left)) return yield* results.left
+      return failedAll(items, results.left)
+    }
+    return results.right.map((result, i): RowOutcome => {
+      const item = items[i]!
+      // The id the engine sent is the record's, whatever the answer says.
+      if (result._tag === "Success") return succeeded(op, item, item.id ?? result.id)
+      // A delete of a record that is already gone has done its job.
+      if (result._tag === "Failure" && op === "delete" && result.error.reason === "NotFound") {
+        return succeeded(op, item, item.id)
+      }
+      const error = result._tag === "Failure"
+        ? result.error
+        : new DataverseError({
+          reason: "Unknown",
+          message: `The $batch answer did not say what happened to this row (${result._tag}).`
+        })
+      return { index: item.index, status: "failed", error }
+    })
+  })

@@ -1,0 +1,133 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { DataverseError, reasonFor } from "../src/DataverseError.js"
+import { deterministicId, idMaker, newRunId } from "../src/internal/bulk/ids.js"
+import { isDuplicateKey } from "../src/internal/bulk/outcomes.js"
+import { makePasses } from "../src/internal/bulk/passes.js"
+import { makeChunkSource } from "../src/internal/bulk/source.js"
+
+describe("the chunk source", () => {
+  it.scoped("cuts each request when it is asked for, at the size of that moment", () =>
+    Effect.gen(function*() {
+      let size = 3
+      const asked: Array<number> = []
+      const source = yield* makeChunkSource(Stream.range(1, 10), {
+        size: (handedOut) => (asked.push(handedOut), size),
+        maxBytes: 1000,
+        bytesOf: () => 1,
+        counts: () => true
+      })
+      const first = yield* source.next
+      size = 5
+      const second = yield* source.next
+      const third = yield* source.next
+      expect([first, second, third].map((c) => Option.getOrThrow(c))).toEqual([[1, 2, 3], [4, 5, 6, 7, 8], [9, 10]])
+      expect(asked).toEqual([0, 3, 8])
+      expect(yield* source.next).toEqual(Option.none())
+    }))
+
+  it.scoped("keeps requests under the byte budget, and carries rows that are not sent without counting them", () =>
+    Effect.gen(function*() {
+      const source = yield* makeChunkSource(Stream.make(1, -2, 3, 4, 5, -6, 7), {
+        size: () => 2,
+        maxBytes: 25,
+        // Negative items are rows that will not be sent: no bytes, not counted.
+        bytesOf: (n) => (n < 0 ? 0 : 10),
+        counts: (n) => n > 0
+      })
+      const chunks: Array<ReadonlyArray<number>> = []
+      for (let next = yield* source.next; Option.isSome(next); next = yield* source.next) chunks.push(next.value)
+      expect(chunks).toEqual([[1, -2, 3], [4, 5], [-6, 7]])
+    }))
+
+  it.scoped("hands out each item once to requests formed at the same time", () =>
+    Effect.gen(function*() {
+      const source = yield* makeChunkSource(Stream.range(1, 1000), {
+        size: () => 7,
+        maxBytes: Infinity,
+        bytesOf: () => 1,
+        counts: () => true
+      })
+      const seen = yield* Effect.all(
+        Array.from({ length: 8 }, () =>
+          Effect.gen(function*() {
+            const mine: Array<number> = []
+            for (let next = yield* source.next; Option.isSome(next); next = yield* source.next) {
+              for (const item of next.value) mine.push(item)
+            }
+            return mine
+          })),
+        { concurrency: "unbounded" }
+      )
+      const all = seen.flat().sort((a, b) => a - b)
+      expect(all).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1))
+    }))
+})
+
+describe("passes", () => {
+  it("lets the first occurrence of a record go now and keeps the others for later passes, in order", () => {
+    const passes = makePasses<string>((row) => row.split(":")[0])
+    const rows = ["a:1", "b:1", "a:2", "c:1", "a:3", "b:2", "d:1"]
+    const now = rows.filter((row) => passes.admit(row, row.split(":")[0]))
+    expect(now).toEqual(["a:1", "b:1", "c:1", "d:1"])
+    expect(passes.next()).toEqual(["a:2", "b:2"])
+    expect(passes.next()).toEqual(["a:3"])
+    expect(passes.next()).toEqual([])
+  })
+})
+
+/**
+ * SQL Server's order of `uniqueidentifier`s as far as these ids differ: the last group (bytes
+ * 10-15), then the fourth (bytes 8-9).
+ */
+const sqlServerKey = (id: string) => `${id.slice(24)}${id.slice(19, 23)}`
+
+describe("the ids the engine gives created rows", () => {
+  it("are stable per run and row, well-formed, and increase in SQL Server's order within a run and across runs", () => {
+    const earlier = newRunId(Date.parse("2026-12-01T10:00:00Z"))
+    const later = newRunId(Date.parse("2026-12-01T10:00:01Z"))
+    expect(earlier).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    const a = idMaker(earlier)
+    expect(a(0)).toBe(deterministicId(earlier, 0))
+    const wellFormed = /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+    const indexes = [0, 1, 2, 16_383, 16_384, 16_385, 1_000_000, 4_000_000_000]
+    for (const i of indexes) expect(a(i)).toMatch(wellFormed)
+    const keys = indexes.map((i) => sqlServerKey(a(i)))
+    expect([...keys].sort()).toEqual(keys)
+    expect(new Set(indexes.map(a)).size).toBe(indexes.length)
+    // A later run's first row sorts after an earlier run's four-billionth.
+    expect(sqlServerKey(idMaker(later)(0)) > sqlServerKey(a(4_000_000_000))).toBe(true)
+    // Two runs of the same second differ in their first groups.
+    const twin = newRunId(Date.parse("2026-12-01T10:00:00Z"))
+    expect(idMaker(twin)(0).slice(0, 18)).not.toBe(a(0).slice(0, 18))
+  })
+
+  it("keep the layout of run ids written before (random UUIDs), so their runs resume with the same ids", () => {
+    const old = "5b0c1b1e-2f4a-4c3e-9a55-0d8a7c6f1e22"
+    expect(deterministicId(old, 0)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-000000000000$/)
+    expect(deterministicId(old, 255).endsWith("0000000000ff")).toBe(true)
+  })
+})
+
+describe("duplicates", () => {
+  it("are known by their code, whatever the status", () => {
+    for (const status of [400, 409, 412, 500]) {
+      expect(reasonFor(status, "0x80040237")).toBe("DuplicateKey")
+      expect(
+        isDuplicateKey(
+          new DataverseError({
+            reason: reasonFor(status, "0x80040237"),
+            status,
+            code: "0x80040237",
+            message: "Cannot insert duplicate key."
+          })
+        )
+      ).toBe(true)
+    }
+    expect(isDuplicateKey(new DataverseError({ reason: "DuplicateKey", code: "0x80040333", message: "rule" }))).toBe(
+      false
+    )
+  })
+})
