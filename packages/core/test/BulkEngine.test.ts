@@ -2,10 +2,12 @@ import * as Emulator from "@dv-effect/emulator/Emulator"
 import * as Model from "@dv-effect/emulator/Model"
 import { describe, expect, it, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
+import * as Http from "node:http"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Bulk from "../src/Bulk.js"
@@ -242,6 +244,114 @@ layer(
       const [first, second] = emulator.servers.map((server) => server.requests)
       expect(Math.min(first!, second!) / (first! + second!)).toBeGreaterThan(0.4)
     }))
+})
+
+describe("the engine, throttled past maxThrottleWait", () => {
+  // Twelve requests every three seconds: the metadata and a few chunks, then a Retry-After of
+  // seconds, longer than the first run may wait.
+  const windowed = Emulator.layer({
+    identity: false,
+    profile: { ...Model.fast, windowSeconds: 3, requestsPerWindow: 12 }
+  })
+  const connect = (info: Emulator.StartInfo, maxThrottleWait?: Duration.DurationInput) =>
+    DataverseClient.layer({
+      url: info.url,
+      credentials: Credentials.staticToken(info.accessToken),
+      ...(maxThrottleWait === undefined ? {} : { maxThrottleWait })
+    })
+
+  it.live("stops the run without failing a row, and a resumed run lands every row once", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      const journal = Journal.memory()
+      const rows = contacts(200, "T")
+      const failed: Array<number> = []
+      const stopped = yield* Effect.flip(
+        Bulk.execute("create", "contact", rows, { chunkSize: 10, concurrency: 1, journal }, (outcome) =>
+          Effect.sync(() =>
+            outcome.status === "failed" && failed.push(outcome.index)
+          )).pipe(
+            Effect.provide(connect(emulator.info, "500 millis"))
+          )
+      )
+      expect(stopped.reason).toBe("Throttled")
+      expect(stopped.message).toContain("maxThrottleWait")
+      expect(failed).toEqual([])
+      const landed = emulator.store.table("contact")!.size
+      expect(landed).toBeGreaterThan(0)
+      expect(landed).toBeLessThan(200)
+      const session = yield* Effect.scoped(journal.open({ operation: "create", table: "contact" }))
+      expect(session.state.finishedBefore).toEqual({ succeeded: landed, failed: 0 })
+      const resumed = yield* Bulk.execute("create", "contact", rows, { chunkSize: 10, concurrency: 1, journal }).pipe(
+        Effect.provide(connect(emulator.info))
+      )
+      expect(resumed).toMatchObject({ resumed: landed, created: 200 - landed, failed: 0 })
+      expect(resumed.throttled).toBeGreaterThan(0)
+      const names = lastnames(emulator)
+      expect(names).toHaveLength(200)
+      expect(new Set(names).size).toBe(200)
+    }).pipe(Effect.provide(windowed)))
+})
+
+/** A front door that answers CreateMultiple with its `Ids` in reverse order. */
+const reversingProxy = (target: string) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly url: string; readonly server: Http.Server }>((resume) => {
+      const server = Http.createServer((request, response) => {
+        const chunks: Array<Buffer> = []
+        request.on("data", (chunk: Buffer) => chunks.push(chunk))
+        request.on("end", () => {
+          const forward = Http.request(`${target}${request.url}`, {
+            method: request.method,
+            headers: { ...request.headers, host: new URL(target).host }
+          }, (answer) => {
+            const body: Array<Buffer> = []
+            answer.on("data", (chunk: Buffer) => body.push(chunk))
+            answer.on("end", () => {
+              let text = Buffer.concat(body).toString("utf8")
+              if (request.url?.includes("Microsoft.Dynamics.CRM.CreateMultiple") && answer.statusCode === 200) {
+                const parsed = JSON.parse(text) as { Ids: Array<string> }
+                text = JSON.stringify({ ...parsed, Ids: [...parsed.Ids].reverse() })
+              }
+              const { "content-length": _length, ...headers } = answer.headers
+              response.writeHead(answer.statusCode ?? 500, headers)
+              response.end(text)
+            })
+          })
+          forward.end(Buffer.concat(chunks))
+        })
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address() as { port: number }
+        resume(Effect.succeed({ url: `http://127.0.0.1:${address.port}`, server }))
+      })
+    }),
+    ({ server }) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+  )
+
+describe("the engine and the ids it sent", () => {
+  it.live("reports each created row with the id it sent, whatever the order of the answer's Ids", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      const proxy = yield* reversingProxy(emulator.info.url)
+      const journal = Journal.memory()
+      const outcomes = yield* Stream.runCollect(
+        Bulk.createMany("contact", contacts(30, "I"), { chunkSize: 10, journal })
+      ).pipe(
+        Effect.provide(
+          DataverseClient.layer({ url: proxy.url, credentials: Credentials.staticToken(emulator.info.accessToken) })
+        )
+      )
+      const session = yield* journal.open({ operation: "create", table: "contact" })
+      const byIndex = [...Chunk.toReadonlyArray(outcomes)].sort((a, b) => a.index - b.index)
+      expect(byIndex.map((o) => o.status === "created" && o.id)).toEqual(
+        Array.from({ length: 30 }, (_, i) => deterministicId(session.state.runId, i))
+      )
+      const table = emulator.store.table("contact")!
+      for (const outcome of byIndex) {
+        expect(outcome.status === "created" && table.get(outcome.id!)?.values.lastname).toBe(`I${outcome.index}`)
+      }
+    })).pipe(Effect.provide(Emulator.layer({ identity: false }))))
 })
 
 const faults = (rates: Partial<Model.FaultRates>) =>
