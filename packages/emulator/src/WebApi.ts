@@ -405,8 +405,9 @@ export const makeApp = (context: WebApiContext) => {
         contentType: "application/json; odata.metadata=minimal"
       })
     if (server !== undefined) {
-      // The load balancer's affinity cookies; a client that sends them back sticks to this server.
-      const token = model.affinityTokens[server]!
+      // The load balancer's affinity cookies (documented; their values are opaque): a client that
+      // sends them back sticks to this server, when the profile's balancer honours them.
+      const token = model.affinityCookie(server)
       response = HttpServerResponse.unsafeSetCookies(response, [
         ["ARRAffinity", token, { path: "/", httpOnly: true, secure: secureCookies() }],
         ["ARRAffinitySameSite", token, {
@@ -501,6 +502,7 @@ export const makeApp = (context: WebApiContext) => {
       // admission (so the emulator's own reading, parsing and storing are not added on top),
       // then counts that time.
       const executionMs = latencyMs(model.profile, reply.work ?? { records: 0, operations: 1 }) * admission.slowdown
+      admission.charge(executionMs)
       const holdMs = executionMs - ((yield* Clock.currentTimeMillis) - admittedAt)
       if (holdMs > 0) {
         yield* Effect.sleep(holdMs).pipe(
