@@ -19,7 +19,7 @@
  * perOperationMs`), held from admission and then counted into the execution-time window;
  * `slowdown` (what more parallelism than a server runs at full speed costs); `balancer` (how
  * cookie-less requests are spread and what a cookie value means); the penalty for pushing while
- * throttled; faults.
+ * throttled; the read lag of elastic tables; faults.
  *
  * @since 0.1.0
  */
@@ -125,6 +125,12 @@ export interface Profile {
   readonly refusalsBeforePenalty: number
   /** Modelling choice: routing and affinity cookies. */
   readonly balancer: Balancer
+  /**
+   * Modelling choice: a read of an elastic table without an `MSCRM.SessionToken` as new as a
+   * record's creation does not see it for this long (documented: reads without the session token
+   * may miss the session's own writes). 0: every read sees every write.
+   */
+  readonly elasticReadLagMs: number
   readonly faults: FaultRates
 }
 
@@ -159,6 +165,7 @@ export const fast: Profile = {
   retryAfterPenaltySeconds: 0,
   refusalsBeforePenalty: 52,
   balancer: defaultBalancer,
+  elasticReadLagMs: 0,
   faults: noFaults
 }
 
@@ -182,6 +189,7 @@ export const realistic: Profile = {
   retryAfterPenaltySeconds: 5,
   refusalsBeforePenalty: 52,
   balancer: defaultBalancer,
+  elasticReadLagMs: 0,
   faults: noFaults
 }
 
@@ -204,6 +212,7 @@ export const bench: Profile = {
   retryAfterPenaltySeconds: 1,
   refusalsBeforePenalty: 52,
   balancer: defaultBalancer,
+  elasticReadLagMs: 0,
   faults: noFaults
 }
 
@@ -282,6 +291,7 @@ const ProfileFile = S.Struct({
     affinity: optional(S.Literal("honoured", "ignored")),
     cookies: optional(S.Literal("stable", "rotating"))
   })),
+  elasticReadLagMs: optional(nonNegative),
   faults: optional(S.Struct({
     seed: optional(S.Int),
     throttle: optional(probability),
@@ -329,6 +339,7 @@ export const decodeProfile = (json: unknown): Profile | string => {
     retryAfterPenaltySeconds: file.retryAfterPenaltySeconds ?? base.retryAfterPenaltySeconds,
     refusalsBeforePenalty: file.refusalsBeforePenalty ?? base.refusalsBeforePenalty,
     balancer: { ...base.balancer, ...file.balancer },
+    elasticReadLagMs: file.elasticReadLagMs ?? base.elasticReadLagMs,
     faults: { ...base.faults, ...file.faults }
   }
 }

@@ -300,18 +300,20 @@ describe("decodeProfile", () => {
       faults: { seed: 7, throttle: 0.05, unavailable: 0 }
     })
   })
-  it("reads the modelling choices: slowdown, balancer and penalty", () => {
+  it("reads the modelling choices: slowdown, balancer, penalty and elastic read lag", () => {
     const decoded = Model.decodeProfile({
       extends: "silent",
       slowdown: { exponent: 1 },
       refusalsBeforePenalty: 8,
-      balancer: { spread: "random", seed: 4, cookies: "rotating" }
+      balancer: { spread: "random", seed: 4, cookies: "rotating" },
+      elasticReadLagMs: 250
     })
     expect(decoded).toMatchObject({
       requestsPerWindow: Infinity,
       slowdown: { exponent: 1, capacity: 2 },
       refusalsBeforePenalty: 8,
-      balancer: { spread: "random", seed: 4, affinity: "honoured", cookies: "rotating" }
+      balancer: { spread: "random", seed: 4, affinity: "honoured", cookies: "rotating" },
+      elasticReadLagMs: 250
     })
     // null: the capacity comes from the dop hint again.
     const fromHint = Model.decodeProfile({ extends: "silent", slowdown: { capacity: null } })
@@ -333,6 +335,7 @@ describe("decodeProfile", () => {
         [{ slowdown: { exponent: -1 } }, "slowdown.exponent"],
         [{ slowdown: { capacity: 1.5 } }, "slowdown.capacity"],
         [{ refusalsBeforePenalty: -1 }, "refusalsBeforePenalty"],
+        [{ elasticReadLagMs: "soon" }, "elasticReadLagMs"],
         [{ extends: "slow" }, "extends"]
       ] as const
     ) {
