@@ -293,11 +293,23 @@ describe("the engine, throttled past maxThrottleWait", () => {
     }).pipe(Effect.provide(windowed)))
 })
 
-/** A front door that answers CreateMultiple with its `Ids` in reverse order. */
-const reversingProxy = (target: string) =>
+/**
+ * A front door to the emulator that tells `seen` of every request, lets `rewrite` change an
+ * answer's body, and resets the client's connection when the emulator resets its own.
+ */
+const frontDoor = (
+  target: string,
+  options: {
+    readonly seen?: (request: Http.IncomingMessage) => void
+    readonly rewrite?: (url: string, status: number, body: string) => string
+    /** The headers of an answer handed to the client. */
+    readonly delivered?: (headers: Http.IncomingHttpHeaders) => void
+  }
+) =>
   Effect.acquireRelease(
     Effect.async<{ readonly url: string; readonly server: Http.Server }>((resume) => {
       const server = Http.createServer((request, response) => {
+        options.seen?.(request)
         const chunks: Array<Buffer> = []
         request.on("data", (chunk: Buffer) => chunks.push(chunk))
         request.on("end", () => {
@@ -307,17 +319,16 @@ const reversingProxy = (target: string) =>
           }, (answer) => {
             const body: Array<Buffer> = []
             answer.on("data", (chunk: Buffer) => body.push(chunk))
+            answer.on("error", () => response.socket?.destroy())
             answer.on("end", () => {
-              let text = Buffer.concat(body).toString("utf8")
-              if (request.url?.includes("Microsoft.Dynamics.CRM.CreateMultiple") && answer.statusCode === 200) {
-                const parsed = JSON.parse(text) as { Ids: Array<string> }
-                text = JSON.stringify({ ...parsed, Ids: [...parsed.Ids].reverse() })
-              }
+              const text = Buffer.concat(body).toString("utf8")
               const { "content-length": _length, ...headers } = answer.headers
+              options.delivered?.(answer.headers)
               response.writeHead(answer.statusCode ?? 500, headers)
-              response.end(text)
+              response.end(options.rewrite?.(request.url ?? "", answer.statusCode ?? 500, text) ?? text)
             })
           })
+          forward.on("error", () => response.socket?.destroy())
           forward.end(Buffer.concat(chunks))
         })
       })
@@ -326,14 +337,25 @@ const reversingProxy = (target: string) =>
         resume(Effect.succeed({ url: `http://127.0.0.1:${address.port}`, server }))
       })
     }),
-    ({ server }) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+    ({ server }) =>
+      Effect.async<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
   )
+
+/** Answers CreateMultiple with its `Ids` in reverse order. */
+const reversingIds = (url: string, status: number, body: string) => {
+  if (!url.includes("Microsoft.Dynamics.CRM.CreateMultiple") || status !== 200) return body
+  const parsed = JSON.parse(body) as { Ids: Array<string> }
+  return JSON.stringify({ ...parsed, Ids: [...parsed.Ids].reverse() })
+}
 
 describe("the engine and the ids it sent", () => {
   it.live("reports each created row with the id it sent, whatever the order of the answer's Ids", () =>
     Effect.scoped(Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator
-      const proxy = yield* reversingProxy(emulator.info.url)
+      const proxy = yield* frontDoor(emulator.info.url, { rewrite: reversingIds })
       const journal = Journal.memory()
       const outcomes = yield* Stream.runCollect(
         Bulk.createMany("contact", contacts(30, "I"), { chunkSize: 10, journal })
@@ -402,6 +424,77 @@ layer(
       expect(deleted).toMatchObject({ deleted: 150, failed: 0 })
       expect(emulator.store.table("contact")!.size).toBe(150)
     }))
+})
+
+layer(
+  clientOf(fastRetries).pipe(
+    Layer.provideMerge(
+      Emulator.layer({
+        identity: false,
+        // Reads of the elastic table without a recent enough MSCRM.SessionToken do not see
+        // records created in the last minute; a third of the requests land, then lose their answer.
+        profile: {
+          ...Model.fast,
+          elasticReadLagMs: 60_000,
+          faults: { ...Model.fast.faults, seed: 5, resetAfterCommit: 0.3 }
+        }
+      })
+    )
+  ),
+  { excludeTestServices: true }
+)("the engine on an elastic table that reads its own writes only with the session token", (it) => {
+  it.effect("asks which rows landed in their partition with the latest session token, and creates each once", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const checks: Array<{ readonly url: string; readonly token: string | undefined; readonly delivered: number }> = []
+      // Session tokens in answers the client received (a reset answer delivers none).
+      const delivered: Array<string> = []
+      const proxy = yield* frontDoor(emulator.info.url, {
+        seen: (request) => {
+          if (request.method === "GET" && request.url?.includes("dve_readings?") === true) {
+            const token = request.headers["mscrm.sessiontoken"]
+            checks.push({
+              url: decodeURIComponent(request.url),
+              token: typeof token === "string" ? token : undefined,
+              delivered: delivered.length
+            })
+          }
+        },
+        delivered: (headers) => {
+          const token = headers["x-ms-session-token"]
+          if (typeof token === "string") delivered.push(token)
+        }
+      })
+      const rows = Array.from(
+        { length: 200 },
+        (_, i) => ({ dve_name: `L${i}`, partitionid: `p${i % 3}`, dve_value: i })
+      )
+      // One request at a time, so that the client has read every answer before its next request.
+      const summary = yield* Bulk.execute("create", "dve_reading", rows, { chunkSize: 20, concurrency: 1 }).pipe(
+        Effect.provide(
+          DataverseClient.layer({
+            url: proxy.url,
+            credentials: Credentials.staticToken(emulator.info.accessToken),
+            ...fastRetries
+          })
+        )
+      )
+      expect(summary).toMatchObject({ created: 200, failed: 0 })
+      expect(summary.retries).toBeGreaterThan(0)
+      const names = emulator.store.table("dve_reading")!.scan().map((record) => String(record.values.dve_name))
+      expect(names).toHaveLength(200)
+      expect(new Set(names).size).toBe(200)
+      // Every existence check names one partition and sends the latest session token the client
+      // had received (none before the first).
+      expect(checks.some((check) => check.delivered > 0)).toBe(true)
+      for (const check of checks) {
+        expect(check.url).toMatch(
+          /\(partitionid eq 'p[012]'\) and \(Microsoft\.Dynamics\.CRM\.In\(PropertyName='dve_readingid'/
+        )
+        expect(check.token).toBe(check.delivered === 0 ? undefined : delivered[check.delivered - 1])
+      }
+    })))
 })
 
 layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: false }))), {

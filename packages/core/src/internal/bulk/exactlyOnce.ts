@@ -71,8 +71,12 @@ export const existingOrNone = (
   Effect.catchIf(existing(plan, items), (error) => !isRunFailure(error), () => Effect.succeed(new Set<string>()))
 
 /**
- * Creates refused as duplicates of an id the engine chose: an earlier attempt (whose answer was
- * lost) created them, if the record is there. Those outcomes become `created`.
+ * Creates refused as duplicates (code 0x80040237) of an id the engine chose: an earlier attempt,
+ * whose answer was lost, created them. On a standard table the record is looked up first, since
+ * the duplicate may be of an alternate key (another record's). An elastic table has no alternate
+ * keys (wire reference §8b): the duplicate is the engine's own id, and a lookup could miss the
+ * write whose answer (and session token) was lost, so it is taken as created. Those outcomes
+ * become `created`.
  */
 export const confirmOwnDuplicates = (
   plan: RunPlan,
@@ -86,7 +90,7 @@ export const confirmOwnDuplicates = (
       return outcome.status === "failed" && isDuplicateKey(outcome.error) && item?.ownId === true ? [item] : []
     })
     if (own.length === 0) return
-    const found = yield* existingOrNone(plan, own)
+    const found = plan.elastic ? new Set(own.map((item) => item.id!)) : yield* existingOrNone(plan, own)
     for (let i = 0; i < outcomes.length; i++) {
       const item = byIndex.get(outcomes[i]!.index)!
       if (item.ownId && outcomes[i]!.status === "failed" && found.has(item.id!)) {
