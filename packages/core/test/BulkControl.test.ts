@@ -120,7 +120,7 @@ describe("the adaptive limiter", () => {
       expect(limiter.current()).toBe(8)
     }))
 
-  it.effect("cuts once per round, never below what was sustained, then grows one per rounds of answers", () =>
+  it.effect("cuts once per round, never below what was sustained, and at least by one", () =>
     Effect.gen(function*() {
       const limiter = yield* makeLimiter({ ceiling: 8, initial: 8 })
       yield* limiter.decrease(0, 0.5, 0)
@@ -134,15 +134,37 @@ describe("the adaptive limiter", () => {
       // Sustained as many as allowed: still one less.
       yield* limiter.decrease(2, 0.5, 3)
       expect(limiter.current()).toBe(2)
-      // After a cut, one more slot per two rounds of answers at the current limit.
-      for (let i = 0; i < 3; i++) yield* limiter.increase
-      expect(limiter.current()).toBe(2)
-      yield* limiter.increase
-      expect(limiter.current()).toBe(3)
       yield* limiter.decrease(3, 0.5, 0)
       expect(limiter.current()).toBe(1)
       yield* limiter.decrease(4, 0.5, 0)
       expect(limiter.current()).toBe(1)
+    }))
+
+  it.effect("grows one per two rounds after a cut, and probes a plateau ever more slowly", () =>
+    Effect.gen(function*() {
+      const limiter = yield* makeLimiter({ ceiling: 8, initial: 6 })
+      const answers = (n: number) => Effect.forEach(Array.from({ length: n }), () => limiter.increase)
+      yield* limiter.decrease(0, 0.5, 4)
+      expect(limiter.current()).toBe(4)
+      // Two rounds of four answers for the fifth slot.
+      yield* answers(7)
+      expect(limiter.current()).toBe(4)
+      yield* answers(1)
+      expect(limiter.current()).toBe(5)
+      // Congestion again at 5, below the 6 of last time: a plateau. The next probe takes four rounds.
+      yield* limiter.decrease(1, 0.5, 4)
+      expect(limiter.current()).toBe(4)
+      yield* answers(15)
+      expect(limiter.current()).toBe(4)
+      yield* answers(1)
+      expect(limiter.current()).toBe(5)
+      // Growth past the plateau without congestion: the next cut above it probes quickly again.
+      yield* answers(5 * 4 + 6 * 4)
+      expect(limiter.current()).toBe(7)
+      yield* limiter.decrease(2, 0.5, 5)
+      expect(limiter.current()).toBe(5)
+      yield* answers(10)
+      expect(limiter.current()).toBe(6)
     }))
 
   it.effect("never lets more than the current limit run at once, and follows a lower ceiling", () =>

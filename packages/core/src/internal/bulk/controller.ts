@@ -93,14 +93,26 @@ export const makeController = (options: {
     const maxWaitMs = Duration.toMillis(options.maxThrottleWait)
     let refusals = 0
     let requests = 0
-    // The latency measured since the last cut, over the time since: the requests the service
-    // ran at once on average, i.e. what it sustained.
+    // What the service sustained since the last cut: the time its answers took within the epoch
+    // (latency measured here), over the epoch's length, i.e. the requests it ran at once on
+    // average. At a refusal the epoch ends when the Retry-After does: the wait is part of what the
+    // service allows, and the requests still in flight will each run about as long as the others.
+    // An epoch without answers (a refusal right after the last) measures nothing: the last
+    // measure stands.
     let epochStart: number | undefined
     let busyMs = 0
-    const sustained = (now: number) => epochStart === undefined || now <= epochStart ? 0 : busyMs / (now - epochStart)
-    const newEpoch = (now: number) => {
-      epochStart = now
+    let answers = 0
+    let lastSustained = 0
+    const sustained = (until: number) => {
+      if (epochStart === undefined || until <= epochStart || answers === 0) return lastSustained
+      const inFlight = limiter.inFlight() * (busyMs / answers)
+      lastSustained = (busyMs + inFlight) / (until - epochStart)
+      return lastSustained
+    }
+    const newEpoch = (start: number) => {
+      epochStart = start
       busyMs = 0
+      answers = 0
       latency.restart()
     }
 
@@ -121,8 +133,8 @@ export const makeController = (options: {
           return Effect.flatMap(Clock.currentTimeMillis, (now) => {
             refusals++
             firstRefusal ??= now
-            const cut = limiter.decrease(round, throttleFactor, sustained(now))
             const next = now + retryAfterMs(error)
+            const cut = limiter.decrease(round, throttleFactor, sustained(next))
             if (next - firstRefusal > maxWaitMs) {
               return Effect.zipRight(
                 cut,
@@ -136,7 +148,7 @@ export const makeController = (options: {
                 )
               )
             }
-            if (round === limiter.round()) newEpoch(now)
+            if (round === limiter.round()) newEpoch(next)
             return Effect.zipRight(cut, loop)
           })
         }))
@@ -150,7 +162,8 @@ export const makeController = (options: {
       observe: (round, rows, ms) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           epochStart ??= now - ms
-          busyMs += ms
+          busyMs += Math.max(0, now - Math.max(now - ms, epochStart))
+          answers++
           // Answers to requests sent before the last cut judge the old limit: they keep the
           // baseline but do not move the average.
           if (round !== limiter.round()) return Effect.sync(() => latency.observe(rows, ms, false))

@@ -9,17 +9,20 @@ import * as Effect from "effect/Effect"
  *   trip) until the first sign of congestion.
  * - A sign of congestion cuts it, once per round: signs from requests that started before the
  *   last cut are the same congestion seen again. A cut never goes below what the service has
- *   sustained since the previous cut (`sustained`, from the latencies measured): a refusal after
- *   a long stretch at full speed says the limit was about right, one after a long wait says it
- *   was far too high.
- * - After the first cut it grows back by one per `growthRounds` rounds of healthy answers.
+ *   sustained since the previous cut (`sustained`, from the latencies measured, rounded): a
+ *   refusal after a long stretch at full speed says the limit was about right, one after a long
+ *   wait says it was far too high.
+ * - After the first cut it grows back by one per `growthRounds` rounds of healthy answers; when
+ *   congestion comes back at the limit it was cut from last time (a plateau: a window limit the
+ *   service keeps to), each probe upwards waits twice as long as the last, up to 16 times; growth
+ *   past that plateau makes probing quick again.
  */
 export interface Limiter {
   /** Runs `effect` holding one slot; `round` is the number of cuts when it started. */
   readonly withSlot: <A, E, R>(effect: (round: number) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /**
    * A sign of congestion from a request that started in `round`: the limit becomes
-   * `max(floor(limit * factor), floor(sustained))`, at least one less and at least 1.
+   * `max(floor(limit * factor), round(sustained))`, at least one less and at least 1.
    */
   readonly decrease: (round: number, factor: number, sustained: number) => Effect.Effect<void>
   /** A healthy answer. */
@@ -42,7 +45,10 @@ export const makeLimiter = (options: {
   Effect.gen(function*() {
     let ceiling = options.ceiling
     let limit = Math.min(ceiling, options.initial ?? 2)
-    const growthRounds = options.growthRounds ?? 2
+    const baseGrowthRounds = options.growthRounds ?? 2
+    let growthRounds = baseGrowthRounds
+    // The limit the last congestion came at (none yet).
+    let plateau = 0
     const semaphore = yield* Effect.makeSemaphore(limit)
     let round = 0
     let streak = 0
@@ -67,7 +73,9 @@ export const makeLimiter = (options: {
           round++
           streak = 0
           slowStart = false
-          const target = Math.max(Math.floor(limit * factor), Math.floor(sustained))
+          growthRounds = limit <= plateau ? Math.min(16 * baseGrowthRounds, growthRounds * 2) : baseGrowthRounds
+          plateau = limit
+          const target = Math.max(Math.floor(limit * factor), Math.round(sustained))
           return resize(Math.max(1, Math.min(limit - 1, target)))
         }),
       increase: Effect.suspend(() => {
