@@ -37,7 +37,7 @@
 //                  from the markers in the store (the worst repetition)
 //   <c> CPU        CPU seconds of the job in the contender's process, per 100,000 rows
 //   x best loop    engine rows/s over the faster of dwa-loop and loop-best
-//   % opt          engine rows/s as a percentage of the model optimum
+//   eng % opt      engine rows/s as a percentage of the model optimum
 // A contender that crashed, timed out or gave rows up shows FAILED. The footer checks the
 // issue's targets; the 429 target counts the 429s of the limits (injected ones excluded: no
 // client can avoid those). Results go to bench/results/<timestamp>-matrix.json.
@@ -48,12 +48,16 @@ import { describeMachine, fmt, machine, median, parseArgs, table, writeResults }
 import { trial } from "./lib/trial.mjs"
 
 const { flag, option } = parseArgs()
+const usage = (message) => {
+  process.stderr.write(`bench/matrix.mjs: ${message}\n`)
+  process.exit(2)
+}
 const list = (name) => option(name)?.split(",").filter((s) => s !== "")
 const quick = flag("quick")
 const rows = Number(option("rows") ?? (quick ? 20_000 : 150_000))
 const reps = Number(option("reps") ?? 1)
-if (!Number.isInteger(rows) || rows < 1) throw new Error(`--rows takes a positive integer, not ${option("rows")}`)
-if (!Number.isInteger(reps) || reps < 1 || reps % 2 === 0) throw new Error(`--reps takes an odd count, not ${reps}`)
+if (!Number.isInteger(rows) || rows < 1) usage(`--rows takes a positive integer, not ${option("rows")}`)
+if (!Number.isInteger(reps) || reps < 1 || reps % 2 === 0) usage(`--reps takes an odd count, not ${option("reps")}`)
 
 // ---------------------------------------------------------------------------------------------
 // Cells and contenders
@@ -61,41 +65,24 @@ if (!Number.isInteger(reps) || reps < 1 || reps % 2 === 0) throw new Error(`--re
 const faults = { seed: 7, throttle: 0.05, unavailable: 0.02, resetBeforeCommit: 0.005, resetAfterCommit: 0.005 }
 const bench = (fields) => ({ extends: "bench", ...fields })
 const creates = { op: "create", table: "contact" }
+const upserts = { op: "upsert", table: "dve_product" }
 
-/** A cell per server count in `servers`, named `<n>s<suffix>`. */
-const perServers = (servers, suffix, title, profile, job = creates) =>
-  servers.map((n) => ({
-    id: `${n}s${suffix}`,
-    title: `${title}, ${n} server${n > 1 ? "s" : ""}`,
-    profile,
-    servers: n,
-    ...job
-  }))
+/** A cell per server count in `servers`, named by `id(n)`. */
+const perServers = (servers, id, title, profile, job = creates) =>
+  servers.map((n) => ({ id: id(n), title: `${title}, ${n} server${n > 1 ? "s" : ""}`, profile, servers: n, ...job }))
+
+const balancer = (fields) => bench({ balancer: fields })
 
 const allCells = [
-  ...perServers([1, 2, 4], "", "bench", "bench"),
-  ...perServers([1, 2, 4], "-flat", "bench, slowdown off", bench({ slowdown: { exponent: 0 } })),
-  ...perServers([2, 4], "-ignored", "bench, affinity ignored", bench({ balancer: { affinity: "ignored" } })),
-  ...perServers([2, 4], "-rotating", "bench, cookies rotating", bench({ balancer: { cookies: "rotating" } })),
-  ...perServers([2, 4], "-random", "bench, random spread", bench({ balancer: { spread: "random", seed: 7 } })),
-  ...perServers([1, 2], "", "silent", "silent").map((c) => ({ ...c, id: `silent-${c.id}` })),
-  ...perServers([1, 2], "", "bench, seeded faults", bench({ faults })).map((c) => ({ ...c, id: `faults-${c.id}` })),
-  {
-    id: "update-1s",
-    title: "updates by id, bench, 1 server",
-    profile: "bench",
-    servers: 1,
-    op: "update",
-    table: "contact"
-  },
-  {
-    id: "upsert-1s",
-    title: "upserts by alternate key (half new), bench, 1 server",
-    profile: "bench",
-    servers: 1,
-    op: "upsert",
-    table: "dve_product"
-  }
+  ...perServers([1, 2, 4], (n) => `${n}s`, "bench", "bench"),
+  ...perServers([1, 2, 4], (n) => `${n}s-flat`, "bench, slowdown off", bench({ slowdown: { exponent: 0 } })),
+  ...perServers([2, 4], (n) => `${n}s-ignored`, "bench, affinity ignored", balancer({ affinity: "ignored" })),
+  ...perServers([2, 4], (n) => `${n}s-rotating`, "bench, cookies rotating", balancer({ cookies: "rotating" })),
+  ...perServers([2, 4], (n) => `${n}s-random`, "bench, random spread", balancer({ spread: "random", seed: 7 })),
+  ...perServers([1, 2], (n) => `silent-${n}s`, "silent", "silent"),
+  ...perServers([1, 2], (n) => `faults-${n}s`, "bench, seeded faults", bench({ faults })),
+  ...perServers([1], () => "update-1s", "updates by id, bench", "bench", { op: "update", table: "contact" }),
+  ...perServers([1], () => "upsert-1s", "upserts by key (half new), bench", "bench", upserts)
 ]
 
 /** Per contender: the module in bench/contenders and the loop configuration it runs with in a cell. */
@@ -110,7 +97,7 @@ const short = { engine: "eng", "dwa-loop": "dwa", "loop-best": "best" }
 
 const pick = (all, names, what) => {
   const unknown = (names ?? []).filter((n) => !all.includes(n))
-  if (unknown.length > 0) throw new Error(`unknown ${what}: ${unknown.join(", ")} (known: ${all.join(", ")})`)
+  if (unknown.length > 0) usage(`unknown ${what}: ${unknown.join(", ")} (known: ${all.join(", ")})`)
   return names === undefined ? all : all.filter((n) => names.includes(n))
 }
 const cellIds = pick(allCells.map((c) => c.id), list("cells"), "cells")
@@ -119,10 +106,10 @@ const contenders = pick(Object.keys(allContenders), list("contenders"), "contend
 /** The cell with its profile resolved and the model optimum, or with the reason it cannot run here. */
 const plan = (cell) => {
   const profile = resolveProfile(cell)
-  if (typeof profile === "string") return { ...cell, rows, skipped: profile }
+  if (typeof profile === "string") return { ...cell, skipped: profile }
   const best = optimum(profile, { rows, servers: cell.servers })
   // Generous: a contender still running at 30 times the optimum (2 minutes at least) has hung.
-  return { ...cell, rows, optimum: best, timeoutMs: Math.max(120_000, 30_000 * best.seconds) }
+  return { ...cell, resolved: profile, optimum: best, timeoutMs: Math.max(120_000, 30_000 * best.seconds) }
 }
 const planned = allCells.filter((c) => cellIds.includes(c.id)).map(plan)
 const cells = planned.filter((c) => c.skipped === undefined)
@@ -137,23 +124,24 @@ const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)} s`
 /** One contender in one cell; a crash or time-out is a result too (`error`), so the run goes on. */
 const runTrial = async (cell, name) => {
   const { module, loop } = allContenders[name](cell)
-  const { optimum: _, timeoutMs, skipped: __, ...scenario } = { ...cell, loop }
+  const { id, title, op, table, profile, servers } = cell
+  const scenario = { id, title, op, table, profile, servers, rows, loop }
   try {
-    return await trial(scenario, rows, startLibrary(module, scenario, rows, { timeoutMs }))
+    return await trial(scenario, rows, startLibrary(module, scenario, rows, { timeoutMs: cell.timeoutMs }))
   } catch (error) {
     return { error: String(error?.message ?? error).split("\n")[0] }
   }
 }
 
+const describeTrial = (t) =>
+  t.error !== undefined
+    ? `FAILED: ${t.error}`
+    : `${fmt((t.rows * 1000) / t.wallMs)} rows/s, 429s ${t.throttled}/${t.serverRequests} requests, ` +
+      `lost ${t.lost}, dup ${t.duplicated}`
+
 const progress = (cell, name, rep, t, seconds) =>
   process.stderr.write(
-    `[${elapsed()}] ${cell.id} ${name} rep ${rep + 1}/${reps}: ${
-      t.error !== undefined
-        ? `FAILED: ${t.error}`
-        : `${
-          fmt((t.rows * 1000) / t.wallMs)
-        } rows/s, 429s ${t.throttled}/${t.serverRequests} requests, lost ${t.lost}, dup ${t.duplicated}`
-    } (${seconds.toFixed(1)} s)\n`
+    `[${elapsed()}] ${cell.id} ${name} rep ${rep + 1}/${reps}: ${describeTrial(t)} (${seconds.toFixed(1)} s)\n`
   )
 
 const runAll = async () => {
@@ -218,6 +206,7 @@ const summariseCell = (cell, byContender) => {
     rows,
     profile: cell.profile,
     servers: cell.servers,
+    resolvedProfile: cell.resolved,
     optimum: { chunkSize, inFlight, seconds, rowsPerSecond, binding },
     results,
     bestLoopRowsPerSecond: bestLoop,
@@ -227,6 +216,8 @@ const summariseCell = (cell, byContender) => {
     engineCpuToDwaLoop: ratio(engine?.cpuSecondsPer100k, results["dwa-loop"]?.cpuSecondsPer100k)
   }
 }
+
+const cellCount = (n) => `${n} cell${n === 1 ? "" : "s"}`
 
 const geometricMean = (values) =>
   values.length === 0 ? undefined : Math.exp(values.reduce((s, v) => s + Math.log(v), 0) / values.length)
@@ -265,7 +256,7 @@ const targets = (summaries) => {
       target: "the engine lands every row exactly once in every cell",
       met: withEngine.length === 0 ? undefined : notOnce.length === 0,
       figure: notOnce.length === 0
-        ? `${withEngine.length} cells`
+        ? cellCount(withEngine.length)
         : notOnce.map((s) => `${s.id} lost ${fmt(s.results.engine.lost)} dup ${fmt(s.results.engine.duplicated)}`)
           .join(", ")
     },
@@ -273,7 +264,7 @@ const targets = (summaries) => {
     {
       target: "engine rows/s >= 1.1x the best loop in geometric mean",
       met: geo === undefined ? undefined : geo >= 1.1,
-      figure: geo === undefined ? "not measured" : `${times(geo)} over ${ratios.length} cells`
+      figure: geo === undefined ? "not measured" : `${times(geo)} over ${cellCount(ratios.length)}`
     },
     worstCell(
       "429s (of the limits) on <= 2% of the engine's requests, in every cell",
@@ -316,7 +307,7 @@ const printTable = (summaries) => {
     "opt chunk",
     ...contenders.flatMap((n) => contenderColumns.map((c) => `${short[n]} ${c}`)),
     "x best loop",
-    "% opt"
+    "eng % opt"
   ]
   const lines = summaries.map((s) => [
     s.id,
@@ -335,7 +326,7 @@ const printFooter = (summaries, checked) => {
       "\nrows/s: rows / wall time; 429: 429s / requests (per-server counters, injected 429s included);" +
       "\nlost/dup: valid rows missing / records beyond one per row, from the store (worst repetition);" +
       "\nCPU: the job's CPU seconds in the contender's process per 100,000 rows; opt: the model optimum;" +
-      "\nx best loop: engine rows/s over max(dwa-loop, loop-best); % opt: engine rows/s of the optimum's." +
+      "\nx best loop: engine rows/s over max(dwa-loop, loop-best); eng % opt: engine rows/s of the optimum's." +
       " FAILED: crashed, timed out or gave rows up."
   )
   for (const s of summaries) {
