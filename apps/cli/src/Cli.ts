@@ -8,6 +8,7 @@ import * as Credentials from "@dv-effect/core/Credentials"
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
 import type { DataverseError } from "@dv-effect/core/DataverseError"
 import * as Query from "@dv-effect/core/Query"
+import * as Model from "@dv-effect/emulator/Model"
 import type { Schema as TableSchemaDefinition } from "@dv-effect/emulator/TableSchema"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -29,6 +30,9 @@ import { queryCommand } from "./QueryCommand.js"
 // ---------------------------------------------------------------------------------------------
 // emulator
 
+/** The named performance profiles, as `--profile` takes them: "fast, realistic, bench, silent". */
+const profileNames = Object.keys(Model.profiles).join(", ")
+
 const readJsonFile = (flag: string, path: string): Effect.Effect<unknown, CliError> =>
   Effect.tryPromise({
     try: async () => JSON.parse(await Fs.readFile(path, "utf8")) as unknown,
@@ -49,7 +53,7 @@ const emulatorCommand = Command.make(
     ),
     port: Options.integer("port").pipe(Options.withDescription("Port; 0 picks a free one"), Options.withDefault(0)),
     profile: Options.text("profile").pipe(
-      Options.withDescription("Performance model: fast, realistic, bench, or a JSON profile file"),
+      Options.withDescription(`Performance model: ${profileNames}, or a JSON profile file`),
       Options.withDefault("fast")
     ),
     servers: Options.integer("servers").pipe(
@@ -58,7 +62,7 @@ const emulatorCommand = Command.make(
     ),
     dopHint: Options.integer("dop-hint").pipe(
       Options.withDescription(
-        "The x-ms-dop-hint to advertise, and the parallelism the servers run at full speed (overrides the profile)"
+        "The x-ms-dop-hint to advertise (overrides the profile); unless the profile sets slowdown.capacity, also the parallelism the servers run at full speed"
       ),
       Options.optional
     ),
@@ -77,21 +81,20 @@ const emulatorCommand = Command.make(
       if (port < 0 || port > 65535) {
         return yield* new CliError({ message: `--port must be from 0 to 65535, got ${port}.` })
       }
-      const [Emulator, Model, TableSchema] = yield* Effect.promise(() =>
+      const [Emulator, TableSchema] = yield* Effect.promise(() =>
         Promise.all([
           import("@dv-effect/emulator/Emulator"),
-          import("@dv-effect/emulator/Model"),
           import("@dv-effect/emulator/TableSchema")
         ])
       )
-      let profile = Model.profiles[args.profile]
+      let profile = Object.hasOwn(Model.profiles, args.profile) ? Model.profiles[args.profile] : undefined
       if (profile === undefined) {
         const file = yield* readJsonFile("--profile", args.profile).pipe(
           Effect.mapError((error) =>
             error.message.endsWith("no such file")
               ? new CliError({
                 message:
-                  `--profile must be fast, realistic, bench or a JSON profile file; '${args.profile}' is none of them.`
+                  `--profile must be one of ${profileNames} or a JSON profile file; '${args.profile}' is none of them.`
               })
               : error
           )

@@ -38,9 +38,12 @@ export interface EmulatorOptions {
   readonly port?: number
   /** The tables to serve. Default `defaultSchema`. */
   readonly schema?: Schema
-  /** The performance model: a named profile or a profile object. Default `fast`. */
-  readonly profile?: Model.Profile | "fast" | "realistic" | "bench"
-  /** Overrides the profile's `x-ms-dop-hint` (and so each server's capacity, `Model.serverCapacity`). */
+  /** The performance model: a named profile (`Model.profileNames`) or a profile object. Default `fast`. */
+  readonly profile?: Model.Profile | Model.ProfileName
+  /**
+   * Overrides the profile's `x-ms-dop-hint` (and so each server's capacity, `Model.serverCapacity`,
+   * unless the profile sets one).
+   */
   readonly dopHint?: number
   /** Largest request body accepted, in bytes; larger ones get 413. Default 128 MiB. */
   readonly maxBodyBytes?: number
@@ -118,7 +121,7 @@ export interface RunningEmulator {
    * returns their ids; fails on the first invalid row, writing none of them.
    */
   readonly seed: (table: string, rows: ReadonlyArray<Record<string, unknown>>) => Array<string>
-  /** Removes every record of every table. */
+  /** Removes every record of every table, and forgets the service protection windows, holds and counters. */
   readonly reset: () => void
   /** Issues another access token for the default user, e.g. with a short lifetime or another audience. */
   readonly issueToken: (options?: { readonly lifetimeSeconds?: number; readonly audience?: string }) => Promise<string>
@@ -185,7 +188,7 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
     }
     const counters: WebApiCounters = { requests: 0, recordsWritten: 0, errors: 0 }
     const baseProfile = typeof options.profile === "string"
-      ? Model.profiles[options.profile]!
+      ? Model.profiles[options.profile]
       : options.profile ?? Model.fast
     const profile = options.dopHint === undefined ? baseProfile : { ...baseProfile, dopHint: options.dopHint }
     const model = new ServiceModel(profile)
@@ -285,7 +288,11 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
         if (created instanceof Fault) throw new Error(`seed ${tableName}: ${created.message}`)
         return created
       },
-      reset: () => store.clear(),
+      reset: () => {
+        store.clear()
+        model.reset()
+        Object.assign(counters, { requests: 0, recordsWritten: 0, errors: 0 })
+      },
       store,
       counters,
       servers: model.counters,

@@ -11,24 +11,38 @@
  * `executionMsPerWindow` of execution completed within it.
  *
  * The optimum is the schedule of an ideal client that knows the model: it is never refused
- * (no 429, no Retry-After penalty), spreads the chunks evenly over the web servers, keeps at
- * most each server's capacity in flight (`serverCapacity`: its share of the dop hint; beyond it
- * the model slows requests down, so more in flight is slower: the tests drive the model with a
- * greedy client to check this), and sends each chunk at the first instant the model would admit
- * it. That counts the first window's burst (an empty window admits requests at once) and what
- * the model lets through because execution time is counted when a request completes (every
- * request admitted while the sum is under budget runs, including those in flight when it
- * crosses). Network and client costs are zero, so no real client reaches 100%. The best over chunk sizes `minChunkSize..maxChunkSize`
- * (default 1..1,000, the bulk messages' range) is the optimum.
+ * (no 429, no hold, no Retry-After penalty), spreads the chunks evenly over the web servers, and
+ * follows the service's guidance, parallel at the dop hint: it keeps its server's share of the
+ * hint in flight, `floor(dopHint / servers)`, and no more than the server runs at full speed when
+ * the profile slows requests beyond that (`idealInFlight`; more in flight is then slower: the
+ * tests drive the model with a greedy client to check this). It sends each chunk at the first
+ * instant the model would admit it. That counts the first window's burst (an empty window admits
+ * requests at once) and what the model lets through because execution time is counted when a
+ * request completes (every request admitted while the sum is under budget runs, including those
+ * in flight when it crosses). Network and client costs are zero, so no real client reaches 100%.
+ * The best over chunk sizes `minChunkSize..maxChunkSize` (default 1..1,000, the bulk messages'
+ * range) is the optimum.
  *
  * @since 0.1.0
  */
 import { latencyMs, type Profile, serverCapacity, slowdown } from "./Model.js"
 
 /**
+ * Requests the ideal client keeps in flight on each web server: its share of the dop hint,
+ * `floor(dopHint / servers)` (at least 1), but no more than the server's capacity
+ * (`Model.serverCapacity`) when the profile slows requests beyond it (`slowdown.exponent > 0`).
+ *
+ * @since 0.1.0
+ */
+export const idealInFlight = (profile: Profile, servers: number = profile.servers): number => {
+  const share = Math.max(1, Math.floor(profile.dopHint / servers))
+  return profile.slowdown.exponent > 0 ? Math.min(share, serverCapacity(profile, servers)) : share
+}
+
+/**
  * What held the ideal client back the longest: a limit it waited on, or `latency` when it never
  * waited (the job took as long as its requests run). `concurrency` is its cap on requests in
- * flight: the service's concurrency limit, or (usually) the server's capacity or `maxInFlight`.
+ * flight: the service's concurrency limit, or (usually) `idealInFlight` or `maxInFlight`.
  *
  * @since 0.1.0
  */
@@ -45,7 +59,7 @@ export interface Schedule {
   /** Requests sent, over all servers. */
   readonly requests: number
   readonly servers: number
-  /** Requests in flight per server at most: `maxInFlight` (default the server's capacity), under the concurrency limit. */
+  /** Requests in flight per server at most: `maxInFlight` (default `idealInFlight`), under the concurrency limit. */
   readonly inFlight: number
   /** From the first request to the last answer. */
   readonly seconds: number
@@ -73,8 +87,8 @@ export interface Options {
   /** Web servers; default the profile's. */
   readonly servers?: number
   /**
-   * Requests in flight per server at most (under the concurrency limit); default the server's
-   * capacity. More than the capacity are slowed down as the model slows them.
+   * Requests in flight per server at most (under the concurrency limit); default `idealInFlight`.
+   * More than the server's capacity are slowed down as the model slows them.
    */
   readonly maxInFlight?: number
   /** Chunk sizes tried by `optimum`: default 1..1,000. */
@@ -146,7 +160,7 @@ const runServer = (
   profile: Profile,
   costs: ReadonlyArray<number>,
   inFlightLimit: number,
-  capacity: number
+  servers: number
 ): ServerRun => {
   const windowMs = profile.windowSeconds * 1000
   const requestLimit = profile.requestsPerWindow
@@ -184,7 +198,7 @@ const runServer = (
       ? "executionTime"
       : undefined
     if (blocked === undefined) {
-      const cost = costs[next++]! * slowdown(inFlight.size + 1, capacity)
+      const cost = costs[next++]! * slowdown(profile, inFlight.size + 1, servers)
       arrivals.push(now)
       inFlight.push(now + cost, cost)
       if (now + cost > finishMs) finishMs = now + cost
@@ -207,10 +221,10 @@ const runServer = (
 
 const sustained = (profile: Profile, chunkSize: number, servers: number, inFlight: number): number => {
   // In a steady state of `inFlight` requests, each takes t(n) times the model's slowdown (so
-  // without a cap on requests in flight, the rate tends to nothing).
+  // without a cap on requests in flight, the rate tends to nothing when the model slows them).
   const unslowed = latencyMs(profile, { records: chunkSize, operations: 0 })
-  if (unslowed > 0 && !Number.isFinite(inFlight)) return 0
-  const t = unslowed * slowdown(inFlight, serverCapacity(profile, servers))
+  if (unslowed > 0 && !Number.isFinite(inFlight) && profile.slowdown.exponent > 0) return 0
+  const t = unslowed * slowdown(profile, inFlight, servers)
   const windowSeconds = profile.windowSeconds
   const perSecond = Math.min(
     t > 0 ? inFlight / (t / 1000) : Infinity,
@@ -237,8 +251,7 @@ export const schedule = (profile: Profile, chunkSize: number, options: Options):
   if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`Optimum: chunk size ${chunkSize}`)
   if (!Number.isInteger(rows) || rows < 0) throw new Error(`Optimum: rows ${rows}`)
   const servers = options.servers ?? profile.servers
-  const capacity = serverCapacity(profile, servers)
-  const inFlight = Math.min(profile.concurrencyLimit, options.maxInFlight ?? capacity)
+  const inFlight = Math.min(profile.concurrencyLimit, options.maxInFlight ?? idealInFlight(profile, servers))
   const requests = Math.ceil(rows / chunkSize)
   const base = {
     rows,
@@ -266,7 +279,7 @@ export const schedule = (profile: Profile, chunkSize: number, options: Options):
   for (let server = 0; server < Math.min(servers, requests); server++) {
     const costs: Array<number> = []
     for (let i = server; i < requests; i += servers) costs.push(cost(i === requests - 1 ? last : chunkSize))
-    const run = runServer(profile, costs, inFlight, capacity)
+    const run = runServer(profile, costs, inFlight, servers)
     if (run.finishMs > slowest.finishMs) slowest = run
   }
   const seconds = slowest.finishMs / 1000

@@ -18,13 +18,22 @@ import type { Identity, VerifiedToken } from "./Identity.js"
 import { parseBatch, runBatch } from "./internal/batch.js"
 import { type BulkMessage, bulkMessages, runBulkMessage } from "./internal/bulk.js"
 import { makeBulkDelete } from "./internal/bulkDelete.js"
-import { badRequest, codes, Fault, methodNotAllowed, segmentNotFound, unauthorized } from "./internal/fault.js"
+import {
+  badRequest,
+  codes,
+  Fault,
+  methodNotAllowed,
+  recordNotFound,
+  segmentNotFound,
+  unauthorized
+} from "./internal/fault.js"
 import { entityDefinitions, sdkMessageFilters } from "./internal/metadata.js"
 import { parsePath, type PathSegment } from "./internal/odataPath.js"
 import { createRecord, deleteRecord, etagOf, writeRecord } from "./internal/operations.js"
 import { parsePrefer, type Prefer, queryTable } from "./internal/query.js"
 import { contextUrl, findByKey, present, resolveKey, resolveSelect } from "./internal/records.js"
 import { faultReply, type Reply } from "./internal/reply.js"
+import { ReadLag, sessionToken } from "./internal/session.js"
 import type { ServiceModel } from "./internal/throttle.js"
 import { latencyMs } from "./Model.js"
 import type { Store, TableStore } from "./Store.js"
@@ -132,6 +141,20 @@ export const makeHandler = (context: WebApiContext) => {
 
   const bulkDelete = makeBulkDelete(context.store, now)
 
+  // Elastic tables: session tokens on writes, and reads that may lag behind without one.
+  const readLag = new ReadLag(context.model.profile.elasticReadLagMs, () => context.store.now())
+  const elastic = (table: TableStore) => table.definition.tableType === "Elastic"
+  const visibleTo = (table: TableStore, request: ApiRequest) =>
+    elastic(table) ? readLag.visibility(request.headers["mscrm.sessiontoken"]) : undefined
+  /**
+   * A successful write to an elastic table answers with the session token of the store after it.
+   * Not a single-record DELETE: Microsoft documents that it returns none (a known issue).
+   */
+  const withSessionToken = (table: TableStore, reply: Reply): Reply =>
+    !elastic(table) || reply.status >= 400
+      ? reply
+      : { ...reply, headers: { ...reply.headers, "x-ms-session-token": sessionToken(context.store.lastSeq) } }
+
   const entityUrl = (table: TableStore, id: string) => `${webApiUrl()}${table.definition.entitySetName}(${id})`
 
   const represent = (
@@ -204,6 +227,10 @@ export const makeHandler = (context: WebApiContext) => {
   ): Reply => {
     const record = findByKey(table, segment.key!, search.get("partitionId") ?? undefined)
     if (record instanceof Fault) return faultReply(record)
+    const visible = visibleTo(table, request)
+    if (visible !== undefined && !visible(record)) {
+      return faultReply(recordNotFound(table.definition.logicalName, record.id))
+    }
     if (request.headers["if-none-match"]?.trim() === etagOf(record)) return { status: 304 }
     const select = resolveSelect(table.definition, search)
     if (select instanceof Fault) return faultReply(select)
@@ -306,20 +333,22 @@ export const makeHandler = (context: WebApiContext) => {
     const table = context.store.entitySet(first.name)
     if (table === undefined) return faultReply(segmentNotFound(first.name))
     if (segments.length === 1 && first.key === undefined) {
-      if (method === "GET") return queryTable(context.store, table, search, prefer, webApiUrl(), false)
-      if (method === "POST") return create(table, request, prefer, search)
+      if (method === "GET") {
+        return queryTable(context.store, table, search, prefer, webApiUrl(), false, visibleTo(table, request))
+      }
+      if (method === "POST") return withSessionToken(table, create(table, request, prefer, search))
       return faultReply(methodNotAllowed(method, path))
     }
     if (segments.length === 1 && first.key !== undefined) {
       if (method === "GET") return retrieve(table, first, prefer, search, request)
-      if (method === "PATCH") return patch(table, first, request, prefer, search)
+      if (method === "PATCH") return withSessionToken(table, patch(table, first, request, prefer, search))
       if (method === "DELETE") return remove(table, first, search, request)
       return faultReply(methodNotAllowed(method, path))
     }
     if (segments.length === 2 && first.key === undefined && second!.key === undefined) {
       if (second!.name === "$count") {
         return method === "GET"
-          ? queryTable(context.store, table, search, prefer, webApiUrl(), true)
+          ? queryTable(context.store, table, search, prefer, webApiUrl(), true, visibleTo(table, request))
           : faultReply(methodNotAllowed(method, path))
       }
       const message = bulkMessageOf(second)
@@ -327,11 +356,14 @@ export const makeHandler = (context: WebApiContext) => {
         if (method !== "POST") return faultReply(methodNotAllowed(method, path))
         const body = parseBody(request)
         if (body instanceof Fault) return faultReply(body)
-        return runBulkMessage(context.store, table, message, body, {
-          annotations: prefer.annotations,
-          now,
-          webApiUrl: webApiUrl()
-        })
+        return withSessionToken(
+          table,
+          runBulkMessage(context.store, table, message, body, {
+            annotations: prefer.annotations,
+            now,
+            webApiUrl: webApiUrl()
+          })
+        )
       }
     }
     // An action not bound to this table is unknown to the OData layer, as on the service.
@@ -357,8 +389,11 @@ export const makeHandler = (context: WebApiContext) => {
   /** Answers one request from outside, counting the records it wrote. */
   const handle = (request: ApiRequest): Reply => {
     const before = context.store.writes
+    const sequence = context.store.lastSeq
     const reply = dispatch(request)
     context.counters.recordsWritten += context.store.writes - before
+    // Every record the request created is at least this new (for the elastic read lag).
+    if (context.store.lastSeq > sequence) readLag.wrote(sequence + 1)
     return reply
   }
 
@@ -405,8 +440,9 @@ export const makeApp = (context: WebApiContext) => {
         contentType: "application/json; odata.metadata=minimal"
       })
     if (server !== undefined) {
-      // The load balancer's affinity cookies; a client that sends them back sticks to this server.
-      const token = model.affinityTokens[server]!
+      // The load balancer's affinity cookies (documented; their values are opaque): a client that
+      // sends them back sticks to this server, when the profile's balancer honours them.
+      const token = model.affinityCookie(server)
       response = HttpServerResponse.unsafeSetCookies(response, [
         ["ARRAffinity", token, { path: "/", httpOnly: true, secure: secureCookies() }],
         ["ARRAffinitySameSite", token, {
@@ -501,6 +537,7 @@ export const makeApp = (context: WebApiContext) => {
       // admission (so the emulator's own reading, parsing and storing are not added on top),
       // then counts that time.
       const executionMs = latencyMs(model.profile, reply.work ?? { records: 0, operations: 1 }) * admission.slowdown
+      admission.charge(executionMs)
       const holdMs = executionMs - ((yield* Clock.currentTimeMillis) - admittedAt)
       if (holdMs > 0) {
         yield* Effect.sleep(holdMs).pipe(

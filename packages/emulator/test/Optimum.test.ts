@@ -25,11 +25,28 @@ describe("Optimum.schedule (hand-computed)", () => {
     expect(windowed.binding).toBe("requests")
   })
 
-  it("without a cap on requests in flight, the budgets' sustained rate tends to nothing", () => {
-    const p = profile({ latency: latency(10, 1) })
+  it("without a cap on requests in flight, the budgets' sustained rate tends to nothing when the model slows them", () => {
+    const p = profile({ latency: latency(10, 1), slowdown: { exponent: 2 } })
     expect(Optimum.schedule(p, 10, { rows: 100, maxInFlight: Infinity }).sustainedRowsPerSecond).toBe(0)
     // At the capacity (8): 8 requests of 10 rows every 20 ms.
     expect(Optimum.schedule(p, 10, { rows: 100 }).sustainedRowsPerSecond).toBeCloseTo(4000)
+    // Without a slowdown, nothing but the budgets bounds it.
+    const unslowed = profile({ latency: latency(10, 1), requestsPerWindow: 100, windowSeconds: 1 })
+    expect(Optimum.schedule(unslowed, 10, { rows: 100, maxInFlight: Infinity }).sustainedRowsPerSecond)
+      .toBeCloseTo(1000)
+  })
+
+  it("the ideal client keeps the hint's share in flight, no more than a server runs at full speed", () => {
+    expect(Optimum.idealInFlight(Model.bench)).toBe(8)
+    expect(Optimum.idealInFlight(Model.bench, 2)).toBe(4)
+    expect(Optimum.idealInFlight(Model.bench, 16)).toBe(1)
+    // silent: the hint says 8, the server runs 2 at full speed.
+    expect(Optimum.idealInFlight(Model.silent)).toBe(2)
+    // Without a slowdown, parallel at the hint whatever the capacity.
+    expect(Optimum.idealInFlight(profile({ slowdown: { exponent: 0, capacity: 2 } }))).toBe(8)
+    expect(Optimum.schedule(Model.silent, 100, { rows: 1000 }).inFlight).toBe(2)
+    // 10 requests of 120 ms, 2 at a time: 5 rounds, no window.
+    expect(Optimum.schedule(Model.silent, 100, { rows: 1000 }).seconds).toBeCloseTo(0.6)
   })
 
   it("one in flight: requests run back to back", () => {
@@ -134,15 +151,15 @@ describe("Optimum.optimum", () => {
 describe("Optimum against the model itself", () => {
   /**
    * A client that knows the model drives the real `ServiceModel` on a virtual clock: it sends
-   * whenever it may (with `greedy`, also beyond the server's capacity), waits for a completion
-   * when refused for concurrency and exactly the model's wait when refused by a window. Kept to
-   * the capacity, it must finish when the optimum says it does.
+   * whenever it may (with `greedy`, also beyond the ideal client's cap), waits for a completion
+   * when refused for concurrency and exactly until the hold's end (to the millisecond, not the
+   * whole seconds of Retry-After) when refused by a window. Kept to the ideal cap, it must finish
+   * when the optimum says it does.
    */
   const drive = (p: Model.Profile, chunkSize: number, rows: number, greedy = false) => {
-    const capacity = greedy ? Infinity : Model.serverCapacity(p)
+    const capacity = greedy ? Infinity : Optimum.idealInFlight(p)
     const clock = { now: 0 }
     const model = new ServiceModel(p, () => clock.now)
-    const lane = () => (model as unknown as { lanes: Map<string, { blockedUntil: number }> }).lanes.get("0:u")!
     const requests = Math.ceil(rows / chunkSize)
     const inFlight: Array<{ at: number; ms: number; release: (ms: number) => void }> = []
     let sent = 0
@@ -165,6 +182,7 @@ describe("Optimum against the model itself", () => {
       if (admission._tag === "Admitted") {
         const records = sent === requests - 1 ? rows - (requests - 1) * chunkSize : chunkSize
         const ms = Model.latencyMs(p, { records, operations: 0 }) * admission.slowdown
+        admission.charge(ms)
         inFlight.push({ at: clock.now + ms, ms, release: admission.release })
         finish = Math.max(finish, clock.now + ms)
         sent++
@@ -172,7 +190,7 @@ describe("Optimum against the model itself", () => {
       }
       const wake = admission.kind === "concurrency"
         ? Math.min(...inFlight.map((r) => r.at))
-        : lane().blockedUntil
+        : model.heldUntil("u", 0)!
       advance(wake)
     }
     return finish / 1000
@@ -194,6 +212,16 @@ describe("Optimum against the model itself", () => {
       expect(greedy).toBeGreaterThan(Optimum.schedule(Model.bench, chunkSize, { rows: 100_000 }).seconds)
     }
   )
+
+  it("silent: parallel at the hint is slower than at the servers' real capacity, and nothing is refused", () => {
+    const atCapacity = Optimum.schedule(Model.silent, 100, { rows: 10_000 })
+    const atHint = Optimum.schedule(Model.silent, 100, { rows: 10_000, maxInFlight: 8 })
+    // 100 requests of 120 ms, 2 at a time.
+    expect(atCapacity.seconds).toBeCloseTo(6)
+    expect(drive(Model.silent, 100, 10_000)).toBeCloseTo(atCapacity.seconds, 6)
+    expect(atHint.seconds).toBeGreaterThan(2 * atCapacity.seconds)
+    expect([atHint.waitedMs.requests, atHint.waitedMs.executionTime]).toEqual([0, 0])
+  })
 
   it("realistic timings over a scaled-down window", () => {
     const p = {

@@ -73,6 +73,13 @@ const readSkipToken = (token: string | null): { page: number; last: number; retu
   return { page: Number(pageNumber[1]), last: Number(last[1]), returned: Number(returned[1]) }
 }
 
+/** Both conditions, either of which may be absent. */
+const both = <A>(
+  first: ((a: A) => boolean) | undefined,
+  second: ((a: A) => boolean) | undefined
+): ((a: A) => boolean) | undefined =>
+  first === undefined ? second : second === undefined ? first : (a) => second(a) && first(a)
+
 /** Query strings with OData's `$` left readable, as the service writes them. */
 const encodeQuery = (params: URLSearchParams): string =>
   [...params].map(([name, value]) => `${name}=${encodeURIComponent(value)}`).join("&")
@@ -86,11 +93,12 @@ export const queryTable = (
   search: URLSearchParams,
   prefer: Prefer,
   webApiUrl: string,
-  countOnly: boolean
+  countOnly: boolean,
+  visible?: (record: StoredRecord) => boolean
 ): Reply => {
   const definition = table.definition
   const fetchXml = search.get("fetchXml")
-  if (fetchXml !== null && !countOnly) return queryFetchXml(store, table, fetchXml, prefer, webApiUrl)
+  if (fetchXml !== null && !countOnly) return queryFetchXml(store, table, fetchXml, prefer, webApiUrl, visible)
   for (const option of unsupported) {
     if (search.has(option)) {
       return faultReply(badRequest(`The query option '${option}' is not available in this version of the emulator.`))
@@ -98,8 +106,9 @@ export const queryTable = (
   }
   if (search.has("$skip")) return faultReply(badRequest("The query parameter $skip is not supported."))
   const filterText = search.get("$filter")
-  const where = filterText === null || filterText.trim() === "" ? undefined : compileFilter(filterText, definition)
-  if (where instanceof Fault) return faultReply(where)
+  const filter = filterText === null || filterText.trim() === "" ? undefined : compileFilter(filterText, definition)
+  if (filter instanceof Fault) return faultReply(filter)
+  const where = both(filter, visible)
   const orderText = search.get("$orderby")
   const order = orderText === null || orderText.trim() === "" ? undefined : compileOrderBy(orderText, definition)
   if (order instanceof Fault) return faultReply(order)
@@ -164,10 +173,20 @@ export const queryTable = (
  * `@Microsoft.Dynamics.CRM.morerecords` while more follow (when annotations are asked for, as
  * clients must), and null columns omitted, as FetchXML results do.
  */
-const queryFetchXml = (store: Store, table: TableStore, xml: string, prefer: Prefer, webApiUrl: string): Reply => {
+const queryFetchXml = (
+  store: Store,
+  table: TableStore,
+  xml: string,
+  prefer: Prefer,
+  webApiUrl: string,
+  visible: ((record: StoredRecord) => boolean) | undefined
+): Reply => {
   const definition = table.definition
-  const plan = parseFetchXml(xml, (name) => store.table(name)?.definition)
-  if (plan instanceof Fault) return faultReply(plan)
+  const parsed = parseFetchXml(xml, (name) => store.table(name)?.definition)
+  if (parsed instanceof Fault) return faultReply(parsed)
+  const plan = visible === undefined
+    ? parsed
+    : { ...parsed, predicate: (record: StoredRecord) => visible(record) && parsed.predicate(record) }
   if (plan.entity !== definition.logicalName) {
     return faultReply(
       badRequest(`The FetchXML queries '${plan.entity}' but was sent to '${definition.entitySetName}'.`)
