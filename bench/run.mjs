@@ -22,26 +22,21 @@
 // The last three are capped (their rate is set by the model's request window, 20 requests/s per
 // server on `bench`): they run on fewer rows and are marked so; their rows/s is measured on those.
 import { optimum } from "@dv-effect/emulator/Optimum"
-import { fork, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Readline from "node:readline"
-import { setTimeout } from "node:timers"
 import { fileURLToPath } from "node:url"
+import { measured, startHost, startLibrary } from "./lib/processes.mjs"
+import { describeMachine, fmt, machine as describe, median, parseArgs, table, writeResults } from "./lib/report.mjs"
 import { expectation, jobRows } from "./lib/rows.mjs"
+import { trial as onFreshEmulator } from "./lib/trial.mjs"
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url))
 const cliBin = here("../apps/cli/bin/dv-effect.js")
-const probe = here("./lib/probe.mjs")
-const runner = here("./lib/runner.mjs")
 
-const argv = process.argv.slice(2)
-const flag = (name) => argv.includes(`--${name}`)
-const option = (name) => {
-  const at = argv.indexOf(`--${name}`)
-  return at >= 0 ? argv[at + 1] : undefined
-}
+const { flag, option } = parseArgs()
 const quick = flag("quick")
 const reps = Number(option("reps") ?? process.env.BENCH_REPS ?? 1)
 const only = option("only")?.split(",")
@@ -134,75 +129,6 @@ const runIngest = only === undefined || only.includes("ingest")
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-/** A fresh emulator process for one trial; `request(type, payload)` talks to it over IPC. */
-const startHost = async (scenario) => {
-  const child = fork(here("./lib/emulator-host.mjs"), [
-    JSON.stringify({ profile: scenario.profile, servers: scenario.servers })
-  ], {
-    stdio: ["ignore", "ignore", "inherit", "ipc"],
-    serialization: "advanced"
-  })
-  const pending = new Map()
-  let nextId = 0
-  const ready = await new Promise((resolve, reject) => {
-    child.once("error", reject)
-    child.once("exit", (code) => reject(new Error(`the emulator host exited ${code}`)))
-    child.on("message", (message) => {
-      if (message.type === "ready") return resolve(message)
-      const waiter = pending.get(message.id)
-      pending.delete(message.id)
-      if (message.error !== undefined) waiter?.reject(new Error(message.error))
-      else waiter?.resolve(message.result)
-    })
-  })
-  child.removeAllListeners("exit")
-  const request = (type, payload = {}) =>
-    new Promise((resolve, reject) => {
-      const id = nextId++
-      pending.set(id, { resolve, reject })
-      child.send({ id, type, ...payload })
-    })
-  const stop = () =>
-    new Promise((resolve) => {
-      child.once("exit", resolve)
-      child.disconnect()
-      setTimeout(() => child.kill("SIGKILL"), 5000).unref()
-    })
-  return { info: ready.info, profile: ready.profile, request, stop, pid: child.pid }
-}
-
-const readProbe = (file) => {
-  try {
-    return JSON.parse(Fs.readFileSync(file, "utf8"))
-  } catch {
-    return { cpuMs: NaN, peakRssKb: NaN }
-  }
-}
-
-/** Spawns `node --import probe.mjs <args>`; resolves with wall time, exit code, stdout and the probe. */
-const measured = (args, { env = {}, stdoutFile } = {}) =>
-  new Promise((resolve, reject) => {
-    const probeFile = Path.join(tmp, `probe-${process.hrtime.bigint()}.json`)
-    const out = stdoutFile === undefined ? "pipe" : Fs.openSync(stdoutFile, "w")
-    const started = performance.now()
-    const child = spawn(process.execPath, ["--import", probe, ...args], {
-      stdio: ["ignore", out, "pipe"],
-      env: { ...process.env, ...env, BENCH_PROBE: probeFile }
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout?.on("data", (d) => (stdout += d))
-    child.stderr.on("data", (d) => (stderr = (stderr + d).slice(-4000)))
-    child.once("error", reject)
-    child.once("exit", (code) => {
-      const wallMs = performance.now() - started
-      if (typeof out === "number") Fs.closeSync(out)
-      const probed = readProbe(probeFile)
-      Fs.rmSync(probeFile, { force: true })
-      resolve({ code, wallMs, stdout, stderr, cpuMs: probed.cpuMs, peakRssMb: probed.peakRssKb / 1024 })
-    })
-  })
-
 const jsonlFiles = new Map()
 /** The job's rows as JSON lines, written once per (scenario, count) before any clock starts. */
 const jsonlFor = async (scenario, count) => {
@@ -222,106 +148,40 @@ const jsonlFor = async (scenario, count) => {
   return file
 }
 
-/** A library contender in a process of its own, loaded and with its rows built before the clock starts. */
-const startRunner = (contender, scenario, count) => {
-  const probeFile = Path.join(tmp, `probe-${process.hrtime.bigint()}.json`)
-  const child = fork(runner, [contender, JSON.stringify({ scenario, count })], {
-    execArgv: ["--import", probe],
-    stdio: ["ignore", "ignore", "pipe", "ipc"],
-    env: { ...process.env, BENCH_PROBE: probeFile }
-  })
-  let stderr = ""
-  child.stderr.on("data", (d) => (stderr = (stderr + d).slice(-4000)))
-  const exited = new Promise((resolve) => child.once("exit", resolve))
-  const failed = (what) =>
-    exited.then((code) => Promise.reject(new Error(`${contender} ${what} (exit ${code}): ${stderr}`)))
-  const ready = Promise.race([new Promise((resolve) => child.once("message", resolve)), failed("did not start")])
-  const run = (info) => {
-    const result = Promise.race([new Promise((resolve) => child.once("message", resolve)), failed("failed")])
-    child.send({ info })
-    return result.then(async (r) => {
-      await exited
-      const probed = readProbe(probeFile)
-      Fs.rmSync(probeFile, { force: true })
-      return { ...r, peakRssMb: probed.peakRssKb / 1024 }
+/** The CLI as a contender: `dv-effect create <table> --file rows.jsonl -o json` against the emulator. */
+const cliContender = (scenario, file) => ({
+  ready: Promise.resolve(),
+  run: async (info) => {
+    const r = await measured([cliBin, "create", scenario.table, "--file", file, "-o", "json"], {
+      env: { DATAVERSE_URL: info.url, DATAVERSE_ACCESS_TOKEN: info.accessToken }
     })
-  }
-  return { ready, run, kill: () => child.kill("SIGKILL") }
-}
+    if (r.code !== 0 && r.code !== 2) throw new Error(`dv-effect create exited ${r.code}: ${r.stderr}`)
+    const summary = JSON.parse(r.stdout.trim().split("\n").at(-1))
+    return {
+      wallMs: r.wallMs,
+      cpuMs: r.cpuMs,
+      cpuScope: "process",
+      peakRssMb: r.peakRssMb,
+      succeeded: summary.created,
+      failed: summary.failed,
+      retries: undefined
+    }
+  },
+  kill: () => {}
+})
 
 /** One contender on one fresh emulator: the job, then the server's counters and the store's markers. */
 const trial = async (scenario, contender) => {
   const count = Math.min(scenario.rows, caps[contender] ?? Infinity)
-  const file = contender === "cli" ? await jsonlFor(scenario, count) : undefined
-  const library = contender === "cli" ? undefined : startRunner(contender, scenario, count)
-  const host = await startHost(scenario)
-  try {
-    if (scenario.op !== "create") await host.request("seed", { scenario })
-    await library?.ready
-    const before = await host.request("stats")
-    let run
-    if (contender === "cli") {
-      const r = await measured([cliBin, "create", scenario.table, "--file", file, "-o", "json"], {
-        env: { DATAVERSE_URL: host.info.url, DATAVERSE_ACCESS_TOKEN: host.info.accessToken }
-      })
-      if (r.code !== 0 && r.code !== 2) throw new Error(`dv-effect create exited ${r.code}: ${r.stderr}`)
-      const summary = JSON.parse(r.stdout.trim().split("\n").at(-1))
-      run = {
-        wallMs: r.wallMs,
-        cpuMs: r.cpuMs,
-        cpuScope: "process",
-        peakRssMb: r.peakRssMb,
-        succeeded: summary.created,
-        failed: summary.failed,
-        retries: undefined
-      }
-    } else {
-      const result = await library.run(host.info)
-      run = {
-        wallMs: result.wallMs,
-        cpuMs: result.jobCpuMs,
-        cpuScope: "job",
-        peakRssMb: result.peakRssMb,
-        succeeded: result.succeeded,
-        failed: result.failed,
-        retries: result.retries
-      }
-    }
-    const after = await host.request("stats")
-    const check = await host.request("check", { expect: expectation(scenario, count) })
-    const throttled = after.servers.reduce(
-      (sum, s) =>
-        sum + s.throttled.requests + s.throttled.executionTime + s.throttled.concurrency + s.throttled.injected,
-      0
-    )
-    const faultsInjected = after.servers.reduce(
-      (sum, s) =>
-        sum + s.faults.unavailable + s.faults.resetBeforeCommit + s.faults.resetAfterCommit + s.faults.timeout,
-      0
-    )
-    return {
-      ...run,
-      rows: count,
-      capped: count < scenario.rows,
-      requests: after.counters.requests - before.counters.requests,
-      throttled,
-      faultsInjected,
-      ...check,
-      profile: host.profile
-    }
-  } finally {
-    library?.kill()
-    await host.stop()
-  }
+  const started = contender === "cli"
+    ? cliContender(scenario, await jsonlFor(scenario, count))
+    : startLibrary(contender, scenario, count)
+  return onFreshEmulator(scenario, count, started)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Figures
 
-const median = (values) => {
-  const sorted = values.filter((v) => v !== undefined && !Number.isNaN(v)).sort((a, b) => a - b)
-  return sorted.length === 0 ? undefined : sorted[Math.floor((sorted.length - 1) / 2)]
-}
 const peers = new Set(["dwa-multiple", "dwa-batch", "dwa-single", "naive"])
 
 const summarise = (scenario, trials) => {
@@ -379,11 +239,6 @@ const summarise = (scenario, trials) => {
   }
 }
 
-const fmt = (value, digits = 0) =>
-  value === undefined || Number.isNaN(value)
-    ? "-"
-    : value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
-
 const printScenario = (s) => {
   console.log(`\n## ${s.title}`)
   if (s.optimum !== undefined) {
@@ -430,12 +285,7 @@ const printScenario = (s) => {
     fmt(r.duplicated),
     r.failedJob ? "FAILED JOB" : ""
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
-  const row = (cells) =>
-    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`
-  console.log(row(header))
-  console.log(`|${widths.map((w, i) => (i === 0 ? `:${"-".repeat(w + 1)}` : `${"-".repeat(w + 1)}:`)).join("|")}|`)
-  for (const l of lines) console.log(row(l))
+  console.log(table(header, lines))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -538,20 +388,9 @@ const emulatorIngest = () =>
 
 // ---------------------------------------------------------------------------------------------
 
-const machine = {
-  cpus: Os.cpus().length,
-  model: Os.cpus()[0]?.model ?? "cpu",
-  memoryGb: Math.round(Os.totalmem() / 2 ** 30),
-  node: process.version,
-  platform: `${Os.platform()} ${Os.release()}`,
-  loadAverage: Os.loadavg()
-}
+const machine = describe()
 console.log(`# dv-effect benchmarks (${quick ? "quick" : "full"}, ${reps} repetition${reps === 1 ? "" : "s"})`)
-console.log(
-  `machine: ${machine.cpus} x ${machine.model}, ${machine.memoryGb} GB, node ${machine.node}, load ${
-    machine.loadAverage.map((l) => l.toFixed(2)).join(" ")
-  }`
-)
+console.log(describeMachine(machine))
 const started = performance.now()
 
 const trials = new Map(scenarios.map((s) => [s.id, []]))
@@ -622,27 +461,15 @@ if (runIngest) {
 const totalSeconds = (performance.now() - started) / 1000
 console.log(`\ntotal ${totalSeconds.toFixed(0)} s`)
 
-Fs.mkdirSync(here("./results"), { recursive: true })
-const stamp = new Date().toISOString().replace(/[:.]/g, "-")
-const resultFile = here(`./results/${stamp}${quick ? "-quick" : ""}.json`)
-Fs.writeFileSync(
-  resultFile,
-  `${
-    JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        mode: quick ? "quick" : "full",
-        repetitions: reps,
-        machine,
-        totalSeconds,
-        scenarios: summaries,
-        bigImportExport: bigResult,
-        emulatorIngest: ingest && { ...ingest, output: undefined }
-      },
-      (_, v) => (v === Infinity ? "Infinity" : v),
-      2
-    )
-  }\n`
-)
-console.log(`results: ${Path.relative(process.cwd(), resultFile)}`)
+const resultFile = writeResults(quick ? "-quick" : "", {
+  date: new Date().toISOString(),
+  mode: quick ? "quick" : "full",
+  repetitions: reps,
+  machine,
+  totalSeconds,
+  scenarios: summaries,
+  bigImportExport: bigResult,
+  emulatorIngest: ingest && { ...ingest, output: undefined }
+})
+console.log(`results: ${resultFile}`)
 Fs.rmSync(tmp, { recursive: true, force: true })

@@ -3,9 +3,11 @@
 // - the degree of parallelism is the service's `x-ms-dop-hint`, read from one `WhoAmI`;
 // - a 429 holds *every* worker until its `Retry-After` has passed (one shared gate), because the
 //   service lengthens the wait of a user who keeps sending while told to wait; the request is
-//   then sent again, up to 10 times;
-// - a 503 or a broken connection is sent again after an exponential backoff (0.5 s, 1 s, ...);
-//   like most hand-written loops, this does not ask whether a create may already have landed;
+//   then sent again, as often as it is throttled. `makeRetrier({ wait: "worker" })` is the
+//   simpler loop of issue 12: only the worker that got the 429 waits its own `Retry-After`;
+// - a 503 or a broken connection is sent again after an exponential backoff (0.5 s, 1 s, ...),
+//   up to 10 times (429s do not count); like most hand-written loops, this does not ask whether
+//   a create may already have landed;
 // - any other error (a data error) is final: the rows of that request are counted as failed.
 import { DynamicsWebApi } from "dynamics-web-api"
 import { setTimeout as sleep } from "node:timers/promises"
@@ -41,24 +43,33 @@ const retryAfterMs = (error) => {
   return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 5000
 }
 
-/** Shared by the workers of one run: the 429 gate and the counts. */
-export const makeRetrier = () => {
+const maxTransientRetries = 10
+
+/**
+ * Shared by the workers of one run: the 429 wait and the counts. `wait: "shared"` (the default)
+ * holds every worker until the latest Retry-After given to any; `"worker"` holds only the
+ * worker that was told to wait.
+ */
+export const makeRetrier = ({ wait = "shared" } = {}) => {
+  if (wait !== "shared" && wait !== "worker") throw new Error(`unknown 429 wait ${wait}`)
   const stats = { requests: 0, throttled: 0, retries: 0 }
-  let resumeAt = 0
+  let sharedResumeAt = 0
   const attempt = async (send) => {
-    for (let tries = 0;; tries++) {
-      // Another worker may have pushed the gate further while this one slept: look again.
-      for (let wait = resumeAt - Date.now(); wait > 0; wait = resumeAt - Date.now()) await sleep(wait)
+    let resumeAt = 0
+    const gate = () => (wait === "shared" ? sharedResumeAt : resumeAt)
+    for (let transient = 0;;) {
+      // Another worker may have pushed the shared gate further while this one slept: look again.
+      for (let ms = gate() - Date.now(); ms > 0; ms = gate() - Date.now()) await sleep(ms)
       stats.requests++
       try {
         return await send()
       } catch (error) {
-        if (tries >= 10) throw error
         if (error?.status === 429) {
           stats.throttled++
-          resumeAt = Math.max(resumeAt, Date.now() + retryAfterMs(error))
-        } else if (isTransient(error)) {
-          await sleep(Math.min(30_000, 500 * 2 ** tries))
+          resumeAt = Date.now() + retryAfterMs(error)
+          sharedResumeAt = Math.max(sharedResumeAt, resumeAt)
+        } else if (isTransient(error) && transient < maxTransientRetries) {
+          await sleep(Math.min(30_000, 500 * 2 ** transient++))
         } else {
           throw error
         }

@@ -3,12 +3,17 @@
 // holding every worker for its Retry-After (common.mjs). A chunk refused for a data error fails
 // as a whole: on a standard table the message is one transaction, and a hand-written loop
 // reports the chunk (splitting it and resending is what an engine does, not this loop).
+//
+// A scenario may configure the loop (bench/matrix.mjs does): `loop: { chunkSize, wait }`, with
+// `wait: "shared"` (the default, above) or `"worker"` (each worker waits the Retry-After it was
+// given and resends, the others carry on). Without `loop` it runs as described above.
 import { chunks, connect, dopHint, entitySets, makeRetrier, pool } from "./common.mjs"
 
 export const run = async ({ info, scenario, rows }) => {
   const dwa = connect(info)
   const concurrency = await dopHint(info)
-  const { stats, attempt } = makeRetrier()
+  const { chunkSize = 500, wait = "shared" } = scenario.loop ?? {}
+  const { stats, attempt } = makeRetrier({ wait })
   const collection = entitySets[scenario.table]
   const odataType = `Microsoft.Dynamics.CRM.${scenario.table}`
   const message = { create: "CreateMultiple", update: "UpdateMultiple", upsert: "UpsertMultiple" }[scenario.op]
@@ -19,7 +24,7 @@ export const run = async ({ info, scenario, rows }) => {
   }
   let succeeded = 0
   let failed = 0
-  await pool(chunks(rows, 500), concurrency, async (chunk) => {
+  await pool(chunks(rows, chunkSize), concurrency, async (chunk) => {
     const Targets = chunk.map(target)
     try {
       await attempt(() =>
@@ -30,5 +35,5 @@ export const run = async ({ info, scenario, rows }) => {
       failed += chunk.length
     }
   })
-  return { succeeded, failed, ...stats, concurrency }
+  return { succeeded, failed, ...stats, concurrency, chunkSize, wait }
 }

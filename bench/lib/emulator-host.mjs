@@ -7,16 +7,12 @@
 //   fork("bench/lib/emulator-host.mjs", [JSON.stringify({ profile: "bench" | {...profile file} , servers })])
 //   -> { type: "ready", info }   then requests { id, type: "seed" | "stats" | "check" } -> { id, result }
 import * as Emulator from "@dv-effect/emulator/Emulator"
-import * as Model from "@dv-effect/emulator/Model"
 import * as Fs from "node:fs"
+import { resolveProfile } from "./profile.mjs"
 import { seedRows } from "./rows.mjs"
 
-const spec = JSON.parse(process.argv[2] ?? "{}")
-const decoded = typeof spec.profile === "object"
-  ? Model.decodeProfile(spec.profile)
-  : { ...Model.profiles[spec.profile ?? "bench"] }
-if (typeof decoded === "string") throw new Error(decoded)
-const profile = spec.servers === undefined ? decoded : { ...decoded, servers: spec.servers }
+const profile = resolveProfile(JSON.parse(process.argv[2] ?? "{}"))
+if (typeof profile === "string") throw new Error(profile)
 const emulator = await Emulator.start({ profile, identity: false, port: 0 })
 
 const peakRssMb = () => Number(/VmHWM:\s+(\d+) kB/.exec(Fs.readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0) / 1024

@@ -1,0 +1,14 @@
+// The emulator profile of a scenario, resolved the way the emulator host starts it: a named
+// profile (`"bench"`) or a profile file's JSON (`{ extends: "bench", ... }`, decoded by
+// `Model.decodeProfile`), then `servers` over it. The driver resolves it too, before any trial,
+// to compute the model optimum and to skip a cell whose profile this emulator cannot decode.
+import * as Model from "@dv-effect/emulator/Model"
+
+/** The profile, or a message saying why there is none. */
+export const resolveProfile = ({ profile = "bench", servers }) => {
+  const decoded = typeof profile === "object"
+    ? Model.decodeProfile(profile)
+    : Model.profiles[profile] ?? `No profile named ${profile}`
+  if (typeof decoded === "string") return decoded
+  return servers === undefined ? { ...decoded } : { ...decoded, servers }
+}
