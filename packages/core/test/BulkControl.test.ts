@@ -142,7 +142,7 @@ describe("the adaptive limiter", () => {
 
   it.effect("grows one per two rounds after a cut, and probes a plateau ever more slowly", () =>
     Effect.gen(function*() {
-      const limiter = yield* makeLimiter({ ceiling: 8, initial: 6 })
+      const limiter = yield* makeLimiter({ ceiling: 8, initial: 6, growthRounds: 2 })
       const answers = (n: number) => Effect.forEach(Array.from({ length: n }), () => limiter.increase)
       yield* limiter.decrease(0, 0.5, 4)
       expect(limiter.current()).toBe(4)

@@ -293,6 +293,34 @@ describe("the engine, throttled past maxThrottleWait", () => {
     }).pipe(Effect.provide(windowed)))
 })
 
+describe("the engine's lookups under throttling", () => {
+  it.live("waits out the 429s of smart mode's lookups and writes alike, failing no row", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.seed("contact", Array.from({ length: 30 }, (_, i) => ({ contactid: id(i), lastname: `Old${i}` })))
+      const rows = Array.from(
+        { length: 60 },
+        (_, i) => ({ contactid: id(i), lastname: i < 15 ? `Old${i}` : `New${i}` })
+      )
+      const summary = yield* Bulk.execute("upsert", "contact", rows, { chunkSize: 10, concurrency: 2, smart: true })
+        .pipe(
+          Effect.provide(
+            DataverseClient.layer({
+              url: emulator.info.url,
+              credentials: Credentials.staticToken(emulator.info.accessToken)
+            })
+          )
+        )
+      expect(summary).toMatchObject({ unchanged: 15, updated: 15, created: 30, failed: 0 })
+      expect(summary.throttled).toBeGreaterThan(0)
+      expect(emulator.servers[0]!.throttled.requests).toBe(summary.throttled)
+    }).pipe(
+      Effect.provide(
+        Emulator.layer({ identity: false, profile: { ...Model.fast, windowSeconds: 1, requestsPerWindow: 8 } })
+      )
+    ))
+})
+
 /**
  * A front door to the emulator that tells `seen` of every request, lets `rewrite` change an
  * answer's body, and resets the client's connection when the emulator resets its own.

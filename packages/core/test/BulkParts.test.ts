@@ -4,9 +4,12 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { DataverseError, reasonFor } from "../src/DataverseError.js"
 import { deterministicId, idMaker, newRunId } from "../src/internal/bulk/ids.js"
+import { elasticOutcomes } from "../src/internal/bulk/isolation.js"
 import { isDuplicateKey } from "../src/internal/bulk/outcomes.js"
 import { makePasses } from "../src/internal/bulk/passes.js"
+import { bodyOf, makePrepare } from "../src/internal/bulk/prepare.js"
 import { makeChunkSource } from "../src/internal/bulk/source.js"
+import type { ColumnMetadata, TableMetadata } from "../src/internal/metadata.js"
 
 describe("the chunk source", () => {
   it.scoped("cuts each request when it is asked for, at the size of that moment", () =>
@@ -129,5 +132,130 @@ describe("duplicates", () => {
     expect(isDuplicateKey(new DataverseError({ reason: "DuplicateKey", code: "0x80040333", message: "rule" }))).toBe(
       false
     )
+  })
+})
+
+const column = (
+  logicalName: string,
+  type: ColumnMetadata["type"],
+  extra: Partial<ColumnMetadata> = {}
+): ColumnMetadata => ({
+  logicalName,
+  type,
+  typeName: undefined,
+  requiredLevel: "None",
+  maxLength: undefined,
+  minValue: undefined,
+  maxValue: undefined,
+  options: undefined,
+  targets: undefined,
+  isPrimaryId: false,
+  isValidForCreate: true,
+  isValidForUpdate: true,
+  ...extra
+})
+
+const widgets: TableMetadata = {
+  logicalName: "dve_widget",
+  entitySetName: "dve_widgets",
+  primaryIdAttribute: "dve_widgetid",
+  primaryNameAttribute: "dve_name",
+  tableType: "Standard",
+  objectTypeCode: undefined,
+  columns: [
+    column("dve_widgetid", "Uniqueidentifier", { isPrimaryId: true }),
+    column("dve_name", "String", { maxLength: 5 }),
+    column("dve_code", "String", { maxLength: 10 })
+  ],
+  lookups: [],
+  keys: [{ logicalName: "dve_code_key", keyAttributes: ["dve_code"], status: "Active" }],
+  messages: { createMultiple: true, updateMultiple: true, upsertMultiple: true, deleteMultiple: false }
+}
+
+describe("preparing rows", () => {
+  const id = "5B0C1B1E-2F4A-4C3E-9A55-0D8A7C6F1E22"
+  it("gives a create its own id, or the engine's, and names a bad column", () => {
+    const prepare = makePrepare({
+      operation: "create",
+      metadata: widgets,
+      key: undefined,
+      smart: false,
+      idFor: (i) => `own-${i}`
+    })
+    expect(prepare({ dve_name: "a" }, 3)).toMatchObject({ index: 3, id: "own-3", ownId: true, path: undefined })
+    expect(prepare({ dve_widgetid: id, dve_name: "a" }, 4)).toMatchObject({ id: id.toLowerCase(), ownId: false })
+    const bad = prepare({ dve_name: "too long" }, 5)
+    expect(bad).toBeInstanceOf(DataverseError)
+    expect((bad as DataverseError).message).toContain("dve_name")
+  })
+
+  it("addresses an update by its primary key or by the key columns, and refuses a row with neither", () => {
+    const byId = makePrepare({ operation: "update", metadata: widgets, key: undefined, smart: false, idFor: String })
+    expect(byId({ dve_widgetid: id, dve_name: "b" }, 0)).toMatchObject({ path: `dve_widgets(${id.toLowerCase()})` })
+    expect((byId({ dve_name: "b" }, 1) as DataverseError).message).toBe(
+      "the row has no 'dve_widgetid' (or pass the alternate-key columns as key)"
+    )
+    const byKey = makePrepare({
+      operation: "update",
+      metadata: widgets,
+      key: ["dve_code"],
+      smart: false,
+      idFor: String
+    })
+    expect(byKey({ dve_code: "W-1", dve_name: "c" }, 0)).toMatchObject({
+      path: "dve_widgets(dve_code='W-1')",
+      id: undefined
+    })
+    expect((byKey({ dve_name: "c" }, 1) as DataverseError).message).toBe("the key column 'dve_code' has no value")
+  })
+
+  it("writes a row without read-back annotations, with the engine's id", () => {
+    const item = { index: 0, row: { dve_name: "a", "@odata.etag": "W/\"1\"" }, path: undefined, id: "x", ownId: true }
+    expect(bodyOf(item, "dve_widgetid")).toEqual({ dve_name: "a", dve_widgetid: "x" })
+  })
+})
+
+describe("elastic partial failures", () => {
+  const items = [0, 1, 2].map((index) => ({
+    index: index + 10,
+    row: {},
+    path: undefined,
+    id: `id-${index}`,
+    ownId: true
+  }))
+  const refusal = (details: unknown) =>
+    new DataverseError({
+      reason: "Validation",
+      status: 400,
+      code: "0x80044331",
+      message: "first failure",
+      details: { "@Microsoft.PowerApps.CDS.ErrorDetails.BulkApiErrorDetails": details }
+    })
+
+  it("land every target the details do not list, and give each listed one its own error", () => {
+    const outcomes = elasticOutcomes(
+      "create",
+      items,
+      refusal(JSON.stringify([
+        {
+          RequestIndex: 1,
+          StatusCode: 412,
+          ErrorCode: "0x80040237",
+          Message: "A record with matching key values already exists."
+        }
+      ]))
+    )
+    expect(outcomes.map((o) => o.status)).toEqual(["created", "failed", "created"])
+    const failed = outcomes[1]!
+    expect(failed.status === "failed" && [failed.index, failed.error.reason, failed.error.code]).toEqual([
+      11,
+      "DuplicateKey",
+      "0x80040237"
+    ])
+  })
+
+  it("fail the whole chunk when the details are missing or unreadable", () => {
+    expect(elasticOutcomes("create", items, refusal("not json")).every((o) => o.status === "failed")).toBe(true)
+    expect(elasticOutcomes("create", items, refusal(undefined)).every((o) => o.status === "failed")).toBe(true)
   })
 })

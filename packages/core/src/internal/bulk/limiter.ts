@@ -13,9 +13,10 @@ import * as Effect from "effect/Effect"
  *   refusal after a long stretch at full speed says the limit was about right, one after a long
  *   wait says it was far too high.
  * - After the first cut it grows back by one per `growthRounds` rounds of healthy answers; when
- *   congestion comes back at the limit it was cut from last time (a plateau: a window limit the
- *   service keeps to), each probe upwards waits twice as long as the last, up to 16 times; growth
- *   past that plateau makes probing quick again.
+ *   congestion comes back at or below the limit it was cut from last time (a plateau: a window
+ *   limit the service keeps to), each probe upwards waits twice as long as the last, up to 32
+ *   times: a failed probe costs a Retry-After for every request of the connection. Growth past
+ *   that plateau makes probing quick again.
  */
 export interface Limiter {
   /** Runs `effect` holding one slot; `round` is the number of cuts when it started. */
@@ -39,13 +40,13 @@ export const makeLimiter = (options: {
   readonly ceiling: number
   /** Slots at the start. Default: 2 (a few), at most the ceiling. */
   readonly initial?: number
-  /** Rounds of healthy answers per added slot after the first cut. Default 2. */
+  /** Rounds of healthy answers per added slot after the first cut. Default 4. */
   readonly growthRounds?: number
 }) =>
   Effect.gen(function*() {
     let ceiling = options.ceiling
     let limit = Math.min(ceiling, options.initial ?? 2)
-    const baseGrowthRounds = options.growthRounds ?? 2
+    const baseGrowthRounds = options.growthRounds ?? 4
     let growthRounds = baseGrowthRounds
     // The limit the last congestion came at (none yet).
     let plateau = 0
@@ -73,7 +74,7 @@ export const makeLimiter = (options: {
           round++
           streak = 0
           slowStart = false
-          growthRounds = limit <= plateau ? Math.min(16 * baseGrowthRounds, growthRounds * 2) : baseGrowthRounds
+          growthRounds = limit <= plateau ? Math.min(32 * baseGrowthRounds, growthRounds * 2) : baseGrowthRounds
           plateau = limit
           const target = Math.max(Math.floor(limit * factor), Math.round(sustained))
           return resize(Math.max(1, Math.min(limit - 1, target)))
