@@ -10,71 +10,47 @@ import { makeGate } from "../src/internal/bulk/gate.js"
 import { makeLatencySignal } from "../src/internal/bulk/latency.js"
 import { makeLimiter } from "../src/internal/bulk/limiter.js"
 
-const now = Effect.clockWith((clock) => clock.currentTimeMillis)
-
 /** A result the gate reads: a 429 with its Retry-After in ms, or an admission. */
 type Answer = { readonly retryAfterMs?: number }
 const refusal = (answer: Answer) => answer.retryAfterMs
 
 describe("the Retry-After gate (TestClock)", () => {
-  it.effect("holds every request for the Retry-After, lengthened by a later refusal", () =>
+  it.effect("sends the request after a refusal alone; refused too, it holds every request for its Retry-After", () =>
     Effect.gen(function*() {
       const gate = makeGate()
-      // A request sent before the hold, still in flight: it is refused at 6.999 s for 3 s more.
-      const late = yield* Effect.fork(
-        gate.pass(Effect.as(Effect.sleep("6999 millis"), { retryAfterMs: 3000 } as Answer), refusal)
-      )
-      yield* Effect.yieldNow()
+      // A refusal of a request that was not a probe holds nothing yet.
       yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 7000 }), refusal)
-      expect(gate.heldUntil()).toBe(7000)
-      const waiting = yield* Effect.fork(gate.pass(Effect.succeed<Answer>({}), refusal))
-      yield* TestClock.adjust("6999 millis")
-      yield* Fiber.join(late)
-      expect(waiting.unsafePoll()).toBeNull()
-      expect(gate.heldUntil()).toBe(9999)
-      yield* TestClock.adjust("1 millis")
-      expect(waiting.unsafePoll()).toBeNull()
-      yield* TestClock.adjust("2999 millis")
-      yield* Fiber.join(waiting)
-      expect(yield* now).toBe(9999)
-    }))
-
-  it.effect("after a hold lets one probe go first; a refused probe holds the others for its Retry-After", () =>
-    Effect.gen(function*() {
-      const gate = makeGate()
-      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000 }), refusal)
+      expect(gate.heldUntil()).toBe(0)
       const order: Array<string> = []
       const answer = yield* Deferred.make<void>()
       const probe = yield* Effect.fork(
         gate.pass(
           Effect.zipRight(
             Deferred.await(answer),
-            Effect.sync((): Answer => (order.push("probe"), { retryAfterMs: 2000 }))
+            Effect.sync((): Answer => (order.push("probe"), { retryAfterMs: 3000 }))
           ),
           refusal
         )
       )
-      yield* TestClock.adjust("1000 millis")
-      const follower = yield* Effect.fork(
-        gate.pass(Effect.sync((): Answer => (order.push("follower"), {})), refusal)
-      )
-      yield* TestClock.adjust("100 millis")
+      yield* Effect.yieldNow()
+      const follower = yield* Effect.fork(gate.pass(Effect.sync((): Answer => (order.push("follower"), {})), refusal))
+      yield* TestClock.adjust("10 millis")
       expect(order).toEqual([])
       yield* Deferred.succeed(answer, undefined)
       yield* Fiber.join(probe)
-      // Refused at 1,100 ms: the follower waits until 3,100 ms, then probes itself.
-      yield* TestClock.adjust("1999 millis")
+      // Refused at 10 ms: every request waits until 3,010 ms, then one probes again.
+      expect(gate.heldUntil()).toBe(3010)
+      yield* TestClock.adjust("2999 millis")
       expect(order).toEqual(["probe"])
       yield* TestClock.adjust("1 millis")
       yield* Fiber.join(follower)
       expect(order).toEqual(["probe", "follower"])
     }))
 
-  it.effect("lets the others go once the probe was not refused within the grace", () =>
+  it.effect("lets the others go once the probe was not refused within the grace: nothing is held", () =>
     Effect.gen(function*() {
       const gate = makeGate({ minProbeGrace: "250 millis" })
       yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000 }), refusal)
-      yield* TestClock.adjust("1 second")
       const probe = yield* Effect.fork(gate.pass(Effect.as(Effect.sleep("10 seconds"), {} as Answer), refusal))
       yield* Effect.yieldNow()
       let followed = false
@@ -84,19 +60,19 @@ describe("the Retry-After gate (TestClock)", () => {
       yield* TestClock.adjust("1 millis")
       yield* Fiber.join(follower)
       expect(followed).toBe(true)
+      expect(gate.heldUntil()).toBe(0)
       yield* Fiber.interrupt(probe)
     }))
 
   it.effect("waits at least twice the slowest refusal measured for a probe's answer", () =>
     Effect.gen(function*() {
-      const gate = makeGate({ minProbeGrace: "250 millis" })
+      const gate = makeGate({ minProbeGrace: "50 millis" })
       // A refusal that took 400 ms to come back: the grace becomes 800 ms.
       yield* gate.pass(Effect.as(Effect.sleep("400 millis"), { retryAfterMs: 1000 } as Answer), refusal).pipe(
         Effect.fork,
         Effect.tap(() => TestClock.adjust("400 millis")),
         Effect.flatMap(Fiber.join)
       )
-      yield* TestClock.adjust("1 second")
       const probe = yield* Effect.fork(gate.pass(Effect.as(Effect.sleep("10 seconds"), {} as Answer), refusal))
       yield* Effect.yieldNow()
       let followed = false
@@ -106,6 +82,30 @@ describe("the Retry-After gate (TestClock)", () => {
       yield* TestClock.adjust("1 millis")
       yield* Fiber.join(follower)
       yield* Fiber.interrupt(probe)
+    }))
+
+  it.effect("after a probe sent at once was refused, holds everything at once for the next refusals", () =>
+    Effect.gen(function*() {
+      const gate = makeGate()
+      const refuse = (ms: number) => gate.pass(Effect.succeed<Answer>({ retryAfterMs: ms }), refusal)
+      yield* refuse(1000)
+      // The probe sent at once is refused: a hold.
+      yield* refuse(1000)
+      expect(gate.heldUntil()).toBe(1000)
+      yield* TestClock.adjust("1 second")
+      // After the hold the probe is admitted.
+      yield* gate.pass(Effect.succeed<Answer>({}), refusal)
+      // The next refusal holds at once, without a probe first.
+      yield* refuse(2000)
+      expect(gate.heldUntil()).toBe(3000)
+      yield* TestClock.adjust("2 seconds")
+      yield* gate.pass(Effect.succeed<Answer>({}), refusal)
+      // The one after gets a probe first again, and once it is admitted that stays so.
+      yield* refuse(1000)
+      expect(gate.heldUntil()).toBe(3000)
+      yield* gate.pass(Effect.succeed<Answer>({}), refusal)
+      yield* refuse(1000)
+      expect(gate.heldUntil()).toBe(3000)
     }))
 })
 
@@ -120,51 +120,63 @@ describe("the adaptive limiter", () => {
       expect(limiter.current()).toBe(8)
     }))
 
-  it.effect("cuts once per round, never below what was sustained, and at least by one", () =>
+  it.effect("cuts an eighth on a window 429, once per round and at least by one, then grows one per round", () =>
     Effect.gen(function*() {
       const limiter = yield* makeLimiter({ ceiling: 8, initial: 8 })
-      yield* limiter.decrease(0, 0.5, 0)
-      expect(limiter.current()).toBe(4)
+      const answers = (n: number) => Effect.forEach(Array.from({ length: n }), () => limiter.increase)
+      yield* limiter.throttled(0, "0x80072321")
+      expect(limiter.current()).toBe(7)
       // A sign from a request that started before the cut is the same congestion.
-      yield* limiter.decrease(0, 0.5, 0)
-      expect(limiter.current()).toBe(4)
-      // The service sustained 3.6 requests at once: the cut goes to 3, not 2.
-      yield* limiter.decrease(1, 0.5, 3.6)
-      expect(limiter.current()).toBe(3)
-      // Sustained as many as allowed: still one less.
-      yield* limiter.decrease(2, 0.5, 3)
+      yield* limiter.throttled(0, "0x80072322")
+      expect(limiter.current()).toBe(7)
+      yield* limiter.throttled(1, undefined)
+      expect(limiter.current()).toBe(6)
+      for (let round = 2; round < 9; round++) yield* limiter.throttled(round, "0x80072321")
+      expect(limiter.current()).toBe(1)
+      // No plateau: one more per round of answers at the current limit.
+      yield* answers(1)
       expect(limiter.current()).toBe(2)
-      yield* limiter.decrease(3, 0.5, 0)
-      expect(limiter.current()).toBe(1)
-      yield* limiter.decrease(4, 0.5, 0)
-      expect(limiter.current()).toBe(1)
+      yield* answers(1)
+      expect(limiter.current()).toBe(2)
+      yield* answers(1)
+      expect(limiter.current()).toBe(3)
     }))
 
-  it.effect("grows one per two rounds after a cut, and probes a plateau ever more slowly", () =>
+  it.effect("grows back by one per answer when the service admitted a request right after the 429", () =>
     Effect.gen(function*() {
-      const limiter = yield* makeLimiter({ ceiling: 8, initial: 6, growthRounds: 2 })
+      const limiter = yield* makeLimiter({ ceiling: 8, initial: 8 })
       const answers = (n: number) => Effect.forEach(Array.from({ length: n }), () => limiter.increase)
-      yield* limiter.decrease(0, 0.5, 4)
+      yield* limiter.throttled(0, "0x80072322")
+      yield* limiter.throttled(1, "0x80072322")
+      expect(limiter.current()).toBe(6)
+      limiter.recover()
+      yield* answers(1)
+      expect(limiter.current()).toBe(7)
+      // Back where it was before the last cut, growth is one per round again.
+      yield* answers(1)
+      expect(limiter.current()).toBe(7)
+      yield* answers(6)
+      expect(limiter.current()).toBe(8)
+    }))
+
+  it.effect("halves on the concurrent-request limit and on slow answers cuts a quarter, then probes above ever more slowly", () =>
+    Effect.gen(function*() {
+      const limiter = yield* makeLimiter({ ceiling: 8, initial: 8, probeRounds: 2 })
+      const answers = (n: number) => Effect.forEach(Array.from({ length: n }), () => limiter.increase)
+      yield* limiter.throttled(0, "0x80072326")
       expect(limiter.current()).toBe(4)
-      // Two rounds of four answers for the fifth slot.
+      // 4 is a plateau: the fifth slot takes two rounds of answers.
       yield* answers(7)
       expect(limiter.current()).toBe(4)
       yield* answers(1)
       expect(limiter.current()).toBe(5)
-      // Congestion again at 5, below the 6 of last time: a plateau. The next probe takes four rounds.
-      yield* limiter.decrease(1, 0.5, 4)
-      expect(limiter.current()).toBe(4)
-      yield* answers(15)
-      expect(limiter.current()).toBe(4)
+      // The probe meets slow answers: back to 3 (a new plateau), and the next probe waits four rounds.
+      yield* limiter.slow(1)
+      expect(limiter.current()).toBe(3)
+      yield* answers(11)
+      expect(limiter.current()).toBe(3)
       yield* answers(1)
-      expect(limiter.current()).toBe(5)
-      // Growth past the plateau without congestion: the next cut above it probes quickly again.
-      yield* answers(5 * 4 + 6 * 4)
-      expect(limiter.current()).toBe(7)
-      yield* limiter.decrease(2, 0.5, 5)
-      expect(limiter.current()).toBe(5)
-      yield* answers(10)
-      expect(limiter.current()).toBe(6)
+      expect(limiter.current()).toBe(4)
     }))
 
   it.effect("never lets more than the current limit run at once, and follows a lower ceiling", () =>
@@ -230,16 +242,47 @@ describe("the connection's controller (TestClock)", () => {
       const controller = yield* makeController({ ceiling: 8, initial: 8, maxThrottleWait: Duration.hours(1) })
       const answers = [throttledError(3), throttledError(2), undefined]
       let sent = 0
+      // In a slot, as the engine sends: the 429s judge the run's parallelism.
       const fiber = yield* Effect.fork(
-        controller.throttled(Effect.sync(() => answers[sent++]), (answer) => Effect.succeed(answer))
+        controller.withSlot(() =>
+          controller.throttled(Effect.sync(() => answers[sent++]), (answer) => Effect.succeed(answer))
+        )
       )
       yield* TestClock.adjust("4999 millis")
       expect(fiber.unsafePoll()).toBeNull()
       yield* TestClock.adjust("1 millis")
       expect(yield* Fiber.join(fiber)).toBeUndefined()
       expect(sent).toBe(3)
-      // The resent request was refused again, under the cut limit: the service is still overloaded.
-      expect(controller.state()).toMatchObject({ throttled: 2, requests: 3, limit: 2, heldUntil: 5000 })
+      // Refused at 0 (an eighth fewer in flight), sent again alone at 3 s and refused again (the
+      // same congestion: no second cut; every request held until 5 s), admitted at 5 s.
+      expect(controller.state()).toMatchObject({ throttled: 2, requests: 3, limit: 7, heldUntil: 5000 })
+    }))
+
+  it.effect("grows back at once when the request sent after a 429 is admitted, and cuts nothing for a 429 outside a slot", () =>
+    Effect.gen(function*() {
+      const controller = yield* makeController({ ceiling: 8, initial: 8, maxThrottleWait: Duration.hours(1) })
+      const answers = [throttledError(1), undefined]
+      let sent = 0
+      const fiber = yield* Effect.fork(
+        controller.withSlot((round) =>
+          controller.throttled(Effect.sync(() => answers[sent++]), (answer) => Effect.succeed(answer)).pipe(
+            Effect.tap(() => controller.observe(round + 1, 100, 100))
+          )
+        )
+      )
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      // Cut to 7 by the 429; the probe sent after it was admitted, so one answer brings 8 back.
+      expect(controller.state().limit).toBe(8)
+      // A 429 of a request outside the slots (metadata) holds but does not cut.
+      const outside = [throttledError(1), undefined]
+      let i = 0
+      const metadata = yield* Effect.fork(
+        controller.throttled(Effect.sync(() => outside[i++]), (answer) => Effect.succeed(answer))
+      )
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(metadata)
+      expect(controller.state()).toMatchObject({ limit: 8, throttled: 2 })
     }))
 
   it.effect("fails with Throttled once a request would wait past maxThrottleWait", () =>

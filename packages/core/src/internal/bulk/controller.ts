@@ -14,10 +14,11 @@ import { type Limiter, makeLimiter } from "./limiter.js"
  * `x-ms-dop-hint` and latency it measures itself; never on a message's text, the
  * `x-ms-ratelimit-*` headers (diagnostics only) or affinity cookies.
  *
- * - Every 429 holds every request of the connection for its Retry-After (`Gate`), cuts the
- *   requests in flight (`Limiter`) and is sent again: a refused request did nothing (§6), so
- *   resending is safe even for a create, and throttling never fails a request. Only a wait past
- *   `maxThrottleWait` (counted from the request's first refusal) fails it, with reason `Throttled`.
+ * - A refused request waits its Retry-After and is sent again: a refused request did nothing
+ *   (§6), so resending is safe even for a create, and throttling never fails a request. Only a
+ *   wait past `maxThrottleWait` (counted from the request's first refusal) fails it, with reason
+ *   `Throttled`. Every 429 cuts the requests in flight (`Limiter`), and the others of the
+ *   connection wait for one probe: refused too, they all wait (`Gate`).
  * - Latency rising well above the run's baseline (`LatencySignal`) cuts the requests in flight
  *   too; healthy answers add them back, up to the ceiling (`x-ms-dop-hint`).
  */
@@ -63,18 +64,9 @@ export interface ControllerState {
   readonly throttled: number
 }
 
-/**
- * A 429 cuts the requests in flight to half (§6: "Retry-After grows when a client keeps
- * pushing"; a refusal is the service saying the client sends too much), but never below what the
- * service sustained since the last cut.
- */
-const throttleFactor = 0.5
-
-/** Latency this far above its baseline is congestion (§6, "silent" limits) ... */
+/** Latency this far above its baseline is congestion (§6, "silent" limits)... */
 const congestedRatio = 1.8
-/** ... and cuts gently: latency is a noisier signal than a refusal. */
-const latencyFactor = 0.75
-/** Answers this close to their baseline let the limit grow. */
+/** ...and this close to it lets the limit grow. */
 const healthyRatio = 1.3
 
 export const makeController = (options: {
@@ -84,57 +76,59 @@ export const makeController = (options: {
 }): Effect.Effect<Controller> =>
   Effect.gen(function*() {
     const holdListeners = new Set<(until: number, now: number) => void>()
-    const gate: Gate = makeGate({ onHold: (until, now) => holdListeners.forEach((f) => f(until, now)) })
     const limiter: Limiter = yield* makeLimiter({
       ceiling: options.ceiling,
       ...(options.initial === undefined ? {} : { initial: options.initial })
+    })
+    const gate: Gate = makeGate({
+      onHold: (until, now) => holdListeners.forEach((f) => f(until, now)),
+      onAdmittedAtOnce: limiter.recover
     })
     const latency: LatencySignal = makeLatencySignal()
     const maxWaitMs = Duration.toMillis(options.maxThrottleWait)
     let refusals = 0
     let requests = 0
-    // What the service sustained since the last cut: the time its answers took within the epoch
-    // (latency measured here), over the epoch's length, i.e. the requests it ran at once on
-    // average. At a refusal the epoch ends when the Retry-After does: the wait is part of what the
-    // service allows, and the requests still in flight will each run about as long as the others.
-    // An epoch without answers (a refusal right after the last) measures nothing: the last
-    // measure stands.
-    let epochStart: number | undefined
-    let busyMs = 0
-    let answers = 0
-    let lastSustained = 0
-    const sustained = (until: number) => {
-      if (epochStart === undefined || until <= epochStart || answers === 0) return lastSustained
-      const inFlight = limiter.inFlight() * (busyMs / answers)
-      lastSustained = (busyMs + inFlight) / (until - epochStart)
-      return lastSustained
-    }
-    const newEpoch = (start: number) => {
-      epochStart = start
-      busyMs = 0
-      answers = 0
-      latency.restart()
-    }
+    // The latency baseline is judged afresh after each cut.
+    const newEpoch = () => latency.restart()
+
+    // A congestion episode: from a refusal until the service admits a request sent after it.
+    // Refusals within one episode (the requests racing the first refusal, the probe that confirms
+    // it, a probe that finds the window still full) are one sign of congestion, not several.
+    let episodeSince: number | undefined
 
     const sendThrottled = <A, R, R2>(
       attempt: Effect.Effect<A, DataverseError, R>,
       refusal: (result: A) => Effect.Effect<DataverseError | undefined, never, R2>
     ): Effect.Effect<A, DataverseError, R | R2> => {
       let firstRefusal: number | undefined
+      let sentAt = 0
       const loop: Effect.Effect<A, DataverseError, R | R2> = Effect.suspend(() => {
         const round = limiter.round()
         return gate.pass(
-          Effect.flatMap(Effect.zipRight(Effect.sync(() => requests++), attempt), (result) =>
-            Effect.map(refusal(result), (error) => [result, error] as const)),
-          ([, error]) =>
-            error === undefined ? undefined : retryAfterMs(error)
+          Clock.currentTimeMillis.pipe(
+            Effect.flatMap((now) => {
+              requests++
+              sentAt = now
+              return attempt
+            }),
+            Effect.flatMap((result) => Effect.map(refusal(result), (error) => [result, error] as const))
+          ),
+          ([, error]) => error === undefined ? undefined : retryAfterMs(error)
         ).pipe(Effect.flatMap(([result, error]) => {
-          if (error === undefined) return Effect.succeed(result)
+          if (error === undefined) {
+            if (episodeSince !== undefined && sentAt >= episodeSince) episodeSince = undefined
+            return Effect.succeed(result)
+          }
           return Effect.flatMap(Clock.currentTimeMillis, (now) => {
             refusals++
             firstRefusal ??= now
             const next = now + retryAfterMs(error)
-            const cut = limiter.decrease(round, throttleFactor, sustained(next))
+            // Every congestion episode, whatever the 429's code, cuts the requests in flight (§6:
+            // key on the status; a refused request did nothing).
+            const opens = episodeSince === undefined
+            if (opens) episodeSince = now
+            // A refusal while no slot is held (metadata before a run) says nothing of its parallelism.
+            const cut = opens && limiter.inFlight() > 0 ? limiter.throttled(round, error.code) : Effect.void
             if (next - firstRefusal > maxWaitMs) {
               return Effect.zipRight(
                 cut,
@@ -148,8 +142,9 @@ export const makeController = (options: {
                 )
               )
             }
-            if (round === limiter.round()) newEpoch(next)
-            return Effect.zipRight(cut, loop)
+            if (opens && round === limiter.round()) newEpoch()
+            // The refused request waits what it was told, then goes through the gate again.
+            return cut.pipe(Effect.zipRight(Effect.sleep(Duration.millis(next - now))), Effect.zipRight(loop))
           })
         }))
       })
@@ -161,15 +156,12 @@ export const makeController = (options: {
       throttled: sendThrottled,
       observe: (round, rows, ms) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          epochStart ??= now - ms
-          busyMs += Math.max(0, now - Math.max(now - ms, epochStart))
-          answers++
           // Answers to requests sent before the last cut judge the old limit: they keep the
           // baseline but do not move the average.
           if (round !== limiter.round()) return Effect.sync(() => latency.observe(rows, ms, false))
           latency.observe(rows, ms, true)
           if (latency.ratio() > congestedRatio) {
-            return Effect.zipRight(limiter.decrease(round, latencyFactor, 0), Effect.sync(() => newEpoch(now)))
+            return Effect.zipRight(limiter.slow(round), Effect.sync(newEpoch))
           }
           return latency.ratio() < healthyRatio && gate.heldUntil() <= now ? limiter.increase : Effect.void
         }),

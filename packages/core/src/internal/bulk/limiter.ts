@@ -7,27 +7,32 @@ import * as Effect from "effect/Effect"
  * - The ceiling is `x-ms-dop-hint` (or the caller's number): never more in flight.
  * - It starts at a few (`initial`) and grows by one per answered request (doubling per round
  *   trip) until the first sign of congestion.
- * - A sign of congestion cuts it, once per round: signs from requests that started before the
- *   last cut are the same congestion seen again. A cut never goes below what the service has
- *   sustained since the previous cut (`sustained`, from the latencies measured, rounded): a
- *   refusal after a long stretch at full speed says the limit was about right, one after a long
- *   wait says it was far too high.
- * - After the first cut it grows back by one per `growthRounds` rounds of healthy answers; when
- *   congestion comes back at or below the limit it was cut from last time (a plateau: a window
- *   limit the service keeps to), each probe upwards waits twice as long as the last, up to 32
- *   times: a failed probe costs a Retry-After for every request of the connection. Growth past
- *   that plateau makes probing quick again.
+ * - A sign of congestion cuts it once per round (signs from requests that started before the
+ *   last cut are the same congestion seen again), by at least one:
+ *   - a 429 of the concurrent-request limit (0x80072326): by half, and that level is a plateau;
+ *   - any other 429 (a window limit, or a code not known): by an eighth. The service keeps its
+ *     windows whatever the client's parallelism, and the Retry-After waits pace the client; fewer
+ *     requests in flight would only leave the window part unused when it has room again;
+ *   - latency well above its baseline (`slow`): by a quarter, and that level is a plateau: more
+ *     in flight made each request slower.
+ * - After a cut it grows back by one per round of healthy answers (one per `limit` answers) up to
+ *   a plateau; above a plateau, by one per `probeRounds` rounds, twice as many after each probe
+ *   that met congestion (up to 32 rounds).
+ * - `recover`: the service admitted a request right after a 429 (the refusal was its own, or one
+ *   busy server's among several): the limit grows back to where it was before the cut by one
+ *   per healthy answer.
  */
 export interface Limiter {
   /** Runs `effect` holding one slot; `round` is the number of cuts when it started. */
   readonly withSlot: <A, E, R>(effect: (round: number) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  /**
-   * A sign of congestion from a request that started in `round`: the limit becomes
-   * `max(floor(limit * factor), round(sustained))`, at least one less and at least 1.
-   */
-  readonly decrease: (round: number, factor: number, sustained: number) => Effect.Effect<void>
+  /** A 429 of a request that started in `round`, with its Dataverse code. */
+  readonly throttled: (round: number, code: string | undefined) => Effect.Effect<void>
+  /** Latency well above its baseline, from a request that started in `round`. */
+  readonly slow: (round: number) => Effect.Effect<void>
   /** A healthy answer. */
   readonly increase: Effect.Effect<void>
+  /** The service admitted a request right after the last cut's 429: grow back quickly. */
+  readonly recover: () => void
   /** Lowers or raises the ceiling (a run that names its own concurrency). */
   readonly setCeiling: (ceiling: number) => Effect.Effect<void>
   readonly current: () => number
@@ -36,30 +41,51 @@ export interface Limiter {
   readonly inFlight: () => number
 }
 
+/** The 429 of the concurrent-request limit (wire reference §5, §6). */
+const concurrencyLimitCode = "0x80072326"
+
 export const makeLimiter = (options: {
   readonly ceiling: number
   /** Slots at the start. Default: 2 (a few), at most the ceiling. */
   readonly initial?: number
-  /** Rounds of healthy answers per added slot after the first cut. Default 4. */
-  readonly growthRounds?: number
+  /** Rounds of healthy answers per slot added above a plateau, at first. Default 4. */
+  readonly probeRounds?: number
 }) =>
   Effect.gen(function*() {
     let ceiling = options.ceiling
     let limit = Math.min(ceiling, options.initial ?? 2)
-    const baseGrowthRounds = options.growthRounds ?? 4
-    let growthRounds = baseGrowthRounds
-    // The limit the last congestion came at (none yet).
-    let plateau = 0
+    const baseProbeRounds = options.probeRounds ?? 4
+    let probeRounds = baseProbeRounds
+    // The most the service was found to run well; none yet.
+    let plateau = Infinity
     const semaphore = yield* Effect.makeSemaphore(limit)
     let round = 0
     let streak = 0
     let slowStart = true
     let inFlight = 0
+    // The limit before the last cut, and whether the limit grows back to it quickly.
+    let recoverTo = 0
+    let recovering = false
     const resize = (next: number) => {
       if (next === limit) return Effect.void
       limit = next
       return semaphore.resize(limit)
     }
+    /** Cuts once per round, to `factor` of the limit but by at least one, to at least 1. */
+    const cut = (startedIn: number, factor: number, isPlateau: boolean) =>
+      Effect.suspend(() => {
+        if (startedIn !== round) return Effect.void
+        round++
+        streak = 0
+        slowStart = false
+        // A probe above the plateau met congestion: the next one waits twice as long.
+        if (limit > plateau) probeRounds = Math.min(8 * baseProbeRounds, probeRounds * 2)
+        const next = Math.max(1, Math.min(limit - 1, Math.floor(limit * factor)))
+        if (isPlateau) plateau = next
+        recoverTo = limit
+        recovering = false
+        return resize(next)
+      })
     const limiter: Limiter = {
       withSlot: (effect) =>
         semaphore.withPermits(1)(
@@ -68,20 +94,17 @@ export const makeLimiter = (options: {
             return Effect.ensuring(effect(round), Effect.sync(() => inFlight--))
           })
         ),
-      decrease: (startedIn, factor, sustained) =>
-        Effect.suspend(() => {
-          if (startedIn !== round) return Effect.void
-          round++
-          streak = 0
-          slowStart = false
-          growthRounds = limit <= plateau ? Math.min(32 * baseGrowthRounds, growthRounds * 2) : baseGrowthRounds
-          plateau = limit
-          const target = Math.max(Math.floor(limit * factor), Math.round(sustained))
-          return resize(Math.max(1, Math.min(limit - 1, target)))
-        }),
+      throttled: (startedIn, code) =>
+        code === concurrencyLimitCode ? cut(startedIn, 0.5, true) : cut(startedIn, 0.875, false),
+      slow: (startedIn) => cut(startedIn, 0.75, true),
+      recover: () => {
+        recovering = recoverTo > limit
+      },
       increase: Effect.suspend(() => {
         if (limit >= ceiling) return Effect.void
-        if (++streak < (slowStart ? 1 : limit * growthRounds)) return Effect.void
+        if (recovering && limit >= recoverTo) recovering = false
+        const rounds = slowStart || recovering ? 0 : limit < plateau ? 1 : probeRounds
+        if (++streak < Math.max(1, rounds * limit)) return Effect.void
         streak = 0
         return resize(limit + 1)
       }),
