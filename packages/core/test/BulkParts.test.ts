@@ -7,7 +7,7 @@ import { deterministicId, idMaker, newRunId } from "../src/internal/bulk/ids.js"
 import { elasticOutcomes } from "../src/internal/bulk/isolation.js"
 import { isDuplicateKey } from "../src/internal/bulk/outcomes.js"
 import { makePasses } from "../src/internal/bulk/passes.js"
-import { bodyOf, makePrepare } from "../src/internal/bulk/prepare.js"
+import { bodyOf, makePrepare, pathOf, type Prepared } from "../src/internal/bulk/prepare.js"
 import { makeChunkSource } from "../src/internal/bulk/source.js"
 import type { ColumnMetadata, TableMetadata } from "../src/internal/metadata.js"
 
@@ -182,7 +182,7 @@ describe("preparing rows", () => {
       smart: false,
       idFor: (i) => `own-${i}`
     })
-    expect(prepare({ dve_name: "a" }, 3)).toMatchObject({ index: 3, id: "own-3", ownId: true, path: undefined })
+    expect(prepare({ dve_name: "a" }, 3)).toMatchObject({ index: 3, id: "own-3", ownId: true, ref: undefined })
     expect(prepare({ dve_widgetid: id, dve_name: "a" }, 4)).toMatchObject({ id: id.toLowerCase(), ownId: false })
     const bad = prepare({ dve_name: "too long" }, 5)
     expect(bad).toBeInstanceOf(DataverseError)
@@ -191,7 +191,8 @@ describe("preparing rows", () => {
 
   it("addresses an update by its primary key or by the key columns, and refuses a row with neither", () => {
     const byId = makePrepare({ operation: "update", metadata: widgets, key: undefined, smart: false, idFor: String })
-    expect(byId({ dve_widgetid: id, dve_name: "b" }, 0)).toMatchObject({ path: `dve_widgets(${id.toLowerCase()})` })
+    const item = byId({ dve_widgetid: id, dve_name: "b" }, 0) as Prepared
+    expect(pathOf(widgets, item)).toBe(`dve_widgets(${id.toLowerCase()})`)
     expect((byId({ dve_name: "b" }, 1) as DataverseError).message).toBe(
       "the row has no 'dve_widgetid' (or pass the alternate-key columns as key)"
     )
@@ -202,15 +203,13 @@ describe("preparing rows", () => {
       smart: false,
       idFor: String
     })
-    expect(byKey({ dve_code: "W-1", dve_name: "c" }, 0)).toMatchObject({
-      path: "dve_widgets(dve_code='W-1')",
-      id: undefined
-    })
+    const keyed = byKey({ dve_code: "W-1", dve_name: "c" }, 0) as Prepared
+    expect([pathOf(widgets, keyed), keyed.id]).toEqual(["dve_widgets(dve_code='W-1')", undefined])
     expect((byKey({ dve_name: "c" }, 1) as DataverseError).message).toBe("the key column 'dve_code' has no value")
   })
 
   it("writes a row without read-back annotations, with the engine's id", () => {
-    const item = { index: 0, row: { dve_name: "a", "@odata.etag": "W/\"1\"" }, path: undefined, id: "x", ownId: true }
+    const item = { index: 0, row: { dve_name: "a", "@odata.etag": "W/\"1\"" }, ref: undefined, id: "x", ownId: true }
     expect(bodyOf(item, "dve_widgetid")).toEqual({ dve_name: "a", dve_widgetid: "x" })
   })
 })
@@ -219,7 +218,7 @@ describe("elastic partial failures", () => {
   const items = [0, 1, 2].map((index) => ({
     index: index + 10,
     row: {},
-    path: undefined,
+    ref: undefined,
     id: `id-${index}`,
     ownId: true
   }))

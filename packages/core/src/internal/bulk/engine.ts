@@ -6,7 +6,7 @@ import * as Stream from "effect/Stream"
 import type { BulkOptions, Operation, Plan, Progress, RowInput, RowOutcome } from "../../Bulk.js"
 import { DataverseClient, whoAmI } from "../../DataverseClient.js"
 import { DataverseError } from "../../DataverseError.js"
-import * as Records from "../../Records.js"
+import type * as Records from "../../Records.js"
 import { estimateBytes, makeChunkSizer } from "./chunking.js"
 import { existingOrNone } from "./exactlyOnce.js"
 import { idMaker, newRunId } from "./ids.js"
@@ -142,13 +142,13 @@ export const makeEngine = <E, R>(
         ]
         const creates = decided.create.map((item): Prepared =>
           item.id !== undefined
-            ? { index: item.index, row: item.row, path: undefined, id: item.id, ownId: false }
-            : { index: item.index, row: item.row, path: undefined, id: idFor(item.index), ownId: true }
+            ? { index: item.index, row: item.row, ref: undefined, id: item.id, ownId: false }
+            : { index: item.index, row: item.row, ref: undefined, id: idFor(item.index), ownId: true }
         )
         const updates = decided.update.map(({ id, item, row }): Prepared => ({
           index: item.index,
           row,
-          path: Records.bind(metadata, id).slice(1),
+          ref: id,
           id,
           ownId: false
         }))
@@ -206,7 +206,8 @@ export const makeEngine = <E, R>(
             for (const outcome of yield* sendResilient(context, op, pending, round)) outcomes.push(outcome)
           }
         }
-        outcomes.sort((a, b) => a.index - b.index)
+        // In input order for the journal's ranges; most chunks already are.
+        if (!ordered(outcomes)) outcomes.sort((a, b) => a.index - b.index)
         const ok: Array<number> = []
         const failedForGood: Array<number> = []
         for (const outcome of outcomes) {
@@ -313,6 +314,11 @@ export const makeEngine = <E, R>(
       prepare
     }
   })
+
+const ordered = (outcomes: ReadonlyArray<RowOutcome>) => {
+  for (let i = 1; i < outcomes.length; i++) if (outcomes[i - 1]!.index > outcomes[i]!.index) return false
+  return true
+}
 
 const publicPlan = (plan: RunPlan, startChunkSize: number, concurrency: number): Plan => {
   const strategy = sendsWith(plan, plan.operation)

@@ -17,12 +17,11 @@ export const makePasses = <A>(identityOf: (item: A) => string | undefined): Pass
   return {
     admit: (item, identity) => {
       if (identity === undefined) return true
-      if (seen.has(identity)) {
-        deferred.push(item)
-        return false
-      }
-      seen.add(identity)
-      return true
+      // One hash of the identity: the set grows unless the record was seen.
+      const before = seen.size
+      if (seen.add(identity).size > before) return true
+      deferred.push(item)
+      return false
     },
     next: () => {
       const now: Array<A> = []

@@ -8,8 +8,8 @@ import { validateRow } from "../validate.js"
 export interface Prepared {
   readonly index: number
   readonly row: Records.Row
-  /** `<entityset>(<key>)`: the record's URL, for update, upsert and delete. */
-  readonly path: string | undefined
+  /** The record of an update, upsert or delete: its primary key or key columns (see `pathOf`). */
+  readonly ref: Records.RecordRef | undefined
   /** The record's primary key, lower case: for creates always (the row's own, or the engine's). */
   readonly id: string | undefined
   /** The engine chose the id (a create without its own): only the engine can have created it. */
@@ -40,9 +40,9 @@ export const makePrepare = (options: {
   const primary = row[metadata.primaryIdAttribute]
   const id = typeof primary === "string" ? primary.toLowerCase() : undefined
   if (operation === "create") {
-    if (id !== undefined) return { index, row, path: undefined, id, ownId: false }
+    if (id !== undefined) return { index, row, ref: undefined, id, ownId: false }
     // The id goes into the body when it is built: no copy of the row here.
-    return { index, row, path: undefined, id: options.idFor(index), ownId: true }
+    return { index, row, ref: undefined, id: options.idFor(index), ownId: true }
   }
   let ref: Records.RecordRef
   if (key !== undefined) {
@@ -58,15 +58,21 @@ export const makePrepare = (options: {
   } else if (id !== undefined) {
     ref = id
   } else if (options.smart) {
-    return { index, row, path: undefined, id: undefined, ownId: false }
+    return { index, row, ref: undefined, id: undefined, ownId: false }
   } else {
     return new DataverseError({
       reason: "InvalidInput",
       message: `the row has no '${metadata.primaryIdAttribute}' (or pass the alternate-key columns as key)`
     })
   }
-  return { index, row, path: Records.bind(metadata, ref).slice(1), id, ownId: false }
+  return { index, row, ref, id, ownId: false }
 }
+
+/**
+ * `<entityset>(<key>)`: the URL of a row's record, for `$batch`, single requests and an upsert by
+ * alternate key; built when a request needs it (UpdateMultiple names records by their key).
+ */
+export const pathOf = (metadata: TableMetadata, item: Prepared): string => Records.bind(metadata, item.ref!).slice(1)
 
 /** The identity of a row's record, for spotting the same record twice in a run. */
 export const identityOf = (

@@ -8,7 +8,7 @@ import { DataverseError } from "../../DataverseError.js"
 import { estimateBytes, groupAdaptively } from "./chunking.js"
 import { makeEngine, toStream } from "./engine.js"
 import type { Prepared } from "./prepare.js"
-import { emptyCounts, finish, tally } from "./summary.js"
+import { emptyCounts, finish, tallyAll } from "./summary.js"
 
 /** `Bulk.run`. */
 export const run = <E = never, R = never>(
@@ -34,21 +34,17 @@ export const execute = <E = never, R = never, E2 = never, R2 = never>(
   table: string,
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options: BulkOptions = {},
-  onOutcome: (outcome: RowOutcome) => Effect.Effect<void, E2, R2> = () => Effect.void
+  onOutcome?: (outcome: RowOutcome) => Effect.Effect<void, E2, R2>
 ): Effect.Effect<RunSummary, DataverseError | E | E2, DataverseClient | R | R2> =>
   Effect.scoped(
     Effect.gen(function*() {
       const engine = yield* makeEngine(operation, table, rows, options)
       const started = yield* Clock.currentTimeMillis
       const counts = emptyCounts()
-      yield* Stream.runForEach(engine.chunks, (chunk) =>
-        Effect.zipRight(
-          Effect.forEach(chunk.outcomes, (outcome) => {
-            tally(counts, outcome)
-            return onOutcome(outcome)
-          }, { discard: true }),
-          chunk.finish
-        ))
+      yield* Stream.runForEach(
+        engine.chunks,
+        (chunk) => Effect.zipRight(tallyAll(counts, chunk.outcomes, onOutcome), chunk.finish)
+      )
       const progress = engine.progress()
       return {
         ...finish(counts, (yield* Clock.currentTimeMillis) - started),

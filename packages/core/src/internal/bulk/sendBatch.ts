@@ -3,7 +3,7 @@ import * as Batch from "../../Batch.js"
 import type { RowOutcome } from "../../Bulk.js"
 import { DataverseError } from "../../DataverseError.js"
 import { failedAll, isRunFailure, type Sender, succeeded } from "./outcomes.js"
-import { bodyOf } from "./prepare.js"
+import { bodyOf, pathOf } from "./prepare.js"
 
 /**
  * Sends rows as one `$batch` with continue-on-error (wire reference §4): every row gets its own
@@ -19,11 +19,11 @@ export const sendBatch: Sender = (plan, op, items) =>
         case "create":
           return Batch.post(metadata.entitySetName, body)
         case "update":
-          return Batch.patch(item.path!, body, { headers: { "If-Match": "*" } })
+          return Batch.patch(pathOf(metadata, item), body, { headers: { "If-Match": "*" } })
         case "upsert":
-          return Batch.patch(item.path!, body)
+          return Batch.patch(pathOf(metadata, item), body)
         case "delete":
-          return Batch.del(item.path!)
+          return Batch.del(pathOf(metadata, item))
       }
     })
     const results = yield* Effect.either(Batch.execute(requests, { continueOnError: true, headers: plan.headers }))

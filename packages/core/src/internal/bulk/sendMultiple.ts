@@ -4,7 +4,7 @@ import { DataverseError } from "../../DataverseError.js"
 import { isolate } from "./isolation.js"
 import { failedAll, isRetryable, isRunFailure, type Sender, succeeded } from "./outcomes.js"
 import { messageOf } from "./plan.js"
-import { partitionOf } from "./prepare.js"
+import { partitionOf, pathOf } from "./prepare.js"
 import { sendBatch } from "./sendBatch.js"
 
 /**
@@ -31,7 +31,9 @@ export const sendMultiple: Sender = (plan, op, items) =>
       const row = item.row
       for (const name in row) if (!name.startsWith("@odata.")) target[name] = row[name]
       if (item.ownId) target[pk] = item.id
-      if (op === "upsert" && item.id === undefined && item.path !== undefined) target["@odata.id"] = item.path
+      if (op === "upsert" && item.id === undefined && item.ref !== undefined) {
+        target["@odata.id"] = pathOf(metadata, item)
+      }
       if (op === "update" && item.id !== undefined) target[pk] = item.id
       return target
     })

@@ -4,7 +4,7 @@ import type { Operation, RowOutcome } from "../../Bulk.js"
 import * as Records from "../../Records.js"
 import { isRunFailure, type Sender, succeeded } from "./outcomes.js"
 import type { RunPlan } from "./plan.js"
-import { bodyOf, type Prepared } from "./prepare.js"
+import { bodyOf, pathOf, type Prepared } from "./prepare.js"
 
 /** Sends one request per row, one after the other. Fails only with a run failure. */
 export const sendSingle: Sender = (plan, op, items) => Effect.forEach(items, (item) => sendOne(plan, op, item))
@@ -16,8 +16,8 @@ const sendOne = (plan: RunPlan, op: Operation, item: Prepared) =>
     const request = op === "create"
       ? HttpClientRequest.post(metadata.entitySetName).pipe(HttpClientRequest.bodyUnsafeJson(body))
       : op === "delete"
-      ? HttpClientRequest.del(item.path!)
-      : HttpClientRequest.patch(item.path!).pipe(
+      ? HttpClientRequest.del(pathOf(metadata, item))
+      : HttpClientRequest.patch(pathOf(metadata, item)).pipe(
         HttpClientRequest.bodyUnsafeJson(body),
         HttpClientRequest.setHeaders(op === "update" ? { "If-Match": "*" } : {})
       )

@@ -33,14 +33,21 @@ export const finish = (counts: Counts, durationMs: number): Summary => ({
 /** `Bulk.summarize`. */
 export const summarize = <E, R, E2 = never, R2 = never>(
   outcomes: Stream.Stream<RowOutcome, E, R>,
-  onOutcome: (outcome: RowOutcome) => Effect.Effect<void, E2, R2> = () => Effect.void
+  onOutcome?: (outcome: RowOutcome) => Effect.Effect<void, E2, R2>
 ): Effect.Effect<Summary, E | E2, R | R2> =>
   Effect.gen(function*() {
     const started = yield* Clock.currentTimeMillis
     const counts = emptyCounts()
-    yield* Stream.runForEach(outcomes, (outcome) => {
-      tally(counts, outcome)
-      return onOutcome(outcome)
-    })
+    yield* Stream.runForEachChunk(outcomes, (chunk) => tallyAll(counts, chunk, onOutcome))
     return finish(counts, (yield* Clock.currentTimeMillis) - started)
   })
+
+/** Adds the outcomes to the counts and hands each to `onOutcome`, if any (no effect per row else). */
+export const tallyAll = <E, R>(
+  counts: ReturnType<typeof emptyCounts>,
+  outcomes: Iterable<RowOutcome>,
+  onOutcome: ((outcome: RowOutcome) => Effect.Effect<void, E, R>) | undefined
+): Effect.Effect<void, E, R> => {
+  for (const outcome of outcomes) tally(counts, outcome)
+  return onOutcome === undefined ? Effect.void : Effect.forEach(outcomes, onOutcome, { discard: true })
+}
