@@ -11,10 +11,11 @@
  * - A standard-table chunk the service refuses for a data error is sent again as a `$batch`
  *   with continue-on-error, so its good rows land and each bad row gets its own error. Elastic
  *   tables report the failed targets themselves.
- * - Throttling never fails a row. Every 429 holds every request of the connection for its
- *   Retry-After and is sent again; no cookie is sent back, so the service spreads the requests
- *   over its web servers. The requests in flight start at a few and grow while answers are
- *   healthy, up to `x-ms-dop-hint`; a 429, or latency well above the run's baseline, cuts them.
+ * - Throttling never fails a row. A refused request waits its Retry-After and is sent again; the
+ *   connection's other requests wait for one probe, and all of them for the Retry-After when it
+ *   is refused too. No cookie is sent back, so the service spreads the requests over its web
+ *   servers. The requests in flight start at a few and grow while answers are healthy, up to
+ *   `x-ms-dop-hint`; a 429, or latency well above the run's baseline, cuts them.
  *   Only documented signals steer (the wire reference's §6): the status, `Retry-After`, the dop
  *   hint and latency measured here. A wait past the connection's `maxThrottleWait` stops the run
  *   (resumable with a journal), blaming no row.

@@ -2,7 +2,8 @@
  * A connection to one Dataverse org: the HTTP pipeline every operation goes through (base URL,
  * OData headers, bearer token, no cookies, keep-alive agent, timeout, 401 → refresh once,
  * `x-ms-dop-hint` tracking, errors decoded into `DataverseError`), its throttle controller
- * (every 429 holds the whole connection for its Retry-After and is sent again; see `Controller`),
+ * (a 429 is waited out and sent again, and the connection's other requests wait for a probe; see
+ * `Controller`),
  * plus the per-connection metadata cache.
  *
  * @since 0.1.0
@@ -464,8 +465,9 @@ export const make = (
     ): Effect.Effect<DataverseError | undefined> =>
       response.status === 429 ? errorOf(request, response) : Effect.succeed(undefined)
 
-    // Every request passes the connection's throttle controller: a 429 holds them all for its
-    // Retry-After and is sent again (wire reference §6); only a wait past maxThrottleWait fails.
+    // Every request passes the connection's throttle controller: a refused request waits its
+    // Retry-After and is sent again, the others wait for a probe (wire reference §6); only a wait
+    // past maxThrottleWait fails.
     const executeRaw = (request: HttpClientRequest.HttpClientRequest) =>
       controller.throttled(attempt(request), refusal(request))
 

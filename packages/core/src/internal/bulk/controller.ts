@@ -17,8 +17,9 @@ import { type Limiter, makeLimiter } from "./limiter.js"
  * - A refused request waits its Retry-After and is sent again: a refused request did nothing
  *   (§6), so resending is safe even for a create, and throttling never fails a request. Only a
  *   wait past `maxThrottleWait` (counted from the request's first refusal) fails it, with reason
- *   `Throttled`. Every 429 cuts the requests in flight (`Limiter`), and the others of the
- *   connection wait for one probe: refused too, they all wait (`Gate`).
+ *   `Throttled`. The others of the connection wait for one probe: refused too, they all wait
+ *   (`Gate`). Each congestion episode (from a 429 until the service admits a request sent after
+ *   it) cuts the requests in flight once (`Limiter`), unless the 429 came outside the slots.
  * - Latency rising well above the run's baseline (`LatencySignal`) cuts the requests in flight
  *   too; healthy answers add them back, up to the ceiling (`x-ms-dop-hint`).
  */
