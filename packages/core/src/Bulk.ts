@@ -28,6 +28,7 @@
  *
  * @since 0.1.0
  */
+import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as PubSub from "effect/PubSub"
@@ -84,6 +85,16 @@ export interface Progress {
   readonly throttled: number
   /** Chunks being sent now. */
   readonly inFlight: number
+  /**
+   * Rows in requests sent and not answered yet. If the run stops now, these may or may not have
+   * landed: a journal records them, and a resumed run asks the service which did.
+   */
+  readonly rowsInFlight: number
+  /**
+   * Rows an earlier run of the journal sent without getting an answer, still to be looked up on
+   * the service (a resumed run sends only those that did not land).
+   */
+  readonly checking: number
   /** Chunks allowed in flight now (adapted to throttling and latency). */
   readonly concurrency: number
   /** Rows per request now (adapted to latency when `chunkSize` is `"auto"`). */
@@ -169,12 +180,31 @@ export interface BulkOptions {
 }
 
 /**
- * An input item: a row, or a row the caller already found invalid (it is reported as failed at
- * its position and never sent).
+ * An input row the caller already found unusable (a line that is not a record, a value that does
+ * not convert): it is reported as failed at its position, with reason `InvalidInput`, and never
+ * sent.
+ *
+ * @example
+ * ```ts
+ * import { Bulk } from "@dv-effect/core"
+ *
+ * const rows: Array<Bulk.RowInput> = [
+ *   { lastname: "Doe" },
+ *   new Bulk.InvalidRow({ message: "line 3: unterminated quote" })
+ * ]
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export class InvalidRow extends Data.TaggedClass("InvalidRow")<{ readonly message: string }> {}
+
+/**
+ * An input item: a row, or a row the caller already found invalid.
  *
  * @since 0.1.0
  */
-export type RowInput = Records.Row | DataverseError
+export type RowInput = Records.Row | InvalidRow
 
 /**
  * Resolves `"auto"` concurrency: the service's recommended parallelism, read from a cheap
@@ -286,7 +316,7 @@ export const run: <E = never, R = never>(
   table: string,
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options?: BulkOptions
-) => Stream.Stream<RowOutcome, DataverseError | E, DataverseClient | R> = runs.run
+) => Stream.Stream<RowOutcome, DataverseError | Journal.JournalError | E, DataverseClient | R> = runs.run
 
 /**
  * Creates rows (see `run`).
@@ -304,7 +334,8 @@ export const createMany = <E = never, R = never>(
   table: string,
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options: BulkOptions = {}
-): Stream.Stream<RowOutcome, DataverseError | E, DataverseClient | R> => runs.run("create", table, rows, options)
+): Stream.Stream<RowOutcome, DataverseError | Journal.JournalError | E, DataverseClient | R> =>
+  runs.run("create", table, rows, options)
 
 /**
  * Updates rows, each identified by its primary key column or by the `key` columns (see `run`).
@@ -315,7 +346,8 @@ export const updateMany = <E = never, R = never>(
   table: string,
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options: BulkOptions = {}
-): Stream.Stream<RowOutcome, DataverseError | E, DataverseClient | R> => runs.run("update", table, rows, options)
+): Stream.Stream<RowOutcome, DataverseError | Journal.JournalError | E, DataverseClient | R> =>
+  runs.run("update", table, rows, options)
 
 /**
  * Creates or updates rows, each identified by its primary key column or by the `key` columns.
@@ -326,7 +358,8 @@ export const upsertMany = <E = never, R = never>(
   table: string,
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options: BulkOptions = {}
-): Stream.Stream<RowOutcome, DataverseError | E, DataverseClient | R> => runs.run("upsert", table, rows, options)
+): Stream.Stream<RowOutcome, DataverseError | Journal.JournalError | E, DataverseClient | R> =>
+  runs.run("upsert", table, rows, options)
 
 /**
  * Deletes rows, each identified by its primary key column or by the `key` columns; a record
@@ -338,7 +371,8 @@ export const deleteMany = <E = never, R = never>(
   table: string,
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options: BulkOptions = {}
-): Stream.Stream<RowOutcome, DataverseError | E, DataverseClient | R> => runs.run("delete", table, rows, options)
+): Stream.Stream<RowOutcome, DataverseError | Journal.JournalError | E, DataverseClient | R> =>
+  runs.run("delete", table, rows, options)
 
 /**
  * Totals of a finished run.
@@ -408,4 +442,4 @@ export const execute: <E = never, R = never, E2 = never, R2 = never>(
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options?: BulkOptions,
   onOutcome?: (outcome: RowOutcome) => Effect.Effect<void, E2, R2>
-) => Effect.Effect<RunSummary, DataverseError | E | E2, DataverseClient | R | R2> = runs.execute
+) => Effect.Effect<RunSummary, DataverseError | Journal.JournalError | E | E2, DataverseClient | R | R2> = runs.execute

@@ -4,20 +4,39 @@
  *
  * A journal records, per run: the run id (the seed of the ids the engine gives created rows), the
  * rows sent in requests that have not answered yet, and the rows finished (succeeded, or failed
- * for a reason that would fail again). Rows that failed for a transient reason are not finished:
- * a resumed run sends them again. Rows are named by their position in the input, so a resumed
- * run must read the same input.
+ * for their own fault). A run failure (sign-in, outage, a throttle wait past its limit) finishes
+ * no row: a resumed run sends those rows again. Rows are named by their position in the input, so
+ * a resumed run must read the same input.
  *
  * `Journal.file(path)` keeps it in an append-only JSON-lines file; `Journal.memory()` in memory
  * (tests, and runs that resume within one process). Any other store implements `Journal`.
  *
  * @since 0.1.0
  */
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
-import { DataverseError } from "./DataverseError.js"
 import { newRunId } from "./internal/bulk/ids.js"
+
+/**
+ * A journal that cannot be read or written, or that records another run. It stops the run (a
+ * run failure): rows it could not record as finished are sent again by a resumed run.
+ *
+ * - `Unreadable`: the file exists but cannot be read.
+ * - `Unwritable`: an entry could not be written (permissions, a full disk).
+ * - `Damaged`: not a dv-effect journal, or a line is not JSON.
+ * - `Mismatch`: the journal records another operation, table or input.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class JournalError extends Data.TaggedError("JournalError")<{
+  readonly reason: "Unreadable" | "Unwritable" | "Damaged" | "Mismatch"
+  readonly message: string
+  readonly path?: string | undefined
+  readonly cause?: unknown
+}> {}
 
 /**
  * Which run a journal belongs to: a resumed run must be the same operation on the same table.
@@ -59,12 +78,12 @@ export interface JournalState {
 export interface JournalSession {
   readonly state: JournalState
   /** Rows about to be sent in one request. */
-  readonly sent: (indexes: ReadonlyArray<number>) => Effect.Effect<void, DataverseError>
+  readonly sent: (indexes: ReadonlyArray<number>) => Effect.Effect<void, JournalError>
   /** Rows finished: succeeded, and failed for good. */
   readonly finished: (
     succeeded: ReadonlyArray<number>,
     failed: ReadonlyArray<number>
-  ) => Effect.Effect<void, DataverseError>
+  ) => Effect.Effect<void, JournalError>
 }
 
 /**
@@ -74,8 +93,11 @@ export interface JournalSession {
  */
 export interface Journal {
   /** Opens the journal for the run; it stays open until the run's scope closes. */
-  readonly open: (job: Job) => Effect.Effect<JournalSession, DataverseError, Scope.Scope>
+  readonly open: (job: Job) => Effect.Effect<JournalSession, JournalError, Scope.Scope>
 }
+
+const failure = (reason: JournalError["reason"], path: string, message: string, cause?: unknown) =>
+  new JournalError({ reason, path, message, cause })
 
 /** Positions as a growable bit set: a million rows take 125 KB. */
 class BitSet {
@@ -159,9 +181,6 @@ const mismatch = (what: string, recorded: Job, job: Job): string | undefined => 
   return undefined
 }
 
-const journalError = (message: string, cause?: unknown) =>
-  new DataverseError({ reason: "InvalidInput", message, cause })
-
 /**
  * A journal kept in memory: a second run on the same value resumes the first.
  *
@@ -177,7 +196,7 @@ export const memory = (): Journal => {
         if (header === undefined) header = { runId: newRunId(), job }
         else {
           const problem = mismatch("The journal", header.job, job)
-          if (problem !== undefined) return yield* journalError(problem)
+          if (problem !== undefined) return yield* new JournalError({ reason: "Mismatch", message: problem })
         }
         const replay = new Replay()
         for (const entry of entries) replay.apply(entry)
@@ -202,7 +221,8 @@ export const file = (path: string): Journal => ({
     Effect.gen(function*() {
       const text = yield* Effect.try({
         try: () => (Fs.existsSync(path) ? Fs.readFileSync(path, "utf8") : ""),
-        catch: (cause) => journalError(`Cannot read the journal ${path}: ${(cause as Error).message}`, cause)
+        catch: (cause) =>
+          failure("Unreadable", path, `Cannot read the journal ${path}: ${(cause as Error).message}`, cause)
       })
       // Entries end with a newline: text after the last one is a line torn by a kill.
       const whole = text.slice(0, text.lastIndexOf("\n") + 1)
@@ -214,11 +234,11 @@ export const file = (path: string): Journal => ({
         try {
           entry = JSON.parse(line)
         } catch (cause) {
-          return yield* journalError(`The journal ${path} is damaged at line ${i + 1}.`, cause)
+          return yield* failure("Damaged", path, `The journal ${path} is damaged at line ${i + 1}.`, cause)
         }
         if (i === 0) {
           if (entry["journal"] !== "dv-effect" || typeof entry["runId"] !== "string") {
-            return yield* journalError(`${path} is not a dv-effect journal.`)
+            return yield* failure("Damaged", path, `${path} is not a dv-effect journal.`)
           }
           const recorded: Job = {
             operation: String(entry["operation"]),
@@ -226,7 +246,7 @@ export const file = (path: string): Journal => ({
             input: typeof entry["input"] === "string" ? entry["input"] : undefined
           }
           const problem = mismatch(`The journal ${path}`, recorded, job)
-          if (problem !== undefined) return yield* journalError(problem)
+          if (problem !== undefined) return yield* failure("Mismatch", path, problem)
           runId = entry["runId"]
         } else replay.apply(entry)
       }
@@ -234,18 +254,21 @@ export const file = (path: string): Journal => ({
       if (whole.length < text.length) {
         yield* Effect.try({
           try: () => Fs.truncateSync(path, Buffer.byteLength(whole)),
-          catch: (cause) => journalError(`Cannot repair the journal ${path}: ${(cause as Error).message}`, cause)
+          catch: (cause) =>
+            failure("Unwritable", path, `Cannot repair the journal ${path}: ${(cause as Error).message}`, cause)
         })
       }
       const fd = yield* Effect.try({
         try: () => Fs.openSync(path, "a", 0o600),
-        catch: (cause) => journalError(`Cannot write the journal ${path}: ${(cause as Error).message}`, cause)
+        catch: (cause) =>
+          failure("Unwritable", path, `Cannot write the journal ${path}: ${(cause as Error).message}`, cause)
       })
       yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(fd)))
       const append = (entry: unknown) =>
         Effect.try({
           try: () => void Fs.writeSync(fd, `${JSON.stringify(entry)}\n`),
-          catch: (cause) => journalError(`Cannot write the journal ${path}: ${(cause as Error).message}`, cause)
+          catch: (cause) =>
+            failure("Unwritable", path, `Cannot write the journal ${path}: ${(cause as Error).message}`, cause)
         })
       if (runId === undefined) {
         runId = newRunId()

@@ -32,6 +32,7 @@ import * as Stream from "effect/Stream"
 import * as Bulk from "./Bulk.js"
 import type { DataverseClient } from "./DataverseClient.js"
 import { DataverseError } from "./DataverseError.js"
+import type * as Journal from "./Journal.js"
 import * as Query from "./Query.js"
 import * as Records from "./Records.js"
 
@@ -149,8 +150,12 @@ export const createMany = <A, I, E = never, R = never>(
   table: Table<A, I>,
   records: Iterable<A> | Stream.Stream<A, E, R>,
   options: Bulk.BulkOptions = {}
-): Stream.Stream<Bulk.RowOutcome, DataverseError | E, DataverseClient | R> => {
-  const toInput = (record: A): Bulk.RowInput => Either.merge(encode(table, record))
+): Stream.Stream<Bulk.RowOutcome, DataverseError | Journal.JournalError | E, DataverseClient | R> => {
+  const toInput = (record: A): Bulk.RowInput =>
+    Either.match(encode(table, record), {
+      onLeft: (error) => new Bulk.InvalidRow({ message: error.message }),
+      onRight: (row) => row
+    })
   const input = Symbol.iterator in records
     ? Stream.fromIterable(records as Iterable<A>).pipe(Stream.map(toInput))
     : (records as Stream.Stream<A, E, R>).pipe(Stream.map(toInput))

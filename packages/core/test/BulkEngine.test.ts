@@ -7,7 +7,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
-import * as Http from "node:http"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Bulk from "../src/Bulk.js"
@@ -17,6 +16,7 @@ import { estimateBytes, groupAdaptively, makeChunkSizer } from "../src/internal/
 import { deterministicId } from "../src/internal/bulk/ids.js"
 import * as Journal from "../src/Journal.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
+import { frontDoor } from "./support/frontDoor.js"
 
 describe("chunking", () => {
   it.effect("groups by count and by bytes, reading the size as each group starts", () =>
@@ -320,57 +320,6 @@ describe("the engine's lookups under throttling", () => {
       )
     ))
 })
-
-/**
- * A front door to the emulator that tells `seen` of every request, lets `rewrite` change an
- * answer's body, and resets the client's connection when the emulator resets its own.
- */
-const frontDoor = (
-  target: string,
-  options: {
-    readonly seen?: (request: Http.IncomingMessage) => void
-    readonly rewrite?: (url: string, status: number, body: string) => string
-    /** The headers of an answer handed to the client. */
-    readonly delivered?: (headers: Http.IncomingHttpHeaders) => void
-  }
-) =>
-  Effect.acquireRelease(
-    Effect.async<{ readonly url: string; readonly server: Http.Server }>((resume) => {
-      const server = Http.createServer((request, response) => {
-        options.seen?.(request)
-        const chunks: Array<Buffer> = []
-        request.on("data", (chunk: Buffer) => chunks.push(chunk))
-        request.on("end", () => {
-          const forward = Http.request(`${target}${request.url}`, {
-            method: request.method,
-            headers: { ...request.headers, host: new URL(target).host }
-          }, (answer) => {
-            const body: Array<Buffer> = []
-            answer.on("data", (chunk: Buffer) => body.push(chunk))
-            answer.on("error", () => response.socket?.destroy())
-            answer.on("end", () => {
-              const text = Buffer.concat(body).toString("utf8")
-              const { "content-length": _length, ...headers } = answer.headers
-              options.delivered?.(answer.headers)
-              response.writeHead(answer.statusCode ?? 500, headers)
-              response.end(options.rewrite?.(request.url ?? "", answer.statusCode ?? 500, text) ?? text)
-            })
-          })
-          forward.on("error", () => response.socket?.destroy())
-          forward.end(Buffer.concat(chunks))
-        })
-      })
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address() as { port: number }
-        resume(Effect.succeed({ url: `http://127.0.0.1:${address.port}`, server }))
-      })
-    }),
-    ({ server }) =>
-      Effect.async<void>((resume) => {
-        server.closeAllConnections()
-        server.close(() => resume(Effect.void))
-      })
-  )
 
 /** Answers CreateMultiple with its `Ids` in reverse order. */
 const reversingIds = (url: string, status: number, body: string) => {

@@ -9,7 +9,6 @@ import * as Stream from "effect/Stream"
 import * as Bulk from "../src/Bulk.js"
 import * as Credentials from "../src/Credentials.js"
 import * as DataverseClient from "../src/DataverseClient.js"
-import { DataverseError } from "../src/DataverseError.js"
 import * as Metadata from "../src/Metadata.js"
 import * as Query from "../src/Query.js"
 import * as Records from "../src/Records.js"
@@ -149,9 +148,20 @@ layer(Live, { excludeTestServices: true })("DataverseClient against the emulator
       const emulator = yield* Emulator.Emulator
       emulator.store.clear()
       const rows: Array<Bulk.RowInput> = Array.from({ length: 20 }, (_, i) => ({ lastname: `Row ${i}` }))
-      rows[3] = new DataverseError({ reason: "InvalidInput", message: "not JSON" })
+      rows[3] = new Bulk.InvalidRow({ message: "not JSON" })
       rows[15] = { lastname: "x".repeat(51) }
-      const summary = yield* Bulk.summarize(Bulk.createMany("contact", rows, { chunkSize: 10, concurrency: 2 }))
+      const failures: Array<Bulk.RowOutcome> = []
+      const summary = yield* Bulk.summarize(
+        Bulk.createMany("contact", rows, { chunkSize: 10, concurrency: 2 }).pipe(
+          Stream.tap((outcome) => Effect.sync(() => outcome.status === "failed" && failures.push(outcome)))
+        )
+      )
+      expect(
+        failures.map((
+          f
+        ) => [f.index, f.status === "failed" && f.error.reason, f.status === "failed" && f.error.message])
+      )
+        .toEqual([[3, "InvalidInput", "not JSON"], [15, "Validation", expect.any(String)]])
       // Row 3 never left; row 15 breaks the column's maximum length, caught before sending.
       expect(summary).toMatchObject({ total: 20, succeeded: 18, created: 18, failed: 2 })
       expect(emulator.store.table("contact")!.size).toBe(18)

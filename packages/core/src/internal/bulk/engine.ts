@@ -6,14 +6,15 @@ import * as Stream from "effect/Stream"
 import type { BulkOptions, Operation, Plan, Progress, RowInput, RowOutcome } from "../../Bulk.js"
 import { DataverseClient, whoAmI } from "../../DataverseClient.js"
 import { DataverseError } from "../../DataverseError.js"
+import type { JournalError } from "../../Journal.js"
 import type * as Records from "../../Records.js"
 import { estimateBytes, makeChunkSizer } from "./chunking.js"
 import { existingOrNone } from "./exactlyOnce.js"
 import { idMaker, newRunId } from "./ids.js"
-import { failedAll, isRetryable, isRunFailure, succeeded } from "./outcomes.js"
+import { failedAll, isRetryable, stopsRun, succeeded } from "./outcomes.js"
 import { makePasses } from "./passes.js"
 import { invalid, messageOf, planRun, type RunPlan, sendsWith } from "./plan.js"
-import { identityOf, makePrepare, type Prepared } from "./prepare.js"
+import { identityOf, invalidRowError, isInvalidRow, makePrepare, type Prepared } from "./prepare.js"
 import { sendResilient } from "./resilient.js"
 import { planSmart } from "./smart.js"
 import { makeChunkSource } from "./source.js"
@@ -53,16 +54,19 @@ export const toStream = <A, E, R>(input: Iterable<A> | Stream.Stream<A, E, R>): 
 /** One request's worth of rows, as read: a prepared row or why it cannot be sent. */
 type Entry = readonly [index: number, prepared: Prepared | DataverseError]
 
+/** What stops a run: a run failure of the service, or of its journal. */
+export type RunError = DataverseError | JournalError
+
 /** One chunk's outcomes, and the journal entry that finishes them. */
 export interface ChunkResult {
   readonly outcomes: ReadonlyArray<RowOutcome>
-  readonly finish: Effect.Effect<void, DataverseError>
+  readonly finish: Effect.Effect<void, JournalError>
 }
 
 /** A run, ready to go. */
 export interface Engine<E, R> {
   /** The run's chunks, in the order their requests finish. */
-  readonly chunks: Stream.Stream<ChunkResult, DataverseError | E, DataverseClient | R>
+  readonly chunks: Stream.Stream<ChunkResult, RunError | E, DataverseClient | R>
   readonly progress: () => Progress
   readonly finishedBefore: { readonly succeeded: number; readonly failed: number }
   readonly plan: Plan
@@ -79,7 +83,7 @@ export const makeEngine = <E, R>(
   table: string,
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options: BulkOptions
-): Effect.Effect<Engine<E, R>, DataverseError, DataverseClient | Scope.Scope> =>
+): Effect.Effect<Engine<E, R>, RunError, DataverseClient | Scope.Scope> =>
   Effect.gen(function*() {
     const plan = yield* planRun(operation, table, options)
     const { client, metadata } = plan
@@ -98,9 +102,10 @@ export const makeEngine = <E, R>(
       : makeChunkSizer({ start: 100, max: plan.elastic ? 100 : 1000, targetMs: plan.targetLatencyMs })
     const retryPolicy = options.retryPolicy ?? client.retryPolicy
 
-    const counters = { succeeded: 0, failed: 0, resumed: 0, retries: 0, inFlight: 0 }
-    // Rows of the chunks holding a slot, for sizing the last requests of an input.
-    let rowsInFlight = 0
+    const counters = { succeeded: 0, failed: 0, resumed: 0, retries: 0, inFlight: 0, rowsInFlight: 0, checking: 0 }
+    // Rows an earlier run sent without an answer: looked up before they are sent again.
+    const unanswered = session === undefined ? new Set<number>() : new Set(session.state.unanswered)
+    counters.checking = unanswered.size
     const atStart = controller.state()
     const snapshot = (now: number): Progress => {
       const state = controller.state()
@@ -159,10 +164,15 @@ export const makeEngine = <E, R>(
     const landedBefore = (items: ReadonlyArray<Prepared>, outcomes: Array<RowOutcome>) =>
       Effect.gen(function*() {
         if (session === undefined) return items
-        const unsure = items.filter((item) => session.state.unanswered.has(item.index))
+        const unsure = items.filter((item) => unanswered.has(item.index))
         if (unsure.length === 0) return items
+        yield* report
         const found = yield* existingOrNone(plan, unsure)
-        for (const item of unsure) if (found.has(item.id!)) outcomes.push(succeeded("create", item, item.id))
+        for (const item of unsure) {
+          unanswered.delete(item.index)
+          if (found.has(item.id!)) outcomes.push(succeeded("create", item, item.id))
+        }
+        counters.checking = unanswered.size
         return items.filter((item) => !(found.has(item.id!) && session.state.unanswered.has(item.index)))
       })
 
@@ -176,18 +186,21 @@ export const makeEngine = <E, R>(
           else items.push(prepared)
         }
         counters.inFlight++
-        rowsInFlight += items.length
-        yield* Effect.addFinalizer(() =>
-          Effect.sync(() => {
-            counters.inFlight--
-            rowsInFlight -= items.length
-          })
-        )
+        counters.rowsInFlight += items.length
+        let answered = false
+        // Once answered (or stopped), the chunk's rows are no longer in flight.
+        const settle = Effect.sync(() => {
+          if (answered) return
+          answered = true
+          counters.inFlight--
+          counters.rowsInFlight -= items.length
+        })
+        yield* Effect.addFinalizer(() => settle)
         let groups: ReadonlyArray<readonly [Operation, ReadonlyArray<Prepared>]> = [[operation, items]]
         if (plan.smart !== undefined && items.length > 0) {
           const planned = yield* Effect.either(smartGroups(items))
           if (planned._tag === "Left") {
-            if (isRunFailure(planned.left)) return yield* planned.left
+            if (stopsRun(planned.left)) return yield* planned.left
             for (const outcome of failedAll(items, planned.left)) outcomes.push(outcome)
             groups = []
           } else {
@@ -219,6 +232,7 @@ export const makeEngine = <E, R>(
             ok.push(outcome.index)
           }
         }
+        yield* settle
         yield* report
         // Journalled once the outcomes have been handed on (see `execute`): a row is finished only
         // after its caller has seen, and e.g. written to a rejects file, its outcome.
@@ -239,7 +253,7 @@ export const makeEngine = <E, R>(
           sizer.current(),
           Math.max(
             tailChunkSize,
-            Math.ceil((knownTotal - handedOut + rowsInFlight / 2) / controller.state().limit)
+            Math.ceil((knownTotal - handedOut + counters.rowsInFlight / 2) / controller.state().limit)
           )
         )
 
@@ -249,10 +263,10 @@ export const makeEngine = <E, R>(
      */
     const sendAll = <E2, R2>(
       input: Stream.Stream<readonly [RowInput, number], E2, R2>
-    ): Stream.Stream<ChunkResult, DataverseError | E2, DataverseClient | R2> =>
+    ): Stream.Stream<ChunkResult, RunError | E2, DataverseClient | R2> =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const entries = input.pipe(
-          Stream.map(([row, index]): Entry => [index, row instanceof DataverseError ? row : prepare(row, index)]),
+          Stream.map(([row, index]): Entry => [index, isInvalidRow(row) ? invalidRowError(row) : prepare(row, index)]),
           Stream.rechunk(256),
           Stream.bufferChunks({ capacity: 8 })
         )
@@ -265,13 +279,13 @@ export const makeEngine = <E, R>(
         const worker = Stream.repeatEffectOption(
           controller.withSlot((round) =>
             source.next.pipe(
-              Effect.mapError((error): Option.Option<DataverseError | E2> => Option.some(error)),
+              Effect.mapError((error): Option.Option<RunError | E2> => Option.some(error)),
               Effect.flatMap(Option.match({
                 onNone: () => Effect.fail(Option.none()),
                 onSome: (chunk) =>
                   Effect.mapError(
                     processChunk(chunk, round),
-                    (error): Option.Option<DataverseError | E2> => Option.some(error)
+                    (error): Option.Option<RunError | E2> => Option.some(error)
                   )
               }))
             )
@@ -282,7 +296,7 @@ export const makeEngine = <E, R>(
 
     // First occurrences go now; a record seen before waits for a later pass.
     const passes = makePasses<readonly [RowInput, number]>(([input]) =>
-      input instanceof DataverseError ? undefined : identityOf(operation, metadata, input, plan.key)
+      isInvalidRow(input) ? undefined : identityOf(operation, metadata, input, plan.key)
     )
     const firstPass = toStream(rows).pipe(
       Stream.zipWithIndex,
@@ -295,11 +309,11 @@ export const makeEngine = <E, R>(
         }
         return passes.admit(
           entry,
-          input instanceof DataverseError ? undefined : identityOf(operation, metadata, input, plan.key)
+          isInvalidRow(input) ? undefined : identityOf(operation, metadata, input, plan.key)
         )
       })
     )
-    const laterPasses = (): Stream.Stream<ChunkResult, DataverseError, DataverseClient> => {
+    const laterPasses = (): Stream.Stream<ChunkResult, RunError, DataverseClient> => {
       const pass = passes.next()
       return pass.length === 0
         ? Stream.empty

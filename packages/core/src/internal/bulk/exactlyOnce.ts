@@ -5,7 +5,7 @@ import type { RowOutcome } from "../../Bulk.js"
 import type { DataverseClient } from "../../DataverseClient.js"
 import type { DataverseError } from "../../DataverseError.js"
 import * as Query from "../../Query.js"
-import { isDuplicateKey, isRunFailure, succeeded } from "./outcomes.js"
+import { isDuplicateKey, stopsRun, succeeded } from "./outcomes.js"
 import type { RunPlan } from "./plan.js"
 import { partitionOf, type Prepared } from "./prepare.js"
 
@@ -62,13 +62,14 @@ export const existing = (
 
 /**
  * `existing`, or none found when the check itself fails for a reason of its own: the rows are then
- * sent again (with the same ids, so nothing is created twice). A run failure still stops the run.
+ * sent again (with the same ids, so nothing is created twice). A run failure, or an outage that
+ * outlasted the retries, stops the run.
  */
 export const existingOrNone = (
   plan: RunPlan,
   items: ReadonlyArray<Prepared>
 ): Effect.Effect<Set<string>, DataverseError, DataverseClient> =>
-  Effect.catchIf(existing(plan, items), (error) => !isRunFailure(error), () => Effect.succeed(new Set<string>()))
+  Effect.catchIf(existing(plan, items), (error) => !stopsRun(error), () => Effect.succeed(new Set<string>()))
 
 /**
  * Creates refused as duplicates (code 0x80040237) of an id the engine chose: an earlier attempt,

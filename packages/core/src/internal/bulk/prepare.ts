@@ -1,8 +1,16 @@
-import type { Operation } from "../../Bulk.js"
+import * as Predicate from "effect/Predicate"
+import type { InvalidRow, Operation, RowInput } from "../../Bulk.js"
 import { DataverseError } from "../../DataverseError.js"
 import * as Records from "../../Records.js"
 import type { TableMetadata } from "../metadata.js"
 import { validateRow } from "../validate.js"
+
+/** A row the caller already found invalid (`Bulk.InvalidRow`, told by its tag). */
+export const isInvalidRow = (input: RowInput): input is InvalidRow => Predicate.isTagged(input, "InvalidRow")
+
+/** Why an input row cannot be sent, as its failed outcome says it. */
+export const invalidRowError = (input: InvalidRow): DataverseError =>
+  new DataverseError({ reason: "InvalidInput", message: input.message })
 
 /** A row ready to send: where it goes and what it says. */
 export interface Prepared {

@@ -6,7 +6,7 @@ import type { DataverseClient } from "../../DataverseClient.js"
 import { type DataverseError, isAmbiguous } from "../../DataverseError.js"
 import type { ChunkSizer } from "./chunking.js"
 import { confirmOwnDuplicates, existingOrNone } from "./exactlyOnce.js"
-import { failedAll, isRetryable, isSplittable, isTooBig, succeeded } from "./outcomes.js"
+import { failedAll, isRetryable, isSplittable, isTooBig, stopsRun, succeeded } from "./outcomes.js"
 import { type RunPlan, sendsWith } from "./plan.js"
 import type { Prepared } from "./prepare.js"
 import { sendBatch } from "./sendBatch.js"
@@ -38,7 +38,7 @@ const sendOnce = (plan: RunPlan, op: Operation, items: ReadonlyArray<Prepared>) 
  * (throttling never reaches here: the connection waits it out), halves chunks that are too big,
  * and after an answer that never came sends only the creates that did not land. Each clean
  * answer tells the chunk sizer and the connection's controller its latency. Fails only with a
- * run failure.
+ * run failure, or a transient failure the retry policy gave up on (an outage).
  */
 export const sendResilient = (
   context: SendContext,
@@ -93,6 +93,8 @@ export const sendResilient = (
       }
       const next = yield* Effect.either(driver.next(error))
       if (next._tag === "Left") {
+        // The retries are spent: an outage stops the run; only a row too large to send fails alone.
+        if (stopsRun(error)) return yield* error
         for (const outcome of failedAll(pending, error)) final.push(outcome)
         break
       }

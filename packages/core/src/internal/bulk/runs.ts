@@ -6,8 +6,8 @@ import type { BulkOptions, DryRun, Operation, RowInput, RowOutcome, RunSummary }
 import type { DataverseClient } from "../../DataverseClient.js"
 import { DataverseError } from "../../DataverseError.js"
 import { estimateBytes, groupAdaptively } from "./chunking.js"
-import { makeEngine, toStream } from "./engine.js"
-import type { Prepared } from "./prepare.js"
+import { makeEngine, type RunError, toStream } from "./engine.js"
+import { invalidRowError, isInvalidRow, type Prepared } from "./prepare.js"
 import { emptyCounts, finish, tallyAll } from "./summary.js"
 
 /** `Bulk.run`. */
@@ -16,7 +16,7 @@ export const run = <E = never, R = never>(
   table: string,
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options: BulkOptions = {}
-): Stream.Stream<RowOutcome, DataverseError | E, DataverseClient | R> =>
+): Stream.Stream<RowOutcome, RunError | E, DataverseClient | R> =>
   Stream.unwrapScoped(
     Effect.map(
       makeEngine(operation, table, rows, options),
@@ -35,7 +35,7 @@ export const execute = <E = never, R = never, E2 = never, R2 = never>(
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options: BulkOptions = {},
   onOutcome?: (outcome: RowOutcome) => Effect.Effect<void, E2, R2>
-): Effect.Effect<RunSummary, DataverseError | E | E2, DataverseClient | R | R2> =>
+): Effect.Effect<RunSummary, RunError | E | E2, DataverseClient | R | R2> =>
   Effect.scoped(
     Effect.gen(function*() {
       const engine = yield* makeEngine(operation, table, rows, options)
@@ -68,12 +68,13 @@ export const dryRun = <E = never, R = never, E2 = never, R2 = never>(
   Effect.scoped(
     Effect.gen(function*() {
       const { journal: _journal, ...rest } = options
-      const engine = yield* makeEngine(operation, table, [], rest)
+      // Without a journal, no JournalError can come.
+      const engine = yield* Effect.catchTag(makeEngine(operation, table, [], rest), "JournalError", Effect.die)
       const counts = { total: 0, invalid: 0 }
       const valid = Stream.zipWithIndex(toStream(rows)).pipe(
         Stream.mapEffect(([input, index]) => {
           counts.total++
-          const prepared = input instanceof DataverseError ? input : engine.prepare(input, index)
+          const prepared = isInvalidRow(input) ? invalidRowError(input) : engine.prepare(input, index)
           if (!(prepared instanceof DataverseError)) return Effect.succeed(Option.some(prepared))
           counts.invalid++
           return Effect.as(onOutcome({ index, status: "failed", error: prepared }), Option.none<Prepared>())

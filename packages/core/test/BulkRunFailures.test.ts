@@ -1,0 +1,266 @@
+/**
+ * Run failures against row failures (issue 13): a token no refresh cures, an outage that outlasts
+ * the retries, an unreachable service and a journal that cannot be written stop the run; none of
+ * their rows is reported failed or journalled as finished, and a resumed run lands every row
+ * exactly once. A credential that refreshes carries the run through. Counted in the store.
+ */
+import * as Emulator from "@dv-effect/emulator/Emulator"
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import * as Bulk from "../src/Bulk.js"
+import * as Credentials from "../src/Credentials.js"
+import * as DataverseClient from "../src/DataverseClient.js"
+import type { DataverseError } from "../src/DataverseError.js"
+import { isRunFailure, stopsRun } from "../src/internal/bulk/outcomes.js"
+import * as Journal from "../src/Journal.js"
+import * as Records from "../src/Records.js"
+import * as RetryPolicy from "../src/RetryPolicy.js"
+import { frontDoor } from "./support/frontDoor.js"
+
+const contacts = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => ({ lastname: `${prefix}${i}` }))
+const lastnames = (emulator: Emulator.RunningEmulator) =>
+  emulator.store.table("contact")?.scan().map((r) => String(r.values.lastname)) ?? []
+const expectEachOnce = (emulator: Emulator.RunningEmulator, n: number, prefix: string) => {
+  const names = lastnames(emulator).filter((name) => name.startsWith(prefix)).sort()
+  expect(names).toEqual(contacts(n, prefix).map((row) => row.lastname).sort())
+}
+const quickRetries = RetryPolicy.make({ baseDelay: "1 millis", maxRetries: 3, maxUnreachableRetries: 1 })
+const connect = (url: string, credentials: Credentials.Credential) =>
+  DataverseClient.layer({ url, credentials, retryPolicy: quickRetries })
+
+/** Runs a create into `journal`, collecting the rows reported failed; answers the run's error. */
+const stoppedRun = (
+  rows: ReadonlyArray<Records.Row>,
+  journal: Journal.Journal,
+  layer: ReturnType<typeof connect>
+) =>
+  Effect.gen(function*() {
+    const failed: Array<number> = []
+    const error = yield* Effect.flip(
+      Bulk.execute(
+        "create",
+        "contact",
+        rows,
+        { chunkSize: 10, concurrency: 2, journal },
+        (outcome) => Effect.sync(() => outcome.status === "failed" && failed.push(outcome.index))
+      ).pipe(Effect.provide(layer))
+    )
+    return { error, failed }
+  })
+
+/**
+ * A run stopped by a run failure, then resumed on a healthy connection: no row was reported failed,
+ * some but not all landed before the stop, and after the resume every row is in the store once.
+ * Answers the stopping error.
+ */
+const stopThenResume = (emulator: Emulator.RunningEmulator, prefix: string, layer: ReturnType<typeof connect>) =>
+  Effect.gen(function*() {
+    const journal = Journal.memory()
+    const rows = contacts(200, prefix)
+    const { error, failed } = yield* stoppedRun(rows, journal, layer)
+    expect(failed).toEqual([])
+    const landed = lastnames(emulator).length
+    expect(landed).toBeGreaterThan(0)
+    expect(landed).toBeLessThan(200)
+    const summary = yield* Bulk.execute("create", "contact", rows, { chunkSize: 10, concurrency: 2, journal }).pipe(
+      Effect.provide(connect(emulator.info.url, Credentials.staticToken(emulator.info.accessToken)))
+    )
+    expect(summary.failed).toBe(0)
+    expect(summary.resumed + summary.created).toBe(200)
+    expectEachOnce(emulator, 200, prefix)
+    return error
+  })
+
+/** A token the service accepts for the first `goodCalls` requests, then one it refuses; no refresh helps. */
+const expiringStatic = (good: string, bad: string, goodCalls: number): Credentials.TokenProvider => {
+  let calls = 0
+  return { getToken: Effect.sync(() => Redacted.make(calls++ < goodCalls ? good : bad)), invalidate: Effect.void }
+}
+
+/**
+ * A token that "expires" every `every` requests; `invalidate` (after the 401) gets a fresh one, as
+ * the msal flows do.
+ */
+const refreshing = (good: string, bad: string, every: number) => {
+  let calls = 0
+  let expired = false
+  const state = { refreshes: 0 }
+  const provider: Credentials.TokenProvider = {
+    getToken: Effect.sync(() => {
+      if (++calls % every === 0) expired = true
+      return Redacted.make(expired ? bad : good)
+    }),
+    invalidate: Effect.sync(() => {
+      expired = false
+      state.refreshes++
+    })
+  }
+  return { provider, state }
+}
+
+/**
+ * A door in front of the emulator that goes down at the `writesAt`-th bulk write (at once when 0):
+ * answering 503 to everything (`"unavailable"`), or closing (`"closed"`: the host unreachable).
+ */
+const failingDoor = (target: string, writesAt: number, how: "unavailable" | "closed") =>
+  Effect.gen(function*() {
+    let writes = 0
+    let down = writesAt <= 0
+    const door: { close: () => void } = { close: () => {} }
+    const opened = yield* frontDoor(target, {
+      seen: (request) => {
+        if (down || !request.url?.includes("CreateMultiple") || ++writes < writesAt) return
+        down = true
+        if (how === "closed") door.close()
+      },
+      refuse: () => down
+    })
+    door.close = opened.close
+    return opened
+  })
+
+describe("run failures", () => {
+  it("are the failures no row causes", () => {
+    // reason, stops the run at once, stops it once the retries are spent (an outage)
+    const table: ReadonlyArray<readonly [DataverseError["reason"], boolean, boolean]> = [
+      ["Throttled", true, true],
+      ["Unauthorized", true, true],
+      ["Forbidden", true, true],
+      ["Decode", true, true],
+      ["Timeout", false, true],
+      ["Transport", false, true],
+      ["ServiceUnavailable", false, true],
+      ["Unreachable", false, true],
+      ["Validation", false, false],
+      ["NotFound", false, false],
+      ["DuplicateKey", false, false],
+      ["PreconditionFailed", false, false],
+      ["PayloadTooLarge", false, false],
+      ["InvalidInput", false, false],
+      ["UnsupportedMessage", false, false],
+      ["Unknown", false, false]
+    ]
+    const error = (reason: DataverseError["reason"]) => ({ reason }) as DataverseError
+    expect(table.map(([reason]) => [reason, isRunFailure(error(reason)), stopsRun(error(reason))])).toEqual(table)
+  })
+
+  it.live("a token that stops working stops the run, blaming no row; a resume with a good one lands every row once", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      const wrongAudience = yield* Effect.promise(() => emulator.issueToken({ audience: "https://elsewhere.example" }))
+      const error = yield* stopThenResume(
+        emulator,
+        "E",
+        connect(emulator.info.url, expiringStatic(emulator.info.accessToken, wrongAudience, 12))
+      )
+      expect(error._tag === "DataverseError" && error.reason).toBe("Unauthorized")
+    }).pipe(Effect.provide(Emulator.layer({ identity: false }))))
+
+  it.live("a credential that refreshes after a 401 carries the run through", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      const wrongAudience = yield* Effect.promise(() => emulator.issueToken({ audience: "https://elsewhere.example" }))
+      const { provider, state } = refreshing(emulator.info.accessToken, wrongAudience, 7)
+      const summary = yield* Bulk.execute("create", "contact", contacts(200, "F"), { chunkSize: 10, concurrency: 2 })
+        .pipe(Effect.provide(connect(emulator.info.url, provider)))
+      expect(summary).toMatchObject({ created: 200, failed: 0 })
+      expect(state.refreshes).toBeGreaterThan(2)
+      expectEachOnce(emulator, 200, "F")
+    }).pipe(Effect.provide(Emulator.layer({ identity: false }))))
+
+  for (const how of ["unavailable", "closed"] as const) {
+    it.live(`an outage past the retries (${how}) stops the run, blaming no row; the resume lands every row once`, () =>
+      Effect.scoped(Effect.gen(function*() {
+        const emulator = yield* Emulator.Emulator
+        const door = yield* failingDoor(emulator.info.url, 5, how)
+        const error = yield* stopThenResume(
+          emulator,
+          "O",
+          connect(door.url, Credentials.staticToken(emulator.info.accessToken))
+        )
+        expect(error._tag === "DataverseError" && error.reason).toBe(
+          how === "unavailable" ? "ServiceUnavailable" : "Unreachable"
+        )
+      })).pipe(Effect.provide(Emulator.layer({ identity: false }))))
+  }
+
+  it.live("a journal that cannot be written stops the run; the resume asks what landed and creates each row once", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      const store = Journal.memory()
+      let writes = 0
+      // Finished entries fail after the third, as on a full disk.
+      const full: Journal.Journal = {
+        open: (job) =>
+          Effect.map(store.open(job), (session) => ({
+            ...session,
+            finished: (ok, failedRows) =>
+              ++writes > 3
+                ? Effect.fail(new Journal.JournalError({ reason: "Unwritable", message: "ENOSPC: no space left" }))
+                : session.finished(ok, failedRows)
+          }))
+      }
+      const rows = contacts(200, "J")
+      const { error, failed } = yield* stoppedRun(
+        rows,
+        full,
+        connect(emulator.info.url, Credentials.staticToken(emulator.info.accessToken))
+      )
+      expect(error._tag).toBe("JournalError")
+      expect(failed).toEqual([])
+      const checking: Array<number> = []
+      const summary = yield* Bulk.execute("create", "contact", rows, {
+        chunkSize: 10,
+        concurrency: 2,
+        journal: store,
+        onProgress: (progress) => checking.push(progress.checking)
+      }).pipe(Effect.provide(connect(emulator.info.url, Credentials.staticToken(emulator.info.accessToken))))
+      expect(summary).toMatchObject({ resumed: 30, failed: 0 })
+      // The rows of the requests the stopped run sent are looked up first, and progress says so.
+      expect(checking[0]).toBeGreaterThanOrEqual(10)
+      expect(checking.at(-1)).toBe(0)
+      expectEachOnce(emulator, 200, "J")
+    }).pipe(Effect.provide(Emulator.layer({ identity: false }))))
+})
+
+describe("a caller's retry schedule", () => {
+  it.live("decides when and how often, never whether: a data error is not retried, an outage is", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      const retryPolicy = Schedule.recurs(3)
+      const direct = DataverseClient.layer({
+        url: emulator.info.url,
+        credentials: Credentials.staticToken(emulator.info.accessToken),
+        retryPolicy
+      })
+      const missing = yield* Effect.gen(function*() {
+        const client = yield* DataverseClient.DataverseClient
+        yield* client.table("contact")
+        const before = yield* client.stats
+        const error = yield* Effect.flip(Records.retrieve("contact", "00000000-0000-4000-8000-000000000001"))
+        const after = yield* client.stats
+        return { error, requests: after.requests - before.requests, retries: after.retries }
+      }).pipe(Effect.provide(direct))
+      expect(missing).toMatchObject({ error: { reason: "NotFound" }, requests: 1, retries: 0 })
+
+      // Down from the start: every request answers 503.
+      const door = yield* failingDoor(emulator.info.url, 0, "unavailable")
+      const outage = yield* Effect.gen(function*() {
+        const error = yield* Effect.flip(Records.retrieve("contact", "00000000-0000-4000-8000-000000000001"))
+        const client = yield* DataverseClient.DataverseClient
+        return { error, stats: yield* client.stats }
+      }).pipe(
+        Effect.provide(
+          DataverseClient.layer({
+            url: door.url,
+            credentials: Credentials.staticToken(emulator.info.accessToken),
+            retryPolicy
+          })
+        )
+      )
+      expect(outage.error.reason).toBe("ServiceUnavailable")
+      expect(outage.stats).toMatchObject({ requests: 4, retries: 3 })
+    })).pipe(Effect.provide(Emulator.layer({ identity: false }))))
+})
