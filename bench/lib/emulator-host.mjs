@@ -4,16 +4,22 @@
 // faults injected), seeding 100,000 records without spending the model's budgets, and counting
 // the markers in the store after a run. Driven over the IPC channel of `child_process.fork`.
 //
-//   fork("bench/lib/emulator-host.mjs", [JSON.stringify({ profile: "bench" | {...profile file} , servers })])
+//   fork("bench/lib/emulator-host.mjs", [JSON.stringify({ profile: "bench" | {...profile file}, servers, tokenLifetimeSeconds })])
 //   -> { type: "ready", info }   then requests { id, type: "seed" | "stats" | "check" } -> { id, result }
 import * as Emulator from "@dv-effect/emulator/Emulator"
 import * as Fs from "node:fs"
 import { resolveProfile } from "./profile.mjs"
 import { seedRows } from "./rows.mjs"
 
-const profile = resolveProfile(JSON.parse(process.argv[2] ?? "{}"))
+const options = JSON.parse(process.argv[2] ?? "{}")
+const profile = resolveProfile(options)
 if (typeof profile === "string") throw new Error(profile)
-const emulator = await Emulator.start({ profile, identity: false, port: 0 })
+const emulator = await Emulator.start({
+  profile,
+  identity: false,
+  port: 0,
+  ...(options.tokenLifetimeSeconds === undefined ? {} : { tokenLifetimeSeconds: options.tokenLifetimeSeconds })
+})
 
 const peakRssMb = () => Number(/VmHWM:\s+(\d+) kB/.exec(Fs.readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0) / 1024
 
@@ -23,6 +29,7 @@ const handlers = {
     for (let i = 0; i < rows.length; i += 5000) emulator.seed(scenario.table, rows.slice(i, i + 5000))
     return { seeded: rows.length, recordsWritten: emulator.counters.recordsWritten }
   },
+  token: ({ lifetimeSeconds }) => emulator.issueToken({ lifetimeSeconds }),
   stats: () => ({
     counters: { ...emulator.counters },
     servers: JSON.parse(JSON.stringify(emulator.servers)),
@@ -52,10 +59,10 @@ const handlers = {
   }
 }
 
-process.on("message", (message) => {
+process.on("message", async (message) => {
   let reply
   try {
-    reply = { id: message.id, result: handlers[message.type](message) }
+    reply = { id: message.id, result: await handlers[message.type](message) }
   } catch (error) {
     reply = { id: message.id, error: String(error?.stack ?? error) }
   }

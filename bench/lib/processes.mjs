@@ -28,7 +28,11 @@ const readProbe = (file) => {
 /** A fresh emulator process for one trial; `request(type, payload)` talks to it over IPC. */
 export const startHost = async (scenario) => {
   const child = fork(here("./emulator-host.mjs"), [
-    JSON.stringify({ profile: scenario.profile, servers: scenario.servers })
+    JSON.stringify({
+      profile: scenario.profile,
+      servers: scenario.servers,
+      ...(scenario.tokenLifetimeSeconds === undefined ? {} : { tokenLifetimeSeconds: scenario.tokenLifetimeSeconds })
+    })
   ], {
     stdio: ["ignore", "ignore", "inherit", "ipc"],
     serialization: "advanced"

@@ -11,7 +11,7 @@ import type * as Records from "../../Records.js"
 import { estimateBytes, makeChunkSizer } from "./chunking.js"
 import { existingOrNone } from "./exactlyOnce.js"
 import { idMaker, newRunId } from "./ids.js"
-import { failedAll, isRetryable, stopsRun, succeeded } from "./outcomes.js"
+import { failedAll, stopsRun, succeeded } from "./outcomes.js"
 import { makePasses } from "./passes.js"
 import { invalid, messageOf, planRun, type RunPlan, sendsWith } from "./plan.js"
 import { identityOf, invalidRowError, isInvalidRow, makePrepare, type Prepared } from "./prepare.js"
@@ -222,11 +222,12 @@ export const makeEngine = <E, R>(
         // In input order for the journal's ranges; most chunks already are.
         if (!ordered(outcomes)) outcomes.sort((a, b) => a.index - b.index)
         const ok: Array<number> = []
-        const failedForGood: Array<number> = []
+        // A failed outcome is the row's own fault (a run failure stops the run instead): final.
+        const failed: Array<number> = []
         for (const outcome of outcomes) {
           if (outcome.status === "failed") {
             counters.failed++
-            if (!isRetryable(outcome.error)) failedForGood.push(outcome.index)
+            failed.push(outcome.index)
           } else {
             counters.succeeded++
             ok.push(outcome.index)
@@ -236,7 +237,7 @@ export const makeEngine = <E, R>(
         yield* report
         // Journalled once the outcomes have been handed on (see `execute`): a row is finished only
         // after its caller has seen, and e.g. written to a rejects file, its outcome.
-        const finish = session === undefined ? Effect.void : session.finished(ok, failedForGood)
+        const finish = session === undefined ? Effect.void : session.finished(ok, failed)
         return { outcomes, finish } satisfies ChunkResult
       }).pipe(Effect.scoped)
 
