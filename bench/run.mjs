@@ -42,6 +42,8 @@ const reps = Number(option("reps") ?? process.env.BENCH_REPS ?? 1)
 const only = option("only")?.split(",")
 const contenders = option("contenders")?.split(",")
 const tmp = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dv-bench-"))
+// The CLI keeps a journal for every write run, as a user gets it: here, not in the real home.
+process.env.XDG_STATE_HOME = Path.join(tmp, "state")
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios

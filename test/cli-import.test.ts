@@ -1,6 +1,8 @@
 /**
  * The import commands (create, update, upsert, delete) as a user runs them: CLI processes against
- * an emulator in this process, whose store the tests read directly.
+ * an emulator in this process, whose store the tests read directly. Also the journals: the job's
+ * default one (kept while a run is unfinished, found again by `--resume`), `--no-journal`, Ctrl-C,
+ * and a rejects file that cannot be written (a run failure).
  */
 import type * as Emulator from "@dv-effect/emulator/Emulator"
 import * as Model from "@dv-effect/emulator/Model"
@@ -13,10 +15,11 @@ import { binPath, run, startEmulatorFixture } from "./support/cli.js"
 let emulator: Emulator.RunningEmulator
 let dir: string
 let env: Record<string, string>
+let runsDir: string
 let close: () => Promise<void>
 
 beforeAll(async () => {
-  ;({ emulator, dir, env, close } = await startEmulatorFixture({
+  ;({ emulator, dir, env, runsDir, close } = await startEmulatorFixture({
     identity: false,
     // Some latency, so that a run can be stopped midway.
     profile: { ...Model.fast, latency: { baseMs: 15, perRecordMs: 0.2, perOperationMs: 0 } }
@@ -24,6 +27,9 @@ beforeAll(async () => {
 })
 afterAll(() => close())
 beforeEach(() => emulator.reset())
+
+/** The default journals kept now. */
+const defaultJournals = () => (Fs.existsSync(runsDir) ? Fs.readdirSync(runsDir) : [])
 
 const file = (name: string, text: string) => {
   const path = Path.join(dir, name)
@@ -173,9 +179,18 @@ describe("dv-effect update, upsert and delete", () => {
   })
 })
 
-/** Starts an import and resolves once its journal records `finished` chunks. */
-const startImport = (args: ReadonlyArray<string>, journal: string, finished: number) => {
-  const child = spawn(process.execPath, [binPath, ...args], { env: { ...process.env, ...env }, stdio: "pipe" })
+/**
+ * Starts an import and resolves once its journal (a path, or the one default journal) records
+ * `finished` chunks.
+ */
+const startImport = (
+  args: ReadonlyArray<string>,
+  journal: string | (() => string | undefined),
+  finished: number,
+  childEnv: Record<string, string> = env
+) => {
+  const journalPath = typeof journal === "string" ? () => journal : journal
+  const child = spawn(process.execPath, [binPath, ...args], { env: { ...process.env, ...childEnv }, stdio: "pipe" })
   let stderr = ""
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
   const exited = new Promise<number | null>((resolve) =>
@@ -183,7 +198,8 @@ const startImport = (args: ReadonlyArray<string>, journal: string, finished: num
   )
   const ready = new Promise<void>((resolve, reject) => {
     const check = () => {
-      const text = Fs.existsSync(journal) ? Fs.readFileSync(journal, "utf8") : ""
+      const path = journalPath()
+      const text = path !== undefined && Fs.existsSync(path) ? Fs.readFileSync(path, "utf8") : ""
       if ((text.match(/"ok"/g) ?? []).length >= finished) return resolve()
       if (child.exitCode !== null) return reject(new Error(`the import ended first: ${stderr}`))
       setImmediate(check)
@@ -236,11 +252,203 @@ describe("dv-effect create --journal, stopped and resumed", () => {
     await first.ready
     first.child.kill("SIGINT")
     expect(await first.exited).toBe(130)
-    expect(first.stderr()).toContain(`--journal ${journal} --resume`)
+    const lastLine = first.stderr().trim().split("\n").at(-1)!
+    expect(lastLine).toMatch(
+      /^Stopped: [\d,]+ rows finished(; [\d,]+ more were in requests without an answer and may have landed)?\. Resume with: /
+    )
+    expect(lastLine).toContain(`--journal ${journal} --resume`)
     const resumed = await run([...args, "--resume", "-o", "json"], { env })
     expect(resumed.code).toBe(0)
     const names = contacts().map((c) => String(c.lastname))
     expect(names).toHaveLength(6000)
     expect(new Set(names).size).toBe(6000)
   })
+})
+
+/** Rows finished (ok, failed) and sent in a journal file. */
+const readJournal = (path: string) => {
+  const ok = new Set<number>()
+  const failed = new Set<number>()
+  const sent = new Set<number>()
+  const expand = (ranges: unknown, into: Set<number>) => {
+    for (const [first, last] of (ranges ?? []) as Array<[number, number]>) {
+      for (let i = first; i <= last; i++) into.add(i)
+    }
+  }
+  for (const line of Fs.readFileSync(path, "utf8").split("\n").slice(1)) {
+    if (line.trim() === "") continue
+    const entry = JSON.parse(line)
+    expand(entry.sent, sent)
+    expand(entry.ok, ok)
+    expand(entry.failed, failed)
+  }
+  return { ok, failed, sent }
+}
+
+/**
+ * A `dv-effect` command on PATH that runs the built CLI, so that a resume command the CLI printed
+ * can be run as printed, by a shell.
+ */
+const shellWithCli = () => {
+  const bin = Path.join(dir, "bin")
+  Fs.mkdirSync(bin, { recursive: true })
+  const shim = Path.join(bin, "dv-effect")
+  Fs.writeFileSync(shim, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(binPath)} "$@"\n`)
+  Fs.chmodSync(shim, 0o755)
+  return (command: string, commandEnv: Record<string, string>) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn("sh", ["-c", command], {
+        env: { ...process.env, ...commandEnv, PATH: `${bin}:${process.env.PATH}` },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let stdout = ""
+      let stderr = ""
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+      child.on("close", (code) => resolve({ code, stdout, stderr }))
+    })
+}
+
+describe("the default journal", () => {
+  const rows = Array.from({ length: 6000 }, (_, i) => ({ lastname: `J${i}` }))
+  const only = () => {
+    const names = defaultJournals()
+    return names.length === 1 ? Path.join(runsDir, names[0]!) : undefined
+  }
+
+  it("is kept in XDG_STATE_HOME while the run goes, and removed once it finished", async () => {
+    const input = file("default.jsonl", jsonl(rows))
+    const args = ["create", "contact", "-f", input, "--chunk-size", "100", "--concurrency", "4", "-o", "json"]
+    const first = startImport(args, only, 3)
+    await first.ready
+    const journal = only()!
+    expect(Path.basename(journal)).toMatch(/^create-contact-[0-9a-f]{12}\.journal$/)
+    expect(Fs.statSync(journal).mode & 0o777).toBe(0o600)
+    expect(await first.exited).toBe(0)
+    expect(defaultJournals()).toEqual([])
+    expect(contacts()).toHaveLength(6000)
+  })
+
+  it("--no-journal keeps none: Ctrl-C says a new run sends every row again", async () => {
+    const input = file("nojournal.jsonl", jsonl(rows))
+    const args = ["create", "contact", "-f", input, "--chunk-size", "100", "--concurrency", "4", "--no-journal"]
+    const child = spawn(process.execPath, [binPath, ...args], { env: { ...process.env, ...env }, stdio: "pipe" })
+    let stderr = ""
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
+    // Stop once rows have landed (a condition, not a clock).
+    await new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (emulator.store.table("contact")!.size >= 300) return resolve()
+        if (child.exitCode !== null) return reject(new Error(`the import ended first: ${stderr}`))
+        setImmediate(check)
+      }
+      check()
+    })
+    expect(defaultJournals()).toEqual([])
+    child.kill("SIGINT")
+    expect(await exited).toBe(130)
+    expect(stderr.trim().split("\n").at(-1)).toMatch(
+      /^Stopped: [\d,]+ rows finished(; [\d,]+ more were in requests without an answer and may have landed)?\. Without a journal a new run sends every row again(; creates among the [\d,]+ may then be created twice)?\.$/
+    )
+    expect(stderr).not.toContain("--resume")
+    expect(defaultJournals()).toEqual([])
+    const both = await run(["create", "contact", "-f", input, "--no-journal", "--resume"], { env })
+    expect([both.code, both.stderr.trim()]).toEqual([
+      1,
+      "dv-effect: --no-journal keeps no journal: leave out --resume."
+    ])
+  })
+
+  it("Ctrl-C prints a resume command that runs as printed, without the token, and lands every row once", async () => {
+    // A path a shell must quote.
+    const folder = Path.join(dir, "it's a dir")
+    Fs.mkdirSync(folder, { recursive: true })
+    const input = Path.join(folder, "rows $1.jsonl")
+    Fs.writeFileSync(input, jsonl(rows))
+    const token = emulator.info.accessToken
+    const { DATAVERSE_ACCESS_TOKEN: _token, ...signedOut } = env
+    const args = [
+      "create",
+      "contact",
+      "-f",
+      input,
+      "--chunk-size",
+      "100",
+      "--concurrency",
+      "4",
+      `--access-token=${token}`
+    ]
+    const first = startImport(args, only, 5, signedOut)
+    await first.ready
+    first.child.kill("SIGINT")
+    expect(await first.exited).toBe(130)
+    expect(first.stderr()).not.toContain(token)
+    const journal = only()!
+    const lastLine = first.stderr().trim().split("\n").at(-1)!
+    const command = lastLine.match(/ Resume with: (dv-effect .*) \(with the same sign-in\)$/)?.[1]
+    expect(command).toBe(
+      `dv-effect create contact -f '${
+        Path.join(dir, "it'\\''s a dir")
+      }/rows $1.jsonl' --chunk-size 100 --concurrency 4 --journal ${journal} --resume`
+    )
+    const resumed = await shellWithCli()(`${command} -o json`, { ...signedOut, DATAVERSE_ACCESS_TOKEN: token })
+    expect(resumed.code, resumed.stderr).toBe(0)
+    const summary = JSON.parse(resumed.stdout)
+    expect(summary.resumed + summary.created).toBe(6000)
+    const names = contacts().map((c) => String(c.lastname))
+    expect(names).toHaveLength(6000)
+    expect(new Set(names).size).toBe(6000)
+    expect(defaultJournals()).toEqual([])
+  })
+
+  it.skipIf(!Fs.existsSync("/dev/full"))(
+    "a rejects file that cannot be written stops the run; the resume reports every rejected row once",
+    async () => {
+      // Rows 25, 26 and 61 are invalid (not JSON, a last name too long for the column, not an object).
+      const lines = Array.from(
+        { length: 100 },
+        (_, i) =>
+          i === 25 ? "{not json" : i === 26 ? JSON.stringify({ lastname: "y".repeat(51) }) : i === 61 ?
+            "[1]" :
+            JSON.stringify({ lastname: `R${i}` })
+      )
+      const input = file("rejects.jsonl", lines.join("\n") + "\n")
+      const bad = [25, 26, 61]
+      const args = ["create", "contact", "-f", input, "--chunk-size", "10", "--concurrency", "1"]
+      const first = await run([...args, "--rejects", "/dev/full"], { env })
+      expect(first.code).toBe(1)
+      const journal = Path.join(runsDir, defaultJournals()[0]!)
+      const lastLine = first.stderr.trim().split("\n").at(-1)!
+      expect(lastLine).toMatch(/^dv-effect: Cannot write --rejects \/dev\/full: ENOSPC: /)
+      expect(lastLine).toContain(
+        ` Resume with: dv-effect create contact -f ${input} --chunk-size 10 --concurrency 1 --rejects /dev/full --journal ${journal} --resume`
+      )
+      // The row whose failure could not be written is not finished in the journal, nor any after it.
+      const recorded = readJournal(journal)
+      for (const index of bad) {
+        expect(recorded.failed.has(index) || recorded.ok.has(index), `row ${index}`).toBe(false)
+      }
+      expect(recorded.ok.size).toBeGreaterThan(0)
+
+      // The same job again without --resume is refused, naming the journal and its finished rows.
+      const again = await run([...args, "--rejects", Path.join(dir, "unused.jsonl")], { env })
+      expect([again.code, again.stderr.trim()]).toEqual([
+        1,
+        `dv-effect: An unfinished run of this job is recorded in ${journal} (${
+          recorded.ok.size + recorded.failed.size
+        } rows finished): add --resume to continue it, or delete that file to start over.`
+      ])
+
+      const rejects = Path.join(dir, "resumed-rejects.jsonl")
+      const resumed = await run([...args, "--rejects", rejects, "--resume", "-o", "json"], { env })
+      expect(resumed.code, resumed.stderr).toBe(2)
+      const names = contacts().map((c) => String(c.lastname))
+      expect(names).toHaveLength(97)
+      expect(new Set(names).size).toBe(97)
+      const rejected = Fs.readFileSync(rejects, "utf8").trim().split("\n").map((line) => JSON.parse(line).row)
+      expect(rejected.sort()).toEqual(["line 26", "line 27", "line 62"])
+      expect(defaultJournals()).toEqual([])
+    }
+  )
 })

@@ -1,22 +1,24 @@
 /**
  * Throttling through the CLI: a service that keeps refusing requests for longer than
  * `--max-throttle-wait` stops the run as a run failure (exit 1, one line naming the cause and the
- * resume command, no row in the rejects file), and the resumed run lands every row exactly once.
+ * resume command, no row in the rejects file), and the resumed run lands every row exactly once,
+ * with a journal of the user's or the job's default one (found again by `--resume` alone).
  */
 import type * as Emulator from "@dv-effect/emulator/Emulator"
 import * as Model from "@dv-effect/emulator/Model"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { afterAll, beforeAll, expect, it } from "vitest"
+import { afterAll, beforeAll, beforeEach, expect, it } from "vitest"
 import { run, startEmulatorFixture } from "./support/cli.js"
 
 let emulator: Emulator.RunningEmulator
 let dir: string
 let env: Record<string, string>
+let runsDir: string
 let close: () => Promise<void>
 
 beforeAll(async () => {
-  ;({ emulator, dir, env, close } = await startEmulatorFixture({
+  ;({ emulator, dir, env, runsDir, close } = await startEmulatorFixture({
     identity: false,
     // Twelve requests every three seconds: the metadata and a few chunks go, then Retry-After
     // waits of seconds.
@@ -24,6 +26,19 @@ beforeAll(async () => {
   }, "dv-throttle-"))
 })
 afterAll(() => close())
+// Each test starts with an empty table and fresh service protection windows.
+beforeEach(() => emulator.reset())
+
+/** Rows finished (ok or failed) in a journal file. */
+const finishedIn = (journal: string) => {
+  let count = 0
+  for (const line of Fs.readFileSync(journal, "utf8").split("\n").slice(1)) {
+    if (line.trim() === "") continue
+    const entry = JSON.parse(line) as { ok?: Array<[number, number]>; failed?: Array<[number, number]> }
+    for (const [first, last] of [...(entry.ok ?? []), ...(entry.failed ?? [])]) count += last - first + 1
+  }
+  return count
+}
 
 it("stops past --max-throttle-wait blaming no row, and --resume lands every row once", async () => {
   const rows = Path.join(dir, "rows.jsonl")
@@ -35,7 +50,13 @@ it("stops past --max-throttle-wait blaming no row, and --resume lands every row 
   expect(first.code).toBe(1)
   const lastLine = first.stderr.trim().split("\n").at(-1)!
   expect(lastLine).toMatch(/^dv-effect: The service kept refusing requests for longer than .*maxThrottleWait/)
-  expect(lastLine).toContain(`Resume with the same input and --journal ${journal} --resume.`)
+  // The cause, then the command that resumes the run, on one line.
+  expect(lastLine).toContain(
+    `maxThrottleWait): Number of requests exceeded the limit of 12 over time window of 3 seconds. Resume with: dv-effect create contact --file ${rows} --rejects ${rejects} --chunk-size 10 --concurrency 1 --max-throttle-wait 1s --journal ${journal} --resume`
+  )
+  expect(lastLine.endsWith("--resume")).toBe(true)
+  expect(first.stderr.trim().split("\n").filter((line) => line.startsWith("dv-effect:"))).toHaveLength(1)
+  expect(Fs.existsSync(runsDir) ? Fs.readdirSync(runsDir) : []).toEqual([])
   const rejected = Fs.existsSync(rejects) ? Fs.readFileSync(rejects, "utf8").trim() : ""
   expect(rejected).toBe("")
   const landed = emulator.store.table("contact")!.size
@@ -49,6 +70,63 @@ it("stops past --max-throttle-wait blaming no row, and --resume lands every row 
   const names = emulator.store.table("contact")!.scan().map((record) => String(record.values.lastname))
   expect(names).toHaveLength(150)
   expect(new Set(names).size).toBe(150)
+})
+
+it("keeps the default journal of a stopped run, prints a resume command without the token, and --resume alone finishes", async () => {
+  const rows = Path.join(dir, "default.jsonl")
+  Fs.writeFileSync(rows, Array.from({ length: 150 }, (_, i) => JSON.stringify({ lastname: `D${i}` })).join("\n"))
+  // The token on the command line, not in the environment: it must not be repeated.
+  const token = emulator.info.accessToken
+  const { DATAVERSE_ACCESS_TOKEN: _token, ...signedOut } = env
+  const common = ["create", "contact", "-f", rows, "--chunk-size", "10", "--access-token", token]
+  const first = await run([...common, "--concurrency", "1", "--max-throttle-wait", "1s"], { env: signedOut })
+  expect(first.code).toBe(1)
+  expect(first.stderr).not.toContain(token)
+  const journals = Fs.readdirSync(runsDir)
+  expect(journals).toEqual([expect.stringMatching(/^create-contact-[0-9a-f]{12}\.journal$/)])
+  const journal = Path.join(runsDir, journals[0]!)
+  expect(Fs.statSync(journal).mode & 0o777).toBe(0o600)
+  expect(Fs.statSync(runsDir).mode & 0o777).toBe(0o700)
+  const lastLine = first.stderr.trim().split("\n").at(-1)!
+  expect(lastLine).toMatch(/^dv-effect: The service kept refusing requests for longer than 1s/)
+  expect(lastLine).toMatch(
+    new RegExp(
+      ` Resume with: dv-effect create contact -f ${rows} --chunk-size 10 --concurrency 1 --max-throttle-wait 1s --journal ${journal} --resume \\(with the same sign-in\\)$`
+    )
+  )
+  const landed = emulator.store.table("contact")!.size
+  expect(landed).toBeGreaterThan(0)
+  expect(landed).toBeLessThan(150)
+
+  // The same job without --resume is refused: it would send the landed rows again.
+  const again = await run(common, { env: signedOut })
+  expect(again.code).toBe(1)
+  expect(again.stderr.trim()).toBe(
+    `dv-effect: An unfinished run of this job is recorded in ${journal} (${
+      finishedIn(journal)
+    } rows finished): add --resume to continue it, or delete that file to start over.`
+  )
+  expect(again.stderr).not.toContain(token)
+  expect(emulator.store.table("contact")!.size).toBe(landed)
+
+  // --resume alone finds the job's journal, lands every other row once, and removes the journal.
+  const second = await run([...common, "--resume", "-o", "json"], { env: signedOut })
+  expect(second.code, second.stderr).toBe(0)
+  const summary = JSON.parse(second.stdout.trim().split("\n").at(-1)!)
+  expect(summary.created + summary.resumed).toBe(150)
+  expect(summary).not.toHaveProperty("journal")
+  const names = emulator.store.table("contact")!.scan().map((record) => String(record.values.lastname))
+  expect(names).toHaveLength(150)
+  expect(new Set(names).size).toBe(150)
+  expect(Fs.readdirSync(runsDir)).toEqual([])
+  expect(second.stderr).not.toContain(token)
+
+  // Nothing left to resume: one line naming the directory.
+  const nothing = await run([...common, "--resume"], { env: signedOut })
+  expect(nothing.code).toBe(1)
+  expect(nothing.stderr.trim()).toMatch(
+    new RegExp(`^dv-effect: --resume: no stopped run of this job is recorded in ${runsDir} `)
+  )
 })
 
 it("refuses a --max-throttle-wait it cannot read, naming the flag", async () => {

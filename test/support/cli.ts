@@ -8,6 +8,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
+import { afterAll } from "vitest"
 
 export const binPath = fileURLToPath(new URL("../../apps/cli/bin/dv-effect.js", import.meta.url))
 
@@ -38,10 +39,19 @@ export const run = (
 
 /**
  * A config directory of the tests' own, so that a developer's saved profiles never change what
- * a test sees. Removed when the test process exits.
+ * a test sees, and a state directory (XDG_STATE_HOME), so that the journals imports keep by
+ * default never land in the real home. Removed after the test file (each file imports this module
+ * afresh), and at exit should the file not get there; a worker's `exit` event alone does not come
+ * when the pool ends it with a signal.
  */
 const configDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dv-effect-config-"))
-process.on("exit", () => Fs.rmSync(configDir, { recursive: true, force: true }))
+const stateDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dv-effect-state-"))
+const removeDirs = () => {
+  Fs.rmSync(configDir, { recursive: true, force: true })
+  Fs.rmSync(stateDir, { recursive: true, force: true })
+}
+afterAll(removeDirs)
+process.on("exit", removeDirs)
 
 /** The environment without connection variables a developer may have set. */
 const cleanEnv = (): Record<string, string> => {
@@ -54,6 +64,7 @@ const cleanEnv = (): Record<string, string> => {
     }
   }
   env.DV_EFFECT_CONFIG_DIR = configDir
+  env.XDG_STATE_HOME = stateDir
   return env
 }
 
@@ -98,11 +109,16 @@ export const startEmulator = (extraArgs: ReadonlyArray<string> = []): Promise<St
     void exited.then((code) => reject(new Error(`the emulator exited with ${code} before starting: ${stderr}`)))
   })
 
-/** An in-process emulator for a test file, a temporary directory, and the env that points the CLI at both. */
+/**
+ * An in-process emulator for a test file, a temporary directory, and the env that points the CLI at
+ * both (XDG_STATE_HOME is `<dir>/state`, so default journals are kept there).
+ */
 export interface EmulatorFixture {
   readonly emulator: Emulator.RunningEmulator
   readonly dir: string
   readonly env: Record<string, string>
+  /** Where the CLI keeps default journals under this fixture's env. */
+  readonly runsDir: string
   /** Stops the emulator and removes the directory. */
   readonly close: () => Promise<void>
 }
@@ -114,10 +130,12 @@ export const startEmulatorFixture = async (
 ): Promise<EmulatorFixture> => {
   const emulator = await Emulator.start(options)
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix))
+  const state = Path.join(dir, "state")
   return {
     emulator,
     dir,
-    env: { DATAVERSE_URL: emulator.info.url, DATAVERSE_ACCESS_TOKEN: emulator.info.accessToken },
+    env: { DATAVERSE_URL: emulator.info.url, DATAVERSE_ACCESS_TOKEN: emulator.info.accessToken, XDG_STATE_HOME: state },
+    runsDir: Path.join(state, "dv-effect", "runs"),
     close: async () => {
       await emulator.close()
       Fs.rmSync(dir, { recursive: true, force: true })

@@ -7,6 +7,7 @@ import * as Bulk from "@dv-effect/core/Bulk"
 import * as Credentials from "@dv-effect/core/Credentials"
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
 import type { DataverseError } from "@dv-effect/core/DataverseError"
+import type * as Journal from "@dv-effect/core/Journal"
 import * as Query from "@dv-effect/core/Query"
 import * as Model from "@dv-effect/emulator/Model"
 import type { Schema as TableSchemaDefinition } from "@dv-effect/emulator/TableSchema"
@@ -202,7 +203,7 @@ const runCreate = (
     readonly describeRow: (index: number) => string
     readonly onCreated?: (index: number, id: string) => void
   }
-): Effect.Effect<ImportReport, CliError | DataverseError, DataverseClient.DataverseClient> =>
+): Effect.Effect<ImportReport, CliError | DataverseError | Journal.JournalError, DataverseClient.DataverseClient> =>
   Effect.gen(function*() {
     const client = yield* DataverseClient.DataverseClient
     // The table's definition is fetched first, so the summary counts the import's own requests.

@@ -17,14 +17,15 @@
  *
  * @since 0.1.0
  */
-import type { RowInput } from "@dv-effect/core/Bulk"
+import { InvalidRow, type RowInput } from "@dv-effect/core/Bulk"
 import { DataverseClient } from "@dv-effect/core/DataverseClient"
-import { DataverseError } from "@dv-effect/core/DataverseError"
+import type { DataverseError } from "@dv-effect/core/DataverseError"
 import * as Metadata from "@dv-effect/core/Metadata"
 import * as Records from "@dv-effect/core/Records"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import { CliError } from "./CliError.js"
 import * as Output from "./Output.js"
 
 type TableMetadata = Metadata.TableMetadata
@@ -655,12 +656,11 @@ export const coerceRow = (
 }
 
 /**
- * A `CoerceError` as the row failure the bulk engine reports (reason `InvalidInput`).
+ * A `CoerceError` as the invalid row the bulk engine reports failed (reason `InvalidInput`).
  *
  * @since 0.1.0
  */
-export const toRowError = (error: CoerceError): DataverseError =>
-  new DataverseError({ reason: "InvalidInput", message: error.message })
+export const toRowError = (error: CoerceError): InvalidRow => new InvalidRow({ message: error.message })
 
 // ---------------------------------------------------------------------------------------------
 // With a connection
@@ -673,11 +673,11 @@ export const toRowError = (error: CoerceError): DataverseError =>
 export interface Coercer {
   readonly table: TableMetadata
   /**
-   * The row as a Web API body, or the row's failure (reason `InvalidInput`, naming the column). A
-   * failure passes through. Fails only when metadata cannot be fetched, or, with
-   * `columnProblems: "fail"`, on the first problem of a column itself.
+   * The row as a Web API body, or why it is invalid (an `InvalidRow` naming the column). An
+   * `InvalidRow` passes through. Fails only when metadata cannot be fetched (`DataverseError`),
+   * or, with `columnProblems: "fail"`, on the first problem of a column itself (`CliError`).
    */
-  readonly coerce: (input: RowInput) => Effect.Effect<RowInput, DataverseError>
+  readonly coerce: (input: RowInput) => Effect.Effect<RowInput, DataverseError | CliError>
 }
 
 /**
@@ -753,7 +753,7 @@ export const make = (
     // Read-only columns left out: said once per run (again only for columns not said before).
     const noted = new Set<string>()
     const note = options.note ?? ((message: string) => Output.stderr(`dv-effect: ${message}\n`))
-    const finish = (row: Readonly<Record<string, unknown>>): Effect.Effect<RowInput, DataverseError> => {
+    const finish = (row: Readonly<Record<string, unknown>>): Effect.Effect<RowInput, CliError> => {
       let fresh: Array<string> | undefined
       const result = coerceRow(context, row, {
         operation: options.operation,
@@ -768,11 +768,11 @@ export const make = (
         : note(leftOutMessage(metadata.logicalName, fresh, options.operation))
       if (Either.isRight(result)) return Effect.as(said, result.right)
       return options.columnProblems === "fail" && result.left.kind === "column"
-        ? Effect.zipRight(said, Effect.fail(toRowError(result.left)))
+        ? Effect.zipRight(said, Effect.fail(new CliError({ message: result.left.message })))
         : Effect.as(said, toRowError(result.left))
     }
-    const coerce = (input: RowInput): Effect.Effect<RowInput, DataverseError> => {
-      if (input instanceof DataverseError) return Effect.succeed(input)
+    const coerce = (input: RowInput): Effect.Effect<RowInput, DataverseError | CliError> => {
+      if (input instanceof InvalidRow) return Effect.succeed(input)
       const unknown = targetsOf(metadata, input).filter((name) => !targets.has(name) && !missing.has(name))
       return unknown.length === 0
         ? finish(input)

@@ -1,13 +1,18 @@
 /**
  * `dv-effect create|update|upsert|delete <table>`: rows from a file or stdin (CSV, JSON lines or
  * a JSON array), coerced by the table's metadata, through the bulk engine, with progress, a
- * rejects file, a journal to resume from, partitions, dry runs and a summary.
+ * rejects file, a journal to resume from (by default one per job, kept while the run is
+ * unfinished), partitions, dry runs and a summary.
+ *
+ * A run failure (sign-in, permissions, an outage, throttling past its limit, a journal or rejects
+ * file that cannot be written) stops the run with exit 1 and one line: the cause and the command
+ * that resumes it. Row failures are reported per row (exit 2).
  *
  * @since 0.1.0
  */
 import * as Bulk from "@dv-effect/core/Bulk"
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
-import { DataverseError } from "@dv-effect/core/DataverseError"
+import { DataverseError, isRunFailure } from "@dv-effect/core/DataverseError"
 import * as Journal from "@dv-effect/core/Journal"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
@@ -25,6 +30,8 @@ import { concurrencyOption, exitState, list, parseConcurrency, parseDuration, se
 import * as Input from "./Input.js"
 import * as Output from "./Output.js"
 import * as ProgressReporter from "./ProgressReporter.js"
+import * as Rejects from "./Rejects.js"
+import * as Runs from "./Runs.js"
 
 const verbs: Record<Bulk.Operation, { readonly done: string; readonly about: string }> = {
   create: { done: "Created", about: "Create rows (CreateMultiple where the table supports it, else $batch)" },
@@ -89,11 +96,18 @@ const options = {
     Options.optional
   ),
   journal: Options.text("journal").pipe(
-    Options.withDescription("Record finished rows in this file, so a stopped run can --resume"),
+    Options.withDescription(
+      "Record finished rows in this file, so a stopped run can --resume (default: one per job in $XDG_STATE_HOME/dv-effect/runs, removed when the run finishes)"
+    ),
     Options.optional
   ),
+  noJournal: Options.boolean("no-journal").pipe(
+    Options.withDescription("Keep no journal: a stopped run cannot be resumed, a new run sends every row again")
+  ),
   resume: Options.boolean("resume").pipe(
-    Options.withDescription("Continue the run recorded in --journal, sending only rows it has not finished")
+    Options.withDescription(
+      "Continue the stopped run recorded in the journal (--journal, or this job's default one), sending only rows it has not finished"
+    )
   ),
   maxThrottleWait: Options.text("max-throttle-wait").pipe(
     Options.withDescription(
@@ -132,16 +146,9 @@ const parseBypass = (text: string): Effect.Effect<{ sync: boolean; async: boolea
     : Effect.fail(new CliError({ message: `--bypass takes sync, async or sync,async, got '${text}'.` }))
 }
 
-/** The journal file, after checking it fits the flags: an existing run needs --resume. */
-const checkJournal = (journal: Option.Option<string>, resume: boolean) =>
+/** A `--journal` file, after checking it fits the flags: an existing run needs --resume. */
+const checkJournal = (path: string, resume: boolean) =>
   Effect.gen(function*() {
-    if (Option.isNone(journal)) {
-      if (resume) {
-        return yield* new CliError({ message: "--resume needs --journal <file>: the journal of the run to continue." })
-      }
-      return undefined
-    }
-    const path = journal.value
     const exists = Fs.existsSync(path) && Fs.statSync(path).size > 0
     if (exists && !resume) {
       return yield* new CliError({
@@ -153,21 +160,81 @@ const checkJournal = (journal: Option.Option<string>, resume: boolean) =>
     return path
   })
 
+/**
+ * The default journal of a job: with --resume it must record a run; without, one that records an
+ * unfinished run is refused (a journal whose run never sent a row is replaced).
+ */
+const checkDefaultJournal = (job: Runs.JobName, resume: boolean) =>
+  Effect.gen(function*() {
+    const dir = Runs.runsDir()
+    const path = yield* Runs.defaultJournal(job, dir)
+    const recorded = yield* Runs.inspectJournal(path)
+    if (resume) {
+      if (!recorded.exists) {
+        return yield* new CliError({
+          message:
+            `--resume: no stopped run of this job is recorded in ${dir} (a run that finished removed its journal; for a journal of your own, pass --journal <file>).`
+        })
+      }
+      return path
+    }
+    if (recorded.entries > 0) {
+      return yield* new CliError({
+        message: `An unfinished run of this job is recorded in ${path} (${
+          recorded.finished.toLocaleString("en-US")
+        } rows finished): add --resume to continue it, or delete that file to start over.`
+      })
+    }
+    if (recorded.exists) yield* Runs.removeJournal(path)
+    return path
+  })
+
+/** A run failure: the error with the resume hint at the end of its first line. */
+const withResumeHint = <E>(error: E, hint: () => string): E => {
+  if (error instanceof DataverseError && isRunFailure(error)) {
+    return new DataverseError({ ...error, message: Runs.withHint(error.message, hint()) }) as E
+  }
+  // A journal that records another job, or is damaged, is not cured by resuming; one that could
+  // not be written (a full disk) is.
+  if (error instanceof Journal.JournalError && error.reason === "Unwritable") {
+    return new Journal.JournalError({ ...error, message: Runs.withHint(error.message, hint()) }) as E
+  }
+  if (error instanceof Rejects.RejectsError) {
+    return new Rejects.RejectsError({ ...error, message: Runs.withHint(error.message, hint()) }) as E
+  }
+  // A problem of the input or of the flags is not cured by resuming: it is said alone.
+  return error
+}
+
 /** A file input as the journal knows it: a resume over another file (or a changed one) is refused. */
 const inputIdentity = (file: string): string => {
   const size = Fs.existsSync(file) ? Fs.statSync(file).size : 0
   return `${Path.resolve(file)} (${size} bytes)`
 }
 
-/** One JSON line per failed row, written as outcomes arrive. */
-const openRejects = (path: string, append: boolean) =>
-  Effect.acquireRelease(
-    Effect.try({
-      try: () => Fs.openSync(path, append ? "a" : "w", 0o600),
-      catch: (error) => new CliError({ message: `Cannot write --rejects ${path}: ${(error as Error).message}` })
-    }),
-    (fd) => Effect.sync(() => Fs.closeSync(fd))
-  ).pipe(Effect.map((fd) => (entry: unknown) => void Fs.writeSync(fd, `${JSON.stringify(entry)}\n`)))
+/**
+ * What Ctrl-C says: the rows finished, those in requests without an answer (they may have
+ * landed), and how to go on.
+ */
+const stoppedMessage = (
+  operation: Bulk.Operation,
+  smart: boolean,
+  latest: Bulk.Progress | undefined,
+  journal: string | undefined,
+  hint: () => string
+): string => {
+  const n = (value: number) => value.toLocaleString("en-US")
+  const finished = latest === undefined ? 0 : latest.succeeded + latest.failed
+  const unanswered = latest?.rowsInFlight ?? 0
+  const stopped = `Stopped: ${n(finished)} row${finished === 1 ? "" : "s"} finished${
+    unanswered === 0 ? "" : `; ${n(unanswered)} more were in requests without an answer and may have landed`
+  }.`
+  if (journal !== undefined) return `${stopped} ${hint()}`
+  const twice = unanswered > 0 && (operation === "create" || smart)
+    ? `; creates among the ${n(unanswered)} may then be created twice`
+    : ""
+  return `${stopped} Without a journal a new run sends every row again${twice}.`
+}
 
 /** Failures printed on stderr when a rejects file holds them all anyway. */
 const stderrFailuresWithRejects = 10
@@ -188,10 +255,19 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
     if (args.smart && operation === "delete") {
       return yield* new CliError({ message: "--smart does not apply to delete." })
     }
-    if (args.dryRun && Option.isSome(args.journal)) {
-      return yield* new CliError({ message: "--dry-run writes nothing: leave out --journal." })
+    if (args.dryRun && (Option.isSome(args.journal) || args.resume)) {
+      return yield* new CliError({
+        message: `--dry-run writes nothing: leave out ${Option.isSome(args.journal) ? "--journal" : "--resume"}.`
+      })
     }
-    const journalPath = yield* checkJournal(args.journal, args.resume)
+    if (args.noJournal && (Option.isSome(args.journal) || args.resume)) {
+      return yield* new CliError({
+        message: `--no-journal keeps no journal: leave out ${Option.isSome(args.journal) ? "--journal" : "--resume"}.`
+      })
+    }
+    const explicitJournal = Option.isSome(args.journal)
+      ? yield* checkJournal(args.journal.value, args.resume)
+      : undefined
     const key = Option.isSome(args.key) ? list(args.key.value) : undefined
     const source = yield* Input.open({
       file: args.file,
@@ -199,6 +275,30 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
       delimiter: Option.getOrUndefined(args.delimiter)
     })
     const client = yield* DataverseClient.DataverseClient
+    // Every write run keeps a journal unless told not to: the job's default one, found again by --resume.
+    const job: Runs.JobName = {
+      url: client.url,
+      operation,
+      table: args.table,
+      input: args.file === "-" ? "-" : Path.resolve(args.file),
+      key,
+      partition: Option.getOrUndefined(args.partition)
+    }
+    // The default journal is removed once its run finished, also when named with --journal (as the
+    // printed resume command names it). An in-process emulator ends with the process: nothing to resume.
+    const defaultJournal = args.noJournal || args.dryRun || (args.connection.emulator && explicitJournal === undefined)
+      ? undefined
+      : explicitJournal === undefined
+      ? yield* checkDefaultJournal(job, args.resume)
+      : Path.resolve(explicitJournal) === Path.join(Runs.runsDir(), Runs.journalName(job))
+      ? explicitJournal
+      : undefined
+    const journalPath = explicitJournal ?? defaultJournal
+    if (args.resume && journalPath === undefined) {
+      return yield* new CliError({
+        message: "--resume with --emulator needs --journal <file>: the journal to continue."
+      })
+    }
     const metadata = yield* client.table(args.table)
     const coercer = yield* Coerce.make(args.table, {
       columnProblems: source.format === "csv" ? "fail" : "row",
@@ -220,10 +320,11 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
     )
     const tracked = Input.track(coerced)
 
-    const write = Option.isSome(args.rejects) ? yield* openRejects(args.rejects.value, args.resume) : undefined
+    const write = Option.isSome(args.rejects) ? yield* Rejects.open(args.rejects.value, args.resume) : undefined
     let failuresShown = 0
     let failures = 0
-    const onOutcome = (outcome: Bulk.RowOutcome): Effect.Effect<void> => {
+    // A rejects line that cannot be written fails here, before the engine journals the row finished.
+    const onOutcome = (outcome: Bulk.RowOutcome): Effect.Effect<void, Rejects.RejectsError> => {
       const record = tracked.settle(outcome.index)
       if (outcome.status !== "failed") {
         return Effect.void
@@ -231,7 +332,7 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
       failures++
       const location = record?.location ?? `row ${outcome.index + 1}`
       const error = outcome.error
-      write?.({
+      const written = write === undefined ? Effect.void : write({
         row: location,
         line: record?.line,
         input: record?.raw,
@@ -241,11 +342,11 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
         message: error.message
       })
       if (write !== undefined && failuresShown >= stderrFailuresWithRejects) {
-        return Effect.void
+        return written
       }
       failuresShown++
       const code = error.code === undefined ? "" : ` [${error.code}]`
-      return Output.stderr(`${location}: ${error.message}${code}\n`)
+      return Effect.zipRight(written, Output.stderr(`${location}: ${error.message}${code}\n`))
     }
     const bulkOptions: Bulk.BulkOptions = {
       chunkSize,
@@ -286,6 +387,11 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
 
     const reporter = ProgressReporter.make(`${operation} ${args.table}`, undefined)
     let latest: Bulk.Progress | undefined
+    /** How to go on after a stop: the resume command when the journal holds the run. */
+    const hint = () =>
+      journalPath !== undefined && !Fs.existsSync(journalPath)
+        ? "No row was sent: run the same command again."
+        : Runs.resumeHint({ journal: journalPath, argv: process.argv.slice(2), stdin: args.file === "-" })
     const summary = yield* Bulk.execute(operation, args.table, tracked.rows, {
       ...bulkOptions,
       ...(journalPath === undefined ? {} : { journal: Journal.file(journalPath) }),
@@ -296,32 +402,15 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
         reporter.update(progress)
       }
     }, onOutcome).pipe(
-      // A run failure (the service kept throttling past --max-throttle-wait) blames no row: say
-      // how to go on in the same line.
-      Effect.mapError((error) =>
-        error instanceof DataverseError && error.reason === "Throttled"
-          ? new DataverseError({
-            ...error,
-            message: `${error.message.split("\n")[0]} ${
-              journalPath === undefined
-                ? "Without --journal a new run starts over."
-                : `Resume with the same input and --journal ${journalPath} --resume.`
-            }`
-          })
-          : error
-      ),
+      // A run failure (sign-in, permissions, an outage, throttling past --max-throttle-wait, the
+      // journal or the rejects file) blames no row: say how to go on in the same line.
+      Effect.mapError((error) => withResumeHint(error, hint)),
       // After a fatal error the error line is the last word, not a progress line.
       Effect.onExit((exit) => Effect.sync(() => reporter.stop({ final: exit._tag === "Success" }))),
-      Effect.onInterrupt(() =>
-        Output.stderr(
-          `Stopped after ${latest === undefined ? 0 : latest.succeeded + latest.failed} rows.${
-            journalPath === undefined
-              ? " Without --journal a new run starts over."
-              : ` Resume with the same input and --journal ${journalPath} --resume.`
-          }\n`
-        )
-      )
+      Effect.onInterrupt(() => Output.stderr(`${stoppedMessage(operation, args.smart, latest, journalPath, hint)}\n`))
     )
+    // The run finished: its default journal has nothing left to resume.
+    if (defaultJournal !== undefined) yield* Runs.removeJournal(defaultJournal)
     if (failures > failuresShown && Option.isSome(args.rejects)) {
       yield* Output.stderr(`... and ${failures - failuresShown} more failed rows, all in ${args.rejects.value}\n`)
     }
@@ -333,7 +422,7 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
             operation,
             ...summary,
             ...(Option.isSome(args.rejects) ? { rejects: args.rejects.value } : {}),
-            ...(journalPath === undefined ? {} : { journal: journalPath })
+            ...(explicitJournal === undefined || defaultJournal !== undefined ? {} : { journal: explicitJournal })
           })
         }\n`
       )
@@ -385,8 +474,8 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
 const examples: Record<Bulk.Operation, ReadonlyArray<readonly [string, string]>> = {
   create: [
     ["dv-effect create contact --file contacts.csv --rejects rejects.jsonl", "Load a CSV, keeping failed rows"],
-    ["dv-effect create contact -f big.jsonl --journal load.journal", "A long load that can be resumed"],
-    ["dv-effect create contact -f big.jsonl --journal load.journal --resume", "... resumed after a crash"],
+    ["dv-effect create contact -f big.jsonl", "A long load: a stopped run keeps its journal"],
+    ["dv-effect create contact -f big.jsonl --resume", "... resumed after a crash, Ctrl-C or a run failure"],
     ["dv-effect create contact -f contacts.csv --dry-run", "Check every row and print the plan; write nothing"]
   ],
   update: [

@@ -1,14 +1,13 @@
 /**
  * Reading rows to import: CSV, JSON lines or a JSON array, from a file or stdin, streamed with
  * back-pressure so that memory stays flat however long the input is. A bad row is an item of the
- * stream (a `DataverseError` with reason `InvalidInput`), never the end of it; every row knows
- * where it came from (`line 17`, `row 17 (line 18)`, `element 17`) and carries the record as it
- * was written, for a rejects file.
+ * stream (a `Bulk.InvalidRow`, which the engine reports failed with reason `InvalidInput`), never
+ * the end of it; every row knows where it came from (`line 17`, `row 17 (line 18)`, `element 17`)
+ * and carries the record as it was written, for a rejects file.
  *
  * @since 0.1.0
  */
-import type { RowInput } from "@dv-effect/core/Bulk"
-import { DataverseError } from "@dv-effect/core/DataverseError"
+import { InvalidRow, type RowInput } from "@dv-effect/core/Bulk"
 import { type CsvError, type Options as CsvOptions, parse as parseCsv } from "csv-parse"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -32,15 +31,12 @@ export const parseJsonLine = (text: string): RowInput => {
   try {
     value = JSON.parse(text)
   } catch (error) {
-    return new DataverseError({
-      reason: "InvalidInput",
-      message: `not valid JSON (${(error as Error).message})`
-    })
+    return new InvalidRow({ message: `not valid JSON (${(error as Error).message})` })
   }
   return asRow(value)
 }
 
-const invalidRow = (message: string) => new DataverseError({ reason: "InvalidInput", message })
+const invalidRow = (message: string): RowInput => new InvalidRow({ message })
 
 const asRow = (value: unknown): RowInput =>
   typeof value === "object" && value !== null && !Array.isArray(value)
@@ -100,8 +96,8 @@ export interface InputRecord {
   readonly index: number
   /**
    * The row as read, not yet coerced (CSV values are strings; an empty CSV field is left out and an
-   * unquoted `null` is `null`), or why it is not a row: a `DataverseError` with reason
-   * `InvalidInput` whose message does not name the row (`location` does).
+   * unquoted `null` is `null`), or why it is not a row: a `Bulk.InvalidRow` whose message does not
+   * name the row (`location` does).
    */
   readonly row: RowInput
   /**
@@ -324,7 +320,7 @@ const jsonLinesReader = (): Reader => {
         batch.push({
           index,
           row,
-          raw: row instanceof DataverseError ? clean : row,
+          raw: row instanceof InvalidRow ? clean : row,
           line,
           location: `line ${line}`
         })
@@ -453,7 +449,7 @@ const jsonArrayReader = (name: string): Reader => ({
       return {
         index: at,
         row,
-        raw: row instanceof DataverseError ? text.trim() : row,
+        raw: row instanceof InvalidRow ? text.trim() : row,
         line: at + 1,
         location: `element ${at + 1}`
       }

@@ -37,6 +37,12 @@ const throttling = (progress: Progress): string =>
     }`
 
 /**
+ * `, checking 40 rows an earlier run sent without an answer` while a resumed run looks them up.
+ */
+const checking = (progress: Progress): string =>
+  progress.checking > 0 ? `, checking ${progress.checking} rows an earlier run sent without an answer` : ""
+
+/**
  * A reporter for `label`; `total` rows when known.
  *
  * @since 0.1.0
@@ -55,14 +61,14 @@ export const make = (
     const bar = new CliProgress.SingleBar({
       stream,
       format: total === undefined
-        ? `${label} {value} rows | {rate} rows/s | {inFlight} in flight | {failed} failed{throttle}`
-        : `${label} |{bar}| {percentage}% | {value}/{total} rows | {rate} rows/s | ETA {eta_formatted} | {failed} failed{throttle}`,
+        ? `${label} {value} rows | {rate} rows/s | {inFlight} in flight | {failed} failed{throttle}{checking}`
+        : `${label} |{bar}| {percentage}% | {value}/{total} rows | {rate} rows/s | ETA {eta_formatted} | {failed} failed{throttle}{checking}`,
       hideCursor: true,
       clearOnComplete: false,
       etaBuffer: 20,
       fps: 10
     }, CliProgress.Presets.shades_classic)
-    bar.start(total ?? 0, 0, { rate: 0, failed: 0, inFlight: 0, throttle: "" })
+    bar.start(total ?? 0, 0, { rate: 0, failed: 0, inFlight: 0, throttle: "", checking: "" })
     return {
       update: (progress) => {
         const done = progress.succeeded + progress.failed
@@ -70,7 +76,8 @@ export const make = (
           rate: rate(done),
           failed: progress.failed,
           inFlight: progress.inFlight,
-          throttle: throttling(progress)
+          throttle: throttling(progress),
+          checking: checking(progress)
         })
       },
       stop: () => bar.stop()
@@ -84,16 +91,18 @@ export const make = (
     stream.write(
       `${label} ${done}${of} rows, ${rate(done)} rows/s, ${progress.inFlight} in flight, ${progress.failed} failed${
         throttling(progress)
-      }\n`
+      }${checking(progress)}\n`
     )
   }
   return {
     update: (progress) => {
-      // A new Retry-After wait is told at once: nothing else is printed until it ends.
+      // A new Retry-After wait is told at once: nothing else is printed until it ends. So is the
+      // start of the look-ups of rows an earlier run sent without an answer.
       const newWait = progress.waitingUntil !== undefined && progress.waitingUntil !== last?.waitingUntil
+      const newChecking = progress.checking > 0 && (last === undefined || last.checking === 0)
       last = progress
       const now = Date.now()
-      if (newWait || now - lastLine >= lineIntervalMs) {
+      if (newWait || newChecking || now - lastLine >= lineIntervalMs) {
         lastLine = now
         line(progress)
       }

@@ -1,12 +1,13 @@
+import { InvalidRow } from "@dv-effect/core/Bulk"
 import * as Credentials from "@dv-effect/core/Credentials"
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
-import { DataverseError } from "@dv-effect/core/DataverseError"
 import type * as Metadata from "@dv-effect/core/Metadata"
 import * as Emulator from "@dv-effect/emulator/Emulator"
 import { describe, expect, it, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import { CliError } from "../src/CliError.js"
 import {
   type CoerceContext,
   coerceRow,
@@ -431,8 +432,7 @@ describe("coerceRow", () => {
   it("turns a problem into the row failure the engine reports", () => {
     const result = coerceRow(context, { nope: 1 })
     const error = Either.isLeft(result) ? toRowError(result.left) : undefined
-    expect(error).toBeInstanceOf(DataverseError)
-    expect(error?.reason).toBe("InvalidInput")
+    expect(error).toBeInstanceOf(InvalidRow)
     expect(error?.message).toBe("column 'nope' does not exist in contact")
   })
 })
@@ -475,18 +475,19 @@ layer(Live, { excludeTestServices: true })("make, against the emulator", (it) =>
 
   it.effect("fails the row, or with columnProblems 'fail' the run, on a problem of a column", () =>
     Effect.gen(function*() {
-      const bad = new DataverseError({ reason: "InvalidInput", message: "not valid JSON" })
+      const bad = new InvalidRow({ message: "not valid JSON" })
       const rows = yield* make("contact")
       expect(yield* rows.coerce(bad)).toBe(bad)
       const failed = yield* rows.coerce({ lastname: "Doe", nickname: "D" })
-      expect(failed).toBeInstanceOf(DataverseError)
-      expect((failed as DataverseError).message).toBe("column 'nickname' does not exist in contact")
+      expect(failed).toBeInstanceOf(InvalidRow)
+      expect((failed as InvalidRow).message).toBe("column 'nickname' does not exist in contact")
       const strict = yield* make("contact", { columnProblems: "fail" })
       const error = yield* Effect.flip(strict.coerce({ lastname: "Doe", nickname: "D" }))
+      expect(error).toBeInstanceOf(CliError)
       expect(error.message).toBe("column 'nickname' does not exist in contact")
       // A bad value is still a problem of the row alone.
       const value = yield* strict.coerce({ lastname: "Doe", gendercode: "Unknown" })
-      expect((value as DataverseError).message).toBe(
+      expect((value as InvalidRow).message).toBe(
         "column 'gendercode': 'Unknown' is not an option (Male = 1, Female = 2)"
       )
       const notes: Array<string> = []

@@ -58,8 +58,7 @@ describe("parseJsonLine", () => {
     ]
     for (const [line, message] of cases) {
       const result = parseJsonLine(line)
-      expect(result).toHaveProperty("_tag", "DataverseError")
-      expect(result).toHaveProperty("reason", "InvalidInput")
+      expect(result).toHaveProperty("_tag", "InvalidRow")
       expect((result as { message: string }).message).toMatch(message)
     }
   })
@@ -75,7 +74,7 @@ describe("JSON lines", () => {
       expect(rows).toHaveLength(4)
       expect(rows[0]).toEqual({ n: 1 })
       expect(rows[1]).toEqual({ n: 2 })
-      expect(rows[2]).toHaveProperty("reason", "InvalidInput")
+      expect(rows[2]).toHaveProperty("_tag", "InvalidRow")
       expect(rows[3]).toEqual({ n: 3 })
       expect([0, 1, 2, 3].map(source.describe)).toEqual(["line 1", "line 4", "line 5", "line 7"])
     }).pipe(Effect.scoped))
@@ -203,7 +202,7 @@ describe("CSV", () => {
       const { records } = yield* readText("rows.csv", "a,b\n1,2,3\n4\n5,6\n")
       expect(records.map((r) => r.location)).toEqual(["row 1 (line 2)", "row 2 (line 3)", "row 3 (line 4)"])
       expect(messageOf(records[0]!)).toBe("has 3 fields, but the header has 2")
-      expect(records[0]!.row).toHaveProperty("reason", "InvalidInput")
+      expect(records[0]!.row).toHaveProperty("_tag", "InvalidRow")
       expect(records[0]!.raw).toEqual(["1", "2", "3"])
       expect(messageOf(records[1]!)).toBe("has 1 field, but the header has 2")
       expect(records[2]!.row).toEqual({ a: "5", b: "6" })

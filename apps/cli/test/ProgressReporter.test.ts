@@ -29,6 +29,8 @@ const progress = (done: number, extra: Partial<Progress> = {}): Progress => ({
   retries: 0,
   throttled: 0,
   inFlight: 2,
+  rowsInFlight: 200,
+  checking: 0,
   concurrency: 4,
   chunkSize: 100,
   waitingMs: 0,
@@ -54,6 +56,30 @@ describe("progress on stderr", () => {
     )
     expect(lines[1]).toMatch(/^create contact 263 rows, /)
     expect(text()).not.toContain("\u001b[")
+  })
+
+  it("without a terminal, says at once that rows an earlier run sent are being checked", () => {
+    const { stream, text } = fakeStream(false)
+    const reporter = ProgressReporter.make("create contact", undefined, stream)
+    reporter.update(progress(0, { checking: 300 }))
+    reporter.update(progress(100, { checking: 200 }))
+    reporter.update(progress(400, { checking: 0 }))
+    reporter.stop()
+    const lines = text().trim().split("\n")
+    // The first report with rows to check is printed at once; the next lines follow every two seconds.
+    expect(lines).toHaveLength(2)
+    expect(lines[0]).toMatch(
+      /^create contact 0 rows, \d+ rows\/s, 2 in flight, 0 failed, checking 300 rows an earlier run sent without an answer$/
+    )
+    expect(lines[1]).toMatch(/^create contact 400 rows, .* 0 failed$/)
+  })
+
+  it("on a terminal, shows the rows being checked in the bar", () => {
+    const { stream, text } = fakeStream(true)
+    const reporter = ProgressReporter.make("create contact", undefined, stream)
+    reporter.update(progress(0, { checking: 40, throttled: 1 }))
+    reporter.stop()
+    expect(text()).toContain("0 failed, 1 throttled, checking 40 rows an earlier run sent without an answer")
   })
 
   it("on a terminal, draws a bar with the same figures and the total when known", () => {

@@ -96,6 +96,24 @@ export const isTransient = (error: DataverseError): boolean =>
   error.reason === "ServiceUnavailable" || error.reason === "Unreachable"
 
 /**
+ * Whether an error is a failure of the run, not of a row: no retry of the request cures it, or
+ * the retries were spent (an outage), and the bulk engine stops the run on it instead of failing
+ * rows (see the README, "Row failures and run failures").
+ *
+ * - `Unauthorized`: a 401 the connection's one token refresh did not cure (a static token that
+ *   expired, a revoked secret, a disabled application user), or a sign-in that failed.
+ * - `Forbidden`: a 403, a privilege the identity lacks (0x80040220): its roles must change.
+ * - `Throttled`: a wait past the connection's `maxThrottleWait`.
+ * - `Decode`: an answer that could not be read (a gateway's page, not the service's).
+ * - the transient reasons (`isTransient`) once retried: the service is down or unreachable.
+ *
+ * @since 0.2.0
+ * @category predicates
+ */
+export const isRunFailure = (error: DataverseError): boolean =>
+  error.reason === "Unauthorized" || error.reason === "Forbidden" || error.reason === "Decode" || isTransient(error)
+
+/**
  * Whether the request may have been applied although it failed: a timeout or a broken
  * connection, or a gateway timeout. Only idempotent requests may be retried blindly after one.
  *

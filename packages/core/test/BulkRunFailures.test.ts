@@ -12,8 +12,8 @@ import * as Schedule from "effect/Schedule"
 import * as Bulk from "../src/Bulk.js"
 import * as Credentials from "../src/Credentials.js"
 import * as DataverseClient from "../src/DataverseClient.js"
-import type { DataverseError } from "../src/DataverseError.js"
-import { isRunFailure, stopsRun } from "../src/internal/bulk/outcomes.js"
+import { type DataverseError, isRunFailure } from "../src/DataverseError.js"
+import { stopsAtOnce } from "../src/internal/bulk/outcomes.js"
 import * as Journal from "../src/Journal.js"
 import * as Records from "../src/Records.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
@@ -123,7 +123,7 @@ const failingDoor = (target: string, writesAt: number, how: "unavailable" | "clo
 
 describe("run failures", () => {
   it("are the failures no row causes", () => {
-    // reason, stops the run at once, stops it once the retries are spent (an outage)
+    // reason, stops the run at once, is a run failure (at once, or once the retries are spent)
     const table: ReadonlyArray<readonly [DataverseError["reason"], boolean, boolean]> = [
       ["Throttled", true, true],
       ["Unauthorized", true, true],
@@ -143,7 +143,7 @@ describe("run failures", () => {
       ["Unknown", false, false]
     ]
     const error = (reason: DataverseError["reason"]) => ({ reason }) as DataverseError
-    expect(table.map(([reason]) => [reason, isRunFailure(error(reason)), stopsRun(error(reason))])).toEqual(table)
+    expect(table.map(([reason]) => [reason, stopsAtOnce(error(reason)), isRunFailure(error(reason))])).toEqual(table)
   })
 
   it.live("a token that stops working stops the run, blaming no row; a resume with a good one lands every row once", () =>

@@ -138,8 +138,9 @@ layer(Live, { excludeTestServices: true })("DataverseClient against the emulator
       for (const outcome of outcomes) {
         if (outcome.status === "created") expect(table.get(outcome.id!)!.values.lastname).toBe(`Row ${outcome.index}`)
       }
-      // One report per chunk, and the final one when the run ends.
-      expect(progress).toHaveLength(4)
+      // A report as each chunk leaves (its rows in flight) and as it finishes, and a final one.
+      expect(progress).toHaveLength(7)
+      expect(progress[0]).toMatchObject({ inFlight: 1, rowsInFlight: 100 })
       expect(progress.at(-1)).toMatchObject({ succeeded: 250, failed: 0, requests: 3, inFlight: 0 })
     }))
 

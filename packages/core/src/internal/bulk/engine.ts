@@ -5,13 +5,13 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { BulkOptions, Operation, Plan, Progress, RowInput, RowOutcome } from "../../Bulk.js"
 import { DataverseClient, whoAmI } from "../../DataverseClient.js"
-import { DataverseError } from "../../DataverseError.js"
+import { DataverseError, isRunFailure } from "../../DataverseError.js"
 import type { JournalError } from "../../Journal.js"
 import type * as Records from "../../Records.js"
 import { estimateBytes, makeChunkSizer } from "./chunking.js"
 import { existingOrNone } from "./exactlyOnce.js"
 import { idMaker, newRunId } from "./ids.js"
-import { failedAll, stopsRun, succeeded } from "./outcomes.js"
+import { failedAll, succeeded } from "./outcomes.js"
 import { makePasses } from "./passes.js"
 import { invalid, messageOf, planRun, type RunPlan, sendsWith } from "./plan.js"
 import { identityOf, invalidRowError, isInvalidRow, makePrepare, type Prepared } from "./prepare.js"
@@ -196,11 +196,13 @@ export const makeEngine = <E, R>(
           counters.rowsInFlight -= items.length
         })
         yield* Effect.addFinalizer(() => settle)
+        // Rows in flight are what a stop right now leaves unsure: reported as they leave.
+        if (items.length > 0) yield* report
         let groups: ReadonlyArray<readonly [Operation, ReadonlyArray<Prepared>]> = [[operation, items]]
         if (plan.smart !== undefined && items.length > 0) {
           const planned = yield* Effect.either(smartGroups(items))
           if (planned._tag === "Left") {
-            if (stopsRun(planned.left)) return yield* planned.left
+            if (isRunFailure(planned.left)) return yield* planned.left
             for (const outcome of failedAll(items, planned.left)) outcomes.push(outcome)
             groups = []
           } else {

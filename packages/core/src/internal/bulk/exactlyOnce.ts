@@ -3,9 +3,9 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { RowOutcome } from "../../Bulk.js"
 import type { DataverseClient } from "../../DataverseClient.js"
-import type { DataverseError } from "../../DataverseError.js"
+import { type DataverseError, isRunFailure } from "../../DataverseError.js"
 import * as Query from "../../Query.js"
-import { isDuplicateKey, stopsRun, succeeded } from "./outcomes.js"
+import { isDuplicateKey, succeeded } from "./outcomes.js"
 import type { RunPlan } from "./plan.js"
 import { partitionOf, type Prepared } from "./prepare.js"
 
@@ -69,7 +69,7 @@ export const existingOrNone = (
   plan: RunPlan,
   items: ReadonlyArray<Prepared>
 ): Effect.Effect<Set<string>, DataverseError, DataverseClient> =>
-  Effect.catchIf(existing(plan, items), (error) => !stopsRun(error), () => Effect.succeed(new Set<string>()))
+  Effect.catchIf(existing(plan, items), (error) => !isRunFailure(error), () => Effect.succeed(new Set<string>()))
 
 /**
  * Creates refused as duplicates (code 0x80040237) of an id the engine chose: an earlier attempt,

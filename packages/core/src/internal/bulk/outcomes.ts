@@ -36,26 +36,15 @@ export const isSplittable = (error: DataverseError) =>
 const sqlTimeoutCode = "0x80044151"
 
 /**
- * A failure of the run, not of its rows: it stops the run at once, no row is reported failed for
- * it and none is journalled as finished, so a resumed run sends them again.
- *
- * - `Throttled`: a wait past `maxThrottleWait` (throttling itself is waited out by the connection,
- *   wire reference §6).
- * - `Unauthorized`: a 401 the connection's one token refresh did not cure (a static token that
- *   expired, a revoked secret, a disabled application user), or a sign-in that failed (§5, §9).
- * - `Forbidden`: a 403, a privilege the identity lacks (§5, 0x80040220): its security roles, not
- *   the row, must change.
- * - `Decode`: an answer that could not be read (a gateway's page, not the service's).
+ * A run failure that stops the run at once, without the retries transient failures get (those
+ * stop it once the retries are spent: `isRunFailure` of `DataverseError`): a 401 one token
+ * refresh did not cure, a 403 (wire reference §5), an unreadable answer, and `Throttled`, a wait
+ * past `maxThrottleWait` (throttling itself is waited out by the connection, §6). No row is
+ * reported failed for it and none is journalled as finished: a resumed run sends them again.
  */
-export const isRunFailure = (error: DataverseError) => runFailures.has(error.reason)
-
-const runFailures: ReadonlySet<DataverseError["reason"]> = new Set(["Throttled", "Unauthorized", "Forbidden", "Decode"])
-
-/**
- * Stops the run once the retry policy has given up: a run failure, or a transient failure
- * (timeout, broken connection, 5xx, host unreachable) that outlasted the retries: an outage.
- */
-export const stopsRun = (error: DataverseError) => isRunFailure(error) || isTransient(error)
+export const stopsAtOnce = (error: DataverseError) =>
+  error.reason === "Unauthorized" || error.reason === "Forbidden" || error.reason === "Decode" ||
+  error.reason === "Throttled"
 
 /**
  * A duplicate key (wire reference §5: 0x80040237, -2147220937 in decimal, "Cannot insert

@@ -3,10 +3,10 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type { Operation, RowOutcome } from "../../Bulk.js"
 import type { DataverseClient } from "../../DataverseClient.js"
-import { type DataverseError, isAmbiguous } from "../../DataverseError.js"
+import { type DataverseError, isAmbiguous, isRunFailure } from "../../DataverseError.js"
 import type { ChunkSizer } from "./chunking.js"
 import { confirmOwnDuplicates, existingOrNone } from "./exactlyOnce.js"
-import { failedAll, isRetryable, isSplittable, isTooBig, stopsRun, succeeded } from "./outcomes.js"
+import { failedAll, isRetryable, isSplittable, isTooBig, succeeded } from "./outcomes.js"
 import { type RunPlan, sendsWith } from "./plan.js"
 import type { Prepared } from "./prepare.js"
 import { sendBatch } from "./sendBatch.js"
@@ -94,7 +94,7 @@ export const sendResilient = (
       const next = yield* Effect.either(driver.next(error))
       if (next._tag === "Left") {
         // The retries are spent: an outage stops the run; only a row too large to send fails alone.
-        if (stopsRun(error)) return yield* error
+        if (isRunFailure(error)) return yield* error
         for (const outcome of failedAll(pending, error)) final.push(outcome)
         break
       }

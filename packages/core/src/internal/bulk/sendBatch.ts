@@ -2,7 +2,7 @@ import * as Effect from "effect/Effect"
 import * as Batch from "../../Batch.js"
 import type { RowOutcome } from "../../Bulk.js"
 import { DataverseError } from "../../DataverseError.js"
-import { failedAll, isRunFailure, type Sender, succeeded } from "./outcomes.js"
+import { failedAll, type Sender, stopsAtOnce, succeeded } from "./outcomes.js"
 import { bodyOf, pathOf } from "./prepare.js"
 
 /**
@@ -28,7 +28,7 @@ export const sendBatch: Sender = (plan, op, items) =>
     })
     const results = yield* Effect.either(Batch.execute(requests, { continueOnError: true, headers: plan.headers }))
     if (results._tag === "Left") {
-      if (isRunFailure(results.left)) return yield* results.left
+      if (stopsAtOnce(results.left)) return yield* results.left
       return failedAll(items, results.left)
     }
     return results.right.map((result, i): RowOutcome => {

@@ -2,7 +2,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
 import { DataverseError } from "../../DataverseError.js"
 import { isolate } from "./isolation.js"
-import { failedAll, isRetryable, isRunFailure, type Sender, succeeded } from "./outcomes.js"
+import { failedAll, isRetryable, type Sender, stopsAtOnce, succeeded } from "./outcomes.js"
 import { messageOf } from "./plan.js"
 import { partitionOf, pathOf } from "./prepare.js"
 import { sendBatch } from "./sendBatch.js"
@@ -48,7 +48,7 @@ export const sendMultiple: Sender = (plan, op, items) =>
     // Every create carries its id, and that id is the record's, not the position in `Ids`.
     if (result._tag === "Right") return items.map((item) => succeeded(op, item, item.id))
     const error = result.left
-    if (isRunFailure(error)) return yield* error
+    if (stopsAtOnce(error)) return yield* error
     if (error.status === 404 && error.code === "0x80060888") {
       if (plan.strategy === "auto") {
         // The metadata said yes, the service says no: the rest of the run uses $batch.

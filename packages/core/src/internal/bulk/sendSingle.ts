@@ -2,7 +2,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
 import type { Operation, RowOutcome } from "../../Bulk.js"
 import * as Records from "../../Records.js"
-import { isRunFailure, type Sender, succeeded } from "./outcomes.js"
+import { type Sender, stopsAtOnce, succeeded } from "./outcomes.js"
 import type { RunPlan } from "./plan.js"
 import { bodyOf, pathOf, type Prepared } from "./prepare.js"
 
@@ -27,7 +27,7 @@ const sendOne = (plan: RunPlan, op: Operation, item: Prepared) =>
     if (result._tag === "Right") {
       return succeeded(op, item, item.id ?? Records.idFromEntityUrl(result.right.headers["odata-entityid"]))
     }
-    if (isRunFailure(result.left)) return yield* result.left
+    if (stopsAtOnce(result.left)) return yield* result.left
     if (op === "delete" && result.left.reason === "NotFound") return succeeded(op, item, item.id)
     return { index: item.index, status: "failed", error: result.left } as RowOutcome
   })
