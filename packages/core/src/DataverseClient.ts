@@ -452,6 +452,9 @@ export const make = (
         const token = yield* credentials.getToken
         const response = yield* sendOnce(request, token)
         if (response.status !== 401) return response
+        // The answer is not used: read it to its end, so that its connection is free again (an
+        // unread body keeps the socket until the server drops it, and the pool has few).
+        yield* Effect.ignore(response.text)
         // The token may have been revoked or expired early: refresh once, then give up.
         yield* credentials.invalidate
         const fresh = yield* credentials.getToken

@@ -67,6 +67,11 @@ export interface EmulatorOptions {
   }
   /** Lifetime of the access token in the start contract, in seconds. Default 24 hours. */
   readonly tokenLifetimeSeconds?: number
+  /**
+   * Lifetime of the access tokens the identity endpoint issues, in seconds. Default 3600, as
+   * Entra. A short one makes a client refresh its token within a run.
+   */
+  readonly identityTokenLifetimeSeconds?: number
 }
 
 /**
@@ -231,7 +236,10 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
       }],
       users: [{ username, password, objectId: userObjectId, displayName: "Emulator Admin" }],
       managedIdentities: [managedIdentity],
-      host: options.host ?? "127.0.0.1"
+      host: options.host ?? "127.0.0.1",
+      ...(options.identityTokenLifetimeSeconds === undefined
+        ? {}
+        : { tokenLifetimeSeconds: options.identityTokenLifetimeSeconds })
     }).pipe(
       Effect.mapError((cause) =>
         new EmulatorError({

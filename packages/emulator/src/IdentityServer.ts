@@ -68,6 +68,7 @@ import { createHash, randomBytes, randomInt, randomUUID, timingSafeEqual } from 
 import * as Fs from "node:fs/promises"
 import type * as Http from "node:http"
 import * as Https from "node:https"
+import type * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { type AssertionKey, type Identity, verifyAssertion } from "./Identity.js"
@@ -244,6 +245,13 @@ export interface RunningIdentityServer {
   /** Approves a pending device code for a user; `false` if the code or the user is unknown. */
   readonly approveDeviceCode: (userCode: string, username: string) => boolean
   readonly counters: Readonly<IdentityServerCounters>
+  /**
+   * Test control, not part of the service model: `false` takes the endpoint down (an outage of
+   * the identity provider) while the Web API keeps answering: open connections are closed and new
+   * ones are closed as soon as they connect, so clients see a reset, not an answer. `true` (the
+   * state at start) brings it back.
+   */
+  readonly setAvailable: (available: boolean) => void
 }
 
 /**
@@ -500,6 +508,12 @@ export const make = (
     )
     // Runs before the server's own close: sockets still open (a client mid-poll) must not hold it.
     yield* Effect.addFinalizer(() => Effect.sync(() => httpsServer?.closeAllConnections()))
+    // Test control (`setAvailable`), not part of the service model: while down, every connection
+    // is closed as soon as it is made.
+    let available = true
+    httpsServer?.on("connection", (socket: Net.Socket) => {
+      if (!available) socket.destroy()
+    })
     const address = server.address
     if (address._tag !== "TcpAddress") return yield* Effect.dieMessage("the identity server must listen on TCP")
     const listenHost = address.hostname === "0.0.0.0" || address.hostname === "::" ? "127.0.0.1" : address.hostname
@@ -1282,6 +1296,10 @@ export const make = (
       msalNetworkClient: makeMsalNetworkClient(tls.caPem),
       managedIdentityEnvironment: { IDENTITY_ENDPOINT: `${origin}/msi/token`, IDENTITY_HEADER: identityHeader },
       approveDeviceCode: (userCode, username) => approve(userCode, username, undefined) === undefined,
-      counters
+      counters,
+      setAvailable: (value) => {
+        available = value
+        if (!value) httpsServer?.closeAllConnections()
+      }
     }
   })

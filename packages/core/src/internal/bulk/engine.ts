@@ -185,18 +185,10 @@ export const makeEngine = <E, R>(
           if (prepared instanceof DataverseError) outcomes.push({ index, status: "failed", error: prepared })
           else items.push(prepared)
         }
+        // Rows in flight are what a stop right now leaves unsure: reported as they leave, and left
+        // counted when the run stops before their answer (the last progress then says how many).
         counters.inFlight++
         counters.rowsInFlight += items.length
-        let answered = false
-        // Once answered (or stopped), the chunk's rows are no longer in flight.
-        const settle = Effect.sync(() => {
-          if (answered) return
-          answered = true
-          counters.inFlight--
-          counters.rowsInFlight -= items.length
-        })
-        yield* Effect.addFinalizer(() => settle)
-        // Rows in flight are what a stop right now leaves unsure: reported as they leave.
         if (items.length > 0) yield* report
         let groups: ReadonlyArray<readonly [Operation, ReadonlyArray<Prepared>]> = [[operation, items]]
         if (plan.smart !== undefined && items.length > 0) {
@@ -235,13 +227,14 @@ export const makeEngine = <E, R>(
             ok.push(outcome.index)
           }
         }
-        yield* settle
+        counters.inFlight--
+        counters.rowsInFlight -= items.length
         yield* report
         // Journalled once the outcomes have been handed on (see `execute`): a row is finished only
         // after its caller has seen, and e.g. written to a rejects file, its outcome.
         const finish = session === undefined ? Effect.void : session.finished(ok, failed)
         return { outcomes, finish } satisfies ChunkResult
-      }).pipe(Effect.scoped)
+      })
 
     const context = { plan, sizer, retryPolicy, onRetry: () => void counters.retries++ }
 

@@ -97,7 +97,8 @@ export const identityOf = (
     }`
   }
   const primary = row[metadata.primaryIdAttribute]
-  return typeof primary === "string" ? `i:${primary.toLowerCase()}` : undefined
+  // A GUID alone: no key identity (`k:[...]`) looks like one, and no string is built per row.
+  return typeof primary === "string" ? primary.toLowerCase() : undefined
 }
 
 /** Read-back annotations (`@odata.etag`) are not part of what a row writes. */
