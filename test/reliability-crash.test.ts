@@ -6,11 +6,11 @@
  */
 import type * as Emulator from "@dv-effect/emulator/Emulator"
 import * as Model from "@dv-effect/emulator/Model"
-import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { binPath, run, startEmulatorFixture } from "./support/cli.js"
+import { run, startEmulatorFixture } from "./support/cli.js"
+import { expectKilled, importArgs, interrupt, journalReaches, readJournal, startCli } from "./support/reliability.js"
 
 let emulator: Emulator.RunningEmulator
 let dir: string
@@ -45,74 +45,8 @@ const file = (name: string, text: string) => {
   return path
 }
 
-interface JournalView {
-  /** Complete lines, parsed (a torn last line is left out). */
-  readonly entries: ReadonlyArray<Record<string, unknown>>
-  readonly sentLines: number
-  readonly okLines: number
-  /** Rows finished (ok or failed for good). */
-  readonly ok: ReadonlySet<number>
-  readonly failed: ReadonlySet<number>
-  /** Rows in requests sent without a recorded end. */
-  readonly sent: ReadonlySet<number>
-  /** The last complete line is a `sent` entry: a request is in flight. */
-  readonly inFlight: boolean
-}
-
-const expand = (ranges: unknown, into: Set<number>) => {
-  for (const [first, last] of (ranges ?? []) as Array<[number, number]>) {
-    for (let i = first; i <= last; i++) into.add(i)
-  }
-}
-
-const readJournal = (path: string): JournalView => {
-  const text = Fs.existsSync(path) ? Fs.readFileSync(path, "utf8") : ""
-  const whole = text.slice(0, text.lastIndexOf("\n") + 1)
-  const entries = whole.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line))
-  const ok = new Set<number>()
-  const failed = new Set<number>()
-  const sent = new Set<number>()
-  let sentLines = 0
-  let okLines = 0
-  for (const entry of entries.slice(1)) {
-    if ("sent" in entry) {
-      sentLines++
-      expand(entry.sent, sent)
-    }
-    if ("ok" in entry) {
-      okLines++
-      expand(entry.ok, ok)
-      expand(entry.failed, failed)
-    }
-  }
-  const last = entries[entries.length - 1]
-  return { entries, sentLines, okLines, ok, failed, sent, inFlight: last !== undefined && "sent" in last }
-}
-
-/** Starts an import; `stopWhen` resolves once the journal meets the condition (or the process ends first). */
-const startImport = (args: ReadonlyArray<string>, journal: string) => {
-  const child = spawn(process.execPath, [binPath, ...args], { env: { ...process.env, ...env }, stdio: "pipe" })
-  let stdout = ""
-  let stderr = ""
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("close", (code, signal) => resolve({ code, signal }))
-  )
-  let ended = false
-  void exited.then(() => (ended = true))
-  /** Polls the journal (a condition, not a clock): true when it was met while the process ran. */
-  const reached = (condition: (view: JournalView) => boolean) =>
-    new Promise<boolean>((resolve) => {
-      const check = () => {
-        if (ended) return resolve(false)
-        if (condition(readJournal(journal))) return resolve(true)
-        setTimeout(check, 2)
-      }
-      check()
-    })
-  return { child, exited, reached, stdout: () => stdout, stderr: () => stderr }
-}
+/** Starts an import, in this process's environment with the fixture's over it. */
+const startImport = (args: ReadonlyArray<string>) => startCli(args, env, process.env)
 
 /** The store and the journal agree: every row the journal finished as ok is stored, and every stored row was sent. */
 const expectConsistent = (journal: string, stored: ReadonlySet<number>) => {
@@ -168,21 +102,22 @@ const expectRejects = (path: string, complete = true) => {
   return named
 }
 
-/** The journalled import every test here stops and resumes. */
-const importArgs = (source: string, journal: string, rejects: string) => [
-  "create",
-  "contact",
-  "-f",
-  source,
-  "--chunk-size",
-  "100",
-  "--concurrency",
-  "4",
-  "--journal",
-  journal,
-  "--rejects",
-  rejects
-]
+/** A stopped run: not every row is stored, and the store and the journal agree. */
+const expectStoppedConsistent = (journal: string) => {
+  const stored = storedRows()
+  expect(stored.size).toBeLessThan(rowCount - bad.size)
+  expectConsistent(journal, stored)
+}
+
+/** The last resume: exit 2 (the bad rows), every row counted, the store complete and as the journal says. */
+const expectResumeCompletes = async (args: ReadonlyArray<string>, journal: string) => {
+  const resumed = await run([...args, "--resume", "-o", "json"], { env })
+  expect(resumed.code, resumed.stderr).toBe(2)
+  const summary = JSON.parse(resumed.stdout)
+  expect(summary.resumed + summary.total).toBe(rowCount)
+  expectComplete()
+  expectConsistent(journal, storedRows())
+}
 
 describe("SIGKILL at seeded points of one import, resumed from the journal each time", () => {
   it.each([7, 42])("seed %i: every row lands exactly once, every bad row is rejected", async (seed) => {
@@ -194,32 +129,26 @@ describe("SIGKILL at seeded points of one import, resumed from the journal each 
     let kills = 0
     for (let attempt = 0; attempt < 4; attempt++) {
       const before = readJournal(journal)
-      const import_ = startImport(attempt === 0 ? args : [...args, "--resume"], journal)
+      const import_ = startImport(attempt === 0 ? args : [...args, "--resume"])
       // Half of the points: after 1 to 6 more finished chunks; the other half: while a request is in flight.
       const more = 1 + Math.floor(next() * 6)
       const inFlight = next() < 0.5
-      const reached = await import_.reached((view) =>
-        view.okLines >= before.okLines + more && (!inFlight || view.inFlight)
+      const reached = await journalReaches(
+        import_,
+        journal,
+        (view) => view.okLines >= before.okLines + more && (!inFlight || view.inFlight)
       )
       if (!reached) {
         // The run finished before the point: it must have finished well.
         expect((await import_.exited).code, import_.stderr()).toBe(2)
         break
       }
-      import_.child.kill("SIGKILL")
-      expect((await import_.exited).signal).toBe("SIGKILL")
+      await expectKilled(import_)
       kills++
-      const stored = storedRows()
-      expect(stored.size).toBeLessThan(rowCount - bad.size)
-      expectConsistent(journal, stored)
+      expectStoppedConsistent(journal)
     }
     expect(kills).toBeGreaterThanOrEqual(3)
-    const last = await run([...args, "--resume", "-o", "json"], { env })
-    expect(last.code, last.stderr).toBe(2)
-    const summary = JSON.parse(last.stdout)
-    expect(summary.resumed + summary.total).toBe(rowCount)
-    expectComplete()
-    expectConsistent(journal, storedRows())
+    await expectResumeCompletes(args, journal)
     const view = readJournal(journal)
     expect(view.ok.size).toBe(rowCount - bad.size)
     expect(view.failed).toEqual(bad)
@@ -241,25 +170,12 @@ describe("SIGINT", () => {
     const args = importArgs(source, journal, rejects)
     for (const [attempt, more] of [[0, 3], [1, 5]] as const) {
       const before = readJournal(journal)
-      const import_ = startImport(attempt === 0 ? args : [...args, "--resume"], journal)
-      expect(await import_.reached((view) => view.okLines >= before.okLines + more)).toBe(true)
-      import_.child.kill("SIGINT")
-      const exit = await import_.exited
-      expect(exit.code, import_.stderr()).toBe(130)
-      expect(import_.stderr()).toContain(`--journal ${journal} --resume`)
-      expect(import_.stderr()).not.toMatch(/\n\s+at /)
-      // A clean stop leaves no torn line.
-      expect(Fs.readFileSync(journal, "utf8").endsWith("\n")).toBe(true)
-      const stored = storedRows()
-      expect(stored.size).toBeLessThan(rowCount - bad.size)
-      expectConsistent(journal, stored)
+      const import_ = startImport(attempt === 0 ? args : [...args, "--resume"])
+      expect(await journalReaches(import_, journal, (view) => view.okLines >= before.okLines + more)).toBe(true)
+      await interrupt(import_, { journal })
+      expectStoppedConsistent(journal)
     }
-    const resumed = await run([...args, "--resume", "-o", "json"], { env })
-    expect(resumed.code, resumed.stderr).toBe(2)
-    const summary = JSON.parse(resumed.stdout)
-    expect(summary.resumed + summary.total).toBe(rowCount)
-    expectComplete()
-    expectConsistent(journal, storedRows())
+    await expectResumeCompletes(args, journal)
     // Only bad rows are in the rejects file, each once. Not necessarily all of them: a Ctrl-C can also
     // fall between the journal and the rejects file (see "rejects across a stop" below).
     const named = expectRejects(rejects, false)
@@ -283,10 +199,10 @@ describe("rejects across a stop", () => {
     const journal = Path.join(dir, `gap-${signal}.journal`)
     const rejects = Path.join(dir, `gap-${signal}.rejects.jsonl`)
     const all = importArgs(source, journal, rejects)
-    const first = startImport(all, journal)
+    const first = startImport(all)
     const rejected = () => (Fs.existsSync(rejects) ? Fs.readFileSync(rejects, "utf8") : "")
     // Stop the moment the journal finishes the failed chunk: its rejects must already be written.
-    const reached = await first.reached((view) => view.failed.has(1000))
+    const reached = await journalReaches(first, journal, (view) => view.failed.has(1000))
     expect(reached, "the run ended before the journal finished the failed chunk").toBe(true)
     first.child.kill(signal)
     await first.exited

@@ -36,125 +36,37 @@
  */
 import * as Emulator from "@dv-effect/emulator/Emulator"
 import * as Model from "@dv-effect/emulator/Model"
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Https from "node:https"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import * as Readline from "node:readline"
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { binPath } from "./support/cli.js"
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { type Exit, type StartedEmulator, startEmulator } from "./support/cli.js"
+import {
+  type Cli,
+  exitWithin,
+  expectKilled,
+  freeze,
+  importArgs,
+  interrupt,
+  journalReaches,
+  killAfterTest,
+  readJournal,
+  runCli,
+  startCli,
+  thaw,
+  waitFor
+} from "./support/reliability.js"
 
 // -------------------------------------------------------------------------------------------------
-// Processes
+// Inputs, outputs and the store
 
-/** Everything this file writes: inputs, journals, rejects, data directories, config and state. */
+/** Everything this file writes: inputs, journals, rejects and data directories. */
 const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dv-run-failures-"))
 afterAll(() => Fs.rmSync(root, { recursive: true, force: true }))
 
 /** A fresh directory under `root`. */
 const tempDir = (prefix: string) => Fs.mkdtempSync(Path.join(root, prefix))
-
-/**
- * The environment without the connection variables a developer may have set, with a config
- * directory and an XDG state directory of the test's own (so that no default journal lands in the
- * real home).
- */
-const cleanEnv = (): Record<string, string> => {
-  const env: Record<string, string> = {}
-  for (const [key, value] of Object.entries(process.env)) {
-    if (
-      value !== undefined && !key.startsWith("DATAVERSE_") && !key.startsWith("AZURE_") &&
-      !key.startsWith("DV_EFFECT_") && key !== "XDG_STATE_HOME"
-    ) {
-      env[key] = value
-    }
-  }
-  env.DV_EFFECT_CONFIG_DIR = Path.join(tempDir("config-"), "dv-effect")
-  env.XDG_STATE_HOME = tempDir("state-")
-  return env
-}
-
-/** Children still running at the end of a test are killed (SIGKILL also ends a stopped process). */
-const children = new Set<ChildProcessWithoutNullStreams>()
-afterEach(() => {
-  for (const child of children) child.kill("SIGKILL")
-  children.clear()
-})
-
-interface Exit {
-  readonly code: number | null
-  readonly signal: NodeJS.Signals | null
-}
-
-interface Cli {
-  readonly child: ChildProcessWithoutNullStreams
-  readonly exited: Promise<Exit>
-  readonly ended: () => boolean
-  readonly stdout: () => string
-  readonly stderr: () => string
-}
-
-/** Starts `dv-effect <args>`. */
-const startCli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Cli => {
-  const child = spawn(process.execPath, [binPath, ...args], { env: { ...cleanEnv(), ...env }, stdio: "pipe" })
-  children.add(child)
-  child.stdin.end()
-  let stdout = ""
-  let stderr = ""
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-  let ended = false
-  const exited = new Promise<Exit>((resolve) =>
-    child.on("close", (code, signal) => {
-      ended = true
-      children.delete(child)
-      resolve({ code, signal })
-    })
-  )
-  return { child, exited, ended: () => ended, stdout: () => stdout, stderr: () => stderr }
-}
-
-/** Runs `dv-effect <args>` to its end. */
-const runCli = async (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
-  const cli = startCli(args, env)
-  const exit = await cli.exited
-  return { ...exit, stdout: cli.stdout(), stderr: cli.stderr() }
-}
-
-/**
- * Polls `condition` every `intervalMs` until it holds (true), or `unless` holds first (false);
- * fails after `timeoutMs`, naming `what`.
- */
-const waitFor = async (
-  what: string,
-  condition: () => boolean | Promise<boolean>,
-  options: { readonly unless?: () => boolean; readonly timeoutMs?: number; readonly intervalMs?: number } = {}
-): Promise<boolean> => {
-  const deadline = Date.now() + (options.timeoutMs ?? 90_000)
-  for (;;) {
-    if (await condition()) return true
-    if (options.unless?.()) return false
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 5))
-  }
-}
-
-/** Waits for the process to end, failing after `timeoutMs`. */
-const exitWithin = (cli: Cli, timeoutMs: number, what: string): Promise<Exit> =>
-  Promise.race([
-    cli.exited,
-    new Promise<never>((_, reject) =>
-      setTimeout(
-        () => reject(new Error(`${what}: no exit within ${timeoutMs} ms; stderr:\n${cli.stderr()}`)),
-        timeoutMs
-      )
-        .unref()
-    )
-  ])
-
-// -------------------------------------------------------------------------------------------------
-// Inputs, outputs and the store
 
 /** `count` valid contacts named `<prefix><i>`, as a JSON lines file. */
 const writeRows = (dir: string, prefix: string, count: number) => {
@@ -167,6 +79,37 @@ const writeRows = (dir: string, prefix: string, count: number) => {
   Fs.writeFileSync(path, `${lines.join("\n")}\n`)
   return path
 }
+
+/** An import of `rowCount` rows named `<prefix><i>`, journalled to `<name>.journal`, rejecting to `<name>.rejects.jsonl`. */
+interface Job {
+  readonly prefix: string
+  readonly rowCount: number
+  readonly journal: string
+  readonly rejects: string
+  /** The command, without `--resume`. */
+  readonly args: ReadonlyArray<string>
+}
+
+const newJob = (
+  dir: string,
+  name: string,
+  prefix: string,
+  rowCount: number,
+  options: { readonly chunkSize?: number; readonly concurrency?: number; readonly extraArgs?: ReadonlyArray<string> } =
+    {}
+): Job => {
+  const source = writeRows(dir, prefix, rowCount)
+  const journal = Path.join(dir, `${name}.journal`)
+  const rejects = Path.join(dir, `${name}.rejects.jsonl`)
+  const args = importArgs(source, journal, rejects, options.chunkSize, options.concurrency)
+  return { prefix, rowCount, journal, rejects, args: [...args, ...(options.extraArgs ?? [])] }
+}
+
+/** The connection to an emulator, as the CLI reads it from the environment. */
+const connectionTo = (info: { readonly url: string; readonly accessToken: string }) => ({
+  DATAVERSE_URL: info.url,
+  DATAVERSE_ACCESS_TOKEN: info.accessToken
+})
 
 /** Every one of the `count` rows named `<prefix><i>` is stored exactly once, and no other row of the prefix. */
 const expectEachOnce = (names: ReadonlyArray<string>, prefix: string, count: number) => {
@@ -219,39 +162,21 @@ const expectRunFailureLine = (stderr: string, journal: string, cause: RegExp) =>
   expect(stderr).not.toMatch(/\n\s+at /)
 }
 
-interface JournalView {
-  readonly okLines: number
-  /** Rows finished as succeeded, and as failed. */
-  readonly ok: ReadonlySet<number>
-  readonly failed: ReadonlySet<number>
-  /** The last complete line is a `sent` entry: a request is in flight. */
-  readonly inFlight: boolean
-}
-
-const expand = (ranges: unknown, into: Set<number>) => {
-  for (const [first, last] of (ranges ?? []) as Array<[number, number]>) {
-    for (let i = first; i <= last; i++) into.add(i)
-  }
-}
-
-/** The journal's complete lines (as test/reliability-crash.test.ts reads them). */
-const readJournal = (path: string): JournalView => {
-  const text = Fs.existsSync(path) ? Fs.readFileSync(path, "utf8") : ""
-  const entries = text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter((line) => line !== "").map((
-    line
-  ) => JSON.parse(line) as Record<string, unknown>)
-  const ok = new Set<number>()
-  const failed = new Set<number>()
-  let okLines = 0
-  for (const entry of entries.slice(1)) {
-    if ("ok" in entry) {
-      okLines++
-      expand(entry.ok, ok)
-      expand(entry.failed, failed)
-    }
-  }
-  const last = entries[entries.length - 1]
-  return { okLines, ok, failed, inFlight: entries.length > 1 && last !== undefined && "sent" in last }
+/**
+ * A run failure whose cause was met at `since.at`: exit 1 within `stopsWithinMs`, its stop line
+ * (`expectRunFailureLine`), and nothing in the rejects file.
+ */
+const expectRunFailureStop = (
+  cli: Cli,
+  exit: Exit,
+  job: Job,
+  cause: RegExp,
+  since: { readonly at: number; readonly what: string }
+) => {
+  expect(exit.code, cli.stderr()).toBe(1)
+  expect(Date.now() - since.at, `ms from ${since.what} to the stop`).toBeLessThan(stopsWithinMs)
+  expectRunFailureLine(cli.stderr(), job.journal, cause)
+  expectNoRejects(job.rejects)
 }
 
 /** After a run failure: nothing finished as failed, and every row finished as ok is stored. */
@@ -263,24 +188,27 @@ const expectJournalFinishedNoFailure = (journal: string, names: ReadonlyArray<st
   expect(notStored.slice(0, 10), "rows journalled as ok but not stored").toEqual([])
 }
 
+/** What a stopped run left (`landed`: the stored names): no row twice, and a journal as `expectJournalFinishedNoFailure` says. */
+const expectStoppedPart = (landed: ReadonlyArray<string>, job: Job) => {
+  expectNoneTwice(landed, job.prefix)
+  expectJournalFinishedNoFailure(job.journal, landed, job.prefix)
+}
+
+/** `--resume` (with `env`): exit 0, nothing rejected, and then (`names`) every row stored once. */
+const expectResumeLandsAll = async (
+  job: Job,
+  env: Record<string, string>,
+  names: () => ReadonlyArray<string> | Promise<ReadonlyArray<string>>
+) => {
+  const resumed = await runCli([...job.args, "--resume"], env)
+  expect(resumed.code, resumed.stderr).toBe(0)
+  expectNoRejects(job.rejects)
+  expectEachOnce(await names(), job.prefix, job.rowCount)
+}
+
 /** The `exp` of a JWT, in ms. */
 const expiresAt = (token: string): number =>
   (JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString("utf8")) as { exp: number }).exp * 1000
-
-const importArgs = (source: string, journal: string, rejects: string, chunkSize = 100, concurrency = 4) => [
-  "create",
-  "contact",
-  "-f",
-  source,
-  "--chunk-size",
-  String(chunkSize),
-  "--concurrency",
-  String(concurrency),
-  "--journal",
-  journal,
-  "--rejects",
-  rejects
-]
 
 /** Some latency, so that requests are in flight when the CLI is stopped and a run takes a while. */
 const slow: Model.Profile = { ...Model.fast, latency: { baseMs: 20, perRecordMs: 0.3, perOperationMs: 0.3 } }
@@ -310,6 +238,36 @@ const settled = async (emulator: Emulator.RunningEmulator) => {
   }, { intervalMs: 50 })
 }
 
+/** After a stop, once the store has settled: fewer than all rows stored, as `expectStoppedPart` says. */
+const expectStoppedIn = async (emulator: Emulator.RunningEmulator, job: Job) => {
+  await settled(emulator)
+  const landed = namesIn(emulator)
+  expect(landed.length).toBeLessThan(job.rowCount)
+  expectStoppedPart(landed, job)
+}
+
+/**
+ * Freezes the CLI once rows of `prefix` have landed in `emulator`, runs `whileFrozen`, and lets it
+ * go on once `done(frozenAt)` holds (`what`); returns when it went on, undefined when the run ended
+ * before rows landed.
+ */
+const freezeMidway = async (
+  cli: Cli,
+  emulator: Emulator.RunningEmulator,
+  prefix: string,
+  what: string,
+  done: (frozenAt: number) => boolean,
+  whileFrozen: () => Promise<void> | void = () => {}
+): Promise<number | undefined> => {
+  const midway = await waitFor("rows to land", () => countIn(emulator, prefix) >= 100, { unless: cli.ended })
+  if (!midway) return undefined
+  freeze(cli)
+  const frozenAt = Date.now()
+  await whileFrozen()
+  await waitFor(what, () => done(frozenAt), { intervalMs: 100 })
+  return thaw(cli)
+}
+
 // -------------------------------------------------------------------------------------------------
 // 1 and 6: a static token; Ctrl-C
 
@@ -328,42 +286,31 @@ describe("with a static token", () => {
   it(
     "1. an --access-token that expires midway stops the run (exit 1, no rejects); a resume with a fresh token lands every row once",
     async () => {
-      const prefix = "T1-"
-      const source = writeRows(dir, prefix, rowCount)
-      const journal = Path.join(dir, "expiry.journal")
-      const rejects = Path.join(dir, "expiry.rejects.jsonl")
-      const args = importArgs(source, journal, rejects, 50, 2)
+      const job = newJob(dir, "expiry", "T1-", rowCount, { chunkSize: 50, concurrency: 2 })
       // Issued now, so that the CLI starts well within it: the run takes longer, since it is frozen
       // below until the token has expired.
       const token = await emulator.issueToken({ lifetimeSeconds: 5 })
-      const connection = { DATAVERSE_URL: emulator.info.url, DATAVERSE_ACCESS_TOKEN: token }
-      const cli = startCli(args, connection)
-      const midway = await waitFor("rows to land", () => countIn(emulator, prefix) >= 100, { unless: cli.ended })
-      let continuedAt = Date.now()
-      if (midway) {
-        cli.child.kill("SIGSTOP")
-        // The token's `exp` is in whole seconds and the Web API allows no skew: a second past it.
-        await waitFor("the token to expire", () => Date.now() > expiresAt(token) + 1000, { intervalMs: 100 })
-        cli.child.kill("SIGCONT")
-        continuedAt = Date.now()
-      }
-      // Else the token expired before the first rows landed (a loaded machine): the same failure, earlier.
+      const connection = connectionTo({ url: emulator.info.url, accessToken: token })
+      const cli = startCli(job.args, connection)
+      // The token's `exp` is in whole seconds and the Web API allows no skew: a second past it.
+      const continuedAt = await freezeMidway(
+        cli,
+        emulator,
+        job.prefix,
+        "the token to expire",
+        () => Date.now() > expiresAt(token) + 1000
+      ) ??
+        // Else the token expired before the first rows landed (a loaded machine): the same failure, earlier.
+        Date.now()
       const exit = await exitWithin(cli, 120_000, "the run with an expired token")
-      expect(exit.code, cli.stderr()).toBe(1)
-      expect(Date.now() - continuedAt, "ms from the expiry to the stop").toBeLessThan(stopsWithinMs)
-      expectRunFailureLine(cli.stderr(), journal, /token|sign|401|unauthori[sz]ed|expired/i)
-      expectNoRejects(rejects)
-      await settled(emulator)
-      const landed = namesIn(emulator)
-      expectNoneTwice(landed, prefix)
-      expect(landed.length).toBeLessThan(rowCount)
-      expectJournalFinishedNoFailure(journal, landed, prefix)
+      expectRunFailureStop(cli, exit, job, /token|sign|401|unauthori[sz]ed|expired/i, {
+        at: continuedAt,
+        what: "the expiry"
+      })
+      await expectStoppedIn(emulator, job)
 
       const fresh = await emulator.issueToken()
-      const resumed = await runCli([...args, "--resume"], { ...connection, DATAVERSE_ACCESS_TOKEN: fresh })
-      expect(resumed.code, resumed.stderr).toBe(0)
-      expectNoRejects(rejects)
-      expectEachOnce(namesIn(emulator), prefix, rowCount)
+      await expectResumeLandsAll(job, { ...connection, DATAVERSE_ACCESS_TOKEN: fresh }, () => namesIn(emulator))
     },
     240_000
   )
@@ -381,41 +328,41 @@ describe("with a static token", () => {
     return { finished: count(match![1]), inFlight: count(match![2]) }
   }
 
+  /**
+   * Ctrl-C once the stop point is `reached` (see `interrupt`; with the `journal`, if any): the store,
+   * once settled, holds no row twice, and between the finished and the finished + in-flight rows of
+   * the "Stopped:" line. Returns the stored names.
+   */
+  const interruptWithinCounts = async (cli: Cli, reached: boolean, prefix: string, journal?: string) => {
+    expect(reached, `the run ended before the stop point: ${cli.stderr()}`).toBe(true)
+    await interrupt(cli, { journal, timeoutMs: 60_000 })
+    const { finished, inFlight } = stoppedCounts(cli.stderr())
+    await settled(emulator)
+    const landed = namesIn(emulator)
+    expectNoneTwice(landed, prefix)
+    expect(landed.length).toBeGreaterThanOrEqual(finished)
+    expect(landed.length).toBeLessThanOrEqual(finished + inFlight)
+    return landed
+  }
+
   it(
     "6a. Ctrl-C with --journal: exit 130, the finished and in-flight rows bound the store, and the resume lands every row once",
     async () => {
-      const prefix = "T6a-"
-      const source = writeRows(dir, prefix, rowCount)
-      const journal = Path.join(dir, "int.journal")
-      const rejects = Path.join(dir, "int.rejects.jsonl")
-      const args = importArgs(source, journal, rejects)
-      const connection = { DATAVERSE_URL: emulator.info.url, DATAVERSE_ACCESS_TOKEN: emulator.info.accessToken }
-      const cli = startCli(args, connection)
-      const reached = await waitFor("3 finished chunks and a request in flight", () => {
-        const view = readJournal(journal)
-        return view.okLines >= 3 && view.inFlight
-      }, { unless: cli.ended, intervalMs: 2 })
-      expect(reached, `the run ended before the stop point: ${cli.stderr()}`).toBe(true)
-      cli.child.kill("SIGINT")
-      const exit = await exitWithin(cli, 60_000, "the interrupted run")
-      expect(exit.code, cli.stderr()).toBe(130)
-      const { finished, inFlight } = stoppedCounts(cli.stderr())
-      expect(cli.stderr()).toContain(`--journal ${journal} --resume`)
-      expect(cli.stderr()).not.toMatch(/\n\s+at /)
-      expect(Fs.readFileSync(journal, "utf8").endsWith("\n"), "a torn journal line").toBe(true)
-      await settled(emulator)
-      const landed = namesIn(emulator)
-      expectNoneTwice(landed, prefix)
-      expect(landed.length).toBeGreaterThanOrEqual(finished)
-      expect(landed.length).toBeLessThanOrEqual(finished + inFlight)
+      const job = newJob(dir, "int", "T6a-", rowCount)
+      const connection = connectionTo(emulator.info)
+      const cli = startCli(job.args, connection)
+      const reached = await journalReaches(
+        cli,
+        job.journal,
+        (view) => view.okLines >= 3 && view.inFlight,
+        "3 finished chunks and a request in flight"
+      )
+      const landed = await interruptWithinCounts(cli, reached, job.prefix, job.journal)
       expect(landed.length).toBeLessThan(rowCount)
-      expectJournalFinishedNoFailure(journal, landed, prefix)
-      expectNoRejects(rejects)
+      expectJournalFinishedNoFailure(job.journal, landed, job.prefix)
+      expectNoRejects(job.rejects)
 
-      const resumed = await runCli([...args, "--resume"], connection)
-      expect(resumed.code, resumed.stderr).toBe(0)
-      expectNoRejects(rejects)
-      expectEachOnce(namesIn(emulator), prefix, rowCount)
+      await expectResumeLandsAll(job, connection, () => namesIn(emulator))
     },
     240_000
   )
@@ -425,26 +372,15 @@ describe("with a static token", () => {
     async () => {
       const prefix = "T6b-"
       const source = writeRows(dir, prefix, rowCount)
-      const connection = { DATAVERSE_URL: emulator.info.url, DATAVERSE_ACCESS_TOKEN: emulator.info.accessToken }
       const cli = startCli(
         ["create", "contact", "-f", source, "--chunk-size", "100", "--concurrency", "4", "--no-journal"],
-        connection
+        connectionTo(emulator.info)
       )
       const reached = await waitFor("300 rows to land", () => countIn(emulator, prefix) >= 300, {
         unless: cli.ended,
         intervalMs: 2
       })
-      expect(reached, `the run ended before the stop point: ${cli.stderr()}`).toBe(true)
-      cli.child.kill("SIGINT")
-      const exit = await exitWithin(cli, 60_000, "the interrupted run")
-      expect(exit.code, cli.stderr()).toBe(130)
-      const { finished, inFlight } = stoppedCounts(cli.stderr())
-      expect(cli.stderr()).not.toMatch(/\n\s+at /)
-      await settled(emulator)
-      const landed = namesIn(emulator)
-      expectNoneTwice(landed, prefix)
-      expect(landed.length).toBeGreaterThanOrEqual(finished)
-      expect(landed.length).toBeLessThanOrEqual(finished + inFlight)
+      await interruptWithinCounts(cli, reached, prefix)
     },
     240_000
   )
@@ -506,43 +442,33 @@ describe("with a client secret whose tokens live 2 seconds", () => {
    * `whileFrozen` meanwhile; returns when it let it go on (SIGCONT), undefined when the run ended
    * before rows landed.
    */
-  const freezeUntilExpired = async (
-    cli: Cli,
-    prefix: string,
-    whileFrozen: () => Promise<void> | void = () => {}
-  ): Promise<number | undefined> => {
-    const midway = await waitFor("rows to land", () => countIn(emulator, prefix) >= 100, { unless: cli.ended })
-    if (!midway) return undefined
-    cli.child.kill("SIGSTOP")
-    // Every token it holds was issued before now.
-    const frozenAt = Date.now()
-    await whileFrozen()
-    await waitFor("its tokens to expire", () => Date.now() > frozenAt + (lifetimeSeconds + 1) * 1000, {
-      intervalMs: 100
-    })
-    cli.child.kill("SIGCONT")
-    return Date.now()
-  }
+  const freezeUntilExpired = (cli: Cli, prefix: string, whileFrozen?: () => Promise<void> | void) =>
+    // Every token it holds was issued before it was frozen.
+    freezeMidway(
+      cli,
+      emulator,
+      prefix,
+      "its tokens to expire",
+      (frozenAt) => Date.now() > frozenAt + (lifetimeSeconds + 1) * 1000,
+      whileFrozen
+    )
 
   it(
     "2. refreshes its token as it expires, and the run completes: exit 0, nothing rejected, every row once",
     async () => {
-      const prefix = "T2-"
-      const source = writeRows(dir, prefix, rowCount)
-      const journal = Path.join(dir, "refresh.journal")
-      const rejects = Path.join(dir, "refresh.rejects.jsonl")
       const { args, env } = signIn()
+      const job = newJob(dir, "refresh", "T2-", rowCount, { chunkSize: 50, concurrency: 2, extraArgs: args })
       const issuedBefore = emulator.identity!.counters.tokensIssued
-      const cli = startCli([...importArgs(source, journal, rejects, 50, 2), ...args], env)
-      const continuedAt = await freezeUntilExpired(cli, prefix)
+      const cli = startCli(job.args, env)
+      const continuedAt = await freezeUntilExpired(cli, job.prefix)
       const exit = await exitWithin(cli, 120_000, "the run with a refreshing credential")
       expect(exit.code, cli.stderr()).toBe(0)
       expect(continuedAt, "the run ended before its token expired").toBeDefined()
-      expectNoRejects(rejects)
-      expect(readJournal(journal).failed.size).toBe(0)
+      expectNoRejects(job.rejects)
+      expect(readJournal(job.journal).failed.size).toBe(0)
       // More than one token: it signed in again after the first one expired.
       expect(emulator.identity!.counters.tokensIssued - issuedBefore).toBeGreaterThan(1)
-      expectEachOnce(namesIn(emulator), prefix, rowCount)
+      expectEachOnce(namesIn(emulator), job.prefix, rowCount)
     },
     240_000
   )
@@ -550,37 +476,23 @@ describe("with a client secret whose tokens live 2 seconds", () => {
   it(
     "3. the identity endpoint down when a token must be refreshed: exit 1 naming the sign-in; with it back, the resume lands every row once",
     async () => {
-      const prefix = "T3-"
-      const source = writeRows(dir, prefix, rowCount)
-      const journal = Path.join(dir, "down.journal")
-      const rejects = Path.join(dir, "down.rejects.jsonl")
       const { args, env } = signIn()
-      const all = [...importArgs(source, journal, rejects, 50, 2), ...args]
+      const job = newJob(dir, "down", "T3-", rowCount, { chunkSize: 50, concurrency: 2, extraArgs: args })
       expect(await probeIdentity()).toBe(200)
-      const cli = startCli(all, env)
-      const continuedAt = await freezeUntilExpired(cli, prefix, async () => {
+      const cli = startCli(job.args, env)
+      const continuedAt = await freezeUntilExpired(cli, job.prefix, async () => {
         emulator.identity!.setAvailable(false)
         // The test control: the endpoint is down (the Web API is not).
         expect(await probeIdentity()).toBe("down")
       })
       if (continuedAt === undefined) expect.fail(`the run ended before rows landed: ${cli.stderr()}`)
       const exit = await exitWithin(cli, 150_000, "the run without its identity endpoint")
-      expect(exit.code, cli.stderr()).toBe(1)
-      expect(Date.now() - continuedAt, "ms from the outage to the stop").toBeLessThan(stopsWithinMs)
-      expectRunFailureLine(cli.stderr(), journal, /sign-in|sign in|signing in/i)
-      expectNoRejects(rejects)
-      await settled(emulator)
-      const landed = namesIn(emulator)
-      expectNoneTwice(landed, prefix)
-      expect(landed.length).toBeLessThan(rowCount)
-      expectJournalFinishedNoFailure(journal, landed, prefix)
+      expectRunFailureStop(cli, exit, job, /sign-in|sign in|signing in/i, { at: continuedAt, what: "the outage" })
+      await expectStoppedIn(emulator, job)
 
       emulator.identity!.setAvailable(true)
       expect(await probeIdentity()).toBe(200)
-      const resumed = await runCli([...all, "--resume"], env)
-      expect(resumed.code, resumed.stderr).toBe(0)
-      expectNoRejects(rejects)
-      expectEachOnce(namesIn(emulator), prefix, rowCount)
+      await expectResumeLandsAll(job, env, () => namesIn(emulator))
     },
     300_000
   )
@@ -589,44 +501,8 @@ describe("with a client secret whose tokens live 2 seconds", () => {
 // -------------------------------------------------------------------------------------------------
 // 4 and 5: the emulator as a child process, killed
 
-interface EmulatorProcess {
-  readonly info: Emulator.StartInfo
-  readonly port: number
-  readonly child: ChildProcessWithoutNullStreams
-  readonly exited: Promise<Exit>
-}
-
-/** Starts `dv-effect emulator --port <port> --data-dir <dataDir>` and waits for its start contract. */
-const startEmulatorProcess = (port: number, dataDir: string, profileFile: string): Promise<EmulatorProcess> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [binPath, "emulator", "--port", String(port), "--data-dir", dataDir, "--profile", profileFile],
-      { env: cleanEnv(), stdio: "pipe" }
-    )
-    children.add(child)
-    child.stdin.end()
-    let stderr = ""
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-    const exited = new Promise<Exit>((done) =>
-      child.on("close", (code, signal) => {
-        children.delete(child)
-        done({ code, signal })
-      })
-    )
-    Readline.createInterface({ input: child.stdout }).once("line", (line) => {
-      try {
-        const info = JSON.parse(line) as Emulator.StartInfo
-        resolve({ info, port: Number(new URL(info.url).port), child, exited })
-      } catch (error) {
-        reject(new Error(`the emulator's first line is not JSON: ${line} (${String(error)})`))
-      }
-    })
-    void exited.then((exit) => reject(new Error(`the emulator exited (${exit.code}) before starting: ${stderr}`)))
-  })
-
 /** The `lastname`s a running emulator stores, read through its Web API. */
-const namesVia = async (info: Emulator.StartInfo): Promise<Array<string>> => {
+const namesVia = async (info: StartedEmulator["info"]): Promise<Array<string>> => {
   const names: Array<string> = []
   let url: string | undefined = `${info.webApiUrl}contacts?$select=lastname`
   while (url !== undefined) {
@@ -672,7 +548,7 @@ const persistedContacts = (dataDir: string): number => {
  * directory holds every record it stored (the count held still across a poll: no request is being
  * applied). False when the run ended before the stop point.
  */
-const freezeAndKill = async (cli: Cli, journal: string, running: EmulatorProcess, dataDir: string) => {
+const freezeAndKill = async (cli: Cli, journal: string, running: StartedEmulator, dataDir: string) => {
   // The stored rows are read before the journal: rows stored beyond those it finished are in
   // requests without an answer (but for the moment between an answer and its journal line, which
   // `okLines >= 4`, past the first wave of four requests, makes unlikely to matter).
@@ -682,7 +558,7 @@ const freezeAndKill = async (cli: Cli, journal: string, running: EmulatorProcess
     return view.okLines >= 4 && stored > view.ok.size
   }, { unless: cli.ended, intervalMs: 50 })
   if (!midway) return false
-  cli.child.kill("SIGSTOP")
+  freeze(cli)
   let previous = -1
   await waitFor("the data directory to hold every stored record", async () => {
     const stored = (await namesVia(running.info)).length
@@ -690,8 +566,7 @@ const freezeAndKill = async (cli: Cli, journal: string, running: EmulatorProcess
     previous = stored
     return steady
   }, { intervalMs: 100 })
-  running.child.kill("SIGKILL")
-  expect((await running.exited).signal).toBe("SIGKILL")
+  await expectKilled(running)
   return true
 }
 
@@ -711,45 +586,57 @@ describe("the emulator killed mid-run (a child process with --data-dir)", () => 
 
   const rowCount = 1200
 
+  /** Starts `dv-effect emulator --port <port> --data-dir <dataDir>` with `profileFile`. */
+  const startEmulatorProcess = (port: number, dataDir: string) =>
+    startEmulator(["--data-dir", dataDir, "--profile", profileFile], { port, spawned: killAfterTest })
+
+  /**
+   * Starts the emulator (its data in a fresh directory) and an import against it, and kills the
+   * emulator midway (`freezeAndKill`): the CLI is left frozen. `restarted` starts the emulator
+   * again on its port with its data, runs `body` against it, and stops it.
+   */
+  const importThenKill = async (name: string, prefix: string) => {
+    const dataDir = tempDir("data-")
+    const job = newJob(dir, name, prefix, rowCount)
+    const first = await startEmulatorProcess(0, dataDir)
+    const cli = startCli(job.args, connectionTo(first.info))
+    expect(await freezeAndKill(cli, job.journal, first, dataDir), `the run ended first: ${cli.stderr()}`).toBe(true)
+    const restarted = async (body: (second: StartedEmulator) => Promise<void>) => {
+      const second = await startEmulatorProcess(first.port, dataDir)
+      try {
+        await body(second)
+      } finally {
+        await second.stop("SIGTERM")
+      }
+    }
+    return { job, cli, restarted }
+  }
+
+  /** Against the restarted emulator: what the stop left, then a resume that lands every row once. */
+  const expectStoppedThenResumed = async (job: Job, second: StartedEmulator) => {
+    expectStoppedPart(await namesVia(second.info), job)
+    await expectResumeLandsAll(job, connectionTo(second.info), () => namesVia(second.info))
+  }
+
   it(
     "4. killed with SIGKILL and restarted on its port: the run rides through or stops with exit 1, and at most one resume lands every row once",
     async () => {
-      const prefix = "T4-"
-      const dataDir = tempDir("data-")
-      const source = writeRows(dir, prefix, rowCount)
-      const journal = Path.join(dir, "restart.journal")
-      const rejects = Path.join(dir, "restart.rejects.jsonl")
-      const args = importArgs(source, journal, rejects)
-      const first = await startEmulatorProcess(0, dataDir, profileFile)
-      const cli = startCli(args, { DATAVERSE_URL: first.info.url, DATAVERSE_ACCESS_TOKEN: first.info.accessToken })
-      expect(await freezeAndKill(cli, journal, first, dataDir), `the run ended first: ${cli.stderr()}`).toBe(true)
+      const { cli, job, restarted } = await importThenKill("restart", "T4-")
       // Restarted on the same port, with its data, before the CLI goes on. Its tokens are signed with
       // a new key: the CLI's static token is refused now, and a stop with exit 1 is the expected end.
-      const second = await startEmulatorProcess(first.port, dataDir, profileFile)
-      try {
-        cli.child.kill("SIGCONT")
-        const continuedAt = Date.now()
+      await restarted(async (second) => {
+        const continuedAt = thaw(cli)
         const exit = await exitWithin(cli, 180_000, "the run across the restart")
         expect([0, 1], cli.stderr()).toContain(exit.code)
-        expectNoRejects(rejects)
         if (exit.code === 1) {
-          expect(Date.now() - continuedAt, "ms from the restart to the stop").toBeLessThan(stopsWithinMs)
-          expectRunFailureLine(cli.stderr(), journal, /./)
-          const landed = await namesVia(second.info)
-          expectNoneTwice(landed, prefix)
-          expectJournalFinishedNoFailure(journal, landed, prefix)
-          const resumed = await runCli([...args, "--resume"], {
-            DATAVERSE_URL: second.info.url,
-            DATAVERSE_ACCESS_TOKEN: second.info.accessToken
-          })
-          expect(resumed.code, resumed.stderr).toBe(0)
-          expectNoRejects(rejects)
+          expectRunFailureStop(cli, exit, job, /./, { at: continuedAt, what: "the restart" })
+          await expectStoppedThenResumed(job, second)
+        } else {
+          // It rode through.
+          expectNoRejects(job.rejects)
+          expectEachOnce(await namesVia(second.info), job.prefix, rowCount)
         }
-        expectEachOnce(await namesVia(second.info), prefix, rowCount)
-      } finally {
-        second.child.kill("SIGTERM")
-        await second.exited
-      }
+      })
     },
     300_000
   )
@@ -757,45 +644,20 @@ describe("the emulator killed mid-run (a child process with --data-dir)", () => 
   it(
     "5. killed and left down: exit 1 naming the unreachable service and the resume; restarted with its data, the resume lands every row once",
     async () => {
-      const prefix = "T5-"
-      const dataDir = tempDir("data-")
-      const source = writeRows(dir, prefix, rowCount)
-      const journal = Path.join(dir, "down.journal")
-      const rejects = Path.join(dir, "down.rejects.jsonl")
-      const args = importArgs(source, journal, rejects)
-      const first = await startEmulatorProcess(0, dataDir, profileFile)
-      const cli = startCli(args, { DATAVERSE_URL: first.info.url, DATAVERSE_ACCESS_TOKEN: first.info.accessToken })
-      expect(await freezeAndKill(cli, journal, first, dataDir), `the run ended first: ${cli.stderr()}`).toBe(true)
-      cli.child.kill("SIGCONT")
-      const continuedAt = Date.now()
+      const { cli, job, restarted } = await importThenKill("down", "T5-")
+      const continuedAt = thaw(cli)
       const exit = await exitWithin(cli, 240_000, "the run without its service")
-      expect(exit.code, cli.stderr()).toBe(1)
       // Retries are spent first: a few seconds (an unreachable host gets a short retry budget).
-      expect(Date.now() - continuedAt, "ms from the outage to the stop").toBeLessThan(stopsWithinMs)
-      expectRunFailureLine(
-        cli.stderr(),
-        journal,
-        /unreachable|not reachable|cannot reach|could not reach|could not connect|cannot connect|refused/i
+      expectRunFailureStop(
+        cli,
+        exit,
+        job,
+        /unreachable|not reachable|cannot reach|could not reach|could not connect|cannot connect|refused/i,
+        { at: continuedAt, what: "the outage" }
       )
-      expectNoRejects(rejects)
-      expect(readJournal(journal).failed.size, "rows journalled as failed by an outage").toBe(0)
+      expect(readJournal(job.journal).failed.size, "rows journalled as failed by an outage").toBe(0)
 
-      const second = await startEmulatorProcess(first.port, dataDir, profileFile)
-      try {
-        const landed = await namesVia(second.info)
-        expectNoneTwice(landed, prefix)
-        expectJournalFinishedNoFailure(journal, landed, prefix)
-        const resumed = await runCli([...args, "--resume"], {
-          DATAVERSE_URL: second.info.url,
-          DATAVERSE_ACCESS_TOKEN: second.info.accessToken
-        })
-        expect(resumed.code, resumed.stderr).toBe(0)
-        expectNoRejects(rejects)
-        expectEachOnce(await namesVia(second.info), prefix, rowCount)
-      } finally {
-        second.child.kill("SIGTERM")
-        await second.exited
-      }
+      await restarted((second) => expectStoppedThenResumed(job, second))
     },
     300_000
   )

@@ -2,7 +2,7 @@
  * Runs the built `dv-effect` CLI as a separate process, as a user would.
  */
 import * as Emulator from "@dv-effect/emulator/Emulator"
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import { type ChildProcess, type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -54,7 +54,7 @@ afterAll(removeDirs)
 process.on("exit", removeDirs)
 
 /** The environment without connection variables a developer may have set. */
-const cleanEnv = (): Record<string, string> => {
+export const cleanEnv = (): Record<string, string> => {
   const env: Record<string, string> = {}
   for (const [key, value] of Object.entries(process.env)) {
     if (
@@ -68,6 +68,12 @@ const cleanEnv = (): Record<string, string> => {
   return env
 }
 
+/** How a process ended: its exit code, or the signal that ended it. */
+export interface Exit {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+}
+
 export interface StartedEmulator {
   readonly info: {
     readonly url: string
@@ -76,37 +82,50 @@ export interface StartedEmulator {
     readonly userId: string
     readonly [key: string]: unknown
   }
-  readonly process: ChildProcessWithoutNullStreams
+  /** The port it listens on (to start another one there). */
+  readonly port: number
+  readonly child: ChildProcessWithoutNullStreams
+  readonly exited: Promise<Exit>
   /** Sends `signal` and resolves with the exit code. */
   readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
 }
 
-/** Starts `dv-effect emulator --port 0` and waits for its start-contract line. */
-export const startEmulator = (extraArgs: ReadonlyArray<string> = []): Promise<StartedEmulator> =>
+/**
+ * Starts `dv-effect emulator --port <port> <extraArgs>` (port 0: any free one) and waits for its
+ * start-contract line; `spawned` is handed the process as soon as it is spawned.
+ */
+export const startEmulator = (
+  extraArgs: ReadonlyArray<string> = [],
+  options: { readonly port?: number; readonly spawned?: (child: ChildProcess) => void } = {}
+): Promise<StartedEmulator> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [binPath, "emulator", "--port", "0", ...extraArgs], {
+    const child = spawn(process.execPath, [binPath, "emulator", "--port", String(options.port ?? 0), ...extraArgs], {
       env: cleanEnv(),
       stdio: ["pipe", "pipe", "pipe"]
     })
+    options.spawned?.(child)
     let stderr = ""
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-    const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)))
+    const exited = new Promise<Exit>((done) => child.on("exit", (code, signal) => done({ code, signal })))
     const lines = Readline.createInterface({ input: child.stdout })
     lines.once("line", (line) => {
       try {
+        const info: StartedEmulator["info"] = JSON.parse(line)
         resolve({
-          info: JSON.parse(line),
-          process: child,
+          info,
+          port: Number(new URL(info.url).port),
+          child,
+          exited,
           stop: (signal = "SIGTERM") => {
             child.kill(signal)
-            return exited
+            return exited.then((exit) => exit.code)
           }
         })
       } catch (error) {
         reject(new Error(`the first stdout line is not JSON: ${line} (${String(error)})`))
       }
     })
-    void exited.then((code) => reject(new Error(`the emulator exited with ${code} before starting: ${stderr}`)))
+    void exited.then((exit) => reject(new Error(`the emulator exited with ${exit.code} before starting: ${stderr}`)))
   })
 
 /**
