@@ -75,7 +75,7 @@ describe("dv-effect usage errors", () => {
       expect(help.code).toBe(0)
       expect(help.stderr).toBe("")
       expect(help.stdout).toContain("USAGE")
-      expect(help.stdout).toContain("DESCRIPTION")
+      expect(help.stdout).toContain("EXAMPLES")
       expect(help.stdout).not.toContain(escape)
     }
     const overview = await run(["--help"])

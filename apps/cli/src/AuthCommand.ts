@@ -16,6 +16,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { CliError } from "./CliError.js"
 import * as Connection from "./Connection.js"
+import * as Help from "./Help.js"
 import * as Output from "./Output.js"
 import * as Profiles from "./Profiles.js"
 
@@ -23,7 +24,7 @@ const { emulator: _emulator, profile: _profile, ...loginConnectionOptions } = Co
 
 const outputOption = Options.choice("output", ["text", "json"]).pipe(
   Options.withAlias("o"),
-  Options.withDescription("text: for people; json: machine-readable on stdout"),
+  Options.withDescription("text: for people; json: machine-readable, on stdout"),
   Options.withDefault("text" as const)
 )
 
@@ -51,11 +52,12 @@ const keepTokenCache = (temporary: string, final: string) =>
 const loginCommand = Command.make(
   "login",
   {
-    name: Options.text("name").pipe(Options.withDescription("Name of the profile to save (letters, digits, . _ -)")),
+    name: Options.text("name").pipe(
+      Options.withPseudoName("name"),
+      Options.withDescription("Name of the profile to save (letters, digits, . _ -)")
+    ),
     storeSecret: Options.boolean("store-secret").pipe(
-      Options.withDescription(
-        "Also save the secret (client secret, password, certificate password or connection string) in the profile file, in clear text"
-      )
+      Options.withDescription("Also save the secret (client secret, password, ...) in the profile file, in clear text")
     ),
     output: outputOption,
     connection: loginConnectionOptions
@@ -150,19 +152,20 @@ const loginCommand = Command.make(
     })
 ).pipe(
   Command.withDescription(
-    Connection.withExamples(
-      "Sign in once, check the connection (WhoAmI) and save it as a named profile, which becomes the selected one; secrets are not saved unless --store-secret",
+    Help.withExamples(
+      "Sign in, check the connection (WhoAmI) and save it as a named profile, which becomes the selected one",
       [
         [
           "dv-effect auth login --name dev --url https://contoso.crm.dynamics.com --device-code",
-          "a person: the code and URL to enter go to stderr; the sign-in is cached (mode 0600)"
+          "A person: the code and URL to enter go to stderr; the sign-in is cached (mode 0600)"
         ],
         [
           "AZURE_CLIENT_SECRET=... dv-effect auth login --name ci --url https://contoso.crm.dynamics.com --tenant-id <tenant> --client-id <app>",
-          "an app registration; later runs read the secret from AZURE_CLIENT_SECRET again"
+          "An app registration; later runs read the secret from AZURE_CLIENT_SECRET again"
         ],
-        ["dv-effect whoami --profile ci", "use a profile explicitly (or set DATAVERSE_PROFILE)"]
-      ]
+        ["dv-effect whoami --profile ci", "Use a profile explicitly (or set DATAVERSE_PROFILE)"]
+      ],
+      { notes: ["Secrets are not saved in the profile unless --store-secret; tokens are cached (mode 0600)."] }
     )
   )
 )
@@ -202,9 +205,9 @@ const listCommand = Command.make(
     })
 ).pipe(
   Command.withDescription(
-    Connection.withExamples("List the saved profiles; * marks the selected one", [
-      ["dv-effect auth list", "a table for people"],
-      ["dv-effect auth list -o json | jq -r '.[] | select(.selected) | .url'", "the selected profile's URL"]
+    Help.withExamples("List the saved profiles; * marks the selected one", [
+      ["dv-effect auth list", "A table for people"],
+      ["dv-effect auth list -o json | jq -r '.[] | select(.selected) | .url'", "The selected profile's URL"]
     ])
   )
 )
@@ -223,8 +226,9 @@ const selectCommand = Command.make(
     })
 ).pipe(
   Command.withDescription(
-    Connection.withExamples("Select the profile commands use when no connection flag is given", [
-      ["dv-effect auth select prod && dv-effect whoami", "whoami now runs against prod"]
+    Help.withExamples("Select the profile commands use when no connection flag is given", [
+      ["dv-effect auth select prod && dv-effect whoami", "whoami now runs against prod"],
+      ["dv-effect auth list", "The profiles there are; * marks the selected one"]
     ])
   )
 )
@@ -270,9 +274,9 @@ const logoutCommand = Command.make(
     })
 ).pipe(
   Command.withDescription(
-    Connection.withExamples("Remove a profile and its cached sign-in (default: the selected profile)", [
-      ["dv-effect auth logout dev", "forget the profile dev and its tokens"],
-      ["dv-effect auth logout --all", "forget every profile and every cached sign-in"]
+    Help.withExamples("Remove a profile and its cached sign-in (default: the selected profile)", [
+      ["dv-effect auth logout dev", "Forget the profile dev and its tokens"],
+      ["dv-effect auth logout --all", "Forget every profile and every cached sign-in"]
     ])
   )
 )
@@ -283,8 +287,13 @@ const logoutCommand = Command.make(
  * @since 0.1.0
  */
 export const authCommand = Command.make("auth").pipe(
-  Command.withDescription(
-    "Named connection profiles: login saves one (and signs in), list, select, logout removes one with its tokens"
-  ),
+  Command.withDescription(Help.withExamples(
+    "Manage named connection profiles (login signs in and saves one; list, select, logout)",
+    [
+      ["dv-effect auth login --name dev --url https://contoso.crm.dynamics.com --device-code", "Sign in and save"],
+      ["dv-effect auth list", "The saved profiles; * marks the selected one"],
+      ["dv-effect auth select dev", "Use dev when no connection flag is given"]
+    ]
+  )),
   Command.withSubcommands([loginCommand, listCommand, selectCommand, logoutCommand])
 )

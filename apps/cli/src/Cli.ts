@@ -22,6 +22,7 @@ import { CliError } from "./CliError.js"
 import * as Connection from "./Connection.js"
 import * as Demo from "./Demo.js"
 import { chunkSizeOption, concurrencyOption, exitState, parseConcurrency, positive, seconds } from "./Flags.js"
+import * as Help from "./Help.js"
 import { createCommand, deleteCommand, updateCommand, upsertCommand } from "./ImportCommand.js"
 import { metadataCommand, tablesCommand, typegenCommand } from "./MetadataCommands.js"
 import * as Output from "./Output.js"
@@ -49,29 +50,36 @@ const emulatorCommand = Command.make(
   "emulator",
   {
     host: Options.text("host").pipe(
+      Options.withPseudoName("address"),
       Options.withDescription("Interface to listen on"),
       Options.withDefault("127.0.0.1")
     ),
-    port: Options.integer("port").pipe(Options.withDescription("Port; 0 picks a free one"), Options.withDefault(0)),
+    port: Options.integer("port").pipe(
+      Options.withDescription("Port to listen on; 0 picks a free one"),
+      Options.withDefault(0)
+    ),
     profile: Options.text("profile").pipe(
+      Options.withPseudoName("name|file"),
       Options.withDescription(`Performance model: ${profileNames}, or a JSON profile file`),
       Options.withDefault("fast")
     ),
     servers: Options.integer("servers").pipe(
-      Options.withDescription("Web servers behind the load balancer (overrides the profile)"),
+      Options.withDescription("Web servers behind the load balancer (default: the profile's)"),
       Options.optional
     ),
     dopHint: Options.integer("dop-hint").pipe(
       Options.withDescription(
-        "The x-ms-dop-hint to advertise (overrides the profile); unless the profile sets slowdown.capacity, also the parallelism the servers run at full speed"
+        "The x-ms-dop-hint to advertise (and, without slowdown.capacity, the full-speed parallelism)"
       ),
       Options.optional
     ),
     schema: Options.text("schema").pipe(
-      Options.withDescription("Tables to serve, as a schema file (see the README); default: the built-in schema"),
+      Options.withPseudoName("file"),
+      Options.withDescription("Tables to serve, as a schema file (see the README; default: the built-in tables)"),
       Options.optional
     ),
     dataDir: Options.text("data-dir").pipe(
+      Options.withPseudoName("dir"),
       Options.withDescription("Keep the data in this directory across restarts (journalled every second)"),
       Options.optional
     )
@@ -146,7 +154,7 @@ const emulatorCommand = Command.make(
       exitState.onInterrupt = 0
       return yield* Effect.never
     }).pipe(Effect.scoped)
-).pipe(Command.withDescription(Connection.withExamples(
+).pipe(Command.withDescription(Help.withExamples(
   "Run a local Dataverse Web API; prints its URL and a token as one JSON line on stdout",
   [
     ["dv-effect emulator --port 0 > emulator.json &", "A local Dataverse for scripts and tests"],
@@ -168,11 +176,12 @@ const whoamiCommand = Command.make(
       yield* Output.stdout(`${JSON.stringify({ url: client.url, ...me })}\n`)
     }).pipe(Effect.provide(Connection.layer(connection)))
 ).pipe(
-  Command.withDescription(Connection.withExamples(
+  Command.withDescription(Help.withExamples(
     "Show who the connection acts as (UserId, BusinessUnitId, OrganizationId)",
     [
       ["dv-effect whoami --url https://contoso.crm.dynamics.com --device-code", "Check a sign-in"],
-      ["dv-effect whoami --profile dev", "Check a saved profile"]
+      ["dv-effect whoami --profile dev", "Check a saved profile"],
+      ["dv-effect whoami --emulator", "Against an in-process emulator, no credentials needed"]
     ]
   ))
 )
@@ -337,11 +346,12 @@ const demoCommand = Command.make(
       }).pipe(Effect.provide(connection))
     }).pipe(Effect.scoped)
 ).pipe(
-  Command.withDescription(Connection.withExamples(
-    "Load 10,000 contacts and their accounts into an in-process emulator through the bulk path, read them back and summarise",
+  Command.withDescription(Help.withExamples(
+    "Load contacts and their accounts into an in-process emulator through the bulk path, read them back, summarise",
     [
-      ["dv-effect demo", "The end-to-end demo"],
-      ["dv-effect demo --rows 100000 --chunk-size 1000", "A bigger load"]
+      ["dv-effect demo", "The end-to-end demo: 250 accounts, 10,000 contacts"],
+      ["dv-effect demo --rows 100000 --chunk-size 1000", "A bigger load, in bigger requests"],
+      ["dv-effect demo --concurrency 4", "At most 4 requests in flight"]
     ]
   ))
 )
@@ -354,7 +364,10 @@ const demoCommand = Command.make(
  * @since 0.1.0
  */
 export const command = Command.make("dv-effect").pipe(
-  Command.withDescription("Move data in and out of Microsoft Dataverse in bulk"),
+  Command.withDescription(Help.withExamples("Move data in and out of Microsoft Dataverse in bulk", [
+    ["dv-effect demo", "Try it on an in-process emulator"],
+    ["dv-effect create contact -f contacts.csv --profile dev", "Load a CSV into an org"]
+  ])),
   Command.withSubcommands([
     emulatorCommand,
     demoCommand,

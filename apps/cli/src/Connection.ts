@@ -9,8 +9,6 @@ import * as ConnectionString from "@dv-effect/core/ConnectionString"
 import * as Credentials from "@dv-effect/core/Credentials"
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
 import { DataverseError } from "@dv-effect/core/DataverseError"
-import * as HelpDoc from "@effect/cli/HelpDoc"
-import * as Span from "@effect/cli/HelpDoc/Span"
 import * as Options from "@effect/cli/Options"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
@@ -22,15 +20,16 @@ import * as Path from "node:path"
 import { CliError } from "./CliError.js"
 import * as Profiles from "./Profiles.js"
 
-const text = (name: string, description: string, variable?: string) => {
-  const option = Options.text(name).pipe(Options.withDescription(description))
+const text = (name: string, value: string, description: string, variable?: string) => {
+  const option = Options.text(name).pipe(Options.withPseudoName(value), Options.withDescription(description))
   return (variable === undefined ? option : option.pipe(Options.withFallbackConfig(Config.string(variable)))).pipe(
     Options.optional
   )
 }
 
-const secret = (name: string, description: string, variable: string) =>
+const secret = (name: string, value: string, description: string, variable: string) =>
   Options.redacted(name).pipe(
+    Options.withPseudoName(value),
     Options.withDescription(description),
     Options.withFallbackConfig(Config.redacted(variable)),
     Options.optional
@@ -44,66 +43,71 @@ const secret = (name: string, description: string, variable: string) =>
 export const options = {
   profile: text(
     "profile",
-    "Use this saved profile (dv-effect auth login/list); without any connection flag the selected profile is used (env DATAVERSE_PROFILE)",
+    "name",
+    "A saved profile (see dv-effect auth list); env DATAVERSE_PROFILE",
     "DATAVERSE_PROFILE"
   ),
-  url: text("url", "Org URL, e.g. https://contoso.crm.dynamics.com (env DATAVERSE_URL)", "DATAVERSE_URL"),
+  url: text("url", "url", "Org URL, e.g. https://contoso.crm.dynamics.com; env DATAVERSE_URL", "DATAVERSE_URL"),
   accessToken: secret(
     "access-token",
-    "Bearer token for the org (env DATAVERSE_ACCESS_TOKEN); never printed",
+    "token",
+    "Bearer token (never printed); env DATAVERSE_ACCESS_TOKEN",
     "DATAVERSE_ACCESS_TOKEN"
   ),
   connectionString: secret(
     "connection-string",
-    "AuthType=ClientSecret|Certificate|OAuth;Url=...;... (env DATAVERSE_CONNECTION_STRING)",
+    "string",
+    "AuthType=...;Url=...;...; env DATAVERSE_CONNECTION_STRING",
     "DATAVERSE_CONNECTION_STRING"
   ),
-  tenantId: text("tenant-id", "Entra tenant id (env AZURE_TENANT_ID)", "AZURE_TENANT_ID"),
+  tenantId: text("tenant-id", "id", "Entra tenant id, for an app registration; env AZURE_TENANT_ID", "AZURE_TENANT_ID"),
   clientId: text(
     "client-id",
-    "App registration (client) id (env AZURE_CLIENT_ID); the secret comes from AZURE_CLIENT_SECRET or a hidden prompt",
+    "id",
+    "App registration (client) id; env AZURE_CLIENT_ID",
     "AZURE_CLIENT_ID"
   ),
   certificate: text(
     "certificate",
-    "Client certificate: PEM with its key, or PFX (password in AZURE_CLIENT_CERTIFICATE_PASSWORD) (env AZURE_CLIENT_CERTIFICATE_PATH)",
+    "file",
+    "PEM (with key) or PFX; env AZURE_CLIENT_CERTIFICATE_PATH",
     "AZURE_CLIENT_CERTIFICATE_PATH"
   ),
   federatedTokenFile: text(
     "federated-token-file",
-    "Workload identity: file holding the external token (env AZURE_FEDERATED_TOKEN_FILE)",
+    "file",
+    "Workload identity token; env AZURE_FEDERATED_TOKEN_FILE",
     "AZURE_FEDERATED_TOKEN_FILE"
   ),
   username: text(
     "username",
-    "Sign in as this user; password from DATAVERSE_PASSWORD (env DATAVERSE_USERNAME)",
+    "user",
+    "Sign in as this user (a password sign-in); env DATAVERSE_USERNAME",
     "DATAVERSE_USERNAME"
   ),
   deviceCode: Options.boolean("device-code").pipe(
-    Options.withDescription(
-      "Sign in with a device code (the code and URL go to stderr); later runs reuse the cached sign-in"
-    )
+    Options.withDescription("Sign in with a device code, shown on stderr; the sign-in is cached")
   ),
   managedIdentity: Options.boolean("managed-identity").pipe(
-    Options.withDescription("Use the managed identity of this host (user-assigned with --client-id)")
+    Options.withDescription("This host's managed identity (user-assigned: with --client-id)")
   ),
   authority: text(
     "authority",
-    "Identity endpoint, default https://login.microsoftonline.com/<tenant> (env AZURE_AUTHORITY_HOST: the host part)",
+    "url",
+    "Identity endpoint (default: login.microsoftonline.com/<tenant>)",
     undefined
   ),
   caFile: text(
     "ca-file",
-    "Trust this CA for the identity endpoint, e.g. the emulator's caFile (env DATAVERSE_CA_FILE)",
+    "file",
+    "Trust this CA for sign-in (the emulator's caFile); env DATAVERSE_CA_FILE",
     "DATAVERSE_CA_FILE"
   ),
   allowHttp: Options.boolean("allow-http").pipe(
-    Options.withDescription(
-      "Allow a plain http:// org URL on a host other than this machine (tokens travel unencrypted)"
-    )
+    Options.withDescription("Allow http:// to a remote org (tokens travel unencrypted)")
   ),
   emulator: Options.boolean("emulator").pipe(
-    Options.withDescription("Run against a fresh in-process emulator instead of --url")
+    Options.withDescription("Use a fresh in-process emulator instead of --url")
   )
 }
 
@@ -671,19 +675,3 @@ export const layer = (
   }
   return Layer.unwrapEffect(Effect.map(resolveTarget(args), (target) => layerTarget(target, settings)))
 }
-
-/**
- * A command description with examples, for `Command.withDescription`: the summary (what command
- * listings show) followed by an EXAMPLES section in the command's own `--help`.
- *
- * @since 0.1.0
- */
-export const withExamples = (
-  summary: string,
-  examples: ReadonlyArray<readonly [command: string, comment: string]>
-): HelpDoc.HelpDoc =>
-  examples.length === 0 ? HelpDoc.p(summary) : HelpDoc.blocks([
-    HelpDoc.p(summary),
-    HelpDoc.h1("EXAMPLES"),
-    ...examples.flatMap(([command, comment]) => [HelpDoc.p(`# ${comment}`), HelpDoc.p(Span.code(`$ ${command}`))])
-  ])

@@ -82,7 +82,8 @@ export const chunkSizeOption = (byDefault: number) =>
  * @since 0.1.0
  */
 export const concurrencyOption = Options.text("concurrency").pipe(
-  Options.withDescription("Requests in flight: a number, or auto (the service's x-ms-dop-hint)"),
+  Options.withPseudoName("n|auto"),
+  Options.withDescription("Requests in flight; auto: the service's x-ms-dop-hint"),
   Options.withDefault("auto")
 )
 

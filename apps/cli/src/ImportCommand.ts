@@ -27,6 +27,7 @@ import { CliError } from "./CliError.js"
 import * as Coerce from "./Coerce.js"
 import * as Connection from "./Connection.js"
 import { concurrencyOption, exitState, list, parseConcurrency, parseDuration, seconds } from "./Flags.js"
+import * as Help from "./Help.js"
 import * as Input from "./Input.js"
 import * as Output from "./Output.js"
 import * as ProgressReporter from "./ProgressReporter.js"
@@ -51,72 +52,82 @@ const options = {
   table: Args.text({ name: "table" }).pipe(Args.withDescription("Table logical name, e.g. contact")),
   file: Options.text("file").pipe(
     Options.withAlias("f"),
-    Options.withDescription("Rows to read: a CSV, JSON-lines or JSON-array file; - for stdin (the default)"),
+    Options.withPseudoName("path"),
+    Options.withDescription("A CSV, JSON-lines or JSON-array file, or - for stdin"),
     Options.withDefault("-")
   ),
   format: Options.choice("format", Input.inputFormats).pipe(
-    Options.withDescription("Input format; default: from the extension, else from the first character"),
+    Options.withDescription("Input format (default: by extension, else by first character)"),
     Options.optional
   ),
   delimiter: Options.text("delimiter").pipe(
-    Options.withDescription("CSV field delimiter, one character (default ,)"),
+    Options.withPseudoName("char"),
+    Options.withDescription("CSV field delimiter, one character (default: ,)"),
     Options.optional
   ),
   key: Options.text("key").pipe(
-    Options.withDescription("Alternate-key columns identifying records, comma-separated (default: the primary key)"),
+    Options.withPseudoName("columns"),
+    Options.withDescription("Alternate-key columns, comma-separated (default: primary key)"),
     Options.optional
   ),
   chunkSize: Options.text("chunk-size").pipe(
-    Options.withDescription("Rows per request: a number, or auto (start at 100, adapt to latency)"),
+    Options.withPseudoName("n|auto"),
+    Options.withDescription("Rows per request; auto starts at 100, adapts to latency"),
     Options.withDefault("auto")
   ),
   concurrency: concurrencyOption,
   strategy: Options.choice("strategy", ["auto", "multiple", "batch", "single"] as const).pipe(
-    Options.withDescription("multiple: the *Multiple messages; batch: $batch; single: one request a row"),
+    Options.withPseudoName("how"),
+    Options.withDescription("multiple (*Multiple messages), batch ($batch), single or auto"),
     Options.withDefault("auto" as const)
   ),
   bypass: Options.text("bypass").pipe(
-    Options.withDescription("Skip custom business logic: sync, async or sync,async"),
+    Options.withPseudoName("sync,async"),
+    Options.withDescription("Skip custom business logic: sync, async or both"),
     Options.optional
   ),
-  tag: Options.text("tag").pipe(Options.withDescription("A tag plug-ins can read (?tag=)"), Options.optional),
-  smart: Options.boolean("smart").pipe(
-    Options.withDescription("Look records up first: skip unchanged rows, update what differs, create what is missing")
+  tag: Options.text("tag").pipe(
+    Options.withPseudoName("text"),
+    Options.withDescription("A tag the plug-ins can read (the tag parameter of each request)"),
+    Options.optional
   ),
-  noCreate: Options.boolean("no-create").pipe(Options.withDescription("With --smart: never create records")),
-  noUpdate: Options.boolean("no-update").pipe(Options.withDescription("With --smart: never update records")),
+  smart: Options.boolean("smart").pipe(
+    Options.withDescription("Look records up: skip unchanged rows, update changed, create missing")
+  ),
+  noCreate: Options.boolean("no-create").pipe(Options.withDescription("With --smart: never create a record")),
+  noUpdate: Options.boolean("no-update").pipe(Options.withDescription("With --smart: never update a record")),
   allColumns: Options.boolean("all-columns").pipe(
-    Options.withDescription("With --smart: send every column of a changed row, not only those that differ")
+    Options.withDescription("With --smart: send all columns of a changed row, not just changes")
   ),
   dryRun: Options.boolean("dry-run").pipe(
-    Options.withDescription("Read, coerce and validate every row and print the plan; write nothing")
+    Options.withDescription("Read, coerce and check every row, print the plan; write nothing")
   ),
   rejects: Options.text("rejects").pipe(
-    Options.withDescription("Write failed rows here as JSON lines (location, input record, status, code, message)"),
+    Options.withPseudoName("file"),
+    Options.withDescription("Write failed rows here as JSON lines (input, status, code, message)"),
     Options.optional
   ),
   journal: Options.text("journal").pipe(
+    Options.withPseudoName("file"),
     Options.withDescription(
-      "Record finished rows in this file, so a stopped run can --resume (default: one per job in $XDG_STATE_HOME/dv-effect/runs, removed when the run finishes)"
+      "Record finished rows here for --resume (default: one per job)"
     ),
     Options.optional
   ),
   noJournal: Options.boolean("no-journal").pipe(
-    Options.withDescription("Keep no journal: a stopped run cannot be resumed, a new run sends every row again")
+    Options.withDescription("Keep no journal: a stopped run cannot be resumed")
   ),
   resume: Options.boolean("resume").pipe(
-    Options.withDescription(
-      "Continue the stopped run recorded in the journal (--journal, or this job's default one), sending only rows it has not finished"
-    )
+    Options.withDescription("Continue the stopped run its journal records, skipping finished rows")
   ),
   maxThrottleWait: Options.text("max-throttle-wait").pipe(
-    Options.withDescription(
-      "How long the service may keep one request waiting with 429s before the run stops, resumable: 90s, 30m, 1h (default 1h)"
-    ),
+    Options.withPseudoName("duration"),
+    Options.withDescription("Stop the run, resumable, once 429s hold a request this long: 90s, 30m"),
     Options.withDefault("1h")
   ),
   partition: Options.text("partition").pipe(
-    Options.withDescription("Take slice i of n of the input (rows whose position mod n is i-1), e.g. 2/4"),
+    Options.withPseudoName("i/n"),
+    Options.withDescription("Take slice i of n of the rows (position mod n = i-1), e.g. 2/4"),
     Options.optional
   ),
   output: Options.choice("output", ["text", "json"] as const).pipe(
@@ -125,6 +136,14 @@ const options = {
     Options.withDefault("text" as const)
   )
 }
+
+/** The flags of the import commands, grouped for their help. */
+const sections: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
+  ["INPUT", ["file", "format", "delimiter", "partition"]],
+  ["MATCHING", ["key", "smart", "no-create", "no-update", "all-columns"]],
+  ["REQUESTS", ["strategy", "chunk-size", "concurrency", "max-throttle-wait", "bypass", "tag"]],
+  ["RUN", ["dry-run", "rejects", "journal", "no-journal", "resume", "output"]]
+]
 
 type ImportArgs = Command.Command.ParseConfig<typeof options>
 
@@ -471,22 +490,18 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
     if (failures > 0 || summary.resumedFailed > 0) exitState.code = 2
   }).pipe(Effect.scoped)
 
-const examples: Record<Bulk.Operation, ReadonlyArray<readonly [string, string]>> = {
+const examples: Record<Bulk.Operation, ReadonlyArray<Help.Example>> = {
   create: [
-    ["dv-effect create contact --file contacts.csv --rejects rejects.jsonl", "Load a CSV, keeping failed rows"],
-    ["dv-effect create contact -f big.jsonl", "A long load: a stopped run keeps its journal"],
-    ["dv-effect create contact -f big.jsonl --resume", "... resumed after a crash, Ctrl-C or a run failure"],
-    ["dv-effect create contact -f contacts.csv --dry-run", "Check every row and print the plan; write nothing"]
+    ["dv-effect create contact --file contacts.csv --rejects rejects.jsonl", "Load a CSV, keeping the failed rows"],
+    ["dv-effect create contact -f contacts.csv --dry-run", "Check every row and print the plan; write nothing"],
+    ["dv-effect create contact -f big.jsonl --resume", "Continue a load stopped by a crash, Ctrl-C or a run failure"]
   ],
   update: [
     [
-      "dv-effect query contact --select contactid,emailaddress1 -o jsonl | jq -c '.emailaddress1 |= ascii_downcase' | dv-effect update contact --chunk-size 50 --concurrency 8",
+      "dv-effect query contact --select contactid,emailaddress1 | jq -c '.emailaddress1 |= ascii_downcase' | dv-effect update contact",
       "Fix a column through a pipe"
     ],
-    [
-      "dv-effect update dve_product --key dve_sku -f prices.csv --smart",
-      "Update by alternate key, skipping unchanged rows"
-    ]
+    ["dv-effect update dve_product --key dve_sku -f prices.csv --smart", "By alternate key, skipping unchanged rows"]
   ],
   upsert: [
     ["dv-effect upsert dve_product --key dve_sku -f products.csv", "Create or update by alternate key"],
@@ -494,7 +509,7 @@ const examples: Record<Bulk.Operation, ReadonlyArray<readonly [string, string]>>
   ],
   delete: [
     [
-      "dv-effect query contact --filter \"lastname eq 'Test'\" --select contactid -o jsonl | dv-effect delete contact",
+      "dv-effect query contact --filter \"lastname eq 'Test'\" --select contactid | dv-effect delete contact",
       "Delete what a query found"
     ],
     ["dv-effect delete dve_product --key dve_sku -f gone.csv", "Delete by alternate key"]
@@ -511,7 +526,7 @@ const makeCommand = (operation: Bulk.Operation) =>
           Connection.layer(args.connection, { maxSockets: concurrency === "auto" ? 64 : concurrency, maxThrottleWait })
         )
       )
-    })).pipe(Command.withDescription(Connection.withExamples(verbs[operation].about, examples[operation])))
+    })).pipe(Command.withDescription(Help.withExamples(verbs[operation].about, examples[operation], { sections })))
 
 /**
  * The `create` command.

@@ -17,6 +17,7 @@ import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import { CliError } from "./CliError.js"
 import * as Connection from "./Connection.js"
+import * as Help from "./Help.js"
 import * as Output from "./Output.js"
 import * as Typegen from "./Typegen.js"
 
@@ -114,6 +115,7 @@ export const tablesCommand = Command.make(
     connection: Connection.options,
     custom: Options.boolean("custom").pipe(Options.withDescription("Only custom tables")),
     search: Options.text("search").pipe(
+      Options.withPseudoName("text"),
       Options.withDescription("Only tables whose logical, display or entity set name contains this text"),
       Options.optional
     ),
@@ -144,9 +146,10 @@ export const tablesCommand = Command.make(
     }).pipe(Effect.provide(Connection.layer(args.connection)))
 ).pipe(
   Command.withDescription(
-    Connection.withExamples("List the org's tables: logical name, entity set, standard or elastic, custom or not", [
-      ["dv-effect tables --custom", "only custom tables"],
-      ["dv-effect tables --search contact -o json", "as JSON, filtered by name"]
+    Help.withExamples("List the org's tables: logical name, entity set, standard or elastic, custom or not", [
+      ["dv-effect tables --custom", "Only custom tables"],
+      ["dv-effect tables --search contact -o json", "As JSON, filtered by name"],
+      ["dv-effect tables --emulator", "The tables of the in-process emulator"]
     ])
   )
 )
@@ -241,13 +244,13 @@ export const metadataCommand = Command.make(
     }).pipe(Effect.provide(Connection.layer(args.connection)))
 ).pipe(
   Command.withDescription(
-    Connection.withExamples(
-      "Describe a table: columns with types, required level, lengths and ranges, choices, lookups; alternate keys; table type; bulk messages",
+    Help.withExamples(
+      "Describe a table: columns (type, required level, lengths, ranges, choices, lookups), keys, type, bulk messages",
       [
-        ["dv-effect metadata contact", "for people"],
+        ["dv-effect metadata contact", "For people"],
         [
           "dv-effect metadata account -o json | jq '.columns[] | select(.requiredLevel != \"None\") | .logicalName'",
-          "the required columns, with jq"
+          "The required columns, with jq"
         ]
       ]
     )
@@ -313,9 +316,8 @@ export const typegenCommand = Command.make(
       Args.atLeast(1)
     ),
     out: Options.text("out").pipe(
-      Options.withDescription(
-        "Directory for the generated modules (created if missing; files of the same names are replaced)"
-      )
+      Options.withPseudoName("dir"),
+      Options.withDescription("Directory for the modules, created if missing; files of the same names are replaced")
     )
   },
   (args) =>
@@ -352,13 +354,13 @@ export const typegenCommand = Command.make(
     })
 ).pipe(
   Command.withDescription(
-    Connection.withExamples(
-      "Generate Effect Schema modules for tables, usable as typed tables of @dv-effect/core (Table.create, Table.query, ...), and an index.ts",
+    Help.withExamples(
+      "Generate Effect Schema modules for tables, typed tables of @dv-effect/core (Table.create, ...), and an index.ts",
       [
-        ["dv-effect typegen contact account --out src/dataverse", "two modules and src/dataverse/index.ts"],
+        ["dv-effect typegen contact account --out src/dataverse", "Two modules and src/dataverse/index.ts"],
         [
           "dv-effect typegen dve_product --out src/dataverse --profile dev",
-          "from the org of a saved profile"
+          "From the org of a saved profile"
         ]
       ]
     )

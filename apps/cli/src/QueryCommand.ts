@@ -20,6 +20,7 @@ import { CliError } from "./CliError.js"
 import * as Coerce from "./Coerce.js"
 import * as Connection from "./Connection.js"
 import { list } from "./Flags.js"
+import * as Help from "./Help.js"
 import * as Output from "./Output.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -237,22 +238,34 @@ export const queryCommand = Command.make(
   {
     connection: Connection.options,
     table: Args.text({ name: "table" }).pipe(Args.withDescription("Table logical name, e.g. contact")),
-    select: Options.text("select").pipe(Options.withDescription("Columns, comma-separated"), Options.optional),
-    filter: Options.text("filter").pipe(Options.withDescription("OData $filter expression"), Options.optional),
-    orderBy: Options.text("orderby").pipe(Options.withDescription("OData $orderby expression"), Options.optional),
+    select: Options.text("select").pipe(
+      Options.withPseudoName("columns"),
+      Options.withDescription("Columns to return, comma-separated (default: every column)"),
+      Options.optional
+    ),
+    filter: Options.text("filter").pipe(
+      Options.withPseudoName("expr"),
+      Options.withDescription("OData $filter expression, e.g. \"statecode eq 0\""),
+      Options.optional
+    ),
+    orderBy: Options.text("orderby").pipe(
+      Options.withPseudoName("expr"),
+      Options.withDescription("OData $orderby expression, e.g. \"createdon desc\""),
+      Options.optional
+    ),
     expand: Options.text("expand").pipe(
-      Options.withDescription(
-        "OData $expand, as written: parentcustomerid_account($select=name),ownerid (related records come as nested objects)"
-      ),
+      Options.withPseudoName("expr"),
+      Options.withDescription("OData $expand, e.g. parentcustomerid_account($select=name); nested objects"),
       Options.optional
     ),
     top: Options.integer("top").pipe(Options.withDescription("At most this many rows"), Options.optional),
     fetchXml: Options.text("fetchxml").pipe(
+      Options.withPseudoName("file"),
       Options.withDescription("A FetchXML query from a file, or - for stdin, instead of the OData options"),
       Options.optional
     ),
     pageSize: Options.integer("page-size").pipe(
-      Options.withDescription("Rows per page, 1 to 5000 (the service default is 5000)"),
+      Options.withDescription("Rows per page, 1 to 5000 (default: the service's, 5000)"),
       Options.optional
     ),
     count: Options.boolean("count").pipe(
@@ -260,12 +273,11 @@ export const queryCommand = Command.make(
     ),
     output: Options.choice("output", ["jsonl", "json", "csv"]).pipe(
       Options.withAlias("o"),
-      Options.withDescription(
-        "jsonl: one record per line; json: one array; csv: a header row (the --select columns or the FetchXML's <attribute>s, else those of the first page), then one line per record. A lookup to several tables is written table:GUID"
-      ),
+      Options.withDescription("jsonl: a record a line; json: one array; csv: a header row, then a line a record"),
       Options.withDefault("jsonl" as const)
     ),
     out: Options.text("out").pipe(
+      Options.withPseudoName("file"),
       Options.withDescription("Write to this file (replaced only when the query succeeds) instead of stdout"),
       Options.optional
     )
@@ -397,17 +409,22 @@ export const queryCommand = Command.make(
       )
     }).pipe(Effect.provide(Connection.layer(args.connection)))
 ).pipe(
-  Command.withDescription(Connection.withExamples(
-    "Stream the rows of a table (OData options or FetchXML) as JSON lines, a JSON array or CSV, to stdout or --out; or --count them",
+  Command.withDescription(Help.withExamples(
+    "Stream a table's rows (OData options or FetchXML) as JSON lines, a JSON array or CSV; or --count them",
     [
       ["dv-effect query contact --select fullname,emailaddress1 --top 100", "A few columns of the first rows"],
       [
         "dv-effect query contact --filter \"address1_city eq 'Paris'\" -o csv --out paris.csv",
         "A filtered export to CSV"
       ],
-      ["dv-effect query contact --fetchxml active.xml -o json", "A FetchXML query"],
-      ["dv-effect query contact --count", "How many rows there are"]
-    ]
+      ["dv-effect query contact --fetchxml active.xml -o json", "A FetchXML query, as one JSON array"]
+    ],
+    {
+      notes: [
+        "CSV columns: the --select columns or the FetchXML's <attribute>s, else those of the first page.",
+        "A lookup to several tables is written table:GUID."
+      ]
+    }
   ))
 )
 

@@ -11,8 +11,12 @@ import type * as ValidationError from "@effect/cli/ValidationError"
 import * as Option from "effect/Option"
 import { command } from "./Cli.js"
 
-/** A flag of a command, as its usage describes it. */
-interface Flag {
+/**
+ * A flag or argument of a usage: its names (`--file`, `-f`, `<table>`) and accepted values.
+ *
+ * @since 0.2.0
+ */
+export interface Flag {
   readonly names: ReadonlyArray<string>
   /** `text`, `integer`, `auto | multiple | batch`, ...; undefined for a switch. */
   readonly values: string | undefined
@@ -33,7 +37,12 @@ type Instruction =
   | { readonly _tag: "Map"; readonly command: Instruction }
   | { readonly _tag: "Subcommands"; readonly parent: Instruction; readonly children: ReadonlyArray<Instruction> }
 
-const usageNames = (usage: Usage.Usage, out: Array<Flag>): Array<Flag> => {
+/**
+ * The flags and arguments a usage names, with the values a flag accepts.
+ *
+ * @since 0.2.0
+ */
+export const usageNames = (usage: Usage.Usage, out: Array<Flag> = []): Array<Flag> => {
   switch (usage._tag) {
     case "Named":
       out.push({ names: usage.names, values: Option.getOrUndefined(usage.acceptedValues) })

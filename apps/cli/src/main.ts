@@ -18,13 +18,22 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { command } from "./Cli.js"
 import { exitState } from "./Flags.js"
+import * as Help from "./Help.js"
 import * as Overview from "./Overview.js"
 import { stripAnsi, usageMessage } from "./UsageErrors.js"
 
-const version = "0.1.0"
+/** package.json's version, put in by the bundler (apps/cli/bundle.mjs, esbuild `define`). */
+declare const DV_EFFECT_VERSION: string | undefined
+const version = typeof DV_EFFECT_VERSION === "string" ? DV_EFFECT_VERSION : "0.0.0-dev"
 
 const verbose = process.argv.includes("--verbose") || process.env.DV_EFFECT_VERBOSE === "1"
-const argv = process.argv.filter((arg) => arg !== "--verbose")
+const given = process.argv.filter((arg) => arg !== "--verbose")
+const isHelpFlag = (arg: string) => arg === "--help" || arg === "-h"
+/**
+ * Help for a word that names no command (`dv-effect bogus --help`) is the usage error that word
+ * gets without `--help`: @effect/cli would print its own help of the parent instead.
+ */
+const argv = Help.resolve(command, given.slice(2)).unknown === undefined ? given : given.filter((a) => !isHelpFlag(a))
 
 // ---------------------------------------------------------------------------------------------
 // Output
@@ -83,8 +92,41 @@ const program = Console.consoleWith((current) =>
   )
 )
 
-if (Overview.wanted(argv.slice(2))) {
-  process.stdout.write(Overview.text(version))
+/**
+ * What the arguments ask of help: the overview, a command's page (`--help`/`-h` anywhere, or a
+ * group such as `auth` alone), or nothing. @effect/cli's own help is never shown: it has a
+ * paragraph of placeholder text per flag.
+ */
+const helpText = (args: ReadonlyArray<string>): string | undefined => {
+  if (Overview.wanted(args)) return Overview.text(version)
+  const target = Help.resolve(command, args)
+  const asked = args.some(isHelpFlag) || (target.hasChildren && target.rest === args.length)
+  if (target.unknown !== undefined || !asked) return undefined
+  if (target.path.length === 0) return Overview.text(version)
+  const page = Help.page(command, target.path)
+  return page === undefined
+    ? undefined
+    : Help.render(page, {
+      color: !plainHelp,
+      width: process.stdout.isTTY === true ? process.stdout.columns : undefined
+    })
+}
+
+/**
+ * @effect/cli's `--wizard` asks its questions on the terminal: without one it would wait forever
+ * on a prompt nobody sees.
+ */
+const wizardWithoutTerminal = argv.slice(2).includes("--wizard") && process.stdin.isTTY !== true
+
+const help = helpText(argv.slice(2))
+if (help !== undefined) {
+  process.stdout.write(help)
+} else if (wizardWithoutTerminal) {
+  const path = ["dv-effect", ...Help.resolve(command, argv.slice(2)).path].join(" ")
+  process.stderr.write(
+    `dv-effect: --wizard asks its questions on a terminal, and stdin is not one; see ${path} --help.\n`
+  )
+  process.exitCode = 1
 } else {
   NodeRuntime.runMain(program, {
     disableErrorReporting: true,
