@@ -44,32 +44,45 @@ export const withQuery = (url: string, params: ReadonlyArray<readonly [string, s
  * into name/value pairs: `&` inside a quoted string does not split, and a value that is already
  * percent-encoded is decoded once (so it is not encoded twice).
  */
-export const parseRawQuery = (raw: string): Array<[string, string]> => {
-  const text = raw.trim().replace(/^\?/, "")
+export const parseRawQuery = (raw: string): Array<[string, string]> =>
+  splitOutsideQuotes(raw.trim().replace(/^\?/, ""), "&").parts
+    .filter((part) => part.trim() !== "")
+    .map((part) => {
+      const at = part.indexOf("=")
+      return at < 0
+        ? [decodeOnce(part.trim()), ""]
+        : [decodeOnce(part.slice(0, at).trim()), decodeOnce(part.slice(at + 1))]
+    })
+
+/** Percent-decodes once; text that is not valid percent-encoding stays as it is. */
+export const decodeOnce = (text: string): string => {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
+}
+
+/**
+ * Splits at `separator` outside quoted strings (`'...'`, where `''` is a quote inside); `closed`
+ * is false when a quote was left open.
+ */
+export const splitOutsideQuotes = (
+  text: string,
+  separator: string
+): { readonly parts: Array<string>; readonly closed: boolean } => {
   const parts: Array<string> = []
   let current = ""
   let inString = false
   for (const c of text) {
     if (c === "'") inString = !inString
-    if (c === "&" && !inString) {
+    if (c === separator && !inString) {
       parts.push(current)
       current = ""
     } else current += c
   }
   parts.push(current)
-  const decode = (s: string) => {
-    try {
-      return decodeURIComponent(s)
-    } catch {
-      return s
-    }
-  }
-  return parts
-    .filter((part) => part.trim() !== "")
-    .map((part) => {
-      const at = part.indexOf("=")
-      return at < 0 ? [decode(part.trim()), ""] : [decode(part.slice(0, at).trim()), decode(part.slice(at + 1))]
-    })
+  return { parts, closed: !inString }
 }
 
 /**

@@ -16,7 +16,7 @@ import { makePasses } from "./passes.js"
 import { invalid, messageOf, planRun, type RunPlan, sendsWith } from "./plan.js"
 import { identityOf, invalidRowError, isInvalidRow, makePrepare, type Prepared } from "./prepare.js"
 import { sendResilient } from "./resilient.js"
-import { planSmart } from "./smart.js"
+import { makeBindCache, planSmart } from "./smart.js"
 import { makeChunkSource } from "./source.js"
 
 /** The service's concurrent-request limit per user and web server (wire reference §6). */
@@ -130,6 +130,7 @@ export const makeEngine = <E, R>(
     yield* controller.onHold((_, now) => reportAt(now))
 
     /** Smart mode: look the records up, then create, update or leave each row. */
+    const bindCache = makeBindCache()
     const smartGroups = (items: ReadonlyArray<Prepared>) =>
       Effect.gen(function*() {
         const smart = plan.smart!
@@ -139,7 +140,8 @@ export const makeEngine = <E, R>(
           key: plan.key,
           create: smart.create ?? true,
           update: smart.update ?? true,
-          allColumns: smart.allColumns ?? false
+          allColumns: smart.allColumns ?? false,
+          bindCache
         })
         const outcomes: Array<RowOutcome> = [
           ...decided.unchanged.map(({ id, item }): RowOutcome => ({ index: item.index, status: "unchanged", id })),

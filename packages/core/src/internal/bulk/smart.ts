@@ -1,12 +1,12 @@
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import type { DataverseClient } from "../../DataverseClient.js"
-import type { DataverseError } from "../../DataverseError.js"
+import { DataverseClient } from "../../DataverseClient.js"
+import { type DataverseError, isRunFailure } from "../../DataverseError.js"
 import * as Query from "../../Query.js"
 import type { Row } from "../../Records.js"
-import { kindOfAttributeType } from "../keys.js"
+import { type KeyKind, kindOfAttributeType } from "../keys.js"
 import type { ColumnMetadata, TableMetadata } from "../metadata.js"
-import { normaliseGuid } from "../odata.js"
+import { decodeOnce, isIdentifier, normaliseGuid, splitOutsideQuotes } from "../odata.js"
 
 /** A row smart mode decides about. */
 export interface SmartItem {
@@ -25,6 +25,15 @@ export interface SmartPlan {
   readonly skipped: Array<{ readonly item: SmartItem; readonly id: string | undefined }>
 }
 
+/**
+ * Lookups bound by alternate key (`/accounts(accountnumber='A-1')`) resolved during a run: per
+ * target table and key columns, the key values to the record's id (null: no such record).
+ */
+export type BindCache = Map<string, Map<string, string | null>>
+
+/** A cache for one run. */
+export const makeBindCache = (): BindCache => new Map()
+
 /** Records to look up per query: `In` lists for one column, `or`-ed `and`s for composite keys. */
 const groupOf = (composite: boolean) => (composite ? 25 : 100)
 
@@ -42,6 +51,8 @@ export const planSmart = (options: {
   readonly create: boolean
   readonly update: boolean
   readonly allColumns: boolean
+  /** Alternate-key binds resolved so far in the run (a new cache per call when omitted). */
+  readonly bindCache?: BindCache
 }): Effect.Effect<SmartPlan, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
     const { metadata } = options
@@ -61,6 +72,14 @@ export const planSmart = (options: {
       }
     }
     const lookups = options.items.filter((item) => identityOf(item) !== undefined)
+    // The table a polymorphic lookup points at comes back as an annotation, when asked for.
+    const polymorphic = options.items.some((item) =>
+      Object.keys(item.row).some((name) => {
+        const column = storedColumn(metadata, name)
+        return column !== undefined && metadata.lookups.filter((lookup) => lookup.column === column).length > 1
+      })
+    )
+    const headers = polymorphic ? { Prefer: `odata.include-annotations="${lookupTableAnnotation}"` } : undefined
     const found = new Map<string, Row>()
     const composite = keyColumns.length > 1
     for (let i = 0; i < lookups.length; i += groupOf(composite)) {
@@ -81,7 +100,11 @@ export const planSmart = (options: {
           group.map((item) => (byKey ? String(item.row[keyColumns[0]!]) : item.id!))
         )
       const records = yield* Stream.runCollect(
-        Query.stream(metadata.logicalName, { select: [...columns].map(selectName(metadata)), filter })
+        Query.stream(metadata.logicalName, {
+          select: [...columns].map(selectName(metadata)),
+          filter,
+          ...(headers === undefined ? {} : { headers })
+        })
       )
       for (const record of records) {
         const identity = byKey
@@ -90,6 +113,14 @@ export const planSmart = (options: {
         found.set(identity, record)
       }
     }
+    const binds = yield* resolveBinds(
+      metadata,
+      options.items.filter((item) => {
+        const identity = identityOf(item)
+        return identity !== undefined && found.has(identity)
+      }),
+      options.bindCache ?? makeBindCache()
+    )
     const plan: SmartPlan = { update: [], create: [], unchanged: [], skipped: [] }
     for (const item of options.items) {
       const identity = identityOf(item)
@@ -105,7 +136,7 @@ export const planSmart = (options: {
       for (const [name, value] of Object.entries(item.row)) {
         if (name === pk || (byKey && keyColumns.includes(name))) continue
         if (name.startsWith("@odata.")) continue
-        if (!sameValue(metadata, name, value, record)) {
+        if (!sameValue(metadata, name, value, record, binds)) {
           changed[name] = value
           differs = true
         }
@@ -141,15 +172,27 @@ const isLookup = (column: ColumnMetadata) =>
   column.type === "Lookup" || column.type === "Customer" || column.type === "Owner"
 
 /** Whether writing `value` to `name` would leave the record as it is. */
-const sameValue = (metadata: TableMetadata, name: string, value: unknown, record: Row): boolean => {
+const sameValue = (
+  metadata: TableMetadata,
+  name: string,
+  value: unknown,
+  record: Row,
+  binds: ResolvedBinds
+): boolean => {
   if (name.endsWith("@odata.bind")) {
-    const column = storedColumn(metadata, name)
-    if (column === undefined) return false
-    const stored = record[`_${column}_value`]
+    const navigation = name.slice(0, -"@odata.bind".length)
+    const lookup = metadata.lookups.find((l) => l.navigationProperty === navigation)
+    if (lookup === undefined) return false
+    const stored = record[`_${lookup.column}_value`]
     if (value === null) return stored === null || stored === undefined
-    // Only `/<set>(<guid>)` can be compared without asking; a bind by alternate key counts as a change.
-    const match = typeof value === "string" ? /\(([0-9a-fA-F-]{36})\)$/.exec(value) : null
-    return match !== null && typeof stored === "string" && stored.toLowerCase() === match[1]!.toLowerCase()
+    if (typeof value !== "string" || typeof stored !== "string") return false
+    // The record pointed at: by id in the bind, or found by its alternate key (none: a change).
+    const parsed = parseBind(value)
+    const id = parsed?.id ?? binds.get(bindKey(navigation, value))
+    if (id === undefined || id === null || id !== stored.toLowerCase()) return false
+    // A lookup to several tables: the same table too, when the service said which.
+    const table = record[`_${lookup.column}_value@${lookupTableAnnotation}`]
+    return typeof table !== "string" || table.toLowerCase() === lookup.target.toLowerCase()
   }
   const meta = metadata.columns.find((column) => column.logicalName === name)
   const stored = record[meta !== undefined && isLookup(meta) ? `_${name}_value` : name]
@@ -174,3 +217,195 @@ const sameValue = (metadata: TableMetadata, name: string, value: unknown, record
       return typeof value === "object" ? JSON.stringify(value) === JSON.stringify(stored) : value === stored
   }
 }
+
+const lookupTableAnnotation = "Microsoft.Dynamics.CRM.lookuplogicalname"
+
+/** A key value in a bind: a quoted string, or bare text (a GUID, a number, a date, true). */
+interface KeyLiteral {
+  readonly quoted: boolean
+  readonly text: string
+}
+
+/** An `@odata.bind` value: the entity set, and the id or the alternate-key values it names. */
+export interface ParsedBind {
+  readonly entitySet: string
+  readonly id?: string
+  readonly key?: ReadonlyArray<readonly [string, KeyLiteral]>
+}
+
+/**
+ * Reads `/accounts(<guid>)`, `/accounts(accountnumber='A-1')` (several columns, values
+ * percent-encoded or not), with or without the leading `/` or a service URL before the set.
+ * Undefined when it is neither.
+ */
+export const parseBind = (value: string): ParsedBind | undefined => {
+  const open = value.indexOf("(")
+  if (open < 0 || !value.endsWith(")")) return undefined
+  const entitySet = value.slice(value.lastIndexOf("/", open) + 1, open)
+  if (!isIdentifier(entitySet)) return undefined
+  const { closed, parts } = splitOutsideQuotes(decodeOnce(value.slice(open + 1, -1)), ",")
+  if (!closed) return undefined
+  if (parts.length === 1 && !parts[0]!.includes("=")) {
+    const id = normaliseGuid(parts[0]!)
+    return id === undefined ? undefined : { entitySet, id }
+  }
+  const key: Array<readonly [string, KeyLiteral]> = []
+  for (const part of parts) {
+    const at = part.indexOf("=")
+    if (at < 0) return undefined
+    const column = part.slice(0, at).trim()
+    const text = part.slice(at + 1).trim()
+    if (!isIdentifier(column)) return undefined
+    if (text.length >= 2 && text.startsWith("'") && text.endsWith("'")) {
+      key.push([column, { quoted: true, text: text.slice(1, -1).replace(/''/g, "'") }])
+    } else if (/^[A-Za-z0-9.:+-]+$/.test(text)) {
+      key.push([column, { quoted: false, text }])
+    } else return undefined
+  }
+  return { entitySet, key }
+}
+
+/** Binds resolved for one chunk: `bindKey(navigation, value)` to the id (null: no such record). */
+type ResolvedBinds = ReadonlyMap<string, string | null>
+
+const bindKey = (navigation: string, value: string) => `${navigation}\u0000${value}`
+
+/** A key value as compared: strings and GUIDs in lower case, numbers and dates by value. */
+const keyText = (kind: KeyKind | undefined, value: unknown): string => {
+  if (value === null || value === undefined) return "\u0000"
+  switch (kind) {
+    case "number": {
+      const n = Number(value)
+      return Number.isNaN(n) ? String(value) : String(n)
+    }
+    case "datetime": {
+      const t = Date.parse(String(value))
+      return Number.isNaN(t) ? String(value) : String(t)
+    }
+    case "guid":
+      return normaliseGuid(String(value)) ?? String(value).toLowerCase()
+    default:
+      return String(value).toLowerCase()
+  }
+}
+
+/**
+ * Finds the records that the rows' binds by alternate key point at: one query per target table,
+ * key columns and group of keys, through the run's client (and so its throttle), remembering
+ * each answer in `cache` for the rest of the run. A bind that cannot be resolved (no such record,
+ * a key the target refuses, a target that cannot be read) is left out: its row counts as changed
+ * and is sent, to succeed or fail on its own.
+ */
+const resolveBinds = (
+  metadata: TableMetadata,
+  items: ReadonlyArray<SmartItem>,
+  cache: BindCache
+): Effect.Effect<ResolvedBinds, DataverseError, DataverseClient> =>
+  Effect.gen(function*() {
+    const resolved = new Map<string, string | null>()
+    // Per target table: the binds to resolve.
+    const wanted = new Map<string, Array<{ readonly navigation: string; readonly value: string; key: ParsedBind }>>()
+    for (const item of items) {
+      for (const [name, value] of Object.entries(item.row)) {
+        if (!name.endsWith("@odata.bind") || typeof value !== "string") continue
+        const navigation = name.slice(0, -"@odata.bind".length)
+        const lookup = metadata.lookups.find((l) => l.navigationProperty === navigation)
+        const parsed = parseBind(value)
+        if (lookup === undefined || parsed?.key === undefined || resolved.has(bindKey(navigation, value))) continue
+        resolved.set(bindKey(navigation, value), null)
+        const list = wanted.get(lookup.target) ?? []
+        list.push({ navigation, value, key: parsed })
+        wanted.set(lookup.target, list)
+      }
+    }
+    if (wanted.size === 0) return resolved
+    const client = yield* DataverseClient
+    // A failure of the row's own kind (a refused key, a table that cannot be read) leaves it unresolved.
+    const orUnresolved = <A>(effect: Effect.Effect<A, DataverseError, DataverseClient>, fallback: A) =>
+      Effect.catchAll(effect, (error) =>
+        isRunFailure(error) && error.reason !== "Forbidden" ? Effect.fail(error) : Effect.succeed(fallback))
+    for (const [targetName, binds] of wanted) {
+      const target = yield* orUnresolved(
+        Effect.map(client.table(targetName), (t): TableMetadata | undefined =>
+          t),
+        undefined
+      )
+      if (target === undefined) {
+        continue
+      }
+      const kindOf = (column: string) => {
+        const meta = target.columns.find((c) => c.logicalName === column)
+        return meta === undefined ? undefined : kindOfAttributeType(meta.type)
+      }
+      // Per set of key columns: the identities still to look up.
+      const pending = new Map<string, Map<string, ReadonlyArray<readonly [string, KeyLiteral]>>>()
+      const identities: Array<
+        { readonly bind: (typeof binds)[number]; readonly group: string; readonly identity: string }
+      > = []
+      for (const bind of binds) {
+        if (bind.key.entitySet.toLowerCase() !== target.entitySetName.toLowerCase()) continue
+        const key = [...bind.key.key!].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        if (key.length === 1 && key[0]![0] === target.primaryIdAttribute) {
+          resolved.set(bindKey(bind.navigation, bind.value), normaliseGuid(key[0]![1].text) ?? null)
+          continue
+        }
+        const group = `${target.logicalName}(${key.map(([column]) => column).join(",")})`
+        const identity = JSON.stringify(key.map(([column, literal]) => keyText(kindOf(column), literal.text)))
+        identities.push({ bind, group, identity })
+        if (cache.get(group)?.has(identity) === true) continue
+        const keys = pending.get(group) ?? new Map()
+        keys.set(identity, key)
+        pending.set(group, keys)
+      }
+      for (const [group, keys] of pending) {
+        const known = cache.get(group) ?? new Map<string, string | null>()
+        cache.set(group, known)
+        const all = [...keys.entries()]
+        const columns = all[0]![1].map(([column]) => column)
+        const filterName = selectName(target)
+        const size = groupOf(columns.length > 1)
+        for (let i = 0; i < all.length; i += size) {
+          const slice = all.slice(i, i + size)
+          const value = (
+            literal: KeyLiteral
+          ): Query.FilterValue => (literal.quoted ? literal.text : Query.raw(literal.text))
+          const filter = columns.length === 1 && slice.every(([, key]) => key[0]![1].quoted)
+            ? Query.isIn(filterName(columns[0]!), slice.map(([, key]) => key[0]![1].text))
+            : Query.or(
+              ...slice.map(([, key]) =>
+                Query.and(
+                  ...(key.map(([column, literal]) => Query.eq(filterName(column), value(literal))) as [
+                    string,
+                    ...Array<string>
+                  ])
+                )
+              ) as [string, ...Array<string>]
+            )
+          const records = yield* orUnresolved(
+            Effect.map(
+              Stream.runCollect(
+                Query.stream(target.logicalName, {
+                  select: [target.primaryIdAttribute, ...columns.map(filterName)],
+                  filter
+                })
+              ),
+              (chunk): ReadonlyArray<Row> => [...chunk]
+            ),
+            []
+          )
+          for (const record of records) {
+            const identity = JSON.stringify(
+              columns.map((column) => keyText(kindOf(column), record[filterName(column)]))
+            )
+            const id = normaliseGuid(String(record[target.primaryIdAttribute]))
+            if (id !== undefined) known.set(identity, id)
+          }
+          for (const [identity] of slice) if (!known.has(identity)) known.set(identity, null)
+        }
+      }
+      for (const { bind, group, identity } of identities) {
+        resolved.set(bindKey(bind.navigation, bind.value), cache.get(group)?.get(identity) ?? null)
+      }
+    }
+    return resolved
+  })
