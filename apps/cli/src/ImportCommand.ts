@@ -404,7 +404,7 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
       return
     }
 
-    const reporter = ProgressReporter.make(`${operation} ${args.table}`, undefined)
+    const reporter = ProgressReporter.make(`${operation} ${args.table}`, source.size)
     let latest: Bulk.Progress | undefined
     /** How to go on after a stop: the resume command when the journal holds the run. */
     const hint = () =>

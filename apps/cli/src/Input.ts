@@ -131,6 +131,22 @@ export interface InputSource {
    * CSV record; records carry their `location` themselves, which needs nothing kept.
    */
   readonly describe: (index: number) => string
+  /**
+   * The size of a file input (stdin too when it is a regular file): its bytes, and how many the
+   * reader has consumed so far, for progress. Undefined for a pipe or a terminal.
+   */
+  readonly size: InputSize | undefined
+}
+
+/**
+ * The bytes of a file input, and how many of them the reader has consumed so far (counted as the
+ * parser takes them, so read-ahead does not run ahead of the rows).
+ *
+ * @since 0.1.0
+ */
+export interface InputSize {
+  readonly totalBytes: number
+  readonly bytesRead: () => number
 }
 
 /**
@@ -210,9 +226,23 @@ export const open = (options: OpenOptions): Effect.Effect<InputSource, CliError>
     // Bytes are opened lazily, once: by the sniffing below or by the stream.
     let opened: AsyncIterator<Uint8Array> | undefined
     let head: Array<Uint8Array> = []
-    const openBytes = () => {
+    let bytesRead = 0
+    const openBytes = (): AsyncIterator<Uint8Array> => {
       const input: NodeJS.ReadableStream = file === "-" ? process.stdin : Fs.createReadStream(file)
-      return (input as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
+      const iterator = (input as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
+      return {
+        next: async () => {
+          const next = await iterator.next()
+          if (next.done !== true) bytesRead += next.value.byteLength
+          return next
+        },
+        return: async (value?: unknown) => iterator.return?.(value) ?? { done: true, value: undefined }
+      }
+    }
+    const totalBytes = yield* fileSize(file)
+    const size: InputSize | undefined = totalBytes === undefined ? undefined : {
+      totalBytes,
+      bytesRead: () => bytesRead
     }
     let format: InputFormat
     if (known !== undefined) format = known
@@ -240,7 +270,18 @@ export const open = (options: OpenOptions): Effect.Effect<InputSource, CliError>
     const records = Stream.suspend(() =>
       Stream.fromAsyncIterable(reader.read(bytes()), (error) => error instanceof CliError ? error : readError(error))
     ).pipe(Stream.mapConcat((batch) => batch))
-    return { format, name, records, describe: reader.describe }
+    return { format, name, records, describe: reader.describe, size }
+  })
+
+/** The bytes of a regular file (stdin's when it is one); undefined for a pipe, a terminal or on error. */
+const fileSize = (file: string): Effect.Effect<number | undefined> =>
+  Effect.promise(async () => {
+    try {
+      const stat = file === "-" ? Fs.fstatSync(0) : await Fs.promises.stat(file)
+      return stat.isFile() ? stat.size : undefined
+    } catch {
+      return undefined
+    }
   })
 
 /** Reads until the first non-blank character (a BOM is blank here), keeping what it read. */

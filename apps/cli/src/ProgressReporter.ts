@@ -1,5 +1,12 @@
 /**
- * Progress on stderr: a live bar on a terminal, a plain line every few seconds otherwise.
+ * Progress on stderr: a live bar on a terminal, plain lines otherwise (every 2 seconds while rows
+ * finish, and at least every 10 seconds however long the run waits).
+ *
+ * Each report gives the rows done, the rate over the last 10 seconds beside the average since the
+ * start, and, when the input's size is known (rows of an array, bytes of a file), the percent done
+ * and an ETA from the recent rate. While no row finishes it says what the run is doing: waiting
+ * for a Retry-After, checking rows an earlier run sent, waiting for requests in flight, reading the
+ * input.
  *
  * @since 0.1.0
  */
@@ -17,12 +24,112 @@ export interface ProgressReporter {
   readonly stop: (options?: { readonly final?: boolean }) => void
 }
 
-const lineIntervalMs = 2000
+/**
+ * The size of a file input: its bytes, and how many of them the reader has consumed so far.
+ *
+ * @since 0.1.0
+ */
+export interface InputSize {
+  readonly totalBytes: number
+  readonly bytesRead: () => number
+}
+
+/**
+ * The clock and the ticking the reporter runs on: the system's by default, a virtual one in tests.
+ *
+ * @since 0.1.0
+ */
+export interface Timer {
+  /** Epoch milliseconds. */
+  readonly now: () => number
+  /** Calls `tick` every `ms` milliseconds until the returned function is called. */
+  readonly every: (ms: number, tick: () => void) => () => void
+}
+
+/**
+ * `Date.now` and an unref'd `setInterval` (it never keeps the process alive).
+ *
+ * @since 0.1.0
+ */
+export const systemTimer: Timer = {
+  now: () => Date.now(),
+  every: (ms, tick) => {
+    const handle = setInterval(tick, ms)
+    handle.unref()
+    return () => clearInterval(handle)
+  }
+}
+
+/**
+ * How to build a reporter: where to write, and on what clock.
+ *
+ * @since 0.1.0
+ */
+export interface MakeOptions {
+  readonly stream?: NodeJS.WriteStream
+  readonly timer?: Timer
+}
+
+/** The span of the recent rate. */
+const windowMs = 10_000
+/** Plain lines come at most this often while rows finish... */
+const lineIntervalMs = 2_000
+/** ... and at least this often, whatever happens. */
+const quietLineMs = 10_000
+/** No row finished for this long: say what the run is doing. */
+const stallMs = 5_000
+/** How often the display is refreshed without an event (recent rate, bytes read, stalls). */
+const tickMs = 1_000
 
 /** The local time of day of an epoch time, `hh:mm:ss`. */
 const clock = (epochMs: number): string => {
   const at = new Date(epochMs)
   return [at.getHours(), at.getMinutes(), at.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":")
+}
+
+/** A duration for people: `42s`, `3m 05s`, `2h 03m`. */
+export const duration = (ms: number): string => {
+  const total = Math.max(0, Math.round(ms / 1000))
+  const pad = (n: number) => String(n).padStart(2, "0")
+  if (total < 60) return `${total}s`
+  if (total < 3600) return `${Math.floor(total / 60)}m ${pad(total % 60)}s`
+  return `${Math.floor(total / 3600)}h ${pad(Math.floor((total % 3600) / 60))}m`
+}
+
+/** Bytes for people: `812 B`, `4.2 MB`. */
+export const bytes = (n: number): string => {
+  const units = ["B", "kB", "MB", "GB", "TB"]
+  let value = n
+  let unit = 0
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000
+    unit++
+  }
+  return unit === 0 ? `${value} ${units[0]}` : `${value.toFixed(1)} ${units[unit]}`
+}
+
+const n = (value: number) => value.toLocaleString("en-US")
+
+/**
+ * The rate of a growing count over the last `windowMs`: samples of the count, kept for the window
+ * and one before it (the count as it was when the window starts).
+ */
+const recentRate = (started: number) => {
+  const samples: Array<{ t: number; v: number }> = [{ t: started, v: 0 }]
+  return {
+    add: (t: number, v: number) => {
+      const lastSample = samples[samples.length - 1]!
+      if (lastSample.t === t) lastSample.v = v
+      else samples.push({ t, v })
+      while (samples.length > 1 && samples[1]!.t <= t - windowMs) samples.shift()
+    },
+    /** Per second over the last window (since the start in the first one). */
+    perSecond: (t: number, v: number) => {
+      const base = samples[0]!
+      const from = Math.max(base.t, t - windowMs)
+      return t > from ? ((v - base.v) * 1000) / (t - from) : 0
+    }
+  }
 }
 
 /**
@@ -42,73 +149,201 @@ const throttling = (progress: Progress): string =>
 const checking = (progress: Progress): string =>
   progress.checking > 0 ? `, checking ${progress.checking} rows an earlier run sent without an answer` : ""
 
+/** The figures before any progress event. */
+const nothingYet: Progress = {
+  succeeded: 0,
+  failed: 0,
+  resumed: 0,
+  requests: 0,
+  retries: 0,
+  throttled: 0,
+  inFlight: 0,
+  rowsInFlight: 0,
+  checking: 0,
+  concurrency: 0,
+  chunkSize: 0,
+  waitingMs: 0,
+  waitingUntil: undefined
+}
+
+/** What a display shows at one moment. */
+interface View {
+  readonly done: number
+  /** Rows per second over the last 10 seconds, and since the start. */
+  readonly recent: number
+  readonly average: number
+  /** `40 rows/s last 10s, 12 avg` */
+  readonly rates: string
+  /** Rows of a known total, or bytes of a known size, read so far (the bar's value). */
+  readonly value: number
+  readonly percent: number | undefined
+  /** `15s`, `unknown`, `input read` (a file read to its end), undefined without a known size. */
+  readonly eta: string | undefined
+  /** `, nothing finished for 42s, waiting for 4 requests in flight` during a stall; else "". */
+  readonly stall: string
+}
+
 /**
- * A reporter for `label`; `total` rows when known.
+ * A reporter for `label`, with the input's size when known: a number of rows, or a file's bytes.
  *
  * @since 0.1.0
  */
 export const make = (
   label: string,
-  total: number | undefined,
-  stream: NodeJS.WriteStream = process.stderr
+  size: number | InputSize | undefined,
+  options: MakeOptions = {}
 ): ProgressReporter => {
-  const started = Date.now()
-  const rate = (done: number) => {
-    const seconds = (Date.now() - started) / 1000
-    return seconds > 0 ? Math.round(done / seconds) : 0
-  }
-  if (stream.isTTY === true) {
-    const bar = new CliProgress.SingleBar({
-      stream,
-      format: total === undefined
-        ? `${label} {value} rows | {rate} rows/s | {inFlight} in flight | {failed} failed{throttle}{checking}`
-        : `${label} |{bar}| {percentage}% | {value}/{total} rows | {rate} rows/s | ETA {eta_formatted} | {failed} failed{throttle}{checking}`,
-      hideCursor: true,
-      clearOnComplete: false,
-      etaBuffer: 20,
-      fps: 10
-    }, CliProgress.Presets.shades_classic)
-    bar.start(total ?? 0, 0, { rate: 0, failed: 0, inFlight: 0, throttle: "", checking: "" })
+  const stream = options.stream ?? process.stderr
+  const timer = options.timer ?? systemTimer
+  const total = typeof size === "number" ? size : undefined
+  const file = typeof size === "object" && size.totalBytes > 0 ? size : undefined
+  const started = timer.now()
+  const rowRate = recentRate(started)
+  const byteRate = recentRate(started)
+  let last: Progress | undefined
+  let lastDone = 0
+  let lastAdvance = started
+
+  /** Takes the figures at `now` (rates sampled) and what to show. */
+  const view = (now: number): View => {
+    const progress = last ?? nothingYet
+    const done = progress.succeeded + progress.failed
+    rowRate.add(now, done)
+    const read = file === undefined ? 0 : Math.min(file.bytesRead(), file.totalBytes)
+    if (file !== undefined) byteRate.add(now, read)
+    const elapsed = now - started
+    const recent = Math.round(rowRate.perSecond(now, done))
+    const average = elapsed > 0 ? Math.round((done * 1000) / elapsed) : 0
+    let value = done
+    let percent: number | undefined
+    let eta: string | undefined
+    if (total !== undefined) {
+      percent = total > 0 ? Math.min(100, Math.floor((done * 100) / total)) : 100
+      const left = Math.max(0, total - done)
+      const rate = rowRate.perSecond(now, done)
+      eta = left === 0 ? duration(0) : rate > 0 ? duration((left * 1000) / rate) : "unknown"
+    } else if (file !== undefined) {
+      value = read
+      percent = Math.floor((read * 100) / file.totalBytes)
+      const left = file.totalBytes - read
+      const rate = byteRate.perSecond(now, read)
+      eta = left === 0 ? "input read" : rate > 0 ? duration((left * 1000) / rate) : "unknown"
+    }
+    const still = now - lastAdvance
+    let stall = ""
+    if (still >= stallMs) {
+      // The Retry-After wait and the look-ups of unanswered rows are said already.
+      const doing = progress.waitingUntil !== undefined || progress.checking > 0
+        ? ""
+        : progress.inFlight > 0
+        ? `, waiting for ${progress.inFlight} request${progress.inFlight === 1 ? "" : "s"} in flight`
+        : file !== undefined && read >= file.totalBytes
+        ? ", finishing"
+        : ", reading the input"
+      stall = `, nothing finished for ${duration(still)}${doing}`
+    }
     return {
-      update: (progress) => {
-        const done = progress.succeeded + progress.failed
-        bar.update(done, {
-          rate: rate(done),
-          failed: progress.failed,
-          inFlight: progress.inFlight,
-          throttle: throttling(progress),
-          checking: checking(progress)
-        })
-      },
-      stop: () => bar.stop()
+      done,
+      recent,
+      average,
+      rates: `${n(recent)} rows/s last 10s, ${n(average)} avg`,
+      value,
+      percent,
+      eta,
+      stall
     }
   }
-  let lastLine = started
-  let last: Progress | undefined
-  const line = (progress: Progress) => {
+
+  const note = (progress: Progress) => {
+    const now = timer.now()
     const done = progress.succeeded + progress.failed
-    const of = total === undefined ? "" : `/${total}`
+    if (done > lastDone) {
+      lastDone = done
+      lastAdvance = now
+    }
+    last = progress
+    return now
+  }
+
+  if (stream.isTTY === true) {
+    const tail = `{inFlight} in flight | {failed} failed{throttle}{checking}{stall}`
+    const format = total !== undefined
+      ? `${label} |{bar}| {percentage}% | {value}/{total} rows | {rates} | {etaText} | ${tail}`
+      : file !== undefined
+      ? `${label} |{bar}| {percentage}% of ${bytes(file.totalBytes)} read | {rows} rows | {rates} | {etaText} | ${tail}`
+      : `${label} {value} rows | {rates} | ${tail}`
+    const bar = new CliProgress.SingleBar({
+      stream,
+      format,
+      hideCursor: true,
+      clearOnComplete: false,
+      fps: 10
+    }, CliProgress.Presets.shades_classic)
+    const payload = (at: View) => {
+      const progress = last ?? nothingYet
+      return {
+        rows: n(at.done),
+        rates: at.rates,
+        etaText: at.eta === undefined || at.eta === "input read" ? at.eta ?? "" : `ETA ${at.eta}`,
+        failed: progress.failed,
+        inFlight: progress.inFlight,
+        throttle: throttling(progress),
+        checking: checking(progress),
+        stall: at.stall
+      }
+    }
+    const draw = (now: number) => {
+      const at = view(now)
+      bar.update(at.value, payload(at))
+    }
+    const first = view(started)
+    bar.start(total ?? file?.totalBytes ?? 0, 0, payload(first))
+    const cancel = timer.every(tickMs, () => draw(timer.now()))
+    return {
+      update: (progress) => draw(note(progress)),
+      stop: () => {
+        cancel()
+        draw(timer.now())
+        bar.stop()
+      }
+    }
+  }
+
+  let lastLine = started
+  const line = (now: number) => {
+    lastLine = now
+    const at = view(now)
+    const progress = last ?? nothingYet
+    const rows = total !== undefined
+      ? `${n(at.done)}/${n(total)} rows (${at.percent}%)`
+      : file !== undefined
+      ? `${n(at.done)} rows, ${at.percent}% of ${bytes(file.totalBytes)} read`
+      : `${n(at.done)} rows`
+    const eta = at.eta === undefined ? "" : at.eta === "input read" ? ", input read" : `, ETA ${at.eta}`
     stream.write(
-      `${label} ${done}${of} rows, ${rate(done)} rows/s, ${progress.inFlight} in flight, ${progress.failed} failed${
+      `${label} ${rows}, ${at.rates}${eta}, ${progress.inFlight} in flight, ${progress.failed} failed${
         throttling(progress)
-      }${checking(progress)}\n`
+      }${checking(progress)}${at.stall}\n`
     )
   }
+  // However long the run waits, a line comes at least every 10 seconds.
+  const cancel = timer.every(tickMs, () => {
+    const now = timer.now()
+    if (now - lastLine >= quietLineMs) line(now)
+    else view(now) // keeps the recent rates sampled
+  })
   return {
     update: (progress) => {
       // A new Retry-After wait is told at once: nothing else is printed until it ends. So is the
       // start of the look-ups of rows an earlier run sent without an answer.
       const newWait = progress.waitingUntil !== undefined && progress.waitingUntil !== last?.waitingUntil
       const newChecking = progress.checking > 0 && (last === undefined || last.checking === 0)
-      last = progress
-      const now = Date.now()
-      if (newWait || newChecking || now - lastLine >= lineIntervalMs) {
-        lastLine = now
-        line(progress)
-      }
+      const now = note(progress)
+      if (newWait || newChecking || now - lastLine >= lineIntervalMs) line(now)
     },
     stop: (options) => {
-      if (last !== undefined && options?.final !== false) line(last)
+      cancel()
+      if (last !== undefined && options?.final !== false) line(timer.now())
     }
   }
 }

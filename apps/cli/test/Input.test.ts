@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
 import { spawnSync } from "node:child_process"
+import * as NodeFs from "node:fs"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -155,6 +156,88 @@ describe("formats", () => {
       const error = yield* Effect.flip(open({ file: "/nonexistent/rows.csv" }))
       expect(error.message).toBe("Cannot read --file /nonexistent/rows.csv: no such file")
     }))
+})
+
+describe("input size", () => {
+  /** Reads `text` written to `name`, noting the bytes read when the first record arrives. */
+  const readSized = (name: string, text: string) =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = yield* writeFile(dir, name, text)
+      const source = yield* open({ file })
+      const size = source.size!
+      const before = size.bytesRead()
+      let atFirst: number | undefined
+      let rows = 0
+      yield* Stream.runForEach(source.records, () =>
+        Effect.sync(() => {
+          atFirst ??= size.bytesRead()
+          rows++
+        }))
+      return { totalBytes: size.totalBytes, before, atFirst: atFirst!, after: size.bytesRead(), rows }
+    })
+
+  it.scoped("counts a file's bytes as each format reads them", () =>
+    Effect.gen(function*() {
+      const count = 20_000
+      const inputs: Array<[string, string]> = [
+        ["rows.csv", "name,n\n" + Array.from({ length: count }, (_, i) => `contact ${i},${i}\n`).join("")],
+        ["rows.jsonl", Array.from({ length: count }, (_, i) => `{"name":"contact ${i}","n":${i}}\n`).join("")],
+        ["rows.json", `[${Array.from({ length: count }, (_, i) => `{"name":"contact ${i}","n":${i}}`).join(",\n")}]`],
+        // Sniffed: the first bytes are read once, counted once.
+        ["rows.data", Array.from({ length: count }, (_, i) => `{"name":"contact ${i}","n":${i}}\n`).join("")]
+      ]
+      for (const [name, text] of inputs) {
+        const read = yield* readSized(name, text)
+        const length = Buffer.byteLength(text)
+        expect(read.totalBytes, name).toBe(length)
+        expect(read.rows, name).toBe(count)
+        if (name === "rows.data") expect(read.before, name).toBeGreaterThan(0)
+        else expect(read.before, name).toBe(0)
+        // Read as the rows go, not all at once: a first chunk when the first row arrives.
+        expect(read.atFirst, name).toBeGreaterThan(0)
+        expect(read.atFirst, name).toBeLessThan(length / 2)
+        expect(read.after, name).toBe(length)
+      }
+    }))
+
+  it("knows stdin's size when it is a regular file, not when it is a pipe (run on the built module)", () => {
+    const module = new URL("../dist/Input.js", import.meta.url).href
+    const script = `
+      import { open } from ${JSON.stringify(module)}
+      import * as Effect from "effect/Effect"
+      import * as Stream from "effect/Stream"
+      const program = Effect.flatMap(open({ file: "-" }), (source) =>
+        Effect.map(Stream.runCollect(source.records), (records) =>
+          ({ rows: records.length, totalBytes: source.size?.totalBytes, read: source.size?.bytesRead() })))
+      console.log(JSON.stringify(await Effect.runPromise(program)))
+    `
+    const text = "{\"n\":1}\n{\"n\":2}\n"
+    const run = (stdin: number | "pipe") =>
+      spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+        ...(stdin === "pipe" ? { input: text } : { stdio: [stdin, "pipe", "pipe"] }),
+        cwd: new URL("..", import.meta.url).pathname,
+        encoding: "utf8"
+      })
+    const piped = run("pipe")
+    expect(piped.stderr).toBe("")
+    expect(JSON.parse(piped.stdout)).toEqual({ rows: 2 })
+    const dir = NodeFs.mkdtempSync(Path.join(Os.tmpdir(), "dv-effect-input-"))
+    try {
+      const file = Path.join(dir, "rows.jsonl")
+      NodeFs.writeFileSync(file, text)
+      const fd = NodeFs.openSync(file, "r")
+      try {
+        const redirected = run(fd)
+        expect(redirected.stderr).toBe("")
+        expect(JSON.parse(redirected.stdout)).toEqual({ rows: 2, totalBytes: text.length, read: text.length })
+      } finally {
+        NodeFs.closeSync(fd)
+      }
+    } finally {
+      NodeFs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
 
 describe("CSV", () => {
