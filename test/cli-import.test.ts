@@ -10,7 +10,7 @@ import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { binPath, run, startEmulatorFixture } from "./support/cli.js"
+import { binPath, run, startEmulatorFixture, writeFile } from "./support/cli.js"
 
 let emulator: Emulator.RunningEmulator
 let dir: string
@@ -31,11 +31,7 @@ beforeEach(() => emulator.reset())
 /** The default journals kept now. */
 const defaultJournals = () => (Fs.existsSync(runsDir) ? Fs.readdirSync(runsDir) : [])
 
-const file = (name: string, text: string) => {
-  const path = Path.join(dir, name)
-  Fs.writeFileSync(path, text)
-  return path
-}
+const file = (name: string, text: string) => writeFile(dir, name, text)
 const contacts = () => emulator.store.table("contact")!.scan().map((r) => r.values)
 const jsonl = (rows: ReadonlyArray<unknown>) => rows.map((row) => JSON.stringify(row)).join("\n") + "\n"
 

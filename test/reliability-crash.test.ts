@@ -9,7 +9,7 @@ import * as Model from "@dv-effect/emulator/Model"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { run, startEmulatorFixture } from "./support/cli.js"
+import { run, startEmulatorFixture, writeFile } from "./support/cli.js"
 import { expectKilled, importArgs, interrupt, journalReaches, readJournal, startCli } from "./support/reliability.js"
 
 let emulator: Emulator.RunningEmulator
@@ -39,11 +39,7 @@ const random = (seed: number) => {
   }
 }
 
-const file = (name: string, text: string) => {
-  const path = Path.join(dir, name)
-  Fs.writeFileSync(path, text)
-  return path
-}
+const file = (name: string, text: string) => writeFile(dir, name, text)
 
 /** Starts an import, in this process's environment with the fixture's over it. */
 const startImport = (args: ReadonlyArray<string>) => startCli(args, env, process.env)

@@ -142,6 +142,13 @@ export interface EmulatorFixture {
   readonly close: () => Promise<void>
 }
 
+/** Writes `text` to `name` in `dir`; answers the path. */
+export const writeFile = (dir: string, name: string, text: string): string => {
+  const path = Path.join(dir, name)
+  Fs.writeFileSync(path, text)
+  return path
+}
+
 /** Starts an emulator with `options` and makes a temporary directory named from `prefix`. */
 export const startEmulatorFixture = async (
   options: Emulator.EmulatorOptions,

@@ -26,6 +26,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { CliError } from "./CliError.js"
+import * as Input from "./Input.js"
 import * as Output from "./Output.js"
 
 type TableMetadata = Metadata.TableMetadata
@@ -82,6 +83,17 @@ export const show = (value: unknown): string => {
 const columnProblem = (column: string, message: string) => new CoerceError({ column, kind: "column", message })
 const valueProblem = (column: string, message: string) =>
   new CoerceError({ column, kind: "value", message: `column '${column}': ${message}` })
+
+/** `message; did you mean 'a' or 'b'?` with the candidates closest to `name` (`Metadata.suggest`), else `message`. */
+const withSuggestion = (message: string, name: string, candidates: Iterable<string>): string => {
+  const close = Metadata.suggest(name, candidates).map((c) => `'${c}'`)
+  const last = close.pop()
+  return last === undefined
+    ? message
+    : `${message}; did you mean ${close.length === 0 ? last : `${close.join(", ")} or ${last}`}?`
+}
+const columnNames = (table: TableMetadata, filter: (column: ColumnMetadata) => boolean = () => true) =>
+  table.columns.filter(filter).map((column) => column.logicalName)
 
 // ---------------------------------------------------------------------------------------------
 // Plain values
@@ -166,7 +178,11 @@ const option = (column: ColumnMetadata, text: string): Either.Either<number, Coe
     valueProblem(
       name,
       values.length === 0
-        ? `${show(text)} is not an option (${optionList(column)})`
+        ? withSuggestion(
+          `${show(text)} is not an option (${optionList(column)})`,
+          trimmed,
+          options.flatMap((o) => o.label?.trim() ?? [])
+        )
         : `${show(text)} is the label of several options (${values.join(", ")}): write the value`
     )
   )
@@ -341,7 +357,16 @@ const columnOf = (table: TableMetadata, name: string): ColumnMetadata | undefine
 const lookupColumn = (table: TableMetadata, key: string, name: string): Either.Either<ColumnMetadata, CoerceError> => {
   const column = columnOf(table, name)
   if (column === undefined) {
-    return Either.left(columnProblem(key, `column '${name}' does not exist in ${table.logicalName}`))
+    return Either.left(
+      columnProblem(
+        key,
+        withSuggestion(
+          `column '${name}' does not exist in ${table.logicalName}`,
+          name,
+          columnNames(table, (c) => lookupTypes.has(c.type))
+        )
+      )
+    )
   }
   if (!lookupTypes.has(column.type)) {
     return Either.left(
@@ -378,6 +403,9 @@ const chooseTarget = (
       )
   }
   if (targets.length === 1) return Either.right(targets[0]!)
+  if (targets.length === 0) {
+    return Either.left(columnProblem(key, `column '${key}': the tables the lookup can point at are not known`))
+  }
   return Either.left(
     valueProblem(
       key,
@@ -406,6 +434,9 @@ const bindLookup = (
   return Either.right([property.right, Records.bind(metadata, ref)])
 }
 
+/** The text `null` (any case, spaces around), which no lookup by GUID can mean but null. */
+const isNullText = (value: unknown): boolean => typeof value === "string" && value.trim().toLowerCase() === "null"
+
 /** A lookup written `column` with a GUID or `table:<GUID>`. */
 const plainLookup = (
   context: CoerceContext,
@@ -413,11 +444,11 @@ const plainLookup = (
   column: ColumnMetadata,
   value: unknown
 ): Either.Either<readonly [string, string | null] | typeof omit, CoerceError> => {
-  if (value === null) {
+  if (value === null || isNullText(value)) {
     // Clearing a lookup to several tables through any of its navigation properties clears it
     // (`parentcustomerid_account@odata.bind: null`), whichever table it points at.
     const targets = targetsOfColumn(context.table, column)
-    const target = targets.length > 1 ? Either.right(targets[0]!) : chooseTarget(context.table, key, column, undefined)
+    const target = targets.length > 0 ? Either.right(targets[0]!) : chooseTarget(context.table, key, column, undefined)
     return Either.flatMap(target, (t) => bindLookup(context, key, column, t, null))
   }
   if (typeof value !== "string") {
@@ -461,7 +492,10 @@ const namedLookup = (
       )
     )
   }
-  if (value === null) return bindLookup(context, key, column.right, parsed.target, null)
+  // The text `null` is no GUID: it clears the lookup too (for an alternate key it is a key value).
+  if (value === null || (parsed.key === undefined && isNullText(value))) {
+    return bindLookup(context, key, column.right, parsed.target, null)
+  }
   if (typeof value === "string" && value.trim() === "") return Either.right(omit)
   if (parsed.key === undefined) {
     const text = typeof value === "string" ? value.trim() : undefined
@@ -615,6 +649,7 @@ export const coerceRow = (
   }
   for (const key in row) {
     const value = row[key]
+    if (Input.isReservedKey(key)) return Either.left(reservedKeyProblem(key, value))
     const parsed = parseName(key)
     if (parsed._tag === "Passthrough") {
       out[key] = value
@@ -630,7 +665,12 @@ export const coerceRow = (
     } else {
       const column = columnOf(table, parsed.column)
       if (column === undefined || (parsed.column !== key && !lookupTypes.has(column.type))) {
-        return Either.left(columnProblem(key, `column '${key}' does not exist in ${table.logicalName}`))
+        return Either.left(
+          columnProblem(
+            key,
+            withSuggestion(`column '${key}' does not exist in ${table.logicalName}`, key, columnNames(table))
+          )
+        )
       }
       if (!isWritable(column, options.operation)) {
         options.leftOut?.(key)
@@ -647,6 +687,8 @@ export const coerceRow = (
     if (Either.isLeft(bound)) return Either.left(bound.left)
     if (bound.right === omit) continue
     const [property, url] = bound.right
+    // A new record has no lookup to clear: a null lookup is left out of a create.
+    if (url === null && options.operation === "create") continue
     if (property in out && out[property] !== url) {
       return Either.left(columnProblem(key, `column '${key}' sets the same lookup as another column of the row`))
     }
@@ -654,6 +696,27 @@ export const coerceRow = (
   }
   return Either.right(out)
 }
+
+/**
+ * Why a row with a key reserved by dv-effect (`@dv-effect.extra`, `@dv-effect.text`: what a
+ * rejects file keeps of a record that was not a row) is refused: it is never sent, nor ignored.
+ * A problem of the column (see `CoerceError`).
+ *
+ * @since 0.2.0
+ */
+export const reservedKeyProblem = (key: string, value: unknown): CoerceError =>
+  columnProblem(
+    key,
+    key === Input.extraFieldsKey
+      ? `'${key}' holds fields past the end of the CSV header (${
+        show(value)
+      }): move them to their columns, or remove the key`
+      : key === Input.unreadTextKey
+      ? `'${key}' holds a record that could not be read (${
+        show(value)
+      }): write it as the row's columns, or remove the key`
+      : `'${key}' is a key reserved by dv-effect, not a column: remove it`
+  )
 
 /**
  * A `CoerceError` as the invalid row the bulk engine reports failed (reason `InvalidInput`).

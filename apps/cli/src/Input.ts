@@ -87,6 +87,33 @@ export type InputFormat = "csv" | "jsonl" | "json"
 export const inputFormats: ReadonlyArray<InputFormat> = ["csv", "jsonl", "json"]
 
 /**
+ * The key under which a CSV record with more fields than the header keeps its extra fields (an
+ * array, in order), in `InputRecord.raw` and so in a rejects file's `input`. An import refuses a
+ * row that has it (see `Coerce.reservedKeyProblem`): move the values to their columns, or remove it.
+ *
+ * @since 0.2.0
+ */
+export const extraFieldsKey = "@dv-effect.extra"
+
+/**
+ * The key under which a record that cannot be read as a row (not JSON, not an object, a CSV
+ * record whose quoting is broken) keeps its text as written, in `InputRecord.raw` and so in a
+ * rejects file's `input`. An import refuses a row that has it: write the row's columns instead.
+ *
+ * @since 0.2.0
+ */
+export const unreadTextKey = "@dv-effect.text"
+
+/**
+ * Whether a key is reserved by dv-effect (`@dv-effect.` and a name): never a column, refused on import.
+ *
+ * @since 0.2.0
+ */
+export const isReservedKey = (key: string): boolean => key.startsWith("@dv-effect.")
+
+const unread = (text: string | undefined): Record<string, unknown> => ({ [unreadTextKey]: text ?? "" })
+
+/**
  * One row of an input, with where it came from and how it was written.
  *
  * @since 0.1.0
@@ -101,11 +128,13 @@ export interface InputRecord {
    */
   readonly row: RowInput
   /**
-   * The record as written, for a rejects file: the JSON value (the text, when it is not JSON); for
-   * CSV an object of every field by header name (empty fields as `""`), or the array of fields
-   * when their number does not match the header's.
+   * The record as written, for a rejects file, always an object keyed by column, so that its JSON
+   * imported again gives the same row: the JSON object; for CSV the row as read (empty fields left
+   * out, an unquoted `null` as `null`), a record with more fields than the header keeping the extra
+   * ones under `extraFieldsKey`, one with fewer leaving the missing columns out. A record that is
+   * not an object or cannot be read keeps its text under `unreadTextKey`.
    */
-  readonly raw: unknown
+  readonly raw: Readonly<Record<string, unknown>>
   /** The 1-based line the row starts on (JSON array: the element's 1-based number). */
   readonly line: number
   /** Where the row is, for people: `line 17` (JSONL), `row 17 (line 18)` (CSV), `element 17` (JSON). */
@@ -361,7 +390,7 @@ const jsonLinesReader = (): Reader => {
         batch.push({
           index,
           row,
-          raw: row instanceof InvalidRow ? clean : row,
+          raw: row instanceof InvalidRow ? unread(clean) : row,
           line,
           location: `line ${line}`
         })
@@ -490,7 +519,7 @@ const jsonArrayReader = (name: string): Reader => ({
       return {
         index: at,
         row,
-        raw: row instanceof InvalidRow ? text.trim() : row,
+        raw: row instanceof InvalidRow ? unread(text.trim()) : row,
         line: at + 1,
         location: `element ${at + 1}`
       }
@@ -562,7 +591,7 @@ const csvReader = (name: string, delimiter: string): Reader => {
         ended = start + breaks
         return start
       }
-      const push = (line: number, row: RowInput, raw: unknown) => {
+      const push = (line: number, row: RowInput, raw: Readonly<Record<string, unknown>>) => {
         lines.record(index, line)
         index++
         batch.push({ index: index - 1, row, raw, line, location: `row ${index} (line ${line})` })
@@ -577,7 +606,7 @@ const csvReader = (name: string, delimiter: string): Reader => {
             if (header === undefined) {
               throw new CliError({ message: `${name} line ${line}: the header row cannot be read: ${problem}.` })
             }
-            push(line, invalidRow(problem), item.raw)
+            push(line, invalidRow(problem), unread(item.raw))
           } else if (item.raw.includes("\"") && strayAfterQuote(item.raw, delimiter) !== undefined) {
             // `"B1"x`: csv-parse's relaxed quoting would keep the quotes as text; it is a broken field.
             const field = strayAfterQuote(item.raw, delimiter)!
@@ -586,7 +615,7 @@ const csvReader = (name: string, delimiter: string): Reader => {
             if (header === undefined) {
               throw new CliError({ message: `${name} line ${line}: the header row cannot be read: ${problem}.` })
             }
-            push(line, invalidRow(problem), item.raw.replace(/^[\r\n]+|[\r\n]+$/g, ""))
+            push(line, invalidRow(problem), unread(item.raw.replace(/^[\r\n]+|[\r\n]+$/g, "")))
           } else {
             // Fields written `null` without quotes are null; `"null"` is the text. (csv-parse's `cast`
             // would say which fields were quoted, at six times the cost of parsing.)
@@ -704,27 +733,27 @@ const checkHeader = (name: string, line: number, fields: ReadonlyArray<string | 
   return names
 }
 
-/** A CSV record as a row (empty fields left out) and as its raw form, or why it is not a row. */
+/**
+ * A CSV record as a row (empty fields left out) and as its raw form (the same object), or why it
+ * is not a row: the wrong number of fields, its raw form then keyed by column all the same (the
+ * missing columns left out, extra fields under `extraFieldsKey`).
+ */
 const csvRow = (
   header: ReadonlyArray<string>,
   fields: ReadonlyArray<string | null>
-): [RowInput, unknown] => {
-  if (fields.length !== header.length) {
-    return [
-      invalidRow(
-        `has ${fields.length} field${fields.length === 1 ? "" : "s"}, but the header has ${header.length}`
-      ),
-      fields
-    ]
-  }
+): [RowInput, Readonly<Record<string, unknown>>] => {
   const row: Record<string, unknown> = {}
-  const raw: Record<string, unknown> = {}
-  for (let i = 0; i < header.length; i++) {
+  const shared = Math.min(fields.length, header.length)
+  for (let i = 0; i < shared; i++) {
     const field = fields[i]!
-    raw[header[i]!] = field
     if (field !== "") row[header[i]!] = field
   }
-  return [row, raw]
+  if (fields.length === header.length) return [row, row]
+  if (fields.length > header.length) row[extraFieldsKey] = fields.slice(header.length)
+  return [
+    invalidRow(`has ${fields.length} field${fields.length === 1 ? "" : "s"}, but the header has ${header.length}`),
+    row
+  ]
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import * as Metadata from "@dv-effect/core/Metadata"
 import * as Descriptor from "@effect/cli/CommandDescriptor"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import type * as Usage from "@effect/cli/Usage"
@@ -85,30 +86,18 @@ const nodeOf = (instruction: Instruction, parentPath: ReadonlyArray<string> | un
   }
 }
 
-/** Levenshtein distance. */
-const distance = (a: string, b: string): number => {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i]
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
-    }
-    previous = current
-  }
-  return previous[b.length]!
-}
-
-/** The closest candidate within an edit distance of 2 (ignoring leading dashes), if any. */
+/**
+ * The closest candidate (ignoring leading dashes), if any, by core's rule (`Metadata.suggest`).
+ * One- and two-letter names (`-f`) are too short for a suggestion to mean anything.
+ */
 const closest = (word: string, candidates: ReadonlyArray<string>): string | undefined => {
-  const bare = (name: string) => name.replace(/^-+/, "").toLowerCase()
-  let best: { readonly name: string; readonly d: number } | undefined
+  const bare = (name: string) => name.replace(/^-+/, "")
+  const byBare = new Map<string, string>()
   for (const name of candidates) {
-    // One- and two-letter names are too short for a suggestion to mean anything.
-    if (bare(name).length < 3) continue
-    const d = distance(bare(word), bare(name))
-    if (d <= 2 && (best === undefined || d < best.d)) best = { name, d }
+    if (bare(name).length >= 3 && !byBare.has(bare(name).toLowerCase())) byBare.set(bare(name).toLowerCase(), name)
   }
-  return best?.name
+  const best = Metadata.suggest(bare(word), [...byBare.keys()], 1)[0]
+  return best === undefined ? undefined : byBare.get(best)
 }
 
 const listed = (values: string) => values.split(" | ").join(", ")

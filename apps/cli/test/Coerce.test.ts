@@ -185,6 +185,9 @@ describe("coerceValue", () => {
     expect(message("gendercode", "Unknown")).toBe(
       "column 'gendercode': 'Unknown' is not an option (Male = 1, Female = 2, Other = 3, other = 4)"
     )
+    expect(message("gendercode", "femal")).toBe(
+      "column 'gendercode': 'femal' is not an option (Male = 1, Female = 2, Other = 3, other = 4); did you mean 'Female'?"
+    )
     expect(message("gendercode", "OTHER")).toBe(
       "column 'gendercode': 'OTHER' is the label of several options (3, 4): write the value"
     )
@@ -198,6 +201,9 @@ describe("coerceValue", () => {
     expect(value("dve_hobbies", "Chess; ;Chess")).toBe("10")
     expect(message("dve_hobbies", "Chess;Poker")).toBe(
       "column 'dve_hobbies': 'Poker' is not an option (Chess = 10, Go = 20, Running = 30)"
+    )
+    expect(message("dve_hobbies", "Chess;Runing")).toBe(
+      "column 'dve_hobbies': 'Runing' is not an option (Chess = 10, Go = 20, Running = 30); did you mean 'Running'?"
     )
   })
 
@@ -243,8 +249,11 @@ describe("coerceRow", () => {
     expect(problem({ lastname: "Doe", lastnmae: "x" })).toEqual({
       kind: "column",
       column: "lastnmae",
-      message: "column 'lastnmae' does not exist in contact"
+      message: "column 'lastnmae' does not exist in contact; did you mean 'lastname'?"
     })
+    expect(problem({ "parentcustomerd@account": "x" }).message).toBe(
+      "column 'parentcustomerd' does not exist in contact; did you mean 'parentcustomerid'?"
+    )
     expect(problem({ numberofchildren: "many" })).toEqual({
       kind: "value",
       column: "numberofchildren",
@@ -378,6 +387,62 @@ describe("coerceRow", () => {
       "parentcustomerid_account@odata.bind": `/accounts(${lowerId})`
     })
     expect(ok({ _parentcustomerid_value: "" })).toEqual({})
+  })
+
+  it("reads the text null as null for a lookup by GUID, never as a lookup that needs its table", () => {
+    expect(ok({ parentcustomerid: "null" })).toEqual({ "parentcustomerid_account@odata.bind": null })
+    expect(ok({ _parentcustomerid_value: " NULL " })).toEqual({ "parentcustomerid_account@odata.bind": null })
+    expect(ok({ ownerid: "null" })).toEqual({ "ownerid@odata.bind": null })
+    expect(ok({ dve_managerid: "null" })).toEqual({ "dve_managerid@odata.bind": null })
+    expect(ok({ "parentcustomerid@contact": "null" })).toEqual({ "parentcustomerid_contact@odata.bind": null })
+    // A blank lookup is left out, as any blank value of a column that is not text.
+    expect(ok({ parentcustomerid: "" })).toEqual({})
+    expect(ok({ parentcustomerid: "  " })).toEqual({})
+    // For an alternate key, the text null is a key value like any other.
+    expect(ok({ "parentcustomerid@account.accountnumber": "null" })).toEqual({
+      "parentcustomerid_account@odata.bind": "/accounts(accountnumber='null')"
+    })
+    expect(problem({ "parentcustomerid@account.dve_code": "null" }).message).toBe(
+      "column 'parentcustomerid@account.dve_code': 'null' is not a whole number"
+    )
+  })
+
+  it("leaves a lookup cleared with null out of a create (a new record has nothing to clear)", () => {
+    const create = (row: Record<string, unknown>) =>
+      Either.getOrThrowWith(coerceRow(context, row, { operation: "create" }), (e) => e)
+    expect(create({ lastname: "Doe", parentcustomerid: null, dve_managerid: "null", "ownerid@team": null })).toEqual({
+      lastname: "Doe"
+    })
+    expect(create({ parentcustomerid: `account:${id}` })).toEqual({
+      "parentcustomerid_account@odata.bind": `/accounts(${lowerId})`
+    })
+    const update = Either.getOrThrowWith(
+      coerceRow(context, { parentcustomerid: null }, { operation: "update" }),
+      (e) => e
+    )
+    expect(update).toEqual({ "parentcustomerid_account@odata.bind": null })
+  })
+
+  it("refuses the keys a rejects file keeps for records that were not rows, as problems of the column", () => {
+    expect(problem({ lastname: "Doe", "@dv-effect.extra": ["x", "y"] })).toEqual({
+      kind: "column",
+      column: "@dv-effect.extra",
+      message:
+        "'@dv-effect.extra' holds fields past the end of the CSV header ([\"x\",\"y\"]): move them to their columns, or remove the key"
+    })
+    expect(problem({ "@dv-effect.text": "3,\"open" })).toEqual({
+      kind: "column",
+      column: "@dv-effect.text",
+      message:
+        "'@dv-effect.text' holds a record that could not be read ('3,\"open'): write it as the row's columns, or remove the key"
+    })
+    expect(problem({ "@dv-effect.other": 1 }).message).toBe(
+      "'@dv-effect.other' is a key reserved by dv-effect, not a column: remove it"
+    )
+    // Other annotations still pass as given.
+    expect(ok({ "@odata.type": "Microsoft.Dynamics.CRM.contact" })).toEqual({
+      "@odata.type": "Microsoft.Dynamics.CRM.contact"
+    })
   })
 
   it("leaves out read-only columns (as a query returns them), keeps the primary key, and says which", () => {

@@ -9,6 +9,7 @@ import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import {
+  extraFieldsKey,
   formatOfFirstChar,
   formatOfPath,
   inPartition,
@@ -18,7 +19,8 @@ import {
   parseJsonLine,
   parsePartition,
   partitionRecords,
-  track
+  track,
+  unreadTextKey
 } from "../src/Input.js"
 
 /** A temporary directory removed when the test's scope closes. */
@@ -79,6 +81,17 @@ describe("JSON lines", () => {
       expect(rows[3]).toEqual({ n: 3 })
       expect([0, 1, 2, 3].map(source.describe)).toEqual(["line 1", "line 4", "line 5", "line 7"])
     }).pipe(Effect.scoped))
+
+  it.scoped("keeps every raw record an object: a line that is not an object keeps its text under a reserved key", () =>
+    Effect.gen(function*() {
+      const { records } = yield* readText("rows.jsonl", "{\"a\":\"\",\"b\":null}\n42\n[1,2]\n{bad\n")
+      expect(records.map((r) => r.raw)).toEqual([
+        { a: "", b: null },
+        { [unreadTextKey]: "42" },
+        { [unreadTextKey]: "[1,2]" },
+        { [unreadTextKey]: "{bad" }
+      ])
+    }))
 
   it.live("fails with a clear message for a file that is not there", () =>
     Effect.gen(function*() {
@@ -266,12 +279,14 @@ describe("CSV", () => {
       expect([0, 1, 2, 3].map(source.describe)).toEqual(records.map((r) => r.location))
     }))
 
-  it.scoped("leaves empty fields out, reads an unquoted null as null, and keeps the raw record", () =>
+  it.scoped("leaves empty fields out, reads an unquoted null as null, and keeps the raw record as the row", () =>
     Effect.gen(function*() {
       const { records } = yield* readText("rows.csv", "a,b,c\nx,,null\n\"\",\"null\",y\n")
       expect(records[0]!.row).toEqual({ a: "x", c: null })
-      expect(records[0]!.raw).toEqual({ a: "x", b: "", c: null })
+      // The raw record imported again as JSON gives the same row: empty fields are left out there too.
+      expect(records[0]!.raw).toEqual({ a: "x", c: null })
       expect(records[1]!.row).toEqual({ b: "null", c: "y" })
+      expect(records[1]!.raw).toEqual({ b: "null", c: "y" })
     }))
 
   it.scoped("skips blank lines and lines of empty fields", () =>
@@ -286,8 +301,10 @@ describe("CSV", () => {
       expect(records.map((r) => r.location)).toEqual(["row 1 (line 2)", "row 2 (line 3)", "row 3 (line 4)"])
       expect(messageOf(records[0]!)).toBe("has 3 fields, but the header has 2")
       expect(records[0]!.row).toHaveProperty("_tag", "InvalidRow")
-      expect(records[0]!.raw).toEqual(["1", "2", "3"])
+      // Raw records stay keyed by column: extra fields under one reserved key, missing ones left out.
+      expect(records[0]!.raw).toEqual({ a: "1", b: "2", [extraFieldsKey]: ["3"] })
       expect(messageOf(records[1]!)).toBe("has 1 field, but the header has 2")
+      expect(records[1]!.raw).toEqual({ a: "4" })
       expect(records[2]!.row).toEqual({ a: "5", b: "6" })
     }))
 
@@ -300,7 +317,7 @@ describe("CSV", () => {
       expect(messageOf(records[1]!)).toBe(
         "a quote opened in this row is never closed, so the rest of the input (to line 5) is part of it"
       )
-      expect(records[1]!.raw).toBe("3,\"open\n4,5\n6,7\n")
+      expect(records[1]!.raw).toEqual({ [unreadTextKey]: "3,\"open\n4,5\n6,7\n" })
     }))
 
   it.scoped("fails with one line for a header with an empty or repeated name", () =>
@@ -354,7 +371,7 @@ describe("JSON array", () => {
       expect(records[1]!.row).toEqual({ b: [1, { c: [2] }] })
       expect(messageOf(records[2]!)).toBe("expected a JSON object, got number")
       expect(messageOf(records[3]!)).toMatch(/^not valid JSON \(/)
-      expect(records[3]!.raw).toBe("{bad}")
+      expect(records[3]!.raw).toEqual({ [unreadTextKey]: "{bad}" })
       expect(messageOf(records[4]!)).toBe("empty element")
       expect(records[5]!.row).toEqual({ d: null })
     }))

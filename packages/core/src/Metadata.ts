@@ -10,6 +10,7 @@ import * as Option from "effect/Option"
 import { DataverseClient } from "./DataverseClient.js"
 import { DataverseError } from "./DataverseError.js"
 import type { ColumnMetadata, LookupNavigation, TableMetadata } from "./internal/metadata.js"
+import * as internalSuggest from "./internal/suggest.js"
 
 export type {
   /**
@@ -167,6 +168,28 @@ export const invalidate = (logicalName?: string): Effect.Effect<void, never, Dat
 export const column = (metadata: TableMetadata, logicalName: string): Option.Option<ColumnMetadata> =>
   Option.fromNullable(metadata.columns.find((c) => c.logicalName === logicalName))
 
+/**
+ * The candidates closest to a name that names nothing, best first, at most `limit` (3): the rule
+ * behind every "did you mean" of the library and the CLI. Case does not count (a candidate that
+ * differs only in case comes first); a candidate may be 2 edits away (insert, delete, replace, or
+ * swap two neighbouring characters), or a third of the name's length for names of 9 characters or
+ * more. A name or candidate shorter than 3 characters is suggested only when it differs in case alone.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Metadata } from "@dv-effect/core"
+ * Metadata.suggest("Contact", ["account", "contact"]) // ["contact"]
+ * const close = Metadata.table("contact").pipe(
+ *   Effect.map((t) => Metadata.suggest("lastnmae", t.columns.map((c) => c.logicalName))) // ["lastname"]
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ */
+export const suggest = (name: string, candidates: Iterable<string>, limit = 3): ReadonlyArray<string> =>
+  internalSuggest.suggest(name, candidates, limit)
+
 const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
 
 /**
@@ -200,7 +223,12 @@ export const navigationProperty = (
       invalid(
         exists
           ? `The column '${column}' of '${metadata.logicalName}' is not a lookup with a navigation property.`
-          : `The table '${metadata.logicalName}' has no column '${column}'.`
+          : internalSuggest.withSuggestion(
+            `The table '${metadata.logicalName}' has no column '${column}'`,
+            column,
+            metadata.columns.map((c) => c.logicalName),
+            "."
+          )
       )
     )
   }

@@ -2,6 +2,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
 import { DataverseError } from "../DataverseError.js"
 import { quote, withQuery } from "./odata.js"
+import { didYouMean } from "./suggest.js"
 
 /**
  * A column's `AttributeType`, as the service reports it. The list is open: the service has more
@@ -192,6 +193,18 @@ const messageFilterRequest = (logicalName: string, message: string) =>
     ])
   )
 
+/**
+ * The logical names of every table, for a "did you mean" when a table does not exist: one
+ * request, asked only then; none when it fails (the not-found error is what matters).
+ */
+const tableNames = (executeJson: ExecuteJson): Effect.Effect<ReadonlyArray<string>> =>
+  executeJson(HttpClientRequest.get(withQuery("EntityDefinitions", [["$select", "LogicalName"]]))).pipe(
+    Effect.map(({ body }) =>
+      isObject(body) ? objects(body.value).flatMap((entity) => string(entity.LogicalName) ?? []) : []
+    ),
+    Effect.orElseSucceed((): ReadonlyArray<string> => [])
+  )
+
 const decodeError = (logicalName: string, what: string) =>
   new DataverseError({ reason: "Decode", message: `The metadata of table '${logicalName}' ${what}.` })
 
@@ -283,14 +296,20 @@ export const fetchTableMetadata = (
 ): Effect.Effect<TableMetadata, DataverseError> =>
   Effect.gen(function*() {
     const { body } = yield* executeJson(definitionRequest(logicalName)).pipe(
-      Effect.mapError((error) =>
-        error.reason === "NotFound"
-          ? new DataverseError({
-            ...error,
-            message:
-              `Table '${logicalName}' does not exist in this environment (tables are named by logical name, e.g. 'contact').`
+      Effect.catchIf(
+        (error) => error.reason === "NotFound",
+        (error) =>
+          Effect.flatMap(tableNames(executeJson), (names) => {
+            const hint = didYouMean(logicalName, names)
+            return Effect.fail(
+              new DataverseError({
+                ...error,
+                message: `Table '${logicalName}' does not exist in this environment${
+                  hint === undefined ? " (tables are named by logical name, e.g. 'contact')." : `; ${hint}`
+                }`
+              })
+            )
           })
-          : error
       )
     )
     if (!isObject(body) || typeof body.EntitySetName !== "string" || typeof body.PrimaryIdAttribute !== "string") {

@@ -4,6 +4,7 @@
  */
 import type { Row } from "../Records.js"
 import type { ColumnMetadata, TableMetadata } from "./metadata.js"
+import { didYouMeanOf, suggest, withSuggestion } from "./suggest.js"
 
 const guid = /^\{?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}?$/i
 
@@ -86,14 +87,20 @@ export const validateRow = (table: TableMetadata, row: Row, isCreate: boolean): 
     const value = row[name]
     if (name.endsWith("@odata.bind")) {
       const property = name.slice(0, -"@odata.bind".length)
-      if (!navigation.has(property)) return `'${name}' names no navigation property of ${table.logicalName}`
+      if (!navigation.has(property)) {
+        const hint = didYouMeanOf(suggest(property, navigation).map((n) => `${n}@odata.bind`))
+        const message = `'${name}' names no navigation property of ${table.logicalName}`
+        return hint === undefined ? message : `${message}; ${hint}`
+      }
       if (value !== null && typeof value !== "string") return `'${name}' must be a record URL such as "/accounts(<id>)"`
       continue
     }
     // Other annotations (`@odata.type`, `@odata.id`, `@odata.etag`) are the engine's or ignored.
     if (name.includes("@")) continue
     const column = columns.get(name)
-    if (column === undefined) return `column '${name}' does not exist in ${table.logicalName}`
+    if (column === undefined) {
+      return withSuggestion(`column '${name}' does not exist in ${table.logicalName}`, name, columns.keys())
+    }
     const problem = checkValue(column, value)
     if (problem !== undefined) return `column '${name}' ${problem}`
   }

@@ -4,6 +4,7 @@ import type { BulkOptions, Operation, SmartOptions } from "../../Bulk.js"
 import { DataverseClient, type DataverseClientService } from "../../DataverseClient.js"
 import { DataverseError } from "../../DataverseError.js"
 import type { TableMetadata } from "../metadata.js"
+import { withSuggestion } from "../suggest.js"
 
 /** How one run sends its rows, decided from the options and the table's metadata. */
 export interface RunPlan {
@@ -83,7 +84,14 @@ export const planRun = (
     if (key !== undefined) {
       const unknown = key.find((column) => !metadata.columns.some((c) => c.logicalName === column))
       if (unknown !== undefined) {
-        return yield* invalid(`The key column '${unknown}' does not exist in ${metadata.logicalName}.`)
+        return yield* invalid(
+          withSuggestion(
+            `The key column '${unknown}' does not exist in ${metadata.logicalName}`,
+            unknown,
+            metadata.columns.map((c) => c.logicalName),
+            "."
+          )
+        )
       }
       // Smart mode looks records up by any columns; writes address them by an alternate key.
       const wanted = [...key].sort().join(",")
