@@ -53,89 +53,52 @@ const lines = (path) => (Fs.existsSync(path) ? Fs.readFileSync(path, "utf8").spl
 const lastLine = (text) => text.trim().split("\n").at(-1) ?? ""
 const results = []
 
-// 1. A static token that expires midway.
-{
-  const host = await startHost({ ...scenario, tokenLifetimeSeconds: 4 })
-  const journal = Path.join(dir, "token.journal")
-  const rejects = Path.join(dir, "token-rejects.jsonl")
-  const common = [
-    "create",
-    "contact",
-    "--file",
-    file,
-    "--journal",
-    journal,
-    "--rejects",
-    rejects,
-    "--url",
-    host.info.url
-  ]
-  const first = await dvEffect([
-    ...common,
-    "--access-token",
-    host.info.accessToken,
-    "--chunk-size",
-    "100",
-    "--concurrency",
-    "2"
-  ])
-  const landed = (await host.request("check", { expect: expectation(scenario, rows) })).landed
+/**
+ * One case on a fresh emulator: a first run of `args(info, "first")` that stops (by itself, or
+ * killed when `killWhen` says so), then `args(info, "resume")` with --resume; the store checked.
+ */
+const stopThenResume = async (name, hostOptions, args, { killWhen, rejects } = {}) => {
+  const host = await startHost({ ...scenario, ...hostOptions })
+  const expect = expectation(scenario, rows)
+  const landedNow = async () => (await host.request("check", { expect })).landed
+  const first = await dvEffect(await args(host, "first"), {
+    ...(killWhen === undefined ? {} : { killWhen: async () => killWhen(await landedNow()) })
+  })
+  const landed = await landedNow()
   const before = await host.request("stats")
-  const fresh = await host.request("token", { lifetimeSeconds: 3600 })
-  const second = await dvEffect([
-    ...common,
-    "--access-token",
-    fresh,
-    "--resume",
-    "--chunk-size",
-    "100",
-    "--concurrency",
-    "2"
-  ])
+  const second = await dvEffect([...(await args(host, "resume")), "--resume"])
   const after = await host.request("stats")
-  const check = await host.request("check", { expect: expectation(scenario, rows) })
   results.push({
-    name: "expired token",
-    first: { ...first, landed, rejected: lines(rejects), said: lastLine(first.stderr) },
+    name,
+    first: {
+      ...first,
+      landed,
+      rejected: rejects === undefined ? 0 : lines(rejects),
+      said: killWhen === undefined ? lastLine(first.stderr) : "killed"
+    },
     resume: { ...second, ...traffic(before, after) },
-    check
+    check: await host.request("check", { expect })
   })
   await host.stop()
 }
 
-// 2. Killed midway, resumed at once.
+// 1. A static token valid for 4 s, with the issue's flags; the resume with a fresh one.
 {
-  const host = await startHost(scenario)
-  const journal = Path.join(dir, "kill.journal")
-  const common = [
-    "create",
-    "contact",
-    "--file",
-    file,
-    "--journal",
-    journal,
-    "--url",
-    host.info.url,
+  const rejects = Path.join(dir, "token-rejects.jsonl")
+  const common = ["create", "contact", "--file", file, "--journal", Path.join(dir, "token.journal")]
+  await stopThenResume("expired token", { tokenLifetimeSeconds: 4 }, async (host, run) => [
+    ...common,
+    ...["--rejects", rejects, "--url", host.info.url, "--chunk-size", "100", "--concurrency", "2"],
     "--access-token",
-    host.info.accessToken
-  ]
-  const expect = expectation(scenario, rows)
-  const first = await dvEffect(common, {
-    killWhen: async () => (await host.request("check", { expect })).landed >= Math.min(15_000, rows / 2)
-  })
-  const landed = (await host.request("check", { expect })).landed
-  const before = await host.request("stats")
-  const second = await dvEffect([...common, "--resume"])
-  const after = await host.request("stats")
-  const check = await host.request("check", { expect })
-  results.push({
-    name: "kill + resume",
-    first: { ...first, landed, rejected: 0, said: "killed" },
-    resume: { ...second, ...traffic(before, after) },
-    check
-  })
-  await host.stop()
+    run === "first" ? host.info.accessToken : await host.request("token", { lifetimeSeconds: 3600 })
+  ], { rejects })
 }
+
+// 2. Killed midway (SIGKILL) with the default options, resumed at once.
+await stopThenResume("kill + resume", {}, (host) => [
+  ...["create", "contact", "--file", file, "--journal", Path.join(dir, "kill.journal")],
+  ...["--url", host.info.url, "--access-token", host.info.accessToken]
+], { killWhen: (landed) => landed >= Math.min(15_000, rows / 2) })
 
 console.log(`\n${rows.toLocaleString("en-US")} rows, profile bench, one web server\n`)
 console.log(table(
