@@ -74,6 +74,35 @@ describe("dv-effect emulator", () => {
     }
   })
 
+  it("registers --users n application users, listed in the start line, each token working with whoami", async () => {
+    const several = await startEmulator(["--users", "3"])
+    try {
+      const users = several.info["users"] as ReadonlyArray<
+        { userId: string; clientId: string; clientSecret: string; accessToken: string }
+      >
+      expect(users).toHaveLength(3)
+      expect(users[0]).toEqual({
+        userId: several.info.userId,
+        clientId: several.info["clientId"],
+        clientSecret: several.info["clientSecret"],
+        accessToken: several.info.accessToken
+      })
+      for (const field of ["userId", "clientId", "clientSecret", "accessToken"] as const) {
+        expect(new Set(users.map((user) => user[field])).size).toBe(3)
+      }
+      for (const user of users) {
+        const result = await run(["whoami", "--url", several.info.url, "--access-token", user.accessToken])
+        expect(result.code).toBe(0)
+        expect(JSON.parse(result.stdout).UserId).toBe(user.userId)
+      }
+    } finally {
+      await several.stop()
+    }
+    const none = await run(["emulator", "--users", "0"])
+    expect(none.code).toBe(1)
+    expect(none.stderr.trim()).toBe("dv-effect: --users must be a positive whole number, got 0.")
+  })
+
   it("refuses a port out of range with one clear line", async () => {
     const result = await run(["emulator", "--port", "70000"])
     expect(result.code).toBe(1)

@@ -82,6 +82,13 @@ const emulatorCommand = Command.make(
       Options.withPseudoName("dir"),
       Options.withDescription("Keep the data in this directory across restarts (journalled every second)"),
       Options.optional
+    ),
+    users: Options.integer("users").pipe(
+      Options.withPseudoName("n"),
+      Options.withDescription(
+        "Application users to register, each with its own credentials, token and limits (the start line's users)"
+      ),
+      Options.withDefault(1)
     )
   },
   (args) =>
@@ -128,10 +135,13 @@ const emulatorCommand = Command.make(
         }
         schema = decoded
       }
+      const users = yield* positive("--users", args.users)
+      if (users > 1000) return yield* new CliError({ message: `--users must be at most 1000, got ${users}.` })
       const running = yield* Emulator.make({
         host,
         port,
         profile,
+        users,
         ...(schema === undefined ? {} : { schema }),
         ...(Option.isSome(args.dataDir) ? { dataDir: args.dataDir.value } : {})
       }).pipe(
@@ -158,7 +168,10 @@ const emulatorCommand = Command.make(
   "Run a local Dataverse Web API; prints its URL and a token as one JSON line on stdout",
   [
     ["dv-effect emulator --port 0 > emulator.json &", "A local Dataverse for scripts and tests"],
-    ["dv-effect emulator --profile bench --servers 2", "With the service's throttling, scaled down in time"],
+    [
+      "dv-effect emulator --profile bench --servers 2 --users 4",
+      "With the service's throttling, scaled down in time; four application users, each with its own limits"
+    ],
     ["dv-effect emulator --data-dir ./dv-data --port 5555", "Keep the data across restarts"]
   ]
 )))

@@ -65,6 +65,12 @@ export interface EmulatorOptions {
     readonly certificatePem?: string
     readonly federated?: IdentityServer.FederatedCredential
   }
+  /**
+   * How many application users to register, each with its own client id, client secret, static
+   * access token and systemuser (`StartInfo.users`). The service protection limits apply per
+   * user (and per web server), so each user has its own windows. Default 1.
+   */
+  readonly users?: number
   /** Lifetime of the access token in the start contract, in seconds. Default 24 hours. */
   readonly tokenLifetimeSeconds?: number
   /**
@@ -72,6 +78,22 @@ export interface EmulatorOptions {
    * Entra. A short one makes a client refresh its token within a run.
    */
   readonly identityTokenLifetimeSeconds?: number
+}
+
+/**
+ * One application user of the org, as the start contract lists it.
+ *
+ * @since 0.1.0
+ */
+export interface ApplicationUser {
+  /** Its `systemuserid`: what `WhoAmI` answers for its tokens, and its records' `_createdby_value`. */
+  readonly userId: string
+  /** The application (client) id of its app registration. */
+  readonly clientId: string
+  /** Its client secret, for the client credentials flow (when the identity endpoint runs). */
+  readonly clientSecret?: string
+  /** A static token the Web API accepts for it. */
+  readonly accessToken: string
 }
 
 /**
@@ -104,6 +126,11 @@ export interface StartInfo {
   readonly organizationId: string
   /** The `systemuserid` that `WhoAmI` reports for `accessToken`. */
   readonly userId: string
+  /**
+   * Every application user (`EmulatorOptions.users`), the first being the one of the top-level
+   * `clientId`, `clientSecret`, `accessToken` and `userId`.
+   */
+  readonly users: ReadonlyArray<ApplicationUser>
 }
 
 /**
@@ -122,14 +149,19 @@ export interface RunningEmulator {
   /** The identity endpoint, when it runs: msal configuration helpers, device-code approval, counters. */
   readonly identity: IdentityServer.RunningIdentityServer | undefined
   /**
-   * Creates records in `table` (logical name) as `POST` would, with the same validation, and
-   * returns their ids; fails on the first invalid row, writing none of them.
+   * Creates records in `table` (logical name) as `POST` would by the first application user, with
+   * the same validation, and returns their ids; fails on the first invalid row, writing none of them.
    */
   readonly seed: (table: string, rows: ReadonlyArray<Record<string, unknown>>) => Array<string>
   /** Removes every record of every table, and forgets the service protection windows, holds and counters. */
   readonly reset: () => void
-  /** Issues another access token for the default user, e.g. with a short lifetime or another audience. */
-  readonly issueToken: (options?: { readonly lifetimeSeconds?: number; readonly audience?: string }) => Promise<string>
+  /**
+   * Issues another access token for the default user (or the application user at index `user`
+   * of `info.users`), e.g. with a short lifetime or another audience.
+   */
+  readonly issueToken: (
+    options?: { readonly lifetimeSeconds?: number; readonly audience?: string; readonly user?: number }
+  ) => Promise<string>
 }
 
 /**
@@ -157,12 +189,19 @@ export class Emulator extends Context.Tag("@dv-effect/emulator/Emulator")<Emulat
  */
 export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulator, EmulatorError, Scope.Scope> =>
   Effect.gen(function*() {
+    const userCount = options.users ?? 1
+    if (!Number.isInteger(userCount) || userCount < 1) {
+      return yield* Effect.dieMessage(`users must be a positive integer, got ${userCount}`)
+    }
     const tenantId = randomUUID()
-    const clientId = randomUUID()
-    const appUserObjectId = randomUUID()
-    const userId = randomUUID()
+    const appUsers = Array.from({ length: userCount }, () => ({
+      clientId: randomUUID(),
+      clientSecret: randomBytes(24).toString("base64url"),
+      objectId: randomUUID(),
+      userId: randomUUID()
+    }))
+    const { clientId, clientSecret, userId } = appUsers[0]!
     const organizationId = randomUUID()
-    const clientSecret = randomBytes(24).toString("base64url")
     const publicClientId = randomUUID()
     const userObjectId = randomUUID()
     const userSystemUserId = randomUUID()
@@ -206,10 +245,11 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
       orgUrl: () => orgUrl,
       organizationId,
       businessUnitId: randomUUID(),
-      users: new Map([[appUserObjectId, userId], [userObjectId, userSystemUserId], [
-        managedIdentity.objectId,
-        managedIdentityUserId
-      ]]),
+      users: new Map([
+        ...appUsers.map((user) => [user.objectId, user.userId] as const),
+        [userObjectId, userSystemUserId],
+        [managedIdentity.objectId, managedIdentityUserId]
+      ]),
       model,
       maxBodyBytes: options.maxBodyBytes ?? 128 * 1024 * 1024,
       counters
@@ -230,10 +270,15 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
     const identityServer = options.identity === false ? undefined : yield* IdentityServer.make({
       identity,
       audience: () => orgUrl,
-      apps: [{ clientId, clientSecret, objectId: appUserObjectId, ...options.appCredentials }, {
-        clientId: publicClientId,
-        objectId: randomUUID()
-      }],
+      apps: [
+        ...appUsers.map((user, i) => ({
+          clientId: user.clientId,
+          clientSecret: user.clientSecret,
+          objectId: user.objectId,
+          ...(i === 0 ? options.appCredentials : {})
+        })),
+        { clientId: publicClientId, objectId: randomUUID() }
+      ],
       users: [{ username, password, objectId: userObjectId, displayName: "Emulator Admin" }],
       managedIdentities: [managedIdentity],
       host: options.host ?? "127.0.0.1",
@@ -250,14 +295,23 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
       )
     )
     if (identityServer !== undefined) authority = identityServer.authority
-    const issueToken = (tokenOptions: { readonly lifetimeSeconds?: number; readonly audience?: string } = {}) =>
-      identity.issueAccessToken({
+    const issueToken = (
+      tokenOptions: { readonly lifetimeSeconds?: number; readonly audience?: string; readonly user?: number } = {}
+    ) => {
+      const user = appUsers[tokenOptions.user ?? 0]
+      if (user === undefined) {
+        return Promise.reject(new Error(`issueToken: there is no application user ${tokenOptions.user}`))
+      }
+      return identity.issueAccessToken({
         audience: tokenOptions.audience ?? orgUrl,
-        objectId: appUserObjectId,
-        appId: clientId,
+        objectId: user.objectId,
+        appId: user.clientId,
         lifetimeSeconds: tokenOptions.lifetimeSeconds ?? options.tokenLifetimeSeconds ?? 24 * 60 * 60
       })
-    const accessToken = yield* Effect.promise(() => issueToken())
+    }
+    const accessTokens = yield* Effect.promise(() => Promise.all(appUsers.map((_, user) => issueToken({ user }))))
+    const accessToken = accessTokens[0]!
+    const seededBy = { table: "systemuser", id: userId }
     yield* Effect.logDebug(`emulator listening on ${orgUrl}`)
     return {
       info: {
@@ -277,9 +331,16 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
             password
           }),
         organizationId,
-        userId
+        userId,
+        users: appUsers.map((user, i) => ({
+          userId: user.userId,
+          clientId: user.clientId,
+          ...(identityServer === undefined ? {} : { clientSecret: user.clientSecret }),
+          accessToken: accessTokens[i]!
+        }))
       },
       identity: identityServer,
+      // Seeded records are created by the first application user.
       seed: (tableName, rows) => {
         const table = store.table(tableName)
         if (table === undefined) throw new Error(`seed: the schema has no table '${tableName}'`)
@@ -287,7 +348,7 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
         const created = store.transaction(() => {
           const ids: Array<string> = []
           for (const [i, row] of rows.entries()) {
-            const record = createRecord(store, table, row, stamp)
+            const record = createRecord(store, table, row, stamp, seededBy)
             if (record instanceof Fault) return new Fault(record.status, record.code, `row ${i}: ${record.message}`)
             ids.push(record.id)
           }

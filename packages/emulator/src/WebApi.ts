@@ -36,7 +36,7 @@ import { faultReply, type Reply } from "./internal/reply.js"
 import { ReadLag, sessionToken } from "./internal/session.js"
 import type { ServiceModel } from "./internal/throttle.js"
 import { latencyMs } from "./Model.js"
-import type { Store, TableStore } from "./Store.js"
+import type { LookupValue, Store, TableStore } from "./Store.js"
 
 /**
  * What the Web API needs to answer: the data, the token verifier, the org's identity and
@@ -121,6 +121,19 @@ export const makeHandler = (context: WebApiContext) => {
     }
   }
 
+  // The caller as a lookup to its systemuser, one object per user (shared by every record it writes).
+  const callers = new Map<string, LookupValue>()
+  const callerOf = (token: VerifiedToken): LookupValue | undefined => {
+    const userId = context.users.get(token.objectId)
+    if (userId === undefined) return undefined
+    let lookup = callers.get(userId)
+    if (lookup === undefined) {
+      lookup = { table: "systemuser", id: userId }
+      callers.set(userId, lookup)
+    }
+    return lookup
+  }
+
   const whoAmI = (token: VerifiedToken): Reply => {
     const userId = context.users.get(token.objectId)
     if (userId === undefined) {
@@ -181,7 +194,7 @@ export const makeHandler = (context: WebApiContext) => {
   const create = (table: TableStore, request: ApiRequest, prefer: Prefer, search: URLSearchParams): Reply => {
     const body = parseBody(request)
     if (body instanceof Fault) return faultReply(body)
-    const record = createRecord(context.store, table, body, now)
+    const record = createRecord(context.store, table, body, now, callerOf(request.token))
     if (record instanceof Fault) return faultReply(record)
     const headers = { "OData-EntityId": entityUrl(table, record.id) }
     if (prefer.returnRepresentation) {
@@ -204,12 +217,20 @@ export const makeHandler = (context: WebApiContext) => {
     if (target instanceof Fault) return faultReply(target)
     const ifMatch = request.headers["if-match"]?.trim()
     const ifNoneMatch = request.headers["if-none-match"]?.trim()
-    const written = writeRecord(context.store, table, target, body, {
-      mode: ifNoneMatch === "*" ? "createOnly" : ifMatch !== undefined ? "updateOnly" : "upsert",
-      // An upsert on an elastic table replaces the whole record.
-      replace: table.definition.tableType === "Elastic" && ifMatch === undefined,
-      ifMatch
-    }, now)
+    const written = writeRecord(
+      context.store,
+      table,
+      target,
+      body,
+      {
+        mode: ifNoneMatch === "*" ? "createOnly" : ifMatch !== undefined ? "updateOnly" : "upsert",
+        // An upsert on an elastic table replaces the whole record.
+        replace: table.definition.tableType === "Elastic" && ifMatch === undefined,
+        ifMatch
+      },
+      now,
+      callerOf(request.token)
+    )
     if (written instanceof Fault) return faultReply(written)
     const headers = { "OData-EntityId": entityUrl(table, written.record.id) }
     if (prefer.returnRepresentation) {
@@ -361,7 +382,8 @@ export const makeHandler = (context: WebApiContext) => {
           runBulkMessage(context.store, table, message, body, {
             annotations: prefer.annotations,
             now,
-            webApiUrl: webApiUrl()
+            webApiUrl: webApiUrl(),
+            by: callerOf(request.token)
           })
         )
       }

@@ -8,7 +8,7 @@
  * `{RequestIndex, Id, StatusCode}`), when the request asks for annotations. That wire shape is
  * unconfirmed on the real service; it is the likely form the reference names.
  */
-import type { Store, TableStore } from "../Store.js"
+import type { LookupValue, Store, TableStore } from "../Store.js"
 import { badRequest, Fault } from "./fault.js"
 import { parsePath } from "./odataPath.js"
 import { createRecord, deleteRecord, type Now, writeRecord } from "./operations.js"
@@ -111,7 +111,13 @@ export const runBulkMessage = (
   table: TableStore,
   message: BulkMessage,
   body: unknown,
-  options: { readonly annotations: boolean; readonly now: Now; readonly webApiUrl: string }
+  options: {
+    readonly annotations: boolean
+    readonly now: Now
+    readonly webApiUrl: string
+    /** The caller's systemuser, for `createdby` and `modifiedby`. */
+    readonly by?: LookupValue | undefined
+  }
 ): Reply => {
   const definition = table.definition
   const elastic = definition.tableType === "Elastic"
@@ -126,7 +132,7 @@ export const runBulkMessage = (
   const ids: Array<string> = []
   const apply = (target: Record<string, unknown>, index: number): Fault | undefined => {
     if (message === "CreateMultiple") {
-      const record = createRecord(store, table, target, options.now)
+      const record = createRecord(store, table, target, options.now, options.by)
       if (record instanceof Fault) return record
       ids[index] = record.id
       return undefined
@@ -151,10 +157,18 @@ export const runBulkMessage = (
       const deleted = deleteRecord(table, key)
       return deleted instanceof Fault ? deleted : undefined
     }
-    const written = writeRecord(store, table, key, target, {
-      mode: message === "UpdateMultiple" ? "updateOnly" : "upsert",
-      replace: elastic && message === "UpsertMultiple"
-    }, options.now)
+    const written = writeRecord(
+      store,
+      table,
+      key,
+      target,
+      {
+        mode: message === "UpdateMultiple" ? "updateOnly" : "upsert",
+        replace: elastic && message === "UpsertMultiple"
+      },
+      options.now,
+      options.by
+    )
     return written instanceof Fault ? written : undefined
   }
 

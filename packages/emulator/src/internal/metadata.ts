@@ -73,7 +73,7 @@ export const entityMetadata = (definition: TableDefinition): Record<string, unkn
   DisplayName: label(definition.schemaName)
 })
 
-const systemColumns = new Set(["createdon", "modifiedon", "fullname"])
+const systemColumns = new Set(["createdon", "modifiedon", "fullname", "createdby", "modifiedby"])
 
 /** The attribute metadata objects of a table, the primary key first. */
 export const attributeMetadata = (definition: TableDefinition): Array<Record<string, unknown>> => {

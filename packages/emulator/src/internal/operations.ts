@@ -3,7 +3,7 @@
  * create, update, upsert and delete with the service's rules and error codes.
  */
 import { randomUUID } from "node:crypto"
-import type { Store, StoredRecord, TableStore } from "../Store.js"
+import type { LookupValue, Store, StoredRecord, TableStore } from "../Store.js"
 import { badRequest, Fault, recordNotFound } from "./fault.js"
 import { completeValues, type ResolvedKey, validateBody } from "./records.js"
 
@@ -13,11 +13,17 @@ export type Now = () => string
 /** The record's ETag as the Web API writes it. */
 export const etagOf = (record: StoredRecord): string => `W/"${record.version}"`
 
-/** Creates a record from a request body. */
-export const createRecord = (store: Store, table: TableStore, body: unknown, now: Now): StoredRecord | Fault => {
+/** Creates a record from a request body; `by` is the caller's systemuser (`createdby`, `modifiedby`). */
+export const createRecord = (
+  store: Store,
+  table: TableStore,
+  body: unknown,
+  now: Now,
+  by?: LookupValue
+): StoredRecord | Fault => {
   const validated = validateBody(store, table.definition, body)
   if (validated instanceof Fault) return validated
-  const values = completeValues(table.definition, validated.values, now(), true, true)
+  const values = completeValues(table.definition, validated.values, now(), true, true, by)
   if (values instanceof Fault) return values
   return table.insert({ id: validated.id ?? randomUUID(), values })
 }
@@ -36,14 +42,18 @@ export interface WriteOptions {
   readonly ifMatch?: string | undefined
 }
 
-/** Writes a body at a resolved key: an update, or a create where nothing exists yet. */
+/**
+ * Writes a body at a resolved key: an update, or a create where nothing exists yet. `by` is the
+ * caller's systemuser (`modifiedby`, and `createdby` on a create).
+ */
 export const writeRecord = (
   store: Store,
   table: TableStore,
   target: ResolvedKey,
   body: unknown,
   options: WriteOptions,
-  now: Now
+  now: Now,
+  by?: LookupValue
 ): { readonly record: StoredRecord; readonly created: boolean } | Fault => {
   const definition = table.definition
   const validated = validateBody(store, definition, body)
@@ -73,9 +83,14 @@ export const writeRecord = (
       return badRequest("The partitionid of a record cannot be changed.")
     }
     const base = options.replace === true
-      ? { ...target.keyValues, partitionid: existing.values["partitionid"], createdon: existing.values["createdon"] }
+      ? {
+        ...target.keyValues,
+        partitionid: existing.values["partitionid"],
+        createdon: existing.values["createdon"],
+        createdby: existing.values["createdby"]
+      }
       : existing.values
-    const values = completeValues(definition, { ...base, ...validated.values }, now(), false)
+    const values = completeValues(definition, { ...base, ...validated.values }, now(), false, false, by)
     if (values instanceof Fault) return values
     const record = table.update(existing.id, values, true)
     return record instanceof Fault ? record : { record, created: false }
@@ -89,7 +104,7 @@ export const writeRecord = (
         `A record with the specified key values does not exist in ${definition.logicalName} entity`
       )
   }
-  const values = completeValues(definition, { ...target.keyValues, ...validated.values }, now(), true)
+  const values = completeValues(definition, { ...target.keyValues, ...validated.values }, now(), true, false, by)
   if (values instanceof Fault) return values
   const record = table.insert({ id: target.id ?? validated.id ?? randomUUID(), values })
   return record instanceof Fault ? record : { record, created: true }

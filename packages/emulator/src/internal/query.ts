@@ -6,7 +6,7 @@ import type { Store, StoredRecord, TableStore } from "../Store.js"
 import { badRequest, Fault } from "./fault.js"
 import { parseFetchXml, readFetchPagingCookie, writeFetchInnerCookie, writeFetchPagingCookie } from "./fetchxml.js"
 import { compileFilter, compileOrderBy } from "./filter.js"
-import { contextUrl, present, resolveSelect } from "./records.js"
+import { auditColumns, columnsOf, contextUrl, present, resolveSelect } from "./records.js"
 import { faultReply, type Reply } from "./reply.js"
 
 /** The `Prefer` preferences the emulator honours. */
@@ -211,7 +211,12 @@ const queryFetchXml = (
   if (plan.top !== undefined) more = false
   const columns = plan.attributes === "all"
     ? definition.columns
-    : definition.columns.filter((column) => (plan.attributes as ReadonlyArray<string>).includes(column.logicalName))
+    // `createdby` and `modifiedby` are named like any attribute, declared or implied.
+    : [
+      ...definition.columns,
+      ...auditColumns.filter((column) => columnsOf(definition).get(column.logicalName) === column)
+    ]
+      .filter((column) => (plan.attributes as ReadonlyArray<string>).includes(column.logicalName))
   const value = records.map((record) => {
     const row = present(definition, record, columns, prefer.annotations)
     for (const key of Object.keys(row)) if (row[key] === null) delete row[key]

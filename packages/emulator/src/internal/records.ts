@@ -17,14 +17,29 @@ export const parseGuid = (text: string): string | undefined => {
 
 const systemColumns = new Set(["createdon", "modifiedon"])
 
+/**
+ * `createdby` and `modifiedby`: the systemuser who created and last modified a record, set from
+ * the caller's token on every table. A schema may declare them (Lookup columns targeting
+ * `systemuser`, with a `systemuser` table), and then they are in the metadata and in every
+ * answer like any column; otherwise they are implied: readable with `$select=_createdby_value`,
+ * filterable and sortable, but not listed in the metadata nor returned without `$select`.
+ */
+export const auditColumns: ReadonlyArray<ColumnDefinition> = [
+  { logicalName: "createdby", type: "Lookup", targets: [{ table: "systemuser", navigationProperty: "createdby" }] },
+  { logicalName: "modifiedby", type: "Lookup", targets: [{ table: "systemuser", navigationProperty: "modifiedby" }] }
+]
+
+const auditNames = new Set(auditColumns.map((column) => column.logicalName))
+
 const columnIndex = new WeakMap<TableDefinition, Map<string, ColumnDefinition>>()
 const navigationIndex = new WeakMap<TableDefinition, Map<string, { column: ColumnDefinition; table: string }>>()
 
-/** Columns by logical name, built once per definition. */
+/** Columns by logical name (the implied `auditColumns` included), built once per definition. */
 export const columnsOf = (table: TableDefinition): Map<string, ColumnDefinition> => {
   let index = columnIndex.get(table)
   if (index === undefined) {
-    index = new Map(table.columns.map((column) => [column.logicalName, column]))
+    index = new Map(auditColumns.map((column) => [column.logicalName, column]))
+    for (const column of table.columns) index.set(column.logicalName, column)
     columnIndex.set(table, index)
   }
   return index
@@ -309,6 +324,8 @@ export const validateBody = (store: Store, definition: TableDefinition, body: un
           `An undeclared property '${navigation}' which only has property annotations in the payload but no property value was found in the payload. In OData, only declared navigation properties and declared named streams can be represented as properties without values.`
         )
       }
+      // `createdby` and `modifiedby` (when the schema declares them) are the service's to set.
+      if (auditNames.has(target.column.logicalName)) continue
       if (value === null) {
         values[target.column.logicalName] = null
         continue
@@ -342,7 +359,7 @@ export const validateBody = (store: Store, definition: TableDefinition, body: un
 
 /**
  * Completes the values of a record about to be written: the columns the service computes
- * (`fullname`, `createdon`, `modifiedon`) and the required-column check.
+ * (`fullname`, `createdon`, `modifiedon`, `createdby`, `modifiedby`) and the required-column check.
  */
 export const completeValues = (
   definition: TableDefinition,
@@ -350,7 +367,9 @@ export const completeValues = (
   now: string,
   isCreate: boolean,
   /** `values` is a fresh object the caller owns: complete it instead of copying it (the create path). */
-  owned = false
+  owned = false,
+  /** The caller, as a lookup to its systemuser: `createdby` on create, `modifiedby` always. */
+  by?: LookupValue
 ): Record<string, unknown> | Fault => {
   const columns = columnsOf(definition)
   const out: Record<string, unknown> = owned ? values as Record<string, unknown> : { ...values }
@@ -366,6 +385,10 @@ export const completeValues = (
   }
   if (isCreate && columns.has("createdon")) out["createdon"] = now
   if (columns.has("modifiedon")) out["modifiedon"] = now
+  if (by !== undefined) {
+    if (isCreate) out["createdby"] = by
+    out["modifiedby"] = by
+  }
   return out
 }
 
