@@ -361,6 +361,8 @@ export const make = (
     const statsRef = yield* Ref.make<ClientStats>({ requests: 0, throttled: 0, retries: 0 })
     const httpClient = yield* HttpClient.HttpClient
     const cookies = yield* Ref.make(Cookies.empty)
+    // Only with `affinityCookies`: the jar hands back what the service set, as a browser would.
+    // Nothing reads a cookie's value or steers by it (wire reference §6: its meaning is undocumented).
     const baseClient = (options.affinityCookies === true ? HttpClient.withCookiesRef(httpClient, cookies) : httpClient)
       .pipe(
         HttpClient.mapRequest((request) =>
