@@ -12,7 +12,15 @@ import { DataverseClient } from "./DataverseClient.js"
 import { DataverseError } from "./DataverseError.js"
 import { keySegment, kindOfAttributeType } from "./internal/keys.js"
 import type { TableMetadata } from "./internal/metadata.js"
-import { badExpand, expandClause, type ExpandItem, normaliseGuid, quote, withQuery } from "./internal/odata.js"
+import {
+  badExpand,
+  expandClause,
+  type ExpandItem,
+  normaliseGuid,
+  parseBind,
+  quote,
+  withQuery
+} from "./internal/odata.js"
 import * as Metadata from "./Metadata.js"
 
 /**
@@ -84,10 +92,8 @@ export interface Partition {
  *
  * @since 0.1.0
  */
-export const idFromEntityUrl = (url: string | undefined): string | undefined => {
-  const match = url === undefined ? null : /\(([0-9a-fA-F-]{36})\)\s*$/.exec(url)
-  return match === null ? undefined : match[1]!.toLowerCase()
-}
+export const idFromEntityUrl = (url: string | undefined): string | undefined =>
+  url === undefined ? undefined : parseBind(url.trim())?.id
 
 const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
 

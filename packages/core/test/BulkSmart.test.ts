@@ -7,7 +7,7 @@ import * as Stream from "effect/Stream"
 import * as Bulk from "../src/Bulk.js"
 import * as Credentials from "../src/Credentials.js"
 import * as DataverseClient from "../src/DataverseClient.js"
-import { parseBind } from "../src/internal/bulk/smart.js"
+import { parseBind } from "../src/internal/odata.js"
 import * as Records from "../src/Records.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
 

@@ -114,3 +114,49 @@ export const badExpand = (items: ReadonlyArray<ExpandItem>): string | undefined 
   }
   return undefined
 }
+
+/** A key value in a bind: a quoted string, or bare text (a GUID, a number, a date, true). */
+export interface KeyLiteral {
+  readonly quoted: boolean
+  readonly text: string
+}
+
+/** An `@odata.bind` value: the entity set, and the id or the alternate-key values it names. */
+export interface ParsedBind {
+  readonly entitySet: string
+  readonly id?: string
+  readonly key?: ReadonlyArray<readonly [string, KeyLiteral]>
+}
+
+/**
+ * One definition of a record reference (an `@odata.bind` value, an `OData-EntityId`): reads
+ * `/accounts(<guid>)`, `/accounts(accountnumber='A-1')` (several columns, values
+ * percent-encoded or not), with or without the leading `/` or a service URL before the set.
+ * Undefined when it is neither.
+ */
+export const parseBind = (value: string): ParsedBind | undefined => {
+  const open = value.indexOf("(")
+  if (open < 0 || !value.endsWith(")")) return undefined
+  const entitySet = value.slice(value.lastIndexOf("/", open) + 1, open)
+  if (!isIdentifier(entitySet)) return undefined
+  const { closed, parts } = splitOutsideQuotes(decodeOnce(value.slice(open + 1, -1)), ",")
+  if (!closed) return undefined
+  if (parts.length === 1 && !parts[0]!.includes("=")) {
+    const id = normaliseGuid(parts[0]!)
+    return id === undefined ? undefined : { entitySet, id }
+  }
+  const key: Array<readonly [string, KeyLiteral]> = []
+  for (const part of parts) {
+    const at = part.indexOf("=")
+    if (at < 0) return undefined
+    const column = part.slice(0, at).trim()
+    const text = part.slice(at + 1).trim()
+    if (!isIdentifier(column)) return undefined
+    if (text.length >= 2 && text.startsWith("'") && text.endsWith("'")) {
+      key.push([column, { quoted: true, text: text.slice(1, -1).replace(/''/g, "'") }])
+    } else if (/^[A-Za-z0-9.:+-]+$/.test(text)) {
+      key.push([column, { quoted: false, text }])
+    } else return undefined
+  }
+  return { entitySet, key }
+}
