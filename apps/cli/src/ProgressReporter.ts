@@ -163,7 +163,8 @@ const nothingYet: Progress = {
   concurrency: 0,
   chunkSize: 0,
   waitingMs: 0,
-  waitingUntil: undefined
+  waitingUntil: undefined,
+  identities: []
 }
 
 /** What a display shows at one moment. */

@@ -70,6 +70,7 @@ const progress = (done: number, extra: Partial<Progress> = {}): Progress => ({
   chunkSize: 100,
   waitingMs: 0,
   waitingUntil: undefined,
+  identities: [],
   ...extra
 })
 

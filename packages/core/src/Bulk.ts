@@ -36,7 +36,7 @@ import type * as Schedule from "effect/Schedule"
 import type * as Stream from "effect/Stream"
 import type { DataverseClient } from "./DataverseClient.js"
 import type { DataverseError } from "./DataverseError.js"
-import * as engine from "./internal/bulk/engine.js"
+import * as identities from "./internal/bulk/identities.js"
 import * as parallel_ from "./internal/bulk/parallel.js"
 import * as runs from "./internal/bulk/runs.js"
 import * as summary from "./internal/bulk/summary.js"
@@ -101,7 +101,47 @@ export interface Progress {
   readonly chunkSize: number
   /** Milliseconds until the service's Retry-After ends and requests go again; 0 when not waiting. */
   readonly waitingMs: number
-  /** When the Retry-After ends (epoch milliseconds), while the run waits for it. */
+  /**
+   * When the Retry-After ends (epoch milliseconds), while the run waits for it: with several
+   * identities, while every one of them waits, until the first may go again.
+   */
+  readonly waitingUntil: number | undefined
+  /** The same, per identity of the connection (one entry for a connection of one). */
+  readonly identities: ReadonlyArray<IdentityProgress>
+}
+
+/**
+ * What one identity (application user) did in a finished run.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface IdentitySummary {
+  /** The identity's label (`ClientOptions.labels`, else its position from 1). */
+  readonly label: string
+  /** Rows done by its requests: written, unchanged or skipped. */
+  readonly succeeded: number
+  readonly failed: number
+  /** Its requests since the run started: retries, refusals and existence checks included. */
+  readonly requests: number
+  readonly retries: number
+  /** Its requests refused with 429. */
+  readonly throttled: number
+}
+
+/**
+ * What one identity of a run's connection has done so far: rows are sent by whichever identity
+ * has a free slot, each under its own limits, throttling and dop hint.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface IdentityProgress extends IdentitySummary {
+  readonly inFlight: number
+  readonly rowsInFlight: number
+  /** Its requests allowed in flight now. */
+  readonly concurrency: number
+  /** When its Retry-After ends, while it waits for one. */
   readonly waitingUntil: number | undefined
 }
 
@@ -136,7 +176,9 @@ export interface BulkOptions {
   /**
    * Most requests in flight, or `"auto"` (the default): the service's `x-ms-dop-hint`. Either way
    * the run starts with a few, adds more while answers are healthy, and sends fewer after a 429 or
-   * when latency rises well above its baseline. A connection's runs share its controller.
+   * when latency rises well above its baseline. A connection's runs share its controller. With
+   * several identities (see `DataverseClientService.identities`) this is per identity: each has
+   * its own, and the run's requests in flight add up.
    */
   readonly concurrency?: number | "auto"
   /**
@@ -208,13 +250,14 @@ export type RowInput = Records.Row | InvalidRow
 
 /**
  * Resolves `"auto"` concurrency: the service's recommended parallelism, read from a cheap
- * `WhoAmI` when no response has reported it yet; 4 when the service gives no hint.
+ * `WhoAmI` when no response has reported it yet; 4 when the service gives no hint. With several
+ * identities, the bulk engine resolves it for each (see `DataverseClientService.identities`).
  *
  * @since 0.1.0
  */
 export const resolveConcurrency: (
   concurrency: number | "auto" | undefined
-) => Effect.Effect<number, DataverseError, DataverseClient> = engine.resolveConcurrency
+) => Effect.Effect<number, DataverseError, DataverseClient> = identities.resolveConcurrency
 
 /**
  * Progress of `parallel`.
@@ -267,7 +310,7 @@ export interface Plan {
   readonly chunkSize: number | "auto"
   /** Rows in the first requests. */
   readonly startChunkSize: number
-  /** Most requests in flight. */
+  /** Most requests in flight: the sum of the identities' ceilings. */
   readonly concurrency: number
   readonly maxRequestBytes: number
 }
@@ -408,6 +451,8 @@ export interface RunSummary extends Summary {
   readonly requests: number
   readonly retries: number
   readonly throttled: number
+  /** Per identity of the connection, in its order (one entry for a connection of one). */
+  readonly identities: ReadonlyArray<IdentitySummary>
 }
 
 /**

@@ -52,8 +52,18 @@ import * as RetryPolicy from "./RetryPolicy.js"
 export interface ClientOptions {
   /** The org URL, e.g. `https://contoso.crm.dynamics.com` (a trailing `/` or `/api/data/v9.2/` is fine). */
   readonly url: string
-  /** A token provider, or a flow that makes one for the org (`Credentials.clientSecret(...)`). */
-  readonly credentials: Credentials.Credential
+  /**
+   * A token provider, or a flow that makes one for the org (`Credentials.clientSecret(...)`). Several
+   * make a connection of several identities (application users): each has its own token, throttle
+   * controller, dop hint and stats, and the bulk engine spreads a run over all of them (the
+   * service's limits are per user, wire reference §6). Every other call goes as the first.
+   */
+  readonly credentials: Credentials.Credential | ReadonlyArray<Credentials.Credential>
+  /**
+   * Names of the identities, in the order of `credentials`, for progress and messages (e.g. the
+   * profile names). Default: `1`, `2`, ...
+   */
+  readonly labels?: ReadonlyArray<string>
   /** Web API version. Default `9.2`. */
   readonly apiVersion?: string
   /** Per-request timeout. Default 4 minutes, as Microsoft's SDK. */
@@ -202,6 +212,14 @@ export interface DataverseClientService {
   readonly table: (logicalName: string) => Effect.Effect<TableMetadata, DataverseError>
   /** Forgets cached metadata (all tables, or one). */
   readonly invalidateMetadata: (logicalName?: string) => Effect.Effect<void>
+  /** This identity's name: its entry in `labels`, else its position from 1. */
+  readonly label: string
+  /**
+   * The connection's identities, one per credential, this one first. Each is a connection of its
+   * own (token, controller, hints, stats) sharing the org's metadata cache; an identity's own
+   * `identities` is itself alone. The bulk engine sends a run's requests through all of them.
+   */
+  readonly identities: ReadonlyArray<DataverseClientService>
 }
 
 /**
@@ -344,8 +362,60 @@ export const make = (
         message: `'${options.url}' is not an http(s) URL of a Dataverse org (e.g. https://contoso.crm.dynamics.com).`
       })
     }
+    const credentials: ReadonlyArray<Credentials.Credential> = isCredentialList(options.credentials)
+      ? options.credentials
+      : [options.credentials]
+    if (credentials.length === 0) {
+      return yield* new DataverseError({ reason: "InvalidInput", message: "No credentials: give at least one." })
+    }
+    const labels = credentials.map((_, i) => options.labels?.[i] ?? String(i + 1))
     const webApiUrl = `${url}/api/data/v${options.apiVersion ?? "9.2"}/`
-    const credentials = Credentials.forResource(options.credentials, url)
+    const identities = yield* Effect.forEach(
+      credentials,
+      (credential, i) => makeIdentity(options, url, webApiUrl, Credentials.forResource(credential, url), labels[i]!)
+    )
+    // Table definitions are the org's, whoever asks: fetched once, as the first identity, and
+    // kept for the connection's life; a failed fetch is not, so the next use retries.
+    const metadata = yield* Cache.makeWith({
+      capacity: 1024,
+      timeToLive: (exit) => (Exit.isSuccess(exit) ? Duration.infinity : Duration.zero),
+      lookup: (logicalName: string) => fetchTableMetadata((request) => identities[0]!.executeJson(request), logicalName)
+    })
+    const shared = {
+      table: (logicalName: string) => metadata.get(logicalName),
+      invalidateMetadata: (logicalName?: string) =>
+        logicalName === undefined ? metadata.invalidateAll : metadata.invalidate(logicalName)
+    }
+    const services = identities.map((identity): DataverseClientService => {
+      const service: DataverseClientService = {
+        ...identity,
+        ...shared,
+        get identities() {
+          return [service]
+        }
+      }
+      return service
+    })
+    return { ...services[0]!, identities: services } satisfies DataverseClientService
+  })
+
+const isCredentialList = (
+  credentials: Credentials.Credential | ReadonlyArray<Credentials.Credential>
+): credentials is ReadonlyArray<Credentials.Credential> => Array.isArray(credentials)
+
+/** One identity of a connection: its token, controller, hints and stats, on the shared HTTP client. */
+const makeIdentity = (
+  options: ClientOptions,
+  url: string,
+  webApiUrl: string,
+  credentials: Credentials.TokenProvider,
+  label: string
+): Effect.Effect<
+  Omit<DataverseClientService, "table" | "invalidateMetadata" | "identities">,
+  never,
+  HttpClient.HttpClient | Scope.Scope
+> =>
+  Effect.gen(function*() {
     const timeout = Duration.decode(options.timeout ?? "4 minutes")
     const retryPolicy = options.retryPolicy ?? RetryPolicy.defaultPolicy
     const hintsRef = yield* Ref.make<ServerHints>({
@@ -543,13 +613,6 @@ export const make = (
       )
     }
 
-    // Definitions are kept for the connection's life; a failed fetch is not, so the next use retries.
-    const metadata = yield* Cache.makeWith({
-      capacity: 1024,
-      timeToLive: (exit) => (Exit.isSuccess(exit) ? Duration.infinity : Duration.zero),
-      lookup: (logicalName: string) => fetchTableMetadata((request) => executeJson(request), logicalName)
-    })
-
     return {
       url,
       webApiUrl,
@@ -560,10 +623,8 @@ export const make = (
       hints: Ref.get(hintsRef),
       controller,
       stats: Ref.get(statsRef),
-      table: (logicalName) => metadata.get(logicalName),
-      invalidateMetadata: (logicalName) =>
-        logicalName === undefined ? metadata.invalidateAll : metadata.invalidate(logicalName)
-    } satisfies DataverseClientService
+      label
+    }
   })
 
 /**

@@ -18,6 +18,7 @@ import * as Journal from "../src/Journal.js"
 import * as Records from "../src/Records.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
 import { frontDoor } from "./support/frontDoor.js"
+import { stoppedRun } from "./support/runs.js"
 
 const contacts = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => ({ lastname: `${prefix}${i}` }))
 const lastnames = (emulator: Emulator.RunningEmulator) =>
@@ -29,26 +30,6 @@ const expectEachOnce = (emulator: Emulator.RunningEmulator, n: number, prefix: s
 const quickRetries = RetryPolicy.make({ baseDelay: "1 millis", maxRetries: 3, maxUnreachableRetries: 1 })
 const connect = (url: string, credentials: Credentials.Credential) =>
   DataverseClient.layer({ url, credentials, retryPolicy: quickRetries })
-
-/** Runs a create into `journal`, collecting the rows reported failed; answers the run's error. */
-const stoppedRun = (
-  rows: ReadonlyArray<Records.Row>,
-  journal: Journal.Journal,
-  layer: ReturnType<typeof connect>
-) =>
-  Effect.gen(function*() {
-    const failed: Array<number> = []
-    const error = yield* Effect.flip(
-      Bulk.execute(
-        "create",
-        "contact",
-        rows,
-        { chunkSize: 10, concurrency: 2, journal },
-        (outcome) => Effect.sync(() => outcome.status === "failed" && failed.push(outcome.index))
-      ).pipe(Effect.provide(layer))
-    )
-    return { error, failed }
-  })
 
 /**
  * A run stopped by a run failure, then resumed on a healthy connection: no row was reported failed,

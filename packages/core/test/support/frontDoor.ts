@@ -4,8 +4,9 @@ import * as Http from "node:http"
 /**
  * A front door to the emulator, for tests: tells `seen` of every request, lets `rewrite` change an
  * answer's body, and resets the client's connection when the emulator resets its own. `refuse`
- * answers a request with a 503 of its own instead of forwarding it (an outage); `close()` shuts
- * the door (the host no longer answers).
+ * answers a request with a 503 of its own instead of forwarding it (an outage); `throttle` answers
+ * it with a 429 (0x80072322, the number-of-requests limit) and the Retry-After in seconds it
+ * returns; `close()` shuts the door (the host no longer answers).
  */
 export const frontDoor = (
   target: string,
@@ -15,6 +16,7 @@ export const frontDoor = (
     /** The headers of an answer handed to the client. */
     readonly delivered?: (headers: Http.IncomingHttpHeaders) => void
     readonly refuse?: (request: Http.IncomingMessage) => boolean
+    readonly throttle?: (request: Http.IncomingMessage) => number | undefined
   } = {}
 ) =>
   Effect.acquireRelease(
@@ -25,6 +27,15 @@ export const frontDoor = (
         if (options.refuse?.(request) === true) {
           response.writeHead(503, { "content-type": "application/json" })
           response.end(JSON.stringify({ error: { code: "", message: "Service Unavailable" } }))
+          return
+        }
+        const retryAfter = options.throttle?.(request)
+        if (retryAfter !== undefined) {
+          request.resume()
+          response.writeHead(429, { "content-type": "application/json", "retry-after": String(retryAfter) })
+          response.end(
+            JSON.stringify({ error: { code: "0x80072322", message: "Number of requests exceeded the limit." } })
+          )
           return
         }
         const chunks: Array<Buffer> = []

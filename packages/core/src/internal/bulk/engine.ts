@@ -4,49 +4,24 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { BulkOptions, Operation, Plan, Progress, RowInput, RowOutcome } from "../../Bulk.js"
-import { DataverseClient, whoAmI } from "../../DataverseClient.js"
+import { DataverseClient } from "../../DataverseClient.js"
 import { DataverseError, isRunFailure } from "../../DataverseError.js"
 import type { JournalError } from "../../Journal.js"
 import type * as Records from "../../Records.js"
 import { estimateBytes, makeChunkSizer } from "./chunking.js"
 import { existingOrNone } from "./exactlyOnce.js"
+import { attributed, combined, type Identity, makeIdentities, progressOf } from "./identities.js"
 import { idMaker, newRunId } from "./ids.js"
 import { failedAll, succeeded } from "./outcomes.js"
 import { makePasses } from "./passes.js"
-import { invalid, messageOf, planRun, type RunPlan, sendsWith } from "./plan.js"
+import { messageOf, planRun, type RunPlan, sendsWith } from "./plan.js"
 import { identityOf, invalidRowError, isInvalidRow, makePrepare, type Prepared } from "./prepare.js"
-import { sendResilient } from "./resilient.js"
+import { type SendContext, sendResilient } from "./resilient.js"
 import { makeBindCache, planSmart } from "./smart.js"
 import { makeChunkSource } from "./source.js"
 
-/** The service's concurrent-request limit per user and web server (wire reference §6). */
-const maxConcurrency = 52
-
 /** The smallest request the even split of an input's last rows makes. */
 const tailChunkSize = 25
-
-/**
- * `"auto"` concurrency: the service's `x-ms-dop-hint` (wire reference §6: "read it from a cheap
- * first call"), from a `WhoAmI` when no answer has reported it yet; 4 when the service gives none.
- */
-export const resolveConcurrency = (
-  concurrency: number | "auto" | undefined
-): Effect.Effect<number, DataverseError, DataverseClient> =>
-  Effect.gen(function*() {
-    if (typeof concurrency === "number") {
-      if (!Number.isInteger(concurrency) || concurrency < 1) {
-        return yield* invalid(`concurrency must be a positive whole number or "auto", got ${concurrency}.`)
-      }
-      return concurrency
-    }
-    const client = yield* DataverseClient
-    let hint = (yield* client.hints).dopHint
-    if (Option.isNone(hint)) {
-      yield* whoAmI
-      hint = (yield* client.hints).dopHint
-    }
-    return Math.min(maxConcurrency, Option.getOrElse(hint, () => 4))
-  })
 
 export const toStream = <A, E, R>(input: Iterable<A> | Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
   Stream.StreamTypeId in (input as object) ? input as Stream.Stream<A, E, R> : Stream.fromIterable(input as Iterable<A>)
@@ -87,9 +62,9 @@ export const makeEngine = <E, R>(
   Effect.gen(function*() {
     const plan = yield* planRun(operation, table, options)
     const { client, metadata } = plan
-    const controller = client.controller
-    const ceiling = yield* resolveConcurrency(options.concurrency)
-    yield* controller.setCeiling(ceiling)
+    // Each identity has its own controller and ceiling; their ceilings add up.
+    const identities = yield* makeIdentities(client, options.concurrency)
+    const ceiling = identities.reduce((sum, identity) => sum + identity.ceiling, 0)
     const session = options.journal === undefined
       ? undefined
       : yield* options.journal.open({ operation, table, input: options.inputIdentity })
@@ -106,17 +81,18 @@ export const makeEngine = <E, R>(
     // Rows an earlier run sent without an answer: looked up before they are sent again.
     const unanswered = session === undefined ? new Set<number>() : new Set(session.state.unanswered)
     counters.checking = unanswered.size
-    const atStart = controller.state()
     const snapshot = (now: number): Progress => {
-      const state = controller.state()
+      const each = identities.map((identity) => progressOf(identity, now))
+      const { concurrency, requests, throttled, waitingUntil } = combined(each)
       return {
         ...counters,
-        requests: state.requests - atStart.requests,
-        throttled: state.throttled - atStart.throttled,
-        concurrency: state.limit,
+        requests,
+        throttled,
+        concurrency,
         chunkSize: sizer.current(),
-        waitingMs: Math.max(0, state.heldUntil - now),
-        waitingUntil: state.heldUntil > now ? state.heldUntil : undefined
+        waitingMs: waitingUntil === undefined ? 0 : waitingUntil - now,
+        waitingUntil,
+        identities: each
       }
     }
     const reportAt = (now: number) => {
@@ -127,7 +103,8 @@ export const makeEngine = <E, R>(
     }
     const report = Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => reportAt(now)))
     // A Retry-After is reported when it starts, not only when a chunk next finishes.
-    yield* controller.onHold((_, now) => reportAt(now))
+    for (const identity of identities) yield* identity.client.controller.onHold((_, now) => reportAt(now))
+    const limit = () => identities.reduce((sum, identity) => sum + identity.client.controller.state().limit, 0)
 
     /** Smart mode: look the records up, then create, update or leave each row. */
     const bindCache = makeBindCache()
@@ -179,7 +156,7 @@ export const makeEngine = <E, R>(
       })
 
     /** One request's rows: plan (smart mode), journal, send, journal, report. */
-    const processChunk = (entries: ReadonlyArray<Entry>, round: number) =>
+    const processChunk = (entries: ReadonlyArray<Entry>, round: number, identity: Identity, context: SendContext) =>
       Effect.gen(function*() {
         const outcomes: Array<RowOutcome> = []
         const items: Array<Prepared> = []
@@ -191,6 +168,8 @@ export const makeEngine = <E, R>(
         // counted when the run stops before their answer (the last progress then says how many).
         counters.inFlight++
         counters.rowsInFlight += items.length
+        identity.counters.inFlight++
+        identity.counters.rowsInFlight += items.length
         if (items.length > 0) yield* report
         let groups: ReadonlyArray<readonly [Operation, ReadonlyArray<Prepared>]> = [[operation, items]]
         if (plan.smart !== undefined && items.length > 0) {
@@ -223,22 +202,41 @@ export const makeEngine = <E, R>(
         for (const outcome of outcomes) {
           if (outcome.status === "failed") {
             counters.failed++
+            identity.counters.failed++
             failed.push(outcome.index)
           } else {
             counters.succeeded++
+            identity.counters.succeeded++
             ok.push(outcome.index)
           }
         }
         counters.inFlight--
         counters.rowsInFlight -= items.length
+        identity.counters.inFlight--
+        identity.counters.rowsInFlight -= items.length
         yield* report
         // Journalled once the outcomes have been handed on (see `execute`): a row is finished only
         // after its caller has seen, and e.g. written to a rejects file, its outcome.
         const finish = session === undefined ? Effect.void : session.finished(ok, failed)
         return { outcomes, finish } satisfies ChunkResult
-      })
+      }).pipe(
+        // Lookups, existence checks and metadata go as the identity that sends the chunk.
+        Effect.provideService(DataverseClient, identity.client),
+        Effect.mapError((error) =>
+          error instanceof DataverseError ? attributed(identities.length, identity.client, error) : error
+        )
+      )
 
-    const context = { plan, sizer, retryPolicy, onRetry: () => void counters.retries++ }
+    /** How each identity sends: the plan with its connection, its retries counted to it. */
+    const contexts = new Map(identities.map((identity): [Identity, SendContext] => [identity, {
+      plan: { ...plan, client: identity.client },
+      sizer,
+      retryPolicy,
+      onRetry: () => {
+        counters.retries++
+        identity.counters.retries++
+      }
+    }]))
 
     // Rows of an input of known length. Near its end, requests share what is left evenly, so that
     // every worker finishes at about the same time instead of one answering a full chunk alone at
@@ -251,7 +249,7 @@ export const makeEngine = <E, R>(
           sizer.current(),
           Math.max(
             tailChunkSize,
-            Math.ceil((knownTotal - handedOut + counters.rowsInFlight / 2) / controller.state().limit)
+            Math.ceil((knownTotal - handedOut + counters.rowsInFlight / 2) / limit())
           )
         )
 
@@ -274,22 +272,28 @@ export const makeEngine = <E, R>(
           bytesOf: ([, prepared]) => (prepared instanceof DataverseError ? 0 : estimateBytes(prepared.row)),
           counts: ([, prepared]) => !(prepared instanceof DataverseError)
         })
-        const worker = Stream.repeatEffectOption(
-          controller.withSlot((round) =>
-            source.next.pipe(
-              Effect.mapError((error): Option.Option<RunError | E2> => Option.some(error)),
-              Effect.flatMap(Option.match({
-                onNone: () => Effect.fail(Option.none()),
-                onSome: (chunk) =>
-                  Effect.mapError(
-                    processChunk(chunk, round),
-                    (error): Option.Option<RunError | E2> => Option.some(error)
-                  )
-              }))
+        // Each identity's workers take a slot of its own controller, then the next rows of the
+        // shared source: rows go to whichever identity has room, and a throttled one pauses alone.
+        const worker = (identity: Identity) =>
+          Stream.repeatEffectOption(
+            identity.client.controller.withSlot((round) =>
+              source.next.pipe(
+                Effect.mapError((error): Option.Option<RunError | E2> => Option.some(error)),
+                Effect.flatMap(Option.match({
+                  onNone: () => Effect.fail(Option.none()),
+                  onSome: (chunk) =>
+                    Effect.mapError(
+                      processChunk(chunk, round, identity, contexts.get(identity)!),
+                      (error): Option.Option<RunError | E2> => Option.some(error)
+                    )
+                }))
+              )
             )
           )
+        return Stream.mergeAll(
+          identities.flatMap((identity) => Array.from({ length: identity.ceiling }, () => worker(identity))),
+          { concurrency: "unbounded" }
         )
-        return Stream.mergeAll(Array.from({ length: ceiling }, () => worker), { concurrency: "unbounded" })
       }))
 
     // First occurrences go now; a record seen before waits for a later pass.

@@ -52,7 +52,15 @@ export const execute = <E = never, R = never, E2 = never, R2 = never>(
         resumedFailed: engine.finishedBefore.failed,
         requests: progress.requests,
         retries: progress.retries,
-        throttled: progress.throttled
+        throttled: progress.throttled,
+        identities: progress.identities.map(({ failed, label, requests, retries, succeeded, throttled }) => ({
+          label,
+          succeeded,
+          failed,
+          requests,
+          retries,
+          throttled
+        }))
       }
     })
   )
