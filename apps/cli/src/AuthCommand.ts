@@ -65,7 +65,7 @@ const loginCommand = Command.make(
   (args) =>
     Effect.gen(function*() {
       const name = yield* Profiles.validateName("--name", args.name)
-      const flags: Connection.ConnectionArgs = { ...args.connection, profile: Option.none(), emulator: false }
+      const flags: Connection.ConnectionArgs = { ...args.connection, profile: [], emulator: false }
       const target = yield* Connection.fromFlags(flags)
       if (target.flow === "access-token") {
         return yield* new CliError({

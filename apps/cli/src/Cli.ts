@@ -185,15 +185,20 @@ const whoamiCommand = Command.make(
   ({ connection }) =>
     Effect.gen(function*() {
       const client = yield* DataverseClient.DataverseClient
-      const me = yield* DataverseClient.whoAmI
-      yield* Output.stdout(`${JSON.stringify({ url: client.url, ...me })}\n`)
+      // Several identities (--profile a --profile b): one line each, so a load's sign-ins are
+      // checked before it starts.
+      for (const identity of client.identities) {
+        const me = yield* Effect.provideService(DataverseClient.whoAmI, DataverseClient.DataverseClient, identity)
+        const label = client.identities.length > 1 ? { identity: identity.label } : {}
+        yield* Output.stdout(`${JSON.stringify({ url: client.url, ...label, ...me })}\n`)
+      }
     }).pipe(Effect.provide(Connection.layer(connection)))
 ).pipe(
   Command.withDescription(Help.withExamples(
     "Show who the connection acts as (UserId, BusinessUnitId, OrganizationId)",
     [
       ["dv-effect whoami --url https://contoso.crm.dynamics.com --device-code", "Check a sign-in"],
-      ["dv-effect whoami --profile dev", "Check a saved profile"],
+      ["dv-effect whoami --profile app1 --profile app2", "Check saved profiles, one line per identity"],
       ["dv-effect whoami --emulator", "Against an in-process emulator, no credentials needed"]
     ]
   ))

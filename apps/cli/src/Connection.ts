@@ -41,18 +41,23 @@ const secret = (name: string, value: string, description: string, variable: stri
  * @since 0.1.0
  */
 export const options = {
-  profile: text(
-    "profile",
-    "name",
-    "A saved profile (see dv-effect auth list); env DATAVERSE_PROFILE",
-    "DATAVERSE_PROFILE"
+  profile: Options.text("profile").pipe(
+    Options.withPseudoName("name"),
+    Options.withDescription(
+      "A saved profile (see dv-effect auth list); repeat to load as several identities; env DATAVERSE_PROFILES=a,b or DATAVERSE_PROFILE"
+    ),
+    Options.repeated
   ),
   url: text("url", "url", "Org URL, e.g. https://contoso.crm.dynamics.com; env DATAVERSE_URL", "DATAVERSE_URL"),
-  accessToken: secret(
-    "access-token",
-    "token",
-    "Bearer token (never printed); env DATAVERSE_ACCESS_TOKEN",
-    "DATAVERSE_ACCESS_TOKEN"
+  // Read as text and redacted at once: @effect/cli 0.77 refuses a repeated `Options.redacted`
+  // ("'<redacted>' is not a redacted").
+  accessToken: Options.text("access-token").pipe(
+    Options.withPseudoName("token"),
+    Options.withDescription(
+      "Bearer token (never printed); repeat to load as several identities; env DATAVERSE_ACCESS_TOKEN (several: comma-separated)"
+    ),
+    Options.repeated,
+    Options.map((tokens) => tokens.map((token) => Redacted.make(token)))
   ),
   connectionString: secret(
     "connection-string",
@@ -117,9 +122,11 @@ export const options = {
  * @since 0.1.0
  */
 export interface ConnectionArgs {
-  readonly profile: Option.Option<string>
+  /** Saved profiles, one per identity (none: the flags, or the selected profile). */
+  readonly profile: ReadonlyArray<string>
   readonly url: Option.Option<string>
-  readonly accessToken: Option.Option<Redacted.Redacted<string>>
+  /** Bearer tokens, one per identity. */
+  readonly accessToken: ReadonlyArray<Redacted.Redacted<string>>
   readonly connectionString: Option.Option<Redacted.Redacted<string>>
   readonly tenantId: Option.Option<string>
   readonly clientId: Option.Option<string>
@@ -314,7 +321,10 @@ export const profileNotUsed = (
   const variables: Array<string> = []
   for (const [key, flag, variable] of connectionSettings) {
     const value: unknown = args[key]
-    if (value === false || (Option.isOption(value) && Option.isNone(value))) continue
+    if (
+      value === false || (Option.isOption(value) && Option.isNone(value)) ||
+      (Array.isArray(value) && value.length === 0)
+    ) continue
     const onCommandLine = argv.some((arg) => arg === flag || arg.startsWith(`${flag}=`))
     if (!onCommandLine && variable !== undefined && nonEmpty(env[variable]) !== undefined) variables.push(variable)
     else flags.push(flag)
@@ -331,7 +341,7 @@ export const profileNotUsed = (
 
 /** Whether any flag (or variable) that chooses the org or the sign-in was given. */
 const hasConnectionFlags = (args: ConnectionArgs) =>
-  Option.isSome(args.url) || Option.isSome(args.accessToken) || Option.isSome(args.connectionString) ||
+  Option.isSome(args.url) || args.accessToken.length > 0 || Option.isSome(args.connectionString) ||
   Option.isSome(args.tenantId) || Option.isSome(args.clientId) || Option.isSome(args.certificate) ||
   Option.isSome(args.federatedTokenFile) || Option.isSome(args.username) || args.deviceCode || args.managedIdentity
 
@@ -364,8 +374,8 @@ export const fromFlags = (args: ConnectionArgs): Effect.Effect<Target, CliError>
       )
     }
     const url = args.url.value
-    if (Option.isSome(args.accessToken)) {
-      return { ...common, url, flow: "access-token", secret: args.accessToken.value } satisfies Target
+    if (args.accessToken.length > 0) {
+      return { ...common, url, flow: "access-token", secret: args.accessToken[0] } satisfies Target
     }
     if (args.managedIdentity) {
       return {
@@ -476,18 +486,84 @@ export const fromProfile = (
     } satisfies Target
   })
 
+/** The values of a list variable: comma-separated, blanks dropped. */
+const listOf = (value: string): ReadonlyArray<string> =>
+  value.split(",").map((item) => item.trim()).filter((item) => item !== "")
+
+/**
+ * The repeatable connection flags, from their environment variables when none is given:
+ * `DATAVERSE_PROFILES` (comma-separated) or `DATAVERSE_PROFILE`, and `DATAVERSE_ACCESS_TOKEN`
+ * (several comma-separated: a JWT has no comma).
+ *
+ * @since 0.2.0
+ */
+export const withEnvironment = (args: ConnectionArgs): Effect.Effect<ConnectionArgs, CliError> =>
+  Effect.gen(function*() {
+    const variable = (name: string) =>
+      Config.option(Config.string(name)).pipe(
+        Effect.orElseSucceed(() => Option.none<string>()),
+        Effect.map((value) => Option.match(value, { onNone: () => [], onSome: listOf }))
+      )
+    const profile = args.profile.length > 0
+      ? args.profile
+      : yield* Effect.flatMap(
+        variable("DATAVERSE_PROFILES"),
+        (names) => names.length > 0 ? Effect.succeed(names) : variable("DATAVERSE_PROFILE")
+      )
+    const accessToken = args.accessToken.length > 0
+      ? args.accessToken
+      : (yield* variable("DATAVERSE_ACCESS_TOKEN")).map((token) => Redacted.make(token))
+    return { ...args, profile, accessToken }
+  })
+
+/** The first value given twice, if any. */
+const repeated = <A>(values: ReadonlyArray<A>, key: (value: A) => string = String): A | undefined => {
+  const seen = new Set<string>()
+  for (const value of values) {
+    if (seen.has(key(value))) return value
+    seen.add(key(value))
+  }
+  return undefined
+}
+
+/**
+ * The targets of a command, one per identity: each `--profile` (or `DATAVERSE_PROFILES`), or
+ * each `--access-token` with the other flags; else what `resolveTarget` finds.
+ *
+ * @since 0.2.0
+ */
+export const resolveTargets = (flags: ConnectionArgs): Effect.Effect<ReadonlyArray<Target>, CliError> =>
+  Effect.gen(function*() {
+    const args = yield* withEnvironment(flags)
+    const twice = repeated(args.profile)
+    if (twice !== undefined) return yield* fail(`--profile ${twice} is given twice: each identity once.`)
+    if (args.profile.length > 1) return yield* Effect.forEach(args.profile, (name) => profileTarget(name, args))
+    if (args.profile.length === 0 && args.accessToken.length > 1) {
+      if (repeated(args.accessToken, Redacted.value) !== undefined) {
+        return yield* fail("The same --access-token is given twice: each identity once.")
+      }
+      return yield* Effect.forEach(args.accessToken, (token) => fromFlags({ ...args, accessToken: [token] }))
+    }
+    return [yield* resolveTarget(args)]
+  })
+
+const profileTarget = (name: string, args: ConnectionArgs) =>
+  Effect.gen(function*() {
+    const valid = yield* Profiles.validateName("--profile", name)
+    return yield* fromProfile(yield* Profiles.find(yield* Profiles.load, valid), args)
+  })
+
 /**
  * The target of a command: `--profile` (or `DATAVERSE_PROFILE`) first; else the flags; else,
- * when no connection flag at all is given, the selected profile.
+ * when no connection flag at all is given, the selected profile. With several identities, the
+ * first (see `resolveTargets`).
  *
  * @since 0.1.0
  */
-export const resolveTarget = (args: ConnectionArgs): Effect.Effect<Target, CliError> =>
+export const resolveTarget = (flags: ConnectionArgs): Effect.Effect<Target, CliError> =>
   Effect.gen(function*() {
-    if (Option.isSome(args.profile)) {
-      const name = yield* Profiles.validateName("--profile", args.profile.value)
-      return yield* fromProfile(yield* Profiles.find(yield* Profiles.load, name), args)
-    }
+    const args = yield* withEnvironment(flags)
+    if (args.profile.length > 0) return yield* profileTarget(args.profile[0]!, args)
     if (!hasConnectionFlags(args)) {
       const saved = yield* Profiles.load
       if (saved.selected !== undefined) {
@@ -639,10 +715,40 @@ export type ConnectionSettings = Pick<DataverseClient.ClientOptions, "maxSockets
 export const layerTarget = (
   target: Target,
   settings: ConnectionSettings = {}
+): Layer.Layer<DataverseClient.DataverseClient, CliError | DataverseError> => layerTargets([target], settings)
+
+/** How an identity is named in progress and messages: its profile, else its place. */
+const labelOf = (target: Target, index: number) => target.profile ?? `token ${index + 1}`
+
+/**
+ * A `DataverseClient` of one identity per target, all of one org. `maxSockets` is per identity.
+ *
+ * @since 0.2.0
+ */
+export const layerTargets = (
+  targets: ReadonlyArray<Target>,
+  settings: ConnectionSettings = {}
 ): Layer.Layer<DataverseClient.DataverseClient, CliError | DataverseError> =>
-  Layer.unwrapEffect(
-    Effect.map(credentials(target), ({ credentials, url }) => DataverseClient.layer({ url, credentials, ...settings }))
-  )
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const signIns = yield* Effect.forEach(targets, credentials)
+    const org = DataverseClient.normaliseOrgUrl(signIns[0]!.url)
+    for (const [i, signIn] of signIns.entries()) {
+      if (DataverseClient.normaliseOrgUrl(signIn.url) !== org) {
+        return yield* fail(
+          `Identity ${labelOf(targets[i]!, i)} is for ${signIn.url}, not ${
+            signIns[0]!.url
+          }: the identities of a run must be of one org.`
+        )
+      }
+    }
+    return DataverseClient.layer({
+      ...settings,
+      url: signIns[0]!.url,
+      credentials: signIns.map((signIn) => signIn.credentials),
+      labels: targets.map(labelOf),
+      ...(settings.maxSockets === undefined ? {} : { maxSockets: settings.maxSockets * signIns.length })
+    })
+  }))
 
 /**
  * A `DataverseClient` from the flags: an in-process emulator with `--emulator`, else the org
@@ -673,5 +779,5 @@ export const layer = (
       })
     )
   }
-  return Layer.unwrapEffect(Effect.map(resolveTarget(args), (target) => layerTarget(target, settings)))
+  return Layer.unwrapEffect(Effect.map(resolveTargets(args), (targets) => layerTargets(targets, settings)))
 }

@@ -485,6 +485,16 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
           summary.failed > 0 && Option.isSome(args.rejects) ? ` (see ${args.rejects.value})` : ""
         }.\n`
       )
+      // Several identities: what each did, so an idle or throttled one shows.
+      if (summary.identities.length > 1) {
+        yield* Output.stderr(
+          summary.identities.map((identity) =>
+            `  ${identity.label}: ${n(identity.succeeded)} rows, ${plural(identity.requests, "request")}, ${
+              n(identity.throttled)
+            } throttled${identity.failed > 0 ? `, ${n(identity.failed)} failed` : ""}\n`
+          ).join("")
+        )
+      }
     }
     // Rows an earlier run rejected are still rejected: the load as a whole did not fully succeed.
     if (failures > 0 || summary.resumedFailed > 0) exitState.code = 2

@@ -149,6 +149,19 @@ const throttling = (progress: Progress): string =>
 const checking = (progress: Progress): string =>
   progress.checking > 0 ? `, checking ${progress.checking} rows an earlier run sent without an answer` : ""
 
+/**
+ * `; app1 40,120 rows, 81 requests, 2 throttled (waiting until 14:03:07); app2 ...` with several
+ * identities: each is throttled and paced apart, so each says its own.
+ */
+const byIdentity = (progress: Progress): string =>
+  progress.identities.length < 2 ?
+    "" :
+    progress.identities.map((identity) =>
+      `; ${identity.label} ${n(identity.succeeded + identity.failed)} rows, ${n(identity.requests)} requests, ${
+        n(identity.throttled)
+      } throttled${identity.waitingUntil === undefined ? "" : ` (waiting until ${clock(identity.waitingUntil)})`}`
+    ).join("")
+
 /** The figures before any progress event. */
 const nothingYet: Progress = {
   succeeded: 0,
@@ -267,7 +280,7 @@ export const make = (
   }
 
   if (stream.isTTY === true) {
-    const tail = `{inFlight} in flight | {failed} failed{throttle}{checking}{stall}`
+    const tail = `{inFlight} in flight | {failed} failed{throttle}{checking}{stall}{identities}`
     const format = total !== undefined
       ? `${label} |{bar}| {percentage}% | {value}/{total} rows | {rates} | {etaText} | ${tail}`
       : file !== undefined
@@ -290,7 +303,8 @@ export const make = (
         inFlight: progress.inFlight,
         throttle: throttling(progress),
         checking: checking(progress),
-        stall: at.stall
+        stall: at.stall,
+        identities: byIdentity(progress)
       }
     }
     const draw = (now: number) => {
@@ -324,7 +338,7 @@ export const make = (
     stream.write(
       `${label} ${rows}, ${at.rates}${eta}, ${progress.inFlight} in flight, ${progress.failed} failed${
         throttling(progress)
-      }${checking(progress)}${at.stall}\n`
+      }${checking(progress)}${at.stall}${byIdentity(progress)}\n`
     )
   }
   // However long the run waits, a line comes at least every 10 seconds.

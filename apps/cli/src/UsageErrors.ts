@@ -152,6 +152,44 @@ const longName = (flag: Flag) => flag.names.find((name) => name.startsWith("--")
 const plainText = (doc: HelpDoc.HelpDoc): string =>
   stripAnsi(HelpDoc.toAnsiText(doc)).split("\n").map((line) => line.trim()).filter((line) => line !== "").join(" ")
 
+/** Flags a command takes more than once: one identity each. */
+const repeatable: ReadonlyArray<string> = ["--profile", "--access-token"]
+
+/**
+ * The command line with each repeatable flag spelled `--flag value`, or the usage error of one
+ * given without a value. @effect/cli 0.77 reads a repeated flag only in that spelling, and skips
+ * one without a value silently (`--profile` alone would mean no profile at all).
+ *
+ * @since 0.2.0
+ */
+export const spellRepeatable = (
+  args: ReadonlyArray<string>
+): { readonly args: ReadonlyArray<string> } | { readonly error: string } => {
+  const { index, node } = resolve(nodeOf(command.descriptor as unknown as Instruction, undefined), args)
+  const takes = new Set(repeatable.filter((flag) => node.flags.some((known) => known.names.includes(flag))))
+  if (takes.size === 0) return { args }
+  let out: Array<string> = args.slice(0, index)
+  for (let i = index; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === "--") {
+      out = out.concat(args.slice(i))
+      break
+    }
+    const equals = arg.indexOf("=")
+    const flag = arg.startsWith("--") && equals > 0 ? arg.slice(0, equals) : arg
+    if (!takes.has(flag)) {
+      out.push(arg)
+      continue
+    }
+    const value = equals > 0 && flag !== arg ? arg.slice(equals + 1) : args[++i]
+    if (value === undefined || value === "" || (flag === arg && value.startsWith("--"))) {
+      return { error: `${flag} needs a value; see ${["dv-effect", ...node.path].join(" ")} --help.` }
+    }
+    out.push(flag, value)
+  }
+  return { args: out }
+}
+
 /**
  * One line for a usage error, naming the flag or command it is about.
  *

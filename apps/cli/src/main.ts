@@ -20,7 +20,7 @@ import { command } from "./Cli.js"
 import { exitState } from "./Flags.js"
 import * as Help from "./Help.js"
 import * as Overview from "./Overview.js"
-import { stripAnsi, usageMessage } from "./UsageErrors.js"
+import { spellRepeatable, stripAnsi, usageMessage } from "./UsageErrors.js"
 
 /** package.json's version, put in by the bundler (apps/cli/bundle.mjs, esbuild `define`). */
 declare const DV_EFFECT_VERSION: string | undefined
@@ -33,7 +33,11 @@ const isHelpFlag = (arg: string) => arg === "--help" || arg === "-h"
  * Help for a word that names no command (`dv-effect bogus --help`) is the usage error that word
  * gets without `--help`: @effect/cli would print its own help of the parent instead.
  */
-const argv = Help.resolve(command, given.slice(2)).unknown === undefined ? given : given.filter((a) => !isHelpFlag(a))
+const resolved = Help.resolve(command, given.slice(2)).unknown === undefined
+  ? given
+  : given.filter((a) => !isHelpFlag(a))
+const spelled = spellRepeatable(resolved.slice(2))
+const argv = "error" in spelled ? resolved : [...resolved.slice(0, 2), ...spelled.args]
 
 // ---------------------------------------------------------------------------------------------
 // Output
@@ -119,7 +123,10 @@ const helpText = (args: ReadonlyArray<string>): string | undefined => {
 const wizardWithoutTerminal = argv.slice(2).includes("--wizard") && process.stdin.isTTY !== true
 
 const help = helpText(argv.slice(2))
-if (help !== undefined) {
+if ("error" in spelled) {
+  process.stderr.write(`dv-effect: ${spelled.error}\n`)
+  process.exitCode = 1
+} else if (help !== undefined) {
   process.stdout.write(help)
 } else if (wizardWithoutTerminal) {
   const path = ["dv-effect", ...Help.resolve(command, argv.slice(2)).path].join(" ")
