@@ -1,6 +1,7 @@
-// The processes of a trial, shared by bench/run.mjs and bench/matrix.mjs: a fresh emulator
-// (emulator-host.mjs) and the contender, a library in a process of its own (runner.mjs) or any
-// node command (the CLI), each preloaded with probe.mjs so all are measured alike.
+// The processes of a trial, shared by bench/run.mjs, bench/matrix.mjs and bench/identities.mjs: a
+// fresh emulator (emulator-host.mjs) and the contender, a library in a process of its own
+// (runner.mjs, or another runner file) or any node command (the CLI), each preloaded with
+// probe.mjs so all are measured alike.
 import { fork, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -31,6 +32,7 @@ export const startHost = async (scenario) => {
     JSON.stringify({
       profile: scenario.profile,
       servers: scenario.servers,
+      ...(scenario.users === undefined ? {} : { users: scenario.users }),
       ...(scenario.tokenLifetimeSeconds === undefined ? {} : { tokenLifetimeSeconds: scenario.tokenLifetimeSeconds })
     })
   ], {
@@ -90,51 +92,66 @@ export const measured = (args, { env = {}, stdoutFile } = {}) =>
   })
 
 /**
- * A library contender (bench/contenders/<module>.mjs) in a process of its own, loaded and with
- * its rows built before the clock starts. `run(info)` sends the emulator's start contract and
- * resolves with the job's figures: wall time and CPU of the job alone, peak RSS of the process.
- * A job that has not answered after `timeoutMs` is killed and rejected.
+ * A runner file (an ES module under bench/lib) in a process of its own, forked with IPC and
+ * preloaded with probe.mjs. The runner sends one message when it is ready (its libraries loaded,
+ * its rows built), then answers the one message `run(message)` sends it and exits. `run` resolves
+ * with `{ reply, peakRssMb }`; a runner that has not answered after `timeoutMs` is killed and
+ * rejected. `name` says whose failure it was in errors.
  */
-export const startLibrary = (module, scenario, count, { timeoutMs = Infinity } = {}) => {
+export const startRunner = (file, argv, { name = Path.basename(file), timeoutMs = Infinity } = {}) => {
   const probed = probeFile()
-  const child = fork(runner, [module, JSON.stringify({ scenario, count })], {
-    execArgv: ["--import", here("./probe.mjs")],
+  const child = fork(file, argv, {
+    execArgv: ["--import", probe],
     stdio: ["ignore", "ignore", "pipe", "ipc"],
     env: { ...process.env, BENCH_PROBE: probed }
   })
   let stderr = ""
   child.stderr.on("data", (d) => (stderr = (stderr + d).slice(-4000)))
   const exited = new Promise((resolve) => child.once("exit", resolve))
-  const failed = (what) =>
-    exited.then((code) => Promise.reject(new Error(`${module} ${what} (exit ${code}): ${stderr}`)))
+  const failed = (what) => exited.then((code) => Promise.reject(new Error(`${name} ${what} (exit ${code}): ${stderr}`)))
   const ready = Promise.race([new Promise((resolve) => child.once("message", resolve)), failed("did not start")])
-  const run = async (info) => {
+  const run = async (message) => {
     let timer
     const timedOut = new Promise((_, reject) => {
       if (!Number.isFinite(timeoutMs)) return
       timer = setTimeout(() => {
         child.kill("SIGKILL")
-        reject(new Error(`${module} timed out after ${Math.round(timeoutMs / 1000)} s`))
+        reject(new Error(`${name} timed out after ${Math.round(timeoutMs / 1000)} s`))
       }, timeoutMs)
     })
     const answered = new Promise((resolve) => child.once("message", resolve))
-    child.send({ info })
+    child.send(message)
     try {
-      const result = await Promise.race([answered, failed("failed"), timedOut])
+      const reply = await Promise.race([answered, failed("failed"), timedOut])
       await exited
-      return {
-        wallMs: result.wallMs,
-        cpuMs: result.jobCpuMs,
-        cpuScope: "job",
-        peakRssMb: readProbe(probed).peakRssKb / 1024,
-        succeeded: result.succeeded,
-        failed: result.failed,
-        retries: result.retries,
-        concurrency: result.concurrency
-      }
+      return { reply, peakRssMb: readProbe(probed).peakRssKb / 1024 }
     } finally {
       clearTimeout(timer)
     }
   }
   return { ready, run, kill: () => child.kill("SIGKILL") }
+}
+
+/**
+ * A library contender (bench/contenders/<module>.mjs) in a process of its own, loaded and with
+ * its rows built before the clock starts. `run(info)` sends the emulator's start contract and
+ * resolves with the job's figures: wall time and CPU of the job alone, peak RSS of the process.
+ * A job that has not answered after `timeoutMs` is killed and rejected.
+ */
+export const startLibrary = (module, scenario, count, { timeoutMs = Infinity } = {}) => {
+  const child = startRunner(runner, [module, JSON.stringify({ scenario, count })], { name: module, timeoutMs })
+  const run = async (info) => {
+    const { reply: result, peakRssMb } = await child.run({ info })
+    return {
+      wallMs: result.wallMs,
+      cpuMs: result.jobCpuMs,
+      cpuScope: "job",
+      peakRssMb,
+      succeeded: result.succeeded,
+      failed: result.failed,
+      retries: result.retries,
+      concurrency: result.concurrency
+    }
+  }
+  return { ready: child.ready, run, kill: child.kill }
 }
