@@ -25,7 +25,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as Option from "effect/Option"
-import type * as Redacted from "effect/Redacted"
+import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -652,7 +652,8 @@ export const layer = (options: ClientOptions): Layer.Layer<DataverseClient, Data
 
 /**
  * The credential the environment describes, by the conventional variables, first match wins:
- * `DATAVERSE_CONNECTION_STRING`; `DATAVERSE_ACCESS_TOKEN`; `AZURE_FEDERATED_TOKEN_FILE` with
+ * `DATAVERSE_CONNECTION_STRING`; `DATAVERSE_ACCESS_TOKEN` (several, comma-separated: one identity
+ * each); `AZURE_FEDERATED_TOKEN_FILE` with
  * `AZURE_TENANT_ID` and `AZURE_CLIENT_ID` (workload identity); `AZURE_CLIENT_CERTIFICATE_PATH`
  * (+ `AZURE_CLIENT_CERTIFICATE_PASSWORD`); `AZURE_CLIENT_SECRET`; `IDENTITY_ENDPOINT` or
  * `MSI_ENDPOINT` (managed identity, user-assigned when `AZURE_CLIENT_ID` is set).
@@ -662,7 +663,10 @@ export const layer = (options: ClientOptions): Layer.Layer<DataverseClient, Data
  * @since 0.1.0
  */
 export const configFromEnvironment: Effect.Effect<
-  { readonly url: string; readonly credentials: Credentials.Credential },
+  {
+    readonly url: string
+    readonly credentials: Credentials.Credential | ReadonlyArray<Credentials.Credential>
+  },
   DataverseError | ConfigError.ConfigError
 > = Effect.gen(function*() {
   const optional = (name: string) => Config.option(Config.string(name))
@@ -677,7 +681,16 @@ export const configFromEnvironment: Effect.Effect<
   }
   const url = yield* Config.string("DATAVERSE_URL")
   const token = yield* secret("DATAVERSE_ACCESS_TOKEN")
-  if (Option.isSome(token)) return { url, credentials: Credentials.staticToken(token.value) }
+  if (Option.isSome(token)) {
+    // Several tokens, comma-separated (a JWT has none): one identity each.
+    const tokens = Redacted.value(token.value).split(",").map((t) => t.trim()).filter((t) => t !== "")
+    return {
+      url,
+      credentials: tokens.length === 1
+        ? Credentials.staticToken(token.value)
+        : tokens.map((t) => Credentials.staticToken(Redacted.make(t)))
+    }
+  }
   const tenantId = yield* optional("AZURE_TENANT_ID")
   const clientId = yield* optional("AZURE_CLIENT_ID")
   const authorityHost = yield* optional("AZURE_AUTHORITY_HOST")

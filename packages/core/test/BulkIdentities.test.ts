@@ -6,6 +6,7 @@
  */
 import * as Emulator from "@dv-effect/emulator/Emulator"
 import { describe, expect, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type * as Http from "node:http"
@@ -148,6 +149,33 @@ describe("a run over several identities", () => {
       expect(summary.failed).toBe(0)
       expect(summary.resumed + summary.created).toBe(1500)
       expect(createdBy(emulator, "stop-").names).toEqual(rows.map((row) => row.lastname).sort())
+    }))
+
+  it.scopedLive("takes several comma-separated tokens from DATAVERSE_ACCESS_TOKEN (layerConfig), one identity each", () =>
+    Effect.gen(function*() {
+      const emulator = yield* startEmulator(2)
+      const users = emulator.info.users
+      const whoIsEach = Effect.gen(function*() {
+        const client = yield* DataverseClient.DataverseClient
+        return yield* Effect.forEach(
+          client.identities,
+          (identity) =>
+            Effect.map(
+              Effect.provideService(DataverseClient.whoAmI, DataverseClient.DataverseClient, identity),
+              (me) => [identity.label, me.UserId]
+            )
+        )
+      })
+      const answered = yield* whoIsEach.pipe(
+        Effect.provide(DataverseClient.layerConfig()),
+        Effect.withConfigProvider(ConfigProvider.fromMap(
+          new Map([
+            ["DATAVERSE_URL", emulator.info.url],
+            ["DATAVERSE_ACCESS_TOKEN", users.map((user) => user.accessToken).join(", ")]
+          ])
+        ))
+      )
+      expect(answered).toEqual([["1", users[0]!.userId], ["2", users[1]!.userId]])
     }))
 
   it.scopedLive("keeps smart mode's per-row outcomes across identities", () =>
