@@ -55,6 +55,7 @@ export interface PreparedRecord {
 export type Change =
   | { readonly op: "put"; readonly table: string; readonly record: StoredRecord }
   | { readonly op: "delete"; readonly table: string; readonly id: string }
+  | { readonly op: "clear" }
 
 const keyString = (values: ReadonlyArray<unknown>): string =>
   JSON.stringify(values.map((v) => (typeof v === "string" ? v.toLowerCase() : v)))
@@ -415,9 +416,10 @@ export class Store {
     return result
   }
 
-  /** Removes every record of every table (not journalled: a cleared store starts afresh). */
+  /** Removes every record of every table; journalled, so that a restart does not bring them back. */
   clear(): void {
     for (const table of this.byLogicalName.values()) table.clear()
+    this.onCommit?.({ op: "clear" })
   }
 
   /** The last position and version handed out; restored stores continue after it. */

@@ -6,6 +6,11 @@ import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import * as Emulator from "../src/Emulator.js"
+import { Fault } from "../src/internal/fault.js"
+import { createRecord } from "../src/internal/operations.js"
+import * as Persistence from "../src/internal/persistence.js"
+import { Store } from "../src/Store.js"
+import { defaultSchema } from "../src/TableSchema.js"
 
 let dir: string
 beforeEach(async () => {
@@ -105,6 +110,43 @@ describe("--data-dir", () => {
     const second = await Emulator.start({ dataDir: dir })
     try {
       expect(second.store.table("contact")!.ids()).toEqual([id(1)])
+    } finally {
+      await second.close()
+    }
+  })
+
+  it("journals reset(): a restart without a clean stop does not bring the cleared records back", async () => {
+    const store = new Store(defaultSchema.tables)
+    const persistence = await Persistence.open(dir, store, { flushIntervalMs: 3_600_000 })
+    const contacts = store.table("contact")!
+    for (const n of [1, 2]) {
+      expect(createRecord(store, contacts, { contactid: id(n), lastname: `L${n}` }, () => "2026-01-01T00:00:00Z"))
+        .not.toBeInstanceOf(Fault)
+    }
+    await persistence.flush()
+    store.clear()
+    createRecord(store, contacts, { contactid: id(3), lastname: "after" }, () => "2026-01-01T00:00:00Z")
+    await persistence.flush()
+    // Read back as after a kill: the journal alone, no snapshot written by a clean stop.
+    const restarted = new Store(defaultSchema.tables)
+    const reopened = await Persistence.open(dir, restarted, { flushIntervalMs: 3_600_000 })
+    expect(restarted.table("contact")!.ids()).toEqual([id(3)])
+    await reopened.close()
+    store.onCommit = undefined
+  })
+
+  it("reset() starts records, windows and counters afresh, and a restart keeps the records cleared", async () => {
+    const first = await Emulator.start({ dataDir: dir })
+    const send = client(first.info)
+    expect((await send("POST", "contacts", { contactid: id(1), lastname: "gone" })).status).toBe(204)
+    first.reset()
+    expect(first.counters.requests).toBe(0)
+    expect(first.servers.every((server) => server.requests === 0)).toBe(true)
+    expect((await send("POST", "contacts", { contactid: id(2), lastname: "kept" })).status).toBe(204)
+    await first.close()
+    const second = await Emulator.start({ dataDir: dir })
+    try {
+      expect(second.store.table("contact")!.ids()).toEqual([id(2)])
     } finally {
       await second.close()
     }

@@ -19,12 +19,11 @@ interface SnapshotLine {
   readonly r: StoredRecord
 }
 
-/** A journal line: a committed change. */
-type JournalLine = { readonly op: "put"; readonly t: string; readonly r: StoredRecord } | {
-  readonly op: "delete"
-  readonly t: string
-  readonly id: string
-}
+/** A journal line: a committed change, or the store cleared (`Emulator.reset()`). */
+type JournalLine =
+  | { readonly op: "put"; readonly t: string; readonly r: StoredRecord }
+  | { readonly op: "delete"; readonly t: string; readonly id: string }
+  | { readonly op: "clear" }
 
 export interface Persistence {
   /** Flushes the journal, writes a snapshot and empties the journal. */
@@ -94,6 +93,10 @@ export const open = async (
       if (!last) warn(`${journalFile}: a line is not valid JSON and was skipped`)
       return
     }
+    if (entry.op === "clear") {
+      for (const table of store.tables) table.clear()
+      return
+    }
     const table = tableOf(entry.t)
     if (table === undefined) return
     if (entry.op === "put") {
@@ -113,7 +116,9 @@ export const open = async (
       JSON.stringify(
         change.op === "put"
           ? { op: "put", t: change.table, r: change.record }
-          : { op: "delete", t: change.table, id: change.id }
+          : change.op === "delete"
+          ? { op: "delete", t: change.table, id: change.id }
+          : { op: "clear" }
       )
     )
   }
