@@ -326,7 +326,8 @@ describe("dv-effect query --fetchxml", () => {
 
 describe("dv-effect query --expand", () => {
   it("passes $expand to the service as written", async () => {
-    // The emulator does not implement $expand; its refusal shows the option reached it.
+    // The emulator answers $expand (see test/cli-expand.test.ts): every row carries the expanded
+    // lookup, an object or null.
     const result = await run([
       "query",
       "contact",
@@ -334,12 +335,15 @@ describe("dv-effect query --expand", () => {
       "lastname",
       "--expand",
       "parentcustomerid_account($select=name)",
+      "-o",
+      "jsonl",
       ...connection
     ])
-    expect(result.code).toBe(1)
-    expect(result.stderr).toBe(
-      "dv-effect: The query option '$expand' is not available in this version of the emulator.\n"
-    )
+    expect(result.stderr).toBe("")
+    expect(result.code).toBe(0)
+    const rows = result.stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>)
+    expect(rows.length).toBeGreaterThan(0)
+    for (const row of rows) expect(row).toHaveProperty("parentcustomerid_account")
   })
 
   it("builds the query string and the CSV columns from it", () => {

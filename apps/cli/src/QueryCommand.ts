@@ -29,14 +29,9 @@ import * as Output from "./Output.js"
 /** The service stops counting at this many rows (`/$count`). */
 const countLimit = 5000
 
-/**
- * The top-level navigation properties of an `$expand` value:
- * `parentcustomerid_account($select=name),ownerid` → `["parentcustomerid_account", "ownerid"]`.
- *
- * @since 0.1.0
- */
-export const expandedProperties = (expand: string): Array<string> => {
-  const names: Array<string> = []
+/** The top-level items of an `$expand` value, split at commas outside parentheses and strings. */
+const expandItems = (expand: string): Array<string> => {
+  const items: Array<string> = []
   let depth = 0
   let current = ""
   let inString = false
@@ -45,12 +40,57 @@ export const expandedProperties = (expand: string): Array<string> => {
     if (!inString && c === "(") depth++
     if (!inString && c === ")") depth--
     if (!inString && depth === 0 && c === ",") {
-      names.push(current)
+      items.push(current)
       current = ""
     } else current += c
   }
-  names.push(current)
-  return names.map((name) => name.replace(/\(.*$/s, "").trim()).filter((name) => name !== "")
+  items.push(current)
+  return items.map((item) => item.trim()).filter((item) => item !== "")
+}
+
+/**
+ * The top-level navigation properties of an `$expand` value:
+ * `parentcustomerid_account($select=name),ownerid` → `["parentcustomerid_account", "ownerid"]`.
+ *
+ * @since 0.1.0
+ */
+export const expandedProperties = (expand: string): Array<string> =>
+  expandItems(expand).map((item) => item.replace(/\(.*$/s, "").trim()).filter((name) => name !== "")
+
+/**
+ * The CSV columns of the records an `$expand` value brings along: `<navprop>.<column>` for each
+ * nested `$select` column of a single-valued navigation property (one of `lookups`; a lookup
+ * column as `_<name>_value`, as the Web API returns it), `<navprop>` (JSON text) for a
+ * collection-valued one, nothing for a single-valued one without `$select` (its columns come
+ * from the first page).
+ *
+ * @since 0.1.0
+ */
+export const expandedColumns = (expand: string, lookups: ReadonlySet<string>): Array<string> =>
+  expandItems(expand).flatMap((item) => {
+    const property = item.replace(/\(.*$/s, "").trim()
+    if (!lookups.has(property)) return [property]
+    const select = /[(;]\s*\$select=([^;)]*)/.exec(item)?.[1]
+    return select === undefined ? [] : list(select).map((column) => `${property}.${column}`)
+  })
+
+/**
+ * For CSV: the record of each expanded single-valued navigation property (an object) becomes
+ * columns `<navprop>.<column>`; a null one, no columns (empty cells). Arrays stay (JSON text).
+ *
+ * @since 0.1.0
+ */
+export const flattenExpanded = (properties: ReadonlySet<string>) => (row: Row): Row => {
+  if (!Object.keys(row).some((key) => properties.has(key))) return row
+  const out: Record<string, unknown> = {}
+  for (const key in row) {
+    const value = row[key]
+    if (!properties.has(key)) out[key] = value
+    else if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+      for (const column in value) out[`${key}.${column}`] = (value as Record<string, unknown>)[column]
+    } else if (Array.isArray(value)) out[key] = value
+  }
+  return out
 }
 
 /**
@@ -255,8 +295,14 @@ export const queryCommand = Command.make(
     ),
     expand: Options.text("expand").pipe(
       Options.withPseudoName("expr"),
-      Options.withDescription("OData $expand, e.g. parentcustomerid_account($select=name); nested objects"),
-      Options.optional
+      Options.withDescription(
+        "Related records to bring along (OData $expand), repeatable or comma-separated: " +
+          "--expand 'parentcustomerid_account($select=name,accountnumber)' (a lookup: an object; in CSV, " +
+          "columns parentcustomerid_account.name, ...) or " +
+          "--expand 'contact_customer_accounts($select=fullname;$filter=statecode eq 0;$orderby=fullname;$top=10)' " +
+          "(related records: an array; in CSV, JSON text)"
+      ),
+      Options.repeated
     ),
     top: Options.integer("top").pipe(Options.withDescription("At most this many rows"), Options.optional),
     fetchXml: Options.text("fetchxml").pipe(
@@ -292,7 +338,7 @@ export const queryCommand = Command.make(
           ["--select", args.select],
           ["--filter", args.filter],
           ["--orderby", args.orderBy],
-          ["--expand", args.expand],
+          ["--expand", args.expand.length > 0 ? Option.some(args.expand) : Option.none()],
           ["--top", args.top]
         ]
         const mixed = flags.filter(([, option]) => Option.isSome(option)).map(([flag]) => flag)
@@ -320,7 +366,7 @@ export const queryCommand = Command.make(
         }
       }
       const selection = xml === undefined ? undefined : fetchXmlSelection(xml)
-      const expand = given(args.expand)
+      const expand = args.expand.length === 0 ? undefined : args.expand.join(",")
       const options: Query.QueryOptions = expand !== undefined
         ? {
           query: rawQuery([
@@ -377,26 +423,32 @@ export const queryCommand = Command.make(
         ? "all"
         : selection.attributes.map((attribute) => attribute.name)
       const annotations = returnsLookup(polymorphic, selected)
+      // In CSV, an expanded lookup's record becomes `<navprop>.<column>` columns.
+      const flatten = args.output === "csv" && expand !== undefined
+        ? flattenExpanded(new Set(expandedProperties(expand)))
+        : (row: Row) => row
       const rows = Stream.map(
         rowsOf(annotations),
-        (row) => Output.withoutAnnotationsDeep(annotations ? withLookupTargets(polymorphic)(row) : row)
+        (row) => flatten(Output.withoutAnnotationsDeep(annotations ? withLookupTargets(polymorphic)(row) : row))
       )
       const fromXml = selection === undefined ? undefined : fetchXmlColumns(selection, metadata)
       // A lookup selected by its name comes back as `_<name>_value`.
       const lookups = new Set(metadata.columns.filter(Coerce.isLookup).map((column) => column.logicalName))
+      const navigation = new Set(metadata.lookups.map((lookup) => lookup.navigationProperty))
       const columns = xml !== undefined ? fromXml : Option.match(select, {
         onNone: () => undefined,
         onSome: (columns) => [
           ...columns.map((name) => (lookups.has(name) ? `_${name}_value` : name)),
-          ...(expand === undefined ? [] : expandedProperties(expand))
+          ...(expand === undefined ? [] : expandedColumns(expand, navigation))
         ]
       })
       yield* emit((sink) =>
         Effect.flatMap(
           Output.writeTable(rows, args.output, sink, {
             columns,
-            // A FetchXML query's link-entity columns come after its own.
-            moreColumns: xml !== undefined,
+            // A FetchXML query's link-entity columns come after its own, as do the columns of
+            // expanded records that the --expand text does not name (their primary keys).
+            moreColumns: xml !== undefined || expand !== undefined,
             warn: (message) => Output.stderr(`dv-effect: ${message}\n`),
             ...(xml === undefined ? {} : {
               advice: fromXml === undefined

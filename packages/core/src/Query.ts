@@ -16,9 +16,9 @@ import { DataverseClient } from "./DataverseClient.js"
 import { DataverseError } from "./DataverseError.js"
 import { fetchAttributes, readPagingCookie, setFetchAttributes } from "./internal/fetchXml.js"
 import {
-  badExpand,
   expandClause,
   type ExpandItem,
+  expandProblem,
   normaliseGuid,
   parseRawQuery,
   quote,
@@ -28,13 +28,22 @@ import type { Row } from "./Records.js"
 
 export type {
   /**
-   * A single-valued navigation property (lookup) to expand, optionally with the columns of the
-   * related record to return: `"primarycontactid"` or `{ property: "primarycontactid", select: ["fullname"] }`.
+   * A navigation property to expand, optionally with the columns of the related records to
+   * return: `"primarycontactid"` or `{ property: "primarycontactid", select: ["fullname"] }`.
+   * A collection-valued one (the records whose lookup points here) also takes `filter`,
+   * `orderBy` and `top`; either takes a nested `expand`.
    *
    * @example
    * ```ts
-   * import type { Query } from "@dv-effect/core"
+   * import { Query } from "@dv-effect/core"
    * const parent: Query.ExpandItem = { property: "parentcustomerid_account", select: ["name"] }
+   * const contacts: Query.ExpandItem = {
+   *   property: "contact_customer_accounts",
+   *   select: ["fullname"],
+   *   filter: Query.eq("statecode", 0),
+   *   orderBy: "fullname asc",
+   *   top: 10
+   * }
    * ```
    *
    * @since 0.1.0
@@ -68,7 +77,11 @@ export interface QueryOptions {
   readonly orderBy?: string
   /** At most this many rows in all. */
   readonly top?: number
-  /** Single-valued navigation properties (lookups) whose related record comes along (`$expand`). */
+  /**
+   * Navigation properties whose related records come along (`$expand`): a single-valued one
+   * (a lookup) as an object or null, a collection-valued one as an array (at most 5,000 per
+   * record, not paged).
+   */
   readonly expand?: ReadonlyArray<ExpandItem>
   /**
    * A raw OData query string instead of the options above: `$select=fullname&$filter=...`, as in
@@ -132,8 +145,8 @@ const queryParams = (options: QueryOptions): Either.Either<Array<readonly [strin
   if (options.filter !== undefined && options.filter.trim() !== "") params.push(["$filter", options.filter])
   if (options.orderBy !== undefined && options.orderBy.trim() !== "") params.push(["$orderby", options.orderBy])
   if (options.expand !== undefined && options.expand.length > 0) {
-    const bad = badExpand(options.expand)
-    if (bad !== undefined) return Either.left(invalid(`'${bad}' is not a property name.`))
+    const problem = expandProblem(options.expand)
+    if (problem !== undefined) return Either.left(invalid(problem))
     params.push(["$expand", expandClause(options.expand)])
   }
   // The service ignores $top when a page size is asked for; `stream` enforces it either way.

@@ -197,6 +197,49 @@ layer(Live, { excludeTestServices: true })("Query against the emulator", (it) =>
       expect((fetchAttributes(pages[1]!) as ReadonlyMap<string, string>).get("page")).toBe("2")
     }))
 
+  it.effect("expands a lookup's record and a collection of related records, with nested options", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const [contoso, fabrikam] = emulator.seed("account", [{ name: "Contoso" }, { name: "Fabrikam" }])
+      emulator.seed("contact", [
+        { lastname: "Ames", "parentcustomerid_account@odata.bind": `/accounts(${contoso})` },
+        { lastname: "Berg", "parentcustomerid_account@odata.bind": `/accounts(${contoso})` },
+        { lastname: "Cole", "parentcustomerid_account@odata.bind": `/accounts(${contoso})` },
+        { lastname: "Dunn" }
+      ])
+      const contacts = yield* collect(Query.stream("contact", {
+        select: ["lastname"],
+        orderBy: "lastname asc",
+        expand: [{ property: "parentcustomerid_account", select: ["name"] }]
+      }))
+      expect(contacts.map((row) => [row.lastname, row.parentcustomerid_account])).toEqual([
+        ["Ames", { name: "Contoso", accountid: contoso }],
+        ["Berg", { name: "Contoso", accountid: contoso }],
+        ["Cole", { name: "Contoso", accountid: contoso }],
+        ["Dunn", null]
+      ])
+      const accounts = yield* collect(Query.stream("account", {
+        select: ["name"],
+        orderBy: "name asc",
+        expand: [{
+          property: "contact_parentcustomerid_account",
+          select: ["lastname"],
+          filter: Query.ne("lastname", "Berg"),
+          orderBy: "lastname desc",
+          top: 5
+        }]
+      }))
+      expect(sent.at(-1)!.url).toContain(
+        "&$expand=contact_parentcustomerid_account($select%3Dlastname%3B$filter%3Dlastname%20ne%20'Berg'" +
+          "%3B$orderby%3Dlastname%20desc%3B$top%3D5)"
+      )
+      expect(accounts.map((row) => [
+        row.accountid,
+        (row.contact_parentcustomerid_account as Array<{ lastname: string }>).map((c) => c.lastname)
+      ])).toEqual([[contoso, ["Cole", "Ames"]], [fabrikam, []]])
+    }))
+
   it.effect("counts rows with /$count, with and without a filter", () =>
     Effect.gen(function*() {
       yield* seedContacts(["A", "B", "C", "D", "E"])
@@ -232,6 +275,32 @@ describe("query building", () => {
         expect(Either.isLeft(Query.toQueryString({ expand: ["a/b"] }))).toBe(true)
         expect(Either.isLeft(Query.toQueryString({ top: -1 }))).toBe(true)
         expect(Either.isLeft(Query.toQueryString({ query: "not an option=1" }))).toBe(true)
+      }))
+
+    it.effect("writes nested expand options: select, filter, orderBy, top and expand", () =>
+      Effect.gen(function*() {
+        expect(
+          yield* Query.toQueryString({
+            select: ["name"],
+            expand: [
+              {
+                property: "Account_Tasks",
+                select: ["subject"],
+                filter: Query.contains("subject", "Task"),
+                orderBy: "createdon desc",
+                top: 3
+              },
+              { property: "primarycontactid", expand: [{ property: "createdby", select: ["fullname"] }] }
+            ]
+          })
+        ).toBe(
+          "$select=name&$expand=Account_Tasks($select%3Dsubject%3B$filter%3Dcontains(subject,'Task')" +
+            "%3B$orderby%3Dcreatedon%20desc%3B$top%3D3),primarycontactid($expand%3Dcreatedby($select%3Dfullname))"
+        )
+        const bad = Query.toQueryString({ expand: [{ property: "primarycontactid", expand: ["x y"] }] })
+        expect(Either.isLeft(bad) && bad.left.message).toBe("'x y' is not a property name.")
+        const top = Query.toQueryString({ expand: [{ property: "Account_Tasks", top: -1 }] })
+        expect(Either.isLeft(top) && top.left.reason).toBe("InvalidInput")
       }))
 
     it.effect("writes filter literals and combinations", () =>

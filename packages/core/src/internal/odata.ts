@@ -86,33 +86,62 @@ export const splitOutsideQuotes = (
 }
 
 /**
- * A single-valued navigation property to expand, optionally with the columns to return from the
- * related record.
+ * A navigation property to expand, optionally with the columns to return from the related
+ * records; a collection-valued one may also filter, order and limit them, and either may expand
+ * further (`expand`).
  */
-export type ExpandItem = string | { readonly property: string; readonly select?: ReadonlyArray<string> }
+export type ExpandItem = string | {
+  readonly property: string
+  readonly select?: ReadonlyArray<string>
+  readonly filter?: string
+  readonly orderBy?: string
+  readonly top?: number
+  readonly expand?: ReadonlyArray<ExpandItem>
+}
 
-/** The `$expand` value: `primarycontactid($select=fullname),parentcustomerid_account`. */
+/**
+ * The `$expand` value: `primarycontactid($select=fullname),parentcustomerid_account`, nested
+ * options separated by `;` (`Account_Tasks($select=subject;$filter=...;$orderby=createdon desc;$top=5)`).
+ */
 export const expandClause = (items: ReadonlyArray<ExpandItem>): string =>
   items
     .map((item) => {
       if (typeof item === "string") return item
-      return item.select === undefined || item.select.length === 0
-        ? item.property
-        : `${item.property}($select=${item.select.join(",")})`
+      const options = [
+        ...(item.select !== undefined && item.select.length > 0 ? [`$select=${item.select.join(",")}`] : []),
+        ...(item.filter !== undefined && item.filter.trim() !== "" ? [`$filter=${item.filter}`] : []),
+        ...(item.orderBy !== undefined && item.orderBy.trim() !== "" ? [`$orderby=${item.orderBy}`] : []),
+        ...(item.top !== undefined ? [`$top=${item.top}`] : []),
+        ...(item.expand !== undefined && item.expand.length > 0 ? [`$expand=${expandClause(item.expand)}`] : [])
+      ]
+      return options.length === 0 ? item.property : `${item.property}(${options.join(";")})`
     })
     .join(",")
 
-/** The first name in `items` that is not a plain identifier, if any. */
+/** The first name in `items` (at any depth) that is not a plain identifier, if any. */
 export const badExpand = (items: ReadonlyArray<ExpandItem>): string | undefined => {
   for (const item of items) {
     const property = typeof item === "string" ? item : item.property
     if (!isIdentifier(property)) return property
     if (typeof item !== "string") {
-      const bad = item.select?.find((column) => !isIdentifier(column))
+      const bad = item.select?.find((column) => !isIdentifier(column)) ??
+        (item.expand === undefined ? undefined : badExpand(item.expand))
       if (bad !== undefined) return bad
     }
   }
   return undefined
+}
+
+/** What is wrong with `items`, as a sentence: a name that is not an identifier, a `top` that is not a count. */
+export const expandProblem = (items: ReadonlyArray<ExpandItem>): string | undefined => {
+  const bad = badExpand(items)
+  if (bad !== undefined) return `'${bad}' is not a property name.`
+  const tops = (list: ReadonlyArray<ExpandItem>): Array<number> =>
+    list.flatMap((item) =>
+      typeof item === "string" ? [] : [...(item.top === undefined ? [] : [item.top]), ...tops(item.expand ?? [])]
+    )
+  const top = tops(items).find((n) => !Number.isInteger(n) || n < 0)
+  return top === undefined ? undefined : `The top of an expanded property must be a whole number of rows, got ${top}.`
 }
 
 /** A key value in a bind: a quoted string, or bare text (a GUID, a number, a date, true). */

@@ -9,9 +9,13 @@
  * inner cookie written by `writeFetchInnerCookie`; `readFetchPagingCookie` reads the inner
  * cookie back from the `paging-cookie` a client sends with the next page.
  *
- * Not supported (refused with a 400, never ignored): `link-entity`, aggregates, column aliases,
- * conditions on other entities, and the operators that need users, teams, hierarchies or fiscal
- * settings.
+ * `link-entity` joins (inner and outer, nested) when the caller gives the records to join
+ * (`FetchOptions.records`): the linked attributes come back as `<alias>.<column>`.
+ *
+ * Not supported (refused with a 400, never ignored): link types other than inner and outer,
+ * `link-entity` inside a `<filter>`, ordering by or conditions on linked columns from outside
+ * the link, aggregates, column aliases, and the operators that need users, teams, hierarchies or
+ * fiscal settings.
  */
 import { XMLParser, XMLValidator } from "fast-xml-parser"
 import type { LookupValue, StoredRecord } from "../Store.js"
@@ -65,6 +69,18 @@ export interface FetchPlan {
   readonly distinct: boolean
   /** `fetch returntotalrecordcount=` */
   readonly returnTotalRecordCount: boolean
+  /**
+   * The columns the `<link-entity>`s add to a record: one row per combination of linked records
+   * (a one-to-many link repeats the record). Empty objects without links. `predicate` already
+   * drops the records an inner link finds nothing for.
+   */
+  readonly join: (record: StoredRecord, annotations: boolean) => ReadonlyArray<Record<string, unknown>>
+}
+
+/** Options of `parseFetchXml`. */
+export interface FetchOptions extends Pick<QueryOptions, "now" | "lookupName"> {
+  /** The records of a table by logical name, for `link-entity`; without it a link-entity is refused. */
+  readonly records?: ((logicalName: string) => ReadonlyArray<StoredRecord>) | undefined
 }
 
 const fault = (code: string, message: string): Fault => new Fault(400, code, message)
@@ -437,7 +453,7 @@ const entityChildren = "filter, order, link-entity, attribute, all-attributes, n
 export const parseFetchXml = (
   xml: string,
   resolveTable: (logicalName: string) => TableDefinition | undefined,
-  options: Pick<QueryOptions, "now" | "lookupName"> = {}
+  options: FetchOptions = {}
 ): FetchPlan | Fault => {
   const root = parseXml(xml)
   if (root instanceof Fault) return root
@@ -492,6 +508,8 @@ export const parseFetchXml = (
   let attributes: Array<string> | "all" | undefined
   const filters: Array<Predicate> = []
   const sortKeys: Array<SortKey> = []
+  const links: Array<LinkPlan> = []
+  const linkContext: LinkContext = { resolveTable, options, aliases: new Set(), count: 0 }
   for (const child of entity!.children) {
     switch (child.name) {
       case "attribute": {
@@ -527,26 +545,230 @@ export const parseFetchXml = (
         sortKeys.push(key)
         break
       }
-      case "link-entity":
-        return notSupported("link-entity (joining tables)")
+      case "link-entity": {
+        const link = parseLink(child, table, linkContext)
+        if (link instanceof Fault) return link
+        links.push(link)
+        break
+      }
       default:
         return invalidChild(child, entityChildren)
     }
   }
+  const joins = makeJoin(links, options.records)
 
   return {
     entity: table.logicalName,
     // Without attribute elements the service returns every column, as with <all-attributes/>.
     attributes: attributes ?? "all",
-    predicate: combine(filters, "and"),
+    predicate: links.some((link) => !link.outer)
+      ? combine([...filters, (record) => joins.rows(record, false) !== undefined], "and")
+      : combine(filters, "and"),
     compare: sortKeys.length === 0 ? undefined : compileSortKeys(sortKeys),
     top,
     count,
     page,
     pagingCookie: root.attributes["paging-cookie"],
     distinct,
-    returnTotalRecordCount
+    returnTotalRecordCount,
+    join: (record, annotations) => joins.rows(record, annotations) ?? [{}]
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// link-entity (learn.microsoft.com, power-apps/developer/data-platform/fetchxml/join-tables)
+// ---------------------------------------------------------------------------------------------
+
+/** A `<link-entity>` compiled: which records it joins and what it returns of them. */
+interface LinkPlan {
+  readonly alias: string
+  readonly table: TableDefinition
+  /** `link-type="outer"`: the parent stays without a match; `inner` (the default) drops it. */
+  readonly outer: boolean
+  /** `from`: the linked table's attribute; `to`: the parent's. Joined where their values are equal. */
+  readonly from: Field
+  readonly to: Field
+  /** Fields returned as `<alias>.<attribute>`; none without attribute elements. */
+  readonly attributes: ReadonlyArray<Field>
+  readonly predicate: Predicate
+  readonly links: ReadonlyArray<LinkPlan>
+}
+
+interface LinkContext {
+  readonly resolveTable: (logicalName: string) => TableDefinition | undefined
+  readonly options: FetchOptions
+  readonly aliases: Set<string>
+  /** link-entity elements so far: at most 15 (documented limit), and the default aliases. */
+  count: number
+}
+
+const linkTypes = new Set(["inner", "outer"])
+
+const parseLink = (element: Element, parent: TableDefinition, context: LinkContext): LinkPlan | Fault => {
+  if (context.options.records === undefined) return notSupported("link-entity (joining tables)")
+  context.count++
+  if (context.count > 15) {
+    // Documented in "Join tables using FetchXml", Limitations.
+    return fault("0x8004430D", "Number of link entities in query exceeded maximum limit.")
+  }
+  const { alias: givenAlias, from, name, to } = element.attributes
+  const linkType = element.attributes["link-type"] ?? "inner"
+  if (name === undefined || name === "") {
+    return fault(queryBuilderCodes.noEntity, "A link-entity needs the 'name' of the table to join.")
+  }
+  const table = context.resolveTable(name)
+  if (table === undefined) {
+    return fault(
+      queryBuilderCodes.noEntity,
+      `The entity with a name = '${name}' with namemapping = 'Logical' was not found in the MetadataCache.`
+    )
+  }
+  if (!linkTypes.has(linkType)) return notSupported(`The link-type '${linkType}'`)
+  // Modelling choice: the emulator needs both ends named (the service can infer them from a relationship).
+  if (from === undefined || to === undefined) {
+    return fault(queryBuilderCodes.invalidArgument, `The link-entity '${name}' needs 'from' and 'to' attributes.`)
+  }
+  const fromField = resolveField(table, from, "attribute")
+  if (fromField === undefined) return noAttribute(table, from)
+  const toField = resolveField(parent, to, "attribute")
+  if (toField === undefined) return noAttribute(parent, to)
+  // Modelling choice: without an alias, `<name><n>` (the n-th link-entity of the query).
+  const alias = givenAlias ?? `${name}${context.count}`
+  if (context.aliases.has(alias)) {
+    return fault(queryBuilderCodes.invalidArgument, `The link-entity alias '${alias}' is used twice.`)
+  }
+  context.aliases.add(alias)
+  const conditions = makeConditionCompiler(table, context.options.now ?? Date.now())
+  let attributes: Array<Field> = []
+  let all = false
+  const filters: Array<Predicate> = []
+  const links: Array<LinkPlan> = []
+  for (const child of element.children) {
+    switch (child.name) {
+      case "attribute": {
+        const attribute = child.attributes["name"]
+        if (attribute === undefined) {
+          return fault(queryBuilderCodes.noAttribute, "An attribute element needs a 'name'.")
+        }
+        const field = resolveField(table, attribute, "attribute")
+        if (field === undefined) return noAttribute(table, attribute)
+        for (const unsupported of ["alias", "aggregate", "groupby", "dategrouping"]) {
+          if (child.attributes[unsupported] !== undefined) {
+            return notSupported(`The attribute setting '${unsupported}' (on '${alias}.${attribute}')`)
+          }
+        }
+        if (!attributes.some((known) => known.attribute === field.attribute)) attributes.push(field)
+        break
+      }
+      case "all-attributes":
+        all = true
+        break
+      case "filter": {
+        const predicate = conditions.filter(child)
+        if (predicate instanceof Fault) return predicate
+        filters.push(predicate)
+        break
+      }
+      case "link-entity": {
+        const link = parseLink(child, table, context)
+        if (link instanceof Fault) return link
+        links.push(link)
+        break
+      }
+      case "order":
+        return notSupported(`Ordering inside a link-entity ('${alias}')`)
+      default:
+        return invalidChild(child, "filter, order, link-entity, attribute, all-attributes")
+    }
+  }
+  if (all) {
+    attributes = [
+      resolveField(table, table.primaryIdAttribute, "attribute")!,
+      ...table.columns.map((column) => resolveField(table, column.logicalName, "attribute")!)
+    ]
+  }
+  return {
+    alias,
+    table,
+    outer: linkType === "outer",
+    from: fromField,
+    to: toField,
+    attributes,
+    predicate: combine(filters, "and"),
+    links
+  }
+}
+
+/** Join keys compare like SQL Server's `=`: strings case-insensitively. */
+const joinKey = (value: unknown): unknown => (typeof value === "string" ? value.toLowerCase() : value)
+
+/**
+ * The rows the links add to a record, or undefined when an inner link (at any depth) finds
+ * nothing. Linked records are indexed by their `from` value once per query.
+ */
+const makeJoin = (
+  links: ReadonlyArray<LinkPlan>,
+  records: ((logicalName: string) => ReadonlyArray<StoredRecord>) | undefined
+) => {
+  const indexes = new Map<LinkPlan, Map<unknown, Array<StoredRecord>>>()
+  const matches = (link: LinkPlan, parent: StoredRecord): ReadonlyArray<StoredRecord> => {
+    let index = indexes.get(link)
+    if (index === undefined) {
+      index = new Map()
+      for (const record of records?.(link.table.logicalName) ?? []) {
+        const key = link.from.get(record)
+        if (key === null || key === undefined || !link.predicate(record)) continue
+        const list = index.get(joinKey(key))
+        if (list === undefined) index.set(joinKey(key), [record])
+        else list.push(record)
+      }
+      indexes.set(link, index)
+    }
+    const value = link.to.get(parent)
+    return value === null || value === undefined ? [] : index.get(joinKey(value)) ?? []
+  }
+  const columnsOf = (link: LinkPlan, record: StoredRecord, annotations: boolean): Record<string, unknown> => {
+    const out: Record<string, unknown> = {}
+    for (const field of link.attributes) {
+      const value = field.get(record)
+      // FetchXML results omit null columns.
+      if (value === null || value === undefined) continue
+      const key = `${link.alias}.${field.attribute}`
+      if (annotations) {
+        // Modelling choice (as seen on the service): an aliased value names its attribute.
+        out[`${key}@OData.Community.Display.V1.AttributeName`] = field.attribute
+        const lookup = record.values[field.attribute] as LookupValue | undefined
+        if (field.column?.targets !== undefined && lookup !== undefined) {
+          out[`${key}@Microsoft.Dynamics.CRM.lookuplogicalname`] = lookup.table
+        }
+      }
+      out[key] = value
+    }
+    return out
+  }
+  const rows = (
+    record: StoredRecord,
+    annotations: boolean,
+    of: ReadonlyArray<LinkPlan> = links
+  ): Array<Record<string, unknown>> | undefined => {
+    let result: Array<Record<string, unknown>> = [{}]
+    for (const link of of) {
+      const linked: Array<Record<string, unknown>> = []
+      for (const match of matches(link, record)) {
+        const nested = rows(match, annotations, link.links)
+        if (nested === undefined) continue
+        const own = columnsOf(link, match, annotations)
+        for (const row of nested) linked.push({ ...own, ...row })
+      }
+      if (linked.length === 0) {
+        if (!link.outer) return undefined
+        linked.push({})
+      }
+      result = result.flatMap((row) => linked.map((more) => ({ ...row, ...more })))
+    }
+    return result
+  }
+  return { rows }
 }
 
 /**

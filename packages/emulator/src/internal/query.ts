@@ -2,11 +2,12 @@
  * Queries of a table: `$select`, `$filter`, `$orderby`, `$top`, `$count` and `/$count`, paged by
  * `Prefer: odata.maxpagesize` with `@odata.nextLink` (wire reference, section 8).
  */
-import type { Store, StoredRecord, TableStore } from "../Store.js"
-import { badRequest, Fault } from "./fault.js"
+import type { LookupValue, Store, StoredRecord, TableStore } from "../Store.js"
+import { navigationProperties, projection } from "./expand.js"
+import { badRequest, Fault, segmentNotFound } from "./fault.js"
 import { parseFetchXml, readFetchPagingCookie, writeFetchInnerCookie, writeFetchPagingCookie } from "./fetchxml.js"
 import { compileFilter, compileOrderBy } from "./filter.js"
-import { auditColumns, columnsOf, contextUrl, present, resolveSelect } from "./records.js"
+import { auditColumns, columnsOf, present } from "./records.js"
 import { faultReply, type Reply } from "./reply.js"
 
 /** The `Prefer` preferences the emulator honours. */
@@ -40,7 +41,7 @@ const maxPageSize = 5000
 /** `$count` and `/$count` stop counting at 5,000, as on the service. */
 const maxCount = 5000
 
-const unsupported = ["$expand", "$apply", "savedQuery", "userQuery", "$search"]
+const unsupported = ["$apply", "savedQuery", "userQuery", "$search"]
 
 /**
  * A skip token looks like the service's: a `<cookie>` whose `pagingcookie` attribute is
@@ -94,7 +95,9 @@ export const queryTable = (
   prefer: Prefer,
   webApiUrl: string,
   countOnly: boolean,
-  visible?: (record: StoredRecord) => boolean
+  visible?: (record: StoredRecord) => boolean,
+  /** The path `@odata.nextLink` continues at: the entity set, or a filtered collection. */
+  path: string = table.definition.entitySetName
 ): Reply => {
   const definition = table.definition
   const fetchXml = search.get("fetchXml")
@@ -116,8 +119,8 @@ export const queryTable = (
   if (countOnly) {
     return { status: 200, body: String(Math.min(maxCount, table.scan(where).length)) }
   }
-  const select = resolveSelect(definition, search)
-  if (select instanceof Fault) return faultReply(select)
+  const projected = projection(store, definition, search, prefer.annotations, webApiUrl)
+  if (projected instanceof Fault) return faultReply(projected)
   const topText = search.get("$top")
   const top = topText === null ? undefined : Number(topText)
   if (top !== undefined && (!Number.isInteger(top) || top < 0)) {
@@ -150,21 +153,64 @@ export const queryTable = (
     more = cookie.last + pageSize < all.length
     last = cookie.last + records.length
   }
-  const value = records.map((record) => present(definition, record, select, prefer.annotations))
-  const body: Record<string, unknown> = { "@odata.context": contextUrl(webApiUrl, definition, select, false) }
+  const value = records.map(projected.present)
+  const body: Record<string, unknown> = { "@odata.context": projected.contextUrl(false) }
   if (search.get("$count") === "true") body["@odata.count"] = Math.min(maxCount, table.scan(where).length)
   body.value = value
   const returned = cookie.returned + records.length
   if (more && records.length > 0 && returned < (limit ?? Infinity)) {
     const next = new URLSearchParams(search)
     next.set("$skiptoken", writeSkipToken(cookie.page + 1, { last, returned }))
-    body["@odata.nextLink"] = `${webApiUrl}${definition.entitySetName}?${encodeQuery(next)}`
+    body["@odata.nextLink"] = `${webApiUrl}${path}?${encodeQuery(next)}`
   }
   const applied = [
     ...(askedPageSize !== undefined ? [`odata.maxpagesize=${askedPageSize}`] : []),
     ...(prefer.annotations ? ["odata.include-annotations=\"*\""] : [])
   ]
   return { status: 200, body, headers: applied.length > 0 ? { "Preference-Applied": applied.join(",") } : {} }
+}
+
+/**
+ * Answers `GET <entityset>(<id>)/<collection-valued navigation property>`, the filtered collection
+ * (learn.microsoft.com, webapi/query/overview, "Filtered collections") that an expanded
+ * collection's `<property>@odata.nextLink` names: the related records, queried and paged like
+ * the entity set. Modelling choice: its `@odata.context` is the related entity set's.
+ */
+export const queryRelated = (
+  store: Store,
+  parent: TableStore,
+  record: StoredRecord,
+  property: string,
+  search: URLSearchParams,
+  prefer: Prefer,
+  webApiUrl: string,
+  countOnly: boolean
+): Reply => {
+  const navigation = navigationProperties(store, parent.definition).get(property)
+  if (navigation === undefined) return faultReply(segmentNotFound(property))
+  if (navigation._tag === "Single") {
+    return faultReply(
+      badRequest(
+        `Reading a single-valued navigation property ('${property}') by its URL is not available in this version of the emulator: use $expand.`
+      )
+    )
+  }
+  const attribute = navigation.column.logicalName
+  const owner = parent.definition.logicalName
+  const pointsHere = (related: StoredRecord) => {
+    const lookup = related.values[attribute] as LookupValue | null | undefined
+    return lookup != null && lookup.id === record.id && lookup.table === owner
+  }
+  return queryTable(
+    store,
+    navigation.referencing,
+    search,
+    prefer,
+    webApiUrl,
+    countOnly,
+    pointsHere,
+    `${parent.definition.entitySetName}(${record.id})/${property}`
+  )
 }
 
 /**
@@ -182,7 +228,9 @@ const queryFetchXml = (
   visible: ((record: StoredRecord) => boolean) | undefined
 ): Reply => {
   const definition = table.definition
-  const parsed = parseFetchXml(xml, (name) => store.table(name)?.definition)
+  const parsed = parseFetchXml(xml, (name) => store.table(name)?.definition, {
+    records: (name) => store.table(name)?.scan() ?? []
+  })
   if (parsed instanceof Fault) return faultReply(parsed)
   const plan = visible === undefined
     ? parsed
@@ -217,10 +265,12 @@ const queryFetchXml = (
       ...auditColumns.filter((column) => columnsOf(definition).get(column.logicalName) === column)
     ]
       .filter((column) => (plan.attributes as ReadonlyArray<string>).includes(column.logicalName))
-  const value = records.map((record) => {
+  // Modelling choice: pages count the main entity's records; a one-to-many link-entity adds a row
+  // per linked record to the page.
+  const value = records.flatMap((record) => {
     const row = present(definition, record, columns, prefer.annotations)
     for (const key of Object.keys(row)) if (row[key] === null) delete row[key]
-    return row
+    return plan.join(record, prefer.annotations).map((linked) => ({ ...row, ...linked }))
   })
   const body: Record<string, unknown> = { "@odata.context": `${webApiUrl}$metadata#${definition.entitySetName}`, value }
   if (plan.returnTotalRecordCount && prefer.annotations) {

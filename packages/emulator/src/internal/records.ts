@@ -45,7 +45,8 @@ export const columnsOf = (table: TableDefinition): Map<string, ColumnDefinition>
   return index
 }
 
-const navigationOf = (table: TableDefinition): Map<string, { column: ColumnDefinition; table: string }> => {
+/** The single-valued navigation properties of a table's lookup columns (one per target), built once per definition. */
+export const navigationOf = (table: TableDefinition): Map<string, { column: ColumnDefinition; table: string }> => {
   let index = navigationIndex.get(table)
   if (index === undefined) {
     index = new Map()
@@ -423,17 +424,21 @@ export const resolveSelect = (
 /**
  * The `@odata.context` of a query or record answer, as the service writes it:
  * `$metadata#contacts`, `$metadata#contacts(firstname,lastname)` (the selected columns, lookups
- * as `_x_value`; the key is returned but not listed), and `/$entity` for one record.
+ * as `_x_value`; the key is returned but not listed), then the `expanded` navigation properties
+ * (`parentcustomerid_account(name)`), and `/$entity` for one record.
  */
 export const contextUrl = (
   webApiUrl: string,
   definition: TableDefinition,
   select: ReadonlyArray<ColumnDefinition> | undefined,
-  single: boolean
+  single: boolean,
+  expanded: ReadonlyArray<string> = []
 ): string => {
-  const columns = select === undefined || select.length === 0
-    ? ""
-    : `(${select.map((c) => (c.targets !== undefined ? `_${c.logicalName}_value` : c.logicalName)).join(",")})`
+  const names = [
+    ...(select ?? []).map((c) => (c.targets !== undefined ? `_${c.logicalName}_value` : c.logicalName)),
+    ...expanded
+  ]
+  const columns = names.length === 0 ? "" : `(${names.join(",")})`
   return `${webApiUrl}$metadata#${definition.entitySetName}${columns}${single ? "/$entity" : ""}`
 }
 
