@@ -1,16 +1,24 @@
 /**
  * Parses OData resource paths as Dataverse uses them: `contacts`, `contacts(<guid>)`,
  * `accounts(accountnumber='A-1')`, `EntityDefinitions(LogicalName='contact')/Attributes`,
- * `contacts/Microsoft.Dynamics.CRM.CreateMultiple`.
+ * `contacts/Microsoft.Dynamics.CRM.CreateMultiple`, and function calls, whose parentheses hold
+ * named parameters like a key's: `WhoAmI()`, `RetrieveTotalRecordCount(EntityNames=['account'])`,
+ * `RetrieveTotalRecordCount(EntityNames=@p1)`.
  */
 import { badRequest, type Fault } from "./fault.js"
 
-/** A key in parentheses: a single bare value, or named parts (alternate keys). */
+/**
+ * A key in parentheses: a single bare value, or named parts (alternate keys, function parameters;
+ * none for the empty parentheses of a function call without parameters).
+ */
 export type KeyPredicate =
   | { readonly _tag: "Single"; readonly value: KeyValue }
   | { readonly _tag: "Named"; readonly parts: ReadonlyArray<readonly [string, KeyValue]> }
 
-/** A key value: strings were quoted, everything else (GUIDs, numbers) was bare. */
+/**
+ * A key value: strings were quoted, everything else (GUIDs, numbers, and in function parameters
+ * `@p1` aliases, `[...]` collections and `{...}` objects) was bare, and is kept as written.
+ */
 export type KeyValue = { readonly _tag: "String"; readonly value: string } | {
   readonly _tag: "Bare"
   readonly value: string
@@ -31,17 +39,10 @@ export const parsePath = (path: string): ReadonlyArray<PathSegment> | Fault => {
     let key: KeyPredicate | undefined
     if (path[i] === "(") {
       const start = ++i
-      let inString = false
-      while (i < path.length) {
-        const c = path[i]
-        if (c === "'") {
-          // `''` inside a string is an escaped quote
-          if (inString && path[i + 1] === "'") i++
-          else inString = !inString
-        } else if (c === ")" && !inString) break
-        i++
+      i = scanTopLevel(path, start, (c) => c === ")")
+      if (i < 0 || i >= path.length) {
+        return badRequest(`Bad Request - Error in query syntax: unterminated key in '${path}'.`)
       }
-      if (i >= path.length) return badRequest(`Bad Request - Error in query syntax: unterminated key in '${path}'.`)
       const parsed = parseKey(path.slice(start, i))
       if (typeof parsed === "string") return badRequest(`Bad Request - Error in query syntax: ${parsed}`)
       key = parsed
@@ -60,27 +61,41 @@ export const parsePath = (path: string): ReadonlyArray<PathSegment> | Fault => {
   return segments
 }
 
-const splitTopLevel = (text: string): Array<string> => {
-  const parts: Array<string> = []
-  let current = ""
-  let inString = false
-  for (let i = 0; i < text.length; i++) {
+/**
+ * The index of the first character of `text`, from `start`, for which `stop` holds outside string
+ * literals and brackets; `text.length` when there is none, -1 when a string is unterminated.
+ * Strings are OData's (`'...'`, `''` an escaped quote), and inside `[...]` or `{...}` also JSON's
+ * (`"..."`, `\` escapes), as collection and object parameter values are written.
+ */
+const scanTopLevel = (text: string, start: number, stop: (c: string) => boolean): number => {
+  let depth = 0
+  for (let i = start; i < text.length; i++) {
     const c = text[i]!
     if (c === "'") {
-      if (inString && text[i + 1] === "'") {
-        current += "''"
-        i++
-        continue
-      }
-      inString = !inString
-    }
-    if (c === "," && !inString) {
-      parts.push(current)
-      current = ""
-    } else current += c
+      i++
+      while (i < text.length && !(text[i] === "'" && text[i + 1] !== "'")) i += text[i] === "'" ? 2 : 1
+      if (i >= text.length) return -1
+    } else if (c === "\"" && depth > 0) {
+      i++
+      while (i < text.length && text[i] !== "\"") i += text[i] === "\\" ? 2 : 1
+      if (i >= text.length) return -1
+    } else if (depth === 0 && stop(c)) return i
+    else if (c === "[" || c === "{") depth++
+    else if ((c === "]" || c === "}") && depth > 0) depth--
   }
-  parts.push(current)
-  return parts
+  return text.length
+}
+
+const splitTopLevel = (text: string): Array<string> => {
+  const parts: Array<string> = []
+  let from = 0
+  for (;;) {
+    const comma = scanTopLevel(text, from, (c) => c === ",")
+    if (comma < 0) return [...parts, text.slice(from)]
+    parts.push(text.slice(from, comma))
+    if (comma >= text.length) return parts
+    from = comma + 1
+  }
 }
 
 const parseValue = (raw: string): KeyValue | string => {
@@ -94,6 +109,7 @@ const parseValue = (raw: string): KeyValue | string => {
 }
 
 const parseKey = (text: string): KeyPredicate | string => {
+  if (text.trim() === "") return { _tag: "Named", parts: [] }
   const parts = splitTopLevel(text)
   const first = parts[0]!
   const eq = indexOfTopLevelEquals(first)
