@@ -47,7 +47,7 @@ describe("dv-effect usage errors", () => {
     await expectUsageError(["auth", "logn"], "Unknown command 'auth logn'; did you mean auth login?")
     await expectUsageError(
       ["frobnicate"],
-      "Unknown command 'frobnicate'; the commands are: emulator, demo, auth, whoami, tables, metadata, query, create, update, upsert, delete, typegen."
+      "Unknown command 'frobnicate'; the commands are: emulator, demo, auth, whoami, tables, metadata, query, create, update, upsert, delete, typegen, schema."
     )
   })
 

@@ -74,6 +74,7 @@ describe("dv-effect <command> --help", () => {
       "emulator",
       "metadata",
       "query",
+      "schema",
       "tables",
       "typegen",
       "update",

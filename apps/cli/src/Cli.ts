@@ -28,6 +28,7 @@ import { metadataCommand, tablesCommand, typegenCommand } from "./MetadataComman
 import * as Output from "./Output.js"
 import * as ProgressReporter from "./ProgressReporter.js"
 import { queryCommand } from "./QueryCommand.js"
+import { schemaCommand } from "./SchemaCommand.js"
 
 // ---------------------------------------------------------------------------------------------
 // emulator
@@ -35,9 +36,9 @@ import { queryCommand } from "./QueryCommand.js"
 /** The named performance profiles, as `--profile` takes them: "fast, realistic, bench, silent". */
 const profileNames = Object.keys(Model.profiles).join(", ")
 
-const readJsonFile = (flag: string, path: string): Effect.Effect<unknown, CliError> =>
+const readTextFile = (flag: string, path: string): Effect.Effect<string, CliError> =>
   Effect.tryPromise({
-    try: async () => JSON.parse(await Fs.readFile(path, "utf8")) as unknown,
+    try: () => Fs.readFile(path, "utf8"),
     catch: (error) =>
       new CliError({
         message: (error as NodeJS.ErrnoException).code === "ENOENT"
@@ -45,6 +46,13 @@ const readJsonFile = (flag: string, path: string): Effect.Effect<unknown, CliErr
           : `Cannot read ${flag} ${path}: ${(error as Error).message}`
       })
   })
+
+const readJsonFile = (flag: string, path: string): Effect.Effect<unknown, CliError> =>
+  Effect.flatMap(readTextFile(flag, path), (text) =>
+    Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: (error) => new CliError({ message: `Cannot read ${flag} ${path}: ${(error as Error).message}` })
+    }))
 
 const emulatorCommand = Command.make(
   "emulator",
@@ -75,7 +83,9 @@ const emulatorCommand = Command.make(
     ),
     schema: Options.text("schema").pipe(
       Options.withPseudoName("file"),
-      Options.withDescription("Tables to serve, as a schema file (see the README; default: the built-in tables)"),
+      Options.withDescription(
+        "Tables to serve: a schema file or an org's CSDL $metadata document (see the README; default: the built-in tables)"
+      ),
       Options.optional
     ),
     dataDir: Options.text("data-dir").pipe(
@@ -129,7 +139,8 @@ const emulatorCommand = Command.make(
       }
       let schema: TableSchemaDefinition | undefined
       if (Option.isSome(args.schema)) {
-        const decoded = TableSchema.decode(yield* readJsonFile("--schema", args.schema.value))
+        // A CSDL $metadata document or the JSON schema file, told apart by content.
+        const decoded = TableSchema.parse(yield* readTextFile("--schema", args.schema.value))
         if (typeof decoded === "string") {
           return yield* new CliError({ message: `--schema ${args.schema.value}: ${decoded}` })
         }
@@ -398,6 +409,7 @@ export const command = Command.make("dv-effect").pipe(
     updateCommand,
     upsertCommand,
     deleteCommand,
-    typegenCommand
+    typegenCommand,
+    schemaCommand
   ])
 )

@@ -14,6 +14,7 @@ const commands: ReadonlyArray<readonly [string, string]> = [
   ["tables", "List the tables: logical name, entity set, standard or elastic"],
   ["metadata <table>", "A table's columns, types, keys, type and bulk-message support"],
   ["typegen <tables...> --out <dir>", "Effect Schema modules for typed tables, from metadata"],
+  ["schema export --out <file>", "The org's schema as a file for emulator --schema (JSON or CSDL)"],
   ["query <table>", "Stream rows out as JSON lines, a JSON array or CSV (OData options or FetchXML)"],
   ["create <table>", "Create rows from CSV, JSON lines or a JSON array (stdin or --file)"],
   ["update <table>", "Update rows by primary key or --key columns"],

@@ -6,6 +6,7 @@
  */
 import * as Either from "effect/Either"
 import * as S from "effect/Schema"
+import { isCsdl, readCsdl, writeCsdl } from "./internal/csdl.js"
 import { firstIssue } from "./internal/decode.js"
 
 /**
@@ -363,7 +364,7 @@ const TableFile = S.Struct({
   schemaName: optional(S.String),
   objectTypeCode: optional(S.Int),
   primaryIdAttribute: S.String,
-  primaryNameAttribute: S.String,
+  primaryNameAttribute: optional(S.String),
   tableType: optional(S.Literal("Standard", "Elastic")),
   columns: S.Array(ColumnFile),
   keys: optional(S.Array(S.Struct({ logicalName: S.String, keyAttributes: S.NonEmptyArray(S.String) }))),
@@ -378,10 +379,29 @@ const TableFile = S.Struct({
 const SchemaFile = S.Struct({ tables: S.NonEmptyArray(TableFile) })
 
 /**
+ * The primary name of a table whose file does not name one (a CSDL document never does): the
+ * first String column of `name`, `<prefix>_name` (the name a custom table's primary name column
+ * gets, prefix of the table's own), `fullname`, `subject`, `title` (the primary names of the
+ * system tables: account, contact, activities, cases); else the first String column; else the
+ * first column. A modelling choice: nothing but `EntityDefinitions` says which column it is.
+ */
+const defaultPrimaryName = (
+  logicalName: string,
+  columns: ReadonlyArray<{ readonly logicalName: string; readonly type: ColumnType }>
+): string | undefined => {
+  const strings = columns.filter((column) => column.type === "String").map((column) => column.logicalName)
+  const prefix = logicalName.includes("_") ? logicalName.slice(0, logicalName.indexOf("_")) : undefined
+  const preferred = ["name", ...(prefix === undefined ? [] : [`${prefix}_name`]), "fullname", "subject", "title"]
+  return preferred.find((name) => strings.includes(name)) ?? strings[0] ?? columns[0]?.logicalName
+}
+
+/**
  * Reads a schema from the JSON of a schema file: `{"tables":[...]}`, each table as
  * `TableDefinition` with these fields optional: `schemaName` (default: the logical name),
- * `objectTypeCode` (default: 10000 + position), `tableType` (`Standard`), `keys` (none) and
- * `messages` (Create/Update/UpsertMultiple on; DeleteMultiple on elastic tables only).
+ * `objectTypeCode` (default: 10000 + position), `primaryNameAttribute` (default: the first String
+ * column of `name`, `<prefix>_name`, `fullname`, `subject`, `title`, else the first String
+ * column, else the first column), `tableType` (`Standard`), `keys` (none) and `messages`
+ * (Create/Update/UpsertMultiple on; DeleteMultiple on elastic tables only).
  * Returns the schema, or a message naming what is wrong.
  *
  * @since 0.1.0
@@ -389,6 +409,12 @@ const SchemaFile = S.Struct({ tables: S.NonEmptyArray(TableFile) })
 export const decode = (json: unknown): Schema | string => {
   const decoded = S.decodeUnknownEither(SchemaFile, { errors: "first", onExcessProperty: "error" })(json)
   if (Either.isLeft(decoded)) return `Invalid schema: ${firstIssue(decoded.left)}`
+  const unnamed = decoded.right.tables.find((table) =>
+    table.primaryNameAttribute === undefined && table.columns.length === 0
+  )
+  if (unnamed !== undefined) {
+    return `Invalid schema: table '${unnamed.logicalName}' has no column to be its primary name`
+  }
   const tables: Array<TableDefinition> = decoded.right.tables.map((table, i) => {
     const tableType = table.tableType ?? "Standard"
     const elastic = tableType === "Elastic"
@@ -398,7 +424,7 @@ export const decode = (json: unknown): Schema | string => {
       schemaName: table.schemaName ?? table.logicalName,
       objectTypeCode: table.objectTypeCode ?? 10000 + i,
       primaryIdAttribute: table.primaryIdAttribute,
-      primaryNameAttribute: table.primaryNameAttribute,
+      primaryNameAttribute: table.primaryNameAttribute ?? defaultPrimaryName(table.logicalName, table.columns)!,
       tableType,
       columns: table.columns,
       keys: table.keys ?? [],
@@ -413,6 +439,48 @@ export const decode = (json: unknown): Schema | string => {
   const problem = check(tables)
   return problem === undefined ? { tables } : `Invalid schema: ${problem}`
 }
+
+/**
+ * Reads a schema from the text of a schema file, telling the two formats apart by content: a CSDL
+ * `$metadata` document as an org serves it (XML whose root is `edmx:Edmx`), or the JSON schema
+ * file (`decode`). From CSDL, every entity type with an entity set becomes a table (but the
+ * metadata API's own types); what CSDL does not carry (lengths, option-set values, required
+ * levels, the primary name, bulk messages) takes the defaults the README lists. Returns the
+ * schema, or a message naming what is wrong.
+ *
+ * @example
+ * ```ts
+ * import { Emulator, TableSchema } from "@dv-effect/emulator"
+ * import * as Fs from "node:fs"
+ * const schema = TableSchema.parse(Fs.readFileSync("metadata.xml", "utf8"))
+ * if (typeof schema === "string") throw new Error(schema)
+ * const emulator = await Emulator.start({ schema })
+ * ```
+ *
+ * @since 0.2.0
+ */
+export const parse = (text: string): Schema | string => {
+  if (isCsdl(text)) {
+    const read = readCsdl(text)
+    return typeof read === "string" ? `Invalid schema: ${read}` : decode(read)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (error) {
+    return `Invalid schema: neither a CSDL $metadata document (<edmx:Edmx>) nor JSON: ${(error as Error).message}`
+  }
+  return decode(json)
+}
+
+/**
+ * The CSDL `$metadata` document of a schema, as the emulator serves it at `<webApiUrl>$metadata`:
+ * entity types with their keys, properties (Edm types), lookup and navigation properties,
+ * alternate keys, and the entity sets. `parse` reads it back, without what CSDL does not carry.
+ *
+ * @since 0.2.0
+ */
+export const toCsdl = (schema: Schema): string => writeCsdl(schema.tables)
 
 /** The rules a schema must keep across tables, which the structure alone cannot say. */
 const check = (tables: ReadonlyArray<TableDefinition>): string | undefined => {
