@@ -1,4 +1,28 @@
 /**
+ * Counters of one web server of the model: requests, 429s by limit, faults injected.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServerCounters {
+  requests: number
+  throttled: { requests: number; executionTime: number; concurrency: number; injected: number }
+  faults: { unavailable: number; resetBeforeCommit: number; resetAfterCommit: number; timeout: number }
+}
+
+/**
+ * Counters that tests and benchmarks read: requests answered, records written, error answers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EmulatorCounters {
+  requests: number
+  recordsWritten: number
+  errors: number
+}
+
+/**
  * A running emulator: an HTTP server on Node answering the Dataverse Web API, started from
  * Effect code (`layer`, `make`) or from plain code (`start`).
  *
@@ -20,11 +44,11 @@ import * as IdentityServer from "./IdentityServer.js"
 import { Fault } from "./internal/fault.js"
 import { createRecord } from "./internal/operations.js"
 import * as Persistence from "./internal/persistence.js"
-import { type ServerCounters, ServiceModel } from "./internal/throttle.js"
+import { ServiceModel } from "./internal/throttle.js"
+import { makeApp } from "./internal/webApi.js"
 import * as Model from "./Model.js"
 import { Store } from "./Store.js"
 import { defaultSchema, type Schema } from "./TableSchema.js"
-import { makeApp, type WebApiCounters } from "./WebApi.js"
 
 /**
  * How to start an emulator. Every field has a default suited to tests.
@@ -141,7 +165,7 @@ export interface StartInfo {
 export interface RunningEmulator {
   readonly info: StartInfo
   readonly store: Store
-  readonly counters: Readonly<WebApiCounters>
+  readonly counters: Readonly<EmulatorCounters>
   /** Per web server: requests, 429s by kind, faults injected. */
   readonly servers: ReadonlyArray<Readonly<ServerCounters>>
   /** The performance profile in force. */
@@ -230,7 +254,7 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
       )
       yield* Effect.logDebug(`restored ${persistence.restored} records from ${directory}`)
     }
-    const counters: WebApiCounters = { requests: 0, recordsWritten: 0, errors: 0 }
+    const counters: EmulatorCounters = { requests: 0, recordsWritten: 0, errors: 0 }
     const baseProfile = typeof options.profile === "string"
       ? Model.profiles[options.profile]
       : options.profile ?? Model.fast

@@ -8,7 +8,6 @@
  *
  * @since 0.1.0
  */
-import { Fault } from "./internal/fault.js"
 import type { TableDefinition } from "./TableSchema.js"
 
 /**
@@ -45,6 +44,23 @@ export interface StoredRecord {
 export interface PreparedRecord {
   readonly id: string
   readonly values: Readonly<Record<string, unknown>>
+}
+
+/**
+ * A Dataverse error as the service reports it: HTTP status, hex error code and message. Store
+ * and validation code return these; the HTTP layer turns them into the JSON body
+ * `{"error":{"code","message"}}`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Fault {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly message: string,
+    readonly headers: Readonly<Record<string, string>> = {}
+  ) {}
 }
 
 /**

@@ -18,5 +18,3 @@ export * as Optimum from "./Optimum.js"
 export * as Store from "./Store.js"
 /** @since 0.1.0 */
 export * as TableSchema from "./TableSchema.js"
-/** @since 0.1.0 */
-export * as WebApi from "./WebApi.js"

@@ -6,10 +6,10 @@ import { describe, expect, it } from "vitest"
 import * as Emulator from "../src/Emulator.js"
 import type { Identity } from "../src/Identity.js"
 import { ServiceModel } from "../src/internal/throttle.js"
+import { makeHandler } from "../src/internal/webApi.js"
 import * as Model from "../src/Model.js"
 import { Store } from "../src/Store.js"
 import { defaultSchema } from "../src/TableSchema.js"
-import { makeHandler } from "../src/WebApi.js"
 
 const at = Date.UTC(2026, 0, 1)
 

@@ -1,16 +1,10 @@
 /**
- * A Dataverse error as the service reports it: HTTP status, hex error code and message.
- * Store and validation code return these; the HTTP layer turns them into the JSON body
- * `{"error":{"code","message"}}`.
+ * Dataverse errors as the service reports them: the `Fault` class is public (`Store` returns it),
+ * defined in `Store.ts`; here are the codes and the faults the emulator answers.
  */
-export class Fault {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    readonly message: string,
-    readonly headers: Readonly<Record<string, string>> = {}
-  ) {}
-}
+import { Fault } from "../Store.js"
+
+export { Fault }
 
 export const isFault = (u: unknown): u is Fault => u instanceof Fault
 

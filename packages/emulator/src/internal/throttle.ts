@@ -23,6 +23,7 @@
  *   request in flight completes;
  * - an injected 429 (`faults.throttle`) says `Retry-After: 1` and starts no hold.
  */
+import type { ServerCounters } from "../Emulator.js"
 import { type FaultRates, type Profile, slowdown } from "../Model.js"
 import { Balancer } from "./balancer.js"
 import { Fault } from "./fault.js"
@@ -38,12 +39,7 @@ const codes: Record<ThrottleKind, string> = {
   injected: "0x80072322"
 }
 
-/** Counters per web server. */
-export interface ServerCounters {
-  requests: number
-  throttled: { requests: number; executionTime: number; concurrency: number; injected: number }
-  faults: { unavailable: number; resetBeforeCommit: number; resetAfterCommit: number; timeout: number }
-}
+export type { ServerCounters }
 
 /** The fault drawn for a request. */
 export type InjectedFault = "none" | "throttle" | "unavailable" | "resetBeforeCommit" | "resetAfterCommit" | "timeout"

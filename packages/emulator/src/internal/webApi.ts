@@ -14,29 +14,25 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
-import type { Identity, VerifiedToken } from "./Identity.js"
-import { parseBatch, runBatch } from "./internal/batch.js"
-import { type BulkMessage, bulkMessages, runBulkMessage } from "./internal/bulk.js"
-import { makeBulkDelete } from "./internal/bulkDelete.js"
-import {
-  badRequest,
-  codes,
-  Fault,
-  methodNotAllowed,
-  recordNotFound,
-  segmentNotFound,
-  unauthorized
-} from "./internal/fault.js"
-import { entityDefinitions, sdkMessageFilters } from "./internal/metadata.js"
-import { parsePath, type PathSegment } from "./internal/odataPath.js"
-import { createRecord, deleteRecord, etagOf, writeRecord } from "./internal/operations.js"
-import { parsePrefer, type Prefer, queryTable } from "./internal/query.js"
-import { contextUrl, findByKey, present, resolveKey, resolveSelect } from "./internal/records.js"
-import { faultReply, type Reply } from "./internal/reply.js"
-import { ReadLag, sessionToken } from "./internal/session.js"
-import type { ServiceModel } from "./internal/throttle.js"
-import { latencyMs } from "./Model.js"
-import type { LookupValue, Store, TableStore } from "./Store.js"
+import type { EmulatorCounters } from "../Emulator.js"
+import type { Identity, VerifiedToken } from "../Identity.js"
+import { latencyMs } from "../Model.js"
+import type { LookupValue, Store, TableStore } from "../Store.js"
+import { parseBatch, runBatch } from "./batch.js"
+import { type BulkMessage, bulkMessages, runBulkMessage } from "./bulk.js"
+import { makeBulkDelete } from "./bulkDelete.js"
+import { writeCsdl } from "./csdl.js"
+import { projection } from "./expand.js"
+import { badRequest, Fault, methodNotAllowed, recordNotFound, segmentNotFound, unauthorized } from "./fault.js"
+import { makeFunctions } from "./functions.js"
+import { entityDefinitions, sdkMessageFilters } from "./metadata.js"
+import { parsePath, type PathSegment } from "./odataPath.js"
+import { createRecord, deleteRecord, etagOf, writeRecord } from "./operations.js"
+import { parsePrefer, type Prefer, queryRelated, queryTable } from "./query.js"
+import { findByKey, resolveKey } from "./records.js"
+import { faultReply, type Reply } from "./reply.js"
+import { ReadLag, sessionToken } from "./session.js"
+import type { ServiceModel } from "./throttle.js"
 
 /**
  * What the Web API needs to answer: the data, the token verifier, the org's identity and
@@ -59,18 +55,7 @@ export interface WebApiContext {
   readonly authority: () => string
   /** Largest request body accepted, in bytes. */
   readonly maxBodyBytes: number
-  readonly counters: WebApiCounters
-}
-
-/**
- * Counters that tests and benchmarks read.
- *
- * @since 0.1.0
- */
-export interface WebApiCounters {
-  requests: number
-  recordsWritten: number
-  errors: number
+  readonly counters: EmulatorCounters
 }
 
 /**
@@ -134,23 +119,13 @@ export const makeHandler = (context: WebApiContext) => {
     return lookup
   }
 
-  const whoAmI = (token: VerifiedToken): Reply => {
-    const userId = context.users.get(token.objectId)
-    if (userId === undefined) {
-      return faultReply(
-        new Fault(403, codes.privilege, `The user with object id ${token.objectId} is not a user of this organization.`)
-      )
-    }
-    return {
-      status: 200,
-      body: {
-        "@odata.context": `${webApiUrl()}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse`,
-        BusinessUnitId: context.businessUnitId,
-        UserId: userId,
-        OrganizationId: context.organizationId
-      }
-    }
-  }
+  const functions = makeFunctions({
+    store: context.store,
+    webApiUrl,
+    organizationId: context.organizationId,
+    businessUnitId: context.businessUnitId,
+    users: context.users
+  })
 
   const bulkDelete = makeBulkDelete(context.store, now)
 
@@ -178,15 +153,12 @@ export const makeHandler = (context: WebApiContext) => {
     status: number,
     headers: Record<string, string>
   ): Reply => {
-    const select = resolveSelect(table.definition, search)
-    if (select instanceof Fault) return faultReply(select)
+    const projected = projection(context.store, table.definition, search, prefer.annotations, webApiUrl())
+    if (projected instanceof Fault) return faultReply(projected)
     const record = table.get(id)!
     return {
       status,
-      body: {
-        "@odata.context": contextUrl(webApiUrl(), table.definition, select, true),
-        ...present(table.definition, record, select, prefer.annotations)
-      },
+      body: { "@odata.context": projected.contextUrl(true), ...projected.present(record) },
       headers: { ...headers, "Preference-Applied": "return=representation", "ETag": etagOf(record) }
     }
   }
@@ -253,14 +225,11 @@ export const makeHandler = (context: WebApiContext) => {
       return faultReply(recordNotFound(table.definition.logicalName, record.id))
     }
     if (request.headers["if-none-match"]?.trim() === etagOf(record)) return { status: 304 }
-    const select = resolveSelect(table.definition, search)
-    if (select instanceof Fault) return faultReply(select)
+    const projected = projection(context.store, table.definition, search, prefer.annotations, webApiUrl())
+    if (projected instanceof Fault) return faultReply(projected)
     return {
       status: 200,
-      body: {
-        "@odata.context": contextUrl(webApiUrl(), table.definition, select, true),
-        ...present(table.definition, record, select, prefer.annotations)
-      },
+      body: { "@odata.context": projected.contextUrl(true), ...projected.present(record) },
       headers: { ETag: etagOf(record) }
     }
   }
@@ -327,9 +296,18 @@ export const makeHandler = (context: WebApiContext) => {
         webApiUrl()
       )
     }
-    if (first.name === "WhoAmI" && segments.length === 1 && first.key === undefined) {
-      // WhoAmI is a function: only GET finds it.
-      return method === "GET" ? whoAmI(request.token) : faultReply(segmentNotFound("WhoAmI"))
+    // Functions (`WhoAmI()`, `systemusers(<id>)/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(...)`): only GET finds them.
+    const called = functions.call(method, segments, search, request.token)
+    if (called !== undefined) return called
+    if (first.name === "$metadata" && segments.length === 1 && first.key === undefined) {
+      // The CSDL document of the schema (Web API Service Documents, "CSDL $metadata document").
+      return method === "GET"
+        ? {
+          status: 200,
+          body: writeCsdl(context.store.tables.map((table) => table.definition)),
+          contentType: "application/xml"
+        }
+        : faultReply(methodNotAllowed(method, path))
     }
     if (first.name === "EntityDefinitions") {
       return method === "GET"
@@ -365,6 +343,15 @@ export const makeHandler = (context: WebApiContext) => {
       if (method === "PATCH") return withSessionToken(table, patch(table, first, request, prefer, search))
       if (method === "DELETE") return remove(table, first, search, request)
       return faultReply(methodNotAllowed(method, path))
+    }
+    if (
+      segments.length === 2 && first.key !== undefined && second!.key === undefined && method === "GET" &&
+      !second!.name.includes(".")
+    ) {
+      // A record's related records: the URL an expanded collection's `@odata.nextLink` names.
+      const record = findByKey(table, first.key, search.get("partitionId") ?? undefined)
+      if (record instanceof Fault) return faultReply(record)
+      return queryRelated(context.store, table, record, second!.name, search, prefer, webApiUrl(), false)
     }
     if (segments.length === 2 && first.key === undefined && second!.key === undefined) {
       if (second!.name === "$count") {
@@ -578,5 +565,15 @@ export const makeApp = (context: WebApiContext) => {
       }
       return respond(requestId, reply, model.rateLimitHeaders(token.objectId, server), server)
     }).pipe(Effect.ensuring(Effect.sync(() => admission.release(0))))
-  })
+  }).pipe(
+    // A bug of the emulator still answers as the service does to its own: a 500 with the error
+    // body of 0x80040216 (UnExpected, "An unexpected error occurred.", in Microsoft's list of web
+    // service error codes), never an empty body. Logged, so that the bug is seen.
+    Effect.catchAllDefect((defect) =>
+      Effect.as(
+        Effect.logError("the emulator failed on a request", defect),
+        respond(randomUUID(), faultReply(new Fault(500, "0x80040216", "An unexpected error occurred.")))
+      )
+    )
+  )
 }
