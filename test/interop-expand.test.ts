@@ -4,20 +4,16 @@
  * option (`{ property, select, filter, orderBy, top }`, see its `Expand` type in
  * node_modules/dynamics-web-api/dist/dynamics-web-api.d.ts).
  */
-import * as Emulator from "@dv-effect/emulator/Emulator"
-import { DynamicsWebApi, type RequestError } from "dynamics-web-api"
+import type * as Emulator from "@dv-effect/emulator/Emulator"
+import type { DynamicsWebApi, RequestError } from "dynamics-web-api"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { startWithDynamicsWebApi } from "./support/interop.js"
 
 let emulator: Awaited<ReturnType<typeof Emulator.start>>
 let dwa: DynamicsWebApi
 
 beforeAll(async () => {
-  emulator = await Emulator.start({ identity: false })
-  dwa = new DynamicsWebApi({
-    serverUrl: emulator.info.url,
-    dataApi: { version: "9.2" },
-    onTokenRefresh: async () => emulator.info.accessToken
-  })
+  ;({ dwa, emulator } = await startWithDynamicsWebApi())
 })
 afterAll(() => emulator?.close())
 

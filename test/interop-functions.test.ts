@@ -4,20 +4,16 @@
  * `WhoAmI()` without parameters, `Name(P=@p1)?@p1=<value>` with them (strings quoted, objects and
  * arrays as JSON), and a bound function after `collection(key)`.
  */
-import * as Emulator from "@dv-effect/emulator/Emulator"
-import { DynamicsWebApi, type RequestError } from "dynamics-web-api"
+import type * as Emulator from "@dv-effect/emulator/Emulator"
+import type { DynamicsWebApi, RequestError } from "dynamics-web-api"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { startWithDynamicsWebApi } from "./support/interop.js"
 
 let emulator: Awaited<ReturnType<typeof Emulator.start>>
 let dwa: DynamicsWebApi
 
 beforeAll(async () => {
-  emulator = await Emulator.start({ identity: false })
-  dwa = new DynamicsWebApi({
-    serverUrl: emulator.info.url,
-    dataApi: { version: "9.2" },
-    onTokenRefresh: async () => emulator.info.accessToken
-  })
+  ;({ dwa, emulator } = await startWithDynamicsWebApi())
 })
 afterAll(() => emulator?.close())
 beforeEach(() => emulator.store.clear())
