@@ -10,7 +10,6 @@
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
 import { type DataverseError, isTransient } from "@dv-effect/core/DataverseError"
 import type { ColumnMetadata, TableMetadata } from "@dv-effect/core/Metadata"
-import type { ColumnType } from "@dv-effect/emulator/TableSchema"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -24,26 +23,6 @@ import { listTables } from "./MetadataCommands.js"
 import * as Output from "./Output.js"
 
 type Json = Record<string, unknown>
-
-/** The column types the emulator serves (`TableSchema.ColumnType`). */
-const emulatedTypes: ReadonlySet<string> = new Set<ColumnType>([
-  "String",
-  "Memo",
-  "Integer",
-  "BigInt",
-  "Decimal",
-  "Double",
-  "Money",
-  "Boolean",
-  "DateTime",
-  "Picklist",
-  "State",
-  "Status",
-  "Lookup",
-  "Customer",
-  "Owner",
-  "Uniqueidentifier"
-])
 
 const lookupTypes: ReadonlySet<string> = new Set(["Lookup", "Customer", "Owner"])
 const choiceTypes: ReadonlySet<string> = new Set(["Picklist", "State", "Status"])
@@ -67,7 +46,11 @@ export interface SchemaFile {
  *
  * @since 0.2.0
  */
-export const schemaFile = (tables: ReadonlyArray<TableMetadata>): SchemaFile => {
+export const schemaFile = (
+  tables: ReadonlyArray<TableMetadata>,
+  /** The column types the emulator serves (`TableSchema.columnTypes`). */
+  emulatedTypes: ReadonlySet<string>
+): SchemaFile => {
   const leftOut: Array<string> = []
   const ownColumns = (table: TableMetadata) =>
     table.columns.filter((c) => !c.isPrimaryId && c.logicalName !== table.primaryIdAttribute)
@@ -214,7 +197,7 @@ const exportCommand = Command.make(
       if (names.length === 0) return yield* new CliError({ message: "--tables names no table." })
       // Every definition first: nothing is written when a table does not exist.
       const tables = yield* Effect.forEach(names, (name) => client.table(name), { concurrency: 4 })
-      const { file, leftOut } = schemaFile(tables)
+      const { file, leftOut } = schemaFile(tables, new Set(TableSchema.columnTypes))
       const checked = TableSchema.decode(file)
       if (typeof checked === "string") {
         return yield* new CliError({ message: `The exported schema would not load in the emulator: ${checked}` })

@@ -328,7 +328,13 @@ export const defaultSchema: Schema = {
 /** An optional field that, when present, is never `undefined` (for `exactOptionalPropertyTypes`). */
 const optional = <A extends S.Schema.Any>(schema: A) => S.optionalWith(schema, { exact: true })
 
-const ColumnTypeSchema = S.Literal(
+/**
+ * Every `ColumnType`, for callers that need the list at run time (e.g. to leave out columns of
+ * other types when writing a schema file).
+ *
+ * @since 0.2.0
+ */
+export const columnTypes: ReadonlyArray<ColumnType> = [
   "String",
   "Memo",
   "Integer",
@@ -345,7 +351,9 @@ const ColumnTypeSchema = S.Literal(
   "Customer",
   "Owner",
   "Uniqueidentifier"
-)
+]
+
+const ColumnTypeSchema = S.Literal(...columnTypes)
 
 const ColumnFile = S.Struct({
   logicalName: S.String,
