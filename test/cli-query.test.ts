@@ -21,7 +21,7 @@ import {
   returnsLookup,
   withLookupTargets
 } from "../apps/cli/src/QueryCommand.js"
-import { run, type StartedEmulator, startEmulator } from "./support/cli.js"
+import { postRecord, run, type StartedEmulator, startEmulator } from "./support/cli.js"
 
 let emulator: StartedEmulator
 let dir: string
@@ -30,19 +30,7 @@ let accountId: string
 
 const bulkRows = 5_100
 
-const post = async (entitySet: string, body: unknown) => {
-  const response = await fetch(`${emulator.info.webApiUrl}${entitySet}`, {
-    method: "POST",
-    headers: {
-      Authorization: `Bearer ${emulator.info.accessToken}`,
-      "Content-Type": "application/json",
-      Prefer: "return=representation"
-    },
-    body: JSON.stringify(body)
-  })
-  expect(response.status).toBeLessThan(300)
-  return (await response.json()) as Record<string, unknown>
-}
+const post = (entitySet: string, body: unknown) => postRecord(emulator, entitySet, body)
 
 beforeAll(async () => {
   emulator = await startEmulator()

@@ -8,7 +8,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
-import { afterAll } from "vitest"
+import { afterAll, expect } from "vitest"
 
 export const binPath = fileURLToPath(new URL("../../apps/cli/bin/dv-effect.js", import.meta.url))
 
@@ -167,4 +167,23 @@ export const startEmulatorFixture = async (
       Fs.rmSync(dir, { recursive: true, force: true })
     }
   }
+}
+
+/** Creates a record over HTTP (`Prefer: return=representation`) and answers it. */
+export const postRecord = async (
+  emulator: { readonly info: { readonly webApiUrl: string; readonly accessToken: string } },
+  entitySet: string,
+  body: unknown
+): Promise<Record<string, unknown>> => {
+  const response = await fetch(`${emulator.info.webApiUrl}${entitySet}`, {
+    method: "POST",
+    headers: {
+      Authorization: `Bearer ${emulator.info.accessToken}`,
+      "Content-Type": "application/json",
+      Prefer: "return=representation"
+    },
+    body: JSON.stringify(body)
+  })
+  expect(response.status).toBeLessThan(300)
+  return (await response.json()) as Record<string, unknown>
 }
