@@ -139,14 +139,14 @@ describe("dv-effect <command> --help", () => {
 
 describe("dv-effect --wizard", () => {
   it("refuses with one line when stdin is not a terminal, instead of waiting on a prompt", async () => {
-    const started = Date.now()
     const result = await new Promise<RunResult>((resolve, reject) => {
       const child = spawn(process.execPath, [binPath, "create", "contact", "--wizard"], {
         stdio: ["pipe", "pipe", "pipe"]
       })
       let stdout = ""
       let stderr = ""
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
+      // stdin stays open: a process waiting on a prompt would never exit, and is killed (code null).
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000)
       child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
       child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
       child.on("error", reject)
@@ -155,7 +155,6 @@ describe("dv-effect --wizard", () => {
         resolve({ code, stdout, stderr })
       })
     })
-    expect(Date.now() - started).toBeLessThan(5_000)
     expect(result.code).toBe(1)
     expect(result.stdout).toBe("")
     expect(result.stderr).toBe(

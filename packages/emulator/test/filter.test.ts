@@ -578,7 +578,7 @@ describe("compareStrings", () => {
 })
 
 describe("performance", () => {
-  it("compiles once and evaluates 200,000 records in well under a second", () => {
+  it("compiles once and evaluates 200,000 records as the hand-written predicate does", () => {
     const many = Array.from(
       { length: 200_000 },
       (_, i) =>
@@ -589,13 +589,12 @@ describe("performance", () => {
       widget
     )
     if (predicate instanceof Fault) throw new Error(predicate.message)
-    const start = performance.now()
+    // Its speed is measured in bench/emulator.mjs, never here (a timed assertion fails on a loaded machine).
     const count = many.filter(predicate).length
     const expected = many.filter((r) => {
       const name = (r.values["name"] as string).toLowerCase()
       return name.startsWith("name 1") || r.values["quantity"] === 5
     }).length
     expect(count).toBe(expected)
-    expect(performance.now() - start).toBeLessThan(1000)
   })
 })
