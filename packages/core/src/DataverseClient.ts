@@ -368,11 +368,28 @@ export const make = (
     if (credentials.length === 0) {
       return yield* new DataverseError({ reason: "InvalidInput", message: "No credentials: give at least one." })
     }
+    if (options.labels !== undefined && options.labels.length !== credentials.length) {
+      return yield* new DataverseError({
+        reason: "InvalidInput",
+        message: `${options.labels.length} labels for ${credentials.length} credentials: give one label per credential.`
+      })
+    }
     const labels = credentials.map((_, i) => options.labels?.[i] ?? String(i + 1))
+    const twice = labels.find((label, i) => labels.indexOf(label) !== i)
+    if (twice !== undefined) {
+      return yield* new DataverseError({
+        reason: "InvalidInput",
+        message: `The label '${twice}' names two identities.`
+      })
+    }
     const webApiUrl = `${url}/api/data/v${options.apiVersion ?? "9.2"}/`
     const identities = yield* Effect.forEach(
       credentials,
-      (credential, i) => makeIdentity(options, url, webApiUrl, Credentials.forResource(credential, url), labels[i]!)
+      (credential, i) =>
+        Effect.map(
+          makeIdentity(options, url, webApiUrl, Credentials.forResource(credential, url), labels[i]!),
+          (identity) => credentials.length > 1 ? namingSignInFailures(identity) : identity
+        )
     )
     // Table definitions are the org's, whoever asks: fetched once, as the first identity, and
     // kept for the connection's life; a failed fetch is not, so the next use retries.
@@ -398,6 +415,28 @@ export const make = (
     })
     return { ...services[0]!, identities: services } satisfies DataverseClientService
   })
+
+/**
+ * With several identities, a refused sign-in or permission (401, 403) is that identity's: its
+ * message names it (`identity app2: ...`), whatever made the request.
+ */
+const namingSignInFailures = <
+  A extends Pick<DataverseClientService, "execute" | "executeRaw" | "executeJson" | "label">
+>(
+  identity: A
+): A => {
+  const named = (error: DataverseError): DataverseError =>
+    (error.reason === "Unauthorized" || error.reason === "Forbidden") &&
+      !error.message.startsWith(`identity ${identity.label}: `)
+      ? new DataverseError({ ...error, message: `identity ${identity.label}: ${error.message}` })
+      : error
+  return {
+    ...identity,
+    execute: (request) => Effect.mapError(identity.execute(request), named),
+    executeRaw: (request) => Effect.mapError(identity.executeRaw(request), named),
+    executeJson: (request, executeOptions) => Effect.mapError(identity.executeJson(request, executeOptions), named)
+  }
+}
 
 const isCredentialList = (
   credentials: Credentials.Credential | ReadonlyArray<Credentials.Credential>

@@ -178,6 +178,38 @@ describe("a run over several identities", () => {
       expect(answered).toEqual([["1", users[0]!.userId], ["2", users[1]!.userId]])
     }))
 
+  it.scopedLive("refuses two identities of one user before a row goes, and labels that do not fit", () =>
+    Effect.gen(function*() {
+      const emulator = yield* startEmulator(2)
+      const [first] = emulator.info.users
+      const again = yield* Effect.promise(() => emulator.issueToken({ user: 0 }))
+      const sameUser = yield* Effect.flip(
+        Bulk.execute("create", "contact", contacts(10, "same-")).pipe(
+          Effect.provide(DataverseClient.layer({
+            url: emulator.info.url,
+            credentials: [Credentials.staticToken(first!.accessToken), Credentials.staticToken(again)],
+            labels: ["a", "b"]
+          }))
+        )
+      )
+      expect(sameUser._tag === "DataverseError" && sameUser.reason).toBe("InvalidInput")
+      expect(sameUser.message).toContain(`identities a and b sign in as the same user (${first!.userId})`)
+      expect(createdBy(emulator, "same-").names).toEqual([])
+      const labels = (given: ReadonlyArray<string>) =>
+        Effect.flip(
+          Effect.provide(
+            DataverseClient.DataverseClient,
+            DataverseClient.layer({
+              url: emulator.info.url,
+              credentials: tokens(emulator),
+              labels: given
+            })
+          )
+        )
+      expect((yield* labels(["only one"])).message).toBe("1 labels for 2 credentials: give one label per credential.")
+      expect((yield* labels(["a", "a"])).message).toBe("The label 'a' names two identities.")
+    }))
+
   it.scopedLive("keeps smart mode's per-row outcomes across identities", () =>
     Effect.gen(function*() {
       const emulator = yield* startEmulator(2)

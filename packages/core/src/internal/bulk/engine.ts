@@ -60,8 +60,12 @@ export const makeEngine = <E, R>(
   options: BulkOptions
 ): Effect.Effect<Engine<E, R>, RunError, DataverseClient | Scope.Scope> =>
   Effect.gen(function*() {
-    const plan = yield* planRun(operation, table, options)
-    const { client, metadata } = plan
+    const client = yield* DataverseClient
+    // The plan's requests go as the first identity: a run failure of theirs is that identity's.
+    const plan = yield* planRun(operation, table, options).pipe(
+      Effect.mapError((error) => isRunFailure(error) ? attributed(client.identities.length, client, error) : error)
+    )
+    const { metadata } = plan
     // Each identity has its own controller and ceiling; their ceilings add up.
     const identities = yield* makeIdentities(client, options.concurrency)
     const ceiling = identities.reduce((sum, identity) => sum + identity.ceiling, 0)

@@ -54,25 +54,49 @@ export interface Identity {
 }
 
 /**
- * The run's identities, each with its ceiling set. Under `"auto"` every identity reads its own
- * dop hint, which also signs each in before the first row goes.
+ * The run's identities, each with its ceiling set. With several, each signs in first (a `WhoAmI`,
+ * which also reads its dop hint), so that a bad credential stops the run before any row goes, and
+ * two identities of one user are refused: the service's limits are per user (wire reference §6),
+ * so a second identity of the same user adds nothing. With one, `"auto"` reads the dop hint.
  */
 export const makeIdentities = (
   client: DataverseClientService,
   concurrency: number | "auto" | undefined
 ): Effect.Effect<ReadonlyArray<Identity>, DataverseError> =>
-  Effect.forEach(client.identities, (identity) =>
-    resolveConcurrency(concurrency).pipe(
-      Effect.provideService(DataverseClient, identity),
-      Effect.tap((ceiling) => identity.controller.setCeiling(ceiling)),
-      Effect.map((ceiling): Identity => ({
-        client: identity,
-        ceiling,
-        counters: { succeeded: 0, failed: 0, retries: 0, inFlight: 0, rowsInFlight: 0 },
-        atStart: identity.controller.state()
-      })),
-      Effect.mapError((error) => attributed(client.identities.length, identity, error))
-    ), { concurrency: "unbounded" })
+  Effect.gen(function*() {
+    const several = client.identities.length > 1
+    const users = several
+      ? yield* Effect.forEach(client.identities, (identity) =>
+        whoAmI.pipe(
+          Effect.provideService(DataverseClient, identity),
+          Effect.map((me) => me.UserId),
+          Effect.mapError((error) => attributed(client.identities.length, identity, error))
+        ), { concurrency: "unbounded" })
+      : []
+    const seen = new Map<string, DataverseClientService>()
+    for (const [i, userId] of users.entries()) {
+      const identity = client.identities[i]!
+      const before = seen.get(userId)
+      if (before !== undefined) {
+        return yield* invalid(
+          `identities ${before.label} and ${identity.label} sign in as the same user (${userId}); the service's limits are per user, so give each identity its own application user.`
+        )
+      }
+      seen.set(userId, identity)
+    }
+    return yield* Effect.forEach(client.identities, (identity) =>
+      resolveConcurrency(concurrency).pipe(
+        Effect.provideService(DataverseClient, identity),
+        Effect.tap((ceiling) => identity.controller.setCeiling(ceiling)),
+        Effect.map((ceiling): Identity => ({
+          client: identity,
+          ceiling,
+          counters: { succeeded: 0, failed: 0, retries: 0, inFlight: 0, rowsInFlight: 0 },
+          atStart: identity.controller.state()
+        })),
+        Effect.mapError((error) => attributed(client.identities.length, identity, error))
+      ), { concurrency: "unbounded" })
+  })
 
 /** A failure of one of several identities names it; with one, the message is unchanged. */
 export const attributed = (
@@ -80,7 +104,9 @@ export const attributed = (
   identity: DataverseClientService,
   error: DataverseError
 ): DataverseError =>
-  identities < 2 ? error : new DataverseError({ ...error, message: `identity ${identity.label}: ${error.message}` })
+  identities < 2 || error.message.startsWith(`identity ${identity.label}: `)
+    ? error
+    : new DataverseError({ ...error, message: `identity ${identity.label}: ${error.message}` })
 
 /** What one identity has done in the run so far. */
 export const progressOf = (identity: Identity, now: number): IdentityProgress => {
