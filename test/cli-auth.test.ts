@@ -88,7 +88,7 @@ describe("dv-effect auth", () => {
     const noSecret = await run(["whoami", "--profile", "app"], { env })
     expect(noSecret.code).toBe(1)
     expect(noSecret.stderr.trim()).toBe(
-      "dv-effect: Profile 'app' needs the client secret in AZURE_CLIENT_SECRET (it is not stored in the profile, and stdin is not a terminal to prompt on)."
+      "dv-effect: Profile 'app' needs the client secret in AZURE_CLIENT_SECRET_APP or AZURE_CLIENT_SECRET (it is not stored in the profile, and stdin is not a terminal to prompt on)."
     )
     for (const file of await filesUnder(config)) {
       expect(file.mode).toBe(0o600)

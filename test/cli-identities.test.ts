@@ -120,24 +120,32 @@ describe("dv-effect with several identities", () => {
         "--authority",
         info.authority!,
         "--ca-file",
-        info.caFile!,
-        "--store-secret"
+        info.caFile!
       ], { env: env({ AZURE_CLIENT_SECRET: user.clientSecret! }) })
       expect(login.stderr).not.toContain("dv-effect:")
       expect(login.code).toBe(0)
     }
-    const byFlags = await run([...loadArgs(), "--profile", "app1", "--profile", "app2", "-o", "json"], { env: env() })
+    // No secret is stored in the profiles: each reads its own variable.
+    const secrets = {
+      AZURE_CLIENT_SECRET_APP1: users[0]!.clientSecret!,
+      AZURE_CLIENT_SECRET_APP2: users[1]!.clientSecret!
+    }
+    const byFlags = await run([...loadArgs(), "--profile", "app1", "--profile", "app2", "-o", "json"], {
+      env: env(secrets)
+    })
     expect(byFlags.stderr).not.toContain("dv-effect:")
     expect(byFlags.code).toBe(0)
     expectSpread(JSON.parse(byFlags.stdout), users, ["app1", "app2"])
 
     emulator.reset()
-    const byVariable = await run([...loadArgs(), "-o", "json"], { env: env({ DATAVERSE_PROFILES: "app2, app1" }) })
+    const byVariable = await run([...loadArgs(), "-o", "json"], {
+      env: env({ ...secrets, DATAVERSE_PROFILES: "app2, app1" })
+    })
     expect(byVariable.code).toBe(0)
     expectSpread(JSON.parse(byVariable.stdout), [...users].reverse(), ["app2", "app1"])
 
     // whoami checks each sign-in, one line per identity.
-    const whoami = await run(["whoami", "--profile", "app1", "--profile", "app2"], { env: env() })
+    const whoami = await run(["whoami", "--profile", "app1,app2"], { env: env(secrets) })
     expect(whoami.code).toBe(0)
     const lines = whoami.stdout.trim().split("\n").map((line) => JSON.parse(line))
     expect(lines.map((line) => [line.identity, line.UserId])).toEqual([
@@ -145,6 +153,70 @@ describe("dv-effect with several identities", () => {
       ["app2", users[1]!.userId]
     ])
     Fs.rmSync(Path.join(dir, "config"), { recursive: true, force: true })
+  })
+
+  it("names the identity whose sign-in fails, checks every identity before a row goes, and whoami reports each", async () => {
+    const [first, second] = emulator.info.users
+    const good = (user: Emulator.ApplicationUser) => ["--access-token", user.accessToken]
+    // The first identity's token is refused: named, nothing written.
+    const firstBad = await run([
+      ...loadArgs(),
+      "--url",
+      emulator.info.url,
+      "--access-token",
+      "garbage",
+      ...good(second!)
+    ], {
+      env: env()
+    })
+    expect(firstBad.code).toBe(1)
+    expect(firstBad.stderr).toMatch(/^dv-effect: identity token 1: The user is not authenticated/)
+    // With a fixed concurrency too, every identity signs in before a row goes.
+    const secondBad = await run([
+      ...loadArgs(),
+      "--url",
+      emulator.info.url,
+      ...good(first!),
+      "--access-token",
+      "garbage"
+    ], {
+      env: env()
+    })
+    expect(secondBad.code).toBe(1)
+    expect(secondBad.stderr).toMatch(/^dv-effect: identity token 2: The user is not authenticated/)
+    expect(createdBy().records).toBe(0)
+    // whoami checks them all: a line for each that works, one error line naming each that does not.
+    const whoami = await run(
+      ["whoami", "--url", emulator.info.url, "--access-token", `${first!.accessToken},garbage,${second!.accessToken}`],
+      { env: env() }
+    )
+    expect(whoami.code).toBe(1)
+    expect(whoami.stdout.trim().split("\n").map((line) => JSON.parse(line).UserId)).toEqual([
+      first!.userId,
+      second!.userId
+    ])
+    expect(whoami.stderr).toMatch(/^dv-effect: identity token 2: The user is not authenticated[^\n]*\n$/)
+  })
+
+  it("refuses two identities of one user, and --profile mixed with --access-token", async () => {
+    const [first] = emulator.info.users
+    const again = await emulator.issueToken({ user: 0 })
+    const sameUser = await run(
+      [...loadArgs(), "--url", emulator.info.url, "--access-token", first!.accessToken, "--access-token", again],
+      { env: env() }
+    )
+    expect(sameUser.code).toBe(1)
+    expect(sameUser.stderr.trim()).toBe(
+      `dv-effect: identities token 1 and token 2 sign in as the same user (${
+        first!.userId
+      }); the service's limits are per user, so give each identity its own application user.`
+    )
+    const mixed = await run([...loadArgs(), "--profile", "app1", "--access-token", first!.accessToken], { env: env() })
+    expect(mixed.code).toBe(1)
+    expect(mixed.stderr.trim()).toBe(
+      "dv-effect: --profile and --access-token both name identities: give them all one way (several --profile, or several --access-token with --url)."
+    )
+    expect(createdBy().records).toBe(0)
   })
 
   it("refuses an identity named twice or without a value, and identities of two orgs, in one line", async () => {

@@ -196,13 +196,29 @@ const whoamiCommand = Command.make(
   ({ connection }) =>
     Effect.gen(function*() {
       const client = yield* DataverseClient.DataverseClient
-      // Several identities (--profile a --profile b): one line each, so a load's sign-ins are
-      // checked before it starts.
-      for (const identity of client.identities) {
-        const me = yield* Effect.provideService(DataverseClient.whoAmI, DataverseClient.DataverseClient, identity)
-        const label = client.identities.length > 1 ? { identity: identity.label } : {}
-        yield* Output.stdout(`${JSON.stringify({ url: client.url, ...label, ...me })}\n`)
+      if (client.identities.length === 1) {
+        const me = yield* DataverseClient.whoAmI
+        return yield* Output.stdout(`${JSON.stringify({ url: client.url, ...me })}\n`)
       }
+      // Several identities (--profile a --profile b): every sign-in is checked, one line for each
+      // that works, then one error line naming each that does not.
+      const answers = yield* Effect.forEach(
+        client.identities,
+        (identity) =>
+          Effect.either(Effect.provideService(DataverseClient.whoAmI, DataverseClient.DataverseClient, identity)),
+        { concurrency: "unbounded" }
+      )
+      const failed: Array<string> = []
+      for (const [i, answer] of answers.entries()) {
+        const identity = client.identities[i]!
+        const named = `identity ${identity.label}: `
+        if (answer._tag === "Left") {
+          failed.push(answer.left.message.startsWith(named) ? answer.left.message : named + answer.left.message)
+          continue
+        }
+        yield* Output.stdout(`${JSON.stringify({ url: client.url, identity: identity.label, ...answer.right })}\n`)
+      }
+      if (failed.length > 0) return yield* new CliError({ message: failed.join("; ") })
     }).pipe(Effect.provide(Connection.layer(connection)))
 ).pipe(
   Command.withDescription(Help.withExamples(

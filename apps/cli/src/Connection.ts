@@ -27,6 +27,13 @@ const text = (name: string, value: string, description: string, variable?: strin
   )
 }
 
+/**
+ * The values of a list flag or variable: comma-separated, blanks dropped. A profile name has no
+ * comma (see Profiles.validateName), nor has a JWT.
+ */
+const listOf = (value: string): ReadonlyArray<string> =>
+  value.split(",").map((item) => item.trim()).filter((item) => item !== "")
+
 const secret = (name: string, value: string, description: string, variable: string) =>
   Options.redacted(name).pipe(
     Options.withPseudoName(value),
@@ -44,9 +51,10 @@ export const options = {
   profile: Options.text("profile").pipe(
     Options.withPseudoName("name"),
     Options.withDescription(
-      "A saved profile (see dv-effect auth list); repeat to load as several identities; env DATAVERSE_PROFILES=a,b or DATAVERSE_PROFILE"
+      "A saved profile (see dv-effect auth list); repeat (or a,b) to load as several identities; env DATAVERSE_PROFILES=a,b or DATAVERSE_PROFILE"
     ),
-    Options.repeated
+    Options.repeated,
+    Options.map((names) => names.flatMap(listOf))
   ),
   url: text("url", "url", "Org URL, e.g. https://contoso.crm.dynamics.com; env DATAVERSE_URL", "DATAVERSE_URL"),
   // Read as text and redacted at once: @effect/cli 0.77 refuses a repeated `Options.redacted`
@@ -54,10 +62,10 @@ export const options = {
   accessToken: Options.text("access-token").pipe(
     Options.withPseudoName("token"),
     Options.withDescription(
-      "Bearer token (never printed); repeat to load as several identities; env DATAVERSE_ACCESS_TOKEN (several: comma-separated)"
+      "Bearer token (never printed); repeat (or t1,t2) to load as several identities; env DATAVERSE_ACCESS_TOKEN (t1,t2 for several)"
     ),
     Options.repeated,
-    Options.map((tokens) => tokens.map((token) => Redacted.make(token)))
+    Options.map((tokens) => tokens.flatMap(listOf).map((token) => Redacted.make(token)))
   ),
   connectionString: secret(
     "connection-string",
@@ -242,7 +250,18 @@ const readHidden = (message: string): Effect.Effect<string, CliError> =>
   })
 
 /**
- * The client secret: `AZURE_CLIENT_SECRET`, else a hidden prompt when stdin is a terminal.
+ * The variable that holds a profile's own client secret: `AZURE_CLIENT_SECRET_<NAME>`, the name
+ * upper-cased with every character other than a letter or digit as `_` (`app-1` →
+ * `AZURE_CLIENT_SECRET_APP_1`), so that a run of several profiles needs no secret in a file.
+ *
+ * @since 0.2.0
+ */
+export const profileSecretVariable = (profile: string): string =>
+  `AZURE_CLIENT_SECRET_${profile.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`
+
+/**
+ * The client secret: a profile's own `AZURE_CLIENT_SECRET_<NAME>`, else `AZURE_CLIENT_SECRET`,
+ * else a hidden prompt when stdin is a terminal.
  *
  * @since 0.1.0
  */
@@ -251,13 +270,17 @@ export const clientSecret = (
   profile?: string
 ): Effect.Effect<Redacted.Redacted<string>, CliError> =>
   Effect.gen(function*() {
-    const fromEnv = nonEmpty(process.env.AZURE_CLIENT_SECRET)
+    // Several profiles of one run each read their own variable first (AZURE_CLIENT_SECRET_APP1).
+    const own = profile === undefined ? undefined : nonEmpty(process.env[profileSecretVariable(profile)])
+    const fromEnv = own ?? nonEmpty(process.env.AZURE_CLIENT_SECRET)
     if (fromEnv !== undefined) return Redacted.make(fromEnv)
     if (process.stdin.isTTY !== true) {
       return yield* fail(
         profile === undefined
           ? "--client-id needs the client secret in AZURE_CLIENT_SECRET (stdin is not a terminal to prompt on), or use --certificate or --federated-token-file."
-          : `Profile '${profile}' needs the client secret in AZURE_CLIENT_SECRET (it is not stored in the profile, and stdin is not a terminal to prompt on).`
+          : `Profile '${profile}' needs the client secret in ${
+            profileSecretVariable(profile)
+          } or AZURE_CLIENT_SECRET (it is not stored in the profile, and stdin is not a terminal to prompt on).`
       )
     }
     const typed = yield* readHidden(`Client secret for ${clientId} (not shown): `)
@@ -486,10 +509,6 @@ export const fromProfile = (
     } satisfies Target
   })
 
-/** The values of a list variable: comma-separated, blanks dropped. */
-const listOf = (value: string): ReadonlyArray<string> =>
-  value.split(",").map((item) => item.trim()).filter((item) => item !== "")
-
 /**
  * The repeatable connection flags, from their environment variables when none is given:
  * `DATAVERSE_PROFILES` (comma-separated) or `DATAVERSE_PROFILE`, and `DATAVERSE_ACCESS_TOKEN`
@@ -534,6 +553,11 @@ const repeated = <A>(values: ReadonlyArray<A>, key: (value: A) => string = Strin
  */
 export const resolveTargets = (flags: ConnectionArgs): Effect.Effect<ReadonlyArray<Target>, CliError> =>
   Effect.gen(function*() {
+    if (flags.profile.length > 0 && flags.accessToken.length > 0) {
+      return yield* fail(
+        "--profile and --access-token both name identities: give them all one way (several --profile, or several --access-token with --url)."
+      )
+    }
     const args = yield* withEnvironment(flags)
     const twice = repeated(args.profile)
     if (twice !== undefined) return yield* fail(`--profile ${twice} is given twice: each identity once.`)

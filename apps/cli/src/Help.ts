@@ -347,8 +347,8 @@ const otherFlags: ReadonlyArray<readonly [string, string]> = [
 
 /** Under the connection flags: secrets are never flags. */
 const secrets = [
-  "  Secrets come from the environment, never from flags: AZURE_CLIENT_SECRET (else a prompt) with",
-  "  --client-id, AZURE_CLIENT_CERTIFICATE_PASSWORD for a PFX, DATAVERSE_PASSWORD with --username."
+  "  Sign-in secrets come from the environment, never from flags: AZURE_CLIENT_SECRET (a profile's own",
+  "  AZURE_CLIENT_SECRET_<NAME> first; else a prompt), AZURE_CLIENT_CERTIFICATE_PASSWORD, DATAVERSE_PASSWORD."
 ]
 
 const longName = (flag: Flag) => flag.names[flag.names.length - 1]!

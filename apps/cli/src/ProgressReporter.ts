@@ -147,7 +147,7 @@ const throttling = (progress: Progress): string =>
  * `, checking 40 rows an earlier run sent without an answer` while a resumed run looks them up.
  */
 const checking = (progress: Progress): string =>
-  progress.checking > 0 ? `, checking ${progress.checking} rows an earlier run sent without an answer` : ""
+  progress.checking > 0 ? `, checking ${n(progress.checking)} rows an earlier run sent without an answer` : ""
 
 /**
  * `; app1 40,120 rows, 81 requests, 2 throttled (waiting until 14:03:07); app2 ...` with several
