@@ -272,6 +272,25 @@ export class TableStore {
     return { records, more: false }
   }
 
+  /**
+   * `page` over the records of these ids only: looked up by id, so that a query that names its
+   * records' keys does not read the whole table.
+   */
+  pageAmong(
+    ids: ReadonlySet<string>,
+    afterSeq: number,
+    limit: number,
+    where: (record: StoredRecord) => boolean = () => true
+  ): { readonly records: Array<StoredRecord>; readonly more: boolean } {
+    const found: Array<StoredRecord> = []
+    for (const id of ids) {
+      const record = this.get(id)
+      if (record !== undefined && record.seq > afterSeq && where(record)) found.push(record)
+    }
+    found.sort((a, b) => a.seq - b.seq)
+    return { records: found.slice(0, limit), more: found.length > limit }
+  }
+
   /** Every live record, in insertion order. */
   scan(where: (record: StoredRecord) => boolean = () => true): Array<StoredRecord> {
     return this.page(0, Number.MAX_SAFE_INTEGER, where).records

@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest"
 import { Fault } from "../src/internal/fault.js"
-import { compareStrings, compileFilter, compileOrderBy, likePattern } from "../src/internal/filter.js"
+import {
+  compareStrings,
+  compileFilter,
+  compileOrderBy,
+  likePattern,
+  primaryKeyCandidates
+} from "../src/internal/filter.js"
 import type { LookupValue, StoredRecord } from "../src/Store.js"
 import type { TableDefinition } from "../src/TableSchema.js"
 
@@ -596,5 +602,33 @@ describe("performance", () => {
       return name.startsWith("name 1") || r.values["quantity"] === 5
     }).length
     expect(count).toBe(expected)
+  })
+})
+
+describe("primaryKeyCandidates", () => {
+  const a = "00000000-0000-4000-8000-00000000000a"
+  const b = "00000000-0000-4000-8000-00000000000b"
+  const candidates = (text: string) => {
+    const found = primaryKeyCandidates(text, widget)
+    return found === undefined ? undefined : [...found].sort()
+  }
+
+  it("finds the ids an In or an eq on the primary key names, alone or in an and", () => {
+    const key = widget.primaryIdAttribute
+    expect(candidates(`Microsoft.Dynamics.CRM.In(PropertyName='${key}',PropertyValues=['${b.toUpperCase()}','${a}'])`))
+      .toEqual([a, b])
+    expect(candidates(`${key} eq ${a} and name eq 'x'`)).toEqual([a])
+    expect(candidates(`name eq 'x' and Microsoft.Dynamics.CRM.In(PropertyName='${key}',PropertyValues=['${a}'])`))
+      .toEqual([a])
+    expect(candidates(`${key} eq ${a} and ${key} eq ${b}`)).toEqual([])
+  })
+
+  it("finds none where the filter does not restrict the key", () => {
+    const key = widget.primaryIdAttribute
+    expect(candidates(`${key} eq ${a} or name eq 'x'`)).toBeUndefined()
+    expect(candidates("name eq 'x'")).toBeUndefined()
+    expect(candidates(`not (${key} eq ${a})`)).toBeUndefined()
+    expect(candidates(`${key} ne ${a}`)).toBeUndefined()
+    expect(candidates("name eq")).toBeUndefined()
   })
 })

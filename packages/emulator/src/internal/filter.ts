@@ -21,7 +21,7 @@
  * text values), `ordering` (sort keys), `lexer`, `parser` and `compiler` (OData `$filter` and
  * `$orderby`).
  */
-export { compileFilter, compileOrderBy } from "./filter/compiler.js"
+export { compileFilter, compileOrderBy, primaryKeyCandidates } from "./filter/compiler.js"
 export { convertText, noAttribute, parseDateText, queryBuilderCodes } from "./filter/conversion.js"
 export { type DateOperator, dateOperators, dateRange, inRange } from "./filter/dates.js"
 export { compileSortKeys, lookupSortName, type SortKey } from "./filter/ordering.js"

@@ -6,7 +6,7 @@ import type { LookupValue, Store, StoredRecord, TableStore } from "../Store.js"
 import { navigationProperties, projection } from "./expand.js"
 import { badRequest, Fault, segmentNotFound } from "./fault.js"
 import { parseFetchXml, readFetchPagingCookie, writeFetchInnerCookie, writeFetchPagingCookie } from "./fetchxml.js"
-import { compileFilter, compileOrderBy } from "./filter.js"
+import { compileFilter, compileOrderBy, primaryKeyCandidates } from "./filter.js"
 import { auditColumns, columnsOf, present } from "./records.js"
 import { faultReply, type Reply } from "./reply.js"
 
@@ -112,12 +112,17 @@ export const queryTable = (
   const filter = filterText === null || filterText.trim() === "" ? undefined : compileFilter(filterText, definition)
   if (filter instanceof Fault) return faultReply(filter)
   const where = both(filter, visible)
+  // A filter on the primary key reads those records by id, not the whole table.
+  const among = filterText === null ? undefined : primaryKeyCandidates(filterText, definition)
+  const pageOf = (afterSeq: number, limit: number) =>
+    among === undefined ? table.page(afterSeq, limit, where) : table.pageAmong(among, afterSeq, limit, where)
+  const matching = () => pageOf(0, Number.MAX_SAFE_INTEGER).records
   const orderText = search.get("$orderby")
   const order = orderText === null || orderText.trim() === "" ? undefined : compileOrderBy(orderText, definition)
   if (order instanceof Fault) return faultReply(order)
 
   if (countOnly) {
-    return { status: 200, body: String(Math.min(maxCount, table.scan(where).length)) }
+    return { status: 200, body: String(Math.min(maxCount, matching().length)) }
   }
   const projected = projection(store, definition, search, prefer.annotations, webApiUrl)
   if (projected instanceof Fault) return faultReply(projected)
@@ -143,19 +148,19 @@ export const queryTable = (
   let more: boolean
   let last: number
   if (order === undefined) {
-    const page = pageSize === 0 ? { records: [], more: false } : table.page(cookie.last, pageSize, where)
+    const page = pageSize === 0 ? { records: [], more: false } : pageOf(cookie.last, pageSize)
     records = page.records
     more = page.more
     last = records.at(-1)?.seq ?? cookie.last
   } else {
-    const all = table.scan(where).sort(order)
+    const all = matching().sort(order)
     records = all.slice(cookie.last, cookie.last + pageSize)
     more = cookie.last + pageSize < all.length
     last = cookie.last + records.length
   }
   const value = records.map(projected.present)
   const body: Record<string, unknown> = { "@odata.context": projected.contextUrl(false) }
-  if (search.get("$count") === "true") body["@odata.count"] = Math.min(maxCount, table.scan(where).length)
+  if (search.get("$count") === "true") body["@odata.count"] = Math.min(maxCount, matching().length)
   body.value = value
   const returned = cookie.returned + records.length
   if (more && records.length > 0 && returned < (limit ?? Infinity)) {

@@ -432,6 +432,60 @@ export const compileFilter = (
   })
 
 /**
+ * The primary keys a `$filter` restricts its records to, when it does: `Microsoft.Dynamics.CRM.In`
+ * or `eq` on the primary key, alone or in an `and` (`partitionid eq 'p' and In(...)`). A query can
+ * then look those records up by id instead of reading the whole table (the bulk engine's existence
+ * checks ask for up to 100 ids at a time); the filter itself is still applied to them. Undefined
+ * when the filter restricts no key, or does not parse (`compileFilter` says why).
+ */
+export const primaryKeyCandidates = (text: string, table: TableDefinition): ReadonlySet<string> | undefined => {
+  const tokens = tokenize(text)
+  if (tokens instanceof Fault) return undefined
+  let tree: Node
+  try {
+    const parser = makeParser(text, tokens, {})
+    tree = parser.parseOr()
+    parser.expectEnd()
+  } catch {
+    return undefined
+  }
+  const key = table.primaryIdAttribute.toLowerCase()
+  const idOf = (literal: Literal | undefined): string | undefined =>
+    literal?.type === "guid" || literal?.type === "string" ? literal.value.toLowerCase() : undefined
+  const candidates = (node: Node): Set<string> | undefined => {
+    switch (node._tag) {
+      case "And": {
+        const left = candidates(node.left)
+        const right = candidates(node.right)
+        if (left === undefined) return right
+        if (right === undefined) return left
+        return new Set([...left].filter((id) => right.has(id)))
+      }
+      case "Compare": {
+        if (node.operator !== "eq") return undefined
+        const [property, literal] = node.left._tag === "Property"
+          ? [node.left, node.right]
+          : [node.right, node.left]
+        if (property._tag !== "Property" || property.name.toLowerCase() !== key) return undefined
+        const id = literal._tag === "Literal" ? idOf(literal.literal) : undefined
+        return id === undefined ? undefined : new Set([id])
+      }
+      case "QueryFunction": {
+        if (node.name !== "Microsoft.Dynamics.CRM.In") return undefined
+        const name = node.parameters.get("PropertyName")
+        const values = node.parameters.get("PropertyValues")
+        if (name?.type !== "string" || name.value.toLowerCase() !== key || values?.type !== "array") return undefined
+        const ids = values.items.map(idOf)
+        return ids.every((id) => id !== undefined) ? new Set(ids as Array<string>) : undefined
+      }
+      default:
+        return undefined
+    }
+  }
+  return candidates(tree)
+}
+
+/**
  * Compiles an OData `$orderby` (`a asc, b desc`) for `table` into a comparator: nulls first
  * ascending (SQL Server), strings case-insensitive, choices by value, lookups by the target's
  * primary name when `options.lookupName` resolves it (else by id), ties by insertion order.
