@@ -162,6 +162,30 @@ const byIdentity = (progress: Progress): string =>
       } throttled${identity.waitingUntil === undefined ? "" : ` (waiting until ${clock(identity.waitingUntil)})`}`
     ).join("")
 
+/** A count in at most five characters, for the bar: `812`, `25.8k`, `1.2M`. */
+const compact = (value: number): string =>
+  value >= 999_950
+    ? `${(value / 1_000_000).toFixed(1)}M`
+    : value >= 1000
+    ? `${(value / 1000).toFixed(1)}k`
+    : String(value)
+
+/**
+ * ` | app1 25.8k, app2 24.2k 2×429 held` on the bar with several identities: its line must fit a
+ * terminal, so each identity says its rows, its 429s when it had some, and whether a Retry-After
+ * holds it now (the plain lines and the summary say the rest).
+ */
+const byIdentityOnBar = (progress: Progress, now: number): string =>
+  progress.identities.length < 2 ?
+    "" :
+    ` | ${
+      progress.identities.map((identity) =>
+        `${identity.label} ${compact(identity.succeeded + identity.failed)}${
+          identity.throttled > 0 ? ` ${compact(identity.throttled)}×429` : ""
+        }${identity.waitingUntil !== undefined && identity.waitingUntil > now ? " held" : ""}`
+      ).join(", ")
+    }`
+
 /** The figures before any progress event. */
 const nothingYet: Progress = {
   succeeded: 0,
@@ -304,7 +328,7 @@ export const make = (
         throttle: throttling(progress),
         checking: checking(progress),
         stall: at.stall,
-        identities: byIdentity(progress)
+        identities: byIdentityOnBar(progress, timer.now())
       }
     }
     const draw = (now: number) => {

@@ -285,6 +285,27 @@ describe("progress on a terminal", () => {
     )
   })
 
+  it("says each identity's rows, 429s and hold in a few characters on the bar", () => {
+    const { now, reporter, text } = tty(undefined)
+    const identity = (label: string, succeeded: number, throttled: number, waitingUntil?: number) => ({
+      label,
+      succeeded,
+      failed: 0,
+      requests: 10,
+      retries: 0,
+      throttled,
+      inFlight: 1,
+      rowsInFlight: 100,
+      concurrency: 4,
+      waitingUntil
+    })
+    reporter.update(progress(1_284_400, {
+      identities: [identity("app1", 25_800, 0), identity("app2", 1_258_600, 2, now() + 60_000)]
+    }))
+    reporter.stop()
+    expect(text()).toContain("0 failed | app1 25.8k, app2 1.3M 2×429 held")
+  })
+
   it("shows rows and rates without a bar when the size is unknown, and the stall as it lasts", () => {
     const { advance, reporter, text } = tty(undefined)
     advance(2000)
