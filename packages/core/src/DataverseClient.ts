@@ -35,6 +35,7 @@ import * as Credentials from "./Credentials.js"
 import {
   DataverseError,
   isAmbiguous,
+  isRunFailure,
   isTransient,
   normaliseCode,
   parseRetryAfter,
@@ -388,7 +389,7 @@ export const make = (
       (credential, i) =>
         Effect.map(
           makeIdentity(options, url, webApiUrl, Credentials.forResource(credential, url), labels[i]!),
-          (identity) => credentials.length > 1 ? namingSignInFailures(identity) : identity
+          (identity) => credentials.length > 1 ? namingRunFailures(identity) : identity
         )
     )
     // Table definitions are the org's, whoever asks: fetched once, as the first identity, and
@@ -417,18 +418,17 @@ export const make = (
   })
 
 /**
- * With several identities, a refused sign-in or permission (401, 403) is that identity's: its
- * message names it (`identity app2: ...`), whatever made the request.
+ * With several identities, a failure of the run (a refused sign-in or permission, an answer that
+ * cannot be read, an outage, throttling past `maxThrottleWait`) is that identity's: its message
+ * names it (`identity app2: ...`), whatever made the request. A row's own failure is not named.
  */
-const namingSignInFailures = <
-  A extends Pick<DataverseClientService, "execute" | "executeRaw" | "executeJson" | "label">
->(
+const namingRunFailures = <A extends Pick<DataverseClientService, "execute" | "executeRaw" | "executeJson" | "label">>(
   identity: A
 ): A => {
+  const prefix = `identity ${identity.label}: `
   const named = (error: DataverseError): DataverseError =>
-    (error.reason === "Unauthorized" || error.reason === "Forbidden") &&
-      !error.message.startsWith(`identity ${identity.label}: `)
-      ? new DataverseError({ ...error, message: `identity ${identity.label}: ${error.message}` })
+    isRunFailure(error) && !error.message.startsWith(prefix)
+      ? new DataverseError({ ...error, message: prefix + error.message })
       : error
   return {
     ...identity,

@@ -10,7 +10,7 @@ import type { JournalError } from "../../Journal.js"
 import type * as Records from "../../Records.js"
 import { estimateBytes, makeChunkSizer } from "./chunking.js"
 import { existingOrNone } from "./exactlyOnce.js"
-import { attributed, combined, type Identity, makeIdentities, progressOf } from "./identities.js"
+import { combined, type Identity, makeIdentities, progressOf } from "./identities.js"
 import { idMaker, newRunId } from "./ids.js"
 import { failedAll, succeeded } from "./outcomes.js"
 import { makePasses } from "./passes.js"
@@ -61,10 +61,8 @@ export const makeEngine = <E, R>(
 ): Effect.Effect<Engine<E, R>, RunError, DataverseClient | Scope.Scope> =>
   Effect.gen(function*() {
     const client = yield* DataverseClient
-    // The plan's requests go as the first identity: a run failure of theirs is that identity's.
-    const plan = yield* planRun(operation, table, options).pipe(
-      Effect.mapError((error) => isRunFailure(error) ? attributed(client.identities.length, client, error) : error)
-    )
+    // A run failure of any identity's request names that identity (DataverseClient.make).
+    const plan = yield* planRun(operation, table, options)
     const { metadata } = plan
     // Each identity has its own controller and ceiling; their ceilings add up.
     const identities = yield* makeIdentities(client, options.concurrency)
@@ -225,10 +223,7 @@ export const makeEngine = <E, R>(
         return { outcomes, finish } satisfies ChunkResult
       }).pipe(
         // Lookups, existence checks and metadata go as the identity that sends the chunk.
-        Effect.provideService(DataverseClient, identity.client),
-        Effect.mapError((error) =>
-          error instanceof DataverseError ? attributed(identities.length, identity.client, error) : error
-        )
+        Effect.provideService(DataverseClient, identity.client)
       )
 
     /** How each identity sends: the plan with its connection, its retries counted to it. */

@@ -2,7 +2,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { IdentityProgress } from "../../Bulk.js"
 import { DataverseClient, type DataverseClientService, whoAmI } from "../../DataverseClient.js"
-import { DataverseError } from "../../DataverseError.js"
+import type { DataverseError } from "../../DataverseError.js"
 import type { ControllerState } from "./controller.js"
 import { invalid } from "./plan.js"
 
@@ -69,8 +69,7 @@ export const makeIdentities = (
       ? yield* Effect.forEach(client.identities, (identity) =>
         whoAmI.pipe(
           Effect.provideService(DataverseClient, identity),
-          Effect.map((me) => me.UserId),
-          Effect.mapError((error) => attributed(client.identities.length, identity, error))
+          Effect.map((me) => me.UserId)
         ), { concurrency: "unbounded" })
       : []
     const seen = new Map<string, DataverseClientService>()
@@ -93,20 +92,9 @@ export const makeIdentities = (
           ceiling,
           counters: { succeeded: 0, failed: 0, retries: 0, inFlight: 0, rowsInFlight: 0 },
           atStart: identity.controller.state()
-        })),
-        Effect.mapError((error) => attributed(client.identities.length, identity, error))
+        }))
       ), { concurrency: "unbounded" })
   })
-
-/** A failure of one of several identities names it; with one, the message is unchanged. */
-export const attributed = (
-  identities: number,
-  identity: DataverseClientService,
-  error: DataverseError
-): DataverseError =>
-  identities < 2 || error.message.startsWith(`identity ${identity.label}: `)
-    ? error
-    : new DataverseError({ ...error, message: `identity ${identity.label}: ${error.message}` })
 
 /** What one identity has done in the run so far. */
 export const progressOf = (identity: Identity, now: number): IdentityProgress => {
