@@ -37,6 +37,14 @@ const route = (
       `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`
     )
   }
+  // Entra's answer to another verb on a POST-only endpoint.
+  const postOnly = () =>
+    refuse(
+      400,
+      "invalid_request",
+      900561,
+      `The endpoint only accepts POST, OPTIONS requests. Received a ${method} request.`
+    )
   switch (path) {
     case "v2.0/.well-known/openid-configuration":
       return Effect.succeed({ status: 200, json: openIdConfiguration(state, tenant) })
@@ -44,19 +52,9 @@ const route = (
     case "discovery/keys":
       return Effect.succeed({ status: 200, json: identity.jwks })
     case "oauth2/v2.0/token":
-      return method === "POST" ? tokenEndpoint(state, tenant, request) : refuse(
-        400,
-        "invalid_request",
-        900561,
-        `The endpoint only accepts POST, OPTIONS requests. Received a ${method} request.`
-      )
+      return method === "POST" ? tokenEndpoint(state, tenant, request) : postOnly()
     case "oauth2/v2.0/devicecode":
-      return method === "POST" ? deviceAuthorization(state, tenant, request) : refuse(
-        400,
-        "invalid_request",
-        900561,
-        `The endpoint only accepts POST, OPTIONS requests. Received a ${method} request.`
-      )
+      return method === "POST" ? deviceAuthorization(state, tenant, request) : postOnly()
     case "oauth2/v2.0/devicecode/approve":
       return approveEndpoint(state, tenant, request)
     case "oauth2/v2.0/authorize":
