@@ -1,6 +1,7 @@
 // Traces one engine run on the emulator's `bench` profile: progress every chunk, to see where the
 // time goes (ramp-up, throttling, waits).
-//   node bench/trace-engine.mjs [rows=50000] [servers=1]     (CHUNK=500 for a fixed chunk size)
+//   node bench/trace-engine.mjs [rows=50000] [servers=1]     (CHUNK=500 for a fixed chunk size,
+//   FAULTS=1 for the matrix's seeded faults, EVERY=ms between lines)
 import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
 import { Effect } from "effect"
 import { fork } from "node:child_process"
@@ -8,7 +9,15 @@ const rows = Array.from({ length: Number(process.argv[2] ?? 50_000) }, (_, i) =>
 // The emulator in a process of its own (as the benchmarks run it), so that its CPU is not the
 // client's.
 const host = fork(new URL("./lib/emulator-host.mjs", import.meta.url), [
-  JSON.stringify({ profile: "bench", servers: Number(process.argv[3] ?? 1) })
+  JSON.stringify({
+    profile: process.env.FAULTS
+      ? {
+        extends: "bench",
+        faults: { seed: 7, throttle: 0.05, unavailable: 0.02, resetBeforeCommit: 0.005, resetAfterCommit: 0.005 }
+      }
+      : "bench",
+    servers: Number(process.argv[3] ?? 1)
+  })
 ])
 const info = await new Promise((resolve) => host.once("message", (m) => resolve(m.info)))
 const layer = DataverseClient.layer({ url: info.url, credentials: Credentials.staticToken(info.accessToken) })
@@ -24,7 +33,7 @@ const summary = await Effect.runPromise(
         console.log(
           `${
             (t / 1000).toFixed(1)
-          }s done ${p.succeeded} req ${p.requests} 429 ${p.throttled} conc ${p.concurrency} inflight ${p.inFlight} chunk ${p.chunkSize} wait ${p.waitingMs}`
+          }s done ${p.succeeded} req ${p.requests} 429 ${p.throttled} retries ${p.retries} conc ${p.concurrency} inflight ${p.inFlight} chunk ${p.chunkSize} wait ${p.waitingMs}`
         )
       }
     }
