@@ -62,13 +62,6 @@ describe("chunking", () => {
     expect(sizer.current()).toBe(335)
   })
 
-  it("goes straight to the largest size when even twice the measured cost per row would fit it", () => {
-    const sizer = makeChunkSizer({ start: 100, max: 1000, targetMs: 10_000 })
-    // 100 rows in 100 ms: half the target holds 5,000 rows at that cost, over twice the largest.
-    sizer.observe(100, 100)
-    expect(sizer.current()).toBe(1000)
-  })
-
   it("estimates a row's JSON size without serialising it", () => {
     const row = { lastname: "Smith", count: 3, ok: true, none: null }
     const actual = JSON.stringify(row).length
@@ -331,36 +324,6 @@ const reversingIds = (url: string, status: number, body: string) => {
   const parsed = JSON.parse(body) as { Ids: Array<string> }
   return JSON.stringify({ ...parsed, Ids: [...parsed.Ids].reverse() })
 }
-
-/** The rows of each CreateMultiple answered, in the order of the answers. */
-const createSizes = (sizes: Array<number>) => (url: string, status: number, body: string) => {
-  if (url.includes("Microsoft.Dynamics.CRM.CreateMultiple") && status === 200) {
-    sizes.push((JSON.parse(body) as { Ids: Array<string> }).Ids.length)
-  }
-  return body
-}
-
-describe("the engine's start", () => {
-  it.live("keeps the first size while it ramps up to its ceiling, then goes straight to the largest", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const emulator = yield* Emulator.Emulator
-      const sizes: Array<number> = []
-      const proxy = yield* frontDoor(emulator.info.url, { rewrite: createSizes(sizes) })
-      const summary = yield* Bulk.execute("create", "contact", contacts(20_000, "R"), { concurrency: 8 }).pipe(
-        Effect.provide(
-          DataverseClient.layer({ url: proxy.url, credentials: Credentials.staticToken(emulator.info.accessToken) })
-        )
-      )
-      expect(summary.created).toBe(20_000)
-      // From 2 requests in flight, one more per answer: at least the first eight go at 100 rows.
-      expect(sizes.slice(0, 8)).toEqual(Array(8).fill(100))
-      const firstLarge = sizes.indexOf(1000)
-      expect(firstLarge).toBeGreaterThan(7)
-      // No step between (the tail's even split comes later).
-      expect(sizes.slice(0, firstLarge).every((size) => size === 100)).toBe(true)
-      expect(sizes.reduce((sum, size) => sum + size, 0)).toBe(20_000)
-    })).pipe(Effect.provide(Emulator.layer({ identity: false }))))
-})
 
 describe("the engine and the ids it sent", () => {
   it.live("reports each created row with the id it sent, whatever the order of the answer's Ids", () =>

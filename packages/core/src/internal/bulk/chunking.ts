@@ -4,16 +4,14 @@ import * as Stream from "effect/Stream"
  * Rows per request. Fixed when the caller chose a number; else it starts small (Microsoft's
  * documented starting range is 100 to 1,000, wire reference §3), and from the first answers,
  * which tell the cost per row, it grows towards what half the target latency would hold, at most
- * fourfold per answer, so that one noisy answer cannot run away with the size; straight to the
- * largest size when even twice the measured cost per row would fit it. It shrinks when answers
- * are slow, time out or are too large; after such a refusal it never grows back past the halved
- * size.
+ * fourfold per answer: the round trips of the first requests stay short while the run's
+ * concurrency ramps up too, and one noisy answer cannot run away with the size. It
+ * shrinks when answers are slow, time out or are too large; after such a refusal it never grows
+ * back past the halved size.
  */
 export interface ChunkSizer {
   /** False when the caller chose the size. */
   readonly adaptive: boolean
-  /** The size of the first requests. */
-  readonly start: number
   readonly current: () => number
   /** A request of `rows` rows answered in `latencyMs`. */
   readonly observe: (rows: number, latencyMs: number) => void
@@ -25,14 +23,13 @@ export const makeChunkSizer = (
   options: { readonly fixed: number } | { readonly start: number; readonly max: number; readonly targetMs: number }
 ): ChunkSizer => {
   if ("fixed" in options) {
-    return { adaptive: false, start: options.fixed, current: () => options.fixed, observe: () => {}, shrink: () => {} }
+    return { adaptive: false, current: () => options.fixed, observe: () => {}, shrink: () => {} }
   }
   let size = options.start
   // A size the service refused (too large, timed out) is not tried again: growth stops below it.
   let cap = options.max
   return {
     adaptive: true,
-    start: options.start,
     current: () => size,
     observe: (rows, latencyMs) => {
       // Small chunks (the tail of a run) say little about the size.
@@ -43,8 +40,7 @@ export const makeChunkSizer = (
         // Grow towards what half the target latency would hold at this request's cost per row
         // (its fixed cost counted as per row: an underestimate of the size), at most fourfold.
         const projected = Math.floor(((options.targetMs / 2) * rows) / Math.max(latencyMs, 1))
-        const step = projected >= 2 * cap ? projected : Math.min(projected, rows * 4)
-        size = Math.min(cap, Math.max(size, step))
+        size = Math.min(cap, Math.max(size, Math.min(projected, rows * 4)))
       }
     },
     shrink: () => {

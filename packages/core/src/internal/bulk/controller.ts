@@ -63,8 +63,6 @@ export interface ControllerState {
   readonly requests: number
   /** 429s received. */
   readonly throttled: number
-  /** Still ramping up to the ceiling from a few requests in flight (`Limiter.rampingUp`). */
-  readonly rampingUp: boolean
 }
 
 /** Latency this far above its baseline is congestion (§6, "silent" limits)... */
@@ -175,8 +173,7 @@ export const makeController = (options: {
         inFlight: limiter.inFlight(),
         heldUntil: gate.heldUntil(),
         requests,
-        throttled: refusals,
-        rampingUp: limiter.rampingUp()
+        throttled: refusals
       }),
       onHold: (f) =>
         Effect.acquireRelease(

@@ -237,23 +237,20 @@ export const makeEngine = <E, R>(
       }
     }]))
 
-    // While a connection ramps up its requests in flight (wire reference §6: "ramps up
-    // gradually"), requests keep their first size: each round trip, which doubles the requests in
-    // flight, is then short, and the run reaches the ceiling in a fraction of a large request's
-    // round trip. The size grows once the ramp ends (the ceiling, or the first sign of congestion).
-    const rampingUp = () => identities.some((identity) => identity.client.controller.state().rampingUp)
     // Rows of an input of known length. Near its end, requests share what is left evenly, so that
     // every worker finishes at about the same time instead of one answering a full chunk alone at
     // the end. What is left counts the rows in flight as half done, as on average they are.
     const knownTotal = Array.isArray(rows) ? rows.length : undefined
-    const sizeAt = (handedOut: number) => {
-      if (!sizer.adaptive) return sizer.current()
-      const size = rampingUp() ? Math.min(sizer.current(), sizer.start) : sizer.current()
-      return knownTotal === undefined ? size : Math.min(
-        size,
-        Math.max(tailChunkSize, Math.ceil((knownTotal - handedOut + counters.rowsInFlight / 2) / limit()))
-      )
-    }
+    const sizeAt = (handedOut: number) =>
+      knownTotal === undefined || !sizer.adaptive
+        ? sizer.current()
+        : Math.min(
+          sizer.current(),
+          Math.max(
+            tailChunkSize,
+            Math.ceil((knownTotal - handedOut + counters.rowsInFlight / 2) / limit())
+          )
+        )
 
     /**
      * Sends a pass: rows are validated ahead (in a buffer), and each request is formed when a slot

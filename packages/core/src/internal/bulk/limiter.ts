@@ -39,8 +39,6 @@ export interface Limiter {
   readonly ceiling: () => number
   readonly round: () => number
   readonly inFlight: () => number
-  /** Still doubling towards the ceiling: no sign of congestion yet, and the ceiling not reached. */
-  readonly rampingUp: () => boolean
 }
 
 /** The 429 of the concurrent-request limit (wire reference §5, §6). */
@@ -118,8 +116,7 @@ export const makeLimiter = (options: {
       current: () => limit,
       ceiling: () => ceiling,
       round: () => round,
-      inFlight: () => inFlight,
-      rampingUp: () => slowStart && limit < ceiling
+      inFlight: () => inFlight
     }
     return limiter
   })
