@@ -98,15 +98,6 @@ const columnNames = (table: TableMetadata, filter: (column: ColumnMetadata) => b
 // ---------------------------------------------------------------------------------------------
 // Plain values
 
-const guidPattern = /^\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\}?$/i
-
-/**
- * A GUID in the Web API's form (lower case, no braces), or undefined.
- *
- * @since 0.1.0
- */
-export const parseGuid = (text: string): string | undefined => guidPattern.exec(text.trim())?.[1]?.toLowerCase()
-
 const wholePattern = /^[+-]?\d+$/
 const decimalPattern = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/
 
@@ -274,7 +265,7 @@ export const coerceValue = (column: ColumnMetadata, value: unknown): Either.Eith
     }
     case "Uniqueidentifier": {
       if (text === undefined) return Either.right(value)
-      const guid = parseGuid(text)
+      const guid = Records.parseGuid(text)
       return guid !== undefined ? Either.right(guid) : Either.left(valueProblem(name, `${show(value)} is not a GUID`))
     }
     case "Picklist":
@@ -458,7 +449,7 @@ const plainLookup = (
   const [named, rest] = splitTarget(value.trim())
   const target = chooseTarget(context.table, key, column, named)
   if (Either.isLeft(target)) return Either.left(target.left)
-  const id = parseGuid(rest)
+  const id = Records.parseGuid(rest)
   if (id === undefined) {
     return Either.left(
       valueProblem(
@@ -500,7 +491,9 @@ const namedLookup = (
   if (parsed.key === undefined) {
     const text = typeof value === "string" ? value.trim() : undefined
     const [named, rest] = text === undefined ? [undefined, ""] : splitTarget(text)
-    const id = text === undefined || (named !== undefined && named !== parsed.target) ? undefined : parseGuid(rest)
+    const id = text === undefined || (named !== undefined && named !== parsed.target)
+      ? undefined
+      : Records.parseGuid(rest)
     if (id === undefined) return Either.left(valueProblem(key, `${show(value)} is not a GUID`))
     return bindLookup(context, key, column.right, parsed.target, id)
   }

@@ -64,19 +64,10 @@ export const writeRecords = <E, R>(
   })
 
 /**
- * Drops OData annotations (`@odata.etag`, `...@OData.Community.Display.V1.FormattedValue`) so
- * that output can be piped back into an import.
- *
- * @since 0.1.0
- */
-export const withoutAnnotations = (record: Readonly<Record<string, unknown>>): Record<string, unknown> => {
-  const out: Record<string, unknown> = {}
-  for (const key in record) if (!key.includes("@")) out[key] = record[key]
-  return out
-}
-
-/**
- * Drops OData annotations at every depth: also inside records that came along through `$expand`.
+ * Drops OData annotations at every depth, also inside records that came along through `$expand`,
+ * so that output can be piped back into an import. In a record read, every `@` name is an
+ * annotation (`@odata.type` included); the rule for rows to write, which keep `@odata.type` and
+ * `x@odata.bind`, is `Records.withoutReadAnnotations`.
  *
  * @since 0.1.0
  */

@@ -2,6 +2,7 @@ import { InvalidRow } from "@dv-effect/core/Bulk"
 import * as Credentials from "@dv-effect/core/Credentials"
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
 import type * as Metadata from "@dv-effect/core/Metadata"
+import * as Records from "@dv-effect/core/Records"
 import * as Emulator from "@dv-effect/emulator/Emulator"
 import { describe, expect, it, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -17,7 +18,6 @@ import {
   make,
   omitted,
   parseDateTime,
-  parseGuid,
   polymorphicLookups,
   show,
   targetsOf,
@@ -172,7 +172,7 @@ describe("coerceValue", () => {
 
   it("reads GUIDs with or without braces, in any case", () => {
     expect(value("dve_token", `{${id}}`)).toBe(lowerId)
-    expect(parseGuid("not-a-guid")).toBeUndefined()
+    expect(Records.parseGuid("not-a-guid")).toBeUndefined()
     expect(message("dve_token", "1234")).toBe("column 'dve_token': '1234' is not a GUID")
   })
 

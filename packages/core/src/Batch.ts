@@ -17,6 +17,7 @@ import * as Either from "effect/Either"
 import { DataverseClient, decodeErrorResponse } from "./DataverseClient.js"
 import { DataverseError } from "./DataverseError.js"
 import * as Multipart from "./internal/multipart.js"
+import { recordIdOf } from "./internal/odata.js"
 
 // -----------------------------------------------------------------------------
 // Requests
@@ -568,17 +569,11 @@ export interface RawResponse {
 
 const describe = (request: Request) => `${request.method} ${request.url.split("?")[0]}`
 
-const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
 /** The record id in `.../contacts(<id>)` or `.../t(tid=<id>,partitionid='p')`. */
 const idOf = (headers: Readonly<Record<string, string>>): string | undefined => {
   for (const url of [headers["odata-entityid"], headers["location"]]) {
-    const key = url === undefined ? null : /\(([^()]*)\)\s*$/.exec(url)
-    if (key === null) continue
-    for (const segment of key[1]!.split(",")) {
-      const value = segment.includes("=") ? segment.slice(segment.indexOf("=") + 1) : segment
-      if (guid.test(value.trim())) return value.trim().toLowerCase()
-    }
+    const id = url === undefined ? undefined : recordIdOf(url)
+    if (id !== undefined) return id
   }
   return undefined
 }

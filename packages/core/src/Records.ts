@@ -10,6 +10,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { DataverseClient } from "./DataverseClient.js"
 import { DataverseError } from "./DataverseError.js"
+import * as annotations from "./internal/annotations.js"
 import { keySegment, kindOfAttributeType } from "./internal/keys.js"
 import type { TableMetadata } from "./internal/metadata.js"
 import {
@@ -17,8 +18,8 @@ import {
   expandClause,
   type ExpandItem,
   normaliseGuid,
-  parseBind,
   quote,
+  recordIdOf,
   withQuery
 } from "./internal/odata.js"
 import * as Metadata from "./Metadata.js"
@@ -93,7 +94,39 @@ export interface Partition {
  * @since 0.1.0
  */
 export const idFromEntityUrl = (url: string | undefined): string | undefined =>
-  url === undefined ? undefined : parseBind(url.trim())?.id
+  url === undefined ? undefined : recordIdOf(url)
+
+/**
+ * The canonical form of a GUID (lower case, no braces, no surrounding spaces), or undefined when
+ * `text` is not one.
+ *
+ * @example
+ * ```ts
+ * import { Records } from "@dv-effect/core"
+ * Records.parseGuid(" {5D1D2F3E-6A1B-4C8D-9E0F-112233445566} ") // "5d1d2f3e-6a1b-4c8d-9e0f-112233445566"
+ * ```
+ *
+ * @since 0.1.0
+ * @category ids
+ */
+export const parseGuid: (text: string) => string | undefined = normaliseGuid
+
+/**
+ * A row without the annotations it carried when read, so that a record read back can be written
+ * again; the row itself when it has none. Every write of this package drops them.
+ *
+ * @example
+ * ```ts
+ * import { Records } from "@dv-effect/core"
+ * Records.withoutReadAnnotations({ name: "A", "@odata.etag": "W/\"1\"", "statuscode@OData.Community.Display.V1.FormattedValue": "Active" })
+ * // { name: "A" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category rows
+ */
+export const withoutReadAnnotations: <A extends Readonly<Record<string, unknown>>>(row: A) => A =
+  annotations.withoutReadAnnotations
 
 const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
 
@@ -124,21 +157,8 @@ const recordPath = (metadata: TableMetadata, ref: RecordRef, partitionId: string
     }
   )
 
-/**
- * A row as a request body: annotations read back with a record (`@odata.etag`,
- * `@odata.context`, `x@OData.Community.Display.V1.FormattedValue`) are dropped, `@odata.type` and
- * `x@odata.bind` stay.
- */
-const body = (row: Row): Row => {
-  let clean: Record<string, unknown> | undefined
-  for (const name of Object.keys(row)) {
-    if (name.includes("@") && name !== "@odata.type" && !name.endsWith("@odata.bind")) {
-      clean ??= { ...row }
-      delete clean[name]
-    }
-  }
-  return clean ?? row
-}
+/** A row as a request body: without the annotations read back with a record. */
+const body = (row: Row): Row => annotations.withoutReadAnnotations(row)
 
 /**
  * Creates one record and returns its id. A record that carries its own primary key is retried

@@ -32,6 +32,7 @@ import * as Stream from "effect/Stream"
 import * as Bulk from "./Bulk.js"
 import type { DataverseClient } from "./DataverseClient.js"
 import { DataverseError } from "./DataverseError.js"
+import { mapInput } from "./internal/input.js"
 import type * as Journal from "./Journal.js"
 import * as Query from "./Query.js"
 import * as Records from "./Records.js"
@@ -156,8 +157,5 @@ export const createMany = <A, I, E = never, R = never>(
       onLeft: (error) => new Bulk.InvalidRow({ message: error.message }),
       onRight: (row) => row
     })
-  const input = Symbol.iterator in records
-    ? Stream.fromIterable(records as Iterable<A>).pipe(Stream.map(toInput))
-    : (records as Stream.Stream<A, E, R>).pipe(Stream.map(toInput))
-  return Bulk.createMany(table.logicalName, input, options)
+  return Bulk.createMany(table.logicalName, mapInput(records, toInput), options)
 }

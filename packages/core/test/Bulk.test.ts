@@ -72,6 +72,27 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
       expect(emulator.store.table("contact")!.ids()).toEqual([id(2)])
     }))
 
+  it.effect("writes records read back with their annotations, through every strategy", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      emulator.seed("contact", [1, 2, 3].map((n) => ({ contactid: id(n), lastname: `L${n}` })))
+      // As a query with annotations returns them: an etag and formatted values.
+      const readBack = (n: number) => ({
+        "@odata.etag": "W/\"1\"",
+        contactid: id(n),
+        lastname: `Read ${n}`,
+        "lastname@OData.Community.Display.V1.FormattedValue": `L${n}`,
+        "statuscode@OData.Community.Display.V1.FormattedValue": "Active"
+      })
+      for (const strategy of ["multiple", "batch", "single"] as const) {
+        const outcomes = yield* collect(Bulk.updateMany("contact", [1, 2, 3].map(readBack), { strategy }))
+        expect(outcomes.map((o) => o.status)).toEqual(["updated", "updated", "updated"])
+      }
+      const stored = emulator.store.table("contact")!.scan().map((r) => r.values.lastname)
+      expect(stored).toEqual(["Read 1", "Read 2", "Read 3"])
+    }))
+
   it.effect("never puts one record in two requests: later occurrences run in a later pass and win", () =>
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator

@@ -9,6 +9,7 @@ import { isDuplicateKey } from "../src/internal/bulk/outcomes.js"
 import { makePasses } from "../src/internal/bulk/passes.js"
 import { bodyOf, makePrepare, pathOf, type Prepared } from "../src/internal/bulk/prepare.js"
 import { makeChunkSource } from "../src/internal/bulk/source.js"
+import { isStream, mapInput, toStream } from "../src/internal/input.js"
 import type { ColumnMetadata, TableMetadata } from "../src/internal/metadata.js"
 
 describe("the chunk source", () => {
@@ -212,6 +213,42 @@ describe("preparing rows", () => {
     const item = { index: 0, row: { dve_name: "a", "@odata.etag": "W/\"1\"" }, ref: undefined, id: "x", ownId: true }
     expect(bodyOf(item, "dve_widgetid")).toEqual({ dve_name: "a", dve_widgetid: "x" })
   })
+
+  it("drops every annotation a row read back carries, formatted values included, before it validates", () => {
+    const prepare = makePrepare({ operation: "create", metadata: widgets, key: undefined, smart: false, idFor: String })
+    const item = prepare({
+      dve_name: "a",
+      "@odata.etag": "W/\"1\"",
+      "dve_name@OData.Community.Display.V1.FormattedValue": "a"
+    }, 0) as Prepared
+    expect(item.row).toEqual({ dve_name: "a" })
+  })
+})
+
+describe("the rows a bulk function takes", () => {
+  it.effect("an array stays an array (its length known), an iterable stays lazy, a Stream maps", () =>
+    Effect.gen(function*() {
+      const double = (n: number) => n * 2
+      const array = mapInput([1, 2, 3], double)
+      expect(array).toEqual([2, 4, 6])
+      let read = 0
+      const lazy = mapInput(
+        {
+          *[Symbol.iterator]() {
+            for (const n of [1, 2]) {
+              read++
+              yield n
+            }
+          }
+        },
+        double
+      )
+      expect(read).toBe(0)
+      expect(isStream(lazy) ? [] : [...lazy]).toEqual([2, 4])
+      const stream = mapInput(Stream.make(1, 2), double)
+      expect(isStream(stream)).toBe(true)
+      expect(yield* Stream.runCollect(toStream(stream)).pipe(Effect.map((chunk) => [...chunk]))).toEqual([2, 4])
+    }))
 })
 
 describe("elastic partial failures", () => {

@@ -1,7 +1,7 @@
 import * as Emulator from "@dv-effect/emulator/Emulator"
 import { defaultSchema, type TableDefinition } from "@dv-effect/emulator/TableSchema"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { describe, expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -303,5 +303,47 @@ describe("key segments", () => {
         expect(yield* formatKeyValue("n", " 12.5 ", "number")).toBe("12.5")
         expect(Records.bind("accounts", "not a guid")).toBe("/accounts(not%20a%20guid)")
       }))
+  })
+})
+
+describe("one definition of a GUID, a record's id in an entity URL, and read annotations", () => {
+  const id = "5d1d2f3e-6a1b-4c8d-9e0f-112233445566"
+
+  it("reads a GUID in braces, in capitals or with spaces around, and nothing else", () => {
+    expect(Records.parseGuid(` {${id.toUpperCase()}} `)).toBe(id)
+    expect(Records.parseGuid(id)).toBe(id)
+    expect(Records.parseGuid(`${id}0`)).toBeUndefined()
+    expect(Records.parseGuid("A-1")).toBeUndefined()
+  })
+
+  it("reads the id of a standard record, of an elastic one (beside its partition), and not an alternate key", () => {
+    expect(Records.idFromEntityUrl(`https://org.example/api/data/v9.2/contacts(${id.toUpperCase()})`)).toBe(id)
+    expect(
+      Records.idFromEntityUrl(`https://org.example/api/data/v9.2/dve_readings(dve_readingid=${id},partitionid='p')`)
+    )
+      .toBe(id)
+    expect(Records.idFromEntityUrl(`/dve_readings(partitionid='p',dve_readingid=${id})`)).toBe(id)
+    expect(Records.idFromEntityUrl("/accounts(accountnumber='A-1')")).toBeUndefined()
+    expect(Records.idFromEntityUrl(`/accounts(dve_code='${id}')`)).toBeUndefined()
+    expect(Records.idFromEntityUrl(undefined)).toBeUndefined()
+  })
+
+  it("drops what a record carries when read, keeps what a write says", () => {
+    const row = {
+      name: "A",
+      "@odata.etag": "W/\"1\"",
+      "@odata.context": "x",
+      "statuscode@OData.Community.Display.V1.FormattedValue": "Active",
+      "_parentaccountid_value@Microsoft.Dynamics.CRM.lookuplogicalname": "account",
+      "@odata.type": "Microsoft.Dynamics.CRM.account",
+      "parentaccountid@odata.bind": `/accounts(${id})`
+    }
+    expect(Records.withoutReadAnnotations(row)).toEqual({
+      name: "A",
+      "@odata.type": "Microsoft.Dynamics.CRM.account",
+      "parentaccountid@odata.bind": `/accounts(${id})`
+    })
+    const plain = { name: "B" }
+    expect(Records.withoutReadAnnotations(plain)).toBe(plain)
   })
 })

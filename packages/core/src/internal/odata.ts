@@ -6,7 +6,11 @@
 /** A string literal: single-quoted, with `'` doubled. */
 export const quote = (value: string): string => `'${value.replace(/'/g, "''")}'`
 
+/** The one definition of a GUID: 8-4-4-4-12 hex digits, optionally in braces. */
 const guidPattern = /^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$/
+
+/** Whether `text` is a GUID as it stands (no surrounding spaces). */
+export const isGuid = (text: string): boolean => guidPattern.test(text)
 
 /** The canonical (lower-case, no braces) form of a GUID, or undefined when `text` is not one. */
 export const normaliseGuid = (text: string): string | undefined => {
@@ -155,6 +159,23 @@ export interface ParsedBind {
   readonly entitySet: string
   readonly id?: string
   readonly key?: ReadonlyArray<readonly [string, KeyLiteral]>
+}
+
+/**
+ * The record id of an entity URL (`OData-EntityId`, `Location`, an `@odata.bind` value):
+ * `.../contacts(<id>)`, or an elastic table's `.../t(tid=<id>,partitionid='p')`, whose key names
+ * the primary key beside the partition. Undefined when the URL names the record by an alternate
+ * key alone.
+ */
+export const recordIdOf = (url: string): string | undefined => {
+  const parsed = parseBind(url.trim())
+  if (parsed === undefined) return undefined
+  if (parsed.id !== undefined) return parsed.id
+  for (const [, literal] of parsed.key ?? []) {
+    const id = literal.quoted ? undefined : normaliseGuid(literal.text)
+    if (id !== undefined) return id
+  }
+  return undefined
 }
 
 /**

@@ -4,9 +4,8 @@
  */
 import type { Row } from "../Records.js"
 import type { ColumnMetadata, TableMetadata } from "./metadata.js"
+import { isGuid } from "./odata.js"
 import { didYouMeanOf, suggest, withSuggestion } from "./suggest.js"
-
-const guid = /^\{?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}?$/i
 
 const columnsByName = new WeakMap<TableMetadata, Map<string, ColumnMetadata>>()
 const navigationNames = new WeakMap<TableMetadata, Set<string>>()
@@ -67,7 +66,7 @@ const checkValue = (column: ColumnMetadata, value: unknown): string | undefined 
       return undefined
     }
     case "Uniqueidentifier":
-      return typeof value === "string" && guid.test(value) ? undefined : `must be a GUID, got ${JSON.stringify(value)}`
+      return typeof value === "string" && isGuid(value) ? undefined : `must be a GUID, got ${JSON.stringify(value)}`
     case "Lookup":
     case "Customer":
     case "Owner":

@@ -8,6 +8,7 @@ import { DataverseClient } from "../../DataverseClient.js"
 import { DataverseError, isRunFailure } from "../../DataverseError.js"
 import type { JournalError } from "../../Journal.js"
 import type * as Records from "../../Records.js"
+import { toStream } from "../input.js"
 import { estimateBytes, makeChunkSizer } from "./chunking.js"
 import { existingOrNone } from "./exactlyOnce.js"
 import { combined, type Identity, makeIdentities, progressOf } from "./identities.js"
@@ -22,9 +23,6 @@ import { makeChunkSource } from "./source.js"
 
 /** The smallest request the even split of an input's last rows makes. */
 const tailChunkSize = 25
-
-export const toStream = <A, E, R>(input: Iterable<A> | Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
-  Stream.StreamTypeId in (input as object) ? input as Stream.Stream<A, E, R> : Stream.fromIterable(input as Iterable<A>)
 
 /** One request's worth of rows, as read: a prepared row or why it cannot be sent. */
 type Entry = readonly [index: number, prepared: Prepared | DataverseError]

@@ -2,7 +2,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { ParallelProgress } from "../../Bulk.js"
-import { toStream } from "./engine.js"
+import { toStream } from "../input.js"
 
 /** `Bulk.parallel`: `f` on chunks of `chunkSize` items, at most `concurrency` at a time, in input order. */
 export const parallel = <A, B, E, R, E2 = never, R2 = never>(

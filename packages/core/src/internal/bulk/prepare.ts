@@ -2,6 +2,7 @@ import * as Predicate from "effect/Predicate"
 import type { InvalidRow, Operation, RowInput } from "../../Bulk.js"
 import { DataverseError } from "../../DataverseError.js"
 import * as Records from "../../Records.js"
+import { withoutReadAnnotations } from "../annotations.js"
 import type { TableMetadata } from "../metadata.js"
 import { validateRow } from "../validate.js"
 
@@ -37,13 +38,11 @@ export const makePrepare = (options: {
   readonly smart: boolean
   readonly idFor: (index: number) => string
 }) =>
-(row: Records.Row, index: number): Prepared | DataverseError => {
+(input: Records.Row, index: number): Prepared | DataverseError => {
   const { key, metadata, operation } = options
-  const problem = validateRow(
-    metadata,
-    operation === "delete" ? {} : withoutReadAnnotations(row),
-    operation === "create"
-  )
+  // What a record carried when read (an etag, formatted values) is never part of a write.
+  const row = withoutReadAnnotations(input)
+  const problem = validateRow(metadata, operation === "delete" ? {} : row, operation === "create")
   if (problem !== undefined) return new DataverseError({ reason: "Validation", message: problem })
   const primary = row[metadata.primaryIdAttribute]
   const id = typeof primary === "string" ? primary.toLowerCase() : undefined
@@ -99,21 +98,6 @@ export const identityOf = (
   const primary = row[metadata.primaryIdAttribute]
   // A GUID alone: no key identity (`k:[...]`) looks like one, and no string is built per row.
   return typeof primary === "string" ? primary.toLowerCase() : undefined
-}
-
-/** Read-back annotations (`@odata.etag`) are not part of what a row writes. */
-const withoutReadAnnotations = (row: Records.Row): Records.Row => {
-  if (!hasReadAnnotations(row)) return row
-  const out: Record<string, unknown> = {}
-  for (const [name, value] of Object.entries(row)) {
-    if (!name.startsWith("@odata.") || name === "@odata.type") out[name] = value
-  }
-  return out
-}
-
-const hasReadAnnotations = (row: Records.Row): boolean => {
-  for (const name in row) if (name.startsWith("@odata.") && name !== "@odata.type") return true
-  return false
 }
 
 /** What a row writes: without `@odata.*` annotations, with the id the engine chose. */
