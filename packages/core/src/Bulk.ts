@@ -271,28 +271,63 @@ export interface ParallelProgress {
 }
 
 /**
- * The general form (`Invoke-DataverseParallel`): runs `f` on chunks of `chunkSize` items with at
- * most `concurrency` chunks at a time, and emits what each returns, in input order.
+ * Options of `parallel`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ParallelOptions {
+  /** Items per chunk, each chunk one call of the function. */
+  readonly chunkSize: number
+  /**
+   * The most chunks at a time: a number, or `"auto"` (the default), the service's
+   * `x-ms-dop-hint`. The connection's throttle controller starts below it and adapts.
+   */
+  readonly concurrency?: number | "auto"
+  /** Results in input order (a slow chunk then holds back the ones after it). Default: as chunks finish. */
+  readonly ordered?: boolean
+  readonly onProgress?: (progress: ParallelProgress) => void
+}
+
+/**
+ * The general form (`Invoke-DataverseParallel`): runs `f` on chunks of `chunkSize` items and emits
+ * what each returns as it finishes (or in input order with `ordered: true`). Each chunk holds a
+ * slot of the connection's throttle controller, as the bulk engine's requests do: the chunks in
+ * flight start at a few and follow the service (up to `concurrency`, by default its
+ * `x-ms-dop-hint`), a 429 cuts them, and its Retry-After holds every chunk's requests.
+ *
+ * `f` must not run the bulk engine itself (`Bulk.execute` and the like): its requests take the
+ * same slots, which the chunks already hold.
  *
  * @example
  * ```ts
- * import { Effect, Stream } from "effect"
+ * import { Effect, pipe, Stream } from "effect"
  * import { Bulk, Records } from "@dv-effect/core"
- * const emails = Bulk.parallel(contacts, { chunkSize: 50, concurrency: 8 }, (chunk) =>
- *   Effect.forEach(chunk, (c) => Records.update("contact", c.contactid, { emailaddress1: `new-${c.contactid}@example.com` })))
+ * declare const ids: ReadonlyArray<string>
+ * const names = pipe(
+ *   ids,
+ *   Bulk.parallel({ chunkSize: 50 }, (chunk: ReadonlyArray<string>) =>
+ *     Effect.forEach(chunk, (id) => Records.retrieve("contact", id, { select: ["fullname"] }))),
+ *   Stream.runCollect
+ * )
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
-export const parallel: <A, B, E, R, E2 = never, R2 = never>(
-  input: Iterable<A> | Stream.Stream<A, E2, R2>,
-  options: {
-    readonly chunkSize: number
-    readonly concurrency: number
-    readonly onProgress?: (progress: ParallelProgress) => void
-  },
-  f: (chunk: ReadonlyArray<A>, index: number) => Effect.Effect<B, E, R>
-) => Stream.Stream<B, E | E2, R | R2> = parallel_.parallel
+export const parallel: {
+  <A, B, E, R>(
+    options: ParallelOptions,
+    f: (chunk: ReadonlyArray<A>, index: number) => Effect.Effect<B, E, R>
+  ): <E2 = never, R2 = never>(
+    input: Iterable<A> | Stream.Stream<A, E2, R2>
+  ) => Stream.Stream<B, E | E2 | DataverseError, R | R2 | DataverseClient>
+  <A, B, E, R, E2 = never, R2 = never>(
+    input: Iterable<A> | Stream.Stream<A, E2, R2>,
+    options: ParallelOptions,
+    f: (chunk: ReadonlyArray<A>, index: number) => Effect.Effect<B, E, R>
+  ): Stream.Stream<B, E | E2 | DataverseError, R | R2 | DataverseClient>
+} = parallel_.parallel
 
 /**
  * How a run would go: where the rows go and how they are sent.

@@ -2,8 +2,10 @@ import * as Emulator from "@dv-effect/emulator/Emulator"
 import * as Model from "@dv-effect/emulator/Model"
 import { describe, expect, it, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { pipe } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
@@ -15,6 +17,7 @@ import * as DataverseClient from "../src/DataverseClient.js"
 import { estimateBytes, groupAdaptively, makeChunkSizer } from "../src/internal/bulk/chunking.js"
 import { deterministicId } from "../src/internal/bulk/ids.js"
 import * as Journal from "../src/Journal.js"
+import * as Records from "../src/Records.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
 import { frontDoor } from "./support/frontDoor.js"
 
@@ -86,12 +89,12 @@ const clientOf = (options: Partial<DataverseClient.ClientOptions> = {}) =>
 const fastRetries = { retryPolicy: RetryPolicy.make({ baseDelay: "1 millis", maxRetries: 20 }) }
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`
 const contacts = (n: number, prefix = "R") => Array.from({ length: n }, (_, i) => ({ lastname: `${prefix}${i}` }))
+/** A client of an emulator that advertises a dop hint of 3. */
+const withHint3 = clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: false, dopHint: 3 })))
 const lastnames = (emulator: Emulator.RunningEmulator) =>
   emulator.store.table("contact")!.scan().map((r) => String(r.values.lastname)).sort()
 
-layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: false, dopHint: 3 }))), {
-  excludeTestServices: true
-})("the engine, plain", (it) => {
+layer(withHint3, { excludeTestServices: true })("the engine, plain", (it) => {
   it.effect("follows the dop hint, sums up every status, and names its requests", () =>
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator
@@ -583,5 +586,58 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       expect(emulator.store.table("dve_product")!.scan().map((r) => [r.values.dve_sku, r.values.dve_name])).toEqual([
         ["A", "Apricot"]
       ])
+    }))
+})
+
+layer(withHint3, { excludeTestServices: true })("Bulk.parallel, the general form", (it) => {
+  it.effect("pipes, takes the dop hint under \"auto\", holds a controller slot per chunk, and hands results on as chunks finish", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const client = yield* DataverseClient.DataverseClient
+      const ids = Array.from({ length: 40 }, (_, n) => id(n + 1))
+      emulator.seed("contact", ids.map((contactid, n) => ({ contactid, lastname: `P${n}` })))
+      const finished = yield* Deferred.make<void>()
+      let done = 0
+      let mostSlots = 0
+      const results = yield* pipe(
+        ids,
+        Bulk.parallel(
+          { chunkSize: 10, concurrency: "auto" },
+          (chunk: ReadonlyArray<string>, index: number) =>
+            Effect.gen(function*() {
+              mostSlots = Math.max(mostSlots, client.controller.state().inFlight)
+              // The first chunk waits until every other chunk has finished: it must not hold them back.
+              if (index === 0) yield* Deferred.await(finished)
+              const names = yield* Effect.forEach(
+                chunk,
+                (contactid) =>
+                  Effect.map(Records.retrieve("contact", contactid, { select: ["lastname"] }), (r) => r.lastname)
+              )
+              if (index !== 0 && ++done === 3) yield* Deferred.succeed(finished, undefined)
+              return { index, names }
+            })
+        ),
+        Stream.runCollect,
+        Effect.map(Chunk.toReadonlyArray)
+      )
+      // Every chunk's records, the first one last.
+      expect(results.map((r) => r.index).at(-1)).toBe(0)
+      expect(results.flatMap((r) => r.names).sort()).toEqual(ids.map((_, n) => `P${n}`).sort())
+      // Each chunk ran in a slot of the connection's controller, whose ceiling is the hint (3).
+      expect(mostSlots).toBeGreaterThan(0)
+      expect(client.controller.state().ceiling).toBe(3)
+      expect(mostSlots).toBeLessThanOrEqual(3)
+    }))
+
+  it.effect("keeps input order when asked", () =>
+    Effect.gen(function*() {
+      const indexes = yield* Bulk.parallel(
+        Array.from({ length: 50 }, (_, n) => n),
+        { chunkSize: 5, concurrency: 4, ordered: true },
+        (chunk, index) => Effect.as(Effect.yieldNow(), { index, first: chunk[0] })
+      ).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+      expect(indexes.map((r) => r.index)).toEqual(Array.from({ length: 10 }, (_, n) => n))
+      expect(indexes.map((r) => r.first)).toEqual(Array.from({ length: 10 }, (_, n) => n * 5))
     }))
 })
