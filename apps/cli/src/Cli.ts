@@ -21,7 +21,7 @@ import { authCommand } from "./AuthCommand.js"
 import { CliError } from "./CliError.js"
 import * as Connection from "./Connection.js"
 import * as Demo from "./Demo.js"
-import { chunkSizeOption, concurrencyOption, exitState, parseConcurrency, positive, seconds } from "./Flags.js"
+import { chunkSizeOption, concurrencyOption, parseConcurrency, positive, seconds } from "./Flags.js"
 import * as Help from "./Help.js"
 import { createCommand, deleteCommand, updateCommand, upsertCommand } from "./ImportCommand.js"
 import { metadataCommand, tablesCommand, typegenCommand } from "./MetadataCommands.js"
@@ -172,7 +172,7 @@ const emulatorCommand = Command.make(
           profile.servers === 1 ? "" : "s"
         }; Ctrl-C to stop)\n`
       )
-      exitState.onInterrupt = 0
+      // Ctrl-C is how it stops: exit 0 (ExitCode.of).
       return yield* Effect.never
     }).pipe(Effect.scoped)
 ).pipe(Command.withDescription(Help.withExamples(

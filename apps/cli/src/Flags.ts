@@ -9,14 +9,6 @@ import * as Effect from "effect/Effect"
 import { CliError } from "./CliError.js"
 
 /**
- * The exit code a command asks for when it finishes without a fatal error: 0, or 2 when some
- * rows were rejected. Fatal errors exit 1.
- *
- * @since 0.1.0
- */
-export const exitState = { code: 0, onInterrupt: 130 }
-
-/**
  * Splits a comma-separated flag value.
  *
  * @since 0.1.0

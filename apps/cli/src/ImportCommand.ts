@@ -26,7 +26,8 @@ import * as Path from "node:path"
 import { CliError } from "./CliError.js"
 import * as Coerce from "./Coerce.js"
 import * as Connection from "./Connection.js"
-import { concurrencyOption, exitState, list, parseConcurrency, parseDuration, seconds } from "./Flags.js"
+import { RowsRejected } from "./ExitCode.js"
+import { concurrencyOption, list, parseConcurrency, parseDuration, seconds } from "./Flags.js"
 import * as Help from "./Help.js"
 import * as Input from "./Input.js"
 import * as Output from "./Output.js"
@@ -398,9 +399,7 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
           ].join("\n")
         )
       }
-      if (report.invalid > 0) {
-        exitState.code = 2
-      }
+      if (report.invalid > 0) return yield* new RowsRejected({ rejected: report.invalid })
       return
     }
 
@@ -497,7 +496,9 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
       }
     }
     // Rows an earlier run rejected are still rejected: the load as a whole did not fully succeed.
-    if (failures > 0 || summary.resumedFailed > 0) exitState.code = 2
+    if (failures > 0 || summary.resumedFailed > 0) {
+      return yield* new RowsRejected({ rejected: failures + summary.resumedFailed })
+    }
   }).pipe(Effect.scoped)
 
 const examples: Record<Bulk.Operation, ReadonlyArray<Help.Example>> = {

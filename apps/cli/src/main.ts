@@ -1,6 +1,7 @@
 /**
  * Entry point of the `dv-effect` command: runs the CLI, turns failures into one line on stderr
- * and the documented exit codes (0 ok, 2 some rows rejected, 1 fatal).
+ * and the documented exit codes (`ExitCode`: 0 ok, 2 some rows rejected, 1 fatal, 130
+ * interrupted).
  *
  * @since 0.1.0
  */
@@ -12,12 +13,11 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { command } from "./Cli.js"
-import { exitState } from "./Flags.js"
+import * as ExitCode from "./ExitCode.js"
 import * as Help from "./Help.js"
 import * as Overview from "./Overview.js"
 import { spellRepeatable, stripAnsi, usageMessage } from "./UsageErrors.js"
@@ -76,14 +76,14 @@ const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
 
 // `dv-effect query ... | head` closes stdout early: stop quietly, as Unix tools do.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-  if (error.code === "EPIPE") process.exit(exitState.code)
+  if (error.code === "EPIPE") process.exit(0)
   throw error
 })
 
 const program = Console.consoleWith((current) =>
   Command.run(command, { name: "dv-effect", version })(argv).pipe(Effect.withConsole(cliConsole(current)))
 ).pipe(
-  Effect.tapErrorCause((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : report(cause))),
+  Effect.tapErrorCause((cause) => (ExitCode.needsReport(cause) ? report(cause) : Effect.void)),
   Effect.provide(
     Layer.mergeAll(
       NodeContext.layer,
@@ -138,9 +138,6 @@ if ("error" in spelled) {
   NodeRuntime.runMain(program, {
     disableErrorReporting: true,
     disablePrettyLogger: true,
-    teardown: (exit, onExit) => {
-      if (Exit.isSuccess(exit)) onExit(exitState.code)
-      else onExit(Cause.isInterruptedOnly(exit.cause) ? exitState.onInterrupt : 1)
-    }
+    teardown: (exit, onExit) => onExit(ExitCode.of(exit, argv[2]))
   })
 }
