@@ -165,6 +165,7 @@ export const post = (url: string, body: unknown, options?: RequestOptions): Requ
  * @example
  * ```ts
  * import { Batch } from "@dv-effect/core"
+ * declare const id: string
  * const update = Batch.patch(`contacts(${id})`, { firstname: "Ada" }, { headers: { "If-Match": "*" } })
  * ```
  *
@@ -179,6 +180,7 @@ export const patch = (url: string, body: unknown, options?: RequestOptions): Req
  * @example
  * ```ts
  * import { Batch } from "@dv-effect/core"
+ * declare const id: string
  * const set = Batch.put(`contacts(${id})/firstname`, { value: "Ada" })
  * ```
  *
@@ -192,6 +194,7 @@ export const put = (url: string, body: unknown, options?: RequestOptions): Reque
  * @example
  * ```ts
  * import { Batch } from "@dv-effect/core"
+ * declare const id: string
  * const remove = Batch.del(`contacts(${id})`)
  * ```
  *
@@ -737,10 +740,11 @@ const mapResults = (
  * ```ts
  * import { Effect } from "effect"
  * import { Batch } from "@dv-effect/core"
+ * // status, headers and body text of a $batch answer obtained by other means
+ * declare const response: Batch.RawResponse
  * const items = [Batch.post("contacts", { lastname: "Doe" })]
  * const program = Effect.gen(function*() {
- *   // status, headers and body text of a $batch answer obtained by other means
- *   const results = yield* Batch.decodeResponse(items, { status, headers, body })
+ *   const results = yield* Batch.decodeResponse(items, response)
  *   for (const result of results) if (result._tag === "Success") yield* Effect.log(result.id)
  * })
  * ```

@@ -510,6 +510,7 @@ export const summarize: <E, R, E2 = never, R2 = never>(
  * ```ts
  * import { Effect } from "effect"
  * import { Bulk, Journal } from "@dv-effect/core"
+ * declare const rows: ReadonlyArray<Bulk.RowInput>
  * const load = Bulk.execute("create", "contact", rows, { journal: Journal.file("load.journal") }, (outcome) =>
  *   outcome.status === "failed" ? Effect.logWarning(`row ${outcome.index}: ${outcome.error.message}`) : Effect.void)
  * ```

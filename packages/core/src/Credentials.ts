@@ -199,6 +199,7 @@ export interface AppOptions extends AuthorityOptions {
  * ```ts
  * import { Redacted } from "effect"
  * import { Credentials, DataverseClient } from "@dv-effect/core"
+ * declare const tenantId: string, clientId: string, secret: string
  * DataverseClient.layer({
  *   url: "https://contoso.crm.dynamics.com",
  *   credentials: Credentials.clientSecret({ tenantId, clientId, clientSecret: Redacted.make(secret) })

@@ -675,6 +675,7 @@ const makeIdentity = (
  * ```ts
  * import { Effect, Redacted } from "effect"
  * import { Credentials, DataverseClient } from "@dv-effect/core"
+ * declare const token: string
  * const Live = DataverseClient.layer({
  *   url: "https://contoso.crm.dynamics.com",
  *   credentials: Credentials.staticToken(Redacted.make(token))

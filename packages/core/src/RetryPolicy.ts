@@ -35,8 +35,8 @@ export interface RetryOptions {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { RetryPolicy } from "@dv-effect/core"
- * const retried = (effect: Effect.Effect<string, DataverseError>) =>
+ * import { type DataverseError, RetryPolicy } from "@dv-effect/core"
+ * const retried = (effect: Effect.Effect<string, DataverseError.DataverseError>) =>
  *   Effect.retry(effect, RetryPolicy.make({ maxRetries: 5 }))
  * ```
  *

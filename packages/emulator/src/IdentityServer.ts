@@ -22,16 +22,26 @@
  * ## msal-node configuration (verified with msal-node 7.2)
  *
  * ```ts
- * const server = yield* IdentityServer.make({ identity, audience: () => orgUrl, apps, users })
- * const app = new ConfidentialClientApplication({            // or PublicClientApplication
- *   auth: {
- *     clientId, clientSecret,                                // or clientCertificate / clientAssertion
- *     authority: server.authority,                           // https://127.0.0.1:<port>/<tenantId>
- *     knownAuthorities: [...server.knownAuthorities]         // ["127.0.0.1:<port>"]
- *   },
- *   system: { networkClient: server.msalNetworkClient }      // trusts the CA; see below
+ * import { ConfidentialClientApplication } from "@azure/msal-node"
+ * import { type Identity, IdentityServer } from "@dv-effect/emulator"
+ * import { Effect } from "effect"
+ * declare const identity: Identity.Identity, orgUrl: string, clientId: string, clientSecret: string
+ * declare const apps: ReadonlyArray<IdentityServer.RegisteredApp>
+ * declare const users: ReadonlyArray<IdentityServer.RegisteredUser>
+ *
+ * const program = Effect.gen(function*() {
+ *   const server = yield* IdentityServer.make({ identity, audience: () => orgUrl, apps, users })
+ *   const app = new ConfidentialClientApplication({            // or PublicClientApplication
+ *     auth: {
+ *       clientId, clientSecret,                                // or clientCertificate / clientAssertion
+ *       authority: server.authority,                           // https://127.0.0.1:<port>/<tenantId>
+ *       knownAuthorities: [...server.knownAuthorities]         // ["127.0.0.1:<port>"]
+ *     },
+ *     system: { networkClient: server.msalNetworkClient }      // trusts the CA; see below
+ *   })
+ *   const scopes = [`${orgUrl}/.default`]
+ *   return yield* Effect.promise(() => app.acquireTokenByClientCredential({ scopes }))
  * })
- * await app.acquireTokenByClientCredential({ scopes: [`${orgUrl}/.default`] })
  * ```
  *
  * - `knownAuthorities` with the authority's `host:port` is required: without it msal asks
