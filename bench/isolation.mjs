@@ -23,7 +23,7 @@ const input = Array.from({ length: rows }, (_, i) =>
     : { lastname: `Row${i}` })
 
 const emulator = await Emulator.start({ identity: false, profile: Model.bench })
-const layer = DataverseClient.layer({
+const layer = DataverseClient.layerNode({
   url: emulator.info.url,
   credentials: Credentials.staticToken(emulator.info.accessToken)
 })

@@ -58,7 +58,7 @@ const loopRun = async (info, op, rows) => {
 
 /** Creates (not measured), for an update job to have records to update. */
 const seed = async (info) => {
-  const layer = DataverseClient.layer({ url: info.url, credentials: Credentials.staticToken(info.accessToken) })
+  const layer = DataverseClient.layerNode({ url: info.url, credentials: Credentials.staticToken(info.accessToken) })
   const ids = []
   await Effect.runPromise(
     Bulk.execute("create", "contact", creates, { chunkSize: 1000 }, (o) => Effect.sync(() => ids.push(o.id)))

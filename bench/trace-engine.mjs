@@ -20,7 +20,7 @@ const host = fork(new URL("./lib/emulator-host.mjs", import.meta.url), [
   })
 ])
 const info = await new Promise((resolve) => host.once("message", (m) => resolve(m.info)))
-const layer = DataverseClient.layer({ url: info.url, credentials: Credentials.staticToken(info.accessToken) })
+const layer = DataverseClient.layerNode({ url: info.url, credentials: Credentials.staticToken(info.accessToken) })
 const t0 = Date.now()
 let last = 0
 const summary = await Effect.runPromise(

@@ -122,7 +122,7 @@ import * as Fs from "node:fs"
 // The packed emulator as a layer; a client that signs in through msal-node at its identity endpoint.
 const Live = Layer.unwrapEffect(
   Effect.map(Emulator.Emulator, ({ info }) =>
-    DataverseClient.layer({
+    DataverseClient.layerNode({
       url: info.url,
       credentials: Credentials.clientSecret({
         tenantId: info.tenantId,

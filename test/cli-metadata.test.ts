@@ -186,7 +186,7 @@ describe("dv-effect typegen", () => {
       return { id, accountId, read, refused, products: Chunk.toReadonlyArray(products) }
     }).pipe(
       Effect.provide(
-        DataverseClient.layer({
+        DataverseClient.layerNode({
           url: emulator.info.url,
           credentials: Credentials.staticToken(emulator.info.accessToken)
         })

@@ -102,7 +102,7 @@ const sorted = (map: ReadonlyMap<string, Values>) => [...map.entries()].sort(([a
 
 describe.each(scenarios)("the engine under seeded faults (seed $seed)", (scenario) => {
   let emulator: Awaited<ReturnType<typeof Emulator.start>>
-  let client: ReturnType<typeof DataverseClient.layer>
+  let client: ReturnType<typeof DataverseClient.layerNode>
   const next = random(scenario.seed)
   let retries = 0
   const execute = async (
@@ -123,7 +123,7 @@ describe.each(scenarios)("the engine under seeded faults (seed $seed)", (scenari
       identity: false,
       profile: { ...Model.fast, faults: { seed: scenario.seed, ...scenario.faults } }
     })
-    client = DataverseClient.layer({
+    client = DataverseClient.layerNode({
       url: emulator.info.url,
       credentials: Credentials.staticToken(emulator.info.accessToken),
       timeout: `${scenario.clientTimeoutMs} millis`,

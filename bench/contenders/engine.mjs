@@ -6,7 +6,7 @@ import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
 import { Effect } from "effect"
 
 export const run = async ({ info, scenario, rows }) => {
-  const layer = DataverseClient.layer({ url: info.url, credentials: Credentials.staticToken(info.accessToken) })
+  const layer = DataverseClient.layerNode({ url: info.url, credentials: Credentials.staticToken(info.accessToken) })
   const program = Effect.gen(function*() {
     const client = yield* DataverseClient.DataverseClient
     const outcomes = scenario.op === "create"

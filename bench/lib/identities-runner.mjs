@@ -108,7 +108,7 @@ const makeTracker = (n, total, started) => {
 
 process.once("message", async ({ info, identities: n }) => {
   const users = info.users.slice(0, n)
-  const layer = DataverseClient.layer({
+  const layer = DataverseClient.layerNode({
     url: info.url,
     credentials: users.map((user) => Credentials.staticToken(user.accessToken)),
     labels: users.map((_, i) => String(i + 1))

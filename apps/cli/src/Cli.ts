@@ -323,7 +323,7 @@ const demoCommand = Command.make(
       yield* Output.stdout(
         `dv-effect demo: an in-process Dataverse emulator is listening on ${emulator.info.webApiUrl}\n`
       )
-      const connection = DataverseClient.layer({
+      const connection = DataverseClient.layerNode({
         url: emulator.info.url,
         credentials: Credentials.staticToken(emulator.info.accessToken)
       })

@@ -765,7 +765,7 @@ export const layerTargets = (
         )
       }
     }
-    return DataverseClient.layer({
+    return DataverseClient.layerNode({
       ...settings,
       url: signIns[0]!.url,
       credentials: signIns.map((signIn) => signIn.credentials),
@@ -795,7 +795,7 @@ export const layer = (
             new CliError({ message: `Could not start the in-process emulator: ${cause.message}`, cause })
           )
         )
-        return DataverseClient.layer({
+        return DataverseClient.layerNode({
           url: running.info.url,
           credentials: Credentials.staticToken(running.info.accessToken),
           ...settings

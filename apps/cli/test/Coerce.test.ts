@@ -505,7 +505,8 @@ describe("coerceRow", () => {
 const Live = Layer.unwrapEffect(
   Effect.map(
     Emulator.Emulator,
-    ({ info }) => DataverseClient.layer({ url: info.webApiUrl, credentials: Credentials.staticToken(info.accessToken) })
+    ({ info }) =>
+      DataverseClient.layerNode({ url: info.webApiUrl, credentials: Credentials.staticToken(info.accessToken) })
   )
 ).pipe(Layer.provide(Emulator.layer({ identity: false })))
 

@@ -132,7 +132,7 @@ export const discoverAuthority = (orgUrl: string): Effect.Effect<string, Dataver
  * import { ConnectionString, DataverseClient } from "@dv-effect/core"
  * const Live = Effect.map(
  *   ConnectionString.parse(Redacted.make(process.env.DATAVERSE_CONNECTION_STRING!)),
- *   ({ url, credentials }) => DataverseClient.layer({ url, credentials })
+ *   ({ url, credentials }) => DataverseClient.layerNode({ url, credentials })
  * )
  * ```
  *

@@ -200,7 +200,7 @@ export interface AppOptions extends AuthorityOptions {
  * import { Redacted } from "effect"
  * import { Credentials, DataverseClient } from "@dv-effect/core"
  * declare const tenantId: string, clientId: string, secret: string
- * DataverseClient.layer({
+ * DataverseClient.layerNode({
  *   url: "https://contoso.crm.dynamics.com",
  *   credentials: Credentials.clientSecret({ tenantId, clientId, clientSecret: Redacted.make(secret) })
  * })

@@ -667,25 +667,48 @@ const makeIdentity = (
   })
 
 /**
- * A connection with Node's HTTP client and a keep-alive agent sized by `maxSockets`.
- * Cookies are never sent back (unless `affinityCookies`), so requests spread over all the
- * service's web servers.
+ * A connection over the `HttpClient` it is given (any platform's, or a test's own). Cookies are
+ * never sent back (unless `affinityCookies`), so requests spread over all the service's web
+ * servers. `layerNode` provides Node's.
  *
  * @example
  * ```ts
- * import { Effect, Redacted } from "effect"
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Layer, Redacted } from "effect"
  * import { Credentials, DataverseClient } from "@dv-effect/core"
  * declare const token: string
  * const Live = DataverseClient.layer({
+ *   url: "https://contoso.crm.dynamics.com",
+ *   credentials: Credentials.staticToken(Redacted.make(token))
+ * }).pipe(Layer.provide(FetchHttpClient.layer))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: ClientOptions): Layer.Layer<DataverseClient, DataverseError, HttpClient.HttpClient> =>
+  Layer.scoped(DataverseClient, make(options))
+
+/**
+ * A connection with Node's HTTP client and a keep-alive agent sized by `maxSockets` (64 by
+ * default): `layer` with what a Node program needs.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { Credentials, DataverseClient } from "@dv-effect/core"
+ * declare const token: string
+ * const Live = DataverseClient.layerNode({
  *   url: "https://contoso.crm.dynamics.com",
  *   credentials: Credentials.staticToken(Redacted.make(token))
  * })
  * ```
  *
  * @since 0.1.0
+ * @category layers
  */
-export const layer = (options: ClientOptions): Layer.Layer<DataverseClient, DataverseError> =>
-  Layer.scoped(DataverseClient, make(options)).pipe(
+export const layerNode = (options: ClientOptions): Layer.Layer<DataverseClient, DataverseError> =>
+  layer(options).pipe(
     Layer.provide(NodeHttpClient.layerWithoutAgent),
     Layer.provide(NodeHttpClient.makeAgentLayer({ keepAlive: true, maxSockets: options.maxSockets ?? 64 }))
   )
@@ -785,22 +808,47 @@ const readText = (variable: string, path: string) =>
   })
 
 /**
- * A connection configured from the environment (see `configFromEnvironment`).
+ * A connection whose options are `Config` values, read when the layer is built, over the
+ * `HttpClient` it is given (as `layer`).
+ *
+ * @example
+ * ```ts
+ * import { Config, Layer } from "effect"
+ * import { NodeHttpClient } from "@effect/platform-node"
+ * import { Credentials, DataverseClient } from "@dv-effect/core"
+ * const Live = DataverseClient.layerConfig({
+ *   url: Config.string("ORG_URL"),
+ *   credentials: Config.map(Config.redacted("ORG_TOKEN"), Credentials.staticToken)
+ * }).pipe(Layer.provide(NodeHttpClient.layer))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<ClientOptions>
+): Layer.Layer<DataverseClient, DataverseError | ConfigError.ConfigError, HttpClient.HttpClient> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
+
+/**
+ * A connection configured from the conventional environment variables (`configFromEnvironment`),
+ * with Node's HTTP client (as `layerNode`).
  *
  * @example
  * ```ts
  * import { Effect } from "effect"
  * import { DataverseClient } from "@dv-effect/core"
- * Effect.runPromise(DataverseClient.whoAmI.pipe(Effect.provide(DataverseClient.layerConfig())))
+ * Effect.runPromise(DataverseClient.whoAmI.pipe(Effect.provide(DataverseClient.layerEnvironment())))
  * ```
  *
  * @since 0.1.0
+ * @category layers
  */
-export const layerConfig = (
+export const layerEnvironment = (
   options: Omit<ClientOptions, "url" | "credentials"> = {}
 ): Layer.Layer<DataverseClient, DataverseError | ConfigError.ConfigError> =>
   Layer.unwrapEffect(
-    Effect.map(configFromEnvironment, ({ credentials, url }) => layer({ ...options, url, credentials }))
+    Effect.map(configFromEnvironment, ({ credentials, url }) => layerNode({ ...options, url, credentials }))
   )
 
 /**

@@ -511,7 +511,8 @@ describe("Batch.encode", () => {
 const Live = Layer.unwrapEffect(
   Effect.map(
     Emulator.Emulator,
-    ({ info }) => DataverseClient.layer({ url: info.webApiUrl, credentials: Credentials.staticToken(info.accessToken) })
+    ({ info }) =>
+      DataverseClient.layerNode({ url: info.webApiUrl, credentials: Credentials.staticToken(info.accessToken) })
   )
 ).pipe(Layer.provideMerge(Emulator.layer({ identity: false })))
 

@@ -13,7 +13,7 @@ import * as RetryPolicy from "../src/RetryPolicy.js"
 const clientOf = (options: Partial<DataverseClient.ClientOptions> = {}) =>
   Layer.unwrapEffect(
     Effect.map(Emulator.Emulator, ({ info }) =>
-      DataverseClient.layer({ url: info.url, credentials: Credentials.staticToken(info.accessToken), ...options }))
+      DataverseClient.layerNode({ url: info.url, credentials: Credentials.staticToken(info.accessToken), ...options }))
   )
 const Live = clientOf().pipe(Layer.provideMerge(Emulator.layer({ identity: false })))
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`

@@ -84,7 +84,7 @@ describe("chunking", () => {
 const clientOf = (options: Partial<DataverseClient.ClientOptions> = {}) =>
   Layer.unwrapEffect(
     Effect.map(Emulator.Emulator, ({ info }) =>
-      DataverseClient.layer({ url: info.url, credentials: Credentials.staticToken(info.accessToken), ...options }))
+      DataverseClient.layerNode({ url: info.url, credentials: Credentials.staticToken(info.accessToken), ...options }))
   )
 const fastRetries = { retryPolicy: RetryPolicy.make({ baseDelay: "1 millis", maxRetries: 20 }) }
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`
@@ -254,7 +254,7 @@ describe("the engine, throttled past maxThrottleWait", () => {
     profile: { ...Model.fast, windowSeconds: 3, requestsPerWindow: 12 }
   })
   const connect = (info: Emulator.StartInfo, maxThrottleWait?: Duration.DurationInput) =>
-    DataverseClient.layer({
+    DataverseClient.layerNode({
       url: info.url,
       credentials: Credentials.staticToken(info.accessToken),
       ...(maxThrottleWait === undefined ? {} : { maxThrottleWait })
@@ -305,7 +305,7 @@ describe("the engine's lookups under throttling", () => {
       const summary = yield* Bulk.execute("upsert", "contact", rows, { chunkSize: 10, concurrency: 2, smart: true })
         .pipe(
           Effect.provide(
-            DataverseClient.layer({
+            DataverseClient.layerNode({
               url: emulator.info.url,
               credentials: Credentials.staticToken(emulator.info.accessToken)
             })
@@ -338,7 +338,7 @@ describe("the engine and the ids it sent", () => {
         Bulk.createMany("contact", contacts(30, "I"), { chunkSize: 10, journal })
       ).pipe(
         Effect.provide(
-          DataverseClient.layer({ url: proxy.url, credentials: Credentials.staticToken(emulator.info.accessToken) })
+          DataverseClient.layerNode({ url: proxy.url, credentials: Credentials.staticToken(emulator.info.accessToken) })
         )
       )
       const session = yield* journal.open({ operation: "create", table: "contact" })
@@ -450,7 +450,7 @@ layer(
       // One request at a time, so that the client has read every answer before its next request.
       const summary = yield* Bulk.execute("create", "dve_reading", rows, { chunkSize: 20, concurrency: 1 }).pipe(
         Effect.provide(
-          DataverseClient.layer({
+          DataverseClient.layerNode({
             url: proxy.url,
             credentials: Credentials.staticToken(emulator.info.accessToken),
             ...fastRetries

@@ -54,7 +54,7 @@ describe("a run over several identities", () => {
       const emulator = yield* startEmulator(3)
       const rows = contacts(3000, "many-")
       const summary = yield* Bulk.execute("create", "contact", rows, { chunkSize: 50, concurrency: 2 }).pipe(
-        Effect.provide(DataverseClient.layer({
+        Effect.provide(DataverseClient.layerNode({
           url: emulator.info.url,
           credentials: tokens(emulator),
           labels: ["app1", "app2", "app3"]
@@ -94,7 +94,7 @@ describe("a run over several identities", () => {
         chunkSize: 20,
         concurrency: 2
       }).pipe(
-        Effect.provide(DataverseClient.layer({ url: door.url, credentials: tokens(emulator) }))
+        Effect.provide(DataverseClient.layerNode({ url: door.url, credentials: tokens(emulator) }))
       )
       expect(summary.created).toBe(2000)
       expect(createdBy(emulator, "pause-").names).toHaveLength(2000)
@@ -128,7 +128,7 @@ describe("a run over several identities", () => {
       const { error, failed } = yield* stoppedRun(
         rows,
         journal,
-        DataverseClient.layer({
+        DataverseClient.layerNode({
           url: emulator.info.url,
           credentials: [Credentials.staticToken(first!.accessToken), expiring],
           labels: ["app1", "app2"],
@@ -144,14 +144,16 @@ describe("a run over several identities", () => {
       expect(landed).toBeLessThan(1500)
       // Resumed with the identities the other way round.
       const summary = yield* Bulk.execute("create", "contact", rows, { chunkSize: 10, concurrency: 2, journal }).pipe(
-        Effect.provide(DataverseClient.layer({ url: emulator.info.url, credentials: [...tokens(emulator)].reverse() }))
+        Effect.provide(
+          DataverseClient.layerNode({ url: emulator.info.url, credentials: [...tokens(emulator)].reverse() })
+        )
       )
       expect(summary.failed).toBe(0)
       expect(summary.resumed + summary.created).toBe(1500)
       expect(createdBy(emulator, "stop-").names).toEqual(rows.map((row) => row.lastname).sort())
     }))
 
-  it.scopedLive("takes several comma-separated tokens from DATAVERSE_ACCESS_TOKEN (layerConfig), one identity each", () =>
+  it.scopedLive("takes several comma-separated tokens from DATAVERSE_ACCESS_TOKEN (layerEnvironment), one identity each", () =>
     Effect.gen(function*() {
       const emulator = yield* startEmulator(2)
       const users = emulator.info.users
@@ -167,7 +169,7 @@ describe("a run over several identities", () => {
         )
       })
       const answered = yield* whoIsEach.pipe(
-        Effect.provide(DataverseClient.layerConfig()),
+        Effect.provide(DataverseClient.layerEnvironment()),
         Effect.withConfigProvider(ConfigProvider.fromMap(
           new Map([
             ["DATAVERSE_URL", emulator.info.url],
@@ -185,7 +187,7 @@ describe("a run over several identities", () => {
       const again = yield* Effect.promise(() => emulator.issueToken({ user: 0 }))
       const sameUser = yield* Effect.flip(
         Bulk.execute("create", "contact", contacts(10, "same-")).pipe(
-          Effect.provide(DataverseClient.layer({
+          Effect.provide(DataverseClient.layerNode({
             url: emulator.info.url,
             credentials: [Credentials.staticToken(first!.accessToken), Credentials.staticToken(again)],
             labels: ["a", "b"]
@@ -199,7 +201,7 @@ describe("a run over several identities", () => {
         Effect.flip(
           Effect.provide(
             DataverseClient.DataverseClient,
-            DataverseClient.layer({
+            DataverseClient.layerNode({
               url: emulator.info.url,
               credentials: tokens(emulator),
               labels: given
@@ -213,7 +215,7 @@ describe("a run over several identities", () => {
   it.scopedLive("keeps smart mode's per-row outcomes across identities", () =>
     Effect.gen(function*() {
       const emulator = yield* startEmulator(2)
-      const layer = DataverseClient.layer({ url: emulator.info.url, credentials: tokens(emulator) })
+      const layer = DataverseClient.layerNode({ url: emulator.info.url, credentials: tokens(emulator) })
       const first = contacts(600, "smart-").map((row, i) => ({ ...row, emailaddress1: `${i}@example.com` }))
       yield* Bulk.execute("create", "contact", first.slice(0, 400), { chunkSize: 25, concurrency: 2 }).pipe(
         Effect.provide(layer)

@@ -29,7 +29,7 @@ const expectEachOnce = (emulator: Emulator.RunningEmulator, n: number, prefix: s
 }
 const quickRetries = RetryPolicy.make({ baseDelay: "1 millis", maxRetries: 3, maxUnreachableRetries: 1 })
 const connect = (url: string, credentials: Credentials.Credential) =>
-  DataverseClient.layer({ url, credentials, retryPolicy: quickRetries })
+  DataverseClient.layerNode({ url, credentials, retryPolicy: quickRetries })
 
 /**
  * A run stopped by a run failure, then resumed on a healthy connection: no row was reported failed,
@@ -155,7 +155,7 @@ describe("run failures", () => {
       // An unread 401 would hold the only socket until the server drops it (a minute).
       const summary = yield* Bulk.execute("create", "contact", contacts(60, "S"), { chunkSize: 10, concurrency: 1 })
         .pipe(
-          Effect.provide(DataverseClient.layer({ url: emulator.info.url, credentials: provider, maxSockets: 1 })),
+          Effect.provide(DataverseClient.layerNode({ url: emulator.info.url, credentials: provider, maxSockets: 1 })),
           Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "stuck waiting for a socket" })
         )
       expect(summary).toMatchObject({ created: 60, failed: 0 })
@@ -223,7 +223,7 @@ describe("a caller's retry schedule", () => {
     Effect.scoped(Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator
       const retryPolicy = Schedule.recurs(3)
-      const direct = DataverseClient.layer({
+      const direct = DataverseClient.layerNode({
         url: emulator.info.url,
         credentials: Credentials.staticToken(emulator.info.accessToken),
         retryPolicy
@@ -246,7 +246,7 @@ describe("a caller's retry schedule", () => {
         return { error, stats: yield* client.stats }
       }).pipe(
         Effect.provide(
-          DataverseClient.layer({
+          DataverseClient.layerNode({
             url: door.url,
             credentials: Credentials.staticToken(emulator.info.accessToken),
             retryPolicy

@@ -13,7 +13,7 @@ import * as RetryPolicy from "../src/RetryPolicy.js"
 
 const client = Layer.unwrapEffect(
   Effect.map(Emulator.Emulator, ({ info }) =>
-    DataverseClient.layer({
+    DataverseClient.layerNode({
       url: info.url,
       credentials: Credentials.staticToken(info.accessToken),
       retryPolicy: RetryPolicy.make({ baseDelay: "1 millis", maxRetries: 20 })

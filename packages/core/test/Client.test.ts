@@ -16,7 +16,7 @@ import * as Records from "../src/Records.js"
 const clientFor = (credentials: (info: Emulator.StartInfo) => Credentials.TokenProvider) =>
   Layer.unwrapEffect(
     Effect.map(Emulator.Emulator, ({ info }) =>
-      DataverseClient.layer({ url: info.webApiUrl, credentials: credentials(info) }))
+      DataverseClient.layerNode({ url: info.webApiUrl, credentials: credentials(info) }))
   )
 
 const Live = clientFor((info) => Credentials.staticToken(info.accessToken)).pipe(Layer.provideMerge(Emulator.layer()))
@@ -181,7 +181,7 @@ layer(Emulator.layer(), { excludeTestServices: true })("authentication", (it) =>
         })
       }
       const me = yield* DataverseClient.whoAmI.pipe(
-        Effect.provide(DataverseClient.layer({ url: info.url, credentials: provider }))
+        Effect.provide(DataverseClient.layerNode({ url: info.url, credentials: provider }))
       )
       expect(me.UserId).toBe(info.userId)
       expect(invalidations).toBe(1)
@@ -192,7 +192,7 @@ layer(Emulator.layer(), { excludeTestServices: true })("authentication", (it) =>
       const { info } = yield* Emulator.Emulator
       const error = yield* Effect.flip(
         DataverseClient.whoAmI.pipe(
-          Effect.provide(DataverseClient.layer({ url: info.url, credentials: Credentials.staticToken("bad") }))
+          Effect.provide(DataverseClient.layerNode({ url: info.url, credentials: Credentials.staticToken("bad") }))
         )
       )
       expect(error.reason).toBe("Unauthorized")
@@ -204,7 +204,7 @@ layer(Emulator.layer(), { excludeTestServices: true })("authentication", (it) =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
         DataverseClient.whoAmI.pipe(
-          Effect.provide(DataverseClient.layer({ url: "contoso", credentials: Credentials.staticToken("t") }))
+          Effect.provide(DataverseClient.layerNode({ url: "contoso", credentials: Credentials.staticToken("t") }))
         )
       )
       expect(error.reason).toBe("InvalidInput")

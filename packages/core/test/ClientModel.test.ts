@@ -14,7 +14,7 @@ const whoAmITimes = (n: number) =>
   })
 
 const connect = (info: Emulator.StartInfo, options: Partial<DataverseClient.ClientOptions> = {}) =>
-  DataverseClient.layer({ url: info.url, credentials: Credentials.staticToken(info.accessToken), ...options })
+  DataverseClient.layerNode({ url: info.url, credentials: Credentials.staticToken(info.accessToken), ...options })
 
 describe("the client against the emulator's performance model", () => {
   it.live("retries 503s, counts every retry, and reports them in stats and metrics", () =>

@@ -74,7 +74,7 @@ const whoAmIWith = (credentials: Credentials.Credential) =>
   Effect.flatMap(Emulator.Emulator, ({ info }) =>
     DataverseClient.whoAmI.pipe(
       Effect.map((me) => me.UserId),
-      Effect.provide(DataverseClient.layer({ url: info.url, credentials }))
+      Effect.provide(DataverseClient.layerNode({ url: info.url, credentials }))
     ))
 
 const local = Effect.map(Emulator.Emulator, ({ info }) => ({
@@ -177,7 +177,7 @@ layer(Live, { excludeTestServices: true })("msal-node flows against the emulator
       })
       const twice = Effect.flatMap(Emulator.Emulator, ({ info }) =>
         Effect.zipRight(DataverseClient.whoAmI, DataverseClient.whoAmI).pipe(
-          Effect.provide(DataverseClient.layer({ url: info.url, credentials: credential }))
+          Effect.provide(DataverseClient.layerNode({ url: info.url, credentials: credential }))
         ))
       expect((yield* twice).UserId).toBe(info.userId)
       expect(asked).toEqual([info.url])

@@ -25,7 +25,8 @@ let answer: Answer = () => undefined
 const Client = Layer.unwrapEffect(
   Effect.map(
     Emulator.Emulator,
-    ({ info }) => DataverseClient.layer({ url: info.webApiUrl, credentials: Credentials.staticToken(info.accessToken) })
+    ({ info }) =>
+      DataverseClient.layerNode({ url: info.webApiUrl, credentials: Credentials.staticToken(info.accessToken) })
   )
 )
 

@@ -50,7 +50,8 @@ const lastSent = () => sent.at(-1)!
 const Client = Layer.unwrapEffect(
   Effect.map(
     Emulator.Emulator,
-    ({ info }) => DataverseClient.layer({ url: info.webApiUrl, credentials: Credentials.staticToken(info.accessToken) })
+    ({ info }) =>
+      DataverseClient.layerNode({ url: info.webApiUrl, credentials: Credentials.staticToken(info.accessToken) })
   )
 )
 

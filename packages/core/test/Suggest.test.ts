@@ -55,7 +55,7 @@ describe("Metadata.suggest", () => {
 const Live = Layer.unwrapEffect(
   Effect.map(
     Emulator.Emulator,
-    ({ info }) => DataverseClient.layer({ url: info.url, credentials: Credentials.staticToken(info.accessToken) })
+    ({ info }) => DataverseClient.layerNode({ url: info.url, credentials: Credentials.staticToken(info.accessToken) })
   )
 ).pipe(Layer.provideMerge(Emulator.layer({ identity: false })))
 

@@ -24,7 +24,7 @@ const Contact = Table.make({
 const Live = Layer.unwrapEffect(
   Effect.map(
     Emulator.Emulator,
-    ({ info }) => DataverseClient.layer({ url: info.url, credentials: Credentials.staticToken(info.accessToken) })
+    ({ info }) => DataverseClient.layerNode({ url: info.url, credentials: Credentials.staticToken(info.accessToken) })
   )
 ).pipe(Layer.provideMerge(Emulator.layer({ identity: false })))
 
