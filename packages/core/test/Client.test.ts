@@ -1,5 +1,7 @@
 import * as Emulator from "@dv-effect/emulator/Emulator"
-import { describe, expect, layer } from "@effect/vitest"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import { describe, expect, it, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -239,5 +241,53 @@ layer(Live, { excludeTestServices: true })("tables without the bulk messages", (
       )
       expect(refused.reason).toBe("InvalidInput")
       expect(refused.message).toMatch(/does not support CreateMultiple/)
+    }))
+})
+
+describe("DataverseClient.layer over the HttpClient it is given", () => {
+  it.effect("sends through a client of the caller's own, with the bearer token, and reads the dop hint", () =>
+    Effect.gen(function*() {
+      const seen: Array<{ url: string; authorization: string | undefined }> = []
+      const own = HttpClient.make((request) =>
+        Effect.sync(() => {
+          seen.push({ url: request.url, authorization: request.headers["authorization"] })
+          return HttpClientResponse.fromWeb(
+            request,
+            new Response(
+              JSON.stringify({
+                UserId: "00000000-0000-4000-8000-000000000001",
+                BusinessUnitId: "00000000-0000-4000-8000-000000000002",
+                OrganizationId: "00000000-0000-4000-8000-000000000003"
+              }),
+              { status: 200, headers: { "content-type": "application/json", "x-ms-dop-hint": "5" } }
+            )
+          )
+        })
+      )
+      const program = Effect.gen(function*() {
+        const me = yield* DataverseClient.whoAmI
+        const client = yield* DataverseClient.DataverseClient
+        return { me, hint: Option.getOrUndefined((yield* client.hints).dopHint) }
+      })
+      const result = yield* program.pipe(
+        Effect.provide(
+          DataverseClient.layer({
+            url: "https://contoso.crm.dynamics.com",
+            credentials: Credentials.staticToken("t0k3n")
+          })
+            .pipe(Layer.provide(Layer.succeed(HttpClient.HttpClient, own)))
+        )
+      )
+      expect(result).toEqual({
+        me: {
+          UserId: "00000000-0000-4000-8000-000000000001",
+          BusinessUnitId: "00000000-0000-4000-8000-000000000002",
+          OrganizationId: "00000000-0000-4000-8000-000000000003"
+        },
+        hint: 5
+      })
+      expect(seen).toEqual([
+        { url: "https://contoso.crm.dynamics.com/api/data/v9.2/WhoAmI", authorization: "Bearer t0k3n" }
+      ])
     }))
 })
