@@ -27,7 +27,7 @@ const loadForge = (): Promise<typeof forgeModule> =>
   import("node-forge").then((module) =>
     (module as unknown as { readonly default?: typeof forgeModule }).default ?? module
   )
-import { authorityFor, type AuthorityOptions, fileCachePlugin, networkClient, signInError } from "./internal/msal.js"
+import { authorityFor, fileCachePlugin, networkClient, signInError } from "./internal/msal.js"
 
 /**
  * A source of bearer tokens for one Dataverse org.
@@ -177,6 +177,20 @@ const msalCall = (flow: string, call: () => Promise<Msal.AuthenticationResult | 
 const lazy = <A>(make: (msal: typeof Msal) => A): () => Promise<A> => {
   let made: Promise<A> | undefined
   return () => (made ??= import("@azure/msal-node").then(make))
+}
+
+/**
+ * Where tokens come from: Microsoft Entra ID by default, or another authority (a sovereign cloud,
+ * a local identity endpoint such as the emulator's).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AuthorityOptions {
+  /** `https://login.microsoftonline.com/<tenant>` unless given. */
+  readonly authority?: string
+  /** PEM of a CA to trust for the authority, on top of the system's (a local identity endpoint). */
+  readonly ca?: string
 }
 
 const systemOptions = (options: AuthorityOptions): Msal.NodeSystemOptions =>

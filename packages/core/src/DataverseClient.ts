@@ -41,8 +41,9 @@ import {
   parseRetryAfter,
   reasonFor
 } from "./DataverseError.js"
-import { type Controller, makeController } from "./internal/bulk/controller.js"
-import { fetchTableMetadata, type TableMetadata } from "./internal/metadata.js"
+import { makeController } from "./internal/bulk/controller.js"
+import { fetchTableMetadata } from "./internal/metadata.js"
+import type { TableMetadata } from "./Metadata.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 
 /**
@@ -113,20 +114,69 @@ export interface ServerHints {
   readonly sessionToken: Option.Option<string>
 }
 
-export type {
+/**
+ * The throttle controller of one connection (one identity), shared by every request it sends:
+ * the bulk engine's writes, `$batch`, existence checks, lookups, queries and metadata. It acts
+ * only on what the wire reference (§6) says a client may rely on: the 429 status, `Retry-After`,
+ * `x-ms-dop-hint` and latency it measures itself; never on a message's text, the
+ * `x-ms-ratelimit-*` headers (diagnostics only) or affinity cookies.
+ *
+ * - A refused request waits its Retry-After and is sent again: a refused request did nothing
+ *   (§6), so resending is safe even for a create, and throttling never fails a request. Only a
+ *   wait past `maxThrottleWait` (counted from the request's first refusal) fails it, with reason
+ *   `Throttled`. The others of the connection wait for one probe: refused too, they all wait
+ *   (`Gate`). Each congestion episode (from a 429 until the service admits a request sent after
+ *   it) cuts the requests in flight once (`Limiter`), unless the 429 came outside the slots.
+ * - Latency rising well above the run's baseline (`LatencySignal`) cuts the requests in flight
+ *   too; healthy answers add them back, up to the ceiling (`x-ms-dop-hint`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Controller {
+  /** Runs `effect` holding one of the adaptive slots; `round` identifies the limit it started under. */
+  readonly withSlot: <A, E, R>(effect: (round: number) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /**
-   * The throttle controller of a connection (see `DataverseClientService.controller`).
-   *
-   * @since 0.1.0
+   * Sends through the Retry-After hold. `refusal` reads a result: the 429 it is (as an error with
+   * its `retryAfter`), else undefined. A refused request waits and is sent again.
    */
-  Controller,
+  readonly throttled: <A, R, R2>(
+    attempt: Effect.Effect<A, DataverseError, R>,
+    refusal: (result: A) => Effect.Effect<DataverseError | undefined, never, R2>
+  ) => Effect.Effect<A, DataverseError, R | R2>
+  /** A write of `rows` rows, started under `round`, answered in `ms`. */
+  readonly observe: (round: number, rows: number, ms: number) => Effect.Effect<void>
+  /** The most requests in flight (the dop hint, or the run's own number). */
+  readonly setCeiling: (ceiling: number) => Effect.Effect<void>
+  readonly state: () => ControllerState
   /**
-   * What a connection's throttle controller is doing now.
-   *
-   * @since 0.1.0
+   * Calls `f` with the end of every hold that starts or lengthens (and the time it started),
+   * until the scope closes.
    */
-  ControllerState
-} from "./internal/bulk/controller.js"
+  readonly onHold: (f: (until: number, now: number) => void) => Effect.Effect<void, never, Scope.Scope>
+  /** Fastest milliseconds per row seen for requests of about `rows` rows. */
+  readonly baselinePerRow: (rows: number) => number | undefined
+}
+
+/**
+ * What a connection's throttle controller is doing now.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ControllerState {
+  /** Requests allowed in flight now. */
+  readonly limit: number
+  readonly ceiling: number
+  /** Slots held now. */
+  readonly inFlight: number
+  /** Epoch ms the Retry-After hold ends; in the past when none. */
+  readonly heldUntil: number
+  /** Requests sent, refused ones included. */
+  readonly requests: number
+  /** 429s received. */
+  readonly throttled: number
+}
 
 /**
  * What the connection has sent so far.

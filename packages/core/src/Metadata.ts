@@ -9,113 +9,196 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { DataverseClient } from "./DataverseClient.js"
 import { DataverseError } from "./DataverseError.js"
-import type { ColumnMetadata, LookupNavigation, TableMetadata } from "./internal/metadata.js"
 import * as internalSuggest from "./internal/suggest.js"
 
-export type {
-  /**
-   * A table's active and pending alternate keys.
-   *
-   * @example
-   * ```ts
-   * import type { Metadata } from "@dv-effect/core"
-   * const usable = (keys: ReadonlyArray<Metadata.AlternateKeyMetadata>) => keys.filter((k) => k.status === "Active")
-   * ```
-   *
-   * @since 0.1.0
-   */
-  AlternateKeyMetadata,
-  /**
-   * A column's `AttributeType` (`String`, `Picklist`, `Lookup`, ...).
-   *
-   * @example
-   * ```ts
-   * import type { Metadata } from "@dv-effect/core"
-   * const isText = (type: Metadata.AttributeType) => type === "String" || type === "Memo"
-   * ```
-   *
-   * @since 0.1.0
-   */
-  AttributeType,
-  /**
-   * Which of CreateMultiple, UpdateMultiple, UpsertMultiple and DeleteMultiple a table supports.
-   *
-   * @example
-   * ```ts
-   * import { Effect } from "effect"
-   * import { Metadata } from "@dv-effect/core"
-   * const viaBatch = Metadata.table("task").pipe(Effect.map((t) => !t.messages.createMultiple))
-   * ```
-   *
-   * @since 0.1.0
-   */
-  BulkMessageSupport,
-  /**
-   * What the client knows of a column: type, required level, length, range, choices, lookup targets.
-   *
-   * @example
-   * ```ts
-   * import type { Metadata } from "@dv-effect/core"
-   * const tooLong = (column: Metadata.ColumnMetadata, value: string) =>
-   *   column.maxLength !== undefined && value.length > column.maxLength
-   * ```
-   *
-   * @since 0.1.0
-   */
-  ColumnMetadata,
-  /**
-   * A lookup column, one of its target tables, and the navigation property to bind it with.
-   *
-   * @example
-   * ```ts
-   * import type { Metadata } from "@dv-effect/core"
-   * const targets = (t: Metadata.TableMetadata, column: string) =>
-   *   t.lookups.filter((l: Metadata.LookupNavigation) => l.column === column).map((l) => l.target)
-   * ```
-   *
-   * @since 0.1.0
-   */
-  LookupNavigation,
-  /**
-   * One value of a choice column with its label.
-   *
-   * @example
-   * ```ts
-   * import type { Metadata } from "@dv-effect/core"
-   * const byLabel = (options: ReadonlyArray<Metadata.OptionMetadata>, label: string) =>
-   *   options.find((o) => o.label === label)?.value
-   * ```
-   *
-   * @since 0.1.0
-   */
-  OptionMetadata,
-  /**
-   * `None`, `Recommended`, `ApplicationRequired` or `SystemRequired` (the only one the service enforces).
-   *
-   * @example
-   * ```ts
-   * import type { Metadata } from "@dv-effect/core"
-   * const enforced = (level: Metadata.RequiredLevel) => level === "SystemRequired"
-   * ```
-   *
-   * @since 0.1.0
-   */
-  RequiredLevel,
-  /**
-   * What the client knows of a table: entity set, primary key and name, table type, columns,
-   * lookups, alternate keys and bulk-message support.
-   *
-   * @example
-   * ```ts
-   * import { Effect } from "effect"
-   * import { Metadata } from "@dv-effect/core"
-   * const keys = Metadata.table("account").pipe(Effect.map((t) => t.keys.map((k) => k.keyAttributes)))
-   * ```
-   *
-   * @since 0.1.0
-   */
-  TableMetadata
-} from "./internal/metadata.js"
+/**
+ * An alternate key. Only keys whose index is `Active` can address records.
+ *
+ * @example
+ * ```ts
+ * import type { Metadata } from "@dv-effect/core"
+ * const usable = (keys: ReadonlyArray<Metadata.AlternateKeyMetadata>) => keys.filter((k) => k.status === "Active")
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AlternateKeyMetadata {
+  readonly logicalName: string
+  readonly keyAttributes: ReadonlyArray<string>
+  /** `EntityKeyIndexStatus`: `Active`, `Pending`, `InProgress` or `Failed`. */
+  readonly status: string
+}
+
+/**
+ * A column's `AttributeType`, as the service reports it. The list is open: the service has more
+ * (`Virtual`, `EntityName`, `PartyList`, ...).
+ *
+ * @example
+ * ```ts
+ * import type { Metadata } from "@dv-effect/core"
+ * const isText = (type: Metadata.AttributeType) => type === "String" || type === "Memo"
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AttributeType =
+  | "String"
+  | "Memo"
+  | "Integer"
+  | "BigInt"
+  | "Decimal"
+  | "Double"
+  | "Money"
+  | "Boolean"
+  | "DateTime"
+  | "Picklist"
+  | "State"
+  | "Status"
+  | "Lookup"
+  | "Customer"
+  | "Owner"
+  | "Uniqueidentifier"
+  | (string & {})
+
+/**
+ * Which bulk messages a table supports. CreateMultiple and UpdateMultiple come from
+ * `sdkmessagefilters`; UpsertMultiple is supported where both are; DeleteMultiple only on elastic
+ * tables. Where a message is missing, send the records through `$batch` instead.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Metadata } from "@dv-effect/core"
+ * const viaBatch = Metadata.table("task").pipe(Effect.map((t) => !t.messages.createMultiple))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BulkMessageSupport {
+  readonly createMultiple: boolean
+  readonly updateMultiple: boolean
+  readonly upsertMultiple: boolean
+  readonly deleteMultiple: boolean
+}
+
+/**
+ * What the client knows of a column.
+ *
+ * @example
+ * ```ts
+ * import type { Metadata } from "@dv-effect/core"
+ * const tooLong = (column: Metadata.ColumnMetadata, value: string) =>
+ *   column.maxLength !== undefined && value.length > column.maxLength
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ColumnMetadata {
+  readonly logicalName: string
+  readonly type: AttributeType
+  /** `AttributeTypeName.Value`, e.g. `StringType`, `MultiSelectPicklistType` (a `Virtual` column). */
+  readonly typeName: string | undefined
+  readonly requiredLevel: RequiredLevel
+  /** Strings and memos: the most characters a value may have. */
+  readonly maxLength: number | undefined
+  /** Numbers: the inclusive range. */
+  readonly minValue: number | undefined
+  readonly maxValue: number | undefined
+  /** Picklist, State, Status (and multi-select) columns: the allowed values and their labels. */
+  readonly options: ReadonlyArray<OptionMetadata> | undefined
+  /** Lookup, Customer and Owner columns: the tables the column may point at. */
+  readonly targets: ReadonlyArray<string> | undefined
+  readonly isPrimaryId: boolean
+  readonly isValidForCreate: boolean
+  readonly isValidForUpdate: boolean
+}
+
+/**
+ * A many-to-one relationship seen from the referencing table: lookup `column` pointing at
+ * `target`, written as `<navigationProperty>@odata.bind`.
+ *
+ * @example
+ * ```ts
+ * import type { Metadata } from "@dv-effect/core"
+ * const targets = (t: Metadata.TableMetadata, column: string) =>
+ *   t.lookups.filter((l: Metadata.LookupNavigation) => l.column === column).map((l) => l.target)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LookupNavigation {
+  /** `ReferencingAttribute`: the lookup column, e.g. `parentcustomerid`. */
+  readonly column: string
+  /** `ReferencedEntity`: the table pointed at, e.g. `account`. */
+  readonly target: string
+  /** `ReferencingEntityNavigationPropertyName`, e.g. `parentcustomerid_account`. */
+  readonly navigationProperty: string
+}
+
+/**
+ * One value of an option set (choice), with its label in the user's language.
+ *
+ * @example
+ * ```ts
+ * import type { Metadata } from "@dv-effect/core"
+ * const byLabel = (options: ReadonlyArray<Metadata.OptionMetadata>, label: string) =>
+ *   options.find((o) => o.label === label)?.value
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OptionMetadata {
+  readonly value: number
+  readonly label: string | undefined
+}
+
+/**
+ * `RequiredLevel.Value` of a column. Only `SystemRequired` is enforced by the Web API.
+ *
+ * @example
+ * ```ts
+ * import type { Metadata } from "@dv-effect/core"
+ * const enforced = (level: Metadata.RequiredLevel) => level === "SystemRequired"
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RequiredLevel = "None" | "Recommended" | "ApplicationRequired" | "SystemRequired"
+
+/**
+ * What the client knows of a table.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Metadata } from "@dv-effect/core"
+ * const keys = Metadata.table("account").pipe(Effect.map((t) => t.keys.map((k) => k.keyAttributes)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TableMetadata {
+  readonly logicalName: string
+  readonly entitySetName: string
+  readonly primaryIdAttribute: string
+  readonly primaryNameAttribute: string | undefined
+  readonly tableType: "Standard" | "Elastic"
+  readonly objectTypeCode: number | undefined
+  /** Every column, the primary key included, in the service's order. */
+  readonly columns: ReadonlyArray<ColumnMetadata>
+  /** One entry per lookup column and target table (polymorphic lookups have several). */
+  readonly lookups: ReadonlyArray<LookupNavigation>
+  readonly keys: ReadonlyArray<AlternateKeyMetadata>
+  readonly messages: BulkMessageSupport
+}
 
 /**
  * The definition of a table by logical name (`contact`), from the connection's cache: fetched on

@@ -15,41 +15,39 @@ import * as Stream from "effect/Stream"
 import { DataverseClient } from "./DataverseClient.js"
 import { DataverseError } from "./DataverseError.js"
 import { fetchAttributes, readPagingCookie, setFetchAttributes } from "./internal/fetchXml.js"
-import {
-  expandClause,
-  type ExpandItem,
-  expandProblem,
-  normaliseGuid,
-  parseRawQuery,
-  quote,
-  withQuery
-} from "./internal/odata.js"
+import { expandClause, expandProblem, normaliseGuid, parseRawQuery, quote, withQuery } from "./internal/odata.js"
 import type { Row } from "./Records.js"
 
-export type {
-  /**
-   * A navigation property to expand, optionally with the columns of the related records to
-   * return: `"primarycontactid"` or `{ property: "primarycontactid", select: ["fullname"] }`.
-   * A collection-valued one (the records whose lookup points here) also takes `filter`,
-   * `orderBy` and `top`; either takes a nested `expand`.
-   *
-   * @example
-   * ```ts
-   * import { Query } from "@dv-effect/core"
-   * const parent: Query.ExpandItem = { property: "parentcustomerid_account", select: ["name"] }
-   * const contacts: Query.ExpandItem = {
-   *   property: "contact_customer_accounts",
-   *   select: ["fullname"],
-   *   filter: Query.eq("statecode", 0),
-   *   orderBy: "fullname asc",
-   *   top: 10
-   * }
-   * ```
-   *
-   * @since 0.1.0
-   */
-  ExpandItem
-} from "./internal/odata.js"
+/**
+ * A navigation property to expand, optionally with the columns of the related records to
+ * return: `"primarycontactid"` or `{ property: "primarycontactid", select: ["fullname"] }`.
+ * A collection-valued one (the records whose lookup points here) also takes `filter`,
+ * `orderBy` and `top`; either takes a nested `expand`.
+ *
+ * @example
+ * ```ts
+ * import { Query } from "@dv-effect/core"
+ * const parent: Query.ExpandItem = { property: "parentcustomerid_account", select: ["name"] }
+ * const contacts: Query.ExpandItem = {
+ *   property: "contact_customer_accounts",
+ *   select: ["fullname"],
+ *   filter: Query.eq("statecode", 0),
+ *   orderBy: "fullname asc",
+ *   top: 10
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ExpandItem = string | {
+  readonly property: string
+  readonly select?: ReadonlyArray<string>
+  readonly filter?: string
+  readonly orderBy?: string
+  readonly top?: number
+  readonly expand?: ReadonlyArray<ExpandItem>
+}
 
 /**
  * OData query options.

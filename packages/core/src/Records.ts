@@ -12,17 +12,10 @@ import { DataverseClient } from "./DataverseClient.js"
 import { DataverseError } from "./DataverseError.js"
 import * as annotations from "./internal/annotations.js"
 import { keySegment, kindOfAttributeType } from "./internal/keys.js"
-import type { TableMetadata } from "./internal/metadata.js"
-import {
-  badExpand,
-  expandClause,
-  type ExpandItem,
-  normaliseGuid,
-  quote,
-  recordIdOf,
-  withQuery
-} from "./internal/odata.js"
+import { badExpand, expandClause, normaliseGuid, quote, recordIdOf, withQuery } from "./internal/odata.js"
+import type { TableMetadata } from "./Metadata.js"
 import * as Metadata from "./Metadata.js"
+import type { ExpandItem } from "./Query.js"
 
 /**
  * A record as JSON: column logical names to values, `<nav>@odata.bind` for lookups.

@@ -10,7 +10,7 @@ import { makePasses } from "../src/internal/bulk/passes.js"
 import { bodyOf, makePrepare, pathOf, type Prepared } from "../src/internal/bulk/prepare.js"
 import { makeChunkSource } from "../src/internal/bulk/source.js"
 import { isStream, mapInput, toStream } from "../src/internal/input.js"
-import type { ColumnMetadata, TableMetadata } from "../src/internal/metadata.js"
+import type { ColumnMetadata, TableMetadata } from "../src/Metadata.js"
 
 describe("the chunk source", () => {
   it.scoped("cuts each request when it is asked for, at the size of that moment", () =>

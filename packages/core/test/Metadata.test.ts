@@ -8,7 +8,8 @@ import * as Option from "effect/Option"
 import * as Credentials from "../src/Credentials.js"
 import * as DataverseClient from "../src/DataverseClient.js"
 import { DataverseError } from "../src/DataverseError.js"
-import { fetchTableMetadata, type TableMetadata } from "../src/internal/metadata.js"
+import { fetchTableMetadata } from "../src/internal/metadata.js"
+import type { TableMetadata } from "../src/Metadata.js"
 import * as Metadata from "../src/Metadata.js"
 
 /** A standard table with every kind of choice column, a multi-part key and a lookup whose navigation property is not its name. */

@@ -4,117 +4,14 @@ import { DataverseError } from "../DataverseError.js"
 import { quote, withQuery } from "./odata.js"
 import { didYouMean } from "./suggest.js"
 
-/**
- * A column's `AttributeType`, as the service reports it. The list is open: the service has more
- * (`Virtual`, `EntityName`, `PartyList`, ...).
- */
-export type AttributeType =
-  | "String"
-  | "Memo"
-  | "Integer"
-  | "BigInt"
-  | "Decimal"
-  | "Double"
-  | "Money"
-  | "Boolean"
-  | "DateTime"
-  | "Picklist"
-  | "State"
-  | "Status"
-  | "Lookup"
-  | "Customer"
-  | "Owner"
-  | "Uniqueidentifier"
-  | (string & {})
-
-/**
- * `RequiredLevel.Value` of a column. Only `SystemRequired` is enforced by the Web API.
- */
-export type RequiredLevel = "None" | "Recommended" | "ApplicationRequired" | "SystemRequired"
-
-/**
- * One value of an option set (choice), with its label in the user's language.
- */
-export interface OptionMetadata {
-  readonly value: number
-  readonly label: string | undefined
-}
-
-/**
- * What the client knows of a column.
- */
-export interface ColumnMetadata {
-  readonly logicalName: string
-  readonly type: AttributeType
-  /** `AttributeTypeName.Value`, e.g. `StringType`, `MultiSelectPicklistType` (a `Virtual` column). */
-  readonly typeName: string | undefined
-  readonly requiredLevel: RequiredLevel
-  /** Strings and memos: the most characters a value may have. */
-  readonly maxLength: number | undefined
-  /** Numbers: the inclusive range. */
-  readonly minValue: number | undefined
-  readonly maxValue: number | undefined
-  /** Picklist, State, Status (and multi-select) columns: the allowed values and their labels. */
-  readonly options: ReadonlyArray<OptionMetadata> | undefined
-  /** Lookup, Customer and Owner columns: the tables the column may point at. */
-  readonly targets: ReadonlyArray<string> | undefined
-  readonly isPrimaryId: boolean
-  readonly isValidForCreate: boolean
-  readonly isValidForUpdate: boolean
-}
-
-/**
- * A many-to-one relationship seen from the referencing table: lookup `column` pointing at
- * `target`, written as `<navigationProperty>@odata.bind`.
- */
-export interface LookupNavigation {
-  /** `ReferencingAttribute`: the lookup column, e.g. `parentcustomerid`. */
-  readonly column: string
-  /** `ReferencedEntity`: the table pointed at, e.g. `account`. */
-  readonly target: string
-  /** `ReferencingEntityNavigationPropertyName`, e.g. `parentcustomerid_account`. */
-  readonly navigationProperty: string
-}
-
-/**
- * An alternate key. Only keys whose index is `Active` can address records.
- */
-export interface AlternateKeyMetadata {
-  readonly logicalName: string
-  readonly keyAttributes: ReadonlyArray<string>
-  /** `EntityKeyIndexStatus`: `Active`, `Pending`, `InProgress` or `Failed`. */
-  readonly status: string
-}
-
-/**
- * Which bulk messages a table supports. CreateMultiple and UpdateMultiple come from
- * `sdkmessagefilters`; UpsertMultiple is supported where both are; DeleteMultiple only on elastic
- * tables. Where a message is missing, send the records through `$batch` instead.
- */
-export interface BulkMessageSupport {
-  readonly createMultiple: boolean
-  readonly updateMultiple: boolean
-  readonly upsertMultiple: boolean
-  readonly deleteMultiple: boolean
-}
-
-/**
- * What the client knows of a table.
- */
-export interface TableMetadata {
-  readonly logicalName: string
-  readonly entitySetName: string
-  readonly primaryIdAttribute: string
-  readonly primaryNameAttribute: string | undefined
-  readonly tableType: "Standard" | "Elastic"
-  readonly objectTypeCode: number | undefined
-  /** Every column, the primary key included, in the service's order. */
-  readonly columns: ReadonlyArray<ColumnMetadata>
-  /** One entry per lookup column and target table (polymorphic lookups have several). */
-  readonly lookups: ReadonlyArray<LookupNavigation>
-  readonly keys: ReadonlyArray<AlternateKeyMetadata>
-  readonly messages: BulkMessageSupport
-}
+import type {
+  AlternateKeyMetadata,
+  ColumnMetadata,
+  LookupNavigation,
+  OptionMetadata,
+  RequiredLevel,
+  TableMetadata
+} from "../Metadata.js"
 
 type ExecuteJson = (
   request: HttpClientRequest.HttpClientRequest

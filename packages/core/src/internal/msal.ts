@@ -14,15 +14,8 @@ import * as Fs from "node:fs"
 import * as Https from "node:https"
 import * as Path from "node:path"
 import * as Tls from "node:tls"
+import type { AuthorityOptions } from "../Credentials.js"
 import { DataverseError } from "../DataverseError.js"
-
-/** Where tokens come from: Microsoft Entra ID by default, or another authority (a local one). */
-export interface AuthorityOptions {
-  /** `https://login.microsoftonline.com/<tenant>` unless given. */
-  readonly authority?: string
-  /** PEM of a CA to trust for the authority, on top of the system's (a local identity endpoint). */
-  readonly ca?: string
-}
 
 /** The msal `auth` authority fields for a tenant. */
 export const authorityFor = (tenantId: string | undefined, options: AuthorityOptions) => {

@@ -2,6 +2,7 @@
  * OData text: literals, query strings and `$expand` clauses, written the way the Dataverse Web
  * API reads them.
  */
+import type { ExpandItem } from "../Query.js"
 
 /** A string literal: single-quoted, with `'` doubled. */
 export const quote = (value: string): string => `'${value.replace(/'/g, "''")}'`
@@ -87,20 +88,6 @@ export const splitOutsideQuotes = (
   }
   parts.push(current)
   return { parts, closed: !inString }
-}
-
-/**
- * A navigation property to expand, optionally with the columns to return from the related
- * records; a collection-valued one may also filter, order and limit them, and either may expand
- * further (`expand`).
- */
-export type ExpandItem = string | {
-  readonly property: string
-  readonly select?: ReadonlyArray<string>
-  readonly filter?: string
-  readonly orderBy?: string
-  readonly top?: number
-  readonly expand?: ReadonlyArray<ExpandItem>
 }
 
 /**

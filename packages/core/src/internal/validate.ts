@@ -2,8 +2,8 @@
  * Checks a row against a table's column metadata before it is sent, so that a bad row fails
  * alone with a clear reason instead of failing a whole transactional chunk.
  */
+import type { ColumnMetadata, TableMetadata } from "../Metadata.js"
 import type { Row } from "../Records.js"
-import type { ColumnMetadata, TableMetadata } from "./metadata.js"
 import { isGuid } from "./odata.js"
 import { didYouMeanOf, suggest, withSuggestion } from "./suggest.js"
 

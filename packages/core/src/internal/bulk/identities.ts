@@ -1,9 +1,8 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { IdentityProgress } from "../../Bulk.js"
-import { DataverseClient, type DataverseClientService, whoAmI } from "../../DataverseClient.js"
+import { type ControllerState, DataverseClient, type DataverseClientService, whoAmI } from "../../DataverseClient.js"
 import type { DataverseError } from "../../DataverseError.js"
-import type { ControllerState } from "./controller.js"
 import { invalid } from "./plan.js"
 
 /** The service's concurrent-request limit per user and web server (wire reference §6). */

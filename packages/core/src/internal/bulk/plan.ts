@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import type { BulkOptions, Operation, SmartOptions } from "../../Bulk.js"
 import { DataverseClient, type DataverseClientService } from "../../DataverseClient.js"
 import { DataverseError } from "../../DataverseError.js"
-import type { TableMetadata } from "../metadata.js"
+import type { TableMetadata } from "../../Metadata.js"
 import { withSuggestion } from "../suggest.js"
 
 /** How one run sends its rows, decided from the options and the table's metadata. */

@@ -1,9 +1,9 @@
 import * as Predicate from "effect/Predicate"
 import type { InvalidRow, Operation, RowInput } from "../../Bulk.js"
 import { DataverseError } from "../../DataverseError.js"
+import type { TableMetadata } from "../../Metadata.js"
 import * as Records from "../../Records.js"
 import { withoutReadAnnotations } from "../annotations.js"
-import type { TableMetadata } from "../metadata.js"
 import { validateRow } from "../validate.js"
 
 /** A row the caller already found invalid (`Bulk.InvalidRow`, told by its tag). */

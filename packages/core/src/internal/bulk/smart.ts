@@ -2,10 +2,10 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { DataverseClient } from "../../DataverseClient.js"
 import { type DataverseError, isRunFailure } from "../../DataverseError.js"
+import type { ColumnMetadata, TableMetadata } from "../../Metadata.js"
 import * as Query from "../../Query.js"
 import type { Row } from "../../Records.js"
 import { type KeyKind, kindOfAttributeType } from "../keys.js"
-import type { ColumnMetadata, TableMetadata } from "../metadata.js"
 import { type KeyLiteral, normaliseGuid, parseBind, type ParsedBind } from "../odata.js"
 
 /** A row smart mode decides about. */
