@@ -21,7 +21,7 @@ import { authCommand } from "./AuthCommand.js"
 import { CliError } from "./CliError.js"
 import * as Connection from "./Connection.js"
 import * as Demo from "./Demo.js"
-import { chunkSizeOption, concurrencyOption, parseConcurrency, positive, seconds } from "./Flags.js"
+import { chunkSizeOption, concurrencyOption, positiveInteger, seconds } from "./Flags.js"
 import * as Help from "./Help.js"
 import { createCommand, deleteCommand, updateCommand, upsertCommand } from "./ImportCommand.js"
 import { metadataCommand, tablesCommand, typegenCommand } from "./MetadataCommands.js"
@@ -73,12 +73,14 @@ const emulatorCommand = Command.make(
     ),
     servers: Options.integer("servers").pipe(
       Options.withDescription("Web servers behind the load balancer (default: the profile's)"),
+      positiveInteger("servers"),
       Options.optional
     ),
     dopHint: Options.integer("dop-hint").pipe(
       Options.withDescription(
         "The x-ms-dop-hint to advertise (and, without slowdown.capacity, the full-speed parallelism)"
       ),
+      positiveInteger("dop-hint"),
       Options.optional
     ),
     schema: Options.text("schema").pipe(
@@ -98,7 +100,8 @@ const emulatorCommand = Command.make(
       Options.withDescription(
         "Application users to register, each with its own credentials, token and limits (the start line's users)"
       ),
-      Options.withDefault(1)
+      Options.withDefault(1),
+      positiveInteger("users", 1000)
     )
   },
   (args) =>
@@ -131,12 +134,8 @@ const emulatorCommand = Command.make(
         }
         profile = decoded
       }
-      if (Option.isSome(args.servers)) {
-        profile = { ...profile, servers: yield* positive("--servers", args.servers.value) }
-      }
-      if (Option.isSome(args.dopHint)) {
-        profile = { ...profile, dopHint: yield* positive("--dop-hint", args.dopHint.value) }
-      }
+      if (Option.isSome(args.servers)) profile = { ...profile, servers: args.servers.value }
+      if (Option.isSome(args.dopHint)) profile = { ...profile, dopHint: args.dopHint.value }
       let schema: TableSchemaDefinition | undefined
       if (Option.isSome(args.schema)) {
         // A CSDL $metadata document or the JSON schema file, told apart by content.
@@ -146,8 +145,7 @@ const emulatorCommand = Command.make(
         }
         schema = decoded
       }
-      const users = yield* positive("--users", args.users)
-      if (users > 1000) return yield* new CliError({ message: `--users must be at most 1000, got ${users}.` })
+      const users = args.users
       const running = yield* Emulator.make({
         host,
         port,
@@ -300,20 +298,22 @@ const runCreate = (
 const demoCommand = Command.make(
   "demo",
   {
-    rows: Options.integer("rows").pipe(Options.withDescription("Contacts to import"), Options.withDefault(10_000)),
+    rows: Options.integer("rows").pipe(
+      Options.withDescription("Contacts to import"),
+      Options.withDefault(10_000),
+      positiveInteger("rows")
+    ),
     accounts: Options.integer("accounts").pipe(
       Options.withDescription("Accounts to import first"),
-      Options.withDefault(250)
+      Options.withDefault(250),
+      positiveInteger("accounts")
     ),
     chunkSize: chunkSizeOption(250),
     concurrency: concurrencyOption
   },
   (args) =>
     Effect.gen(function*() {
-      const rowCount = yield* positive("--rows", args.rows)
-      const accountCount = yield* positive("--accounts", args.accounts)
-      const chunkSize = yield* positive("--chunk-size", args.chunkSize)
-      const concurrency = yield* parseConcurrency(args.concurrency)
+      const { accounts: accountCount, chunkSize, concurrency, rows: rowCount } = args
       const Emulator = yield* Effect.promise(() => import("@dv-effect/emulator/Emulator"))
       const emulator = yield* Emulator.make({ identity: false }).pipe(
         Effect.mapError((cause) =>

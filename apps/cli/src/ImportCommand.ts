@@ -27,7 +27,7 @@ import { CliError } from "./CliError.js"
 import * as Coerce from "./Coerce.js"
 import * as Connection from "./Connection.js"
 import { RowsRejected } from "./ExitCode.js"
-import { concurrencyOption, list, parseConcurrency, parseDuration, seconds } from "./Flags.js"
+import { autoOrWhole, checked, concurrencyOption, list, parseDuration, seconds } from "./Flags.js"
 import * as Help from "./Help.js"
 import * as Input from "./Input.js"
 import * as Output from "./Output.js"
@@ -71,10 +71,13 @@ const options = {
     Options.withDescription("Alternate-key columns, comma-separated (default: primary key)"),
     Options.optional
   ),
-  chunkSize: Options.text("chunk-size").pipe(
-    Options.withPseudoName("n|auto"),
-    Options.withDescription("Rows per request; auto starts at 100, adapts to latency"),
-    Options.withDefault("auto")
+  chunkSize: checked(
+    Options.text("chunk-size").pipe(
+      Options.withPseudoName("n|auto"),
+      Options.withDescription("Rows per request; auto starts at 100, adapts to latency"),
+      Options.withDefault("auto")
+    ),
+    autoOrWhole("--chunk-size")
   ),
   concurrency: concurrencyOption,
   strategy: Options.choice("strategy", ["auto", "multiple", "batch", "single"] as const).pipe(
@@ -121,10 +124,13 @@ const options = {
   resume: Options.boolean("resume").pipe(
     Options.withDescription("Continue the stopped run its journal records, skipping finished rows")
   ),
-  maxThrottleWait: Options.text("max-throttle-wait").pipe(
-    Options.withPseudoName("duration"),
-    Options.withDescription("Stop the run, resumable, once 429s hold a request this long: 90s, 30m"),
-    Options.withDefault("1h")
+  maxThrottleWait: checked(
+    Options.text("max-throttle-wait").pipe(
+      Options.withPseudoName("duration"),
+      Options.withDescription("Stop the run, resumable, once 429s hold a request this long: 90s, 30m"),
+      Options.withDefault("1h")
+    ),
+    (text) => parseDuration("--max-throttle-wait", text)
   ),
   partition: Options.text("partition").pipe(
     Options.withPseudoName("i/n"),
@@ -147,16 +153,6 @@ const sections: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
 ]
 
 type ImportArgs = Command.Command.ParseConfig<typeof options>
-
-const parseChunkSize = (text: string): Effect.Effect<number | "auto", CliError> => {
-  if (text === "auto") return Effect.succeed("auto")
-  const n = Number(text)
-  return Number.isInteger(n) && n >= 1 && n <= 1000
-    ? Effect.succeed(n)
-    : Effect.fail(
-      new CliError({ message: `--chunk-size must be 'auto' or a whole number from 1 to 1000, got '${text}'.` })
-    )
-}
 
 const parseBypass = (text: string): Effect.Effect<{ sync: boolean; async: boolean }, CliError> => {
   const parts = list(text)
@@ -259,9 +255,9 @@ const stoppedMessage = (
 /** Failures printed on stderr when a rejects file holds them all anyway. */
 const stderrFailuresWithRejects = 10
 
-const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: number | "auto") =>
+const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
   Effect.gen(function*() {
-    const chunkSize = yield* parseChunkSize(args.chunkSize)
+    const chunkSize = args.chunkSize
     const bypass = Option.isSome(args.bypass) ? yield* parseBypass(args.bypass.value) : undefined
     const partition = Option.isSome(args.partition)
       ? yield* Either.match(Input.parsePartition(args.partition.value), {
@@ -370,7 +366,7 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs, concurrency: num
     }
     const bulkOptions: Bulk.BulkOptions = {
       chunkSize,
-      concurrency,
+      concurrency: args.concurrency,
       strategy: args.strategy,
       ...(key === undefined ? {} : { key }),
       ...(bypass === undefined ? {} : { bypass }),
@@ -528,16 +524,13 @@ const examples: Record<Bulk.Operation, ReadonlyArray<Help.Example>> = {
 }
 
 const makeCommand = (operation: Bulk.Operation) =>
-  Command.make(operation, options, (args) =>
-    Effect.gen(function*() {
-      const concurrency = yield* parseConcurrency(args.concurrency)
-      const maxThrottleWait = yield* parseDuration("--max-throttle-wait", args.maxThrottleWait)
-      yield* runImport(operation, args, concurrency).pipe(
-        Effect.provide(
-          Connection.layer(args.connection, { maxSockets: concurrency === "auto" ? 64 : concurrency, maxThrottleWait })
-        )
-      )
-    })).pipe(Command.withDescription(Help.withExamples(verbs[operation].about, examples[operation], { sections })))
+  Command.make(operation, options, (args) => runImport(operation, args)).pipe(
+    // The connection, sized and bounded by the flags: one socket per request in flight.
+    Command.provide(({ concurrency, connection, maxThrottleWait }) =>
+      Connection.layer(connection, { maxSockets: concurrency === "auto" ? 64 : concurrency, maxThrottleWait })
+    ),
+    Command.withDescription(Help.withExamples(verbs[operation].about, examples[operation], { sections }))
+  )
 
 /**
  * The `create` command.

@@ -221,6 +221,9 @@ export const usageMessage = (error: ValidationError.ValidationError, args: Reado
       : `Unknown command '${prefix}${unknown}'; did you mean ${prefix}${suggestion}?`
   }
 
+  // A flag's own message (`Flags.checked`) already names the flag and says what it takes.
+  if (/^--[a-z][a-z-]* (must|takes) /.test(text)) return text
+
   const received = /^Received unknown argument: '(.*)'$/.exec(text)
   if (received !== null) {
     const arg = received[1]!
