@@ -27,6 +27,7 @@ import { recordIdOf } from "./internal/odata.js"
  * An HTTP method a batch part may use.
  *
  * @since 0.1.0
+ * @category models
  */
 export type Method = "GET" | "POST" | "PATCH" | "PUT" | "DELETE"
 
@@ -45,6 +46,7 @@ export type Method = "GET" | "POST" | "PATCH" | "PUT" | "DELETE"
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Request {
   readonly method: Method
@@ -67,6 +69,7 @@ export interface Request {
  * one fails, rolls all back and answers one error, which `execute` reports for each of them.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ChangeSet {
   readonly _tag: "ChangeSet"
@@ -77,6 +80,7 @@ export interface ChangeSet {
  * What a batch holds: operations and change sets, in the order they run.
  *
  * @since 0.1.0
+ * @category models
  */
 export type Item = Request | ChangeSet
 
@@ -97,6 +101,7 @@ export type Item = Request | ChangeSet
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const changeSet = (requests: ReadonlyArray<Request>): ChangeSet => ({ _tag: "ChangeSet", requests })
 
@@ -111,6 +116,7 @@ export const changeSet = (requests: ReadonlyArray<Request>): ChangeSet => ({ _ta
  * ```
  *
  * @since 0.1.0
+ * @category predicates
  */
 export const isChangeSet = (item: Item): item is ChangeSet => "_tag" in item && item._tag === "ChangeSet"
 
@@ -118,6 +124,7 @@ export const isChangeSet = (item: Item): item is ChangeSet => "_tag" in item && 
  * Per-request options of the constructors.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RequestOptions {
   readonly headers?: Readonly<Record<string, string>> | undefined
@@ -142,6 +149,7 @@ const make = (method: Method, url: string, body: unknown, options: RequestOption
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const get = (url: string, options?: RequestOptions): Request => make("GET", url, undefined, options)
 
@@ -155,6 +163,7 @@ export const get = (url: string, options?: RequestOptions): Request => make("GET
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const post = (url: string, body: unknown, options?: RequestOptions): Request => make("POST", url, body, options)
 
@@ -170,6 +179,7 @@ export const post = (url: string, body: unknown, options?: RequestOptions): Requ
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const patch = (url: string, body: unknown, options?: RequestOptions): Request =>
   make("PATCH", url, body, options)
@@ -185,6 +195,7 @@ export const patch = (url: string, body: unknown, options?: RequestOptions): Req
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const put = (url: string, body: unknown, options?: RequestOptions): Request => make("PUT", url, body, options)
 
@@ -199,6 +210,7 @@ export const put = (url: string, body: unknown, options?: RequestOptions): Reque
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const del = (url: string, options?: RequestOptions): Request => make("DELETE", url, undefined, options)
 
@@ -210,6 +222,7 @@ export const del = (url: string, options?: RequestOptions): Request => make("DEL
  * The most operations one `$batch` may hold (change-set operations each count).
  *
  * @since 0.1.0
+ * @category utils
  */
 export const maxOperations = 1000
 
@@ -217,6 +230,7 @@ export const maxOperations = 1000
  * How to write a batch.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface EncodeOptions {
   /**
@@ -231,6 +245,7 @@ export interface EncodeOptions {
  * A written batch: the `Content-Type` of the `$batch` request and its body.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Encoded {
   /** `multipart/mixed; boundary=batch_<uuid>`. */
@@ -371,6 +386,7 @@ const writeOperation = (entry: Flat, webApiUrl: string): Either.Either<Multipart
  * ```
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const encode = (
   items: ReadonlyArray<Item>,
@@ -418,6 +434,7 @@ const encodeWith = (
  * The answer to one operation, as read from the batch response.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface OperationResponse {
   readonly _tag: "OperationResponse"
@@ -436,6 +453,7 @@ export interface OperationResponse {
  * The answer to a change set that succeeded: one answer per operation.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ChangeSetResponse {
   readonly _tag: "ChangeSetResponse"
@@ -447,6 +465,7 @@ export interface ChangeSetResponse {
  * `OperationResponse` (its error), not a `ChangeSetResponse`.
  *
  * @since 0.1.0
+ * @category models
  */
 export type Part = OperationResponse | ChangeSetResponse
 
@@ -469,6 +488,7 @@ export type Part = OperationResponse | ChangeSetResponse
  * ```
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const parse = (
   contentType: string | undefined,
@@ -494,6 +514,7 @@ interface ResultBase {
  * The request succeeded.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Success extends ResultBase {
   readonly _tag: "Success"
@@ -511,6 +532,7 @@ export interface Success extends ResultBase {
  * change set carries the same error, and none of them was applied).
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Failure extends ResultBase {
   readonly _tag: "Failure"
@@ -524,6 +546,7 @@ export interface Failure extends ResultBase {
  * `continueOnError: true` to get every request's status, headers and created id.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Applied extends ResultBase {
   readonly _tag: "Applied"
@@ -534,6 +557,7 @@ export interface Applied extends ResultBase {
  * Nothing of it was applied; it is safe to send again.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface NotExecuted extends ResultBase {
   readonly _tag: "NotExecuted"
@@ -545,6 +569,7 @@ export interface NotExecuted extends ResultBase {
  * or the answer has no part for the request. `error` is that failure, when there is one.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Unknown extends ResultBase {
   readonly _tag: "Unknown"
@@ -556,6 +581,7 @@ export interface Unknown extends ResultBase {
  * The outcome of one request of a batch.
  *
  * @since 0.1.0
+ * @category models
  */
 export type Result = Success | Failure | Applied | NotExecuted | Unknown
 
@@ -563,6 +589,7 @@ export type Result = Success | Failure | Applied | NotExecuted | Unknown
  * A raw `$batch` answer: status, headers (lower-case names) and body text.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RawResponse {
   readonly status: number
@@ -750,6 +777,7 @@ const mapResults = (
  * ```
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const decodeResponse = (
   items: ReadonlyArray<Item>,
@@ -779,6 +807,7 @@ export const decodeResponse = (
  * How to run a batch.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ExecuteOptions {
   /**
@@ -860,6 +889,7 @@ const send = (request: HttpClientRequest.HttpClientRequest) =>
  * ```
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const execute = (
   items: ReadonlyArray<Item>,

@@ -47,6 +47,7 @@ import type * as Records from "./Records.js"
  * The operations of the engine.
  *
  * @since 0.1.0
+ * @category models
  */
 export type Operation = "create" | "update" | "upsert" | "delete"
 
@@ -57,6 +58,7 @@ export type Operation = "create" | "update" | "upsert" | "delete"
  * the row would have created (or updated) a record while that was turned off.
  *
  * @since 0.1.0
+ * @category models
  */
 export type RowOutcome =
   | {
@@ -70,6 +72,7 @@ export type RowOutcome =
  * Running totals, reported after every chunk.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Progress {
   /** Rows done: written, unchanged or skipped. */
@@ -151,6 +154,7 @@ export interface IdentityProgress extends IdentitySummary {
  * create the records that are missing.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface SmartOptions {
   /** Create the records that do not exist. Default true; false reports them `skipped`. */
@@ -165,6 +169,7 @@ export interface SmartOptions {
  * Options of the bulk operations.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface BulkOptions {
   /**
@@ -245,6 +250,7 @@ export class InvalidRow extends Data.TaggedClass("InvalidRow")<{ readonly messag
  * An input item: a row, or a row the caller already found invalid.
  *
  * @since 0.1.0
+ * @category models
  */
 export type RowInput = Records.Row | InvalidRow
 
@@ -254,6 +260,7 @@ export type RowInput = Records.Row | InvalidRow
  * identities, the bulk engine resolves it for each (see `DataverseClientService.identities`).
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const resolveConcurrency: (
   concurrency: number | "auto" | undefined
@@ -263,6 +270,7 @@ export const resolveConcurrency: (
  * Progress of `parallel`.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ParallelProgress {
   readonly chunks: number
@@ -313,7 +321,7 @@ export interface ParallelOptions {
  * ```
  *
  * @since 0.1.0
- * @category constructors
+ * @category combinators
  */
 export const parallel: {
   <A, B, E, R>(
@@ -333,6 +341,7 @@ export const parallel: {
  * How a run would go: where the rows go and how they are sent.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Plan {
   readonly table: string
@@ -354,6 +363,7 @@ export interface Plan {
  * What a dry run found.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface DryRun {
   readonly plan: Plan
@@ -371,6 +381,7 @@ export interface DryRun {
  * made.
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const dryRun: <E = never, R = never, E2 = never, R2 = never>(
   operation: Operation,
@@ -388,6 +399,7 @@ export const dryRun: <E = never, R = never, E2 = never, R2 = never>(
  * produce no outcome. A run failure (a throttle wait past `maxThrottleWait`) fails the stream.
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const run: <E = never, R = never>(
   operation: Operation,
@@ -407,6 +419,7 @@ export const run: <E = never, R = never>(
  * ```
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const createMany = <E = never, R = never>(
   table: string,
@@ -419,6 +432,7 @@ export const createMany = <E = never, R = never>(
  * Updates rows, each identified by its primary key column or by the `key` columns (see `run`).
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const updateMany = <E = never, R = never>(
   table: string,
@@ -431,6 +445,7 @@ export const updateMany = <E = never, R = never>(
  * Creates or updates rows, each identified by its primary key column or by the `key` columns.
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const upsertMany = <E = never, R = never>(
   table: string,
@@ -444,6 +459,7 @@ export const upsertMany = <E = never, R = never>(
  * already gone counts as deleted. Elastic tables use DeleteMultiple, standard tables `$batch`.
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const deleteMany = <E = never, R = never>(
   table: string,
@@ -456,6 +472,7 @@ export const deleteMany = <E = never, R = never>(
  * Totals of a finished run.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Summary {
   readonly total: number
@@ -478,6 +495,7 @@ export interface Summary {
  * what it cost.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RunSummary extends Summary {
   readonly resumed: number
@@ -494,6 +512,7 @@ export interface RunSummary extends Summary {
  * Runs a stream of outcomes to its end, calling `onOutcome` for each, and totals them.
  *
  * @since 0.1.0
+ * @category combinators
  */
 export const summarize: <E, R, E2 = never, R2 = never>(
   outcomes: Stream.Stream<RowOutcome, E, R>,
@@ -516,6 +535,7 @@ export const summarize: <E, R, E2 = never, R2 = never>(
  * ```
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const execute: <E = never, R = never, E2 = never, R2 = never>(
   operation: Operation,

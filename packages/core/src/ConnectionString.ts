@@ -46,6 +46,7 @@ const aliases: Readonly<Record<string, string>> = {
  * with `'` or `"` to hold `;`.
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const parseFields = (text: string): Map<string, string> | DataverseError => {
   const fields = new Map<string, string>()
@@ -84,6 +85,7 @@ export const parseFields = (text: string): Map<string, string> | DataverseError 
  * user tokens are kept, and a CA or authority for local identity endpoints.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ConnectionStringOptions {
   readonly onPrompt?: (message: string) => void
@@ -100,6 +102,7 @@ const sampleClientId = "51f81489-12ee-4a9e-aaae-a2591f45987d"
  * the authority (`https://login.microsoftonline.com/<tenant>`).
  *
  * @since 0.1.0
+ * @category utils
  */
 export const discoverAuthority = (orgUrl: string): Effect.Effect<string, DataverseError> =>
   Effect.tryPromise({
@@ -137,6 +140,7 @@ export const discoverAuthority = (orgUrl: string): Effect.Effect<string, Dataver
  * ```
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const parse = (
   connectionString: Redacted.Redacted<string>,

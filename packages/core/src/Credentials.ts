@@ -33,6 +33,7 @@ import { authorityFor, fileCachePlugin, networkClient, signInError } from "./int
  * A source of bearer tokens for one Dataverse org.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface TokenProvider {
   /** A token valid for the org; a caching provider returns the cached one while it is valid. */
@@ -46,6 +47,7 @@ export interface TokenProvider {
  * resource (the org URL), as the msal flows are.
  *
  * @since 0.1.0
+ * @category models
  */
 export type Credential = TokenProvider | ((resource: string) => TokenProvider)
 
@@ -53,6 +55,7 @@ export type Credential = TokenProvider | ((resource: string) => TokenProvider)
  * The provider of a credential for a resource.
  *
  * @since 0.1.0
+ * @category utils
  */
 export const forResource = (credential: Credential, resource: string): TokenProvider =>
   typeof credential === "function" ? credential(resource) : credential
@@ -69,6 +72,7 @@ export const forResource = (credential: Credential, resource: string): TokenProv
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const staticToken = (token: string | Redacted.Redacted<string>): TokenProvider => {
   const redacted = typeof token === "string" ? Redacted.make(token) : token
@@ -83,6 +87,7 @@ export const staticToken = (token: string | Redacted.Redacted<string>): TokenPro
  * A token with its expiry, as a flow acquires it.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface AccessToken {
   readonly token: Redacted.Redacted<string>
@@ -97,6 +102,7 @@ const refreshMargin = Duration.minutes(5)
  * (or after `invalidate`); concurrent callers share one acquisition.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const cached = (
   acquire: (forceRefresh: boolean) => Effect.Effect<AccessToken, DataverseError>
@@ -137,6 +143,7 @@ export const cached = (
  * secret store or another library's credential. Cached like every other flow.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const fromCallback = (
   callback: (resource: string) => Promise<string | { readonly token: string; readonly expiresOn?: Date }>
@@ -200,6 +207,7 @@ const systemOptions = (options: AuthorityOptions): Msal.NodeSystemOptions =>
  * Options shared by the flows of an app registration.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface AppOptions extends AuthorityOptions {
   readonly tenantId: string
@@ -221,6 +229,7 @@ export interface AppOptions extends AuthorityOptions {
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const clientSecret =
   (options: AppOptions & { readonly clientSecret: Redacted.Redacted<string> }): Credential => (resource) => {
@@ -248,6 +257,7 @@ export const clientSecret =
  * the caller; pass the PEM texts. The thumbprint is computed from the certificate.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const clientCertificate = (
   options: AppOptions & {
@@ -285,6 +295,7 @@ export const clientCertificate = (
  * key, or PKCS#12 (`.pfx`/`.p12`) with its password. Fails with a clear message otherwise.
  *
  * @since 0.1.0
+ * @category utils
  */
 export const readCertificateFile = (
   path: string,
@@ -352,6 +363,7 @@ const readPfx = (forge: typeof forgeModule, bytes: Buffer, password: Redacted.Re
  * OIDC token) read from `tokenFile` on every sign-in, as `AZURE_FEDERATED_TOKEN_FILE` provides.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const workloadIdentity = (options: AppOptions & { readonly tokenFile: string }): Credential => (resource) => {
   const app = lazy((msal) =>
@@ -376,6 +388,7 @@ export const workloadIdentity = (options: AppOptions & { readonly tokenFile: str
  * Options of the user flows (a public client app registration).
  *
  * @since 0.1.0
+ * @category models
  */
 export interface UserFlowOptions extends AuthorityOptions {
   readonly tenantId?: string
@@ -427,6 +440,7 @@ const userFlow = (
  * prefer device code for people and client credentials for automation.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const usernamePassword = (
   options: UserFlowOptions & {
@@ -463,6 +477,7 @@ export const usernamePassword = (
  * prints it. With `cacheFile`, later runs sign in silently.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const deviceCode =
   (options: UserFlowOptions & { readonly onPrompt: (message: string) => void }): Credential => (resource) => {
@@ -484,6 +499,7 @@ export const deviceCode =
  * knows): system-assigned, or user-assigned by client id.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const managedIdentity =
   (options: AuthorityOptions & { readonly clientId?: string } = {}): Credential => (resource) => {

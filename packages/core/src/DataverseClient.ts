@@ -50,6 +50,7 @@ import * as RetryPolicy from "./RetryPolicy.js"
  * How to connect.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ClientOptions {
   /** The org URL, e.g. `https://contoso.crm.dynamics.com` (a trailing `/` or `/api/data/v9.2/` is fine). */
@@ -96,6 +97,7 @@ export interface ClientOptions {
  * Figures the service reports on its responses.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ServerHints {
   /** `x-ms-dop-hint`: the degree of parallelism the service recommends. */
@@ -182,6 +184,7 @@ export interface ControllerState {
  * What the connection has sent so far.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ClientStats {
   /** HTTP requests sent, retries and token refreshes included. */
@@ -196,6 +199,7 @@ export interface ClientStats {
  * The client's metrics: requests by status class, 429s, retries, and request latency.
  *
  * @since 0.1.0
+ * @category utils
  */
 export const metrics = {
   requests: Metric.counter("dataverse_requests", { description: "HTTP requests sent to Dataverse" }),
@@ -212,6 +216,7 @@ export const metrics = {
  * The connection service.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface DataverseClientService {
   /** The org root, without a trailing slash. */
@@ -277,6 +282,7 @@ export interface DataverseClientService {
  * A decoded answer: status, headers and the JSON body (undefined for an empty body).
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ExecuteResult {
   readonly status: number
@@ -288,6 +294,7 @@ export interface ExecuteResult {
  * The connection, as an Effect service.
  *
  * @since 0.1.0
+ * @category tags
  */
 export class DataverseClient extends Context.Tag("@dv-effect/core/DataverseClient")<
   DataverseClient,
@@ -299,6 +306,7 @@ export class DataverseClient extends Context.Tag("@dv-effect/core/DataverseClien
  * trailing slash) into the org root.
  *
  * @since 0.1.0
+ * @category utils
  */
 export const normaliseOrgUrl = (url: string): string | undefined => {
   let parsed: URL
@@ -318,6 +326,7 @@ const describe = (request: HttpClientRequest.HttpClientRequest) => `${request.me
  * Reads a Dataverse error body (`{"error":{"code","message"}}`) into a `DataverseError`.
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const decodeErrorResponse = (
   request: string,
@@ -401,6 +410,7 @@ const transportError = (error: HttpClientError.HttpClientError) => {
  * Builds a connection. Needs an `HttpClient`; `layer` provides Node's with a keep-alive agent.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const make = (
   options: ClientOptions
@@ -774,6 +784,7 @@ export const layerNode = (options: ClientOptions): Layer.Layer<DataverseClient, 
  * and `DATAVERSE_CA_FILE` point at another identity endpoint (a local one) and its CA.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const configFromEnvironment: Effect.Effect<
   {
@@ -906,6 +917,7 @@ export const layerEnvironment = (
  * recommended parallelism (`hints`).
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const whoAmI: Effect.Effect<
   { readonly UserId: string; readonly BusinessUnitId: string; readonly OrganizationId: string },

@@ -13,6 +13,7 @@ import * as Option from "effect/Option"
  * What kind of failure an error is. Callers branch on this rather than on HTTP statuses.
  *
  * @since 0.1.0
+ * @category models
  */
 export type Reason =
   /** 429: a service protection limit; wait `retryAfter`. */
@@ -63,6 +64,7 @@ export type Reason =
  * ```
  *
  * @since 0.1.0
+ * @category errors
  */
 export class DataverseError extends Data.TaggedError("DataverseError")<{
   readonly reason: Reason
@@ -90,6 +92,7 @@ export class DataverseError extends Data.TaggedError("DataverseError")<{
  * busy-service errors. Data errors (validation, not found, duplicates) are never transient.
  *
  * @since 0.1.0
+ * @category predicates
  */
 export const isTransient = (error: DataverseError): boolean =>
   error.reason === "Throttled" || error.reason === "Timeout" || error.reason === "Transport" ||
@@ -118,6 +121,7 @@ export const isRunFailure = (error: DataverseError): boolean =>
  * connection, or a gateway timeout. Only idempotent requests may be retried blindly after one.
  *
  * @since 0.1.0
+ * @category predicates
  */
 export const isAmbiguous = (error: DataverseError): boolean =>
   error.reason === "Timeout" || error.reason === "Transport" || error.status === 504
@@ -128,6 +132,7 @@ export const isAmbiguous = (error: DataverseError): boolean =>
  * (OData-layer errors) become undefined.
  *
  * @since 0.1.0
+ * @category utils
  */
 export const normaliseCode = (code: unknown): string | undefined => {
   if (typeof code === "number") return normaliseCode(String(code))
@@ -149,6 +154,7 @@ export const normaliseCode = (code: unknown): string | undefined => {
  * `now`, in milliseconds since the epoch).
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const parseRetryAfter = (header: string | undefined, now: number): Option.Option<Duration.Duration> => {
   if (header === undefined) return Option.none()
@@ -173,6 +179,7 @@ const codeReasons: Readonly<Record<string, Reason>> = {
  * The reason for an HTTP error status and Dataverse code.
  *
  * @since 0.1.0
+ * @category utils
  */
 export const reasonFor = (status: number, code: string | undefined): Reason => {
   const byCode = code === undefined ? undefined : codeReasons[code]

@@ -42,6 +42,7 @@ export class JournalError extends Data.TaggedError("JournalError")<{
  * Which run a journal belongs to: a resumed run must be the same operation on the same table.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Job {
   readonly operation: string
@@ -57,6 +58,7 @@ export interface Job {
  * What an earlier run recorded, as a resumed run needs it.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface JournalState {
   readonly runId: string
@@ -74,6 +76,7 @@ export interface JournalState {
  * One run's journal, open.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface JournalSession {
   readonly state: JournalState
@@ -90,6 +93,7 @@ export interface JournalSession {
  * A journal store: `open` reads what is there (or starts a new run) for a job.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Journal {
   /** Opens the journal for the run; it stays open until the run's scope closes. */
@@ -185,6 +189,7 @@ const mismatch = (what: string, recorded: Job, job: Job): string | undefined => 
  * A journal kept in memory: a second run on the same value resumes the first.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const memory = (): Journal => {
   let header: { runId: string; job: Job } | undefined
@@ -215,6 +220,7 @@ export const memory = (): Journal => {
  * which a resume cuts off.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const file = (path: string): Journal => ({
   open: (job) =>

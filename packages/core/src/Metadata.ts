@@ -214,6 +214,7 @@ export interface TableMetadata {
  * ```
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const table = (logicalName: string): Effect.Effect<TableMetadata, DataverseError, DataverseClient> =>
   Effect.flatMap(DataverseClient, (client) => client.table(logicalName))
@@ -230,6 +231,7 @@ export const table = (logicalName: string): Effect.Effect<TableMetadata, Dataver
  * ```
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const invalidate = (logicalName?: string): Effect.Effect<void, never, DataverseClient> =>
   Effect.flatMap(DataverseClient, (client) => client.invalidateMetadata(logicalName))
@@ -247,6 +249,7 @@ export const invalidate = (logicalName?: string): Effect.Effect<void, never, Dat
  * ```
  *
  * @since 0.1.0
+ * @category utils
  */
 export const column = (metadata: TableMetadata, logicalName: string): Option.Option<ColumnMetadata> =>
   Option.fromNullable(metadata.columns.find((c) => c.logicalName === logicalName))
@@ -269,6 +272,7 @@ export const column = (metadata: TableMetadata, logicalName: string): Option.Opt
  * ```
  *
  * @since 0.2.0
+ * @category utils
  */
 export const suggest = (name: string, candidates: Iterable<string>, limit = 3): ReadonlyArray<string> =>
   internalSuggest.suggest(name, candidates, limit)
@@ -292,6 +296,7 @@ const invalid = (message: string) => new DataverseError({ reason: "InvalidInput"
  * ```
  *
  * @since 0.1.0
+ * @category utils
  */
 export const navigationProperty = (
   metadata: TableMetadata,
@@ -358,6 +363,7 @@ export const navigationProperty = (
  * ```
  *
  * @since 0.1.0
+ * @category utils
  */
 export const bindName = (
   metadata: TableMetadata,

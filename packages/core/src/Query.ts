@@ -65,6 +65,7 @@ export type ExpandItem = string | {
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
 export interface QueryOptions {
   /** Columns to return (`$select`); all when omitted (slow on wide tables). */
@@ -117,6 +118,7 @@ const checkPageSize = (pageSize: number | undefined) =>
  * ```
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const toQueryString = (options: QueryOptions): Either.Either<string, DataverseError> =>
   Either.map(queryParams(options), (params) => withQuery("", params).replace(/^\?/, ""))
@@ -187,6 +189,7 @@ const valueOf = (entitySet: string, body: unknown) => {
  * ```
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const stream = (
   table: string,
@@ -232,6 +235,7 @@ export const stream = (
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
 export interface FetchXmlOptions {
   /** Rows per page (`count` on `<fetch>`), 1 to 5,000. Default: the query's own `count`, else the service's 5,000. */
@@ -264,6 +268,7 @@ const pagingAnnotations =
  * ```
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const fetchXml = (
   table: string,
@@ -337,6 +342,7 @@ export const fetchXml = (
  * ```
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const count = (table: string, filter?: string): Effect.Effect<number, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
@@ -383,6 +389,7 @@ export const count = (table: string, filter?: string): Effect.Effect<number, Dat
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RawLiteral {
   readonly _tag: "RawLiteral"
@@ -400,6 +407,7 @@ export interface RawLiteral {
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
 export type FilterValue = string | number | bigint | boolean | null | Date | RawLiteral
 
@@ -414,6 +422,7 @@ export type FilterValue = string | number | bigint | boolean | null | Date | Raw
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const guid = (id: string): RawLiteral => {
   const normal = normaliseGuid(id)
@@ -430,6 +439,7 @@ export const guid = (id: string): RawLiteral => {
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const raw = (text: string): RawLiteral => ({ _tag: "RawLiteral", text })
 
@@ -443,6 +453,7 @@ export const raw = (text: string): RawLiteral => ({ _tag: "RawLiteral", text })
  * ```
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const literal = (value: FilterValue): string => {
   if (value === null) return "null"
@@ -466,6 +477,7 @@ const comparison = (operator: string) => (column: string, value: FilterValue): s
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const eq: (column: string, value: FilterValue) => string = comparison("eq")
 
@@ -479,6 +491,7 @@ export const eq: (column: string, value: FilterValue) => string = comparison("eq
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const ne: (column: string, value: FilterValue) => string = comparison("ne")
 
@@ -492,6 +505,7 @@ export const ne: (column: string, value: FilterValue) => string = comparison("ne
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const gt: (column: string, value: FilterValue) => string = comparison("gt")
 
@@ -505,6 +519,7 @@ export const gt: (column: string, value: FilterValue) => string = comparison("gt
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const ge: (column: string, value: FilterValue) => string = comparison("ge")
 
@@ -518,6 +533,7 @@ export const ge: (column: string, value: FilterValue) => string = comparison("ge
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const lt: (column: string, value: FilterValue) => string = comparison("lt")
 
@@ -531,6 +547,7 @@ export const lt: (column: string, value: FilterValue) => string = comparison("lt
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const le: (column: string, value: FilterValue) => string = comparison("le")
 
@@ -547,6 +564,7 @@ const join = (operator: string, filters: ReadonlyArray<string>) =>
  * ```
  *
  * @since 0.1.0
+ * @category combinators
  */
 export const and = (first: string, ...rest: ReadonlyArray<string>): string => join("and", [first, ...rest])
 
@@ -560,6 +578,7 @@ export const and = (first: string, ...rest: ReadonlyArray<string>): string => jo
  * ```
  *
  * @since 0.1.0
+ * @category combinators
  */
 export const or = (first: string, ...rest: ReadonlyArray<string>): string => join("or", [first, ...rest])
 
@@ -573,6 +592,7 @@ export const or = (first: string, ...rest: ReadonlyArray<string>): string => joi
  * ```
  *
  * @since 0.1.0
+ * @category combinators
  */
 export const not = (filter: string): string => `not (${filter})`
 
@@ -586,6 +606,7 @@ export const not = (filter: string): string => `not (${filter})`
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const contains = (column: string, text: string): string => `contains(${column},${quote(text)})`
 
@@ -599,6 +620,7 @@ export const contains = (column: string, text: string): string => `contains(${co
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const startsWith = (column: string, text: string): string => `startswith(${column},${quote(text)})`
 
@@ -612,6 +634,7 @@ export const startsWith = (column: string, text: string): string => `startswith(
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const endsWith = (column: string, text: string): string => `endswith(${column},${quote(text)})`
 
@@ -626,6 +649,7 @@ export const endsWith = (column: string, text: string): string => `endswith(${co
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const isIn = (column: string, values: ReadonlyArray<string | number>): string =>
   `Microsoft.Dynamics.CRM.In(PropertyName=${quote(column)},PropertyValues=[${

@@ -27,6 +27,7 @@ import type { ExpandItem } from "./Query.js"
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
 export type Row = Readonly<Record<string, unknown>>
 
@@ -41,6 +42,7 @@ export type Row = Readonly<Record<string, unknown>>
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
 export type KeyValue = string | number | bigint | boolean | Date
 
@@ -56,6 +58,7 @@ export type KeyValue = string | number | bigint | boolean | Date
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
 export type RecordRef = string | Readonly<Record<string, KeyValue>>
 
@@ -70,6 +73,7 @@ export type RecordRef = string | Readonly<Record<string, KeyValue>>
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Partition {
   readonly partitionId?: string
@@ -85,6 +89,7 @@ export interface Partition {
  * ```
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const idFromEntityUrl = (url: string | undefined): string | undefined =>
   url === undefined ? undefined : recordIdOf(url)
@@ -100,7 +105,7 @@ export const idFromEntityUrl = (url: string | undefined): string | undefined =>
  * ```
  *
  * @since 0.1.0
- * @category ids
+ * @category conversions
  */
 export const parseGuid: (text: string) => string | undefined = normaliseGuid
 
@@ -116,7 +121,7 @@ export const parseGuid: (text: string) => string | undefined = normaliseGuid
  * ```
  *
  * @since 0.1.0
- * @category rows
+ * @category utils
  */
 export const withoutReadAnnotations: <A extends Readonly<Record<string, unknown>>>(row: A) => A =
   annotations.withoutReadAnnotations
@@ -165,6 +170,7 @@ const body = (row: Row): Row => annotations.withoutReadAnnotations(row)
  * ```
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const create = (table: string, row: Row): Effect.Effect<string, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
@@ -194,6 +200,7 @@ export const create = (table: string, row: Row): Effect.Effect<string, Dataverse
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RetrieveOptions extends Partition {
   /** Columns to return (`$select`); all when omitted. The primary key always comes back. */
@@ -213,6 +220,7 @@ export interface RetrieveOptions extends Partition {
  * ```
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const retrieve = (
   table: string,
@@ -250,6 +258,7 @@ export const retrieve = (
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
 export interface UpdateOptions extends Partition {
   /**
@@ -276,6 +285,7 @@ export interface UpdateOptions extends Partition {
  * ```
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const update = (
   table: string,
@@ -312,6 +322,7 @@ export const update = (
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
 export type UpsertMode = "upsert" | "createOnly" | "updateOnly"
 
@@ -325,6 +336,7 @@ export type UpsertMode = "upsert" | "createOnly" | "updateOnly"
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
 export interface UpsertOptions extends Partition {
   /** Default `upsert`. */
@@ -345,6 +357,7 @@ export interface UpsertOptions extends Partition {
  * ```
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const upsert = (
   table: string,
@@ -381,6 +394,7 @@ export const upsert = (
  * ```
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RemoveOptions extends Partition {
   /** What a record that does not exist means: `fail` (reason `NotFound`, the default) or `ignore` (done). */
@@ -401,6 +415,7 @@ export interface RemoveOptions extends Partition {
  * ```
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const remove = (
   table: string,
@@ -441,6 +456,7 @@ export const remove = (
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const bind = (target: string | TableMetadata, ref: RecordRef): string => {
   const entitySet = typeof target === "string" ? target : target.entitySetName
@@ -474,6 +490,7 @@ export const bind = (target: string | TableMetadata, ref: RecordRef): string => 
  * ```
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const lookup = (
   table: string,

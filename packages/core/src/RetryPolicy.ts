@@ -12,6 +12,7 @@ import { type DataverseError, isTransient } from "./DataverseError.js"
  * Options of `make`.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RetryOptions {
   /** Retries after the first attempt. Default 10. */
@@ -41,6 +42,7 @@ export interface RetryOptions {
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const make = (
   options: RetryOptions = {}
@@ -71,5 +73,6 @@ export const make = (
  * The policy the client uses unless told otherwise: `make()` with its defaults.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const defaultPolicy = make()

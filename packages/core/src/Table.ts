@@ -41,6 +41,7 @@ import * as Records from "./Records.js"
  * A typed table: `A` is the record in code, `I` the record on the wire (column logical names).
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Table<A, I> {
   readonly logicalName: string
@@ -56,6 +57,7 @@ export interface Table<A, I> {
  * name; lookups as `_<column>_value` to read, `<nav>@odata.bind` to write).
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const make = <const Fields extends S.Struct.Fields>(options: {
   readonly logicalName: string
@@ -83,6 +85,7 @@ const describe = (error: ParseResult.ParseError): string => {
  * reason `InvalidInput` naming the column.
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const encode = <A, I>(table: Table<A, I>, record: A): Either.Either<Records.Row, DataverseError> =>
   S.encodeEither(table.schema, { errors: "first" })(record).pipe(
@@ -100,6 +103,7 @@ export const encode = <A, I>(table: Table<A, I>, record: A): Either.Either<Recor
  * ignored. A record that does not fit fails with reason `Decode` naming the column.
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const decode = <A, I>(table: Table<A, I>, row: Records.Row): Either.Either<A, DataverseError> =>
   S.decodeUnknownEither(table.schema, { errors: "first", onExcessProperty: "ignore" })(row).pipe(
@@ -115,6 +119,7 @@ export const decode = <A, I>(table: Table<A, I>, row: Records.Row): Either.Eithe
  * Creates a record and returns its id.
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const create = <A, I>(table: Table<A, I>, record: A): Effect.Effect<string, DataverseError, DataverseClient> =>
   Effect.flatMap(encode(table, record), (row) => Records.create(table.logicalName, row))
@@ -123,6 +128,7 @@ export const create = <A, I>(table: Table<A, I>, record: A): Effect.Effect<strin
  * Reads one record by id, decoded.
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const retrieve = <A, I>(table: Table<A, I>, id: string): Effect.Effect<A, DataverseError, DataverseClient> =>
   Records.retrieve(table.logicalName, id, { select: table.columns }).pipe(Effect.flatMap((row) => decode(table, row)))
@@ -132,6 +138,7 @@ export const retrieve = <A, I>(table: Table<A, I>, id: string): Effect.Effect<A,
  * columns unless `select` says otherwise.
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const query = <A, I>(
   table: Table<A, I>,
@@ -146,6 +153,7 @@ export const query = <A, I>(
  * reported failed at its position and never sent.
  *
  * @since 0.1.0
+ * @category accessors
  */
 export const createMany = <A, I, E = never, R = never>(
   table: Table<A, I>,

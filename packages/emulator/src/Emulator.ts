@@ -54,6 +54,7 @@ import { defaultSchema, type Schema } from "./TableSchema.js"
  * How to start an emulator. Every field has a default suited to tests.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface EmulatorOptions {
   /** Interface to listen on. Default `127.0.0.1`. */
@@ -108,6 +109,7 @@ export interface EmulatorOptions {
  * One application user of the org, as the start contract lists it.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ApplicationUser {
   /** Its `systemuserid`: what `WhoAmI` answers for its tokens, and its records' `_createdby_value`. */
@@ -125,6 +127,7 @@ export interface ApplicationUser {
  * code that starts an emulator gets back.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface StartInfo {
   /** The org root, e.g. `http://127.0.0.1:41234`. */
@@ -161,6 +164,7 @@ export interface StartInfo {
  * A running emulator: its start contract, its store and counters.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RunningEmulator {
   readonly info: StartInfo
@@ -192,6 +196,7 @@ export interface RunningEmulator {
  * Why an emulator could not start.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class EmulatorError extends Data.TaggedError("EmulatorError")<{
   readonly reason: "Listen" | "DataDir" | "Identity"
@@ -203,6 +208,7 @@ export class EmulatorError extends Data.TaggedError("EmulatorError")<{
  * The emulator as an Effect service.
  *
  * @since 0.1.0
+ * @category tags
  */
 export class Emulator extends Context.Tag("@dv-effect/emulator/Emulator")<Emulator, RunningEmulator>() {}
 
@@ -210,6 +216,7 @@ export class Emulator extends Context.Tag("@dv-effect/emulator/Emulator")<Emulat
  * Starts an emulator; it stops when the scope closes.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulator, EmulatorError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -398,6 +405,7 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
  * A layer that runs an emulator for as long as it is in use.
  *
  * @since 0.1.0
+ * @category layers
  */
 export const layer = (options: EmulatorOptions = {}): Layer.Layer<Emulator, EmulatorError> =>
   Layer.scoped(Emulator, make(options))
@@ -414,6 +422,7 @@ export const layer = (options: EmulatorOptions = {}): Layer.Layer<Emulator, Emul
  * ```
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const start = async (options: EmulatorOptions = {}): Promise<RunningEmulator & { close(): Promise<void> }> => {
   const scope = Effect.runSync(Scope.make())

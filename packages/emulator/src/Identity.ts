@@ -14,6 +14,7 @@ import { createPublicKey, type KeyObject, randomUUID, X509Certificate } from "no
  * Why a presented token was refused.
  *
  * @since 0.1.0
+ * @category models
  */
 export type TokenRejection = "missing" | "malformed" | "expired" | "wrong audience" | "bad signature" | "not yet valid"
 
@@ -21,6 +22,7 @@ export type TokenRejection = "missing" | "malformed" | "expired" | "wrong audien
  * The claims the Web API uses: who is calling.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface VerifiedToken {
   readonly objectId: string
@@ -32,6 +34,7 @@ export interface VerifiedToken {
  * A JSON Web Key Set, as published at an issuer's `jwks_uri`.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface JsonWebKeySet {
   readonly keys: ReadonlyArray<Jose.JWK>
@@ -41,6 +44,7 @@ export interface JsonWebKeySet {
  * An issuer and verifier of access tokens for one tenant.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Identity {
   readonly tenantId: string
@@ -71,6 +75,7 @@ export interface Identity {
  * Makes an identity with a fresh signing key.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const make = async (tenantId: string): Promise<Identity> => {
   const { privateKey, publicKey } = await Jose.generateKeyPair("RS256")
@@ -131,6 +136,7 @@ export const make = async (tenantId: string): Promise<Identity> => {
  * The key that verifies a client assertion: a PEM certificate or public key (SPKI), or a JWKS.
  *
  * @since 0.1.0
+ * @category models
  */
 export type AssertionKey = string | JsonWebKeySet
 
@@ -139,6 +145,7 @@ export type AssertionKey = string | JsonWebKeySet
  * another key than the registered one.
  *
  * @since 0.1.0
+ * @category models
  */
 export type AssertionRejection = "malformed" | "expired" | "not yet valid" | "bad signature" | "key not found"
 
@@ -147,6 +154,7 @@ export type AssertionRejection = "malformed" | "expired" | "not yet valid" | "ba
  * `aud`) are for the caller to match.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface VerifiedAssertion {
   readonly header: Jose.ProtectedHeaderParameters
@@ -164,6 +172,7 @@ const base64UrlOfHex = (hex: string) => Buffer.from(hex.replace(/:/g, ""), "hex"
  * must be the certificate's.
  *
  * @since 0.1.0
+ * @category utils
  */
 export const verifyAssertion = async (
   jwt: string,

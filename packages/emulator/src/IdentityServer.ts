@@ -78,6 +78,7 @@ import * as server from "./internal/identity/server.js"
  * Workload identity federation: the external tokens an application trusts as its credential.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface FederatedCredential {
   /** `iss` of the external assertion, e.g. `https://token.actions.githubusercontent.com`. */
@@ -94,6 +95,7 @@ export interface FederatedCredential {
  * An application registration (and its service principal).
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RegisteredApp {
   readonly clientId: string
@@ -110,6 +112,7 @@ export interface RegisteredApp {
  * A user of the tenant, for the user flows (password, device code, refresh).
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RegisteredUser {
   readonly username: string
@@ -123,6 +126,7 @@ export interface RegisteredUser {
  * A managed identity the App Service endpoint (`/msi/token`) issues tokens for.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ManagedIdentity {
   /** The identity's client (application) id: `appid` of its tokens; selects it by `client_id`. */
@@ -139,6 +143,7 @@ export interface ManagedIdentity {
  * How to start an identity server.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface IdentityServerOptions {
   /** Signs the tokens (and verifies them in the Web API). */
@@ -175,6 +180,7 @@ export interface IdentityServerOptions {
  * What the server has done, for tests.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface IdentityServerCounters {
   /** Successful token responses, every grant and managed identity included. */
@@ -189,6 +195,7 @@ export interface IdentityServerCounters {
  * The options msal passes to a network call (a subset of msal-common's `NetworkRequestOptions`).
  *
  * @since 0.1.0
+ * @category models
  */
 export interface MsalNetworkRequestOptions {
   readonly headers?: Record<string, string>
@@ -199,6 +206,7 @@ export interface MsalNetworkRequestOptions {
  * A network response as msal expects it (msal-common's `NetworkResponse`).
  *
  * @since 0.1.0
+ * @category models
  */
 export interface MsalNetworkResponse<T> {
   readonly headers: Record<string, string>
@@ -210,6 +218,7 @@ export interface MsalNetworkResponse<T> {
  * Structurally msal-common's `INetworkModule`: what `system.networkClient` takes.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface MsalNetworkModule {
   sendGetRequestAsync<T>(
@@ -224,6 +233,7 @@ export interface MsalNetworkModule {
  * A running identity server.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RunningIdentityServer {
   /** `https://127.0.0.1:<port>`. */
@@ -258,6 +268,7 @@ export interface RunningIdentityServer {
  * The identity server could not start.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class IdentityServerError extends Data.TaggedError("IdentityServerError")<{
   readonly reason: "Certificate" | "CaFile" | "Listen"
@@ -270,6 +281,7 @@ export class IdentityServerError extends Data.TaggedError("IdentityServerError")
  * else: it is for talking to the emulator). Responses are parsed as JSON, as msal's own client does.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const makeMsalNetworkClient = (caPem: string): MsalNetworkModule =>
   msalNetworkClient.makeMsalNetworkClient(caPem)
@@ -278,6 +290,7 @@ export const makeMsalNetworkClient = (caPem: string): MsalNetworkModule =>
  * Starts an identity server; it stops, and its CA file is removed, when the scope closes.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const make = (
   options: IdentityServerOptions

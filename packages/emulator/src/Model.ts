@@ -32,6 +32,7 @@ import { firstIssue } from "./internal/decode.js"
  * run can be replayed. A modelling choice throughout: the service documents none of these rates.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface FaultRates {
   readonly seed: number
@@ -57,6 +58,7 @@ export interface FaultRates {
  * `(k / c) ^ exponent` times its latency when k > c, and is charged that longer time.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Slowdown {
   /** 0: no slowdown at all. */
@@ -74,6 +76,7 @@ export interface Slowdown {
  * starts, so no client can compute one from a server's number.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Balancer {
   /** How requests without an honoured cookie are spread: in turn, or drawn from `seed`'s generator. */
@@ -93,6 +96,7 @@ export interface Balancer {
  * A performance profile. `Infinity` means no limit.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Profile {
   readonly name: string
@@ -151,6 +155,7 @@ const defaultBalancer: Balancer = { spread: "roundRobin", seed: 1, affinity: "ho
  * cost.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const fast: Profile = {
   name: "fast",
@@ -175,6 +180,7 @@ export const fast: Profile = {
  * service (a 1,000-record CreateMultiple takes about 8 s). Runs in real time.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const realistic: Profile = {
   name: "realistic",
@@ -198,6 +204,7 @@ export const realistic: Profile = {
  * budgets), so that a benchmark meets every limit within a short run.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const bench: Profile = {
   name: "bench",
@@ -224,6 +231,7 @@ export const bench: Profile = {
  * must notice it from the latency it measures.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const silent: Profile = {
   ...bench,
@@ -237,6 +245,7 @@ export const silent: Profile = {
  * The names of the named profiles.
  *
  * @since 0.1.0
+ * @category utils
  */
 export const profileNames = ["fast", "realistic", "bench", "silent"] as const
 
@@ -244,6 +253,7 @@ export const profileNames = ["fast", "realistic", "bench", "silent"] as const
  * A named profile.
  *
  * @since 0.1.0
+ * @category models
  */
 export type ProfileName = typeof profileNames[number]
 
@@ -251,6 +261,7 @@ export type ProfileName = typeof profileNames[number]
  * The named profiles.
  *
  * @since 0.1.0
+ * @category utils
  */
 export const profiles: Readonly<Record<string, Profile>> & Readonly<Record<ProfileName, Profile>> = {
   fast,
@@ -314,6 +325,7 @@ const ProfileFile = S.Struct({
  * ```
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const decodeProfile = (json: unknown): Profile | string => {
   const decoded = S.decodeUnknownEither(ProfileFile, { errors: "first", onExcessProperty: "error" })(json)
@@ -350,6 +362,7 @@ export const decodeProfile = (json: unknown): Profile | string => {
  * see `Slowdown`).
  *
  * @since 0.1.0
+ * @category utils
  */
 export const serverCapacity = (profile: Profile, servers: number = profile.servers): number =>
   profile.slowdown.capacity ?? Math.max(1, Math.floor(profile.dopHint / servers))
@@ -360,6 +373,7 @@ export const serverCapacity = (profile: Profile, servers: number = profile.serve
  * exponent` above the server's capacity (`serverCapacity`), else 1.
  *
  * @since 0.1.0
+ * @category utils
  */
 export const slowdown = (profile: Profile, inFlight: number, servers: number = profile.servers): number => {
   const capacity = serverCapacity(profile, servers)
@@ -373,6 +387,7 @@ export const slowdown = (profile: Profile, inFlight: number, servers: number = p
  * message and `operations` other operations, before any slowdown.
  *
  * @since 0.1.0
+ * @category utils
  */
 export const latencyMs = (profile: Profile, work: { readonly records: number; readonly operations: number }): number =>
   profile.latency.baseMs + work.records * profile.latency.perRecordMs + work.operations * profile.latency.perOperationMs

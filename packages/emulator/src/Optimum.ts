@@ -33,6 +33,7 @@ import { latencyMs, type Profile, serverCapacity, slowdown } from "./Model.js"
  * (`Model.serverCapacity`) when the profile slows requests beyond it (`slowdown.exponent > 0`).
  *
  * @since 0.1.0
+ * @category utils
  */
 export const idealInFlight = (profile: Profile, servers: number = profile.servers): number => {
   const share = Math.max(1, Math.floor(profile.dopHint / servers))
@@ -45,6 +46,7 @@ export const idealInFlight = (profile: Profile, servers: number = profile.server
  * flight: the service's concurrency limit, or (usually) `idealInFlight` or `maxInFlight`.
  *
  * @since 0.1.0
+ * @category models
  */
 export type Constraint = "latency" | "concurrency" | "requests" | "executionTime"
 
@@ -52,6 +54,7 @@ export type Constraint = "latency" | "concurrency" | "requests" | "executionTime
  * The ideal schedule of one job at one chunk size.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Schedule {
   readonly rows: number
@@ -80,6 +83,7 @@ export interface Schedule {
  * Options of `optimum` and `schedule`.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Options {
   /** Rows of the job. */
@@ -245,6 +249,7 @@ const sustained = (profile: Profile, chunkSize: number, servers: number, inFligh
  * ```
  *
  * @since 0.1.0
+ * @category utils
  */
 export const schedule = (profile: Profile, chunkSize: number, options: Options): Schedule => {
   const rows = options.rows
@@ -314,6 +319,7 @@ export const schedule = (profile: Profile, chunkSize: number, options: Options):
  * ```
  *
  * @since 0.1.0
+ * @category utils
  */
 export const optimum = (profile: Profile, options: Options): Schedule => {
   const from = options.minChunkSize ?? 1

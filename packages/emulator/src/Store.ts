@@ -14,6 +14,7 @@ import type { TableDefinition } from "./TableSchema.js"
  * A lookup value as stored: the target table and the record id.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface LookupValue {
   readonly table: string
@@ -24,6 +25,7 @@ export interface LookupValue {
  * A stored record. `values` maps column logical names to JSON values or lookups.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface StoredRecord {
   readonly id: string
@@ -40,6 +42,7 @@ export interface StoredRecord {
  * A record ready to be written: validated, with its id decided.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface PreparedRecord {
   readonly id: string
@@ -67,6 +70,7 @@ export class Fault {
  * A committed change, as the persistence journal records it.
  *
  * @since 0.1.0
+ * @category models
  */
 export type Change =
   | { readonly op: "put"; readonly table: string; readonly record: StoredRecord }
@@ -85,6 +89,7 @@ const ttlOf = (values: Readonly<Record<string, unknown>>, now: number): number |
  * The records of one table.
  *
  * @since 0.1.0
+ * @category models
  */
 export class TableStore {
   private readonly byId = new Map<string, StoredRecord>()
@@ -364,6 +369,7 @@ export class TableStore {
  * All tables of one emulator.
  *
  * @since 0.1.0
+ * @category models
  */
 export class Store {
   private seq = 0

@@ -13,6 +13,7 @@ import { firstIssue } from "./internal/decode.js"
  * Dataverse attribute types, as `AttributeType` reports them in metadata.
  *
  * @since 0.1.0
+ * @category models
  */
 export type ColumnType =
   | "String"
@@ -37,6 +38,7 @@ export type ColumnType =
  * levels are hints for forms, as on the real service.
  *
  * @since 0.1.0
+ * @category models
  */
 export type RequiredLevel = "None" | "Recommended" | "ApplicationRequired" | "SystemRequired"
 
@@ -45,6 +47,7 @@ export type RequiredLevel = "None" | "Recommended" | "ApplicationRequired" | "Sy
  * property used to bind it (`parentcustomerid_account@odata.bind`).
  *
  * @since 0.1.0
+ * @category models
  */
 export interface LookupTarget {
   readonly table: string
@@ -55,6 +58,7 @@ export interface LookupTarget {
  * A column definition.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ColumnDefinition {
   readonly logicalName: string
@@ -75,6 +79,7 @@ export interface ColumnDefinition {
  * An alternate key: a name and the columns whose values identify a record.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface KeyDefinition {
   readonly logicalName: string
@@ -85,6 +90,7 @@ export interface KeyDefinition {
  * Which of the `*Multiple` bulk messages a table supports.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface BulkMessages {
   readonly createMultiple: boolean
@@ -98,6 +104,7 @@ export interface BulkMessages {
  * A table definition.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface TableDefinition {
   readonly logicalName: string
@@ -117,6 +124,7 @@ export interface TableDefinition {
  * A whole schema: the tables an emulator serves.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Schema {
   readonly tables: ReadonlyArray<TableDefinition>
@@ -137,6 +145,7 @@ const allStandardMessages: BulkMessages = {
  * - `task`: a standard table without the `*Multiple` messages.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const defaultSchema: Schema = {
   tables: [
@@ -333,6 +342,7 @@ const optional = <A extends S.Schema.Any>(schema: A) => S.optionalWith(schema, {
  * other types when writing a schema file).
  *
  * @since 0.2.0
+ * @category utils
  */
 export const columnTypes: ReadonlyArray<ColumnType> = [
   "String",
@@ -413,6 +423,7 @@ const defaultPrimaryName = (
  * Returns the schema, or a message naming what is wrong.
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const decode = (json: unknown): Schema | string => {
   const decoded = S.decodeUnknownEither(SchemaFile, { errors: "first", onExcessProperty: "error" })(json)
@@ -466,6 +477,7 @@ export const decode = (json: unknown): Schema | string => {
  * ```
  *
  * @since 0.2.0
+ * @category conversions
  */
 export const parse = (text: string): Schema | string => {
   if (isCsdl(text)) {
@@ -487,6 +499,7 @@ export const parse = (text: string): Schema | string => {
  * alternate keys, and the entity sets. `parse` reads it back, without what CSDL does not carry.
  *
  * @since 0.2.0
+ * @category conversions
  */
 export const toCsdl = (schema: Schema): string => writeCsdl(schema.tables)
 
