@@ -820,7 +820,7 @@ export const partitionRecords = <E, R>(
  * @since 0.1.0
  */
 export interface TrackedRows<E, R> {
-  /** The rows, in order, for `Bulk.run` and friends. */
+  /** The rows, in order, for `Bulk.stream` and friends. */
   readonly rows: Stream.Stream<RowInput, E, R>
   /** The record behind the engine's row `position`, while it is kept. */
   readonly get: (position: number) => InputRecord | undefined

@@ -2,7 +2,7 @@
  * `$batch`: many operations in one HTTP request, optionally grouped into atomic change sets
  * (wire reference, section 4). `encode` writes the multipart body, `parse` reads the service's
  * answer tolerantly, `decodeResponse` maps that answer back to one result per request, and
- * `execute` does all three through the connection.
+ * `send` does all three through the connection.
  *
  * Every request of a batch, in order, has a position (its `index`, from 0). Each is sent with a
  * `Content-ID` equal to its position + 1 (unless it names its own `contentId`), so Content-IDs are
@@ -66,7 +66,7 @@ export interface Request {
 
 /**
  * Requests that succeed or fail together: the service runs them in one transaction and, when
- * one fails, rolls all back and answers one error, which `execute` reports for each of them.
+ * one fails, rolls all back and answers one error, which `send` reports for each of them.
  *
  * @since 0.1.0
  * @category models
@@ -235,7 +235,7 @@ export const maxOperations = 1000
 export interface EncodeOptions {
   /**
    * The Web API root relative URLs are resolved against in the request lines: an absolute URL
-   * (`https://contoso.crm.dynamics.com/api/data/v9.2/`, what `execute` passes) or a path.
+   * (`https://contoso.crm.dynamics.com/api/data/v9.2/`, what `send` passes) or a path.
    * Default `/api/data/v9.2/`.
    */
   readonly webApiUrl?: string | undefined
@@ -826,7 +826,7 @@ export interface ExecuteOptions {
  * request. An answer that is not multipart is a failure of the batch as a whole. A 429 never
  * comes back here: the connection waits it out and sends the batch again (nothing of it ran).
  */
-const send = (request: HttpClientRequest.HttpClientRequest) =>
+const postBatch = (request: HttpClientRequest.HttpClientRequest) =>
   Effect.flatMap(DataverseClient, (client) =>
     Effect.scoped(
       Effect.flatMap(client.executeRaw(request), (response) =>
@@ -874,7 +874,7 @@ const send = (request: HttpClientRequest.HttpClientRequest) =>
  * import { Effect } from "effect"
  * import { Batch } from "@dv-effect/core"
  * const program = Effect.gen(function*() {
- *   const results = yield* Batch.execute([
+ *   const results = yield* Batch.send([
  *     Batch.post("contacts", { lastname: "Doe" }),
  *     Batch.changeSet([
  *       Batch.post("accounts", { name: "Contoso" }),
@@ -891,7 +891,7 @@ const send = (request: HttpClientRequest.HttpClientRequest) =>
  * @since 0.1.0
  * @category accessors
  */
-export const execute = (
+export const send = (
   items: ReadonlyArray<Item>,
   options: ExecuteOptions = {}
 ): Effect.Effect<ReadonlyArray<Result>, DataverseError, DataverseClient> =>
@@ -912,5 +912,5 @@ export const execute = (
       HttpClientRequest.setHeaders(headers),
       HttpClientRequest.bodyText(encoded.body, encoded.contentType)
     )
-    return yield* decodeResponse(items, yield* send(request))
+    return yield* decodeResponse(items, yield* postBatch(request))
   })

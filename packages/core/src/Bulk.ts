@@ -375,7 +375,7 @@ export interface DryRun {
 }
 
 /**
- * Checks rows and plans the run without writing anything: each row is validated as `run` would
+ * Checks rows and plans the run without writing anything: each row is validated as `stream` would
  * (invalid ones reach `onOutcome` as failed), and the plan says how the rest would be sent. It
  * reads the table's metadata and the service's parallelism hint; smart mode's lookups are not
  * made.
@@ -401,15 +401,15 @@ export const dryRun: <E = never, R = never, E2 = never, R2 = never>(
  * @since 0.1.0
  * @category accessors
  */
-export const run: <E = never, R = never>(
+export const stream: <E = never, R = never>(
   operation: Operation,
   table: string,
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options?: BulkOptions
-) => Stream.Stream<RowOutcome, DataverseError | Journal.JournalError | E, DataverseClient | R> = runs.run
+) => Stream.Stream<RowOutcome, DataverseError | Journal.JournalError | E, DataverseClient | R> = runs.stream
 
 /**
- * Creates rows (see `run`).
+ * Creates rows (see `stream`).
  *
  * @example
  * ```ts
@@ -426,10 +426,10 @@ export const createMany = <E = never, R = never>(
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options: BulkOptions = {}
 ): Stream.Stream<RowOutcome, DataverseError | Journal.JournalError | E, DataverseClient | R> =>
-  runs.run("create", table, rows, options)
+  runs.stream("create", table, rows, options)
 
 /**
- * Updates rows, each identified by its primary key column or by the `key` columns (see `run`).
+ * Updates rows, each identified by its primary key column or by the `key` columns (see `stream`).
  *
  * @since 0.1.0
  * @category accessors
@@ -439,7 +439,7 @@ export const updateMany = <E = never, R = never>(
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options: BulkOptions = {}
 ): Stream.Stream<RowOutcome, DataverseError | Journal.JournalError | E, DataverseClient | R> =>
-  runs.run("update", table, rows, options)
+  runs.stream("update", table, rows, options)
 
 /**
  * Creates or updates rows, each identified by its primary key column or by the `key` columns.
@@ -452,7 +452,7 @@ export const upsertMany = <E = never, R = never>(
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options: BulkOptions = {}
 ): Stream.Stream<RowOutcome, DataverseError | Journal.JournalError | E, DataverseClient | R> =>
-  runs.run("upsert", table, rows, options)
+  runs.stream("upsert", table, rows, options)
 
 /**
  * Deletes rows, each identified by its primary key column or by the `key` columns; a record
@@ -466,7 +466,7 @@ export const deleteMany = <E = never, R = never>(
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,
   options: BulkOptions = {}
 ): Stream.Stream<RowOutcome, DataverseError | Journal.JournalError | E, DataverseClient | R> =>
-  runs.run("delete", table, rows, options)
+  runs.stream("delete", table, rows, options)
 
 /**
  * Totals of a finished run.
@@ -520,7 +520,7 @@ export const summarize: <E, R, E2 = never, R2 = never>(
 ) => Effect.Effect<Summary, E | E2, R | R2> = summary.summarize
 
 /**
- * Runs one operation to its end (see `run`), calling `onOutcome` for each row, and returns the
+ * Runs one operation to its end (see `stream`), calling `onOutcome` for each row, and returns the
  * totals with the requests, retries and throttles it took. With a journal, a chunk's rows are
  * recorded as finished only after `onOutcome` returned for each of them, so what it writes (a
  * rejects file) is never missing a row a resumed run will skip.

@@ -545,7 +545,7 @@ layer(Live, { excludeTestServices: true })("Batch against the emulator", (it) =>
       const emulator = yield* Emulator.Emulator
       emulator.reset()
       const [seeded] = emulator.seed("contact", [{ firstname: "Seed", lastname: "Ed" }])
-      const results = yield* Batch.execute([
+      const results = yield* Batch.send([
         Batch.post("contacts", { firstname: "Ada", lastname: "Lovelace" }),
         Batch.post("contacts", { lastname: "x".repeat(51) }),
         Batch.changeSet([
@@ -601,7 +601,7 @@ layer(Live, { excludeTestServices: true })("Batch against the emulator", (it) =>
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator
       emulator.reset()
-      const results = yield* Batch.execute([
+      const results = yield* Batch.send([
         Batch.changeSet([
           Batch.post("contacts", { lastname: "Hopper" }),
           Batch.patch("$1", { firstname: "Grace" })
@@ -629,7 +629,7 @@ layer(Live, { excludeTestServices: true })("Batch against the emulator", (it) =>
         Batch.patch(`contacts(${missing})`, { lastname: "Second" }, { headers: { "If-Match": "*" } }),
         Batch.post("contacts", { lastname: "Third" })
       ]
-      const results = yield* Batch.execute(items)
+      const results = yield* Batch.send(items)
       const lastnames = () => emulator.store.table("contact")!.scan().map((r) => r.values.lastname)
       expect(lastnames()).toEqual(["First"])
       // The answer (status 404) holds only the failing part, with its Content-ID: the request before
@@ -639,7 +639,7 @@ layer(Live, { excludeTestServices: true })("Batch against the emulator", (it) =>
 
       // A batch of one change set: the failure can only be the change set's.
       emulator.reset()
-      const single = yield* Batch.execute([Batch.changeSet([items[0]!, items[1]!] as Array<Batch.Request>)])
+      const single = yield* Batch.send([Batch.changeSet([items[0]!, items[1]!] as Array<Batch.Request>)])
       expect(tags(single)).toEqual(["Failure", "Failure"])
       expect(failure(single[0]).status).toBe(404)
       expect(lastnames()).toEqual([])
@@ -674,7 +674,7 @@ layer(Live, { excludeTestServices: true })("Batch against the emulator", (it) =>
       const creates = (n: number) =>
         Array.from({ length: n }, (_, i) => Batch.post("contacts", { lastname: `Row ${i}` }))
       const requestsBefore = emulator.counters.requests
-      const results = yield* Batch.execute(creates(1000), { continueOnError: true })
+      const results = yield* Batch.send(creates(1000), { continueOnError: true })
       expect(emulator.counters.requests - requestsBefore).toBe(1)
       expect(results.every((r) => r._tag === "Success")).toBe(true)
       const contacts = emulator.store.table("contact")!
@@ -682,10 +682,10 @@ layer(Live, { excludeTestServices: true })("Batch against the emulator", (it) =>
       expect(new Set(results.map((r) => success(r).id)).size).toBe(1000)
       expect(contacts.get(success(results[999]).id!)!.values.lastname).toBe("Row 999")
 
-      const error = yield* Effect.flip(Batch.execute(creates(1001)))
+      const error = yield* Effect.flip(Batch.send(creates(1001)))
       expect(error.reason).toBe("InvalidInput")
       expect(emulator.counters.requests - requestsBefore).toBe(1)
       expect(contacts.size).toBe(1000)
-      expect(yield* Batch.execute([])).toEqual([])
+      expect(yield* Batch.send([])).toEqual([])
     }))
 })

@@ -48,7 +48,7 @@ import { ServiceModel } from "./internal/throttle.js"
 import { makeApp } from "./internal/webApi.js"
 import * as Model from "./Model.js"
 import { Store } from "./Store.js"
-import { defaultSchema, type Schema } from "./TableSchema.js"
+import { defaultSchema, type SchemaDefinition } from "./TableSchema.js"
 
 /**
  * How to start an emulator. Every field has a default suited to tests.
@@ -62,7 +62,7 @@ export interface EmulatorOptions {
   /** Port; `0` (the default) picks a free one. */
   readonly port?: number
   /** The tables to serve. Default `defaultSchema`. */
-  readonly schema?: Schema
+  readonly schema?: SchemaDefinition
   /** The performance model: a named profile (`Model.profileNames`) or a profile object. Default `fast`. */
   readonly profile?: Model.Profile | Model.ProfileName
   /**

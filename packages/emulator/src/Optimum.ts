@@ -56,7 +56,7 @@ export type Constraint = "latency" | "concurrency" | "requests" | "executionTime
  * @since 0.1.0
  * @category models
  */
-export interface Schedule {
+export interface IdealRun {
   readonly rows: number
   readonly chunkSize: number
   /** Requests sent, over all servers. */
@@ -251,7 +251,7 @@ const sustained = (profile: Profile, chunkSize: number, servers: number, inFligh
  * @since 0.1.0
  * @category utils
  */
-export const schedule = (profile: Profile, chunkSize: number, options: Options): Schedule => {
+export const schedule = (profile: Profile, chunkSize: number, options: Options): IdealRun => {
   const rows = options.rows
   if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`Optimum: chunk size ${chunkSize}`)
   if (!Number.isInteger(rows) || rows < 0) throw new Error(`Optimum: rows ${rows}`)
@@ -321,10 +321,10 @@ export const schedule = (profile: Profile, chunkSize: number, options: Options):
  * @since 0.1.0
  * @category utils
  */
-export const optimum = (profile: Profile, options: Options): Schedule => {
+export const optimum = (profile: Profile, options: Options): IdealRun => {
   const from = options.minChunkSize ?? 1
   const to = Math.min(options.maxChunkSize ?? 1000, Math.max(from, options.rows))
-  let best: Schedule | undefined
+  let best: IdealRun | undefined
   for (let n = from; n <= to; n++) {
     const candidate = schedule(profile, n, options)
     if (best === undefined || candidate.seconds < best.seconds) best = candidate

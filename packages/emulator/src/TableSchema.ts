@@ -126,7 +126,7 @@ export interface TableDefinition {
  * @since 0.1.0
  * @category models
  */
-export interface Schema {
+export interface SchemaDefinition {
   readonly tables: ReadonlyArray<TableDefinition>
 }
 
@@ -147,7 +147,7 @@ const allStandardMessages: BulkMessages = {
  * @since 0.1.0
  * @category constructors
  */
-export const defaultSchema: Schema = {
+export const defaultSchema: SchemaDefinition = {
   tables: [
     {
       logicalName: "account",
@@ -425,7 +425,7 @@ const defaultPrimaryName = (
  * @since 0.1.0
  * @category conversions
  */
-export const decode = (json: unknown): Schema | string => {
+export const decode = (json: unknown): SchemaDefinition | string => {
   const decoded = S.decodeUnknownEither(SchemaFile, { errors: "first", onExcessProperty: "error" })(json)
   if (Either.isLeft(decoded)) return `Invalid schema: ${firstIssue(decoded.left)}`
   const unnamed = decoded.right.tables.find((table) =>
@@ -479,7 +479,7 @@ export const decode = (json: unknown): Schema | string => {
  * @since 0.2.0
  * @category conversions
  */
-export const parse = (text: string): Schema | string => {
+export const parse = (text: string): SchemaDefinition | string => {
   if (isCsdl(text)) {
     const read = readCsdl(text)
     return typeof read === "string" ? `Invalid schema: ${read}` : decode(read)
@@ -501,7 +501,7 @@ export const parse = (text: string): Schema | string => {
  * @since 0.2.0
  * @category conversions
  */
-export const toCsdl = (schema: Schema): string => writeCsdl(schema.tables)
+export const toCsdl = (schema: SchemaDefinition): string => writeCsdl(schema.tables)
 
 /** The rules a schema must keep across tables, which the structure alone cannot say. */
 const check = (tables: ReadonlyArray<TableDefinition>): string | undefined => {

@@ -162,13 +162,14 @@ const orgCsdl = `<?xml version="1.0" encoding="utf-8"?>
 </edmx:Edmx>
 `
 
-const parsed = (text: string): TableSchema.Schema => {
+const parsed = (text: string): TableSchema.SchemaDefinition => {
   const schema = TableSchema.parse(text)
   if (typeof schema === "string") throw new Error(schema)
   return schema
 }
 
-const tableOf = (schema: TableSchema.Schema, name: string) => schema.tables.find((t) => t.logicalName === name)!
+const tableOf = (schema: TableSchema.SchemaDefinition, name: string) =>
+  schema.tables.find((t) => t.logicalName === name)!
 
 describe("TableSchema.parse of a CSDL $metadata document", () => {
   const schema = parsed(orgCsdl)
@@ -350,7 +351,7 @@ describe("GET $metadata", () => {
         Status: "Integer",
         Customer: "Lookup"
       } as Record<string, string>)[type] ?? type
-    const carried = (schema: TableSchema.Schema) =>
+    const carried = (schema: TableSchema.SchemaDefinition) =>
       schema.tables.map((t) => ({
         logicalName: t.logicalName,
         entitySetName: t.entitySetName,

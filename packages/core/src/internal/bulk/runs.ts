@@ -11,8 +11,8 @@ import { makeEngine, type RunError } from "./engine.js"
 import { invalidRowError, isInvalidRow, type Prepared } from "./prepare.js"
 import { emptyCounts, finish, tallyAll } from "./summary.js"
 
-/** `Bulk.run`. */
-export const run = <E = never, R = never>(
+/** `Bulk.stream`. */
+export const stream = <E = never, R = never>(
   operation: Operation,
   table: string,
   rows: Iterable<RowInput> | Stream.Stream<RowInput, E, R>,

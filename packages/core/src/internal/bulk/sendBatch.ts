@@ -26,7 +26,7 @@ export const sendBatch: Sender = (plan, op, items) =>
           return Batch.del(pathOf(metadata, item))
       }
     })
-    const results = yield* Effect.either(Batch.execute(requests, { continueOnError: true, headers: plan.headers }))
+    const results = yield* Effect.either(Batch.send(requests, { continueOnError: true, headers: plan.headers }))
     if (results._tag === "Left") {
       if (stopsAtOnce(results.left)) return yield* results.left
       return failedAll(items, results.left)
