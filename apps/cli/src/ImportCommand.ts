@@ -255,9 +255,9 @@ const stoppedMessage = (
 /** Failures printed on stderr when a rejects file holds them all anyway. */
 const stderrFailuresWithRejects = 10
 
-const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
+/** What the flags say beyond their own values: their combinations, `--bypass`, `--partition`, `--key`. */
+const settingsOf = (operation: Bulk.Operation, args: ImportArgs) =>
   Effect.gen(function*() {
-    const chunkSize = args.chunkSize
     const bypass = Option.isSome(args.bypass) ? yield* parseBypass(args.bypass.value) : undefined
     const partition = Option.isSome(args.partition)
       ? yield* Either.match(Input.parsePartition(args.partition.value), {
@@ -281,19 +281,33 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
         message: `--no-journal keeps no journal: leave out ${Option.isSome(args.journal) ? "--journal" : "--resume"}.`
       })
     }
+    const key = Option.isSome(args.key) ? list(args.key.value) : undefined
+    const bulkOptions: Bulk.BulkOptions = {
+      chunkSize: args.chunkSize,
+      concurrency: args.concurrency,
+      strategy: args.strategy,
+      ...(key === undefined ? {} : { key }),
+      ...(bypass === undefined ? {} : { bypass }),
+      ...(Option.isSome(args.tag) ? { tag: args.tag.value } : {}),
+      ...(args.smart
+        ? { smart: { create: !args.noCreate, update: !args.noUpdate, allColumns: args.allColumns } }
+        : {})
+    }
+    return { partition, key, bulkOptions }
+  })
+
+/**
+ * The run's journal: the one `--journal` names, else the job's default one (kept unless
+ * `--no-journal`, removed once its run finished), none for a dry run or an in-process emulator.
+ */
+const journalsOf = (operation: Bulk.Operation, args: ImportArgs, url: string, key: ReadonlyArray<string> | undefined) =>
+  Effect.gen(function*() {
     const explicitJournal = Option.isSome(args.journal)
       ? yield* checkJournal(args.journal.value, args.resume)
       : undefined
-    const key = Option.isSome(args.key) ? list(args.key.value) : undefined
-    const source = yield* Input.open({
-      file: args.file,
-      format: Option.getOrUndefined(args.format),
-      delimiter: Option.getOrUndefined(args.delimiter)
-    })
-    const client = yield* DataverseClient.DataverseClient
     // Every write run keeps a journal unless told not to: the job's default one, found again by --resume.
     const job: Runs.JobName = {
-      url: client.url,
+      url,
       operation,
       table: args.table,
       input: args.file === "-" ? "-" : Path.resolve(args.file),
@@ -315,6 +329,23 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
         message: "--resume with --emulator needs --journal <file>: the journal to continue."
       })
     }
+    return { explicitJournal, defaultJournal, journalPath }
+  })
+
+/** The input's rows, coerced to the table's columns, each tracked to its line for rejects. */
+const rowsOf = (
+  operation: Bulk.Operation,
+  args: ImportArgs,
+  partition: Input.Partition | undefined,
+  key: ReadonlyArray<string> | undefined
+) =>
+  Effect.gen(function*() {
+    const source = yield* Input.open({
+      file: args.file,
+      format: Option.getOrUndefined(args.format),
+      delimiter: Option.getOrUndefined(args.delimiter)
+    })
+    const client = yield* DataverseClient.DataverseClient
     const metadata = yield* client.table(args.table)
     const coercer = yield* Coerce.make(args.table, {
       columnProblems: source.format === "csv" ? "fail" : "row",
@@ -334,18 +365,24 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
       records,
       (record) => Effect.map(coercer.coerce(forOperation(record.row)), (row): Input.InputRecord => ({ ...record, row }))
     )
-    const tracked = Input.track(coerced)
+    return { size: source.size, tracked: Input.track(coerced) }
+  })
 
+/**
+ * What a failed row leaves: a line in the rejects file (`--rejects`) and, for the first ones, on
+ * stderr. A rejects line that cannot be written fails here, before the engine journals the row
+ * finished.
+ */
+const failuresOf = (args: ImportArgs, tracked: ReturnType<typeof Input.track>) =>
+  Effect.gen(function*() {
     const write = Option.isSome(args.rejects) ? yield* Rejects.open(args.rejects.value, args.resume) : undefined
-    let failuresShown = 0
-    let failures = 0
-    // A rejects line that cannot be written fails here, before the engine journals the row finished.
+    const counts = { shown: 0, failed: 0 }
     const onOutcome = (outcome: Bulk.RowOutcome): Effect.Effect<void, Rejects.RejectsError> => {
       const record = tracked.settle(outcome.index)
       if (outcome.status !== "failed") {
         return Effect.void
       }
-      failures++
+      counts.failed++
       const location = record?.location ?? `row ${outcome.index + 1}`
       const error = outcome.error
       const written = write === undefined ? Effect.void : write({
@@ -357,60 +394,68 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
         code: error.code,
         message: error.message
       })
-      if (write !== undefined && failuresShown >= stderrFailuresWithRejects) {
+      if (write !== undefined && counts.shown >= stderrFailuresWithRejects) {
         return written
       }
-      failuresShown++
+      counts.shown++
       const code = error.code === undefined ? "" : ` [${error.code}]`
       return Effect.zipRight(written, Output.stderr(`${location}: ${error.message}${code}\n`))
     }
-    const bulkOptions: Bulk.BulkOptions = {
-      chunkSize,
-      concurrency: args.concurrency,
-      strategy: args.strategy,
-      ...(key === undefined ? {} : { key }),
-      ...(bypass === undefined ? {} : { bypass }),
-      ...(Option.isSome(args.tag) ? { tag: args.tag.value } : {}),
-      ...(args.smart
-        ? { smart: { create: !args.noCreate, update: !args.noUpdate, allColumns: args.allColumns } }
-        : {})
-    }
+    return { counts, onOutcome }
+  })
 
-    if (args.dryRun) {
-      const report = yield* Bulk.dryRun(operation, args.table, tracked.rows, bulkOptions, onOutcome)
-      const { plan } = report
-      if (args.output === "json") {
-        yield* Output.stdout(`${JSON.stringify({ dryRun: true, ...report })}\n`)
-      } else {
-        yield* Output.stderr(
-          [
-            `Dry run: nothing was written.`,
-            `  rows           ${report.total} (${report.valid} valid, ${report.invalid} invalid)`,
-            `  table          ${plan.table} (${plan.tableType.toLowerCase()}, entity set ${plan.entitySet})`,
-            `  strategy       ${plan.strategy}${plan.message === undefined ? "" : ` (${plan.message})`}`,
-            `  chunk size     ${plan.chunkSize === "auto" ? `auto, from ${plan.startChunkSize}` : plan.chunkSize}`,
-            `  concurrency    up to ${plan.concurrency}`,
-            `  requests       ${report.requests}${plan.chunkSize === "auto" ? " at most" : ""}`,
-            ""
-          ].join("\n")
-        )
-      }
-      if (report.invalid > 0) return yield* new RowsRejected({ rejected: report.invalid })
-      return
+/** `--dry-run`: the rows checked and the plan said, nothing written. */
+const dryRunOf = <E, R>(
+  operation: Bulk.Operation,
+  args: ImportArgs,
+  rows: Stream.Stream<Bulk.RowInput, E, R>,
+  bulkOptions: Bulk.BulkOptions,
+  onOutcome: (outcome: Bulk.RowOutcome) => Effect.Effect<void, Rejects.RejectsError>
+) =>
+  Effect.gen(function*() {
+    const report = yield* Bulk.dryRun(operation, args.table, rows, bulkOptions, onOutcome)
+    const { plan } = report
+    if (args.output === "json") {
+      yield* Output.stdout(`${JSON.stringify({ dryRun: true, ...report })}\n`)
+    } else {
+      yield* Output.stderr(
+        [
+          `Dry run: nothing was written.`,
+          `  rows           ${report.total} (${report.valid} valid, ${report.invalid} invalid)`,
+          `  table          ${plan.table} (${plan.tableType.toLowerCase()}, entity set ${plan.entitySet})`,
+          `  strategy       ${plan.strategy}${plan.message === undefined ? "" : ` (${plan.message})`}`,
+          `  chunk size     ${plan.chunkSize === "auto" ? `auto, from ${plan.startChunkSize}` : plan.chunkSize}`,
+          `  concurrency    up to ${plan.concurrency}`,
+          `  requests       ${report.requests}${plan.chunkSize === "auto" ? " at most" : ""}`,
+          ""
+        ].join("\n")
+      )
     }
+    if (report.invalid > 0) return yield* new RowsRejected({ rejected: report.invalid })
+  })
 
-    const reporter = ProgressReporter.make(`${operation} ${args.table}`, source.size)
+/** The load itself: the engine over the rows, with progress, the journal and the resume hint. */
+const load = (
+  operation: Bulk.Operation,
+  args: ImportArgs,
+  input: Effect.Effect.Success<ReturnType<typeof rowsOf>>,
+  journalPath: string | undefined,
+  bulkOptions: Bulk.BulkOptions,
+  onOutcome: (outcome: Bulk.RowOutcome) => Effect.Effect<void, Rejects.RejectsError>
+) =>
+  Effect.suspend(() => {
+    const reporter = ProgressReporter.make(`${operation} ${args.table}`, input.size)
     let latest: Bulk.Progress | undefined
     /** How to go on after a stop: the resume command when the journal holds the run. */
     const hint = () =>
       journalPath !== undefined && !Fs.existsSync(journalPath)
         ? "No row was sent: run the same command again."
         : Runs.resumeHint({ journal: journalPath, argv: process.argv.slice(2), stdin: args.file === "-" })
-    const summary = yield* Bulk.execute(operation, args.table, tracked.rows, {
+    return Bulk.execute(operation, args.table, input.tracked.rows, {
       ...bulkOptions,
       ...(journalPath === undefined ? {} : { journal: Journal.file(journalPath) }),
       ...(args.file === "-" ? {} : { inputIdentity: inputIdentity(args.file) }),
-      onResumed: (index) => void tracked.settle(index),
+      onResumed: (index) => void input.tracked.settle(index),
       onProgress: (progress) => {
         latest = progress
         reporter.update(progress)
@@ -423,11 +468,16 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
       Effect.onExit((exit) => Effect.sync(() => reporter.stop({ final: exit._tag === "Success" }))),
       Effect.onInterrupt(() => Output.stderr(`${stoppedMessage(operation, args.smart, latest, journalPath, hint)}\n`))
     )
-    // The run finished: its default journal has nothing left to resume.
-    if (defaultJournal !== undefined) yield* Runs.removeJournal(defaultJournal)
-    if (failures > failuresShown && Option.isSome(args.rejects)) {
-      yield* Output.stderr(`... and ${failures - failuresShown} more failed rows, all in ${args.rejects.value}\n`)
-    }
+  })
+
+/** The summary: one JSON line (`-o json`), or the sentence and each identity's figures. */
+const printSummary = (
+  operation: Bulk.Operation,
+  args: ImportArgs,
+  summary: Bulk.RunSummary,
+  journals: Effect.Effect.Success<ReturnType<typeof journalsOf>>
+) =>
+  Effect.gen(function*() {
     if (args.output === "json") {
       yield* Output.stdout(
         `${
@@ -436,7 +486,9 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
             operation,
             ...summary,
             ...(Option.isSome(args.rejects) ? { rejects: args.rejects.value } : {}),
-            ...(explicitJournal === undefined || defaultJournal !== undefined ? {} : { journal: explicitJournal })
+            ...(journals.explicitJournal === undefined || journals.defaultJournal !== undefined
+              ? {}
+              : { journal: journals.explicitJournal })
           })
         }\n`
       )
@@ -491,9 +543,32 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
         )
       }
     }
+  })
+
+/**
+ * An import command: the flags' settings, the journal, the rows, then a dry run or the load and
+ * its summary. Rows rejected (now or by an earlier run of the journal) end it with `RowsRejected`.
+ */
+const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
+  Effect.gen(function*() {
+    const { bulkOptions, key, partition } = yield* settingsOf(operation, args)
+    const client = yield* DataverseClient.DataverseClient
+    const journals = yield* journalsOf(operation, args, client.url, key)
+    const input = yield* rowsOf(operation, args, partition, key)
+    const failures = yield* failuresOf(args, input.tracked)
+    if (args.dryRun) return yield* dryRunOf(operation, args, input.tracked.rows, bulkOptions, failures.onOutcome)
+    const summary = yield* load(operation, args, input, journals.journalPath, bulkOptions, failures.onOutcome)
+    // The run finished: its default journal has nothing left to resume.
+    if (journals.defaultJournal !== undefined) yield* Runs.removeJournal(journals.defaultJournal)
+    if (failures.counts.failed > failures.counts.shown && Option.isSome(args.rejects)) {
+      yield* Output.stderr(
+        `... and ${failures.counts.failed - failures.counts.shown} more failed rows, all in ${args.rejects.value}\n`
+      )
+    }
+    yield* printSummary(operation, args, summary, journals)
     // Rows an earlier run rejected are still rejected: the load as a whole did not fully succeed.
-    if (failures > 0 || summary.resumedFailed > 0) {
-      return yield* new RowsRejected({ rejected: failures + summary.resumedFailed })
+    if (failures.counts.failed > 0 || summary.resumedFailed > 0) {
+      return yield* new RowsRejected({ rejected: failures.counts.failed + summary.resumedFailed })
     }
   }).pipe(Effect.scoped)
 
