@@ -43,7 +43,7 @@
 // client can avoid those). Results go to bench/results/<timestamp>-matrix.json.
 import { optimum } from "@dv-effect/emulator/Optimum"
 import { startLibrary } from "./lib/processes.mjs"
-import { resolveProfile } from "./lib/profile.mjs"
+import { resolveProfile, seededFaults } from "./lib/profile.mjs"
 import { describeMachine, fmt, machine, median, parseArgs, table, writeResults } from "./lib/report.mjs"
 import { trial } from "./lib/trial.mjs"
 
@@ -62,7 +62,6 @@ if (!Number.isInteger(reps) || reps < 1 || reps % 2 === 0) usage(`--reps takes a
 // ---------------------------------------------------------------------------------------------
 // Cells and contenders
 
-const faults = { seed: 7, throttle: 0.05, unavailable: 0.02, resetBeforeCommit: 0.005, resetAfterCommit: 0.005 }
 const bench = (fields) => ({ extends: "bench", ...fields })
 const creates = { op: "create", table: "contact" }
 const upserts = { op: "upsert", table: "dve_product" }
@@ -80,7 +79,7 @@ const allCells = [
   ...perServers([2, 4], (n) => `${n}s-rotating`, "bench, cookies rotating", balancer({ cookies: "rotating" })),
   ...perServers([2, 4], (n) => `${n}s-random`, "bench, random spread", balancer({ spread: "random", seed: 7 })),
   ...perServers([1, 2], (n) => `silent-${n}s`, "silent", "silent"),
-  ...perServers([1, 2], (n) => `faults-${n}s`, "bench, seeded faults", bench({ faults })),
+  ...perServers([1, 2], (n) => `faults-${n}s`, "bench, seeded faults", bench({ faults: seededFaults })),
   ...perServers([1], () => "update-1s", "updates by id, bench", "bench", { op: "update", table: "contact" }),
   ...perServers([1], () => "upsert-1s", "upserts by key (half new), bench", "bench", upserts)
 ]

@@ -5,16 +5,14 @@
 import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
 import { Effect } from "effect"
 import { fork } from "node:child_process"
+import { seededFaults } from "./lib/profile.mjs"
 const rows = Array.from({ length: Number(process.argv[2] ?? 50_000) }, (_, i) => ({ lastname: `T${i}` }))
 // The emulator in a process of its own (as the benchmarks run it), so that its CPU is not the
 // client's.
 const host = fork(new URL("./lib/emulator-host.mjs", import.meta.url), [
   JSON.stringify({
     profile: process.env.FAULTS
-      ? {
-        extends: "bench",
-        faults: { seed: 7, throttle: 0.05, unavailable: 0.02, resetBeforeCommit: 0.005, resetAfterCommit: 0.005 }
-      }
+      ? { extends: "bench", faults: seededFaults }
       : "bench",
     servers: Number(process.argv[3] ?? 1)
   })

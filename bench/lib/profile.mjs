@@ -12,3 +12,12 @@ export const resolveProfile = ({ profile = "bench", servers }) => {
   if (typeof decoded === "string") return decoded
   return servers === undefined ? { ...decoded } : { ...decoded, servers }
 }
+
+/** The seeded faults of the matrix's `faults-*` cells (and `FAULTS=1` of bench/trace-engine.mjs). */
+export const seededFaults = {
+  seed: 7,
+  throttle: 0.05,
+  unavailable: 0.02,
+  resetBeforeCommit: 0.005,
+  resetAfterCommit: 0.005
+}

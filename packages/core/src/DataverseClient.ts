@@ -727,9 +727,9 @@ const makeIdentity = (
   })
 
 /**
- * A connection over the `HttpClient` it is given (any platform's, or a test's own). Cookies are
- * never sent back (unless `affinityCookies`), so requests spread over all the service's web
- * servers. `layerNode` provides Node's.
+ * A connection over the `HttpClient` it is given (any platform's, or a test's own). No cookie is
+ * sent back (unless `affinityCookies`), so requests spread over all the service's web servers
+ * (wire reference §6); nothing reads or steers by a cookie's value. `layerNode` provides Node's.
  *
  * @example
  * ```ts
