@@ -206,13 +206,15 @@ export const put = (url: string, body: unknown, options?: RequestOptions): Reque
  * ```ts
  * import { Batch } from "@dv-effect/core"
  * declare const id: string
- * const remove = Batch.del(`contacts(${id})`)
+ * const remove = Batch.delete(`contacts(${id})`)
  * ```
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constructors
  */
-export const del = (url: string, options?: RequestOptions): Request => make("DELETE", url, undefined, options)
+const deleteRequest = (url: string, options?: RequestOptions): Request => make("DELETE", url, undefined, options)
+
+export { deleteRequest as delete }
 
 // -----------------------------------------------------------------------------
 // Encoding

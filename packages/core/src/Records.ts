@@ -390,13 +390,13 @@ export const upsert = (
  * @example
  * ```ts
  * import type { Records } from "@dv-effect/core"
- * const options: Records.RemoveOptions = { ifMissing: "ignore" }
+ * const options: Records.DeleteOptions = { ifMissing: "ignore" }
  * ```
  *
  * @since 0.1.0
  * @category models
  */
-export interface RemoveOptions extends Partition {
+export interface DeleteOptions extends Partition {
   /** What a record that does not exist means: `fail` (reason `NotFound`, the default) or `ignore` (done). */
   readonly ifMissing?: "fail" | "ignore"
   /** Delete only if the record is still at this version; else fail with reason `PreconditionFailed`. */
@@ -411,16 +411,16 @@ export interface RemoveOptions extends Partition {
  * @example
  * ```ts
  * import { Records } from "@dv-effect/core"
- * const gone = Records.remove("account", { accountnumber: "A-1" }, { ifMissing: "ignore" })
+ * const gone = Records.delete("account", { accountnumber: "A-1" }, { ifMissing: "ignore" })
  * ```
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category accessors
  */
-export const remove = (
+const deleteRecord = (
   table: string,
   ref: RecordRef,
-  options: RemoveOptions = {}
+  options: DeleteOptions = {}
 ): Effect.Effect<boolean, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
     const client = yield* DataverseClient
@@ -438,6 +438,8 @@ export const remove = (
       )
     )
   })
+
+export { deleteRecord as delete }
 
 /**
  * The `@odata.bind` value that points a lookup at a record: `/accounts(<id>)`,

@@ -11,6 +11,7 @@ import * as Credentials from "../src/Credentials.js"
 import * as DataverseClient from "../src/DataverseClient.js"
 import type { DataverseError } from "../src/DataverseError.js"
 import * as Multipart from "../src/internal/multipart.js"
+import * as BatchRequest from "./support/batchRequest.js"
 
 // -----------------------------------------------------------------------------
 // Samples of batch answers, written from the wire reference (section 4)
@@ -417,7 +418,7 @@ describe("Batch.encode", () => {
       Batch.post("contacts", { lastname: "Doe", "parentcustomerid_account@odata.bind": "$2" }),
       Batch.patch("$3", { firstname: "Jo" }, { headers: { "If-Match": "*" } })
     ]),
-    Batch.del(`contacts(${id1})`),
+    Batch.delete(`contacts(${id1})`),
     Batch.changeSet([Batch.post("contacts", { lastname: "Own id" }, { contentId: "mine" })])
   ]
 
@@ -456,7 +457,7 @@ describe("Batch.encode", () => {
   it.effect("round-trips: encode, then read back every operation, header, body and grouping", () =>
     Effect.gen(function*() {
       const encoded = yield* Batch.encode(items, { webApiUrl: org })
-      const parsed = Multipart.parseRequest(encoded.contentType, encoded.body)
+      const parsed = BatchRequest.parseRequest(encoded.contentType, encoded.body)
       if (parsed instanceof Multipart.ParseError) throw new Error(parsed.message)
       const flat = (item: Batch.Request, contentId: string) => ({
         method: item.method,
@@ -468,7 +469,7 @@ describe("Batch.encode", () => {
         body: item.body === undefined ? "" : item.body,
         contentId
       })
-      const read = (request: Multipart.ParsedRequest) => ({
+      const read = (request: BatchRequest.ParsedRequest) => ({
         method: request.method,
         url: request.url,
         headers: request.headers,

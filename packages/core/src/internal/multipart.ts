@@ -96,18 +96,17 @@ export const parseHeaders = (lines: ReadonlyArray<string>): Record<string, strin
 }
 
 const statusLine = /^HTTP\/\d+(?:\.\d+)?\s+(\d{3})(?:\s+(.*))?$/i
-const requestLine = /^([A-Za-z]+)\s+(\S+)(?:\s+HTTP\/\d+(?:\.\d+)?)?$/
 const isStartLine = (line: string) => statusLine.test(line.trim()) || /^[A-Z]+\s+\S+\s+HTTP\/\d/.test(line.trim())
 
 /** `<1>` → `1`: a MIME Content-ID may be written in angle brackets. */
-const contentIdOf = (value: string | undefined): string | undefined => {
+export const contentIdOf = (value: string | undefined): string | undefined => {
   if (value === undefined) return undefined
   const trimmed = value.trim().replace(/^<(.*)>$/, "$1").trim()
   return trimmed === "" ? undefined : trimmed
 }
 
 /** The MIME headers of a part and the lines after them. */
-const mimeSection = (lines: ReadonlyArray<string>) => {
+export const mimeSection = (lines: ReadonlyArray<string>) => {
   let i = 0
   // MIME headers end at a blank line; tolerate a start line that follows them directly.
   while (i < lines.length && lines[i]!.trim() !== "" && !isStartLine(lines[i]!)) i++
@@ -117,7 +116,7 @@ const mimeSection = (lines: ReadonlyArray<string>) => {
 }
 
 /** An HTTP message embedded in a part: start line, headers, body (trailing blank lines dropped). */
-const httpMessage = (lines: ReadonlyArray<string>) => {
+export const httpMessage = (lines: ReadonlyArray<string>) => {
   const start = (lines[0] ?? "").trim()
   let i = 1
   while (i < lines.length && lines[i]!.trim() !== "") i++
@@ -131,7 +130,7 @@ export class ParseError {
   constructor(readonly message: string) {}
 }
 
-const excerpt = (line: string) => JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}...` : line)
+export const excerpt = (line: string) => JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}...` : line)
 
 const parseOperation = (lines: ReadonlyArray<string>): Batch.OperationResponse | ParseError => {
   const { headers: mime, rest } = mimeSection(lines)
@@ -151,7 +150,7 @@ const parseOperation = (lines: ReadonlyArray<string>): Batch.OperationResponse |
 }
 
 /** Whether a part holds nothing but whitespace (a stray blank part between delimiters). */
-const isBlank = (lines: ReadonlyArray<string>) => lines.every((line) => line.trim() === "")
+export const isBlank = (lines: ReadonlyArray<string>) => lines.every((line) => line.trim() === "")
 
 /**
  * Reads a `$batch` answer into its parts: operation answers, and change-set answers holding
@@ -188,64 +187,6 @@ export const parseResponse = (
       const operation = parseOperation(part)
       if (operation instanceof ParseError) return operation
       result.push(operation)
-    }
-  }
-  return result
-}
-
-/** An operation of a `$batch` request as read back (tests, tools): the writer's inverse. */
-export interface ParsedRequest {
-  readonly method: string
-  readonly url: string
-  readonly mimeHeaders: Readonly<Record<string, string>>
-  readonly headers: Readonly<Record<string, string>>
-  readonly body: string
-  readonly contentId: string | undefined
-}
-
-const parseRequestPart = (lines: ReadonlyArray<string>): ParsedRequest | ParseError => {
-  const { headers: mime, rest } = mimeSection(lines)
-  const message = httpMessage(rest)
-  const start = requestLine.exec(message.start)
-  if (start === null) return new ParseError(`A part does not hold a request line: ${excerpt(message.start)}.`)
-  return {
-    method: start[1]!,
-    url: start[2]!,
-    mimeHeaders: mime,
-    headers: message.headers,
-    body: message.body,
-    contentId: contentIdOf(mime["content-id"] ?? message.headers["content-id"])
-  }
-}
-
-/** Reads a `$batch` request body: operations, and change sets as arrays of operations. */
-export const parseRequest = (
-  contentType: string | undefined,
-  text: string
-):
-  | Array<ParsedRequest | { readonly changeSet: ReadonlyArray<ParsedRequest>; readonly contentType: string }>
-  | ParseError =>
-{
-  const parts = splitParts(splitLines(text), boundaryOf(contentType))
-  if (parts === undefined) return new ParseError("The body is not multipart.")
-  const result: Array<ParsedRequest | { changeSet: Array<ParsedRequest>; contentType: string }> = []
-  for (const part of parts) {
-    if (isBlank(part)) continue
-    const { headers: mime, rest } = mimeSection(part)
-    if (isMultipart(mime["content-type"])) {
-      const inner = splitParts(rest, boundaryOf(mime["content-type"])) ?? []
-      const changeSet: Array<ParsedRequest> = []
-      for (const innerPart of inner) {
-        if (isBlank(innerPart)) continue
-        const request = parseRequestPart(innerPart)
-        if (request instanceof ParseError) return request
-        changeSet.push(request)
-      }
-      result.push({ changeSet, contentType: mime["content-type"]! })
-    } else {
-      const request = parseRequestPart(part)
-      if (request instanceof ParseError) return request
-      result.push(request)
     }
   }
   return result

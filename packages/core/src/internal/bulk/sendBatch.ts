@@ -23,7 +23,7 @@ export const sendBatch: Sender = (plan, op, items) =>
         case "upsert":
           return Batch.patch(pathOf(metadata, item), body)
         case "delete":
-          return Batch.del(pathOf(metadata, item))
+          return Batch.delete(pathOf(metadata, item))
       }
     })
     const results = yield* Effect.either(Batch.send(requests, { continueOnError: true, headers: plan.headers }))

@@ -1,0 +1,47 @@
+// Every request of one engine run, in order, with when it was sent, how long it took and its
+// status: to see what the start of a run costs (metadata, the first chunks) and where faults land.
+//   node bench/trace-requests.mjs [rows=20000] [servers=1]   (FAULTS=1: the matrix's seeded faults;
+//   FIRST=n: print only the first n requests)
+import { HttpClient } from "@effect/platform"
+import { NodeHttpClient } from "@effect/platform-node"
+import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
+import { Effect, Layer } from "effect"
+import { fork } from "node:child_process"
+import { seededFaults } from "./lib/profile.mjs"
+
+const rows = Array.from({ length: Number(process.argv[2] ?? 20_000) }, (_, i) => ({ lastname: `T${i}` }))
+const host = fork(new URL("./lib/emulator-host.mjs", import.meta.url), [
+  JSON.stringify({
+    profile: process.env.FAULTS ? { extends: "bench", faults: seededFaults } : "bench",
+    servers: Number(process.argv[3] ?? 1)
+  })
+])
+const info = await new Promise((resolve) => host.once("message", (m) => resolve(m.info)))
+const t0 = performance.now()
+const log = []
+const traced = Layer.effect(
+  HttpClient.HttpClient,
+  Effect.map(HttpClient.HttpClient, (client) =>
+    HttpClient.make((request, url, signal, fiber) => {
+      const sent = performance.now()
+      const path = url.pathname.replace(/^\/api\/data\/v[\d.]+\//, "") + (url.search.length > 0 ? "?…" : "")
+      return client.execute(request).pipe(
+        Effect.tapBoth({
+          onSuccess: (response) =>
+            Effect.sync(() => log.push({ sent, ms: performance.now() - sent, path, status: response.status })),
+          onFailure: (error) =>
+            Effect.sync(() => log.push({ sent, ms: performance.now() - sent, path, status: error._tag }))
+        })
+      )
+    }))
+).pipe(Layer.provide(NodeHttpClient.layer))
+const layer = DataverseClient.layer({ url: info.url, credentials: Credentials.staticToken(info.accessToken) }).pipe(
+  Layer.provide(traced)
+)
+const summary = await Effect.runPromise(Bulk.execute("create", "contact", rows).pipe(Effect.provide(layer)))
+const first = Number(process.env.FIRST ?? 30)
+for (const r of log.sort((a, b) => a.sent - b.sent).slice(0, first)) {
+  console.log(`${(r.sent - t0).toFixed(0).padStart(6)} ms +${r.ms.toFixed(0).padStart(5)} ms ${r.status} ${r.path}`)
+}
+console.log(JSON.stringify({ ms: Math.round(performance.now() - t0), requests: log.length, throttled: summary.throttled }))
+host.kill()
