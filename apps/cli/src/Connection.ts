@@ -20,6 +20,12 @@ import * as Path from "node:path"
 import { CliError } from "./CliError.js"
 import * as Profiles from "./Profiles.js"
 
+/** The conventional variables, named once in core. */
+const Env = DataverseClient.environmentVariables
+
+/** What they hold (empty counts as unset); reading cannot fail: every setting is optional. */
+const environment = Effect.orDie(DataverseClient.environmentConfig)
+
 const text = (name: string, value: string, description: string, variable?: string) => {
   const option = Options.text(name).pipe(Options.withPseudoName(value), Options.withDescription(description))
   return (variable === undefined ? option : option.pipe(Options.withFallbackConfig(Config.string(variable)))).pipe(
@@ -56,7 +62,7 @@ export const options = {
     Options.repeated,
     Options.map((names) => names.flatMap(listOf))
   ),
-  url: text("url", "url", "Org URL, e.g. https://contoso.crm.dynamics.com; env DATAVERSE_URL", "DATAVERSE_URL"),
+  url: text("url", "url", "Org URL, e.g. https://contoso.crm.dynamics.com; env DATAVERSE_URL", Env.url),
   // Read as text and redacted at once: @effect/cli 0.77 refuses a repeated `Options.redacted`
   // ("'<redacted>' is not a redacted").
   accessToken: Options.text("access-token").pipe(
@@ -71,32 +77,32 @@ export const options = {
     "connection-string",
     "string",
     "AuthType=...;Url=...;...; env DATAVERSE_CONNECTION_STRING",
-    "DATAVERSE_CONNECTION_STRING"
+    Env.connectionString
   ),
-  tenantId: text("tenant-id", "id", "Entra tenant id, for an app registration; env AZURE_TENANT_ID", "AZURE_TENANT_ID"),
+  tenantId: text("tenant-id", "id", "Entra tenant id, for an app registration; env AZURE_TENANT_ID", Env.tenantId),
   clientId: text(
     "client-id",
     "id",
     "App registration (client) id; env AZURE_CLIENT_ID",
-    "AZURE_CLIENT_ID"
+    Env.clientId
   ),
   certificate: text(
     "certificate",
     "file",
     "PEM (with key) or PFX; env AZURE_CLIENT_CERTIFICATE_PATH",
-    "AZURE_CLIENT_CERTIFICATE_PATH"
+    Env.certificatePath
   ),
   federatedTokenFile: text(
     "federated-token-file",
     "file",
     "Workload identity token; env AZURE_FEDERATED_TOKEN_FILE",
-    "AZURE_FEDERATED_TOKEN_FILE"
+    Env.federatedTokenFile
   ),
   username: text(
     "username",
     "user",
     "Sign in as this user (a password sign-in); env DATAVERSE_USERNAME",
-    "DATAVERSE_USERNAME"
+    Env.username
   ),
   deviceCode: Options.boolean("device-code").pipe(
     Options.withDescription("Sign in with a device code, shown on stderr; the sign-in is cached")
@@ -114,7 +120,7 @@ export const options = {
     "ca-file",
     "file",
     "Trust this CA for sign-in (the emulator's caFile); env DATAVERSE_CA_FILE",
-    "DATAVERSE_CA_FILE"
+    Env.caFile
   ),
   allowHttp: Options.boolean("allow-http").pipe(
     Options.withDescription("Allow http:// to a remote org (tokens travel unencrypted)")
@@ -271,9 +277,14 @@ export const clientSecret = (
 ): Effect.Effect<Redacted.Redacted<string>, CliError> =>
   Effect.gen(function*() {
     // Several profiles of one run each read their own variable first (AZURE_CLIENT_SECRET_APP1).
-    const own = profile === undefined ? undefined : nonEmpty(process.env[profileSecretVariable(profile)])
-    const fromEnv = own ?? nonEmpty(process.env.AZURE_CLIENT_SECRET)
-    if (fromEnv !== undefined) return Redacted.make(fromEnv)
+    const own = profile === undefined ? Option.none() : yield* Effect.orDie(
+      Config.option(Config.redacted(profileSecretVariable(profile))).pipe(
+        Config.map(Option.filter((value) => Redacted.value(value) !== ""))
+      )
+    )
+    if (Option.isSome(own)) return own.value
+    const shared = (yield* environment).clientSecret
+    if (Option.isSome(shared)) return shared.value
     if (process.stdin.isTTY !== true) {
       return yield* fail(
         profile === undefined
@@ -291,35 +302,35 @@ export const clientSecret = (
   })
 
 /** The user's password from `DATAVERSE_PASSWORD`, if set. */
-const passwordFromEnv = (): Redacted.Redacted<string> | undefined => {
-  const value = nonEmpty(process.env.DATAVERSE_PASSWORD)
-  return value === undefined ? undefined : Redacted.make(value)
-}
+const passwordFromEnv: Effect.Effect<Redacted.Redacted<string> | undefined> = Effect.map(
+  environment,
+  (env) => Option.getOrUndefined(env.password)
+)
 
 const passwordNeeded = "--username needs the password in DATAVERSE_PASSWORD (it is never taken as a flag)."
 
-const password = (): Effect.Effect<Redacted.Redacted<string>, CliError> => {
-  const value = passwordFromEnv()
-  return value === undefined ? fail(passwordNeeded) : Effect.succeed(value)
-}
+const password: Effect.Effect<Redacted.Redacted<string>, CliError> = Effect.flatMap(
+  passwordFromEnv,
+  (value) => value === undefined ? fail(passwordNeeded) : Effect.succeed(value)
+)
 
-const certificatePassword = (): Redacted.Redacted<string> | undefined => {
-  const value = process.env.AZURE_CLIENT_CERTIFICATE_PASSWORD
-  return value === undefined ? undefined : Redacted.make(value)
-}
+const certificatePassword: Effect.Effect<Redacted.Redacted<string> | undefined> = Effect.map(
+  environment,
+  (env) => Option.getOrUndefined(env.certificatePassword)
+)
 
 /** The connection settings, each with its flag and its environment variable. */
 const connectionSettings: ReadonlyArray<
   readonly [key: keyof ConnectionArgs, flag: string, variable: string | undefined]
 > = [
-  ["url", "--url", "DATAVERSE_URL"],
-  ["accessToken", "--access-token", "DATAVERSE_ACCESS_TOKEN"],
-  ["connectionString", "--connection-string", "DATAVERSE_CONNECTION_STRING"],
-  ["tenantId", "--tenant-id", "AZURE_TENANT_ID"],
-  ["clientId", "--client-id", "AZURE_CLIENT_ID"],
-  ["certificate", "--certificate", "AZURE_CLIENT_CERTIFICATE_PATH"],
-  ["federatedTokenFile", "--federated-token-file", "AZURE_FEDERATED_TOKEN_FILE"],
-  ["username", "--username", "DATAVERSE_USERNAME"],
+  ["url", "--url", Env.url],
+  ["accessToken", "--access-token", Env.accessToken],
+  ["connectionString", "--connection-string", Env.connectionString],
+  ["tenantId", "--tenant-id", Env.tenantId],
+  ["clientId", "--client-id", Env.clientId],
+  ["certificate", "--certificate", Env.certificatePath],
+  ["federatedTokenFile", "--federated-token-file", Env.federatedTokenFile],
+  ["username", "--username", Env.username],
   ["deviceCode", "--device-code", undefined],
   ["managedIdentity", "--managed-identity", undefined]
 ]
@@ -415,7 +426,7 @@ export const fromFlags = (args: ConnectionArgs): Effect.Effect<Target, CliError>
         flow: "username-password",
         username: args.username.value,
         clientId: Option.getOrElse(args.clientId, () => samplePublicClientId),
-        secret: yield* password()
+        secret: yield* password
       } satisfies Target
     }
     if (args.deviceCode) {
@@ -427,7 +438,7 @@ export const fromFlags = (args: ConnectionArgs): Effect.Effect<Target, CliError>
       } satisfies Target
     }
     const appFlow = Option.isSome(args.certificate) || Option.isSome(args.federatedTokenFile) ||
-      Option.isSome(args.clientId) || process.env.AZURE_CLIENT_SECRET !== undefined
+      Option.isSome(args.clientId) || Option.isSome((yield* environment).clientSecret)
     if (appFlow) {
       if (common.tenantId === undefined || Option.isNone(args.clientId)) {
         return yield* fail(
@@ -451,7 +462,7 @@ export const fromFlags = (args: ConnectionArgs): Effect.Effect<Target, CliError>
           flow: "certificate",
           clientId,
           certificate: args.certificate.value,
-          secret: certificatePassword()
+          secret: yield* certificatePassword
         } satisfies Target
       }
       return { ...common, url, flow: "client-secret", clientId, secret: yield* clientSecret(clientId) } satisfies Target
@@ -483,9 +494,9 @@ export const fromProfile = (
         case "username-password":
           // Without DATAVERSE_PASSWORD the profile's cached sign-in is used; the password is asked
           // for only when that cannot give a token (see `credentials`).
-          return Effect.succeed(passwordFromEnv())
+          return passwordFromEnv
         case "certificate":
-          return Effect.succeed(certificatePassword())
+          return certificatePassword
         case "connection-string":
           return fail(`Profile '${profile.name}' has no stored connection string; log in again with --store-secret.`)
         default:
@@ -529,9 +540,7 @@ export const withEnvironment = (args: ConnectionArgs): Effect.Effect<ConnectionA
         variable("DATAVERSE_PROFILES"),
         (names) => names.length > 0 ? Effect.succeed(names) : variable("DATAVERSE_PROFILE")
       )
-    const accessToken = args.accessToken.length > 0
-      ? args.accessToken
-      : (yield* variable("DATAVERSE_ACCESS_TOKEN")).map((token) => Redacted.make(token))
+    const accessToken = args.accessToken.length > 0 ? args.accessToken : (yield* environment).accessTokens
     return { ...args, profile, accessToken }
   })
 
@@ -651,7 +660,7 @@ export const credentials = (
       try: () => Fs.readFileSync(caFile, "utf8"),
       catch: () => new CliError({ message: `Cannot read --ca-file ${caFile}.` })
     })
-    const authorityHost = process.env.AZURE_AUTHORITY_HOST
+    const authorityHost = Option.getOrUndefined((yield* environment).authorityHost)
     const tenantId = target.tenantId
     const authority = target.authority ??
       (authorityHost !== undefined && tenantId !== undefined

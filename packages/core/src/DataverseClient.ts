@@ -774,14 +774,126 @@ export const layerNode = (options: ClientOptions): Layer.Layer<DataverseClient, 
   )
 
 /**
- * The credential the environment describes, by the conventional variables, first match wins:
+ * The conventional environment variables of a connection, by the setting each holds: the one
+ * place their names are written (`environmentConfig` reads them; the CLI's flags fall back to
+ * them).
+ *
+ * @example
+ * ```ts
+ * import { DataverseClient } from "@dv-effect/core"
+ * const variable: string = DataverseClient.environmentVariables.clientSecret // "AZURE_CLIENT_SECRET"
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const environmentVariables = {
+  url: "DATAVERSE_URL",
+  connectionString: "DATAVERSE_CONNECTION_STRING",
+  accessToken: "DATAVERSE_ACCESS_TOKEN",
+  tenantId: "AZURE_TENANT_ID",
+  clientId: "AZURE_CLIENT_ID",
+  clientSecret: "AZURE_CLIENT_SECRET",
+  certificatePath: "AZURE_CLIENT_CERTIFICATE_PATH",
+  certificatePassword: "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+  federatedTokenFile: "AZURE_FEDERATED_TOKEN_FILE",
+  authorityHost: "AZURE_AUTHORITY_HOST",
+  caFile: "DATAVERSE_CA_FILE",
+  username: "DATAVERSE_USERNAME",
+  password: "DATAVERSE_PASSWORD",
+  identityEndpoint: "IDENTITY_ENDPOINT",
+  msiEndpoint: "MSI_ENDPOINT"
+} as const
+
+/**
+ * What the conventional environment variables hold (`environmentConfig`); a variable set to the
+ * empty string counts as unset, except the certificate password (a PFX may have an empty one).
+ * Secrets stay `Redacted`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface EnvironmentSettings {
+  readonly url: Option.Option<string>
+  readonly connectionString: Option.Option<Redacted.Redacted<string>>
+  /** `DATAVERSE_ACCESS_TOKEN`, comma-separated: one identity each (a JWT has no comma). */
+  readonly accessTokens: ReadonlyArray<Redacted.Redacted<string>>
+  readonly tenantId: Option.Option<string>
+  readonly clientId: Option.Option<string>
+  readonly clientSecret: Option.Option<Redacted.Redacted<string>>
+  readonly certificatePath: Option.Option<string>
+  readonly certificatePassword: Option.Option<Redacted.Redacted<string>>
+  readonly federatedTokenFile: Option.Option<string>
+  readonly authorityHost: Option.Option<string>
+  readonly caFile: Option.Option<string>
+  readonly username: Option.Option<string>
+  readonly password: Option.Option<Redacted.Redacted<string>>
+  /** `IDENTITY_ENDPOINT` or `MSI_ENDPOINT` is set: the host has a managed identity. */
+  readonly managedIdentity: boolean
+}
+
+const nonEmpty = (value: string) => value.trim() !== ""
+const optionalText = (name: string) => Config.option(Config.string(name)).pipe(Config.map(Option.filter(nonEmpty)))
+const optionalSecret = (name: string) =>
+  Config.option(Config.redacted(name)).pipe(
+    Config.map(Option.filter((value) => nonEmpty(Redacted.value(value))))
+  )
+
+/**
+ * The conventional environment variables (`environmentVariables`) as one `Config`: read it with
+ * any `ConfigProvider` (the process environment by default).
+ *
+ * @example
+ * ```ts
+ * import { ConfigProvider, Effect, Option } from "effect"
+ * import { DataverseClient } from "@dv-effect/core"
+ * const settings = Effect.withConfigProvider(
+ *   DataverseClient.environmentConfig,
+ *   ConfigProvider.fromMap(new Map([["DATAVERSE_URL", "https://contoso.crm.dynamics.com"]]))
+ * )
+ * const url = Effect.map(settings, (s) => Option.getOrUndefined(s.url))
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const environmentConfig: Config.Config<EnvironmentSettings> = Config.all({
+  url: optionalText(environmentVariables.url),
+  connectionString: optionalSecret(environmentVariables.connectionString),
+  accessTokens: Config.map(
+    optionalSecret(environmentVariables.accessToken),
+    Option.match({
+      onNone: () => [],
+      onSome: (tokens) =>
+        Redacted.value(tokens).split(",").map((t) => t.trim()).filter(nonEmpty).map((t) => Redacted.make(t))
+    })
+  ),
+  tenantId: optionalText(environmentVariables.tenantId),
+  clientId: optionalText(environmentVariables.clientId),
+  clientSecret: optionalSecret(environmentVariables.clientSecret),
+  certificatePath: optionalText(environmentVariables.certificatePath),
+  certificatePassword: Config.option(Config.redacted(environmentVariables.certificatePassword)),
+  federatedTokenFile: optionalText(environmentVariables.federatedTokenFile),
+  authorityHost: optionalText(environmentVariables.authorityHost),
+  caFile: optionalText(environmentVariables.caFile),
+  username: optionalText(environmentVariables.username),
+  password: optionalSecret(environmentVariables.password),
+  managedIdentity: Config.map(
+    Config.all([optionalText(environmentVariables.identityEndpoint), optionalText(environmentVariables.msiEndpoint)]),
+    ([identity, msi]) => Option.isSome(identity) || Option.isSome(msi)
+  )
+})
+
+/**
+ * The connection the environment describes (`environmentConfig`), first match wins:
  * `DATAVERSE_CONNECTION_STRING`; `DATAVERSE_ACCESS_TOKEN` (several, comma-separated: one identity
- * each); `AZURE_FEDERATED_TOKEN_FILE` with
- * `AZURE_TENANT_ID` and `AZURE_CLIENT_ID` (workload identity); `AZURE_CLIENT_CERTIFICATE_PATH`
- * (+ `AZURE_CLIENT_CERTIFICATE_PASSWORD`); `AZURE_CLIENT_SECRET`; `IDENTITY_ENDPOINT` or
- * `MSI_ENDPOINT` (managed identity, user-assigned when `AZURE_CLIENT_ID` is set).
- * `DATAVERSE_URL` names the org (a connection string may name it instead); `AZURE_AUTHORITY_HOST`
- * and `DATAVERSE_CA_FILE` point at another identity endpoint (a local one) and its CA.
+ * each); `AZURE_FEDERATED_TOKEN_FILE` with `AZURE_TENANT_ID` and `AZURE_CLIENT_ID` (workload
+ * identity); `AZURE_CLIENT_CERTIFICATE_PATH` (+ `AZURE_CLIENT_CERTIFICATE_PASSWORD`);
+ * `AZURE_CLIENT_SECRET`; `IDENTITY_ENDPOINT` or `MSI_ENDPOINT` (managed identity, user-assigned
+ * when `AZURE_CLIENT_ID` is set). `DATAVERSE_URL` names the org (a connection string may name it
+ * instead); `AZURE_AUTHORITY_HOST` and `DATAVERSE_CA_FILE` point at another identity endpoint (a
+ * local one) and its CA. Reading the files a setting names (CA, certificate) is why this is an
+ * `Effect` over the `Config`.
  *
  * @since 0.1.0
  * @category constructors
@@ -793,64 +905,52 @@ export const configFromEnvironment: Effect.Effect<
   },
   DataverseError | ConfigError.ConfigError
 > = Effect.gen(function*() {
-  const optional = (name: string) => Config.option(Config.string(name))
-  const secret = (name: string) => Config.option(Config.redacted(name))
-  const connectionString = yield* secret("DATAVERSE_CONNECTION_STRING")
-  const caFile = yield* optional("DATAVERSE_CA_FILE")
-  const ca = Option.isSome(caFile) ? yield* readText("DATAVERSE_CA_FILE", caFile.value) : undefined
-  if (Option.isSome(connectionString)) {
-    const parsed = yield* ConnectionString.parse(connectionString.value, ca === undefined ? {} : { ca })
-    const url = yield* optional("DATAVERSE_URL")
-    return { url: Option.getOrElse(url, () => parsed.url), credentials: parsed.credentials }
+  const env = yield* environmentConfig
+  const ca = Option.isSome(env.caFile) ? yield* readText(environmentVariables.caFile, env.caFile.value) : undefined
+  if (Option.isSome(env.connectionString)) {
+    const parsed = yield* ConnectionString.parse(env.connectionString.value, ca === undefined ? {} : { ca })
+    return { url: Option.getOrElse(env.url, () => parsed.url), credentials: parsed.credentials }
   }
-  const url = yield* Config.string("DATAVERSE_URL")
-  const token = yield* secret("DATAVERSE_ACCESS_TOKEN")
-  if (Option.isSome(token)) {
-    // Several tokens, comma-separated (a JWT has none): one identity each.
-    const tokens = Redacted.value(token.value).split(",").map((t) => t.trim()).filter((t) => t !== "")
+  // Without a connection string the org must be named: fail as `Config.string` does.
+  const url = Option.isSome(env.url) ? env.url.value : yield* Config.string(environmentVariables.url)
+  if (env.accessTokens.length > 0) {
     return {
       url,
-      credentials: tokens.length === 1
-        ? Credentials.staticToken(token.value)
-        : tokens.map((t) => Credentials.staticToken(Redacted.make(t)))
+      credentials: env.accessTokens.length === 1
+        ? Credentials.staticToken(env.accessTokens[0]!)
+        : env.accessTokens.map((token) => Credentials.staticToken(token))
     }
   }
-  const tenantId = yield* optional("AZURE_TENANT_ID")
-  const clientId = yield* optional("AZURE_CLIENT_ID")
-  const authorityHost = yield* optional("AZURE_AUTHORITY_HOST")
   const app = () => {
-    if (Option.isNone(tenantId) || Option.isNone(clientId)) return undefined
+    if (Option.isNone(env.tenantId) || Option.isNone(env.clientId)) return undefined
     return {
-      tenantId: tenantId.value,
-      clientId: clientId.value,
-      ...(Option.isSome(authorityHost)
-        ? { authority: `${authorityHost.value.replace(/\/+$/, "")}/${tenantId.value}` }
+      tenantId: env.tenantId.value,
+      clientId: env.clientId.value,
+      ...(Option.isSome(env.authorityHost)
+        ? { authority: `${env.authorityHost.value.replace(/\/+$/, "")}/${env.tenantId.value}` }
         : {}),
       ...(ca === undefined ? {} : { ca })
     }
   }
-  const federated = yield* optional("AZURE_FEDERATED_TOKEN_FILE")
-  const certificate = yield* optional("AZURE_CLIENT_CERTIFICATE_PATH")
-  const clientSecret = yield* secret("AZURE_CLIENT_SECRET")
   const settings = app()
-  if (settings !== undefined && Option.isSome(federated)) {
-    return { url, credentials: Credentials.workloadIdentity({ ...settings, tokenFile: federated.value }) }
+  if (settings !== undefined && Option.isSome(env.federatedTokenFile)) {
+    return { url, credentials: Credentials.workloadIdentity({ ...settings, tokenFile: env.federatedTokenFile.value }) }
   }
-  if (settings !== undefined && Option.isSome(certificate)) {
-    const password = yield* secret("AZURE_CLIENT_CERTIFICATE_PASSWORD")
-    const read = yield* Credentials.readCertificateFile(certificate.value, Option.getOrUndefined(password))
+  if (settings !== undefined && Option.isSome(env.certificatePath)) {
+    const read = yield* Credentials.readCertificateFile(
+      env.certificatePath.value,
+      Option.getOrUndefined(env.certificatePassword)
+    )
     return { url, credentials: Credentials.clientCertificate({ ...settings, ...read }) }
   }
-  if (settings !== undefined && Option.isSome(clientSecret)) {
-    return { url, credentials: Credentials.clientSecret({ ...settings, clientSecret: clientSecret.value }) }
+  if (settings !== undefined && Option.isSome(env.clientSecret)) {
+    return { url, credentials: Credentials.clientSecret({ ...settings, clientSecret: env.clientSecret.value }) }
   }
-  const identityEndpoint = yield* optional("IDENTITY_ENDPOINT")
-  const msiEndpoint = yield* optional("MSI_ENDPOINT")
-  if (Option.isSome(identityEndpoint) || Option.isSome(msiEndpoint)) {
+  if (env.managedIdentity) {
     return {
       url,
       credentials: Credentials.managedIdentity({
-        ...(Option.isSome(clientId) ? { clientId: clientId.value } : {}),
+        ...(Option.isSome(env.clientId) ? { clientId: env.clientId.value } : {}),
         ...(ca === undefined ? {} : { ca })
       })
     }
