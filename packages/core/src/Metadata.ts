@@ -4,11 +4,12 @@
  *
  * @since 0.1.0
  */
-import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Option from "effect/Option"
-import { DataverseClient } from "./DataverseClient.js"
-import { DataverseError } from "./DataverseError.js"
+import type * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
+import type * as Option from "effect/Option"
+import type { DataverseClient } from "./DataverseClient.js"
+import type { DataverseError } from "./DataverseError.js"
+import * as internal from "./internal/metadataAccess.js"
 import * as internalSuggest from "./internal/suggest.js"
 
 /**
@@ -216,8 +217,8 @@ export interface TableMetadata {
  * @since 0.1.0
  * @category accessors
  */
-export const table = (logicalName: string): Effect.Effect<TableMetadata, DataverseError, DataverseClient> =>
-  Effect.flatMap(DataverseClient, (client) => client.table(logicalName))
+export const table: (logicalName: string) => Effect.Effect<TableMetadata, DataverseError, DataverseClient> =
+  internal.table
 
 /**
  * Forgets cached metadata: of one table, or of all. The next use fetches it again (after a
@@ -233,8 +234,7 @@ export const table = (logicalName: string): Effect.Effect<TableMetadata, Dataver
  * @since 0.1.0
  * @category accessors
  */
-export const invalidate = (logicalName?: string): Effect.Effect<void, never, DataverseClient> =>
-  Effect.flatMap(DataverseClient, (client) => client.invalidateMetadata(logicalName))
+export const invalidate: (logicalName?: string) => Effect.Effect<void, never, DataverseClient> = internal.invalidate
 
 /**
  * A column of a table by logical name.
@@ -251,8 +251,7 @@ export const invalidate = (logicalName?: string): Effect.Effect<void, never, Dat
  * @since 0.1.0
  * @category utils
  */
-export const column = (metadata: TableMetadata, logicalName: string): Option.Option<ColumnMetadata> =>
-  Option.fromNullable(metadata.columns.find((c) => c.logicalName === logicalName))
+export const column: (metadata: TableMetadata, logicalName: string) => Option.Option<ColumnMetadata> = internal.column
 
 /**
  * The candidates closest to a name that names nothing, best first, at most `limit` (3): the rule
@@ -274,10 +273,8 @@ export const column = (metadata: TableMetadata, logicalName: string): Option.Opt
  * @since 0.2.0
  * @category utils
  */
-export const suggest = (name: string, candidates: Iterable<string>, limit = 3): ReadonlyArray<string> =>
-  internalSuggest.suggest(name, candidates, limit)
-
-const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
+export const suggest: (name: string, candidates: Iterable<string>, limit?: number) => ReadonlyArray<string> =
+  internalSuggest.suggest
 
 /**
  * The navigation property that sets lookup `column` to a record of table `target`:
@@ -298,53 +295,11 @@ const invalid = (message: string) => new DataverseError({ reason: "InvalidInput"
  * @since 0.1.0
  * @category utils
  */
-export const navigationProperty = (
+export const navigationProperty: (
   metadata: TableMetadata,
   column: string,
   target?: string
-): Either.Either<string, DataverseError> => {
-  const candidates = metadata.lookups.filter((lookup) => lookup.column === column)
-  const known = candidates.map((lookup) => lookup.target)
-  if (candidates.length === 0) {
-    const exists = metadata.columns.some((c) => c.logicalName === column)
-    return Either.left(
-      invalid(
-        exists
-          ? `The column '${column}' of '${metadata.logicalName}' is not a lookup with a navigation property.`
-          : internalSuggest.withSuggestion(
-            `The table '${metadata.logicalName}' has no column '${column}'`,
-            column,
-            metadata.columns.map((c) => c.logicalName),
-            "."
-          )
-      )
-    )
-  }
-  const names = new Set(candidates.map((lookup) => lookup.navigationProperty))
-  if (target === undefined) {
-    return names.size === 1
-      ? Either.right(candidates[0]!.navigationProperty)
-      : Either.left(
-        invalid(
-          `The lookup '${column}' of '${metadata.logicalName}' points at several tables (${
-            known.join(", ")
-          }): name the target table.`
-        )
-      )
-  }
-  const exact: LookupNavigation | undefined = candidates.find((lookup) => lookup.target === target)
-  if (exact !== undefined) return Either.right(exact.navigationProperty)
-  // An owner lookup has one relationship (to `owner`) and one navigation property for both targets.
-  const targets = metadata.columns.find((c) => c.logicalName === column)?.targets ?? []
-  if (names.size === 1 && targets.includes(target)) return Either.right(candidates[0]!.navigationProperty)
-  return Either.left(
-    invalid(
-      `The lookup '${column}' of '${metadata.logicalName}' cannot point at '${target}' (targets: ${
-        [...new Set([...targets, ...known])].join(", ")
-      }).`
-    )
-  )
-}
+) => Either.Either<string, DataverseError> = internal.navigationProperty
 
 /**
  * The property name that binds lookup `column` to a record of `target`:
@@ -365,9 +320,8 @@ export const navigationProperty = (
  * @since 0.1.0
  * @category utils
  */
-export const bindName = (
+export const bindName: (
   metadata: TableMetadata,
   column: string,
   target?: string
-): Either.Either<string, DataverseError> =>
-  Either.map(navigationProperty(metadata, column, target), (name) => `${name}@odata.bind`)
+) => Either.Either<string, DataverseError> = internal.bindName

@@ -1,21 +1,30 @@
 /**
- * What the msal-node based credentials share: a network client that can trust an extra CA (a
- * local identity endpoint such as the emulator's), a persistent token cache file (mode 0600),
- * the authority settings, and turning msal's errors into `DataverseError`s without secrets.
+ * What the msal-node based credentials share: msal-node loaded on first use, the scope of a
+ * resource, a network client that can trust an extra CA (a local identity endpoint such as the
+ * emulator's), a persistent token cache file (mode 0600), the authority settings, and turning
+ * msal's results into tokens and its errors into `DataverseError`s without secrets.
  */
-import type {
-  ICachePlugin,
-  INetworkModule,
-  NetworkRequestOptions,
-  NetworkResponse,
-  TokenCacheContext
-} from "@azure/msal-node"
+import type * as Msal from "@azure/msal-node"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import * as Fs from "node:fs"
 import * as Https from "node:https"
 import * as Path from "node:path"
 import * as Tls from "node:tls"
-import type { AuthorityOptions } from "../Credentials.js"
+import type { AccessToken, AuthorityOptions } from "../Credentials.js"
 import { DataverseError } from "../DataverseError.js"
+
+/**
+ * msal-node (and its dependencies) load only when a sign-in flow first runs: a command that
+ * uses a static token, or only prints its help, never pays for them.
+ */
+export const lazy = <A>(make: (msal: typeof Msal) => A): () => Promise<A> => {
+  let made: Promise<A> | undefined
+  return () => (made ??= import("@azure/msal-node").then(make))
+}
+
+/** The scope that asks for a token of `resource` (the org URL): `<org url>/.default`. */
+export const scopeOf = (resource: string) => `${resource.replace(/\/+$/, "")}/.default`
 
 /** The msal `auth` authority fields for a tenant. */
 export const authorityFor = (tenantId: string | undefined, options: AuthorityOptions) => {
@@ -31,10 +40,10 @@ export const authorityFor = (tenantId: string | undefined, options: AuthorityOpt
  * An msal `system.networkClient` on `node:https` whose agent trusts `ca` as well as the system's
  * roots. msal's default client is the global `fetch`, which cannot take a CA per request.
  */
-export const networkClient = (ca: string): INetworkModule => {
+export const networkClient = (ca: string): Msal.INetworkModule => {
   const agent = new Https.Agent({ ca: [...Tls.rootCertificates, ca], keepAlive: true })
-  const send = <T>(method: "GET" | "POST", url: string, options?: NetworkRequestOptions, timeoutMs?: number) =>
-    new Promise<NetworkResponse<T>>((resolve, reject) => {
+  const send = <T>(method: "GET" | "POST", url: string, options?: Msal.NetworkRequestOptions, timeoutMs?: number) =>
+    new Promise<Msal.NetworkResponse<T>>((resolve, reject) => {
       const body = method === "POST" ? options?.body ?? "" : undefined
       const headers: Record<string, string> = { ...options?.headers }
       if (body !== undefined) headers["Content-Length"] = String(Buffer.byteLength(body))
@@ -70,19 +79,23 @@ export const networkClient = (ca: string): INetworkModule => {
   }
 }
 
+/** The msal `system` options: a network client that trusts `options.ca`, when given. */
+export const systemOptions = (options: AuthorityOptions): Msal.NodeSystemOptions =>
+  options.ca === undefined ? {} : { networkClient: networkClient(options.ca) }
+
 /**
  * An msal cache plugin keeping the token cache in a file readable by its owner only (mode 0600),
  * so that interactive sign-ins (device code) survive between CLI runs.
  */
-export const fileCachePlugin = (file: string): ICachePlugin => ({
-  beforeCacheAccess: async (context: TokenCacheContext) => {
+export const fileCachePlugin = (file: string): Msal.ICachePlugin => ({
+  beforeCacheAccess: async (context: Msal.TokenCacheContext) => {
     try {
       context.tokenCache.deserialize(await Fs.promises.readFile(file, "utf8"))
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error
     }
   },
-  afterCacheAccess: async (context: TokenCacheContext) => {
+  afterCacheAccess: async (context: Msal.TokenCacheContext) => {
     if (!context.cacheHasChanged) return
     await Fs.promises.mkdir(Path.dirname(file), { recursive: true, mode: 0o700 })
     const temporary = `${file}.${process.pid}.tmp`
@@ -113,3 +126,17 @@ export const signInError = (flow: string, cause: unknown): DataverseError => {
     message: `Sign-in with ${flow} failed${code === undefined ? "" : ` (${code})`}: ${firstLine}`
   })
 }
+
+const fromResult = (
+  flow: string,
+  result: Msal.AuthenticationResult | null
+): Effect.Effect<AccessToken, DataverseError> =>
+  result === null || result.accessToken === ""
+    ? Effect.fail(new DataverseError({ reason: "Unauthorized", message: `Sign-in with ${flow} returned no token.` }))
+    : Effect.succeed({ token: Redacted.make(result.accessToken), expiresOn: result.expiresOn ?? undefined })
+
+/** One msal call of a flow: its token, or a `DataverseError` (reason `Unauthorized`). */
+export const msalCall = (flow: string, call: () => Promise<Msal.AuthenticationResult | null>) =>
+  Effect.tryPromise({ try: call, catch: (cause) => signInError(flow, cause) }).pipe(
+    Effect.flatMap((result) => fromResult(flow, result))
+  )

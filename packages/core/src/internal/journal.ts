@@ -1,0 +1,128 @@
+/**
+ * The journal stores: in memory, and in an append-only JSON-lines file.
+ */
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Fs from "node:fs"
+import type * as Journal from "../Journal.js"
+import { newRunId } from "./bulk/ids.js"
+import { type Entry, Replay, toRanges } from "./journalReplay.js"
+
+/**
+ * The class behind `Journal.JournalError`. It is defined here, where the journals construct it:
+ * defined in `Journal.ts`, it would make that module and this one import each other.
+ */
+export class JournalError
+  extends Data.TaggedError("JournalError")<Pick<Journal.JournalError, "reason" | "message" | "path" | "cause">>
+{}
+
+const failure = (reason: Journal.JournalError["reason"], path: string, message: string, cause?: unknown) =>
+  new JournalError({ reason, path, message, cause })
+
+/** Why a journal of `recorded` cannot resume `job`, or undefined. */
+const mismatch = (what: string, recorded: Journal.Job, job: Journal.Job): string | undefined => {
+  if (recorded.operation !== job.operation || recorded.table !== job.table) {
+    return `${what} belongs to a ${recorded.operation} on '${recorded.table}', not a ${job.operation} on '${job.table}'.`
+  }
+  if (recorded.input !== undefined && job.input !== undefined && recorded.input !== job.input) {
+    return `${what} records a run over ${recorded.input}, not ${job.input}: resume with the same input, or start a new journal.`
+  }
+  return undefined
+}
+
+export const memory: typeof Journal.memory = () => {
+  let header: { runId: string; job: Journal.Job } | undefined
+  const entries: Array<Entry> = []
+  return {
+    open: (job) =>
+      Effect.gen(function*() {
+        const resumed = header !== undefined
+        if (header === undefined) header = { runId: newRunId(), job }
+        else {
+          const problem = mismatch("The journal", header.job, job)
+          if (problem !== undefined) return yield* new JournalError({ reason: "Mismatch", message: problem })
+        }
+        const replay = new Replay()
+        for (const entry of entries) replay.apply(entry)
+        return {
+          state: replay.state(header.runId, resumed),
+          sent: (indexes) => Effect.sync(() => void entries.push({ sent: toRanges(indexes) })),
+          finished: (ok, failed) => Effect.sync(() => void entries.push({ ok: toRanges(ok), failed: toRanges(failed) }))
+        }
+      })
+  }
+}
+
+export const file: typeof Journal.file = (path) => ({
+  open: (job) =>
+    Effect.gen(function*() {
+      const text = yield* Effect.try({
+        try: () => (Fs.existsSync(path) ? Fs.readFileSync(path, "utf8") : ""),
+        catch: (cause) =>
+          failure("Unreadable", path, `Cannot read the journal ${path}: ${(cause as Error).message}`, cause)
+      })
+      // Entries end with a newline: text after the last one is a line torn by a kill.
+      const whole = text.slice(0, text.lastIndexOf("\n") + 1)
+      const lines = whole.split("\n").filter((line) => line.trim() !== "")
+      const replay = new Replay()
+      let runId: string | undefined
+      for (const [i, line] of lines.entries()) {
+        let entry: Record<string, unknown>
+        try {
+          entry = JSON.parse(line)
+        } catch (cause) {
+          return yield* failure("Damaged", path, `The journal ${path} is damaged at line ${i + 1}.`, cause)
+        }
+        if (i === 0) {
+          if (entry["journal"] !== "dv-effect" || typeof entry["runId"] !== "string") {
+            return yield* failure("Damaged", path, `${path} is not a dv-effect journal.`)
+          }
+          const recorded: Journal.Job = {
+            operation: String(entry["operation"]),
+            table: String(entry["table"]),
+            input: typeof entry["input"] === "string" ? entry["input"] : undefined
+          }
+          const problem = mismatch(`The journal ${path}`, recorded, job)
+          if (problem !== undefined) return yield* failure("Mismatch", path, problem)
+          runId = entry["runId"]
+        } else replay.apply(entry)
+      }
+      const resumed = runId !== undefined
+      if (whole.length < text.length) {
+        yield* Effect.try({
+          try: () => Fs.truncateSync(path, Buffer.byteLength(whole)),
+          catch: (cause) =>
+            failure("Unwritable", path, `Cannot repair the journal ${path}: ${(cause as Error).message}`, cause)
+        })
+      }
+      const fd = yield* Effect.try({
+        try: () => Fs.openSync(path, "a", 0o600),
+        catch: (cause) =>
+          failure("Unwritable", path, `Cannot write the journal ${path}: ${(cause as Error).message}`, cause)
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(fd)))
+      const append = (entry: unknown) =>
+        Effect.try({
+          try: () => void Fs.writeSync(fd, `${JSON.stringify(entry)}\n`),
+          catch: (cause) =>
+            failure("Unwritable", path, `Cannot write the journal ${path}: ${(cause as Error).message}`, cause)
+        })
+      if (runId === undefined) {
+        runId = newRunId()
+        yield* append({
+          journal: "dv-effect",
+          version: 1,
+          runId,
+          operation: job.operation,
+          table: job.table,
+          ...(job.input === undefined ? {} : { input: job.input }),
+          started: new Date().toISOString()
+        })
+      }
+      return {
+        state: replay.state(runId, resumed),
+        sent: (indexes) => append({ sent: toRanges(indexes) }),
+        finished: (ok, failed) => append({ ok: toRanges(ok), failed: toRanges(failed) })
+      } satisfies Journal.JournalSession
+    })
+})
