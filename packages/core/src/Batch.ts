@@ -11,13 +11,15 @@
  *
  * @since 0.1.0
  */
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import { DataverseClient, decodeErrorResponse } from "./DataverseClient.js"
-import { DataverseError } from "./DataverseError.js"
-import * as Multipart from "./internal/multipart.js"
-import { recordIdOf } from "./internal/odata.js"
+import type * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
+import type { DataverseClient } from "./DataverseClient.js"
+import type { DataverseError } from "./DataverseError.js"
+import * as internal from "./internal/batch.js"
+import * as internalEncode from "./internal/batchEncode.js"
+import * as internalPlan from "./internal/batchPlan.js"
+import * as internalResults from "./internal/batchResults.js"
+import * as internalSend from "./internal/batchSend.js"
 
 // -----------------------------------------------------------------------------
 // Requests
@@ -103,7 +105,7 @@ export type Item = Request | ChangeSet
  * @since 0.1.0
  * @category constructors
  */
-export const changeSet = (requests: ReadonlyArray<Request>): ChangeSet => ({ _tag: "ChangeSet", requests })
+export const changeSet: (requests: ReadonlyArray<Request>) => ChangeSet = internal.changeSet
 
 /**
  * Whether an item is a change set.
@@ -118,7 +120,7 @@ export const changeSet = (requests: ReadonlyArray<Request>): ChangeSet => ({ _ta
  * @since 0.1.0
  * @category predicates
  */
-export const isChangeSet = (item: Item): item is ChangeSet => "_tag" in item && item._tag === "ChangeSet"
+export const isChangeSet: (item: Item) => item is ChangeSet = internal.isChangeSet
 
 /**
  * Per-request options of the constructors.
@@ -130,14 +132,6 @@ export interface RequestOptions {
   readonly headers?: Readonly<Record<string, string>> | undefined
   readonly contentId?: string | undefined
 }
-
-const make = (method: Method, url: string, body: unknown, options: RequestOptions | undefined): Request => ({
-  method,
-  url,
-  ...(body === undefined ? {} : { body }),
-  ...(options?.headers === undefined ? {} : { headers: options.headers }),
-  ...(options?.contentId === undefined ? {} : { contentId: options.contentId })
-})
 
 /**
  * A `GET` part.
@@ -151,7 +145,7 @@ const make = (method: Method, url: string, body: unknown, options: RequestOption
  * @since 0.1.0
  * @category constructors
  */
-export const get = (url: string, options?: RequestOptions): Request => make("GET", url, undefined, options)
+export const get: (url: string, options?: RequestOptions) => Request = internal.get
 
 /**
  * A `POST` part: a create, or an action such as `CreateMultiple`.
@@ -165,7 +159,7 @@ export const get = (url: string, options?: RequestOptions): Request => make("GET
  * @since 0.1.0
  * @category constructors
  */
-export const post = (url: string, body: unknown, options?: RequestOptions): Request => make("POST", url, body, options)
+export const post: (url: string, body: unknown, options?: RequestOptions) => Request = internal.post
 
 /**
  * A `PATCH` part: an update or upsert (`If-Match: *` for update only, `If-None-Match: *` for
@@ -181,8 +175,7 @@ export const post = (url: string, body: unknown, options?: RequestOptions): Requ
  * @since 0.1.0
  * @category constructors
  */
-export const patch = (url: string, body: unknown, options?: RequestOptions): Request =>
-  make("PATCH", url, body, options)
+export const patch: (url: string, body: unknown, options?: RequestOptions) => Request = internal.patch
 
 /**
  * A `PUT` part (a single property value).
@@ -197,7 +190,7 @@ export const patch = (url: string, body: unknown, options?: RequestOptions): Req
  * @since 0.1.0
  * @category constructors
  */
-export const put = (url: string, body: unknown, options?: RequestOptions): Request => make("PUT", url, body, options)
+export const put: (url: string, body: unknown, options?: RequestOptions) => Request = internal.put
 
 /**
  * A `DELETE` part.
@@ -212,7 +205,7 @@ export const put = (url: string, body: unknown, options?: RequestOptions): Reque
  * @since 0.2.0
  * @category constructors
  */
-const deleteRequest = (url: string, options?: RequestOptions): Request => make("DELETE", url, undefined, options)
+const deleteRequest: (url: string, options?: RequestOptions) => Request = internal.deleteRequest
 
 export { deleteRequest as delete }
 
@@ -226,7 +219,7 @@ export { deleteRequest as delete }
  * @since 0.1.0
  * @category utils
  */
-export const maxOperations = 1000
+export const maxOperations: 1000 = internalPlan.maxOperations
 
 /**
  * How to write a batch.
@@ -257,115 +250,6 @@ export interface Encoded {
   readonly operations: number
 }
 
-interface Flat {
-  readonly request: Request
-  readonly index: number
-  readonly group: number
-  readonly contentId: string
-}
-
-interface Group {
-  readonly changeSet: boolean
-  readonly indices: ReadonlyArray<number>
-}
-
-interface Plan {
-  readonly flat: ReadonlyArray<Flat>
-  readonly groups: ReadonlyArray<Group>
-}
-
-const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
-
-const hasLineBreak = (text: string) => /[\r\n]/.test(text)
-
-const plan = (items: ReadonlyArray<Item>): Either.Either<Plan, DataverseError> => {
-  const flat: Array<Flat> = []
-  const groups: Array<Group> = []
-  const seen = new Set<string>()
-  const add = (request: Request, group: number, where: string): DataverseError | undefined => {
-    const index = flat.length
-    const contentId = request.contentId ?? String(index + 1)
-    if (!/^[A-Za-z0-9._~-]+$/.test(contentId)) {
-      return invalid(`${where}: the Content-ID '${contentId}' may hold only letters, digits and . _ ~ -.`)
-    }
-    if (seen.has(contentId)) return invalid(`${where}: the Content-ID '${contentId}' is used twice in the batch.`)
-    seen.add(contentId)
-    if (typeof request.url !== "string" || request.url.trim() === "" || /\s/.test(request.url)) {
-      return invalid(`${where}: the URL must be non-empty without spaces (percent-encode them), got '${request.url}'.`)
-    }
-    for (const [name, value] of Object.entries(request.headers ?? {})) {
-      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || hasLineBreak(String(value))) {
-        return invalid(`${where}: the header '${name}' is not a valid header name and value.`)
-      }
-    }
-    flat.push({ request, index, group, contentId })
-    return undefined
-  }
-  for (const item of items) {
-    const group = groups.length
-    if (isChangeSet(item)) {
-      if (item.requests.length === 0) return Either.left(invalid(`Change set ${group + 1} holds no request.`))
-      const indices: Array<number> = []
-      for (const request of item.requests) {
-        const where = `Request ${flat.length}`
-        if (request.method === "GET") {
-          return Either.left(invalid(`${where}: a change set cannot hold a GET (${request.url}).`))
-        }
-        indices.push(flat.length)
-        const error = add(request, group, where)
-        if (error !== undefined) return Either.left(error)
-      }
-      groups.push({ changeSet: true, indices })
-    } else {
-      const index = flat.length
-      const error = add(item, group, `Request ${index}`)
-      if (error !== undefined) return Either.left(error)
-      groups.push({ changeSet: false, indices: [index] })
-    }
-  }
-  if (flat.length > maxOperations) {
-    return Either.left(
-      invalid(`A $batch holds at most ${maxOperations} operations; this one holds ${flat.length}. Split it.`)
-    )
-  }
-  return Either.right({ flat, groups })
-}
-
-const requestTarget = (url: string, webApiUrl: string) =>
-  url.startsWith("$") || url.startsWith("/") || /^https?:\/\//i.test(url) ? url : `${webApiUrl}${url}`
-
-const writeOperation = (entry: Flat, webApiUrl: string): Either.Either<Multipart.WritePart, DataverseError> => {
-  const { request } = entry
-  let body: string | undefined
-  if (request.body !== undefined) {
-    try {
-      body = JSON.stringify(request.body)
-    } catch (cause) {
-      return Either.left(
-        new DataverseError({
-          reason: "InvalidInput",
-          message: `Request ${entry.index}: the body cannot be written as JSON (${String(cause)}).`,
-          cause
-        })
-      )
-    }
-  }
-  const headers: Array<readonly [string, string]> = []
-  const own = Object.entries(request.headers ?? {}).map(([name, value]) => [name, String(value)] as const)
-  if (body !== undefined && !own.some(([name]) => name.toLowerCase() === "content-type")) {
-    headers.push(["Content-Type", "application/json; type=entry"])
-  }
-  for (const header of own) headers.push(header)
-  return Either.right({
-    headers: [
-      ["Content-Type", "application/http"],
-      ["Content-Transfer-Encoding", "binary"],
-      ["Content-ID", entry.contentId]
-    ],
-    content: Multipart.writeHttpRequest(request.method, requestTarget(request.url, webApiUrl), headers, body)
-  })
-}
-
 /**
  * Writes a batch: `multipart/mixed` with a `batch_<uuid>` boundary, CRLF line endings, each
  * operation an `application/http` part with `Content-Transfer-Encoding: binary` and a
@@ -390,43 +274,10 @@ const writeOperation = (entry: Flat, webApiUrl: string): Either.Either<Multipart
  * @since 0.1.0
  * @category conversions
  */
-export const encode = (
+export const encode: (
   items: ReadonlyArray<Item>,
-  options: EncodeOptions = {}
-): Effect.Effect<Encoded, DataverseError> => Effect.suspend(() => encodeWith(items, options, () => crypto.randomUUID()))
-
-const encodeWith = (
-  items: ReadonlyArray<Item>,
-  options: EncodeOptions,
-  uuid: () => string
-): Either.Either<Encoded, DataverseError> =>
-  Either.flatMap(plan(items), ({ flat, groups }) => {
-    const webApiUrl = options.webApiUrl ?? "/api/data/v9.2/"
-    const boundary = `batch_${uuid()}`
-    const parts: Array<Multipart.WritePart> = []
-    for (const group of groups) {
-      const operations: Array<Multipart.WritePart> = []
-      for (const index of group.indices) {
-        const part = writeOperation(flat[index]!, webApiUrl)
-        if (Either.isLeft(part)) return Either.left(part.left)
-        operations.push(part.right)
-      }
-      if (!group.changeSet) {
-        parts.push(operations[0]!)
-        continue
-      }
-      const changeBoundary = `changeset_${uuid()}`
-      parts.push({
-        headers: [["Content-Type", `multipart/mixed; boundary=${changeBoundary}`]],
-        content: Multipart.writeMultipart(changeBoundary, operations)
-      })
-    }
-    return Either.right({
-      contentType: `multipart/mixed; boundary=${boundary}`,
-      body: `${Multipart.writeMultipart(boundary, parts)}${Multipart.CRLF}`,
-      operations: flat.length
-    })
-  })
+  options?: EncodeOptions
+) => Effect.Effect<Encoded, DataverseError> = internalEncode.encode
 
 // -----------------------------------------------------------------------------
 // Parsing
@@ -492,15 +343,10 @@ export type Part = OperationResponse | ChangeSetResponse
  * @since 0.1.0
  * @category conversions
  */
-export const parse = (
+export const parse: (
   contentType: string | undefined,
   body: string
-): Either.Either<ReadonlyArray<Part>, DataverseError> => {
-  const parts = Multipart.parseResponse(contentType, body)
-  return parts instanceof Multipart.ParseError
-    ? Either.left(new DataverseError({ reason: "Decode", message: parts.message, request: "POST $batch" }))
-    : Either.right(parts)
-}
+) => Either.Either<ReadonlyArray<Part>, DataverseError> = internalResults.parse
 
 // -----------------------------------------------------------------------------
 // Results
@@ -599,165 +445,6 @@ export interface RawResponse {
   readonly body: string
 }
 
-const describe = (request: Request) => `${request.method} ${request.url.split("?")[0]}`
-
-/** The record id in `.../contacts(<id>)` or `.../t(tid=<id>,partitionid='p')`. */
-const idOf = (headers: Readonly<Record<string, string>>): string | undefined => {
-  for (const url of [headers["odata-entityid"], headers["location"]]) {
-    const id = url === undefined ? undefined : recordIdOf(url)
-    if (id !== undefined) return id
-  }
-  return undefined
-}
-
-const jsonBody = (text: string): unknown => {
-  if (text.trim() === "") return undefined
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
-}
-
-const isFailure = (part: Part) => part._tag === "OperationResponse" && part.status >= 400
-
-/** Request ids of the batch, for parts that carry none of their own. */
-const requestIds = (headers: Readonly<Record<string, string>>) => {
-  const ids: Record<string, string> = {}
-  if (headers["x-ms-service-request-id"] !== undefined) {
-    ids["x-ms-service-request-id"] = headers["x-ms-service-request-id"]
-  }
-  if (headers["req_id"] !== undefined) ids["req_id"] = headers["req_id"]
-  return ids
-}
-
-const mapResults = (
-  { flat, groups }: Plan,
-  parts: ReadonlyArray<Part>,
-  response: RawResponse,
-  now: number
-): Array<Result> => {
-  const results: Array<Result | undefined> = new Array(flat.length).fill(undefined)
-  const byContentId = new Map(flat.map((entry) => [entry.contentId, entry.index]))
-  const headersOf = (part: OperationResponse) =>
-    part.headers["x-ms-service-request-id"] === undefined && part.headers["req_id"] === undefined
-      ? { ...requestIds(response.headers), ...part.headers }
-      : part.headers
-  const errorOf = (request: Request, part: OperationResponse) =>
-    decodeErrorResponse(describe(request), part.status, headersOf(part), part.body, now)
-  const outcome = (entry: Flat, part: OperationResponse): Result =>
-    part.status >= 400
-      ? { _tag: "Failure", index: entry.index, request: entry.request, error: errorOf(entry.request, part) }
-      : {
-        _tag: "Success",
-        index: entry.index,
-        request: entry.request,
-        status: part.status,
-        headers: part.headers,
-        body: jsonBody(part.body),
-        id: idOf(part.headers)
-      }
-  const unknown = (entry: Flat, message: string, error?: DataverseError): Result => ({
-    _tag: "Unknown",
-    index: entry.index,
-    request: entry.request,
-    message,
-    error
-  })
-  const baseOf = (entry: Flat) => ({ index: entry.index, request: entry.request })
-  const noPart = "The $batch answer holds no part for this request."
-  const pinnedIndex = (part: OperationResponse) =>
-    part.contentId === undefined ? undefined : byContentId.get(part.contentId)
-  const groupOf = (part: Part): number | undefined => {
-    for (const operation of part._tag === "OperationResponse" ? [part] : part.parts) {
-      const index = pinnedIndex(operation)
-      if (index !== undefined) return flat[index]!.group
-    }
-    return undefined
-  }
-
-  const assign = (group: Group, part: Part) => {
-    const entries = group.indices.map((index) => flat[index]!)
-    if (part._tag === "OperationResponse") {
-      if (!group.changeSet || entries.length === 1) {
-        results[entries[0]!.index] = outcome(entries[0]!, part)
-        return
-      }
-      if (part.status >= 400) {
-        // A failed change set answers one error: it is every request's, none was applied.
-        const failing = pinnedIndex(part)
-        const error = errorOf(failing === undefined ? entries[0]!.request : flat[failing]!.request, part)
-        for (const entry of entries) results[entry.index] = { ...baseOf(entry), _tag: "Failure", error }
-        return
-      }
-      const target = pinnedIndex(part)
-      for (const entry of entries) {
-        results[entry.index] = entry.index === target ? outcome(entry, part) : unknown(entry, noPart)
-      }
-      return
-    }
-    // A change set's answers: by Content-ID first, then by position for parts without a known one.
-    const open = new Set(group.indices)
-    const unmatched: Array<OperationResponse> = []
-    for (const operation of part.parts) {
-      const index = pinnedIndex(operation)
-      if (index !== undefined && open.has(index)) {
-        results[index] = outcome(flat[index]!, operation)
-        open.delete(index)
-      } else {
-        unmatched.push(operation)
-      }
-    }
-    for (const operation of unmatched) {
-      const next = [...open][0]
-      if (next === undefined) break
-      results[next] = outcome(flat[next]!, operation)
-      open.delete(next)
-    }
-    for (const index of open) results[index] = unknown(flat[index]!, noPart)
-  }
-  const answered: Array<boolean> = groups.map(() => false)
-  let cursor = 0
-  let last: { readonly group: number; readonly part: Part; readonly pinned: boolean } | undefined
-  for (const part of parts) {
-    const pinned = groupOf(part)
-    const group = pinned ?? cursor
-    if (group >= groups.length || answered[group]) continue
-    assign(groups[group]!, part)
-    answered[group] = true
-    cursor = Math.max(cursor, group + 1)
-    last = { group, part, pinned: pinned !== undefined }
-  }
-
-  const unanswered = groups.some((_, group) => !answered[group])
-  const stopped = last !== undefined && isFailure(last.part) &&
-    (response.status >= 400 || groups.some((_, group) => group > last!.group && !answered[group]))
-  if (stopped && !last!.pinned && parts.length === 1 && groups.length > 1) {
-    // The batch stopped at a failure and answered it alone, without a Content-ID we know: any
-    // request may have failed; those before it were applied, those after it did not run.
-    const part = last!.part as OperationResponse
-    const error = decodeErrorResponse("POST $batch", part.status, headersOf(part), part.body, now)
-    const message =
-      `The batch stopped at a failure (${part.status}: ${error.message}) and its answer does not say which request failed; ` +
-      "the requests before that one were applied, those after it were not run."
-    return flat.map((entry) => unknown(entry, message, error))
-  }
-  if (unanswered) {
-    groups.forEach((group, g) => {
-      if (answered[g]) return
-      for (const index of group.indices) {
-        const entry = flat[index]!
-        results[index] = !stopped
-          ? unknown(entry, noPart)
-          : g < last!.group
-          ? { ...baseOf(entry), _tag: "Applied" }
-          : { ...baseOf(entry), _tag: "NotExecuted" }
-      }
-    })
-  }
-  return results.map((result, index) => result ?? unknown(flat[index]!, noPart))
-}
-
 /**
  * Maps a raw `$batch` answer to one result per request, in request order: by position, and by
  * `Content-ID` (inside change sets, and to place an error part when the batch stopped at the
@@ -781,25 +468,10 @@ const mapResults = (
  * @since 0.1.0
  * @category conversions
  */
-export const decodeResponse = (
+export const decodeResponse: (
   items: ReadonlyArray<Item>,
   response: RawResponse
-): Effect.Effect<ReadonlyArray<Result>, DataverseError> =>
-  Effect.gen(function*() {
-    const batch = yield* plan(items)
-    if (batch.flat.length === 0) return []
-    const parts = yield* parse(response.headers["content-type"], response.body)
-    if (parts.length === 0) {
-      return yield* new DataverseError({
-        reason: "Decode",
-        status: response.status,
-        message: `The $batch answer (${response.status}) holds no part.`,
-        request: "POST $batch"
-      })
-    }
-    const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
-    return mapResults(batch, parts, response, now)
-  })
+) => Effect.Effect<ReadonlyArray<Result>, DataverseError> = internalResults.decodeResponse
 
 // -----------------------------------------------------------------------------
 // Execution
@@ -821,42 +493,6 @@ export interface ExecuteOptions {
   /** Headers of the `$batch` request itself (e.g. `MSCRM.BypassCustomPluginExecution`). */
   readonly headers?: Readonly<Record<string, string>> | undefined
 }
-
-/**
- * Posts the batch and reads the answer whatever its status: without continue-on-error a failing
- * batch answers with the failing part's status and that part, which `decodeResponse` maps to its
- * request. An answer that is not multipart is a failure of the batch as a whole. A 429 never
- * comes back here: the connection waits it out and sends the batch again (nothing of it ran).
- */
-const postBatch = (request: HttpClientRequest.HttpClientRequest) =>
-  Effect.flatMap(DataverseClient, (client) =>
-    Effect.scoped(
-      Effect.flatMap(client.executeRaw(request), (response) =>
-        Effect.flatMap(
-          response.text.pipe(
-            Effect.mapError((error) =>
-              new DataverseError({
-                reason: "Transport",
-                message:
-                  `The $batch answer was cut off: ${error.message}; its requests may or may not have been applied.`,
-                request: "POST $batch",
-                cause: error
-              })
-            )
-          ),
-          (body): Effect.Effect<RawResponse, DataverseError> => {
-            const multipart = /^multipart\//i.test(response.headers["content-type"] ?? "")
-            if (response.status < 400 || multipart) {
-              return Effect.succeed({ status: response.status, headers: response.headers, body })
-            }
-            return Effect.clockWith((clock) => clock.currentTimeMillis).pipe(
-              Effect.flatMap((now) =>
-                Effect.fail(decodeErrorResponse("POST $batch", response.status, response.headers, body, now))
-              )
-            )
-          }
-        ))
-    ))
 
 /**
  * Sends the items as one `POST $batch` through the connection and returns one result per
@@ -893,26 +529,7 @@ const postBatch = (request: HttpClientRequest.HttpClientRequest) =>
  * @since 0.1.0
  * @category accessors
  */
-export const send = (
+export const send: (
   items: ReadonlyArray<Item>,
-  options: ExecuteOptions = {}
-): Effect.Effect<ReadonlyArray<Result>, DataverseError, DataverseClient> =>
-  Effect.gen(function*() {
-    const client = yield* DataverseClient
-    const encoded = yield* encode(items, { webApiUrl: client.webApiUrl })
-    if (encoded.operations === 0) return []
-    const prefer = [
-      ...Object.entries(options.headers ?? {}).filter(([name]) => name.toLowerCase() === "prefer").map(([, v]) => v),
-      ...(options.continueOnError === true ? ["odata.continue-on-error"] : [])
-    ]
-    const headers: Record<string, string> = {}
-    for (const [name, value] of Object.entries(options.headers ?? {})) {
-      if (name.toLowerCase() !== "prefer") headers[name] = value
-    }
-    if (prefer.length > 0) headers["Prefer"] = prefer.join(", ")
-    const request = HttpClientRequest.post("$batch").pipe(
-      HttpClientRequest.setHeaders(headers),
-      HttpClientRequest.bodyText(encoded.body, encoded.contentType)
-    )
-    return yield* decodeResponse(items, yield* postBatch(request))
-  })
+  options?: ExecuteOptions
+) => Effect.Effect<ReadonlyArray<Result>, DataverseError, DataverseClient> = internalSend.send

@@ -6,16 +6,14 @@
  *
  * @since 0.1.0
  */
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import * as Chunk from "effect/Chunk"
-import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
-import { DataverseClient } from "./DataverseClient.js"
-import { DataverseError } from "./DataverseError.js"
-import { fetchAttributes, readPagingCookie, setFetchAttributes } from "./internal/fetchXml.js"
-import { expandClause, expandProblem, normaliseGuid, parseRawQuery, quote, withQuery } from "./internal/odata.js"
+import type * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
+import type * as Stream from "effect/Stream"
+import type { DataverseClient } from "./DataverseClient.js"
+import type { DataverseError } from "./DataverseError.js"
+import * as internal from "./internal/query.js"
+import * as internalFetchXml from "./internal/queryFetchXml.js"
+import * as internalFilter from "./internal/queryFilter.js"
 import type { Row } from "./Records.js"
 
 /**
@@ -98,13 +96,6 @@ export interface QueryOptions {
   readonly headers?: Readonly<Record<string, string>>
 }
 
-const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
-
-const checkPageSize = (pageSize: number | undefined) =>
-  pageSize !== undefined && (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 5000)
-    ? Effect.fail(invalid(`pageSize must be between 1 and 5000, got ${pageSize}.`))
-    : Effect.void
-
 /**
  * The query string (without `?`) that `stream` sends for `options`; spaces are `%20`.
  * `pageSize` and `annotations` travel in the `Prefer` header, not here. Left: what is wrong with
@@ -120,56 +111,7 @@ const checkPageSize = (pageSize: number | undefined) =>
  * @since 0.1.0
  * @category conversions
  */
-export const toQueryString = (options: QueryOptions): Either.Either<string, DataverseError> =>
-  Either.map(queryParams(options), (params) => withQuery("", params).replace(/^\?/, ""))
-
-const queryParams = (options: QueryOptions): Either.Either<Array<readonly [string, string]>, DataverseError> => {
-  if (options.top !== undefined && (!Number.isInteger(options.top) || options.top < 0)) {
-    return Either.left(invalid(`top must be a whole number of rows, got ${options.top}.`))
-  }
-  if (options.query !== undefined) {
-    const mixed = (["select", "filter", "orderBy", "top", "expand"] as const).filter((name) =>
-      options[name] !== undefined
-    )
-    if (mixed.length > 0) {
-      return Either.left(invalid(`A raw query cannot be combined with ${mixed.join(", ")}: put them in the query.`))
-    }
-    const params = parseRawQuery(options.query)
-    const bad = params.find(([name]) => !/^(\$[a-z]+|[A-Za-z][A-Za-z0-9_]*)$/.test(name))
-    return bad === undefined
-      ? Either.right(params)
-      : Either.left(invalid(`'${bad[0]}' is not a query option (expected $select, $filter, ...).`))
-  }
-  const params: Array<readonly [string, string]> = []
-  if (options.select !== undefined && options.select.length > 0) params.push(["$select", options.select.join(",")])
-  if (options.filter !== undefined && options.filter.trim() !== "") params.push(["$filter", options.filter])
-  if (options.orderBy !== undefined && options.orderBy.trim() !== "") params.push(["$orderby", options.orderBy])
-  if (options.expand !== undefined && options.expand.length > 0) {
-    const problem = expandProblem(options.expand)
-    if (problem !== undefined) return Either.left(invalid(problem))
-    params.push(["$expand", expandClause(options.expand)])
-  }
-  // The service ignores $top when a page size is asked for; `stream` enforces it either way.
-  if (options.top !== undefined && options.pageSize === undefined) params.push(["$top", String(options.top)])
-  return Either.right(params)
-}
-
-/** The limit a query asks for: `top`, or `$top` in a raw query. */
-const limitOf = (options: QueryOptions, params: ReadonlyArray<readonly [string, string]>): number | undefined => {
-  if (options.top !== undefined) return options.top
-  const raw = params.find(([name]) => name === "$top")?.[1]
-  const top = raw === undefined ? NaN : Number(raw)
-  return Number.isInteger(top) && top >= 0 ? top : undefined
-}
-
-const valueOf = (entitySet: string, body: unknown) => {
-  const b = body as { value?: unknown } | undefined
-  return Array.isArray(b?.value)
-    ? Effect.succeed(b.value as Array<Row>)
-    : Effect.fail(
-      new DataverseError({ reason: "Decode", message: `The query of ${entitySet} answered without a 'value' array.` })
-    )
-}
+export const toQueryString: (options: QueryOptions) => Either.Either<string, DataverseError> = internal.toQueryString
 
 /**
  * The rows of a table that match `options` (or a raw OData query string), page by page.
@@ -191,39 +133,10 @@ const valueOf = (entitySet: string, body: unknown) => {
  * @since 0.1.0
  * @category accessors
  */
-export const stream = (
+export const stream: (
   table: string,
-  options: QueryOptions | string = {}
-): Stream.Stream<Row, DataverseError, DataverseClient> =>
-  Stream.unwrap(
-    Effect.gen(function*() {
-      const opts: QueryOptions = typeof options === "string" ? { query: options } : options
-      yield* checkPageSize(opts.pageSize)
-      const params = yield* queryParams(opts)
-      const top = limitOf(opts, params)
-      const client = yield* DataverseClient
-      const metadata = yield* client.table(table)
-      const prefer = [
-        ...(opts.pageSize !== undefined ? [`odata.maxpagesize=${opts.pageSize}`] : []),
-        ...(opts.annotations === true ? ["odata.include-annotations=\"*\""] : [])
-      ].join(",")
-      const headers = { ...opts.headers, ...(prefer === "" ? {} : { Prefer: prefer }) }
-      const page = (url: string) =>
-        client.executeJson(HttpClientRequest.get(url, { headers })).pipe(
-          Effect.flatMap(({ body }) =>
-            Effect.map(valueOf(metadata.entitySetName, body), (rows) => {
-              const next = (body as { "@odata.nextLink"?: unknown })["@odata.nextLink"]
-              return [
-                Chunk.unsafeFromArray(rows),
-                typeof next === "string" ? Option.some(next) : Option.none()
-              ] as const
-            })
-          )
-        )
-      const rows = Stream.paginateChunkEffect(withQuery(metadata.entitySetName, params), page)
-      return top === undefined ? rows : Stream.take(rows, top)
-    })
-  )
+  options?: QueryOptions | string
+) => Stream.Stream<Row, DataverseError, DataverseClient> = internal.stream
 
 /**
  * Options of `fetchXml`.
@@ -243,9 +156,6 @@ export interface FetchXmlOptions {
   /** Ask for formatted values and lookup annotations too (`Prefer: odata.include-annotations="*"`). */
   readonly annotations?: boolean
 }
-
-const pagingAnnotations =
-  "odata.include-annotations=\"Microsoft.Dynamics.CRM.fetchxmlpagingcookie,Microsoft.Dynamics.CRM.morerecords\""
 
 /**
  * The rows a FetchXML query returns, page by page (`GET <set>?fetchXml=...`). While the service
@@ -270,66 +180,11 @@ const pagingAnnotations =
  * @since 0.1.0
  * @category accessors
  */
-export const fetchXml = (
+export const fetchXml: (
   table: string,
   xml: string,
-  options: FetchXmlOptions = {}
-): Stream.Stream<Row, DataverseError, DataverseClient> =>
-  Stream.unwrap(
-    Effect.gen(function*() {
-      yield* checkPageSize(options.pageSize)
-      const attributes = fetchAttributes(xml)
-      if (typeof attributes === "string") return yield* invalid(`Not a FetchXML query: ${attributes}`)
-      const single = attributes.has("top")
-      if (single && options.pageSize !== undefined) {
-        return yield* invalid("A FetchXML query with 'top' is not paged: leave out pageSize, or 'top'.")
-      }
-      const firstPage = attributes.has("page") ? Number(attributes.get("page")) : 1
-      if (!Number.isInteger(firstPage) || firstPage < 1) {
-        return yield* invalid(
-          `The 'page' of the FetchXML query must be a whole number from 1, got ${attributes.get("page")}.`
-        )
-      }
-      const setAttributes = (values: Readonly<Record<string, string | undefined>>) => {
-        const written = setFetchAttributes(xml, values)
-        return typeof written === "string" ? Effect.succeed(written) : Effect.fail(invalid(written.error))
-      }
-      const first = options.pageSize === undefined ? xml : yield* setAttributes({ count: String(options.pageSize) })
-      const client = yield* DataverseClient
-      const metadata = yield* client.table(table)
-      const prefer = options.annotations === true ? "odata.include-annotations=\"*\"" : pagingAnnotations
-      const page = (state: { readonly xml: string; readonly page: number }) =>
-        client.executeJson(
-          HttpClientRequest.get(withQuery(metadata.entitySetName, [["fetchXml", state.xml]]), {
-            headers: { Prefer: prefer }
-          })
-        ).pipe(
-          Effect.flatMap(({ body }) =>
-            Effect.flatMap(valueOf(metadata.entitySetName, body), (rows) => {
-              const b = body as Record<string, unknown>
-              const more = b["@Microsoft.Dynamics.CRM.morerecords"] === true ||
-                b["@Microsoft.Dynamics.CRM.morerecords"] === "true"
-              const chunk = Chunk.unsafeFromArray(rows)
-              // An empty page that claims more would loop forever: stop.
-              if (single || !more || rows.length === 0) return Effect.succeed([chunk, Option.none()] as const)
-              const annotation = b["@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"]
-              // Without a readable cookie the service still pages by number (simple paging).
-              const cookie = typeof annotation === "string" ? readPagingCookie(annotation)?.cookie : undefined
-              const next = state.page + 1
-              return Effect.map(
-                setAttributes({
-                  ...(options.pageSize === undefined ? {} : { count: String(options.pageSize) }),
-                  page: String(next),
-                  "paging-cookie": cookie
-                }),
-                (nextXml) => [chunk, Option.some({ xml: nextXml, page: next })] as const
-              )
-            })
-          )
-        )
-      return Stream.paginateChunkEffect({ xml: first, page: firstPage }, page)
-    })
-  )
+  options?: FetchXmlOptions
+) => Stream.Stream<Row, DataverseError, DataverseClient> = internalFetchXml.fetchXml
 
 /**
  * How many rows of a table match `filter` (all rows without one): `GET <set>/$count`. The
@@ -344,37 +199,8 @@ export const fetchXml = (
  * @since 0.1.0
  * @category accessors
  */
-export const count = (table: string, filter?: string): Effect.Effect<number, DataverseError, DataverseClient> =>
-  Effect.gen(function*() {
-    const client = yield* DataverseClient
-    const metadata = yield* client.table(table)
-    const url = withQuery(
-      `${metadata.entitySetName}/$count`,
-      filter === undefined || filter.trim() === "" ? [] : [["$filter", filter]]
-    )
-    // Plain text, possibly with a byte-order mark: read it as text, not as JSON.
-    const text = yield* Effect.scoped(
-      Effect.flatMap(
-        client.execute(HttpClientRequest.get(url)),
-        (response) =>
-          Effect.mapError(response.text, (cause) =>
-            new DataverseError({
-              reason: "Transport",
-              message: `The answer was cut off: ${cause.message}`,
-              request: `GET ${metadata.entitySetName}/$count`,
-              cause
-            }))
-      )
-    ).pipe(Effect.retry(client.retryPolicy))
-    const value = Number(text.replace(/^\uFEFF/, "").trim())
-    if (!Number.isSafeInteger(value) || value < 0) {
-      return yield* new DataverseError({
-        reason: "Decode",
-        message: `The count of ${metadata.entitySetName} answered '${text.slice(0, 40)}', not a number.`
-      })
-    }
-    return value
-  })
+export const count: (table: string, filter?: string) => Effect.Effect<number, DataverseError, DataverseClient> =
+  internal.count
 
 // ---------------------------------------------------------------------------------------------
 // Filter expressions
@@ -424,10 +250,7 @@ export type FilterValue = string | number | bigint | boolean | null | Date | Raw
  * @since 0.1.0
  * @category constructors
  */
-export const guid = (id: string): RawLiteral => {
-  const normal = normaliseGuid(id)
-  return { _tag: "RawLiteral", text: normal ?? quote(id) }
-}
+export const guid: (id: string) => RawLiteral = internalFilter.guid
 
 /**
  * Any OData text, written as given (a function call, an enum value).
@@ -441,7 +264,7 @@ export const guid = (id: string): RawLiteral => {
  * @since 0.1.0
  * @category constructors
  */
-export const raw = (text: string): RawLiteral => ({ _tag: "RawLiteral", text })
+export const raw: (text: string) => RawLiteral = internalFilter.raw
 
 /**
  * A value as an OData literal.
@@ -455,17 +278,7 @@ export const raw = (text: string): RawLiteral => ({ _tag: "RawLiteral", text })
  * @since 0.1.0
  * @category conversions
  */
-export const literal = (value: FilterValue): string => {
-  if (value === null) return "null"
-  if (typeof value === "string") return quote(value)
-  if (typeof value === "number") return Number.isFinite(value) ? String(value) : "null"
-  if (typeof value === "bigint" || typeof value === "boolean") return String(value)
-  if (value instanceof Date) return value.toISOString()
-  return value.text
-}
-
-const comparison = (operator: string) => (column: string, value: FilterValue): string =>
-  `${column} ${operator} ${literal(value)}`
+export const literal: (value: FilterValue) => string = internalFilter.literal
 
 /**
  * `column eq value`.
@@ -479,7 +292,7 @@ const comparison = (operator: string) => (column: string, value: FilterValue): s
  * @since 0.1.0
  * @category constructors
  */
-export const eq: (column: string, value: FilterValue) => string = comparison("eq")
+export const eq: (column: string, value: FilterValue) => string = internalFilter.eq
 
 /**
  * `column ne value`.
@@ -493,7 +306,7 @@ export const eq: (column: string, value: FilterValue) => string = comparison("eq
  * @since 0.1.0
  * @category constructors
  */
-export const ne: (column: string, value: FilterValue) => string = comparison("ne")
+export const ne: (column: string, value: FilterValue) => string = internalFilter.ne
 
 /**
  * `column gt value`.
@@ -507,7 +320,7 @@ export const ne: (column: string, value: FilterValue) => string = comparison("ne
  * @since 0.1.0
  * @category constructors
  */
-export const gt: (column: string, value: FilterValue) => string = comparison("gt")
+export const gt: (column: string, value: FilterValue) => string = internalFilter.gt
 
 /**
  * `column ge value`.
@@ -521,7 +334,7 @@ export const gt: (column: string, value: FilterValue) => string = comparison("gt
  * @since 0.1.0
  * @category constructors
  */
-export const ge: (column: string, value: FilterValue) => string = comparison("ge")
+export const ge: (column: string, value: FilterValue) => string = internalFilter.ge
 
 /**
  * `column lt value`.
@@ -535,7 +348,7 @@ export const ge: (column: string, value: FilterValue) => string = comparison("ge
  * @since 0.1.0
  * @category constructors
  */
-export const lt: (column: string, value: FilterValue) => string = comparison("lt")
+export const lt: (column: string, value: FilterValue) => string = internalFilter.lt
 
 /**
  * `column le value`.
@@ -549,10 +362,7 @@ export const lt: (column: string, value: FilterValue) => string = comparison("lt
  * @since 0.1.0
  * @category constructors
  */
-export const le: (column: string, value: FilterValue) => string = comparison("le")
-
-const join = (operator: string, filters: ReadonlyArray<string>) =>
-  filters.length === 1 ? filters[0]! : filters.map((filter) => `(${filter})`).join(` ${operator} `)
+export const le: (column: string, value: FilterValue) => string = internalFilter.le
 
 /**
  * All of the filters: `(a) and (b)`.
@@ -566,7 +376,7 @@ const join = (operator: string, filters: ReadonlyArray<string>) =>
  * @since 0.1.0
  * @category combinators
  */
-export const and = (first: string, ...rest: ReadonlyArray<string>): string => join("and", [first, ...rest])
+export const and: (first: string, ...rest: ReadonlyArray<string>) => string = internalFilter.and
 
 /**
  * Any of the filters: `(a) or (b)`.
@@ -580,7 +390,7 @@ export const and = (first: string, ...rest: ReadonlyArray<string>): string => jo
  * @since 0.1.0
  * @category combinators
  */
-export const or = (first: string, ...rest: ReadonlyArray<string>): string => join("or", [first, ...rest])
+export const or: (first: string, ...rest: ReadonlyArray<string>) => string = internalFilter.or
 
 /**
  * The negation of a filter: `not (a)`.
@@ -594,7 +404,7 @@ export const or = (first: string, ...rest: ReadonlyArray<string>): string => joi
  * @since 0.1.0
  * @category combinators
  */
-export const not = (filter: string): string => `not (${filter})`
+export const not: (filter: string) => string = internalFilter.not
 
 /**
  * `contains(column,'text')`.
@@ -608,7 +418,7 @@ export const not = (filter: string): string => `not (${filter})`
  * @since 0.1.0
  * @category constructors
  */
-export const contains = (column: string, text: string): string => `contains(${column},${quote(text)})`
+export const contains: (column: string, text: string) => string = internalFilter.contains
 
 /**
  * `startswith(column,'text')`.
@@ -622,7 +432,7 @@ export const contains = (column: string, text: string): string => `contains(${co
  * @since 0.1.0
  * @category constructors
  */
-export const startsWith = (column: string, text: string): string => `startswith(${column},${quote(text)})`
+export const startsWith: (column: string, text: string) => string = internalFilter.startsWith
 
 /**
  * `endswith(column,'text')`.
@@ -636,7 +446,7 @@ export const startsWith = (column: string, text: string): string => `startswith(
  * @since 0.1.0
  * @category constructors
  */
-export const endsWith = (column: string, text: string): string => `endswith(${column},${quote(text)})`
+export const endsWith: (column: string, text: string) => string = internalFilter.endsWith
 
 /**
  * The column's value is one of `values`:
@@ -651,7 +461,4 @@ export const endsWith = (column: string, text: string): string => `endswith(${co
  * @since 0.1.0
  * @category constructors
  */
-export const isIn = (column: string, values: ReadonlyArray<string | number>): string =>
-  `Microsoft.Dynamics.CRM.In(PropertyName=${quote(column)},PropertyValues=[${
-    values.map((value) => quote(String(value))).join(",")
-  }])`
+export const isIn: (column: string, values: ReadonlyArray<string | number>) => string = internalFilter.isIn

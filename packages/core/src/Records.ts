@@ -4,17 +4,14 @@
  *
  * @since 0.1.0
  */
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Option from "effect/Option"
-import { DataverseClient } from "./DataverseClient.js"
-import { DataverseError } from "./DataverseError.js"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type { DataverseClient } from "./DataverseClient.js"
+import type { DataverseError } from "./DataverseError.js"
 import * as annotations from "./internal/annotations.js"
-import { keySegment, kindOfAttributeType } from "./internal/keys.js"
-import { badExpand, expandClause, normaliseGuid, quote, recordIdOf, withQuery } from "./internal/odata.js"
+import { normaliseGuid } from "./internal/odata.js"
+import * as internal from "./internal/records.js"
 import type { TableMetadata } from "./Metadata.js"
-import * as Metadata from "./Metadata.js"
 import type { ExpandItem } from "./Query.js"
 
 /**
@@ -91,8 +88,7 @@ export interface Partition {
  * @since 0.1.0
  * @category conversions
  */
-export const idFromEntityUrl = (url: string | undefined): string | undefined =>
-  url === undefined ? undefined : recordIdOf(url)
+export const idFromEntityUrl: (url: string | undefined) => string | undefined = internal.idFromEntityUrl
 
 /**
  * The canonical form of a GUID (lower case, no braces, no surrounding spaces), or undefined when
@@ -126,38 +122,6 @@ export const parseGuid: (text: string) => string | undefined = normaliseGuid
 export const withoutReadAnnotations: <A extends Readonly<Record<string, unknown>>>(row: A) => A =
   annotations.withoutReadAnnotations
 
-const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
-
-const kinds = new WeakMap<TableMetadata, (attribute: string) => ReturnType<typeof kindOfAttributeType>>()
-
-/** The key kind of each column, built once per table definition (bulk runs ask per row). */
-const kindsOf = (metadata: TableMetadata) => {
-  let kindOf = kinds.get(metadata)
-  if (kindOf === undefined) {
-    const types = new Map(metadata.columns.map((column) => [column.logicalName, column.type]))
-    kindOf = (attribute: string) => kindOfAttributeType(types.get(attribute))
-    kinds.set(metadata, kindOf)
-  }
-  return kindOf
-}
-
-/** `<entityset>(<key>)` for a record of a table whose metadata is known. */
-const recordPath = (metadata: TableMetadata, ref: RecordRef, partitionId: string | undefined) =>
-  Either.match(
-    keySegment(ref, {
-      primaryIdAttribute: metadata.primaryIdAttribute,
-      partitionId,
-      kindOf: kindsOf(metadata)
-    }),
-    {
-      onLeft: (message) => Effect.fail(invalid(`${metadata.logicalName}: ${message}`)),
-      onRight: (segment) => Effect.succeed(`${metadata.entitySetName}${segment}`)
-    }
-  )
-
-/** A row as a request body: without the annotations read back with a record. */
-const body = (row: Row): Row => annotations.withoutReadAnnotations(row)
-
 /**
  * Creates one record and returns its id. A record that carries its own primary key is retried
  * safely after a timeout (a second attempt fails with `DuplicateKey` if the first landed);
@@ -172,23 +136,8 @@ const body = (row: Row): Row => annotations.withoutReadAnnotations(row)
  * @since 0.1.0
  * @category accessors
  */
-export const create = (table: string, row: Row): Effect.Effect<string, DataverseError, DataverseClient> =>
-  Effect.gen(function*() {
-    const client = yield* DataverseClient
-    const metadata = yield* client.table(table)
-    const result = yield* client.executeJson(
-      HttpClientRequest.post(metadata.entitySetName).pipe(HttpClientRequest.bodyUnsafeJson(body(row))),
-      { idempotent: typeof row[metadata.primaryIdAttribute] === "string" }
-    )
-    const id = idFromEntityUrl(result.headers["odata-entityid"] ?? result.headers["location"])
-    if (id === undefined) {
-      return yield* new DataverseError({
-        reason: "Decode",
-        message: `The create of a ${table} answered ${result.status} without an OData-EntityId header.`
-      })
-    }
-    return id
-  })
+export const create: (table: string, row: Row) => Effect.Effect<string, DataverseError, DataverseClient> =
+  internal.create
 
 /**
  * Options of `retrieve`.
@@ -222,31 +171,11 @@ export interface RetrieveOptions extends Partition {
  * @since 0.1.0
  * @category accessors
  */
-export const retrieve = (
+export const retrieve: (
   table: string,
   ref: RecordRef,
-  options: RetrieveOptions = {}
-): Effect.Effect<Row, DataverseError, DataverseClient> =>
-  Effect.gen(function*() {
-    const badName = options.expand === undefined ? undefined : badExpand(options.expand)
-    if (badName !== undefined) return yield* invalid(`'${badName}' is not a property name.`)
-    const client = yield* DataverseClient
-    const metadata = yield* client.table(table)
-    const path = yield* recordPath(metadata, ref, options.partitionId)
-    const params: Array<readonly [string, string]> = []
-    if (options.select !== undefined && options.select.length > 0) params.push(["$select", options.select.join(",")])
-    if (options.expand !== undefined && options.expand.length > 0) {
-      params.push(["$expand", expandClause(options.expand)])
-    }
-    const result = yield* client.executeJson(HttpClientRequest.get(withQuery(path, params)))
-    if (typeof result.body !== "object" || result.body === null) {
-      return yield* new DataverseError({
-        reason: "Decode",
-        message: `The retrieve of a ${metadata.logicalName} answered without a record.`
-      })
-    }
-    return result.body as Row
-  })
+  options?: RetrieveOptions
+) => Effect.Effect<Row, DataverseError, DataverseClient> = internal.retrieve
 
 /**
  * Options of `update`.
@@ -287,26 +216,12 @@ export interface UpdateOptions extends Partition {
  * @since 0.1.0
  * @category accessors
  */
-export const update = (
+export const update: (
   table: string,
   ref: RecordRef,
   row: Row,
-  options: UpdateOptions = {}
-): Effect.Effect<void, DataverseError, DataverseClient> =>
-  Effect.gen(function*() {
-    const client = yield* DataverseClient
-    const metadata = yield* client.table(table)
-    const path = yield* recordPath(metadata, ref, options.partitionId)
-    yield* client.executeJson(
-      HttpClientRequest.patch(path).pipe(
-        HttpClientRequest.setHeader("If-Match", options.etag ?? "*"),
-        HttpClientRequest.bodyUnsafeJson(body(row))
-      ),
-      // The same values again change nothing; but after a version-checked update that landed, a
-      // retry would fail its own precondition: report the ambiguity instead.
-      { idempotent: options.etag === undefined }
-    )
-  })
+  options?: UpdateOptions
+) => Effect.Effect<void, DataverseError, DataverseClient> = internal.update
 
 /**
  * How `upsert` treats an existing or missing record.
@@ -359,30 +274,12 @@ export interface UpsertOptions extends Partition {
  * @since 0.1.0
  * @category accessors
  */
-export const upsert = (
+export const upsert: (
   table: string,
   ref: RecordRef,
   row: Row,
-  options: UpsertOptions = {}
-): Effect.Effect<Option.Option<string>, DataverseError, DataverseClient> =>
-  Effect.gen(function*() {
-    const client = yield* DataverseClient
-    const metadata = yield* client.table(table)
-    const path = yield* recordPath(metadata, ref, options.partitionId)
-    const mode = options.mode ?? "upsert"
-    const request = HttpClientRequest.patch(path).pipe(HttpClientRequest.bodyUnsafeJson(body(row)))
-    const result = yield* client.executeJson(
-      mode === "createOnly"
-        ? HttpClientRequest.setHeader(request, "If-None-Match", "*")
-        : mode === "updateOnly"
-        ? HttpClientRequest.setHeader(request, "If-Match", "*")
-        : request,
-      { idempotent: true }
-    )
-    const id = idFromEntityUrl(result.headers["odata-entityid"] ?? result.headers["location"]) ??
-      (typeof ref === "string" ? normaliseGuid(ref) : undefined)
-    return Option.fromNullable(id)
-  })
+  options?: UpsertOptions
+) => Effect.Effect<Option.Option<string>, DataverseError, DataverseClient> = internal.upsert
 
 /**
  * Options of `remove`.
@@ -417,27 +314,11 @@ export interface DeleteOptions extends Partition {
  * @since 0.2.0
  * @category accessors
  */
-const deleteRecord = (
+const deleteRecord: (
   table: string,
   ref: RecordRef,
-  options: DeleteOptions = {}
-): Effect.Effect<boolean, DataverseError, DataverseClient> =>
-  Effect.gen(function*() {
-    const client = yield* DataverseClient
-    const metadata = yield* client.table(table)
-    const path = yield* recordPath(metadata, ref, options.partitionId)
-    const request = HttpClientRequest.del(path)
-    return yield* client.executeJson(
-      options.etag === undefined ? request : HttpClientRequest.setHeader(request, "If-Match", options.etag),
-      { idempotent: true }
-    ).pipe(
-      Effect.as(true),
-      Effect.catchIf(
-        (error) => error.reason === "NotFound" && options.ifMissing === "ignore",
-        () => Effect.succeed(false)
-      )
-    )
-  })
+  options?: DeleteOptions
+) => Effect.Effect<boolean, DataverseError, DataverseClient> = internal.deleteRecord
 
 export { deleteRecord as delete }
 
@@ -460,21 +341,7 @@ export { deleteRecord as delete }
  * @since 0.1.0
  * @category constructors
  */
-export const bind = (target: string | TableMetadata, ref: RecordRef): string => {
-  const entitySet = typeof target === "string" ? target : target.entitySetName
-  const segment = keySegment(
-    ref,
-    typeof target === "string" ? {} : { primaryIdAttribute: target.primaryIdAttribute, kindOf: kindsOf(target) }
-  )
-  if (Either.isRight(segment)) return `/${entitySet}${segment.right}`
-  // Written as given: the service names what is wrong when the row is sent.
-  const written = typeof ref === "string"
-    ? encodeURIComponent(ref)
-    : Object.entries(ref).map(([name, value]) =>
-      `${encodeURIComponent(name)}=${encodeURIComponent(typeof value === "string" ? quote(value) : String(value))}`
-    ).join(",")
-  return `/${entitySet}(${written})`
-}
+export const bind: (target: string | TableMetadata, ref: RecordRef) => string = internal.bind
 
 /**
  * The binding of lookup `column` of `table` to a record of `target`, as a one-property object to
@@ -494,22 +361,9 @@ export const bind = (target: string | TableMetadata, ref: RecordRef): string => 
  * @since 0.1.0
  * @category accessors
  */
-export const lookup = (
+export const lookup: (
   table: string,
   column: string,
   target: string,
   ref: RecordRef
-): Effect.Effect<Readonly<Record<string, string>>, DataverseError, DataverseClient> =>
-  Effect.gen(function*() {
-    const client = yield* DataverseClient
-    const [referencing, referenced] = yield* Effect.all([client.table(table), client.table(target)], {
-      concurrency: "unbounded"
-    })
-    const property = yield* Metadata.bindName(referencing, column, referenced.logicalName)
-    const segment = keySegment(ref, {
-      primaryIdAttribute: referenced.primaryIdAttribute,
-      kindOf: kindsOf(referenced)
-    })
-    if (Either.isLeft(segment)) return yield* invalid(`${referenced.logicalName}: ${segment.left}`)
-    return { [property]: `/${referenced.entitySetName}${segment.right}` }
-  })
+) => Effect.Effect<Readonly<Record<string, string>>, DataverseError, DataverseClient> = internal.lookup

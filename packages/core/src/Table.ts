@@ -24,18 +24,17 @@
  *
  * @since 0.1.0
  */
-import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
-import * as S from "effect/Schema"
-import * as Stream from "effect/Stream"
-import * as Bulk from "./Bulk.js"
+import type * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
+import type * as S from "effect/Schema"
+import type * as Stream from "effect/Stream"
+import type * as Bulk from "./Bulk.js"
 import type { DataverseClient } from "./DataverseClient.js"
-import { DataverseError } from "./DataverseError.js"
-import { mapInput } from "./internal/input.js"
+import type { DataverseError } from "./DataverseError.js"
+import * as internal from "./internal/table.js"
 import type * as Journal from "./Journal.js"
-import * as Query from "./Query.js"
-import * as Records from "./Records.js"
+import type * as Query from "./Query.js"
+import type * as Records from "./Records.js"
 
 /**
  * A typed table: `A` is the record in code, `I` the record on the wire (column logical names).
@@ -59,26 +58,12 @@ export interface Table<A, I> {
  * @since 0.1.0
  * @category constructors
  */
-export const make = <const Fields extends S.Struct.Fields>(options: {
+export const make: <const Fields extends S.Struct.Fields>(options: {
   readonly logicalName: string
   readonly primaryKey: keyof Fields & string
   readonly alternateKeys?: ReadonlyArray<ReadonlyArray<keyof Fields & string>>
   readonly fields: Fields
-}): Table<S.Struct.Type<Fields>, S.Struct.Encoded<Fields>> => ({
-  logicalName: options.logicalName,
-  schema: S.Struct(options.fields) as unknown as S.Schema<S.Struct.Type<Fields>, S.Struct.Encoded<Fields>>,
-  primaryKey: options.primaryKey,
-  alternateKeys: options.alternateKeys ?? [],
-  columns: Object.keys(options.fields).filter((name) => !name.includes("@"))
-})
-
-/** `path: message` of the first problem, for a one-line error. */
-const describe = (error: ParseResult.ParseError): string => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  if (issue === undefined) return error.message
-  const path = issue.path.map(String).join(".")
-  return `${path === "" ? "" : `${path}: `}${issue.message.split("\n")[0]}`
-}
+}) => Table<S.Struct.Type<Fields>, S.Struct.Encoded<Fields>> = internal.make
 
 /**
  * Checks and encodes a record for the wire; a record that does not fit the schema fails with
@@ -87,16 +72,8 @@ const describe = (error: ParseResult.ParseError): string => {
  * @since 0.1.0
  * @category conversions
  */
-export const encode = <A, I>(table: Table<A, I>, record: A): Either.Either<Records.Row, DataverseError> =>
-  S.encodeEither(table.schema, { errors: "first" })(record).pipe(
-    Either.map((encoded) => encoded as unknown as Records.Row),
-    Either.mapLeft((error) =>
-      new DataverseError({
-        reason: "InvalidInput",
-        message: `A ${table.logicalName} record does not fit its schema: ${describe(error)}`
-      })
-    )
-  )
+export const encode: <A, I>(table: Table<A, I>, record: A) => Either.Either<Records.Row, DataverseError> =
+  internal.encode
 
 /**
  * Decodes a record read from the service; OData annotations and columns outside the schema are
@@ -105,15 +82,7 @@ export const encode = <A, I>(table: Table<A, I>, record: A): Either.Either<Recor
  * @since 0.1.0
  * @category conversions
  */
-export const decode = <A, I>(table: Table<A, I>, row: Records.Row): Either.Either<A, DataverseError> =>
-  S.decodeUnknownEither(table.schema, { errors: "first", onExcessProperty: "ignore" })(row).pipe(
-    Either.mapLeft((error) =>
-      new DataverseError({
-        reason: "Decode",
-        message: `A ${table.logicalName} record read back does not fit its schema: ${describe(error)}`
-      })
-    )
-  )
+export const decode: <A, I>(table: Table<A, I>, row: Records.Row) => Either.Either<A, DataverseError> = internal.decode
 
 /**
  * Creates a record and returns its id.
@@ -121,8 +90,8 @@ export const decode = <A, I>(table: Table<A, I>, row: Records.Row): Either.Eithe
  * @since 0.1.0
  * @category accessors
  */
-export const create = <A, I>(table: Table<A, I>, record: A): Effect.Effect<string, DataverseError, DataverseClient> =>
-  Effect.flatMap(encode(table, record), (row) => Records.create(table.logicalName, row))
+export const create: <A, I>(table: Table<A, I>, record: A) => Effect.Effect<string, DataverseError, DataverseClient> =
+  internal.create
 
 /**
  * Reads one record by id, decoded.
@@ -130,8 +99,8 @@ export const create = <A, I>(table: Table<A, I>, record: A): Effect.Effect<strin
  * @since 0.1.0
  * @category accessors
  */
-export const retrieve = <A, I>(table: Table<A, I>, id: string): Effect.Effect<A, DataverseError, DataverseClient> =>
-  Records.retrieve(table.logicalName, id, { select: table.columns }).pipe(Effect.flatMap((row) => decode(table, row)))
+export const retrieve: <A, I>(table: Table<A, I>, id: string) => Effect.Effect<A, DataverseError, DataverseClient> =
+  internal.retrieve
 
 /**
  * The table's records as a lazily paging `Stream` of decoded records; selects the schema's
@@ -140,13 +109,10 @@ export const retrieve = <A, I>(table: Table<A, I>, id: string): Effect.Effect<A,
  * @since 0.1.0
  * @category accessors
  */
-export const query = <A, I>(
+export const query: <A, I>(
   table: Table<A, I>,
-  options: Query.QueryOptions = {}
-): Stream.Stream<A, DataverseError, DataverseClient> =>
-  Query.stream(table.logicalName, { select: table.columns, ...options }).pipe(
-    Stream.mapEffect((row) => decode(table, row))
-  )
+  options?: Query.QueryOptions
+) => Stream.Stream<A, DataverseError, DataverseClient> = internal.query
 
 /**
  * Creates many records through the bulk engine; a record that does not fit the schema is
@@ -155,15 +121,9 @@ export const query = <A, I>(
  * @since 0.1.0
  * @category accessors
  */
-export const createMany = <A, I, E = never, R = never>(
+export const createMany: <A, I, E = never, R = never>(
   table: Table<A, I>,
   records: Iterable<A> | Stream.Stream<A, E, R>,
-  options: Bulk.BulkOptions = {}
-): Stream.Stream<Bulk.RowOutcome, DataverseError | Journal.JournalError | E, DataverseClient | R> => {
-  const toInput = (record: A): Bulk.RowInput =>
-    Either.match(encode(table, record), {
-      onLeft: (error) => new Bulk.InvalidRow({ message: error.message }),
-      onRight: (row) => row
-    })
-  return Bulk.createMany(table.logicalName, mapInput(records, toInput), options)
-}
+  options?: Bulk.BulkOptions
+) => Stream.Stream<Bulk.RowOutcome, DataverseError | Journal.JournalError | E, DataverseClient | R> =
+  internal.createMany

@@ -4,12 +4,9 @@
  * on elastic tables with the partition (`readings(readingid=<guid>,partitionid='p')`).
  */
 import * as Either from "effect/Either"
+import type { TableMetadata } from "../Metadata.js"
+import type { KeyValue, RecordRef } from "../Records.js"
 import { isIdentifier, normaliseGuid, quote } from "./odata.js"
-
-/**
- * A value of an alternate-key column.
- */
-export type KeyValue = string | number | bigint | boolean | Date
 
 /**
  * How a key value is written: strings quoted, the rest bare.
@@ -44,6 +41,19 @@ export const kindOfAttributeType = (type: string | undefined): KeyKind | undefin
     default:
       return undefined
   }
+}
+
+const kinds = new WeakMap<TableMetadata, (attribute: string) => KeyKind | undefined>()
+
+/** The key kind of each column of a table, built once per table definition (bulk runs ask per row). */
+export const kindsOf = (metadata: TableMetadata): (attribute: string) => KeyKind | undefined => {
+  let kindOf = kinds.get(metadata)
+  if (kindOf === undefined) {
+    const types = new Map(metadata.columns.map((column) => [column.logicalName, column.type]))
+    kindOf = (attribute: string) => kindOfAttributeType(types.get(attribute))
+    kinds.set(metadata, kindOf)
+  }
+  return kindOf
 }
 
 const describe = (value: KeyValue) => (value instanceof Date ? value.toISOString() : String(value))
@@ -91,12 +101,6 @@ export const formatKeyValue = (
     }
   }
 }
-
-/**
- * What identifies one record: its primary key (a GUID), or the values of an alternate key by
- * column (`{ accountnumber: "A-1" }`; several columns for a multi-part key).
- */
-export type RecordRef = string | Readonly<Record<string, KeyValue>>
 
 /**
  * What `keySegment` needs to know about the table.

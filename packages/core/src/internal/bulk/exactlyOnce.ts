@@ -4,7 +4,8 @@ import * as Stream from "effect/Stream"
 import type { RowOutcome } from "../../Bulk.js"
 import type { DataverseClient } from "../../DataverseClient.js"
 import { type DataverseError, isRunFailure } from "../../DataverseError.js"
-import * as Query from "../../Query.js"
+import * as internalQuery from "../query.js"
+import * as internalFilter from "../queryFilter.js"
 import { isDuplicateKey, succeeded } from "./outcomes.js"
 import type { RunPlan } from "./plan.js"
 import { partitionOf, type Prepared } from "./prepare.js"
@@ -43,11 +44,13 @@ export const existing = (
     const headers = Option.isSome(session) ? { "MSCRM.SessionToken": session.value } : undefined
     for (const [partition, ids] of byPartition) {
       for (let i = 0; i < ids.length; i += lookupGroup) {
-        const inGroup = Query.isIn(pk, ids.slice(i, i + lookupGroup))
+        const inGroup = internalFilter.isIn(pk, ids.slice(i, i + lookupGroup))
         const rows = yield* Stream.runCollect(
-          Query.stream(metadata.logicalName, {
+          internalQuery.stream(metadata.logicalName, {
             select: [pk],
-            filter: partition === undefined ? inGroup : Query.and(Query.eq("partitionid", partition), inGroup),
+            filter: partition === undefined
+              ? inGroup
+              : internalFilter.and(internalFilter.eq("partitionid", partition), inGroup),
             ...(headers === undefined ? {} : { headers })
           })
         )

@@ -2,8 +2,9 @@ import * as Predicate from "effect/Predicate"
 import type { InvalidRow, Operation, RowInput } from "../../Bulk.js"
 import { DataverseError } from "../../DataverseError.js"
 import type { TableMetadata } from "../../Metadata.js"
-import * as Records from "../../Records.js"
+import type * as Records from "../../Records.js"
 import { withoutReadAnnotations } from "../annotations.js"
+import { bind } from "../records.js"
 import { validateRow } from "../validate.js"
 
 /** A row the caller already found invalid (`Bulk.InvalidRow`, told by its tag). */
@@ -79,7 +80,7 @@ export const makePrepare = (options: {
  * `<entityset>(<key>)`: the URL of a row's record, for `$batch`, single requests and an upsert by
  * alternate key; built when a request needs it (UpdateMultiple names records by their key).
  */
-export const pathOf = (metadata: TableMetadata, item: Prepared): string => Records.bind(metadata, item.ref!).slice(1)
+export const pathOf = (metadata: TableMetadata, item: Prepared): string => bind(metadata, item.ref!).slice(1)
 
 /** The identity of a row's record, for spotting the same record twice in a run. */
 export const identityOf = (

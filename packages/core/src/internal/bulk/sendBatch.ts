@@ -1,7 +1,8 @@
 import * as Effect from "effect/Effect"
-import * as Batch from "../../Batch.js"
 import type { RowOutcome } from "../../Bulk.js"
 import { DataverseError } from "../../DataverseError.js"
+import * as Batch from "../batch.js"
+import { send } from "../batchSend.js"
 import { failedAll, type Sender, stopsAtOnce, succeeded } from "./outcomes.js"
 import { bodyOf, pathOf } from "./prepare.js"
 
@@ -23,10 +24,10 @@ export const sendBatch: Sender = (plan, op, items) =>
         case "upsert":
           return Batch.patch(pathOf(metadata, item), body)
         case "delete":
-          return Batch.delete(pathOf(metadata, item))
+          return Batch.deleteRequest(pathOf(metadata, item))
       }
     })
-    const results = yield* Effect.either(Batch.send(requests, { continueOnError: true, headers: plan.headers }))
+    const results = yield* Effect.either(send(requests, { continueOnError: true, headers: plan.headers }))
     if (results._tag === "Left") {
       if (stopsAtOnce(results.left)) return yield* results.left
       return failedAll(items, results.left)

@@ -1,7 +1,7 @@
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
 import type { Operation, RowOutcome } from "../../Bulk.js"
-import * as Records from "../../Records.js"
+import { idFromEntityUrl } from "../records.js"
 import { type Sender, stopsAtOnce, succeeded } from "./outcomes.js"
 import type { RunPlan } from "./plan.js"
 import { bodyOf, pathOf, type Prepared } from "./prepare.js"
@@ -25,7 +25,7 @@ const sendOne = (plan: RunPlan, op: Operation, item: Prepared) =>
       plan.client.executeJson(HttpClientRequest.setHeaders(request, plan.headers), { idempotent: true, retry: false })
     )
     if (result._tag === "Right") {
-      return succeeded(op, item, item.id ?? Records.idFromEntityUrl(result.right.headers["odata-entityid"]))
+      return succeeded(op, item, item.id ?? idFromEntityUrl(result.right.headers["odata-entityid"]))
     }
     if (stopsAtOnce(result.left)) return yield* result.left
     if (op === "delete" && result.left.reason === "NotFound") return succeeded(op, item, item.id)

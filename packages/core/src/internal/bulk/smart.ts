@@ -3,10 +3,12 @@ import * as Stream from "effect/Stream"
 import { DataverseClient } from "../../DataverseClient.js"
 import { type DataverseError, isRunFailure } from "../../DataverseError.js"
 import type { ColumnMetadata, TableMetadata } from "../../Metadata.js"
-import * as Query from "../../Query.js"
+import type * as Query from "../../Query.js"
 import type { Row } from "../../Records.js"
 import { type KeyKind, kindOfAttributeType } from "../keys.js"
 import { type KeyLiteral, normaliseGuid, parseBind, type ParsedBind } from "../odata.js"
+import * as internalQuery from "../query.js"
+import * as internalFilter from "../queryFilter.js"
 
 /** A row smart mode decides about. */
 export interface SmartItem {
@@ -85,22 +87,22 @@ export const planSmart = (options: {
     for (let i = 0; i < lookups.length; i += groupOf(composite)) {
       const group = lookups.slice(i, i + groupOf(composite))
       const filter = composite
-        ? Query.or(
+        ? internalFilter.or(
           ...group.map((item) =>
-            Query.and(
-              ...(keyColumns.map((column) => Query.eq(column, item.row[column] as Query.FilterValue)) as [
+            internalFilter.and(
+              ...(keyColumns.map((column) => internalFilter.eq(column, item.row[column] as Query.FilterValue)) as [
                 string,
                 ...Array<string>
               ])
             )
           ) as [string, ...Array<string>]
         )
-        : Query.isIn(
+        : internalFilter.isIn(
           keyColumns[0]!,
           group.map((item) => (byKey ? String(item.row[keyColumns[0]!]) : item.id!))
         )
       const records = yield* Stream.runCollect(
-        Query.stream(metadata.logicalName, {
+        internalQuery.stream(metadata.logicalName, {
           select: [...columns].map(selectName(metadata)),
           filter,
           ...(headers === undefined ? {} : { headers })
@@ -323,13 +325,13 @@ const resolveBinds = (
           const slice = all.slice(i, i + size)
           const value = (
             literal: KeyLiteral
-          ): Query.FilterValue => (literal.quoted ? literal.text : Query.raw(literal.text))
+          ): Query.FilterValue => (literal.quoted ? literal.text : internalFilter.raw(literal.text))
           const filter = columns.length === 1 && slice.every(([, key]) => key[0]![1].quoted)
-            ? Query.isIn(filterName(columns[0]!), slice.map(([, key]) => key[0]![1].text))
-            : Query.or(
+            ? internalFilter.isIn(filterName(columns[0]!), slice.map(([, key]) => key[0]![1].text))
+            : internalFilter.or(
               ...slice.map(([, key]) =>
-                Query.and(
-                  ...(key.map(([column, literal]) => Query.eq(filterName(column), value(literal))) as [
+                internalFilter.and(
+                  ...(key.map(([column, literal]) => internalFilter.eq(filterName(column), value(literal))) as [
                     string,
                     ...Array<string>
                   ])
@@ -339,7 +341,7 @@ const resolveBinds = (
           const records = yield* orUnresolved(
             Effect.map(
               Stream.runCollect(
-                Query.stream(target.logicalName, {
+                internalQuery.stream(target.logicalName, {
                   select: [target.primaryIdAttribute, ...columns.map(filterName)],
                   filter
                 })
