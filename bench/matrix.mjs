@@ -6,7 +6,8 @@
 //   node bench/matrix.mjs --quick              # 20,000 rows per trial (a few minutes)
 //   node bench/matrix.mjs [--rows N] [--cells 1s,faults-2s] [--contenders engine,dwa-loop] [--reps 3]
 //
-// --reps takes an odd count: figures are medians over repetitions, except lost and duplicated
+// --reps takes an odd count: figures are medians over repetitions (a seeded cell, faults or random
+// spread, takes seed + repetition), except lost and duplicated
 // rows (the worst repetition). It builds nothing: run `npm run build` after changing the library.
 //
 // The trial machinery is bench/run.mjs's (bench/lib): a fresh emulator process per trial
@@ -120,10 +121,26 @@ const skipped = planned.filter((c) => c.skipped !== undefined)
 const started = performance.now()
 const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)} s`
 
+/**
+ * The cell's profile for repetition `rep`: a seeded draw (faults, random spread) takes another
+ * seed each repetition, the same for every contender, so that repetitions sample the draws instead
+ * of repeating one, and a contender is not judged on where one seed's first faults happen to land.
+ */
+const reseeded = (profile, rep) => {
+  if (rep === 0 || typeof profile !== "object") return profile
+  const next = (part) => (part?.seed === undefined ? part : { ...part, seed: part.seed + rep })
+  return {
+    ...profile,
+    ...(profile.faults === undefined ? {} : { faults: next(profile.faults) }),
+    ...(profile.balancer === undefined ? {} : { balancer: next(profile.balancer) })
+  }
+}
+
 /** One contender in one cell; a crash or time-out is a result too (`error`), so the run goes on. */
-const runTrial = async (cell, name) => {
+const runTrial = async (cell, name, rep) => {
   const { module, loop } = allContenders[name](cell)
-  const { id, title, op, table, profile, servers } = cell
+  const { id, title, op, table, servers } = cell
+  const profile = reseeded(cell.profile, rep)
   const scenario = { id, title, op, table, profile, servers, rows, loop }
   try {
     return await trial(scenario, rows, startLibrary(module, scenario, rows, { timeoutMs: cell.timeoutMs }))
@@ -150,7 +167,7 @@ const runAll = async () => {
       // Rotate the order each repetition so no contender always runs first.
       for (const name of contenders.map((_, i, a) => a[(i + rep) % a.length])) {
         const t0 = performance.now()
-        const t = await runTrial(cell, name)
+        const t = await runTrial(cell, name, rep)
         trials.get(cell.id).get(name).push(t)
         progress(cell, name, rep, t, (performance.now() - t0) / 1000)
       }
