@@ -6,8 +6,9 @@
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
-import * as Duration from "effect/Duration"
-import * as Option from "effect/Option"
+import type * as Duration from "effect/Duration"
+import type * as Option from "effect/Option"
+import * as internal from "./internal/errorRules.js"
 
 /**
  * What kind of failure an error is. Callers branch on this rather than on HTTP statuses.
@@ -94,9 +95,7 @@ export class DataverseError extends Data.TaggedError("DataverseError")<{
  * @since 0.1.0
  * @category predicates
  */
-export const isTransient = (error: DataverseError): boolean =>
-  error.reason === "Throttled" || error.reason === "Timeout" || error.reason === "Transport" ||
-  error.reason === "ServiceUnavailable" || error.reason === "Unreachable"
+export const isTransient: (error: DataverseError) => boolean = internal.isTransient
 
 /**
  * Whether an error is a failure of the run, not of a row: no retry of the request cures it, or
@@ -113,8 +112,7 @@ export const isTransient = (error: DataverseError): boolean =>
  * @since 0.2.0
  * @category predicates
  */
-export const isRunFailure = (error: DataverseError): boolean =>
-  error.reason === "Unauthorized" || error.reason === "Forbidden" || error.reason === "Decode" || isTransient(error)
+export const isRunFailure: (error: DataverseError) => boolean = internal.isRunFailure
 
 /**
  * Whether the request may have been applied although it failed: a timeout or a broken
@@ -123,8 +121,7 @@ export const isRunFailure = (error: DataverseError): boolean =>
  * @since 0.1.0
  * @category predicates
  */
-export const isAmbiguous = (error: DataverseError): boolean =>
-  error.reason === "Timeout" || error.reason === "Transport" || error.status === 504
+export const isAmbiguous: (error: DataverseError) => boolean = internal.isAmbiguous
 
 /**
  * Normalises a Dataverse error code to lower-case `0x` hex with 8 digits. Accepts hex with or
@@ -134,20 +131,7 @@ export const isAmbiguous = (error: DataverseError): boolean =>
  * @since 0.1.0
  * @category utils
  */
-export const normaliseCode = (code: unknown): string | undefined => {
-  if (typeof code === "number") return normaliseCode(String(code))
-  if (typeof code !== "string") return undefined
-  const text = code.trim()
-  let value: number
-  if (/^0x[0-9a-f]+$/i.test(text)) value = parseInt(text.slice(2), 16)
-  // Dataverse codes have the high bit set: eight digits starting with 8 are hex without "0x".
-  else if (/^8[0-9a-f]{7}$/i.test(text)) value = parseInt(text, 16)
-  else if (/^-?\d+$/.test(text)) value = Number(text)
-  else return undefined
-  if (!Number.isSafeInteger(value) || value === 0) return undefined
-  const unsigned = value < 0 ? value + 0x1_0000_0000 : value
-  return `0x${unsigned.toString(16).padStart(8, "0")}`
-}
+export const normaliseCode: (code: unknown) => string | undefined = internal.normaliseCode
 
 /**
  * Parses a `Retry-After` header: integer or fractional seconds, or an HTTP date (relative to
@@ -156,24 +140,8 @@ export const normaliseCode = (code: unknown): string | undefined => {
  * @since 0.1.0
  * @category conversions
  */
-export const parseRetryAfter = (header: string | undefined, now: number): Option.Option<Duration.Duration> => {
-  if (header === undefined) return Option.none()
-  const text = header.trim()
-  if (/^\d+(\.\d+)?$/.test(text)) return Option.some(Duration.millis(Math.round(Number(text) * 1000)))
-  const date = Date.parse(text)
-  if (Number.isNaN(date)) return Option.none()
-  return Option.some(Duration.millis(Math.max(0, date - now)))
-}
-
-const codeReasons: Readonly<Record<string, Reason>> = {
-  "0x80040237": "DuplicateKey",
-  "0x80040333": "DuplicateKey",
-  "0x80044150": "ServiceUnavailable",
-  "0x80044151": "Timeout",
-  "0x80060888": "NotFound",
-  "0x80040217": "NotFound",
-  "0x80040220": "Forbidden"
-}
+export const parseRetryAfter: (header: string | undefined, now: number) => Option.Option<Duration.Duration> =
+  internal.parseRetryAfter
 
 /**
  * The reason for an HTTP error status and Dataverse code.
@@ -181,19 +149,4 @@ const codeReasons: Readonly<Record<string, Reason>> = {
  * @since 0.1.0
  * @category utils
  */
-export const reasonFor = (status: number, code: string | undefined): Reason => {
-  const byCode = code === undefined ? undefined : codeReasons[code]
-  if (status === 429) return "Throttled"
-  if (status === 401) return "Unauthorized"
-  if (status === 403) return "Forbidden"
-  // A duplicate is known by its code, whatever the status it comes with.
-  if (byCode === "DuplicateKey") return "DuplicateKey"
-  if (status === 404) return "NotFound"
-  if (status === 412) return "PreconditionFailed"
-  if (status === 413) return "PayloadTooLarge"
-  if (status === 408) return "Timeout"
-  if (status === 502 || status === 503 || status === 504) return "ServiceUnavailable"
-  if (status >= 500) return byCode === "Timeout" || byCode === "ServiceUnavailable" ? byCode : "Unknown"
-  if (status >= 400) return "Validation"
-  return "Unknown"
-}
+export const reasonFor: (status: number, code: string | undefined) => Reason = internal.reasonFor
