@@ -2,9 +2,9 @@
 // status: to see what the start of a run costs (metadata, the first chunks) and where faults land.
 //   node bench/trace-requests.mjs [rows=20000] [servers=1]   (FAULTS=1: the matrix's seeded faults;
 //   FIRST=n: print only the first n requests)
+import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
 import { HttpClient } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
-import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
 import { Effect, Layer } from "effect"
 import { fork } from "node:child_process"
 import { seededFaults } from "./lib/profile.mjs"
@@ -22,7 +22,7 @@ const log = []
 const traced = Layer.effect(
   HttpClient.HttpClient,
   Effect.map(HttpClient.HttpClient, (client) =>
-    HttpClient.make((request, url, signal, fiber) => {
+    HttpClient.make((request, url) => {
       const sent = performance.now()
       const path = url.pathname.replace(/^\/api\/data\/v[\d.]+\//, "") + (url.search.length > 0 ? "?…" : "")
       return client.execute(request).pipe(
@@ -43,5 +43,7 @@ const first = Number(process.env.FIRST ?? 30)
 for (const r of log.sort((a, b) => a.sent - b.sent).slice(0, first)) {
   console.log(`${(r.sent - t0).toFixed(0).padStart(6)} ms +${r.ms.toFixed(0).padStart(5)} ms ${r.status} ${r.path}`)
 }
-console.log(JSON.stringify({ ms: Math.round(performance.now() - t0), requests: log.length, throttled: summary.throttled }))
+console.log(
+  JSON.stringify({ ms: Math.round(performance.now() - t0), requests: log.length, throttled: summary.throttled })
+)
 host.kill()
