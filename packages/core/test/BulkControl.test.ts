@@ -10,9 +10,10 @@ import { makeGate } from "../src/internal/bulk/gate.js"
 import { makeLatencySignal } from "../src/internal/bulk/latency.js"
 import { makeLimiter } from "../src/internal/bulk/limiter.js"
 
-/** A result the gate reads: a 429 with its Retry-After in ms, or an admission. */
-type Answer = { readonly retryAfterMs?: number }
-const refusal = (answer: Answer) => answer.retryAfterMs
+/** A result the gate reads: a 429 with its Retry-After in ms (and code), or an admission. */
+type Answer = { readonly retryAfterMs?: number; readonly code?: string }
+const refusal = (answer: Answer) =>
+  answer.retryAfterMs === undefined ? undefined : { retryAfterMs: answer.retryAfterMs, code: answer.code }
 
 describe("the Retry-After gate (TestClock)", () => {
   it.effect("sends the request after a refusal alone; refused too, it holds every request for its Retry-After", () =>
@@ -107,6 +108,41 @@ describe("the Retry-After gate (TestClock)", () => {
       yield* refuse(1000)
       expect(gate.heldUntil()).toBe(3000)
     }))
+  it.effect("learns which refusals hold everything per 429 code", () =>
+    Effect.gen(function*() {
+      const gate = makeGate()
+      const refuse = (ms: number, code: string) =>
+        gate.pass(Effect.succeed<Answer>({ retryAfterMs: ms, code }), refusal)
+      // An execution-time refusal, and the probe sent at once refused too: those hold everything.
+      yield* refuse(1000, "0x80072321")
+      yield* refuse(1000, "0x80072321")
+      yield* TestClock.adjust("1 second")
+      yield* gate.pass(Effect.succeed<Answer>({}), refusal)
+      // A refusal of the request-count limit says nothing of that: it gets a probe first.
+      yield* refuse(1000, "0x80072322")
+      expect(gate.heldUntil()).toBe(1000)
+      yield* gate.pass(Effect.succeed<Answer>({}), refusal)
+      // The next execution-time refusal holds at once.
+      yield* refuse(2000, "0x80072321")
+      expect(gate.heldUntil()).toBe(3000)
+    }))
+
+  it.effect("counts a probe sent at once as admitted when its grace passes, before its answer", () =>
+    Effect.gen(function*() {
+      let admitted = 0
+      const gate = makeGate({ minProbeGrace: "50 millis", onAdmittedAtOnce: () => Effect.sync(() => admitted++) })
+      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000 }), refusal)
+      const probe = yield* Effect.fork(gate.pass(Effect.as(Effect.sleep("1 second"), {} as Answer), refusal))
+      yield* Effect.yieldNow()
+      const follower = yield* Effect.fork(gate.pass(Effect.succeed<Answer>({}), refusal))
+      yield* TestClock.adjust("50 millis")
+      yield* Fiber.join(follower)
+      expect(admitted).toBe(1)
+      // Its answer does not count it again.
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(probe)
+      expect(admitted).toBe(1)
+    }))
 })
 
 describe("the adaptive limiter", () => {
@@ -142,21 +178,23 @@ describe("the adaptive limiter", () => {
       expect(limiter.current()).toBe(3)
     }))
 
-  it.effect("grows back by one per answer when the service admitted a request right after the 429", () =>
+  it.effect("goes back at once when the service admitted a request sent right after the 429, not after a plateau cut", () =>
     Effect.gen(function*() {
       const limiter = yield* makeLimiter({ ceiling: 8, initial: 8 })
-      const answers = (n: number) => Effect.forEach(Array.from({ length: n }), () => limiter.increase)
       yield* limiter.throttled(0, "0x80072322")
       yield* limiter.throttled(1, "0x80072322")
       expect(limiter.current()).toBe(6)
-      limiter.recover()
-      yield* answers(1)
+      // The last cut (7 to 6) is undone; the one before it stays.
+      yield* limiter.recover
       expect(limiter.current()).toBe(7)
-      // Back where it was before the last cut, growth is one per round again.
-      yield* answers(1)
+      // Once only.
+      yield* limiter.recover
       expect(limiter.current()).toBe(7)
-      yield* answers(6)
-      expect(limiter.current()).toBe(8)
+      // The concurrent-request limit cuts to a plateau: an admission after it undoes nothing.
+      yield* limiter.throttled(2, "0x80072326")
+      expect(limiter.current()).toBe(3)
+      yield* limiter.recover
+      expect(limiter.current()).toBe(3)
     }))
 
   it.effect("halves on the concurrent-request limit and on slow answers cuts a quarter, then probes above ever more slowly", () =>

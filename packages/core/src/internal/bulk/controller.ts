@@ -25,7 +25,7 @@ export const makeController = (options: {
     })
     const gate: Gate = makeGate({
       onHold: (until, now) => holdListeners.forEach((f) => f(until, now)),
-      onAdmittedAtOnce: limiter.recover
+      onAdmittedAtOnce: () => limiter.recover
     })
     const latency: LatencySignal = makeLatencySignal()
     const maxWaitMs = Duration.toMillis(options.maxThrottleWait)
@@ -56,7 +56,7 @@ export const makeController = (options: {
             }),
             Effect.flatMap((result) => Effect.map(refusal(result), (error) => [result, error] as const))
           ),
-          ([, error]) => error === undefined ? undefined : retryAfterMs(error)
+          ([, error]) => error === undefined ? undefined : { retryAfterMs: retryAfterMs(error), code: error.code }
         ).pipe(Effect.flatMap(([result, error]) => {
           if (error === undefined) {
             if (episodeSince !== undefined && sentAt >= episodeSince) episodeSince = undefined

@@ -20,7 +20,9 @@ import * as Effect from "effect/Effect"
  *
  * Where refusals do hold everything (one server), the probe sent at once only collects one more
  * 429: after such a probe was refused, the next refusals hold everything at once, for one, then
- * two, four... refusals, until a probe sent at once is admitted again.
+ * two, four... refusals, until a probe sent at once is admitted again. That is learned per 429
+ * code (§6: the three codes are signals a client may rely on): each names a limit of its own, and
+ * what one limit's refusals held says nothing of another's.
  */
 export interface Gate {
   /** Epoch milliseconds the current hold ends; in the past when none. */
@@ -31,28 +33,55 @@ export interface Gate {
    */
   readonly pass: <A, E, R>(
     send: Effect.Effect<A, E, R>,
-    refusal: (result: A) => number | undefined
+    refusal: (result: A) => Refusal | undefined
   ) => Effect.Effect<A, E, R>
+}
+
+/** A 429 as the gate reads it: its Retry-After and its Dataverse code, if any. */
+export interface Refusal {
+  readonly retryAfterMs: number
+  readonly code?: string | undefined
+}
+
+/** How refusals of one code are met: held at once, or after a probe. */
+interface Escalation {
+  /** Refusals to come that hold everything at once, without a probe first. */
+  holdAtOnce: number
+  /** How many the next refused probe-at-once earns. */
+  next: number
 }
 
 export const makeGate = (options: {
   readonly minProbeGrace?: Duration.DurationInput
   /** Called when a refused probe starts or lengthens a hold, with the epoch ms it ends and now. */
   readonly onHold?: (until: number, now: number) => void
-  /** Called when a probe sent at once after a refusal was admitted: the refusal held nothing else. */
-  readonly onAdmittedAtOnce?: () => void
+  /**
+   * Called once when a probe sent at once after a refusal was admitted (not refused within the
+   * grace, or answered): the refusal held nothing else.
+   */
+  readonly onAdmittedAtOnce?: () => Effect.Effect<void>
 } = {}): Gate => {
   const minGrace = Duration.toMillis(Duration.decode(options.minProbeGrace ?? "50 millis"))
   let resumeAt = 0
   let probeNeeded = false
   let probe: Deferred.Deferred<void> | undefined
   let slowestRefusalMs = 0
-  // Refusals to come that hold everything at once, without a probe first, and how many the next
-  // refused probe-at-once earns.
-  let holdAtOnce = 0
-  let nextHoldAtOnce = 1
-  // Whether the probe to come follows a hold, or is sent at once after a refusal.
+  const escalations = new Map<string, Escalation>()
+  const escalationOf = (code: string | undefined): Escalation => {
+    const key = code ?? ""
+    let escalation = escalations.get(key)
+    if (escalation === undefined) {
+      escalation = { holdAtOnce: 0, next: 1 }
+      escalations.set(key, escalation)
+    }
+    return escalation
+  }
+  // The code of the refusal the probe to come answers, and whether that probe follows a hold or
+  // is sent at once after the refusal.
+  let probeFor: string | undefined
   let probeAfterHold = false
+  // Whether the early probe under way was already found admitted (by a follower's grace).
+  let admittedSeen = false
   const grace = () => Duration.millis(Math.max(minGrace, 2 * slowestRefusalMs))
 
   // A request that slept may find the hold lengthened by another refusal meanwhile, or a probe
@@ -69,9 +98,11 @@ export const makeGate = (options: {
     const current = probe
     return Deferred.await(current).pipe(
       Effect.timeoutOption(grace()),
-      Effect.zipRight(Effect.sync(() => {
+      Effect.zipRight(Effect.suspend(() => {
         // Not refused within the grace: the probe was admitted, the service has room again.
-        if (probe === current) probeNeeded = false
+        if (probe !== current || !probeNeeded) return Effect.void
+        probeNeeded = false
+        return probeAfterHold ? Effect.void : admittedEarly()
       })),
       Effect.zipRight(enter)
     )
@@ -84,16 +115,26 @@ export const makeGate = (options: {
   })
 
   /** `probing`: the refused request was a probe; `early`: sent at once after a refusal, not after a hold. */
-  const refused = (now: number, retryAfterMs: number, answeredInMs: number, probing: boolean, early: boolean) => {
+  const refused = (now: number, refusal: Refusal, answeredInMs: number, probing: boolean, early: boolean) => {
     slowestRefusalMs = Math.max(slowestRefusalMs, answeredInMs)
+    if (!probeNeeded) probeFor = refusal.code
     probeNeeded = true
-    if (early) {
-      holdAtOnce = nextHoldAtOnce
-      nextHoldAtOnce = Math.min(64, nextHoldAtOnce * 2)
+    let holdsAll: boolean
+    if (probing) {
+      holdsAll = true
+      if (early) {
+        // The refusal this probe answered held more than its own request: meet that code's next
+        // refusals with a hold at once.
+        const escalation = escalationOf(probeFor)
+        escalation.holdAtOnce = escalation.next
+        escalation.next = Math.min(64, escalation.next * 2)
+      }
+    } else {
+      const escalation = escalationOf(refusal.code)
+      holdsAll = resumeAt <= now && escalation.holdAtOnce > 0 && escalation.holdAtOnce-- > 0
     }
-    const holdsAll = probing || (resumeAt <= now && holdAtOnce > 0 && holdAtOnce-- > 0)
-    if (holdsAll && now + retryAfterMs > resumeAt) {
-      resumeAt = now + retryAfterMs
+    if (holdsAll && now + refusal.retryAfterMs > resumeAt) {
+      resumeAt = now + refusal.retryAfterMs
       probeAfterHold = true
       options.onHold?.(resumeAt, now)
     } else if (resumeAt <= now) {
@@ -101,11 +142,14 @@ export const makeGate = (options: {
     }
   }
 
-  /** A probe sent at once after a refusal was admitted: refusals get a probe first again. */
-  const admittedEarly = () => {
-    holdAtOnce = 0
-    nextHoldAtOnce = 1
-    options.onAdmittedAtOnce?.()
+  /** A probe sent at once after a refusal was admitted: that code's refusals get a probe first again. */
+  const admittedEarly = (): Effect.Effect<void> => {
+    if (admittedSeen) return Effect.void
+    admittedSeen = true
+    const escalation = escalationOf(probeFor)
+    escalation.holdAtOnce = 0
+    escalation.next = 1
+    return options.onAdmittedAtOnce?.() ?? Effect.void
   }
 
   return {
@@ -114,14 +158,16 @@ export const makeGate = (options: {
       Effect.flatMap(enter, (probing) =>
         Effect.flatMap(Clock.currentTimeMillis, (started) => {
           const early = probing && !probeAfterHold
+          if (probing) admittedSeen = false
           const sent = Effect.tap(send, (result) => {
-            const retryAfterMs = refusal(result)
-            return Effect.map(Clock.currentTimeMillis, (now) => {
-              if (retryAfterMs !== undefined) refused(now, retryAfterMs, now - started, probing, early)
+            const refusedWith = refusal(result)
+            return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+              if (refusedWith !== undefined) refused(now, refusedWith, now - started, probing, early)
               else if (probing) {
                 probeNeeded = false
-                if (early) admittedEarly()
+                if (early) return admittedEarly()
               }
+              return Effect.void
             })
           })
           return probing ? Effect.ensuring(sent, endProbe) : sent

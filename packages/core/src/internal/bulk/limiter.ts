@@ -18,9 +18,10 @@ import * as Effect from "effect/Effect"
  * - After a cut it grows back by one per round of healthy answers (one per `limit` answers) up to
  *   a plateau; above a plateau, by one per `probeRounds` rounds, twice as many after each probe
  *   that met congestion (up to 32 rounds).
- * - `recover`: the service admitted a request right after a 429 (the refusal was its own, or one
- *   busy server's among several): the limit grows back to where it was before the cut by one
- *   per healthy answer.
+ * - `recover`: the service admitted a request sent right after a 429 (the refusal was its own, or
+ *   one busy server's among several): the cut was for nothing, and the limit goes back to where
+ *   it was before it. Not after a cut to a plateau (the concurrent-request limit, slow answers):
+ *   there a request admitted says only that one slot freed.
  */
 export interface Limiter {
   /** Runs `effect` holding one slot; `round` is the number of cuts when it started. */
@@ -31,8 +32,8 @@ export interface Limiter {
   readonly slow: (round: number) => Effect.Effect<void>
   /** A healthy answer. */
   readonly increase: Effect.Effect<void>
-  /** The service admitted a request right after the last cut's 429: grow back quickly. */
-  readonly recover: () => void
+  /** The service admitted a request sent right after the last cut's 429: undo that cut. */
+  readonly recover: Effect.Effect<void>
   /** Lowers or raises the ceiling (a run that names its own concurrency). */
   readonly setCeiling: (ceiling: number) => Effect.Effect<void>
   readonly current: () => number
@@ -63,9 +64,8 @@ export const makeLimiter = (options: {
     let streak = 0
     let slowStart = true
     let inFlight = 0
-    // The limit before the last cut, and whether the limit grows back to it quickly.
+    // The limit before the last cut, while that cut may be undone (it was not to a plateau).
     let recoverTo = 0
-    let recovering = false
     const resize = (next: number) => {
       if (next === limit) return Effect.void
       limit = next
@@ -82,8 +82,7 @@ export const makeLimiter = (options: {
         if (limit > plateau) probeRounds = Math.min(8 * baseProbeRounds, probeRounds * 2)
         const next = Math.max(1, Math.min(limit - 1, Math.floor(limit * factor)))
         if (isPlateau) plateau = next
-        recoverTo = limit
-        recovering = false
+        recoverTo = isPlateau ? 0 : limit
         return resize(next)
       })
     const limiter: Limiter = {
@@ -97,13 +96,14 @@ export const makeLimiter = (options: {
       throttled: (startedIn, code) =>
         code === concurrencyLimitCode ? cut(startedIn, 0.5, true) : cut(startedIn, 0.875, false),
       slow: (startedIn) => cut(startedIn, 0.75, true),
-      recover: () => {
-        recovering = recoverTo > limit
-      },
+      recover: Effect.suspend(() => {
+        const to = Math.min(recoverTo, ceiling)
+        recoverTo = 0
+        return to > limit ? resize(to) : Effect.void
+      }),
       increase: Effect.suspend(() => {
         if (limit >= ceiling) return Effect.void
-        if (recovering && limit >= recoverTo) recovering = false
-        const rounds = slowStart || recovering ? 0 : limit < plateau ? 1 : probeRounds
+        const rounds = slowStart ? 0 : limit < plateau ? 1 : probeRounds
         if (++streak < Math.max(1, rounds * limit)) return Effect.void
         streak = 0
         return resize(limit + 1)
