@@ -46,4 +46,10 @@ for (const r of log.sort((a, b) => a.sent - b.sent).slice(0, first)) {
 console.log(
   JSON.stringify({ ms: Math.round(performance.now() - t0), requests: log.length, throttled: summary.throttled })
 )
+// What refused, by kind (the emulator's counters per web server): window limits or injected faults.
+const stats = await new Promise((resolve) => {
+  host.on("message", (m) => m.id === 1 && resolve(m.result))
+  host.send({ id: 1, type: "stats" })
+})
+console.log(JSON.stringify(stats.servers.map((server) => server.throttled ?? server)))
 host.kill()
