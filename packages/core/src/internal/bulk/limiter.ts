@@ -106,6 +106,8 @@ export const makeLimiter = (options: {
         const rounds = slowStart ? 0 : limit < plateau ? 1 : probeRounds
         if (++streak < Math.max(1, rounds * limit)) return Effect.void
         streak = 0
+        // Grown back to where the last cut started: there is no cut left to undo.
+        if (limit + 1 >= recoverTo) recoverTo = 0
         return resize(limit + 1)
       }),
       setCeiling: (next) =>
