@@ -5,8 +5,9 @@
  */
 import * as Either from "effect/Either"
 import type { Item, Request } from "../Batch.js"
-import { DataverseError } from "../DataverseError.js"
+import type { DataverseError } from "../DataverseError.js"
 import { isChangeSet } from "./batch.js"
+import { invalid } from "./invalidInput.js"
 
 /** `Batch.maxOperations`. */
 export const maxOperations = 1000
@@ -30,8 +31,6 @@ export interface Plan {
   readonly flat: ReadonlyArray<Flat>
   readonly groups: ReadonlyArray<Group>
 }
-
-const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
 
 const hasLineBreak = (text: string) => /[\r\n]/.test(text)
 

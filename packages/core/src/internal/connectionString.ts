@@ -4,8 +4,7 @@ import * as Redacted from "effect/Redacted"
 import type { ConnectionStringOptions } from "../ConnectionString.js"
 import * as Credentials from "../Credentials.js"
 import { DataverseError } from "../DataverseError.js"
-
-const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
+import { invalid } from "./invalidInput.js"
 
 const aliases: Readonly<Record<string, string>> = {
   authtype: "authtype",

@@ -6,9 +6,11 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { DataverseClient } from "../DataverseClient.js"
-import { DataverseError } from "../DataverseError.js"
 import type * as Metadata from "../Metadata.js"
+import { invalid } from "./invalidInput.js"
 import { withSuggestion } from "./suggest.js"
+
+export { invalid }
 
 export const table: typeof Metadata.table = (logicalName) =>
   Effect.flatMap(DataverseClient, (client) => client.table(logicalName))
@@ -18,8 +20,6 @@ export const invalidate: typeof Metadata.invalidate = (logicalName) =>
 
 export const column: typeof Metadata.column = (metadata, logicalName) =>
   Option.fromNullable(metadata.columns.find((c) => c.logicalName === logicalName))
-
-const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
 
 export const navigationProperty: typeof Metadata.navigationProperty = (metadata, column, target) => {
   const candidates = metadata.lookups.filter((lookup) => lookup.column === column)

@@ -13,10 +13,10 @@ import { DataverseClient } from "../DataverseClient.js"
 import { DataverseError } from "../DataverseError.js"
 import type { QueryOptions } from "../Query.js"
 import type { Row } from "../Records.js"
+import { invalid } from "./invalidInput.js"
 import { expandClause, expandProblem, parseRawQuery, withQuery } from "./odata.js"
 
 /** A failure with reason `InvalidInput`. */
-export const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
 
 /** Fails unless `pageSize` is absent or a whole number from 1 to 5,000. */
 export const checkPageSize = (pageSize: number | undefined) =>

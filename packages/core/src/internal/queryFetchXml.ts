@@ -12,8 +12,9 @@ import type { DataverseError } from "../DataverseError.js"
 import type { FetchXmlOptions } from "../Query.js"
 import type { Row } from "../Records.js"
 import { fetchAttributes, readPagingCookie, setFetchAttributes } from "./fetchXml.js"
+import { invalid } from "./invalidInput.js"
 import { withQuery } from "./odata.js"
-import { checkPageSize, invalid, valueOf } from "./query.js"
+import { checkPageSize, valueOf } from "./query.js"
 
 const pagingAnnotations =
   "odata.include-annotations=\"Microsoft.Dynamics.CRM.fetchxmlpagingcookie,Microsoft.Dynamics.CRM.morerecords\""

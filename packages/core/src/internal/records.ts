@@ -11,6 +11,7 @@ import { DataverseError } from "../DataverseError.js"
 import type { TableMetadata } from "../Metadata.js"
 import type { DeleteOptions, RecordRef, RetrieveOptions, Row, UpdateOptions, UpsertOptions } from "../Records.js"
 import * as annotations from "./annotations.js"
+import { invalid } from "./invalidInput.js"
 import { keySegment, kindsOf } from "./keys.js"
 import { bindName } from "./metadataAccess.js"
 import { badExpand, expandClause, normaliseGuid, quote, recordIdOf, withQuery } from "./odata.js"
@@ -18,8 +19,6 @@ import { badExpand, expandClause, normaliseGuid, quote, recordIdOf, withQuery } 
 /** `Records.idFromEntityUrl`. */
 export const idFromEntityUrl = (url: string | undefined): string | undefined =>
   url === undefined ? undefined : recordIdOf(url)
-
-const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
 
 /** `<entityset>(<key>)` for a record of a table whose metadata is known. */
 const recordPath = (metadata: TableMetadata, ref: RecordRef, partitionId: string | undefined) =>

@@ -3,7 +3,7 @@ import * as Option from "effect/Option"
 import type { IdentityProgress } from "../../Bulk.js"
 import { type ControllerState, DataverseClient, type DataverseClientService, whoAmI } from "../../DataverseClient.js"
 import type { DataverseError } from "../../DataverseError.js"
-import { invalid } from "./plan.js"
+import { invalid } from "../invalidInput.js"
 
 /** The service's concurrent-request limit per user and web server (wire reference §6). */
 const maxConcurrency = 52

@@ -2,8 +2,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type { BulkOptions, Operation, SmartOptions } from "../../Bulk.js"
 import { DataverseClient, type DataverseClientService } from "../../DataverseClient.js"
-import { DataverseError } from "../../DataverseError.js"
+import type { DataverseError } from "../../DataverseError.js"
 import type { TableMetadata } from "../../Metadata.js"
+import { invalid } from "../invalidInput.js"
 import { withSuggestion } from "../suggest.js"
 
 /** How one run sends its rows, decided from the options and the table's metadata. */
@@ -44,8 +45,6 @@ const supportKey = {
   upsert: "upsertMultiple",
   delete: "deleteMultiple"
 } as const
-
-export const invalid = (message: string) => new DataverseError({ reason: "InvalidInput", message })
 
 /**
  * Checks the options against the table (chunk size, byte budget, strategy, key columns, smart
