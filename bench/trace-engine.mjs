@@ -1,7 +1,7 @@
 // Traces one engine run on the emulator's `bench` profile: progress every chunk, to see where the
 // time goes (ramp-up, throttling, waits).
 //   node bench/trace-engine.mjs [rows=50000] [servers=1]     (CHUNK=500 for a fixed chunk size,
-//   FAULTS=1 for the matrix's seeded faults, EVERY=ms between lines)
+//   FAULTS=1 for the matrix's seeded faults, SEED=n for another seed, EVERY=ms between lines)
 import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
 import { Effect } from "effect"
 import { fork } from "node:child_process"
@@ -12,7 +12,7 @@ const rows = Array.from({ length: Number(process.argv[2] ?? 50_000) }, (_, i) =>
 const host = fork(new URL("./lib/emulator-host.mjs", import.meta.url), [
   JSON.stringify({
     profile: process.env.FAULTS
-      ? { extends: "bench", faults: seededFaults }
+      ? { extends: "bench", faults: { ...seededFaults, seed: Number(process.env.SEED ?? seededFaults.seed) } }
       : "bench",
     servers: Number(process.argv[3] ?? 1)
   })

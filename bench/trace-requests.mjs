@@ -1,6 +1,6 @@
 // Every request of one engine run, in order, with when it was sent, how long it took and its
 // status: to see what the start of a run costs (metadata, the first chunks) and where faults land.
-//   node bench/trace-requests.mjs [rows=20000] [servers=1]   (FAULTS=1: the matrix's seeded faults;
+//   node bench/trace-requests.mjs [rows=20000] [servers=1]   (FAULTS=1: the matrix's seeded faults, SEED=n: another seed;
 //   FIRST=n: print only the first n requests)
 import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
 import { HttpClient } from "@effect/platform"
@@ -12,7 +12,9 @@ import { seededFaults } from "./lib/profile.mjs"
 const rows = Array.from({ length: Number(process.argv[2] ?? 20_000) }, (_, i) => ({ lastname: `T${i}` }))
 const host = fork(new URL("./lib/emulator-host.mjs", import.meta.url), [
   JSON.stringify({
-    profile: process.env.FAULTS ? { extends: "bench", faults: seededFaults } : "bench",
+    profile: process.env.FAULTS
+      ? { extends: "bench", faults: { ...seededFaults, seed: Number(process.env.SEED ?? seededFaults.seed) } }
+      : "bench",
     servers: Number(process.argv[3] ?? 1)
   })
 ])

@@ -130,7 +130,10 @@ describe("the Retry-After gate (TestClock)", () => {
   it.effect("counts a probe sent at once as admitted when its grace passes, before its answer", () =>
     Effect.gen(function*() {
       let admitted = 0
-      const gate = makeGate({ minProbeGrace: "50 millis", onAdmittedAtOnce: () => Effect.sync(() => admitted++) })
+      const gate = makeGate({
+        minProbeGrace: "50 millis",
+        onProbeAdmitted: (early) => Effect.sync(() => early && admitted++)
+      })
       yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000 }), refusal)
       const probe = yield* Effect.fork(gate.pass(Effect.as(Effect.sleep("1 second"), {} as Answer), refusal))
       yield* Effect.yieldNow()
@@ -142,6 +145,32 @@ describe("the Retry-After gate (TestClock)", () => {
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(probe)
       expect(admitted).toBe(1)
+    }))
+  it.effect("tells when the probe after a hold is admitted, and still holds that code's next refusal at once", () =>
+    Effect.gen(function*() {
+      const admissions: Array<boolean> = []
+      const gate = makeGate({
+        minProbeGrace: "50 millis",
+        onProbeAdmitted: (early) => Effect.sync(() => admissions.push(early))
+      })
+      const code = "0x80072321"
+      // A refusal, then the probe sent at once refused too: a hold until 1 s.
+      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000, code }), refusal)
+      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000, code }), refusal)
+      expect(gate.heldUntil()).toBe(1000)
+      // After it, a probe that takes a second and a follower: the follower's grace passes.
+      const probe = yield* Effect.fork(gate.pass(Effect.as(Effect.sleep("1 second"), {} as Answer), refusal))
+      yield* Effect.yieldNow()
+      const follower = yield* Effect.fork(gate.pass(Effect.succeed<Answer>({}), refusal))
+      yield* TestClock.adjust("1050 millis")
+      yield* Fiber.join(follower)
+      expect(admissions).toEqual([false])
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(probe)
+      expect(admissions).toEqual([false])
+      // The window's refusals were learned to hold everything: the next one holds at once.
+      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000, code }), refusal)
+      expect(gate.heldUntil()).toBe(3050)
     }))
 })
 
@@ -275,25 +304,35 @@ const throttledError = (seconds: number) =>
   })
 
 describe("the connection's controller (TestClock)", () => {
-  it.effect("waits out each 429 and sends again, cutting the requests in flight", () =>
+  it.effect("waits out each 429 and sends again, cutting the requests in flight until one is admitted after the hold", () =>
     Effect.gen(function*() {
       const controller = yield* makeController({ ceiling: 8, initial: 8, maxThrottleWait: Duration.hours(1) })
       const answers = [throttledError(3), throttledError(2), undefined]
       let sent = 0
-      // In a slot, as the engine sends: the 429s judge the run's parallelism.
+      // In a slot, as the engine sends: the 429s judge the run's parallelism. The third answer
+      // takes a second, as a write does.
       const fiber = yield* Effect.fork(
         controller.withSlot(() =>
-          controller.throttled(Effect.sync(() => answers[sent++]), (answer) => Effect.succeed(answer))
+          controller.throttled(
+            Effect.suspend(() => {
+              const answer = answers[sent++]
+              return answer === undefined ? Effect.as(Effect.sleep("1 second"), answer) : Effect.succeed(answer)
+            }),
+            (answer) => Effect.succeed(answer)
+          )
         )
       )
       yield* TestClock.adjust("4999 millis")
       expect(fiber.unsafePoll()).toBeNull()
-      yield* TestClock.adjust("1 millis")
-      expect(yield* Fiber.join(fiber)).toBeUndefined()
-      expect(sent).toBe(3)
       // Refused at 0 (an eighth fewer in flight), sent again alone at 3 s and refused again (the
-      // same congestion: no second cut; every request held until 5 s), admitted at 5 s.
-      expect(controller.state()).toMatchObject({ throttled: 2, requests: 3, limit: 7, heldUntil: 5000 })
+      // same congestion: no second cut; every request held until 5 s).
+      expect(controller.state()).toMatchObject({ throttled: 2, requests: 2, limit: 7, heldUntil: 5000 })
+      // Sent at 5 s and admitted: the window has room again, and the cut goes back.
+      yield* TestClock.adjust("1 millis")
+      expect(controller.state()).toMatchObject({ requests: 3, limit: 7 })
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(fiber)).toBeUndefined()
+      expect(controller.state()).toMatchObject({ requests: 3, limit: 8 })
     }))
 
   it.effect("grows back at once when the request sent after a 429 is admitted, and cuts nothing for a 429 outside a slot", () =>

@@ -25,7 +25,8 @@ export const makeController = (options: {
     })
     const gate: Gate = makeGate({
       onHold: (until, now) => holdListeners.forEach((f) => f(until, now)),
-      onAdmittedAtOnce: () => limiter.recover
+      // A request admitted after a 429 (at once, or after its hold): a window's cut goes back.
+      onProbeAdmitted: () => limiter.recover
     })
     const latency: LatencySignal = makeLatencySignal()
     const maxWaitMs = Duration.toMillis(options.maxThrottleWait)

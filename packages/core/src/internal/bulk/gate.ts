@@ -56,10 +56,11 @@ export const makeGate = (options: {
   /** Called when a refused probe starts or lengthens a hold, with the epoch ms it ends and now. */
   readonly onHold?: (until: number, now: number) => void
   /**
-   * Called once when a probe sent at once after a refusal was admitted (not refused within the
-   * grace, or answered): the refusal held nothing else.
+   * Called once per probe admitted (not refused within the grace, or answered). `early`: sent at
+   * once after a refusal, which held nothing else; else sent after a hold, which the service has
+   * room again after (§6: a client that waited what it was told is admitted).
    */
-  readonly onAdmittedAtOnce?: () => Effect.Effect<void>
+  readonly onProbeAdmitted?: (early: boolean) => Effect.Effect<void>
 } = {}): Gate => {
   const minGrace = Duration.toMillis(Duration.decode(options.minProbeGrace ?? "50 millis"))
   let resumeAt = 0
@@ -102,7 +103,7 @@ export const makeGate = (options: {
         // Not refused within the grace: the probe was admitted, the service has room again.
         if (probe !== current || !probeNeeded) return Effect.void
         probeNeeded = false
-        return probeAfterHold ? Effect.void : admittedEarly()
+        return probeAdmitted(!probeAfterHold)
       })),
       Effect.zipRight(enter)
     )
@@ -142,14 +143,16 @@ export const makeGate = (options: {
     }
   }
 
-  /** A probe sent at once after a refusal was admitted: that code's refusals get a probe first again. */
-  const admittedEarly = (): Effect.Effect<void> => {
+  /** A probe was admitted; sent at once after a refusal, that code's refusals get a probe first again. */
+  const probeAdmitted = (early: boolean): Effect.Effect<void> => {
     if (admittedSeen) return Effect.void
     admittedSeen = true
-    const escalation = escalationOf(probeFor)
-    escalation.holdAtOnce = 0
-    escalation.next = 1
-    return options.onAdmittedAtOnce?.() ?? Effect.void
+    if (early) {
+      const escalation = escalationOf(probeFor)
+      escalation.holdAtOnce = 0
+      escalation.next = 1
+    }
+    return options.onProbeAdmitted?.(early) ?? Effect.void
   }
 
   return {
@@ -165,7 +168,7 @@ export const makeGate = (options: {
               if (refusedWith !== undefined) refused(now, refusedWith, now - started, probing, early)
               else if (probing) {
                 probeNeeded = false
-                if (early) return admittedEarly()
+                return probeAdmitted(early)
               }
               return Effect.void
             })

@@ -18,10 +18,12 @@ import * as Effect from "effect/Effect"
  * - After a cut it grows back by one per round of healthy answers (one per `limit` answers) up to
  *   a plateau; above a plateau, by one per `probeRounds` rounds, twice as many after each probe
  *   that met congestion (up to 32 rounds).
- * - `recover`: the service admitted a request sent right after a 429 (the refusal was its own, or
- *   one busy server's among several): the cut was for nothing, and the limit goes back to where
- *   it was before it. Not after a cut to a plateau (the concurrent-request limit, slow answers):
- *   there a request admitted says only that one slot freed.
+ * - `recover`: the service admitted the request sent after a 429, right after it (the refusal was
+ *   its own, or one busy server's among several: the cut was for nothing) or after its hold (the
+ *   window has room again, and a window paces by time, not by requests in flight: §6, a client
+ *   that waited what it was told is admitted). The limit goes back to where it was before the
+ *   cut. Not after a cut to a plateau (the concurrent-request limit, slow answers): there a
+ *   request admitted says only that one slot freed.
  */
 export interface Limiter {
   /** Runs `effect` holding one slot; `round` is the number of cuts when it started. */
@@ -32,7 +34,7 @@ export interface Limiter {
   readonly slow: (round: number) => Effect.Effect<void>
   /** A healthy answer. */
   readonly increase: Effect.Effect<void>
-  /** The service admitted a request sent right after the last cut's 429: undo that cut. */
+  /** The service admitted the request sent after the last cut's 429 (at once or after its hold): undo that cut. */
   readonly recover: Effect.Effect<void>
   /** Lowers or raises the ceiling (a run that names its own concurrency). */
   readonly setCeiling: (ceiling: number) => Effect.Effect<void>
