@@ -146,6 +146,7 @@ describe("the Retry-After gate (TestClock)", () => {
       yield* Fiber.join(probe)
       expect(admitted).toBe(1)
     }))
+
   it.effect("tells when the probe after a hold is admitted, and still holds that code's next refusal at once", () =>
     Effect.gen(function*() {
       const admissions: Array<boolean> = []
