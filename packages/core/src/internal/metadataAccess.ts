@@ -10,8 +10,6 @@ import type * as Metadata from "../Metadata.js"
 import { invalid } from "./invalidInput.js"
 import { withSuggestion } from "./suggest.js"
 
-export { invalid }
-
 export const table: typeof Metadata.table = (logicalName) =>
   Effect.flatMap(DataverseClient, (client) => client.table(logicalName))
 

@@ -16,8 +16,6 @@ import type { Row } from "../Records.js"
 import { invalid } from "./invalidInput.js"
 import { expandClause, expandProblem, parseRawQuery, withQuery } from "./odata.js"
 
-/** A failure with reason `InvalidInput`. */
-
 /** Fails unless `pageSize` is absent or a whole number from 1 to 5,000. */
 export const checkPageSize = (pageSize: number | undefined) =>
   pageSize !== undefined && (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 5000)

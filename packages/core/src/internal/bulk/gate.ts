@@ -132,7 +132,8 @@ export const makeGate = (options: {
       }
     } else {
       const escalation = escalationOf(refusal.code)
-      holdsAll = resumeAt <= now && escalation.holdAtOnce > 0 && escalation.holdAtOnce-- > 0
+      holdsAll = resumeAt <= now && escalation.holdAtOnce > 0
+      if (holdsAll) escalation.holdAtOnce--
     }
     if (holdsAll && now + refusal.retryAfterMs > resumeAt) {
       resumeAt = now + refusal.retryAfterMs
