@@ -3,8 +3,11 @@
 // another process (`fast` profile, so the client is the limit). `--cpu-prof DIR` writes a CPU
 // profile of each measured job alone (not its seeding) to DIR, to see where the time goes.
 //
+// `--profile NAME` runs it on another emulator profile (`bench`: the window-bound runs of the matrix,
+// where waiting is part of the job).
+//
 //   node bench/prof-engine.mjs [create|update|both] [--contenders engine,dwa-multiple] [--rows N] [--reps N]
-//     [--cpu-prof DIR]
+//     [--profile fast] [--cpu-prof DIR]
 import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
@@ -22,6 +25,7 @@ const { positionals, values } = parseArgs({
     contenders: { type: "string", default: "engine,dwa-multiple" },
     rows: { type: "string", default: "100000" },
     reps: { type: "string", default: "1" },
+    profile: { type: "string", default: "fast" },
     "cpu-prof": { type: "string" }
   }
 })
@@ -30,7 +34,14 @@ const contenders = values.contenders.split(",")
 const count = Number(values.rows)
 
 const startEmulator = async () => {
-  const child = spawn(process.execPath, ["apps/cli/bin/dv-effect.js", "emulator", "--port", "0", "--profile", "fast"], {
+  const child = spawn(process.execPath, [
+    "apps/cli/bin/dv-effect.js",
+    "emulator",
+    "--port",
+    "0",
+    "--profile",
+    values.profile
+  ], {
     stdio: ["ignore", "pipe", "ignore"]
   })
   const info = await new Promise((resolve) =>

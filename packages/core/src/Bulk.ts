@@ -302,7 +302,7 @@ export interface ParallelOptions {
  * what each returns as it finishes (or in input order with `ordered: true`). Each chunk holds a
  * slot of the connection's throttle controller, as the bulk engine's requests do: the chunks in
  * flight start at a few and follow the service (up to `concurrency`, by default its
- * `x-ms-dop-hint`), a 429 cuts them, and its Retry-After holds every chunk's requests.
+ * `x-ms-dop-hint`), a 429 its probe confirms cuts them, and its Retry-After holds every chunk's requests.
  *
  * `f` must not run the bulk engine itself (`Bulk.execute` and the like): its requests take the
  * same slots, which the chunks already hold.

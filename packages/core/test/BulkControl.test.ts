@@ -147,6 +147,40 @@ describe("the Retry-After gate (TestClock)", () => {
       expect(admitted).toBe(1)
     }))
 
+  it.effect("gives a refusal that comes while an admitted probe is still under way a probe of its own", () =>
+    Effect.gen(function*() {
+      const gate = makeGate({ minProbeGrace: "50 millis" })
+      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000 }), refusal)
+      // The probe takes ten seconds; a follower's grace finds it admitted at 50 ms.
+      const slowProbe = yield* Effect.fork(gate.pass(Effect.as(Effect.sleep("10 seconds"), {} as Answer), refusal))
+      yield* Effect.yieldNow()
+      const follower = yield* Effect.fork(gate.pass(Effect.succeed<Answer>({}), refusal))
+      yield* TestClock.adjust("50 millis")
+      yield* Fiber.join(follower)
+      // Another request is refused at 50 ms: the slow probe was sent before it and says nothing of it.
+      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000 }), refusal)
+      const order: Array<string> = []
+      const answer = yield* Deferred.make<Answer>()
+      const probe = yield* Effect.fork(
+        gate.pass(Effect.zipRight(Effect.sync(() => order.push("probe")), Deferred.await(answer)), refusal)
+      )
+      yield* Effect.yieldNow()
+      const next = yield* Effect.fork(gate.pass(Effect.sync((): Answer => (order.push("next"), {})), refusal))
+      yield* TestClock.adjust("49 millis")
+      // The next request went alone, and the others wait for its answer.
+      expect(order).toEqual(["probe"])
+      // Refused too: everything is held for its Retry-After.
+      yield* Deferred.succeed(answer, { retryAfterMs: 2000 })
+      yield* Fiber.join(probe)
+      expect(gate.heldUntil()).toBe(2099)
+      yield* TestClock.adjust("1999 millis")
+      expect(order).toEqual(["probe"])
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(next)
+      expect(order).toEqual(["probe", "next"])
+      yield* Fiber.interrupt(slowProbe)
+    }))
+
   it.effect("tells when the probe after a hold is admitted, and still holds that code's next refusal at once", () =>
     Effect.gen(function*() {
       const admissions: Array<boolean> = []
@@ -323,10 +357,13 @@ describe("the connection's controller (TestClock)", () => {
           )
         )
       )
-      yield* TestClock.adjust("4999 millis")
+      yield* TestClock.adjust("1 millis")
+      // Refused at 0: nothing is cut yet, the request sent next goes alone first.
+      expect(controller.state()).toMatchObject({ throttled: 1, requests: 1, limit: 8, heldUntil: 0 })
+      yield* TestClock.adjust("4998 millis")
       expect(fiber.unsafePoll()).toBeNull()
-      // Refused at 0 (an eighth fewer in flight), sent again alone at 3 s and refused again (the
-      // same congestion: no second cut; every request held until 5 s).
+      // Sent again alone at 3 s and refused again: the congestion is confirmed, every request
+      // is held until 5 s and an eighth fewer go in flight.
       expect(controller.state()).toMatchObject({ throttled: 2, requests: 2, limit: 7, heldUntil: 5000 })
       // Sent at 5 s and admitted: the window has room again, and the cut goes back.
       yield* TestClock.adjust("1 millis")
@@ -336,22 +373,22 @@ describe("the connection's controller (TestClock)", () => {
       expect(controller.state()).toMatchObject({ requests: 3, limit: 8 })
     }))
 
-  it.effect("grows back at once when the request sent after a 429 is admitted, and cuts nothing for a 429 outside a slot", () =>
+  it.effect("cuts nothing for a lone 429 whose next request is admitted, nor for a 429 outside a slot", () =>
     Effect.gen(function*() {
       const controller = yield* makeController({ ceiling: 8, initial: 8, maxThrottleWait: Duration.hours(1) })
       const answers = [throttledError(1), undefined]
       let sent = 0
       const fiber = yield* Effect.fork(
-        controller.withSlot((round) =>
-          controller.throttled(Effect.sync(() => answers[sent++]), (answer) => Effect.succeed(answer)).pipe(
-            Effect.tap(() => controller.observe(round + 1, 100, 100))
-          )
+        controller.withSlot(() =>
+          controller.throttled(Effect.sync(() => answers[sent++]), (answer) => Effect.succeed(answer))
         )
       )
-      yield* TestClock.adjust("1 second")
+      yield* TestClock.adjust("500 millis")
+      // The refused request waits its Retry-After; the limit is untouched while nothing is confirmed.
+      expect(controller.state()).toMatchObject({ throttled: 1, limit: 8, heldUntil: 0 })
+      yield* TestClock.adjust("500 millis")
       yield* Fiber.join(fiber)
-      // Cut to 7 by the 429; the probe sent after it was admitted, so one answer brings 8 back.
-      expect(controller.state().limit).toBe(8)
+      expect(controller.state()).toMatchObject({ requests: 2, limit: 8 })
       // A 429 of a request outside the slots (metadata) holds but does not cut.
       const outside = [throttledError(1), undefined]
       let i = 0
@@ -361,6 +398,33 @@ describe("the connection's controller (TestClock)", () => {
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(metadata)
       expect(controller.state()).toMatchObject({ limit: 8, throttled: 2 })
+    }))
+
+  it.effect("halves at once on the concurrent-request limit's 429, without waiting for a probe", () =>
+    Effect.gen(function*() {
+      const controller = yield* makeController({ ceiling: 8, initial: 8, maxThrottleWait: Duration.hours(1) })
+      const answers = [
+        new DataverseError({
+          reason: "Throttled",
+          status: 429,
+          code: "0x80072326",
+          message: "Number of concurrent requests exceeded the limit of 52.",
+          retryAfter: Duration.seconds(1)
+        }),
+        undefined
+      ]
+      let sent = 0
+      const fiber = yield* Effect.fork(
+        controller.withSlot(() =>
+          controller.throttled(Effect.sync(() => answers[sent++]), (answer) => Effect.succeed(answer))
+        )
+      )
+      yield* TestClock.adjust("1 millis")
+      expect(controller.state()).toMatchObject({ throttled: 1, limit: 4 })
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      // A cut to a plateau: an admitted request does not undo it.
+      expect(controller.state()).toMatchObject({ requests: 2, limit: 4 })
     }))
 
   it.effect("fails with Throttled once a request would wait past maxThrottleWait", () =>

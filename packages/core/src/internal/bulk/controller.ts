@@ -5,7 +5,7 @@ import type { Controller } from "../../DataverseClient.js"
 import { DataverseError } from "../../DataverseError.js"
 import { type Gate, makeGate } from "./gate.js"
 import { type LatencySignal, makeLatencySignal } from "./latency.js"
-import { type Limiter, makeLimiter } from "./limiter.js"
+import { concurrencyLimitCode, type Limiter, makeLimiter } from "./limiter.js"
 
 /** Latency this far above its baseline is congestion (§6, "silent" limits)... */
 const congestedRatio = 1.8
@@ -39,6 +39,7 @@ export const makeController = (options: {
     // Refusals within one episode (the requests racing the first refusal, the probe that confirms
     // it, a probe that finds the window still full) are one sign of congestion, not several.
     let episodeSince: number | undefined
+    let episodeCut = false
 
     const sendThrottled = <A, R, R2>(
       attempt: Effect.Effect<A, DataverseError, R>,
@@ -67,12 +68,21 @@ export const makeController = (options: {
             refusals++
             firstRefusal ??= now
             const next = now + retryAfterMs(error)
-            // Every congestion episode, whatever the 429's code, cuts the requests in flight (§6:
-            // key on the status; a refused request did nothing).
-            const opens = episodeSince === undefined
-            if (opens) episodeSince = now
-            // A refusal while no slot is held (metadata before a run) says nothing of its parallelism.
-            const cut = opens && limiter.inFlight() > 0 ? limiter.throttled(round, error.code) : Effect.void
+            if (episodeSince === undefined) {
+              episodeSince = now
+              episodeCut = false
+            }
+            // Every congestion episode, whatever the 429's code, cuts the requests in flight once
+            // (§6: key on the status; a refused request did nothing), as soon as it is known to
+            // be one: at once for the concurrent-request limit, else when the gate holds every
+            // request (the probe sent after the refusal was refused too, or that code's refusals
+            // have held everything lately). A lone refusal whose probe is admitted (one busy
+            // server among several) cuts nothing: its slot stays idle for its Retry-After anyway.
+            // A refusal while no slot is held (metadata before a run) says nothing of parallelism.
+            const cutting = !episodeCut && limiter.inFlight() > 0 &&
+              (error.code === concurrencyLimitCode || gate.heldUntil() > now)
+            if (cutting) episodeCut = true
+            const cut = cutting ? limiter.throttled(round, error.code) : Effect.void
             if (next - firstRefusal > maxWaitMs) {
               return Effect.zipRight(
                 cut,
@@ -86,7 +96,7 @@ export const makeController = (options: {
                 )
               )
             }
-            if (opens && round === limiter.round()) newEpoch()
+            if (cutting && round === limiter.round()) newEpoch()
             // The refused request waits what it was told, then goes through the gate again.
             return cut.pipe(Effect.zipRight(Effect.sleep(Duration.millis(next - now))), Effect.zipRight(loop))
           })

@@ -2,6 +2,7 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 
 /**
  * The Retry-After hold of one connection (one identity), after the wire reference (§6): "a client
@@ -86,14 +87,15 @@ export const makeGate = (options: {
   const grace = () => Duration.millis(Math.max(minGrace, 2 * slowestRefusalMs))
 
   // A request that slept may find the hold lengthened by another refusal meanwhile, or a probe
-  // under way: look again after every wait. `true`: this request is the probe.
-  const enter: Effect.Effect<boolean> = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+  // under way: look again after every wait. Resolves with the probe's own deferred when this
+  // request is the probe.
+  const enter: Effect.Effect<Deferred.Deferred<void> | undefined> = Effect.flatMap(Clock.currentTimeMillis, (now) => {
     if (resumeAt > now) return Effect.zipRight(Effect.sleep(Duration.millis(resumeAt - now)), enter)
-    if (!probeNeeded) return Effect.succeed(false)
+    if (!probeNeeded) return Effect.succeed(undefined)
     if (probe === undefined) {
       return Effect.map(Deferred.make<void>(), (deferred) => {
         probe = deferred
-        return true
+        return deferred
       })
     }
     const current = probe
@@ -109,16 +111,26 @@ export const makeGate = (options: {
     )
   })
 
-  const endProbe = Effect.suspend(() => {
-    const current = probe
-    probe = undefined
-    return current === undefined ? Effect.void : Deferred.succeed(current, undefined)
-  })
+  /** A probe's answer came (or it failed): its followers go on; it is no longer the probe. */
+  const endProbe = (own: Deferred.Deferred<void>) =>
+    Effect.suspend(() => {
+      if (probe === own) probe = undefined
+      return Deferred.succeed(own, undefined)
+    })
 
   /** `probing`: the refused request was a probe; `early`: sent at once after a refusal, not after a hold. */
   const refused = (now: number, refusal: Refusal, answeredInMs: number, probing: boolean, early: boolean) => {
     slowestRefusalMs = Math.max(slowestRefusalMs, answeredInMs)
-    if (!probeNeeded) probeFor = refusal.code
+    if (!probeNeeded) {
+      probeFor = refusal.code
+      // A probe still under way was sent before this refusal (it was found admitted by its
+      // grace): its answer says nothing of this one. The next request probes anew.
+      if (probe !== undefined && !probing) {
+        const stale = probe
+        probe = undefined
+        Deferred.unsafeDone(stale, Exit.void)
+      }
+    }
     probeNeeded = true
     let holdsAll: boolean
     if (probing) {
@@ -159,12 +171,14 @@ export const makeGate = (options: {
   return {
     heldUntil: () => resumeAt,
     pass: (send, refusal) =>
-      Effect.flatMap(enter, (probing) =>
+      Effect.flatMap(enter, (own) =>
         Effect.flatMap(Clock.currentTimeMillis, (started) => {
-          const early = probing && !probeAfterHold
-          if (probing) admittedSeen = false
+          const early = own !== undefined && !probeAfterHold
+          if (own !== undefined) admittedSeen = false
           const sent = Effect.tap(send, (result) => {
             const refusedWith = refusal(result)
+            // Still the probe: no refusal since it was sent made another request the probe.
+            const probing = own !== undefined && probe === own
             return Effect.flatMap(Clock.currentTimeMillis, (now) => {
               if (refusedWith !== undefined) refused(now, refusedWith, now - started, probing, early)
               else if (probing) {
@@ -174,7 +188,7 @@ export const makeGate = (options: {
               return Effect.void
             })
           })
-          return probing ? Effect.ensuring(sent, endProbe) : sent
+          return own === undefined ? sent : Effect.ensuring(sent, endProbe(own))
         }))
   }
 }

@@ -18,12 +18,12 @@ import * as Effect from "effect/Effect"
  * - After a cut it grows back by one per round of healthy answers (one per `limit` answers) up to
  *   a plateau; above a plateau, by one per `probeRounds` rounds, twice as many after each probe
  *   that met congestion (up to 32 rounds).
- * - `recover`: the service admitted the request sent after a 429, right after it (the refusal was
- *   its own, or one busy server's among several: the cut was for nothing) or after its hold (the
+ * - `recover`: the service admitted the request sent after the 429 that cut, after its hold (the
  *   window has room again, and a window paces by time, not by requests in flight: §6, a client
- *   that waited what it was told is admitted). The limit goes back to where it was before the
- *   cut. Not after a cut to a plateau (the concurrent-request limit, slow answers): there a
- *   request admitted says only that one slot freed.
+ *   that waited what it was told is admitted) or right after it (the refusal was its own, or one
+ *   busy server's among several: the cut was for nothing). The limit goes back to where it was
+ *   before the cut. Not after a cut to a plateau (the concurrent-request limit, slow answers):
+ *   there a request admitted says only that one slot freed.
  */
 export interface Limiter {
   /** Runs `effect` holding one slot; `round` is the number of cuts when it started. */
@@ -45,7 +45,7 @@ export interface Limiter {
 }
 
 /** The 429 of the concurrent-request limit (wire reference §5, §6). */
-const concurrencyLimitCode = "0x80072326"
+export const concurrencyLimitCode = "0x80072326"
 
 export const makeLimiter = (options: {
   readonly ceiling: number
