@@ -8,6 +8,7 @@ import { DataverseClient, decodeErrorResponse } from "../DataverseClient.js"
 import { DataverseError } from "../DataverseError.js"
 import { encode } from "./batchEncode.js"
 import { decodeResponse } from "./batchResults.js"
+import { bodyString } from "./requestBody.js"
 
 /**
  * Posts the batch and reads the answer whatever its status: without continue-on-error a failing
@@ -65,7 +66,7 @@ export const send = (
     if (prefer.length > 0) headers["Prefer"] = prefer.join(", ")
     const request = HttpClientRequest.post("$batch").pipe(
       HttpClientRequest.setHeaders(headers),
-      HttpClientRequest.bodyText(encoded.body, encoded.contentType)
+      bodyString(encoded.body, encoded.contentType)
     )
     return yield* decodeResponse(items, yield* postBatch(request))
   })

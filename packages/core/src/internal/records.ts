@@ -15,6 +15,7 @@ import { invalid } from "./invalidInput.js"
 import { keySegment, kindsOf } from "./keys.js"
 import { bindName } from "./metadataAccess.js"
 import { badExpand, expandClause, normaliseGuid, quote, recordIdOf, withQuery } from "./odata.js"
+import { bodyJson } from "./requestBody.js"
 
 /** `Records.idFromEntityUrl`. */
 export const idFromEntityUrl = (url: string | undefined): string | undefined =>
@@ -52,7 +53,7 @@ export const create = (table: string, row: Row): Effect.Effect<string, Dataverse
     const client = yield* DataverseClient
     const metadata = yield* client.table(table)
     const result = yield* client.executeJson(
-      HttpClientRequest.post(metadata.entitySetName).pipe(HttpClientRequest.bodyUnsafeJson(body(row))),
+      HttpClientRequest.post(metadata.entitySetName).pipe(bodyJson(body(row))),
       { idempotent: typeof row[metadata.primaryIdAttribute] === "string" }
     )
     const id = idFromEntityUrl(result.headers["odata-entityid"] ?? result.headers["location"])
@@ -102,7 +103,7 @@ export const update = (
     yield* client.executeJson(
       HttpClientRequest.patch(path).pipe(
         HttpClientRequest.setHeader("If-Match", options.etag ?? "*"),
-        HttpClientRequest.bodyUnsafeJson(body(row))
+        bodyJson(body(row))
       ),
       // The same values again change nothing; but after a version-checked update that landed, a
       // retry would fail its own precondition: report the ambiguity instead.
@@ -120,7 +121,7 @@ export const upsert = (
   Effect.gen(function*() {
     const { client, path } = yield* recordAt(table, ref, options.partitionId)
     const mode = options.mode ?? "upsert"
-    const request = HttpClientRequest.patch(path).pipe(HttpClientRequest.bodyUnsafeJson(body(row)))
+    const request = HttpClientRequest.patch(path).pipe(bodyJson(body(row)))
     const result = yield* client.executeJson(
       mode === "createOnly"
         ? HttpClientRequest.setHeader(request, "If-None-Match", "*")

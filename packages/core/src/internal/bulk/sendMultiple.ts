@@ -1,6 +1,7 @@
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
 import { DataverseError } from "../../DataverseError.js"
+import { bodyJson } from "../requestBody.js"
 import { isolate } from "./isolation.js"
 import { failedAll, isRetryable, type Sender, stopsAtOnce, succeeded } from "./outcomes.js"
 import { messageOf } from "./plan.js"
@@ -42,7 +43,7 @@ export const sendMultiple: Sender = (plan, op, items) =>
     )
       .pipe(
         HttpClientRequest.setHeaders(plan.headers),
-        HttpClientRequest.bodyUnsafeJson({ Targets: targets })
+        bodyJson({ Targets: targets })
       )
     const result = yield* Effect.either(plan.client.executeJson(request, { idempotent: true, retry: false }))
     // Every create carries its id, and that id is the record's, not the position in `Ids`.

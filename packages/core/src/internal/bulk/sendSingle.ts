@@ -2,6 +2,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
 import type { Operation, RowOutcome } from "../../Bulk.js"
 import { idFromEntityUrl } from "../records.js"
+import { bodyJson } from "../requestBody.js"
 import { type Sender, stopsAtOnce, succeeded } from "./outcomes.js"
 import type { RunPlan } from "./plan.js"
 import { bodyOf, pathOf, type Prepared } from "./prepare.js"
@@ -14,11 +15,11 @@ const sendOne = (plan: RunPlan, op: Operation, item: Prepared) =>
     const { metadata } = plan
     const body = bodyOf(item, metadata.primaryIdAttribute)
     const request = op === "create"
-      ? HttpClientRequest.post(metadata.entitySetName).pipe(HttpClientRequest.bodyUnsafeJson(body))
+      ? HttpClientRequest.post(metadata.entitySetName).pipe(bodyJson(body))
       : op === "delete"
       ? HttpClientRequest.del(pathOf(metadata, item))
       : HttpClientRequest.patch(pathOf(metadata, item)).pipe(
-        HttpClientRequest.bodyUnsafeJson(body),
+        bodyJson(body),
         HttpClientRequest.setHeaders(op === "update" ? { "If-Match": "*" } : {})
       )
     const result = yield* Effect.either(
