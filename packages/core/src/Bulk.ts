@@ -15,7 +15,9 @@
  *   connection's other requests wait for one probe, and all of them for the Retry-After when it
  *   is refused too. No cookie is sent back, so the service spreads the requests over its web
  *   servers. The requests in flight start at a few and grow while answers are healthy, up to
- *   `x-ms-dop-hint`; a 429, or latency well above the run's baseline, cuts them.
+ *   `x-ms-dop-hint`; a 429 that is not one request's alone (the request sent after it is
+ *   refused too, or the concurrent-request limit), or latency well above the run's baseline,
+ *   cuts them.
  *   Only documented signals steer (the wire reference's §6): the status, `Retry-After`, the dop
  *   hint and latency measured here. A wait past the connection's `maxThrottleWait` stops the run
  *   (resumable with a journal), blaming no row.
@@ -302,7 +304,8 @@ export interface ParallelOptions {
  * what each returns as it finishes (or in input order with `ordered: true`). Each chunk holds a
  * slot of the connection's throttle controller, as the bulk engine's requests do: the chunks in
  * flight start at a few and follow the service (up to `concurrency`, by default its
- * `x-ms-dop-hint`), a 429 its probe confirms cuts them, and its Retry-After holds every chunk's requests.
+ * `x-ms-dop-hint`), congestion (a 429 not of one request alone, latency rising) cuts them,
+ * and a Retry-After holds every chunk's requests.
  *
  * `f` must not run the bulk engine itself (`Bulk.execute` and the like): its requests take the
  * same slots, which the chunks already hold.

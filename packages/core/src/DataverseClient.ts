@@ -113,7 +113,9 @@ export interface ServerHints {
  *   wait past `maxThrottleWait` (counted from the request's first refusal) fails it, with reason
  *   `Throttled`. The others of the connection wait for one probe: refused too, they all wait
  *   (`Gate`). Each congestion episode (from a 429 until the service admits a request sent after
- *   it) cuts the requests in flight once (`Limiter`), unless the 429 came outside the slots.
+ *   it) cuts the requests in flight once (`Limiter`): at once for the concurrent-request limit,
+ *   else once the probe is refused too. A lone 429 whose probe is admitted, or one while no
+ *   slot is held, cuts nothing.
  * - Latency rising well above the run's baseline (`LatencySignal`) cuts the requests in flight
  *   too; healthy answers add them back, up to the ceiling (`x-ms-dop-hint`).
  *

@@ -181,6 +181,23 @@ describe("the Retry-After gate (TestClock)", () => {
       yield* Fiber.interrupt(slowProbe)
     }))
 
+  it.effect("lets another request probe when the probe is interrupted", () =>
+    Effect.gen(function*() {
+      const admissions: Array<boolean> = []
+      const gate = makeGate({
+        minProbeGrace: "50 millis",
+        onProbeAdmitted: (early) => Effect.sync(() => admissions.push(early))
+      })
+      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000 }), refusal)
+      const probe = yield* Effect.fork(gate.pass(Effect.as(Effect.never, {} as Answer), refusal))
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(probe)
+      // The next request is the probe: sent at once, its answer (a refusal) holds everything.
+      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 2000 }), refusal)
+      expect(gate.heldUntil()).toBe(2000)
+      expect(admissions).toEqual([])
+    }))
+
   it.effect("tells when the probe after a hold is admitted, and still holds that code's next refusal at once", () =>
     Effect.gen(function*() {
       const admissions: Array<boolean> = []
@@ -242,23 +259,36 @@ describe("the adaptive limiter", () => {
       expect(limiter.current()).toBe(3)
     }))
 
-  it.effect("goes back at once when the service admitted a request sent right after the 429, not after a plateau cut", () =>
+  it.effect("goes back at once when the service admitted a request after the window's 429s, not after a plateau cut", () =>
     Effect.gen(function*() {
       const limiter = yield* makeLimiter({ ceiling: 8, initial: 8 })
       yield* limiter.throttled(0, "0x80072322")
       yield* limiter.throttled(1, "0x80072322")
       expect(limiter.current()).toBe(6)
-      // The last cut (7 to 6) is undone; the one before it stays.
+      // Both window cuts (8 to 7, the window still full after its hold, 7 to 6) are undone.
       yield* limiter.recover
-      expect(limiter.current()).toBe(7)
-      // Once only.
+      expect(limiter.current()).toBe(8)
+      // Once only: a cut after it goes back to where that one started.
+      yield* limiter.throttled(2, "0x80072322")
       yield* limiter.recover
+      yield* limiter.recover
+      expect(limiter.current()).toBe(8)
+      // Grown back by a round of healthy answers: nothing left to undo.
+      yield* limiter.throttled(3, "0x80072322")
+      yield* Effect.forEach(Array.from({ length: 7 }), () => limiter.increase)
+      expect(limiter.current()).toBe(8)
+      // Partly grown back: the admission undoes the rest.
+      yield* limiter.throttled(4, "0x80072322")
+      yield* limiter.throttled(5, "0x80072322")
+      yield* Effect.forEach(Array.from({ length: 6 }), () => limiter.increase)
       expect(limiter.current()).toBe(7)
+      yield* limiter.recover
+      expect(limiter.current()).toBe(8)
       // The concurrent-request limit cuts to a plateau: an admission after it undoes nothing.
-      yield* limiter.throttled(2, "0x80072326")
-      expect(limiter.current()).toBe(3)
+      yield* limiter.throttled(6, "0x80072326")
+      expect(limiter.current()).toBe(4)
       yield* limiter.recover
-      expect(limiter.current()).toBe(3)
+      expect(limiter.current()).toBe(4)
     }))
 
   it.effect("halves on the concurrent-request limit and on slow answers cuts a quarter, then probes above ever more slowly", () =>

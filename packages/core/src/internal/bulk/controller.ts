@@ -25,7 +25,7 @@ export const makeController = (options: {
     })
     const gate: Gate = makeGate({
       onHold: (until, now) => holdListeners.forEach((f) => f(until, now)),
-      // A request admitted after a 429 (at once, or after its hold): a window's cut goes back.
+      // A probe admitted after a hold (or at once, after a cut that raced it): a window's cuts go back.
       onProbeAdmitted: () => limiter.recover
     })
     const latency: LatencySignal = makeLatencySignal()
@@ -79,7 +79,8 @@ export const makeController = (options: {
             // have held everything lately). A lone refusal whose probe is admitted (one busy
             // server among several) cuts nothing: its slot stays idle for its Retry-After anyway.
             // A refusal while no slot is held (metadata before a run) says nothing of parallelism.
-            const cutting = !episodeCut && limiter.inFlight() > 0 &&
+            // A request that started before the last cut judges a limit already cut: not this one.
+            const cutting = !episodeCut && limiter.inFlight() > 0 && round === limiter.round() &&
               (error.code === concurrencyLimitCode || gate.heldUntil() > now)
             if (cutting) episodeCut = true
             const cut = cutting ? limiter.throttled(round, error.code) : Effect.void
@@ -96,7 +97,7 @@ export const makeController = (options: {
                 )
               )
             }
-            if (cutting && round === limiter.round()) newEpoch()
+            if (cutting) newEpoch()
             // The refused request waits what it was told, then goes through the gate again.
             return cut.pipe(Effect.zipRight(Effect.sleep(Duration.millis(next - now))), Effect.zipRight(loop))
           })

@@ -3,6 +3,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 
 /**
  * The Retry-After hold of one connection (one identity), after the wire reference (§6): "a client
@@ -93,10 +94,10 @@ export const makeGate = (options: {
     if (resumeAt > now) return Effect.zipRight(Effect.sleep(Duration.millis(resumeAt - now)), enter)
     if (!probeNeeded) return Effect.succeed(undefined)
     if (probe === undefined) {
-      return Effect.map(Deferred.make<void>(), (deferred) => {
-        probe = deferred
-        return deferred
-      })
+      // Made and taken in one step: no other request can become the probe meanwhile.
+      const deferred = Deferred.unsafeMake<void>(FiberId.none)
+      probe = deferred
+      return Effect.succeed(deferred)
     }
     const current = probe
     return Deferred.await(current).pipe(
@@ -170,25 +171,29 @@ export const makeGate = (options: {
 
   return {
     heldUntil: () => resumeAt,
+    // Uninterruptible between becoming the probe and the finaliser that ends it: an interrupted
+    // probe always lets its followers go and a later request probe.
     pass: (send, refusal) =>
-      Effect.flatMap(enter, (own) =>
-        Effect.flatMap(Clock.currentTimeMillis, (started) => {
-          const early = own !== undefined && !probeAfterHold
-          if (own !== undefined) admittedSeen = false
-          const sent = Effect.tap(send, (result) => {
-            const refusedWith = refusal(result)
-            // Still the probe: no refusal since it was sent made another request the probe.
-            const probing = own !== undefined && probe === own
-            return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-              if (refusedWith !== undefined) refused(now, refusedWith, now - started, probing, early)
-              else if (probing) {
-                probeNeeded = false
-                return probeAdmitted(early)
-              }
-              return Effect.void
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(restore(enter), (own) =>
+          Effect.flatMap(Clock.currentTimeMillis, (started) => {
+            const early = own !== undefined && !probeAfterHold
+            if (own !== undefined) admittedSeen = false
+            const sent = Effect.tap(restore(send), (result) => {
+              const refusedWith = refusal(result)
+              // Still the probe: no refusal since it was sent made another request the probe.
+              const probing = own !== undefined && probe === own
+              return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+                if (refusedWith !== undefined) refused(now, refusedWith, now - started, probing, early)
+                else if (probing) {
+                  probeNeeded = false
+                  return probeAdmitted(early)
+                }
+                return Effect.void
+              })
             })
-          })
-          return own === undefined ? sent : Effect.ensuring(sent, endProbe(own))
-        }))
+            return own === undefined ? sent : Effect.ensuring(sent, endProbe(own))
+          }))
+      )
   }
 }

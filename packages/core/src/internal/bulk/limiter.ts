@@ -22,8 +22,9 @@ import * as Effect from "effect/Effect"
  *   window has room again, and a window paces by time, not by requests in flight: §6, a client
  *   that waited what it was told is admitted) or right after it (the refusal was its own, or one
  *   busy server's among several: the cut was for nothing). The limit goes back to where it was
- *   before the cut. Not after a cut to a plateau (the concurrent-request limit, slow answers):
- *   there a request admitted says only that one slot freed.
+ *   before the window's cuts not yet undone (a second one when the window was still full after
+ *   its hold). Not after a cut to a plateau (the concurrent-request limit, slow answers): there a
+ *   request admitted says only that one slot freed.
  */
 export interface Limiter {
   /** Runs `effect` holding one slot; `round` is the number of cuts when it started. */
@@ -84,7 +85,9 @@ export const makeLimiter = (options: {
         if (limit > plateau) probeRounds = Math.min(8 * baseProbeRounds, probeRounds * 2)
         const next = Math.max(1, Math.min(limit - 1, Math.floor(limit * factor)))
         if (isPlateau) plateau = next
-        recoverTo = isPlateau ? 0 : limit
+        // A second window cut before the first was undone (the window still full after its hold)
+        // goes back to where the first started.
+        recoverTo = isPlateau ? 0 : Math.max(recoverTo, limit)
         return resize(next)
       })
     const limiter: Limiter = {

@@ -26,9 +26,9 @@ type Parallel = {
 /**
  * `Bulk.parallel`: `f` on chunks of `chunkSize` items. Each chunk holds a slot of the connection's
  * throttle controller while it runs, as the engine's requests do: the chunks in flight follow the
- * controller's limit (from a few up to the ceiling, cut on a confirmed 429 or on latency rising, wire
- * reference §6), and a Retry-After holds every chunk's requests, since they all go through the
- * connection. The ceiling is `concurrency`, under `"auto"` the service's `x-ms-dop-hint`.
+ * controller's limit (from a few up to the ceiling, cut on congestion: a 429 not of one request
+ * alone, latency rising; wire reference §6), and a Retry-After holds every chunk's requests, since
+ * they all go through the connection. The ceiling is `concurrency`, under `"auto"` the service's `x-ms-dop-hint`.
  */
 export const parallel: Parallel = dual(
   3,
