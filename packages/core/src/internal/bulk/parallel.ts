@@ -28,7 +28,8 @@ type Parallel = {
  * throttle controller while it runs, as the engine's requests do: the chunks in flight follow the
  * controller's limit (from a few up to the ceiling, cut on congestion: a 429 not of one request
  * alone, latency rising; wire reference §6), and a Retry-After holds every chunk's requests, since
- * they all go through the connection. The ceiling is `concurrency`, under `"auto"` the service's `x-ms-dop-hint`.
+ * they all go through the connection. The ceiling is `concurrency`, under `"auto"` the service's
+ * `x-ms-dop-hint`.
  */
 export const parallel: Parallel = dual(
   3,
