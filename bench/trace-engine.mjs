@@ -5,15 +5,13 @@
 import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
 import { Effect } from "effect"
 import { fork } from "node:child_process"
-import { seededFaults } from "./lib/profile.mjs"
+import { traceProfile } from "./lib/profile.mjs"
 const rows = Array.from({ length: Number(process.argv[2] ?? 50_000) }, (_, i) => ({ lastname: `T${i}` }))
 // The emulator in a process of its own (as the benchmarks run it), so that its CPU is not the
 // client's.
 const host = fork(new URL("./lib/emulator-host.mjs", import.meta.url), [
   JSON.stringify({
-    profile: process.env.FAULTS
-      ? { extends: "bench", faults: { ...seededFaults, seed: Number(process.env.SEED ?? seededFaults.seed) } }
-      : "bench",
+    profile: traceProfile(),
     servers: Number(process.argv[3] ?? 1)
   })
 ])

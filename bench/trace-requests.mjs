@@ -7,14 +7,12 @@ import { HttpClient } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { fork } from "node:child_process"
-import { seededFaults } from "./lib/profile.mjs"
+import { traceProfile } from "./lib/profile.mjs"
 
 const rows = Array.from({ length: Number(process.argv[2] ?? 20_000) }, (_, i) => ({ lastname: `T${i}` }))
 const host = fork(new URL("./lib/emulator-host.mjs", import.meta.url), [
   JSON.stringify({
-    profile: process.env.FAULTS
-      ? { extends: "bench", faults: { ...seededFaults, seed: Number(process.env.SEED ?? seededFaults.seed) } }
-      : "bench",
+    profile: traceProfile(),
     servers: Number(process.argv[3] ?? 1)
   })
 ])

@@ -13,7 +13,7 @@ export const resolveProfile = ({ profile = "bench", servers }) => {
   return servers === undefined ? { ...decoded } : { ...decoded, servers }
 }
 
-/** The seeded faults of the matrix's `faults-*` cells (and `FAULTS=1` of bench/trace-engine.mjs). */
+/** The seeded faults of the matrix's `faults-*` cells (and `FAULTS=1` of the trace scripts). */
 export const seededFaults = {
   seed: 7,
   throttle: 0.05,
@@ -21,3 +21,10 @@ export const seededFaults = {
   resetBeforeCommit: 0.005,
   resetAfterCommit: 0.005
 }
+
+/**
+ * The profile of bench/trace-engine.mjs and bench/trace-requests.mjs: `bench`, with the matrix's
+ * seeded faults when `FAULTS` is set (seed `SEED`, else the matrix's first).
+ */
+export const traceProfile = (env = process.env) =>
+  env.FAULTS ? { extends: "bench", faults: { ...seededFaults, seed: Number(env.SEED ?? seededFaults.seed) } } : "bench"
