@@ -131,6 +131,26 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
       expect(emulator.counters.requests).toBe(requests)
     }))
 
+  it.effect("requires a create, and only a create, to give the system-required columns", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const outcomes = yield* collect(
+        Bulk.createMany("dve_product", [{ dve_sku: "A" }, { dve_name: "Named", dve_sku: "B" }, { dve_sku: "C" }])
+      )
+      expect(outcomes.map((o) => (o.status === "failed" ? o.error.message : o.status))).toEqual([
+        "column 'dve_name' is required",
+        "created",
+        "column 'dve_name' is required"
+      ])
+      const products = emulator.store.table("dve_product")!
+      expect(products.scan().map((r) => r.values.dve_sku)).toEqual(["B"])
+      const [created] = products.ids()
+      const updated = yield* collect(Bulk.updateMany("dve_product", [{ dve_productid: created!, dve_sku: "B2" }]))
+      expect(updated.map((o) => o.status)).toEqual(["updated"])
+      expect(products.get(created!)!.values).toMatchObject({ dve_name: "Named", dve_sku: "B2" })
+    }))
+
   it.effect("reads elastic partial failures: good targets land, failed ones carry their own error", () =>
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator

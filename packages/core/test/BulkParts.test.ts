@@ -108,6 +108,26 @@ describe("the ids the engine gives created rows", () => {
     expect(idMaker(twin)(0).slice(0, 18)).not.toBe(a(0).slice(0, 18))
   })
 
+  it("are the ids earlier versions gave, in any order of rows (a resume asks for any row's id)", () => {
+    // Written by the engine before its ids were cached group by group (2026-12-06).
+    const expected: ReadonlyArray<readonly [number, string]> = [
+      [16_384, "83727277-bb6f-8ecb-8000-2695740c0001"],
+      [0, "83727277-bb6f-8ecb-8000-2695740c0000"],
+      [4_000_000_000, "83727277-bb6f-8ecb-a800-2695740fb9ac"],
+      [1, "83727277-bb6f-8ecb-8001-2695740c0000"],
+      [1_000_000, "83727277-bb6f-8ecb-8240-2695740c003d"],
+      [16_383, "83727277-bb6f-8ecb-bfff-2695740c0000"],
+      [16_384, "83727277-bb6f-8ecb-8000-2695740c0001"]
+    ]
+    const idOf = idMaker("01950c5a-3f00-7abc-8def-0123456789ab")
+    expect(expected.map(([index]) => idOf(index))).toEqual(expected.map(([, id]) => id))
+    const old = idMaker("5b0c1b1e-2f4a-4c3e-9a55-0d8a7c6f1e22")
+    expect([old(70_000), old(0)]).toEqual([
+      "af08088e-45d2-83a5-9565-000000011170",
+      "af08088e-45d2-83a5-9565-000000000000"
+    ])
+  })
+
   it("keep the layout of run ids written before (random UUIDs), so their runs resume with the same ids", () => {
     const old = "5b0c1b1e-2f4a-4c3e-9a55-0d8a7c6f1e22"
     expect(deterministicId(old, 0)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-000000000000$/)

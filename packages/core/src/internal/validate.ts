@@ -7,21 +7,35 @@ import type { Row } from "../Records.js"
 import { isGuid } from "./odata.js"
 import { didYouMeanOf, suggest, withSuggestion } from "./suggest.js"
 
-const columnsByName = new WeakMap<TableMetadata, Map<string, ColumnMetadata>>()
-const navigationNames = new WeakMap<TableMetadata, Set<string>>()
-
-const indexOf = (table: TableMetadata) => {
-  let columns = columnsByName.get(table)
-  if (columns === undefined) {
-    columns = new Map(table.columns.map((column) => [column.logicalName, column]))
-    columnsByName.set(table, columns)
-    navigationNames.set(table, new Set(table.lookups.map((lookup) => lookup.navigationProperty)))
-  }
-  return { columns, navigation: navigationNames.get(table)! }
-}
-
 /** Types whose required columns the service fills in itself on create. */
 const serviceFilled = new Set(["State", "Status", "Owner", "Lookup", "Customer", "Uniqueidentifier"])
+
+/** What validation looks up in a table's metadata, built once per table (a real table has hundreds of columns). */
+interface TableIndex {
+  readonly columns: Map<string, ColumnMetadata>
+  readonly navigation: Set<string>
+  /** The columns a create must give a value: system-required, and not filled in by the service. */
+  readonly requiredOnCreate: ReadonlyArray<string>
+}
+
+const indexes = new WeakMap<TableMetadata, TableIndex>()
+
+const indexOf = (table: TableMetadata): TableIndex => {
+  let index = indexes.get(table)
+  if (index === undefined) {
+    index = {
+      columns: new Map(table.columns.map((column) => [column.logicalName, column])),
+      navigation: new Set(table.lookups.map((lookup) => lookup.navigationProperty)),
+      // State, status, owner and other lookups, and keys get their values from the service.
+      requiredOnCreate: table.columns.filter((column) =>
+        column.requiredLevel === "SystemRequired" && !column.isPrimaryId && column.isValidForCreate &&
+        !serviceFilled.has(column.type)
+      ).map((column) => column.logicalName)
+    }
+    indexes.set(table, index)
+  }
+  return index
+}
 
 const checkValue = (column: ColumnMetadata, value: unknown): string | undefined => {
   if (value === null) return column.requiredLevel === "SystemRequired" ? "is required and cannot be null" : undefined
@@ -81,7 +95,7 @@ const checkValue = (column: ColumnMetadata, value: unknown): string | undefined 
  * `isCreate` adds the check of system-required columns.
  */
 export const validateRow = (table: TableMetadata, row: Row, isCreate: boolean): string | undefined => {
-  const { columns, navigation } = indexOf(table)
+  const { columns, navigation, requiredOnCreate } = indexOf(table)
   for (const name in row) {
     const value = row[name]
     if (name.endsWith("@odata.bind")) {
@@ -104,13 +118,7 @@ export const validateRow = (table: TableMetadata, row: Row, isCreate: boolean): 
     if (problem !== undefined) return `column '${name}' ${problem}`
   }
   if (isCreate) {
-    for (const column of table.columns) {
-      // State, status, owner and other lookups, and keys get their values from the service.
-      const caller = !column.isPrimaryId && column.isValidForCreate && !serviceFilled.has(column.type)
-      if (caller && column.requiredLevel === "SystemRequired" && (row[column.logicalName] ?? null) === null) {
-        return `column '${column.logicalName}' is required`
-      }
-    }
+    for (const name of requiredOnCreate) if ((row[name] ?? null) === null) return `column '${name}' is required`
   }
   return undefined
 }
