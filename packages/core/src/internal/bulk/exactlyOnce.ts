@@ -88,6 +88,8 @@ export const confirmOwnDuplicates = (
   outcomes: Array<RowOutcome>
 ): Effect.Effect<void, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
+    // Most chunks have none: no index of their rows is built for them.
+    if (!outcomes.some((outcome) => outcome.status === "failed" && isDuplicateKey(outcome.error))) return
     const byIndex = new Map(items.map((item) => [item.index, item]))
     const own = outcomes.flatMap((outcome) => {
       const item = byIndex.get(outcome.index)
