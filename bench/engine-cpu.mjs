@@ -1,0 +1,100 @@
+// The engine's own CPU per 100,000 rows, with its writes answered in this process (no socket, no
+// emulator process competing for the two cores): `Bulk.createMany` / `updateMany` with their
+// defaults over the matrix's rows, the table's metadata read once from an in-process emulator.
+// What is left is the engine: preparing rows, the stream, the controller, the senders, the
+// outcomes; `bench/row-costs.mjs` breaks the per-row part down.
+//
+// `--against DIR` compares another build of @dv-effect/core with this one: a copy of
+// packages/core/dist made before a change, as `bench/builds/<name>/dist` (inside the repository, so
+// that it finds node_modules; ignored by git and lint as every `dist`). Runs alternate, A B B A,
+// in one process, so that the machine's load falls on both alike. An A/A run (this build against
+// a copy of itself) gave ratios of 0.91 to 0.97 on this 2-core machine: smaller differences are
+// noise.
+//
+//   node bench/engine-cpu.mjs [--op create|update] [--runs N] [--against DIR]
+import * as Emulator from "@dv-effect/emulator/Emulator"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import { Effect, Layer } from "effect"
+import * as Path from "node:path"
+import { parseArgs } from "node:util"
+import { jobRows } from "./lib/rows.mjs"
+
+const { values } = parseArgs({
+  options: {
+    op: { type: "string", default: "update" },
+    runs: { type: "string", default: "12" },
+    against: { type: "string" }
+  }
+})
+const operation = values.op
+const count = 100_000
+const builds = [{ name: "this build", core: await import("@dv-effect/core") }]
+if (values.against !== undefined) {
+  builds.push({ name: values.against, core: await import(Path.resolve(values.against, "index.js")) })
+}
+
+const { Response } = globalThis
+const emulator = await Emulator.start({ port: 0, profile: "fast" })
+
+/** Reads (metadata) go to the emulator; writes are answered at once, as the service answers them. */
+const answering = Layer.effect(
+  HttpClient.HttpClient,
+  Effect.map(HttpClient.HttpClient, (emulatorClient) =>
+    HttpClient.make((request) => {
+      if (request.method === "GET") return emulatorClient.execute(request)
+      // UpdateMultiple answers 204; CreateMultiple its ids, which the engine does not need (its
+      // own ids are the truth), so none are written here.
+      const response = operation === "update"
+        ? new Response(null, { status: 204 })
+        : new Response("{\"Ids\":[]}", { status: 200, headers: { "content-type": "application/json" } })
+      return Effect.succeed(HttpClientResponse.fromWeb(request, response))
+    }))
+).pipe(Layer.provide(NodeHttpClient.layerUndici))
+
+const rows = jobRows({ op: operation, table: "contact" }, count)
+
+/** One job on a fresh connection; its CPU seconds. */
+const cpuOfOneRun = async ({ core }) => {
+  const { Bulk, Credentials, DataverseClient } = core
+  const layer = DataverseClient.layer({
+    url: emulator.info.url,
+    credentials: Credentials.staticToken(emulator.info.accessToken)
+  }).pipe(Layer.provide(answering))
+  const outcomes = operation === "update" ? Bulk.updateMany("contact", rows) : Bulk.createMany("contact", rows)
+  const before = process.cpuUsage()
+  const summary = await Effect.runPromise(Bulk.summarize(outcomes).pipe(Effect.provide(layer)))
+  const used = process.cpuUsage(before)
+  if (summary.succeeded !== count) throw new Error(`${summary.succeeded} of ${count} rows succeeded`)
+  return (used.user + used.system) / 1e6
+}
+
+const figures = builds.map(() => [])
+const runs = Number(values.runs)
+for (let run = 0; run < runs; run++) {
+  // A B, then B A: each build runs first as often as the other.
+  const order = run % 2 === 0 ? builds.map((_, i) => i) : builds.map((_, i) => builds.length - 1 - i)
+  for (const i of order) {
+    const cpu = await cpuOfOneRun(builds[i])
+    // The first two runs warm the compiler.
+    if (run >= 2) figures[i].push(cpu)
+  }
+}
+await emulator.close()
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+console.log(
+  `${operation} of ${count} contact rows, writes answered in-process, ${runs - 2} runs after two warm-up runs`
+)
+builds.forEach((build, i) => {
+  console.log(
+    `${build.name.padEnd(24)} CPU median ${median(figures[i]).toFixed(3)} s, least ${
+      Math.min(...figures[i]).toFixed(3)
+    } s per 100,000 rows`
+  )
+})
+if (builds.length === 2) {
+  const ratios = figures[0].map((a, run) => figures[1][run] / a)
+  console.log(`${builds[1].name} / this build, median of the runs' ratios: ${median(ratios).toFixed(3)}`)
+}
