@@ -8,6 +8,7 @@ import { elasticOutcomes } from "../src/internal/bulk/isolation.js"
 import { isDuplicateKey } from "../src/internal/bulk/outcomes.js"
 import { makePasses } from "../src/internal/bulk/passes.js"
 import { bodyOf, makePrepare, pathOf, type Prepared } from "../src/internal/bulk/prepare.js"
+import { makeSeenIdentities } from "../src/internal/bulk/seen.js"
 import { makeChunkSource } from "../src/internal/bulk/source.js"
 import { isStream, mapInput, toStream } from "../src/internal/input.js"
 import type { ColumnMetadata, TableMetadata } from "../src/Metadata.js"
@@ -79,6 +80,21 @@ describe("passes", () => {
     expect(passes.next()).toEqual(["a:2", "b:2"])
     expect(passes.next()).toEqual(["a:3"])
     expect(passes.next()).toEqual([])
+  })
+
+  it("tell every record of a large run from every other, and each repeat from its first", () => {
+    const seen = makeSeenIdentities()
+    const ids = Array.from({ length: 200_000 }, (_, i) => `00000000-0000-4000-8000-${i.toString(16).padStart(12, "0")}`)
+    expect(ids.filter((id) => seen.add(id))).toHaveLength(ids.length)
+    expect(ids.filter((id) => seen.add(id))).toHaveLength(0)
+    // Key identities and ids that differ only in case are other strings (identityOf lower-cases).
+    expect([seen.add("k:[\"sku-1\"]"), seen.add("k:[\"SKU-1\"]"), seen.add("k:[\"sku-1\"]")]).toEqual([
+      true,
+      true,
+      false
+    ])
+    expect(seen.add("")).toBe(true)
+    expect(seen.add("")).toBe(false)
   })
 })
 

@@ -1,3 +1,5 @@
+import { makeSeenIdentities } from "./seen.js"
+
 /**
  * The same record is never in two requests in flight (wire reference §3: concurrent writes to one
  * record can deadlock, UpdateMultiple drops a second target with the same key, UpsertMultiple
@@ -12,14 +14,11 @@ export interface Passes<A> {
 }
 
 export const makePasses = <A>(identityOf: (item: A) => string | undefined): Passes<A> => {
-  const seen = new Set<string>()
+  const seen = makeSeenIdentities()
   let deferred: Array<A> = []
   return {
     admit: (item, identity) => {
-      if (identity === undefined) return true
-      // One hash of the identity: the set grows unless the record was seen.
-      const before = seen.size
-      if (seen.add(identity).size > before) return true
+      if (identity === undefined || seen.add(identity)) return true
       deferred.push(item)
       return false
     },
