@@ -7,11 +7,12 @@
 // `--against DIR` compares another build of @dv-effect/core with this one: a copy of
 // packages/core/dist made before a change, as `bench/builds/<name>/dist` (inside the repository, so
 // that it finds node_modules; ignored by git and lint as every `dist`). Runs alternate, A B B A,
-// in one process, so that the machine's load falls on both alike. An A/A run (this build against
-// a copy of itself) gave ratios of 0.91 to 0.97 on this 2-core machine: smaller differences are
-// noise.
+// in one process, so that the machine's load falls on both alike. Run it with
+// `--single-threaded-gc` and 30 runs for figures that hold: the collector's helper threads
+// otherwise move the CPU time by 10% or more. An A/A run so (this build against a copy of
+// itself) gave ratios of 1.01 and 1.07 on this 2-core machine: smaller differences are noise.
 //
-//   node bench/engine-cpu.mjs [--op create|update] [--runs N] [--against DIR]
+//   node --single-threaded-gc bench/engine-cpu.mjs [--op create|update] [--runs N] [--against DIR]
 import * as Emulator from "@dv-effect/emulator/Emulator"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
