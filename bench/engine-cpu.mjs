@@ -1,8 +1,9 @@
-// The engine's own CPU per 100,000 rows, with its writes answered in this process (no socket, no
-// emulator process competing for the two cores): `Bulk.createMany` / `updateMany` with their
-// defaults over the matrix's rows, the table's metadata read once from an in-process emulator.
-// What is left is the engine: preparing rows, the stream, the controller, the senders, the
-// outcomes; `bench/row-costs.mjs` breaks the per-row part down.
+// The engine's own CPU per 100,000 rows, with its writes answered in this process (no socket for
+// them, no emulator process competing for the two cores): `Bulk.createMany` / `updateMany` with
+// their defaults over the matrix's rows, on a fresh connection each run, which reads the table's
+// metadata from an in-process emulator (a few requests, their CPU included, alike for every
+// build). What is left is the engine: preparing rows, the stream, the controller, the senders,
+// the outcomes; `bench/row-costs.mjs` breaks the per-row part down.
 //
 // `--against DIR` compares another build of @dv-effect/core with this one: a copy of
 // packages/core/dist made before a change, as `bench/builds/<name>/dist` (inside the repository, so
@@ -30,6 +31,9 @@ const { values } = parseArgs({
   }
 })
 const operation = values.op
+if (operation !== "create" && operation !== "update") throw new Error(`--op is create or update, not ${operation}`)
+// Two warm-up runs, then at least one measured.
+if (!(Number(values.runs) >= 3)) throw new Error(`--runs is 3 or more, not ${values.runs}`)
 const count = 100_000
 const builds = [{ name: "this build", core: await import("@dv-effect/core") }]
 if (values.against !== undefined) {
