@@ -14,13 +14,18 @@ import { makeLimiter } from "../src/internal/bulk/limiter.js"
 type Answer = { readonly retryAfterMs?: number; readonly code?: string }
 const refusal = (answer: Answer) =>
   answer.retryAfterMs === undefined ? undefined : { retryAfterMs: answer.retryAfterMs, code: answer.code }
+/** What a request sent through the gate answers: refused with a Retry-After, or admitted (at once or later). */
+const refusedWith = (retryAfterMs: number, code?: string): Effect.Effect<Answer> =>
+  Effect.succeed(code === undefined ? { retryAfterMs } : { retryAfterMs, code })
+const admittedNow: Effect.Effect<Answer> = Effect.succeed({})
+const admittedAfter = (duration: Duration.DurationInput): Effect.Effect<Answer> => Effect.as(Effect.sleep(duration), {})
 
 describe("the Retry-After gate (TestClock)", () => {
   it.effect("sends the request after a refusal alone; refused too, it holds every request for its Retry-After", () =>
     Effect.gen(function*() {
       const gate = makeGate()
       // A refusal of a request that was not a probe holds nothing yet.
-      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 7000 }), refusal)
+      yield* gate.pass(refusedWith(7000), refusal)
       expect(gate.heldUntil()).toBe(0)
       const order: Array<string> = []
       const answer = yield* Deferred.make<void>()
@@ -51,8 +56,8 @@ describe("the Retry-After gate (TestClock)", () => {
   it.effect("lets the others go once the probe was not refused within the grace: nothing is held", () =>
     Effect.gen(function*() {
       const gate = makeGate({ minProbeGrace: "250 millis" })
-      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000 }), refusal)
-      const probe = yield* Effect.fork(gate.pass(Effect.as(Effect.sleep("10 seconds"), {} as Answer), refusal))
+      yield* gate.pass(refusedWith(1000), refusal)
+      const probe = yield* Effect.fork(gate.pass(admittedAfter("10 seconds"), refusal))
       yield* Effect.yieldNow()
       let followed = false
       const follower = yield* Effect.fork(gate.pass(Effect.sync((): Answer => (followed = true, {})), refusal))
@@ -74,7 +79,7 @@ describe("the Retry-After gate (TestClock)", () => {
         Effect.tap(() => TestClock.adjust("400 millis")),
         Effect.flatMap(Fiber.join)
       )
-      const probe = yield* Effect.fork(gate.pass(Effect.as(Effect.sleep("10 seconds"), {} as Answer), refusal))
+      const probe = yield* Effect.fork(gate.pass(admittedAfter("10 seconds"), refusal))
       yield* Effect.yieldNow()
       let followed = false
       const follower = yield* Effect.fork(gate.pass(Effect.sync((): Answer => (followed = true, {})), refusal))
@@ -88,40 +93,39 @@ describe("the Retry-After gate (TestClock)", () => {
   it.effect("after a probe sent at once was refused, holds everything at once for the next refusals", () =>
     Effect.gen(function*() {
       const gate = makeGate()
-      const refuse = (ms: number) => gate.pass(Effect.succeed<Answer>({ retryAfterMs: ms }), refusal)
+      const refuse = (ms: number) => gate.pass(refusedWith(ms), refusal)
       yield* refuse(1000)
       // The probe sent at once is refused: a hold.
       yield* refuse(1000)
       expect(gate.heldUntil()).toBe(1000)
       yield* TestClock.adjust("1 second")
       // After the hold the probe is admitted.
-      yield* gate.pass(Effect.succeed<Answer>({}), refusal)
+      yield* gate.pass(admittedNow, refusal)
       // The next refusal holds at once, without a probe first.
       yield* refuse(2000)
       expect(gate.heldUntil()).toBe(3000)
       yield* TestClock.adjust("2 seconds")
-      yield* gate.pass(Effect.succeed<Answer>({}), refusal)
+      yield* gate.pass(admittedNow, refusal)
       // The one after gets a probe first again, and once it is admitted that stays so.
       yield* refuse(1000)
       expect(gate.heldUntil()).toBe(3000)
-      yield* gate.pass(Effect.succeed<Answer>({}), refusal)
+      yield* gate.pass(admittedNow, refusal)
       yield* refuse(1000)
       expect(gate.heldUntil()).toBe(3000)
     }))
   it.effect("learns which refusals hold everything per 429 code", () =>
     Effect.gen(function*() {
       const gate = makeGate()
-      const refuse = (ms: number, code: string) =>
-        gate.pass(Effect.succeed<Answer>({ retryAfterMs: ms, code }), refusal)
+      const refuse = (ms: number, code: string) => gate.pass(refusedWith(ms, code), refusal)
       // An execution-time refusal, and the probe sent at once refused too: those hold everything.
       yield* refuse(1000, "0x80072321")
       yield* refuse(1000, "0x80072321")
       yield* TestClock.adjust("1 second")
-      yield* gate.pass(Effect.succeed<Answer>({}), refusal)
+      yield* gate.pass(admittedNow, refusal)
       // A refusal of the request-count limit says nothing of that: it gets a probe first.
       yield* refuse(1000, "0x80072322")
       expect(gate.heldUntil()).toBe(1000)
-      yield* gate.pass(Effect.succeed<Answer>({}), refusal)
+      yield* gate.pass(admittedNow, refusal)
       // The next execution-time refusal holds at once.
       yield* refuse(2000, "0x80072321")
       expect(gate.heldUntil()).toBe(3000)
@@ -134,10 +138,10 @@ describe("the Retry-After gate (TestClock)", () => {
         minProbeGrace: "50 millis",
         onProbeAdmitted: (early) => Effect.sync(() => early && admitted++)
       })
-      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000 }), refusal)
-      const probe = yield* Effect.fork(gate.pass(Effect.as(Effect.sleep("1 second"), {} as Answer), refusal))
+      yield* gate.pass(refusedWith(1000), refusal)
+      const probe = yield* Effect.fork(gate.pass(admittedAfter("1 second"), refusal))
       yield* Effect.yieldNow()
-      const follower = yield* Effect.fork(gate.pass(Effect.succeed<Answer>({}), refusal))
+      const follower = yield* Effect.fork(gate.pass(admittedNow, refusal))
       yield* TestClock.adjust("50 millis")
       yield* Fiber.join(follower)
       expect(admitted).toBe(1)
@@ -150,15 +154,15 @@ describe("the Retry-After gate (TestClock)", () => {
   it.effect("gives a refusal that comes while an admitted probe is still under way a probe of its own", () =>
     Effect.gen(function*() {
       const gate = makeGate({ minProbeGrace: "50 millis" })
-      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000 }), refusal)
+      yield* gate.pass(refusedWith(1000), refusal)
       // The probe takes ten seconds; a follower's grace finds it admitted at 50 ms.
-      const slowProbe = yield* Effect.fork(gate.pass(Effect.as(Effect.sleep("10 seconds"), {} as Answer), refusal))
+      const slowProbe = yield* Effect.fork(gate.pass(admittedAfter("10 seconds"), refusal))
       yield* Effect.yieldNow()
-      const follower = yield* Effect.fork(gate.pass(Effect.succeed<Answer>({}), refusal))
+      const follower = yield* Effect.fork(gate.pass(admittedNow, refusal))
       yield* TestClock.adjust("50 millis")
       yield* Fiber.join(follower)
       // Another request is refused at 50 ms: the slow probe was sent before it and says nothing of it.
-      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000 }), refusal)
+      yield* gate.pass(refusedWith(1000), refusal)
       const order: Array<string> = []
       const answer = yield* Deferred.make<Answer>()
       const probe = yield* Effect.fork(
@@ -188,12 +192,12 @@ describe("the Retry-After gate (TestClock)", () => {
         minProbeGrace: "50 millis",
         onProbeAdmitted: (early) => Effect.sync(() => admissions.push(early))
       })
-      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000 }), refusal)
+      yield* gate.pass(refusedWith(1000), refusal)
       const probe = yield* Effect.fork(gate.pass(Effect.as(Effect.never, {} as Answer), refusal))
       yield* Effect.yieldNow()
       yield* Fiber.interrupt(probe)
       // The next request is the probe: sent at once, its answer (a refusal) holds everything.
-      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 2000 }), refusal)
+      yield* gate.pass(refusedWith(2000), refusal)
       expect(gate.heldUntil()).toBe(2000)
       expect(admissions).toEqual([])
     }))
@@ -207,13 +211,13 @@ describe("the Retry-After gate (TestClock)", () => {
       })
       const code = "0x80072321"
       // A refusal, then the probe sent at once refused too: a hold until 1 s.
-      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000, code }), refusal)
-      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000, code }), refusal)
+      yield* gate.pass(refusedWith(1000, code), refusal)
+      yield* gate.pass(refusedWith(1000, code), refusal)
       expect(gate.heldUntil()).toBe(1000)
       // After it, a probe that takes a second and a follower: the follower's grace passes.
-      const probe = yield* Effect.fork(gate.pass(Effect.as(Effect.sleep("1 second"), {} as Answer), refusal))
+      const probe = yield* Effect.fork(gate.pass(admittedAfter("1 second"), refusal))
       yield* Effect.yieldNow()
-      const follower = yield* Effect.fork(gate.pass(Effect.succeed<Answer>({}), refusal))
+      const follower = yield* Effect.fork(gate.pass(admittedNow, refusal))
       yield* TestClock.adjust("1050 millis")
       yield* Fiber.join(follower)
       expect(admissions).toEqual([false])
@@ -221,7 +225,7 @@ describe("the Retry-After gate (TestClock)", () => {
       yield* Fiber.join(probe)
       expect(admissions).toEqual([false])
       // The window's refusals were learned to hold everything: the next one holds at once.
-      yield* gate.pass(Effect.succeed<Answer>({ retryAfterMs: 1000, code }), refusal)
+      yield* gate.pass(refusedWith(1000, code), refusal)
       expect(gate.heldUntil()).toBe(3050)
     }))
 })
