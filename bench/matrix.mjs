@@ -6,8 +6,8 @@
 //   node bench/matrix.mjs --quick              # 20,000 rows per trial (a few minutes)
 //   node bench/matrix.mjs [--rows N] [--cells 1s,faults-2s] [--contenders engine,dwa-loop] [--reps 3]
 //
-// --reps takes an odd count: figures are medians over repetitions (a seeded cell, faults or random
-// spread, takes seed + repetition), except lost and duplicated
+// --reps takes an odd count: figures are medians over repetitions (a seeded cell, faults, random
+// spread or jitter, takes seed + repetition), except lost and duplicated
 // rows (the worst repetition). It builds nothing: run `npm run build` after changing the library.
 //
 // The trial machinery is bench/run.mjs's (bench/lib): a fresh emulator process per trial
@@ -79,6 +79,12 @@ const allCells = [
   ...perServers([2, 4], (n) => `${n}s-ignored`, "bench, affinity ignored", balancer({ affinity: "ignored" })),
   ...perServers([2, 4], (n) => `${n}s-rotating`, "bench, cookies rotating", balancer({ cookies: "rotating" })),
   ...perServers([2, 4], (n) => `${n}s-random`, "bench, random spread", balancer({ spread: "random", seed: 7 })),
+  ...perServers(
+    [1, 2],
+    (n) => `${n}s-jitter`,
+    "bench, request times +-30%",
+    bench({ jitter: { spread: 0.3, seed: 7 } })
+  ),
   ...perServers([1, 2], (n) => `silent-${n}s`, "silent", "silent"),
   ...perServers([1, 2], (n) => `faults-${n}s`, "bench, seeded faults", bench({ faults: seededFaults })),
   ...perServers([1], () => "update-1s", "updates by id, bench", "bench", { op: "update", table: "contact" }),
@@ -122,7 +128,7 @@ const started = performance.now()
 const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)} s`
 
 /**
- * The cell's profile for repetition `rep`: a seeded draw (faults, random spread) takes another
+ * The cell's profile for repetition `rep`: a seeded draw (faults, random spread, jitter) takes another
  * seed each repetition, the same for every contender, so that repetitions sample the draws instead
  * of repeating one, and a contender is not judged on where one seed's first faults happen to land.
  */
@@ -132,7 +138,8 @@ const reseeded = (profile, rep) => {
   return {
     ...profile,
     ...(profile.faults === undefined ? {} : { faults: next(profile.faults) }),
-    ...(profile.balancer === undefined ? {} : { balancer: next(profile.balancer) })
+    ...(profile.balancer === undefined ? {} : { balancer: next(profile.balancer) }),
+    ...(profile.jitter === undefined ? {} : { jitter: next(profile.jitter) })
   }
 }
 

@@ -17,6 +17,7 @@
  * Modelling choices: latency (a bulk message over n records takes `baseMs + n * perRecordMs`; a
  * single operation `baseMs + perOperationMs`; a `$batch` of k operations `baseMs + k *
  * perOperationMs`), held from admission and then counted into the execution-time window;
+ * `jitter` (how much that time varies from one request to the next);
  * `slowdown` (what more parallelism than a server runs at full speed costs); `balancer` (how
  * cookie-less requests are spread and what a cookie value means); the penalty for pushing while
  * throttled; the read lag of elastic tables; faults.
@@ -68,6 +69,24 @@ export interface Slowdown {
 }
 
 /**
+ * How much the time of a request varies: each request's time (and the execution it is charged)
+ * is multiplied by a factor drawn uniformly from `[1 - spread, 1 + spread]`, from `seed`'s own
+ * generator (so that turning faults or random routing on does not change the draws). A modelling
+ * choice: the service documents no latency at all. Without it every request of one size takes the
+ * same time, so requests sent together complete together for ever after, which no real service
+ * does. The mean is unchanged; the model optimum is of the mean times and does not count what
+ * varying times cost (a server given more than its capacity in flight at times).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Jitter {
+  /** 0 to 0.9: how far a factor may be from 1. */
+  readonly spread: number
+  readonly seed: number
+}
+
+/**
  * The load balancer in front of the web servers. Documented: responses set `ARRAffinity`
  * cookies; a client that returns them sticks to one server; a cookie-less client is spread. The
  * rest is a modelling choice: how the spreading is done, whether a kept cookie is honoured (the
@@ -114,6 +133,8 @@ export interface Profile {
   readonly dopHint: number
   /** Modelling choice: the time a request takes and is charged (see the module comment). */
   readonly latency: { readonly baseMs: number; readonly perRecordMs: number; readonly perOperationMs: number }
+  /** Modelling choice: how much each request's time varies; absent, none (every named profile). */
+  readonly jitter?: Jitter
   /** Modelling choice: the cost of parallelism beyond what a server runs at full speed. */
   readonly slowdown: Slowdown
   /**
@@ -289,6 +310,10 @@ const ProfileFile = S.Struct({
     perRecordMs: optional(nonNegative),
     perOperationMs: optional(nonNegative)
   })),
+  jitter: optional(S.Struct({
+    spread: S.Number.pipe(S.between(0, 0.9)),
+    seed: optional(S.Int)
+  })),
   slowdown: optional(S.Struct({
     exponent: optional(nonNegative),
     // null: from the dop hint (to undo the capacity of the profile extended).
@@ -335,6 +360,9 @@ export const decodeProfile = (json: unknown): Profile | string => {
   const orInfinity = (value: number | null | undefined, fallback: number) =>
     value === undefined ? fallback : value === null ? Infinity : value
   const capacity = file.slowdown?.capacity === undefined ? base.slowdown.capacity : file.slowdown.capacity ?? undefined
+  const jitter = file.jitter === undefined
+    ? base.jitter
+    : { spread: file.jitter.spread, seed: file.jitter.seed ?? base.jitter?.seed ?? 1 }
   return {
     name: file.name ?? `${base.name}+file`,
     servers: file.servers ?? base.servers,
@@ -344,6 +372,7 @@ export const decodeProfile = (json: unknown): Profile | string => {
     executionMsPerWindow: orInfinity(file.executionMsPerWindow, base.executionMsPerWindow),
     dopHint: file.dopHint ?? base.dopHint,
     latency: { ...base.latency, ...file.latency },
+    ...(jitter === undefined ? {} : { jitter }),
     slowdown: {
       exponent: file.slowdown?.exponent ?? base.slowdown.exponent,
       ...(capacity === undefined ? {} : { capacity })

@@ -21,7 +21,7 @@
  * request completes (every request admitted while the sum is under budget runs, including those
  * in flight when it crosses). Network and client costs are zero, so no real client reaches 100%.
  * The best over chunk sizes `minChunkSize..maxChunkSize` (default 1..1,000, the bulk messages'
- * range) is the optimum.
+ * range) is the optimum. A profile's `jitter` is left out: it is the optimum of the mean times.
  *
  * @since 0.1.0
  */

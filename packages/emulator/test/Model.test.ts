@@ -13,6 +13,29 @@ const modelAt = (p: Model.Profile) => {
 }
 
 describe("ServiceModel", () => {
+  it("varies each request's time by its jitter, within the spread, replayed from its own seed", () => {
+    const draws = (p: Model.Profile) => {
+      const { model } = modelAt(p)
+      return Array.from({ length: 1000 }, () => (model.drawFault(0), model.jitterFactor()))
+    }
+    expect(new Set(draws(profile({})))).toEqual(new Set([1]))
+    const jittered = draws(profile({ jitter: { spread: 0.3, seed: 4 } }))
+    expect(Math.min(...jittered)).toBeGreaterThanOrEqual(0.7)
+    expect(Math.max(...jittered)).toBeLessThanOrEqual(1.3)
+    expect(Math.abs(jittered.reduce((a, b) => a + b, 0) / jittered.length - 1)).toBeLessThan(0.02)
+    // Uniform over the spread: a standard deviation of 0.3 / sqrt(3), about 0.17.
+    const sd = Math.sqrt(jittered.reduce((a, f) => a + (f - 1) ** 2, 0) / jittered.length)
+    expect(sd).toBeGreaterThan(0.15)
+    expect(sd).toBeLessThan(0.19)
+    // The same seed replays the same times, whatever the faults draw; another seed does not.
+    const withFaults = profile({
+      jitter: { spread: 0.3, seed: 4 },
+      faults: { ...Model.fast.faults, seed: 9, throttle: 0.5 }
+    })
+    expect(draws(withFaults)).toEqual(jittered)
+    expect(draws(profile({ jitter: { spread: 0.3, seed: 5 } }))).not.toEqual(jittered)
+  })
+
   it("refuses the request after the window's budget with 0x80072322 and a truthful Retry-After", () => {
     const { clock, model } = modelAt(
       profile({ requestsPerWindow: 3, windowSeconds: 60, retryAfterPenaltySeconds: 5, refusalsBeforePenalty: 1 })
@@ -324,6 +347,16 @@ describe("decodeProfile", () => {
       balancer: Model.bench.balancer
     })
   })
+  it("reads the jitter, with its own seed; no named profile has one", () => {
+    expect(Model.decodeProfile({ extends: "bench", jitter: { spread: 0.3 } })).toMatchObject({
+      jitter: { spread: 0.3, seed: 1 },
+      latency: Model.bench.latency
+    })
+    expect(Model.decodeProfile({ jitter: { spread: 0, seed: 5 } })).toMatchObject({ jitter: { spread: 0, seed: 5 } })
+    for (const name of Model.profileNames) expect(Model.profiles[name].jitter).toBeUndefined()
+    expect(Model.decodeProfile({ extends: "bench" })).not.toHaveProperty("jitter")
+    expect(Model.decodeProfile({ jitter: { spread: 1 } })).toMatch(/^Invalid profile: .*spread/s)
+  })
   it("names what is wrong", () => {
     expect(Model.decodeProfile({ servers: 0 })).toMatch(/^Invalid profile: .*servers/s)
     expect(Model.decodeProfile({ faults: { throttle: 2 } })).toMatch(/^Invalid profile:/)
@@ -347,6 +380,35 @@ describe("decodeProfile", () => {
 })
 
 describe("the model over HTTP", () => {
+  it("charges each request its jittered time", async () => {
+    const emulator = await Emulator.start({
+      profile: profile({
+        executionMsPerWindow: 10_000,
+        windowSeconds: 300,
+        latency: { baseMs: 200, perRecordMs: 0, perOperationMs: 0 },
+        jitter: { spread: 0.5, seed: 3 }
+      })
+    })
+    try {
+      const remaining = async () => {
+        const response = await fetch(`${emulator.info.webApiUrl}WhoAmI`, {
+          headers: { Authorization: `Bearer ${emulator.info.accessToken}` }
+        })
+        expect(response.status).toBe(200)
+        return Number(response.headers.get("x-ms-ratelimit-time-remaining-xrm-requests")!.replace(/,/g, ""))
+      }
+      // The draws of seed 3, as the model makes them.
+      const { model } = modelAt(profile({ jitter: { spread: 0.5, seed: 3 } }))
+      const [first, second] = [model.jitterFactor(), model.jitterFactor()]
+      expect(first).not.toBeCloseTo(second, 1)
+      const afterFirst = await remaining()
+      expect(afterFirst).toBeCloseTo(10 - 0.2 * first, 2)
+      expect(await remaining()).toBeCloseTo(afterFirst - 0.2 * second, 2)
+    } finally {
+      await emulator.close()
+    }
+  })
+
   it("sets affinity cookies, advertises the dop hint and the remaining budget, and answers 429 with Retry-After", async () => {
     const emulator = await Emulator.start({
       profile: profile({ servers: 2, requestsPerWindow: 2, windowSeconds: 300, dopHint: 4 })

@@ -21,7 +21,8 @@
  *   `retryAfterPenaltySeconds`: how "the duration will be extended" for a client that keeps pushing;
  * - a concurrency refusal starts no hold; its `Retry-After` is the time until the lane's first
  *   request in flight completes;
- * - an injected 429 (`faults.throttle`) says `Retry-After: 1` and starts no hold.
+ * - an injected 429 (`faults.throttle`) says `Retry-After: 1` and starts no hold;
+ * - a request's time varies by `jitter` (none in the named profiles).
  */
 import type { ServerCounters } from "../Emulator.js"
 import { type FaultRates, type Profile, slowdown } from "../Model.js"
@@ -101,10 +102,12 @@ export class ServiceModel {
   readonly counters: Array<ServerCounters>
   private readonly lanes = new Map<string, Lane>()
   private readonly random: () => number
+  private readonly jitterRandom: () => number
   private readonly balancer: Balancer
 
   constructor(readonly profile: Profile, private readonly now: () => number = Date.now) {
     this.random = seeded(profile.faults.seed)
+    this.jitterRandom = seeded(profile.jitter?.seed ?? 1)
     this.balancer = new Balancer(profile.balancer, profile.servers)
     this.counters = Array.from({ length: profile.servers }, emptyCounters)
   }
@@ -269,6 +272,12 @@ export class ServiceModel {
         }
       }
     }
+  }
+
+  /** The factor the next admitted request's time is multiplied by (`Profile.jitter`); 1 without. */
+  jitterFactor(): number {
+    const spread = this.profile.jitter?.spread ?? 0
+    return spread === 0 ? 1 : 1 + spread * (2 * this.jitterRandom() - 1)
   }
 
   /** An injected 429, as a fault drawn for an admitted request: `Retry-After: 1`, no hold. */

@@ -545,7 +545,8 @@ export const makeApp = (context: WebApiContext) => {
       // The request holds its slot for as long as the model says it runs, counted from its
       // admission (so the emulator's own reading, parsing and storing are not added on top),
       // then counts that time.
-      const executionMs = latencyMs(model.profile, reply.work ?? { records: 0, operations: 1 }) * admission.slowdown
+      const executionMs = latencyMs(model.profile, reply.work ?? { records: 0, operations: 1 }) * admission.slowdown *
+        model.jitterFactor()
       admission.charge(executionMs)
       const holdMs = executionMs - ((yield* Clock.currentTimeMillis) - admittedAt)
       if (holdMs > 0) {
