@@ -1,7 +1,8 @@
 // Traces one engine run on the emulator's `bench` profile: progress every chunk, to see where the
 // time goes (ramp-up, throttling, waits).
 //   node bench/trace-engine.mjs [rows=50000] [servers=1]     (CHUNK=500 for a fixed chunk size,
-//   FAULTS=1 for the matrix's seeded faults, SEED=n for another seed, EVERY=ms between lines)
+//   FAULTS=1 for the matrix's seeded faults, JITTER=0.3 for varying request times, SEED=n for another
+//   seed, EVERY=ms between lines)
 import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
 import { Effect } from "effect"
 import { fork } from "node:child_process"

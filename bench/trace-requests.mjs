@@ -1,6 +1,7 @@
 // Every request of one engine run, in order, with when it was sent, how long it took and its
 // status: to see what the start of a run costs (metadata, the first chunks) and where faults land.
-//   node bench/trace-requests.mjs [rows=20000] [servers=1]   (FAULTS=1: the matrix's seeded faults, SEED=n: another seed;
+//   node bench/trace-requests.mjs [rows=20000] [servers=1]   (FAULTS=1: the matrix's seeded faults, JITTER=0.3:
+//   varying request times, SEED=n: another seed;
 //   FIRST=n: print only the first n requests)
 import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
 import { HttpClient } from "@effect/platform"

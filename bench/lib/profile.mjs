@@ -24,7 +24,16 @@ export const seededFaults = {
 
 /**
  * The profile of bench/trace-engine.mjs and bench/trace-requests.mjs: `bench`, with the matrix's
- * seeded faults when `FAULTS` is set (seed `SEED`, else the matrix's first).
+ * seeded faults when `FAULTS` is set and request times varying by `JITTER` (a spread, as the
+ * matrix's `-jitter` cells: 0.3) when it is set, each drawn from seed `SEED` (else the matrix's
+ * first, 7).
  */
-export const traceProfile = (env = process.env) =>
-  env.FAULTS ? { extends: "bench", faults: { ...seededFaults, seed: Number(env.SEED ?? seededFaults.seed) } } : "bench"
+export const traceProfile = (env = process.env) => {
+  const seed = Number(env.SEED ?? seededFaults.seed)
+  if (!env.FAULTS && !env.JITTER) return "bench"
+  return {
+    extends: "bench",
+    ...(env.FAULTS ? { faults: { ...seededFaults, seed } } : {}),
+    ...(env.JITTER ? { jitter: { spread: Number(env.JITTER), seed } } : {})
+  }
+}
