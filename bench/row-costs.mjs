@@ -17,7 +17,7 @@ import { estimateBytes } from "../packages/core/dist/internal/bulk/chunking.js"
 import { idMaker, newRunId } from "../packages/core/dist/internal/bulk/ids.js"
 import { succeeded } from "../packages/core/dist/internal/bulk/outcomes.js"
 import { makePasses } from "../packages/core/dist/internal/bulk/passes.js"
-import { identityOf, makePrepare } from "../packages/core/dist/internal/bulk/prepare.js"
+import { makePrepare, recordIdentity } from "../packages/core/dist/internal/bulk/prepare.js"
 import { emptyCounts, tally } from "../packages/core/dist/internal/bulk/summary.js"
 import { validateRow } from "../packages/core/dist/internal/validate.js"
 import { jobRows } from "./lib/rows.mjs"
@@ -79,9 +79,9 @@ const steps = [
     // touched, as in the engine.
     name: "duplicate records (identity, set)",
     engine: true,
-    run: (rows) => {
+    run: (rows, state) => {
       const passes = makePasses(() => undefined)
-      for (const row of rows) passes.admit(row, identityOf(operation, metadata, row, undefined))
+      for (const item of state.prepared) passes.admit(item, recordIdentity(operation, item, undefined))
     }
   },
   {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -7,7 +8,7 @@ import { deterministicId, idMaker, newRunId } from "../src/internal/bulk/ids.js"
 import { elasticOutcomes } from "../src/internal/bulk/isolation.js"
 import { isDuplicateKey } from "../src/internal/bulk/outcomes.js"
 import { makePasses } from "../src/internal/bulk/passes.js"
-import { bodyOf, makePrepare, pathOf, type Prepared } from "../src/internal/bulk/prepare.js"
+import { bodyOf, makePrepare, pathOf, type Prepared, recordIdentity } from "../src/internal/bulk/prepare.js"
 import { makeSeenIdentities } from "../src/internal/bulk/seen.js"
 import { makeChunkSource } from "../src/internal/bulk/source.js"
 import { isStream, mapInput, toStream } from "../src/internal/input.js"
@@ -245,6 +246,29 @@ describe("preparing rows", () => {
     expect((byKey({ dve_name: "c" }, 1) as DataverseError).message).toBe("the key column 'dve_code' has no value")
   })
 
+  it("tell a record by its lower-cased id or key values, and give a record the engine creates none", () => {
+    const update = makePrepare({ operation: "update", metadata: widgets, key: undefined, smart: false, idFor: String })
+    const byId = update({ dve_widgetid: id, dve_name: "b" }, 0) as Prepared
+    expect(recordIdentity("update", byId, undefined)).toBe(id.toLowerCase())
+    const byKey = makePrepare({
+      operation: "upsert",
+      metadata: widgets,
+      key: ["dve_code"],
+      smart: false,
+      idFor: String
+    })
+    const keyed = byKey({ dve_code: "W-1", dve_name: "c" }, 0) as Prepared
+    expect(recordIdentity("upsert", keyed, ["dve_code"])).toBe("k:[\"w-1\"]")
+    const create = makePrepare({ operation: "create", metadata: widgets, key: undefined, smart: false, idFor: String })
+    const own = create({ dve_widgetid: id, dve_name: "a" }, 0) as Prepared
+    const engines = create({ dve_name: "a" }, 1) as Prepared
+    // A create is its own record by id, even with key columns given; a new id names no earlier record.
+    expect([recordIdentity("create", own, ["dve_code"]), recordIdentity("create", engines, undefined)]).toEqual([
+      id.toLowerCase(),
+      undefined
+    ])
+  })
+
   it("writes a row without read-back annotations, with the engine's id", () => {
     const item = { index: 0, row: { dve_name: "a", "@odata.etag": "W/\"1\"" }, ref: undefined, id: "x", ownId: true }
     expect(bodyOf(item, "dve_widgetid")).toEqual({ dve_name: "a", dve_widgetid: "x" })
@@ -284,6 +308,23 @@ describe("the rows a bulk function takes", () => {
       const stream = mapInput(Stream.make(1, 2), double)
       expect(isStream(stream)).toBe(true)
       expect(yield* Stream.runCollect(toStream(stream)).pipe(Effect.map((chunk) => [...chunk]))).toEqual([2, 4])
+    }))
+})
+
+describe("the stream of an input", () => {
+  const chunksOf = <A>(stream: Stream.Stream<A>) =>
+    Stream.runCollect(Stream.mapChunks(stream, (chunk) => Chunk.of(Chunk.toReadonlyArray(chunk)))).pipe(
+      Effect.map((chunks) => [...chunks])
+    )
+
+  it.effect("goes in chunks of at most the size asked, every row once and in order, from an array or an iterable", () =>
+    Effect.gen(function*() {
+      const rows = Array.from({ length: 10 }, (_, i) => i)
+      expect(yield* chunksOf(toStream(rows, 4))).toEqual([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]])
+      expect(yield* chunksOf(toStream(new Set(rows), 4))).toEqual([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]])
+      expect(yield* chunksOf(toStream([], 4))).toEqual([])
+      // A stream keeps its own chunks.
+      expect(yield* chunksOf(toStream(Stream.fromIterable(rows), 4))).toEqual([rows])
     }))
 })
 

@@ -1,3 +1,5 @@
+import * as Chunk from "effect/Chunk"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 
 /**
@@ -10,8 +12,19 @@ export type Input<A, E, R> = Iterable<A> | Stream.Stream<A, E, R>
 export const isStream = <A, E, R>(input: Input<A, E, R>): input is Stream.Stream<A, E, R> =>
   Stream.StreamTypeId in (input as object)
 
-export const toStream = <A, E, R>(input: Input<A, E, R>): Stream.Stream<A, E, R> =>
-  isStream(input) ? input : Stream.fromIterable(input)
+/**
+ * The input as a `Stream`. A stream stays as it is chunked; an iterable goes in chunks of at most
+ * `chunkSize`, an array sliced (its iterator would make an object per row).
+ */
+export const toStream = <A, E, R>(input: Input<A, E, R>, chunkSize = 4096): Stream.Stream<A, E, R> => {
+  if (isStream(input)) return input
+  if (!Array.isArray(input)) return Stream.rechunk(Stream.fromIterable(input), chunkSize)
+  const array = input as ReadonlyArray<A>
+  return Stream.unfoldChunk(0, (start) =>
+    start >= array.length
+      ? Option.none()
+      : Option.some([Chunk.unsafeFromArray(array.slice(start, start + chunkSize)), start + chunkSize] as const))
+}
 
 /** `f` on every row, keeping the kind of input: array, lazy iterable or `Stream`. */
 export const mapInput = <A, B, E, R>(input: Input<A, E, R>, f: (a: A) => B): Input<B, E, R> => {

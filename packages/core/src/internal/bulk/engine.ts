@@ -1,3 +1,4 @@
+import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -16,16 +17,27 @@ import { idMaker, newRunId } from "./ids.js"
 import { failedAll, succeeded } from "./outcomes.js"
 import { makePasses } from "./passes.js"
 import { messageOf, planRun, type RunPlan, sendsWith } from "./plan.js"
-import { identityOf, invalidRowError, isInvalidRow, makePrepare, type Prepared } from "./prepare.js"
+import { invalidRowError, isInvalidRow, makePrepare, type Prepared, recordIdentity } from "./prepare.js"
 import { type SendContext, sendResilient } from "./resilient.js"
 import { makeBindCache, planSmart } from "./smart.js"
 import { makeChunkSource } from "./source.js"
 
+/** Rows an iterable input is read in: the buffer ahead of the requests holds eight such chunks. */
+const readAheadChunk = 256
+
 /** The smallest request the even split of an input's last rows makes. */
 const tailChunkSize = 25
 
-/** One request's worth of rows, as read: a prepared row or why it cannot be sent. */
-type Entry = readonly [index: number, prepared: Prepared | DataverseError]
+/** A row that cannot be sent, and why: its failed outcome. */
+interface Unsendable {
+  readonly index: number
+  readonly error: DataverseError
+}
+
+/** A row as read: prepared to send, or why it cannot be sent. */
+type Entry = Prepared | Unsendable
+
+const isUnsendable = (entry: Entry): entry is Unsendable => "error" in entry
 
 /** What stops a run: a run failure of the service, or of its journal. */
 export type RunError = DataverseError | JournalError
@@ -160,9 +172,10 @@ export const makeEngine = <E, R>(
       Effect.gen(function*() {
         const outcomes: Array<RowOutcome> = []
         const items: Array<Prepared> = []
-        for (const [index, prepared] of entries) {
-          if (prepared instanceof DataverseError) outcomes.push({ index, status: "failed", error: prepared })
-          else items.push(prepared)
+        for (let i = 0; i < entries.length; i++) {
+          const entry = entries[i]!
+          if (isUnsendable(entry)) outcomes.push({ index: entry.index, status: "failed", error: entry.error })
+          else items.push(entry)
         }
         // Rows in flight are what a stop right now leaves unsure: reported as they leave, and left
         // counted when the run stops before their answer (the last progress then says how many).
@@ -255,19 +268,14 @@ export const makeEngine = <E, R>(
      * of the controller frees, at the size of that moment.
      */
     const sendAll = <E2, R2>(
-      input: Stream.Stream<readonly [RowInput, number], E2, R2>
+      input: Stream.Stream<Entry, E2, R2>
     ): Stream.Stream<ChunkResult, RunError | E2, DataverseClient | R2> =>
       Stream.unwrapScoped(Effect.gen(function*() {
-        const entries = input.pipe(
-          Stream.map(([row, index]): Entry => [index, isInvalidRow(row) ? invalidRowError(row) : prepare(row, index)]),
-          Stream.rechunk(256),
-          Stream.bufferChunks({ capacity: 8 })
-        )
-        const source = yield* makeChunkSource(entries, {
+        const source = yield* makeChunkSource(Stream.bufferChunks(input, { capacity: 8 }), {
           size: sizeAt,
           maxBytes: plan.maxRequestBytes,
-          bytesOf: ([, prepared]) => (prepared instanceof DataverseError ? 0 : estimateBytes(prepared.row)),
-          counts: ([, prepared]) => !(prepared instanceof DataverseError)
+          bytesOf: (entry) => (isUnsendable(entry) ? 0 : estimateBytes(entry.row)),
+          counts: (entry) => !isUnsendable(entry)
         })
         // Each identity's workers take a slot of its own controller, then the next rows of the
         // shared source: rows go to whichever identity has room, and a throttled one pauses alone.
@@ -294,24 +302,35 @@ export const makeEngine = <E, R>(
       }))
 
     // First occurrences go now; a record seen before waits for a later pass.
-    const passes = makePasses<readonly [RowInput, number]>(([input]) =>
-      isInvalidRow(input) ? undefined : identityOf(operation, metadata, input, plan.key)
-    )
-    const firstPass = toStream(rows).pipe(
-      Stream.zipWithIndex,
-      Stream.filter((entry) => {
-        const [input, index] = entry
-        if (session !== undefined && session.state.isFinished(index)) {
-          counters.resumed++
-          options.onResumed?.(index)
-          return false
+    const identityOf = (entry: Entry) => isUnsendable(entry) ? undefined : recordIdentity(operation, entry, plan.key)
+    const passes = makePasses<Entry>(identityOf)
+    /** A row of the input: prepared, and kept for a later pass if its record went before. */
+    const admitted = (input: RowInput, index: number): Entry | undefined => {
+      if (session !== undefined && session.state.isFinished(index)) {
+        counters.resumed++
+        options.onResumed?.(index)
+        return undefined
+      }
+      const entry = isInvalidRow(input) ? { index, error: invalidRowError(input) } : prepare(input, index)
+      const ready = entry instanceof DataverseError ? { index, error: entry } : entry
+      return passes.admit(ready, identityOf(ready)) ? ready : undefined
+    }
+    // One stage over each chunk of the input (rows are prepared ahead, in sendAll's buffer): a
+    // stage per step would cost more CPU than the steps themselves. An iterable goes in chunks
+    // of `readAheadChunk` rows, so that the buffer holds few rows: a prepared row kept long
+    // outlives the young generation, and the collector then pays for it twice.
+    const firstPass = Stream.suspend(() => {
+      let index = 0
+      return Stream.mapChunks(toStream(rows, readAheadChunk), (chunk) => {
+        const inputs = Chunk.toReadonlyArray(chunk)
+        const out: Array<Entry> = []
+        for (let i = 0; i < inputs.length; i++) {
+          const entry = admitted(inputs[i]!, index++)
+          if (entry !== undefined) out.push(entry)
         }
-        return passes.admit(
-          entry,
-          isInvalidRow(input) ? undefined : identityOf(operation, metadata, input, plan.key)
-        )
+        return Chunk.unsafeFromArray(out)
       })
-    )
+    })
     const laterPasses = (): Stream.Stream<ChunkResult, RunError, DataverseClient> => {
       const pass = passes.next()
       return pass.length === 0

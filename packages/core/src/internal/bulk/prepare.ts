@@ -82,23 +82,27 @@ export const makePrepare = (options: {
  */
 export const pathOf = (metadata: TableMetadata, item: Prepared): string => bind(metadata, item.ref!).slice(1)
 
-/** The identity of a row's record, for spotting the same record twice in a run. */
-export const identityOf = (
+/**
+ * The identity of a prepared row's record, for spotting the same record twice in a run: its key
+ * values (`k:[...]`, strings lower-cased) when it names its record by alternate key, else its
+ * lower-cased primary key; none for a create with an id the engine chose (a new record).
+ */
+export const recordIdentity = (
   operation: Operation,
-  metadata: TableMetadata,
-  row: Records.Row,
+  item: Prepared,
   key: ReadonlyArray<string> | undefined
 ): string | undefined => {
+  if (item.ownId) return undefined
   if (key !== undefined && key.length > 0 && operation !== "create") {
+    const row = item.row
     return `k:${
       JSON.stringify(
         key.map((column) => (typeof row[column] === "string" ? (row[column] as string).toLowerCase() : row[column]))
       )
     }`
   }
-  const primary = row[metadata.primaryIdAttribute]
-  // A GUID alone: no key identity (`k:[...]`) looks like one, and no string is built per row.
-  return typeof primary === "string" ? primary.toLowerCase() : undefined
+  // A GUID alone, as `prepare` lower-cased it: no key identity (`k:[...]`) looks like one.
+  return item.id
 }
 
 /** What a row writes: without `@odata.*` annotations, with the id the engine chose. */

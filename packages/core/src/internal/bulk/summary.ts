@@ -1,3 +1,4 @@
+import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -38,16 +39,17 @@ export const summarize = <E, R, E2 = never, R2 = never>(
   Effect.gen(function*() {
     const started = yield* Clock.currentTimeMillis
     const counts = emptyCounts()
-    yield* Stream.runForEachChunk(outcomes, (chunk) => tallyAll(counts, chunk, onOutcome))
+    yield* Stream.runForEachChunk(outcomes, (chunk) => tallyAll(counts, Chunk.toReadonlyArray(chunk), onOutcome))
     return finish(counts, (yield* Clock.currentTimeMillis) - started)
   })
 
 /** Adds the outcomes to the counts and hands each to `onOutcome`, if any (no effect per row else). */
 export const tallyAll = <E, R>(
   counts: ReturnType<typeof emptyCounts>,
-  outcomes: Iterable<RowOutcome>,
+  outcomes: ReadonlyArray<RowOutcome>,
   onOutcome: ((outcome: RowOutcome) => Effect.Effect<void, E, R>) | undefined
 ): Effect.Effect<void, E, R> => {
-  for (const outcome of outcomes) tally(counts, outcome)
+  // An index over the array: a chunk's iterator makes an object per row.
+  for (let i = 0; i < outcomes.length; i++) tally(counts, outcomes[i]!)
   return onOutcome === undefined ? Effect.void : Effect.forEach(outcomes, onOutcome, { discard: true })
 }
