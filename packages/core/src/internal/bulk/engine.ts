@@ -9,7 +9,7 @@ import { DataverseClient } from "../../DataverseClient.js"
 import { DataverseError, isRunFailure } from "../../DataverseError.js"
 import type { JournalError } from "../../Journal.js"
 import type * as Records from "../../Records.js"
-import { toStream } from "../input.js"
+import { isStream, toStream } from "../input.js"
 import { estimateBytes, makeChunkSizer } from "./chunking.js"
 import { existingOrNone } from "./exactlyOnce.js"
 import { combined, type Identity, makeIdentities, progressOf } from "./identities.js"
@@ -22,7 +22,7 @@ import { type SendContext, sendResilient } from "./resilient.js"
 import { makeBindCache, planSmart } from "./smart.js"
 import { makeChunkSource } from "./source.js"
 
-/** Rows an iterable input is read in: the buffer ahead of the requests holds eight such chunks. */
+/** Rows the input is read in: the buffer ahead of the requests holds eight such chunks. */
 const readAheadChunk = 256
 
 /** The smallest request the even split of an input's last rows makes. */
@@ -316,12 +316,16 @@ export const makeEngine = <E, R>(
       return passes.admit(ready, identityOf(ready)) ? ready : undefined
     }
     // One stage over each chunk of the input (rows are prepared ahead, in sendAll's buffer): a
-    // stage per step would cost more CPU than the steps themselves. An iterable goes in chunks
-    // of `readAheadChunk` rows, so that the buffer holds few rows: a prepared row kept long
-    // outlives the young generation, and the collector then pays for it twice.
+    // stage per step would cost more CPU than the steps themselves. The input goes in chunks of
+    // `readAheadChunk` rows: the buffer then holds few rows (a prepared row kept long outlives
+    // the young generation, and the collector pays for it twice), and a stream's small chunks
+    // (a parser's) do not each pay the buffer's hand-over.
+    const input: Stream.Stream<RowInput, E, R> = isStream(rows)
+      ? Stream.rechunk(rows, readAheadChunk)
+      : toStream(rows, readAheadChunk)
     const firstPass = Stream.suspend(() => {
       let index = 0
-      return Stream.mapChunks(toStream(rows, readAheadChunk), (chunk) => {
+      return Stream.mapChunks(input, (chunk) => {
         const inputs = Chunk.toReadonlyArray(chunk)
         const out: Array<Entry> = []
         for (let i = 0; i < inputs.length; i++) {
