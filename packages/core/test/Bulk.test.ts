@@ -108,6 +108,30 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
       expect(emulator.store.table("contact")!.get(id(1))!.values.lastname).toBe("third")
     }))
 
+  it.effect("reads a stream in small chunks: repeats across chunks wait their pass, bad rows fail alone, the last valid occurrence wins", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      emulator.seed("contact", Array.from({ length: 50 }, (_, n) => ({ contactid: id(n + 1), lastname: "Start" })))
+      // 300 rows over 50 records, six times each, in 3-row chunks; every 7th row too long, every
+      // 11th already refused by its reader.
+      const rows: Array<Bulk.RowInput> = Array.from({ length: 300 }, (_, i) =>
+        i % 11 === 10
+          ? new Bulk.InvalidRow({ message: `row ${i} unreadable` })
+          : { contactid: id((i % 50) + 1), lastname: i % 7 === 6 ? "x".repeat(51) : `v${i}` })
+      const input = Stream.rechunk(Stream.fromIterable(rows), 3)
+      const outcomes = yield* collect(Bulk.updateMany("contact", input, { chunkSize: 20, concurrency: 4 }))
+      expect(outcomes.map((o) => o.index).sort((a, b) => a - b)).toEqual(rows.map((_, i) => i))
+      const bad = (i: number) => i % 11 === 10 || i % 7 === 6
+      expect(outcomes.filter((o) => o.status === "failed").map((o) => o.index).sort((a, b) => a - b)).toEqual(
+        rows.map((_, i) => i).filter(bad)
+      )
+      for (let n = 0; n < 50; n++) {
+        const last = Math.max(...rows.map((_, i) => i).filter((i) => i % 50 === n && !bad(i)))
+        expect(emulator.store.table("contact")!.get(id(n + 1))!.values.lastname).toBe(`v${last}`)
+      }
+    }))
+
   it.effect("checks rows against the table's metadata before sending", () =>
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator

@@ -20,10 +20,11 @@ export const toStream = <A, E, R>(input: Input<A, E, R>, chunkSize = 4096): Stre
   if (isStream(input)) return input
   if (!Array.isArray(input)) return Stream.rechunk(Stream.fromIterable(input), chunkSize)
   const array = input as ReadonlyArray<A>
+  const size = Math.max(1, chunkSize)
   return Stream.unfoldChunk(0, (start) =>
     start >= array.length
       ? Option.none()
-      : Option.some([Chunk.unsafeFromArray(array.slice(start, start + chunkSize)), start + chunkSize] as const))
+      : Option.some([Chunk.unsafeFromArray(array.slice(start, start + size)), start + size] as const))
 }
 
 /** `f` on every row, keeping the kind of input: array, lazy iterable or `Stream`. */
