@@ -37,6 +37,7 @@ interface Unsendable {
 /** A row as read: prepared to send, or why it cannot be sent. */
 type Entry = Prepared | Unsendable
 
+/** Told by its `error`, which `Prepared` has no field of. */
 const isUnsendable = (entry: Entry): entry is Unsendable => "error" in entry
 
 /** What stops a run: a run failure of the service, or of its journal. */
