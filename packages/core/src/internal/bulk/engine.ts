@@ -8,7 +8,6 @@ import type { BulkOptions, Operation, Plan, Progress, RowInput, RowOutcome } fro
 import { DataverseClient } from "../../DataverseClient.js"
 import { DataverseError, isRunFailure } from "../../DataverseError.js"
 import type { JournalError } from "../../Journal.js"
-import type * as Records from "../../Records.js"
 import { isStream, toStream } from "../input.js"
 import { estimateBytes, makeChunkSizer } from "./chunking.js"
 import { existingOrNone } from "./exactlyOnce.js"
@@ -56,7 +55,8 @@ export interface Engine<E, R> {
   readonly progress: () => Progress
   readonly finishedBefore: { readonly succeeded: number; readonly failed: number }
   readonly plan: Plan
-  readonly prepare: (row: Records.Row, index: number) => Prepared | DataverseError
+  /** A row of the input ready to send, or why not (an `InvalidRow`'s message, or validation's). */
+  readonly prepare: (input: RowInput, index: number) => Prepared | DataverseError
 }
 
 /**
@@ -83,6 +83,9 @@ export const makeEngine = <E, R>(
       : yield* options.journal.open({ operation, table, input: options.inputIdentity })
     const idFor = idMaker(session?.state.runId ?? newRunId())
     const prepare = makePrepare({ operation, metadata, key: plan.key, smart: plan.smart !== undefined, idFor })
+    /** A row of the input ready to send, or why not: its reader's refusal or validation's. */
+    const prepareInput = (input: RowInput, index: number): Prepared | DataverseError =>
+      isInvalidRow(input) ? invalidRowError(input) : prepare(input, index)
     const sizer = plan.strategy === "single"
       ? makeChunkSizer({ fixed: typeof plan.chunkSize === "number" ? plan.chunkSize : 10 })
       : typeof plan.chunkSize === "number"
@@ -312,9 +315,9 @@ export const makeEngine = <E, R>(
         options.onResumed?.(index)
         return undefined
       }
-      const entry = isInvalidRow(input) ? { index, error: invalidRowError(input) } : prepare(input, index)
-      const ready = entry instanceof DataverseError ? { index, error: entry } : entry
-      return passes.admit(ready, identityOf(ready)) ? ready : undefined
+      const prepared = prepareInput(input, index)
+      const entry: Entry = prepared instanceof DataverseError ? { index, error: prepared } : prepared
+      return passes.admit(entry, identityOf(entry)) ? entry : undefined
     }
     // One stage over each chunk of the input (rows are prepared ahead, in sendAll's buffer): a
     // stage per step would cost more CPU than the steps themselves. The input goes in chunks of
@@ -348,7 +351,7 @@ export const makeEngine = <E, R>(
       progress: () => snapshot(Date.now()),
       finishedBefore: session?.state.finishedBefore ?? { succeeded: 0, failed: 0 },
       plan: publicPlan(plan, sizer.current(), ceiling),
-      prepare
+      prepare: prepareInput
     }
   })
 

@@ -8,7 +8,7 @@ import { DataverseError } from "../../DataverseError.js"
 import { toStream } from "../input.js"
 import { estimateBytes, groupAdaptively } from "./chunking.js"
 import { makeEngine, type RunError } from "./engine.js"
-import { invalidRowError, isInvalidRow, type Prepared } from "./prepare.js"
+import type { Prepared } from "./prepare.js"
 import { emptyCounts, finish, tallyAll } from "./summary.js"
 
 /** `Bulk.stream`. */
@@ -83,7 +83,7 @@ export const dryRun = <E = never, R = never, E2 = never, R2 = never>(
       const valid = Stream.zipWithIndex(toStream(rows)).pipe(
         Stream.mapEffect(([input, index]) => {
           counts.total++
-          const prepared = isInvalidRow(input) ? invalidRowError(input) : engine.prepare(input, index)
+          const prepared = engine.prepare(input, index)
           if (!(prepared instanceof DataverseError)) return Effect.succeed(Option.some(prepared))
           counts.invalid++
           return Effect.as(onOutcome({ index, status: "failed", error: prepared }), Option.none<Prepared>())
