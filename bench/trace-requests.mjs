@@ -29,7 +29,14 @@ const traced = Layer.effect(
       return client.execute(request).pipe(
         Effect.tapBoth({
           onSuccess: (response) =>
-            Effect.sync(() => log.push({ sent, ms: performance.now() - sent, path, status: response.status })),
+            Effect.sync(() =>
+              log.push({
+                sent,
+                ms: performance.now() - sent,
+                path,
+                status: response.status === 429 ? `429 (Retry-After ${response.headers["retry-after"]})` : response.status
+              })
+            ),
           onFailure: (error) =>
             Effect.sync(() => log.push({ sent, ms: performance.now() - sent, path, status: error._tag }))
         })
