@@ -1,6 +1,6 @@
 import * as Emulator from "@dv-effect/emulator/Emulator"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { describe, expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -10,6 +10,8 @@ import * as Credentials from "../src/Credentials.js"
 import * as DataverseClient from "../src/DataverseClient.js"
 import type { DataverseError } from "../src/DataverseError.js"
 import { fetchAttributes, readPagingCookie, setFetchAttributes } from "../src/internal/fetchXml.js"
+import { queryString, quote } from "../src/internal/odata.js"
+import { and, eq, filterBudget, groupsForFilter, isIn, maxInValues } from "../src/internal/queryFilter.js"
 import * as Metadata from "../src/Metadata.js"
 import * as Query from "../src/Query.js"
 
@@ -380,5 +382,52 @@ describe("FetchXML paging cookies", () => {
         })
         expect(fetchAttributes(`<fetch count=3>`)).toBe("The attribute 'count' of <fetch> is not quoted.")
       }))
+  })
+})
+
+describe("lookups by many values", () => {
+  // The URL of one lookup's GET, as the engine sends it.
+  const urlOf = (filter: string) =>
+    `https://org.crm.dynamics.com/api/data/v9.2/contacts?${
+      queryString([["$select", "contactid"], ["$filter", filter]])
+    }`
+  const guids = Array.from(
+    { length: 1000 },
+    (_, i) => `${i.toString(16).padStart(8, "0")}-0000-4000-8000-${i.toString(16).padStart(12, "0")}`
+  )
+
+  it("take as few GETs as the URL allows, every value once and in order", () => {
+    const groups = groupsForFilter(guids, quote, maxInValues)
+    // About 340 ids a GET (the URL near half its documented 32 KB), where 100 a GET took 10.
+    expect(groups.map((group) => group.length)).toEqual([341, 341, 318])
+    expect(groups.flat()).toEqual(guids)
+    for (const group of groups) {
+      expect(urlOf(isIn("contactid", group)).length).toBeLessThanOrEqual(filterBudget + 200)
+    }
+  })
+
+  it("keep long and non-ASCII key values within the URL's budget, and a value too long for it alone", () => {
+    const long = Array.from({ length: 200 }, (_, i) => `Société ${i} `.padEnd(300, "é"))
+    const groups = groupsForFilter(long, quote, maxInValues)
+    expect(groups.length).toBeGreaterThan(10)
+    expect(groups.flat()).toEqual(long)
+    for (const group of groups) {
+      expect(urlOf(isIn("dve_name", group)).length).toBeLessThanOrEqual(filterBudget + 200)
+      expect(urlOf(isIn("dve_name", group)).length).toBeLessThan(32 * 1024)
+    }
+    const huge = "x".repeat(filterBudget + 1)
+    expect(groupsForFilter(["a", huge, "b"], quote, maxInValues)).toEqual([["a"], [huge], ["b"]])
+  })
+
+  it("stop at the count asked for when the values are short", () => {
+    const numbers = Array.from({ length: 1200 }, (_, i) => String(i))
+    expect(groupsForFilter(numbers, quote, maxInValues).map((group) => group.length)).toEqual([500, 500, 200])
+    const keys = Array.from({ length: 60 }, (_, i) => ({ a: `A${i}`, b: i }))
+    const byComposite = groupsForFilter(keys, (key) => and(eq("dve_a", key.a), eq("dve_b", key.b)), 25)
+    expect(byComposite.map((group) => group.length)).toEqual([25, 25, 10])
+  })
+
+  it("are empty for no values", () => {
+    expect(groupsForFilter([], quote, maxInValues)).toEqual([])
   })
 })

@@ -2,7 +2,7 @@
  * Filter expressions: OData literals, comparisons, `and`/`or`/`not`, string functions and `In`.
  */
 import type { FilterValue, RawLiteral } from "../Query.js"
-import { normaliseGuid, quote } from "./odata.js"
+import { encodeQueryValue, normaliseGuid, quote } from "./odata.js"
 
 /** `Query.guid`. */
 export const guid = (id: string): RawLiteral => {
@@ -70,3 +70,42 @@ export const isIn = (column: string, values: ReadonlyArray<string | number>): st
   `Microsoft.Dynamics.CRM.In(PropertyName=${quote(column)},PropertyValues=[${
     values.map((value) => quote(String(value))).join(",")
   }])`
+
+/**
+ * The encoded length a `$filter` of many values may take: half the documented 32 KB of a GET URL
+ * (wire reference §8), the rest left to the service URL and the other query options.
+ */
+export const filterBudget = 16_384
+
+/** Values per `In`: within SQL Server's 2,100 parameters of one query, whatever their length. */
+export const maxInValues = 500
+
+/** The longest text between two items of a filter, encoded: `) or (`. */
+const separatorLength = encodeQueryValue(") or (").length
+
+/**
+ * `items` in consecutive groups of one `$filter` each, so that lookups take as few GETs as the URL
+ * allows: a group closes at `maxItems`, or before the encoded text its items add (`fragment` of
+ * each, and a separator) would pass `filterBudget`. An item whose text alone passes goes alone.
+ */
+export const groupsForFilter = <A>(
+  items: ReadonlyArray<A>,
+  fragment: (item: A) => string,
+  maxItems: number
+): Array<Array<A>> => {
+  const groups: Array<Array<A>> = []
+  let group: Array<A> = []
+  let length = 0
+  for (const item of items) {
+    const added = encodeQueryValue(fragment(item)).length + separatorLength
+    if (group.length > 0 && (group.length >= maxItems || length + added > filterBudget)) {
+      groups.push(group)
+      group = []
+      length = 0
+    }
+    group.push(item)
+    length += added
+  }
+  if (group.length > 0) groups.push(group)
+  return groups
+}

@@ -4,6 +4,7 @@ import * as Stream from "effect/Stream"
 import type { RowOutcome } from "../../Bulk.js"
 import type { DataverseClient } from "../../DataverseClient.js"
 import { type DataverseError, isRunFailure } from "../../DataverseError.js"
+import { quote } from "../odata.js"
 import * as internalQuery from "../query.js"
 import * as internalFilter from "../queryFilter.js"
 import { isDuplicateKey, succeeded } from "./outcomes.js"
@@ -16,9 +17,6 @@ import { partitionOf, type Prepared } from "./prepare.js"
  * only the others. The id the engine sent is the truth about a row's record, never its position
  * in an answer's `Ids`.
  */
-
-/** Ids per `In` query: 100 GUIDs keep the URL near 4 KB. */
-const lookupGroup = 100
 
 /**
  * Which of these creates' records exist. On an elastic table each query names the partition and
@@ -43,8 +41,8 @@ export const existing = (
     const session = plan.elastic ? (yield* plan.client.hints).sessionToken : Option.none()
     const headers = Option.isSome(session) ? { "MSCRM.SessionToken": session.value } : undefined
     for (const [partition, ids] of byPartition) {
-      for (let i = 0; i < ids.length; i += lookupGroup) {
-        const inGroup = internalFilter.isIn(pk, ids.slice(i, i + lookupGroup))
+      for (const group of internalFilter.groupsForFilter(ids, quote, internalFilter.maxInValues)) {
+        const inGroup = internalFilter.isIn(pk, group)
         const rows = yield* Stream.runCollect(
           internalQuery.stream(metadata.logicalName, {
             select: [pk],

@@ -6,7 +6,7 @@ import type { ColumnMetadata, TableMetadata } from "../../Metadata.js"
 import type * as Query from "../../Query.js"
 import type { Row } from "../../Records.js"
 import { type KeyKind, kindOfAttributeType } from "../keys.js"
-import { type KeyLiteral, normaliseGuid, parseBind, type ParsedBind } from "../odata.js"
+import { type KeyLiteral, normaliseGuid, parseBind, type ParsedBind, quote } from "../odata.js"
 import * as internalQuery from "../query.js"
 import * as internalFilter from "../queryFilter.js"
 
@@ -36,8 +36,11 @@ export type BindCache = Map<string, Map<string, string | null>>
 /** A cache for one run. */
 export const makeBindCache = (): BindCache => new Map()
 
-/** Records to look up per query: `In` lists for one column, `or`-ed `and`s for composite keys. */
-const groupOf = (composite: boolean) => (composite ? 25 : 100)
+/**
+ * Records to look up per query by a composite key (`or`-ed `and`s); an `In` list for one column
+ * takes `maxInValues`. Either within the URL's budget (`groupsForFilter`).
+ */
+const maxCompositeKeys = 25
 
 const keyIdentity = (values: ReadonlyArray<unknown>): string =>
   JSON.stringify(values.map((value) => (typeof value === "string" ? value.toLowerCase() : String(value))))
@@ -84,23 +87,21 @@ export const planSmart = (options: {
     const headers = polymorphic ? { Prefer: `odata.include-annotations="${lookupTableAnnotation}"` } : undefined
     const found = new Map<string, Row>()
     const composite = keyColumns.length > 1
-    for (let i = 0; i < lookups.length; i += groupOf(composite)) {
-      const group = lookups.slice(i, i + groupOf(composite))
+    const keyMatch = (item: SmartItem) =>
+      internalFilter.and(
+        ...(keyColumns.map((column) => internalFilter.eq(column, item.row[column] as Query.FilterValue)) as [
+          string,
+          ...Array<string>
+        ])
+      )
+    const inValue = (item: SmartItem) => (byKey ? String(item.row[keyColumns[0]!]) : item.id!)
+    const groups = composite
+      ? internalFilter.groupsForFilter(lookups, keyMatch, maxCompositeKeys)
+      : internalFilter.groupsForFilter(lookups, (item) => quote(inValue(item)), internalFilter.maxInValues)
+    for (const group of groups) {
       const filter = composite
-        ? internalFilter.or(
-          ...group.map((item) =>
-            internalFilter.and(
-              ...(keyColumns.map((column) => internalFilter.eq(column, item.row[column] as Query.FilterValue)) as [
-                string,
-                ...Array<string>
-              ])
-            )
-          ) as [string, ...Array<string>]
-        )
-        : internalFilter.isIn(
-          keyColumns[0]!,
-          group.map((item) => (byKey ? String(item.row[keyColumns[0]!]) : item.id!))
-        )
+        ? internalFilter.or(...(group.map(keyMatch) as [string, ...Array<string>]))
+        : internalFilter.isIn(keyColumns[0]!, group.map(inValue))
       const records = yield* Stream.runCollect(
         internalQuery.stream(metadata.logicalName, {
           select: [...columns].map(selectName(metadata)),
@@ -320,24 +321,28 @@ const resolveBinds = (
         const all = [...keys.entries()]
         const columns = all[0]![1].map(([column]) => column)
         const filterName = selectName(target)
-        const size = groupOf(columns.length > 1)
-        for (let i = 0; i < all.length; i += size) {
-          const slice = all.slice(i, i + size)
-          const value = (
-            literal: KeyLiteral
-          ): Query.FilterValue => (literal.quoted ? literal.text : internalFilter.raw(literal.text))
-          const filter = columns.length === 1 && slice.every(([, key]) => key[0]![1].quoted)
+        const value = (
+          literal: KeyLiteral
+        ): Query.FilterValue => (literal.quoted ? literal.text : internalFilter.raw(literal.text))
+        const keyMatch = ([, key]: (typeof all)[number]) =>
+          internalFilter.and(
+            ...(key.map(([column, literal]) => internalFilter.eq(filterName(column), value(literal))) as [
+              string,
+              ...Array<string>
+            ])
+          )
+        const asIn = columns.length === 1 && all.every(([, key]) => key[0]![1].quoted)
+        const groups = asIn
+          ? internalFilter.groupsForFilter(all, ([, key]) => quote(key[0]![1].text), internalFilter.maxInValues)
+          : internalFilter.groupsForFilter(
+            all,
+            keyMatch,
+            columns.length > 1 ? maxCompositeKeys : internalFilter.maxInValues
+          )
+        for (const slice of groups) {
+          const filter = asIn
             ? internalFilter.isIn(filterName(columns[0]!), slice.map(([, key]) => key[0]![1].text))
-            : internalFilter.or(
-              ...slice.map(([, key]) =>
-                internalFilter.and(
-                  ...(key.map(([column, literal]) => internalFilter.eq(filterName(column), value(literal))) as [
-                    string,
-                    ...Array<string>
-                  ])
-                )
-              ) as [string, ...Array<string>]
-            )
+            : internalFilter.or(...(slice.map(keyMatch) as [string, ...Array<string>]))
           const records = yield* orUnresolved(
             Effect.map(
               Stream.runCollect(
