@@ -11,7 +11,15 @@ import * as DataverseClient from "../src/DataverseClient.js"
 import type { DataverseError } from "../src/DataverseError.js"
 import { fetchAttributes, readPagingCookie, setFetchAttributes } from "../src/internal/fetchXml.js"
 import { queryString, quote } from "../src/internal/odata.js"
-import { and, eq, filterBudget, groupsForFilter, isIn, maxInValues } from "../src/internal/queryFilter.js"
+import {
+  and,
+  eq,
+  filterBudget,
+  filterBudgetBeside,
+  groupsForFilter,
+  isIn,
+  maxInValues
+} from "../src/internal/queryFilter.js"
 import * as Metadata from "../src/Metadata.js"
 import * as Query from "../src/Query.js"
 
@@ -425,6 +433,19 @@ describe("lookups by many values", () => {
     const keys = Array.from({ length: 60 }, (_, i) => ({ a: `A${i}`, b: i }))
     const byComposite = groupsForFilter(keys, (key) => and(eq("dve_a", key.a), eq("dve_b", key.b)), 25)
     expect(byComposite.map((group) => group.length)).toEqual([25, 25, 10])
+  })
+
+  it("leave a long $select its share of the URL", () => {
+    const select = Array.from({ length: 500 }, (_, i) => `dve_a_rather_long_column_name_${i}`).join(",")
+    const budget = filterBudgetBeside(select)
+    expect(budget).toBeLessThan(filterBudget)
+    expect(filterBudgetBeside("contactid,lastname")).toBe(filterBudget)
+    for (const group of groupsForFilter(guids, quote, maxInValues, budget)) {
+      const url = `https://org.crm.dynamics.com/api/data/v9.2/contacts?${
+        queryString([["$select", select], ["$filter", isIn("contactid", group)]])
+      }`
+      expect(url.length).toBeLessThan(32 * 1024)
+    }
   })
 
   it("are empty for no values", () => {

@@ -71,13 +71,26 @@ export const isIn = (column: string, values: ReadonlyArray<string | number>): st
     values.map((value) => quote(String(value))).join(",")
   }])`
 
-/**
- * The encoded length a `$filter` of many values may take: half the documented 32 KB of a GET URL
- * (wire reference §8), the rest left to the service URL and the other query options.
- */
-export const filterBudget = 16_384
+/** The documented limit of a GET URL, 32 KB (wire reference §8). */
+const urlLimit = 32_768
 
-/** Values per `In`: within SQL Server's 2,100 parameters of one query, whatever their length. */
+/**
+ * The encoded length a `$filter` of many values may take: half the URL's limit, the rest left to
+ * the service URL and the other query options.
+ */
+export const filterBudget = urlLimit / 2
+
+/**
+ * `filterBudget`, or less when the other query options take more than the rest of the URL (a
+ * `$select` of many columns), with room for the service URL; never below 2 KB.
+ */
+export const filterBudgetBeside = (otherOptions: string): number =>
+  Math.max(2048, Math.min(filterBudget, urlLimit - 4096 - encodeQueryValue(otherOptions).length))
+
+/**
+ * Values per `In` (or per `or` of `eq`s on one column, the same query): well within SQL Server's
+ * 2,100 parameters of one query, whatever their length.
+ */
 export const maxInValues = 500
 
 /** The longest text between two items of a filter, encoded: `) or (`. */
@@ -86,19 +99,20 @@ const separatorLength = encodeQueryValue(") or (").length
 /**
  * `items` in consecutive groups of one `$filter` each, so that lookups take as few GETs as the URL
  * allows: a group closes at `maxItems`, or before the encoded text its items add (`fragment` of
- * each, and a separator) would pass `filterBudget`. An item whose text alone passes goes alone.
+ * each, and a separator) would pass `budget`. An item whose text alone passes goes alone.
  */
 export const groupsForFilter = <A>(
   items: ReadonlyArray<A>,
   fragment: (item: A) => string,
-  maxItems: number
+  maxItems: number,
+  budget: number = filterBudget
 ): Array<Array<A>> => {
   const groups: Array<Array<A>> = []
   let group: Array<A> = []
   let length = 0
   for (const item of items) {
     const added = encodeQueryValue(fragment(item)).length + separatorLength
-    if (group.length > 0 && (group.length >= maxItems || length + added > filterBudget)) {
+    if (group.length > 0 && (group.length >= maxItems || length + added > budget)) {
       groups.push(group)
       group = []
       length = 0

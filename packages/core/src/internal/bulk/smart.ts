@@ -38,7 +38,7 @@ export const makeBindCache = (): BindCache => new Map()
 
 /**
  * Records to look up per query by a composite key (`or`-ed `and`s); an `In` list for one column
- * takes `maxInValues`. Either within the URL's budget (`groupsForFilter`).
+ * takes `maxInValues`. Both kinds of group also stay within the URL's budget (`groupsForFilter`).
  */
 const maxCompositeKeys = 25
 
@@ -95,16 +95,19 @@ export const planSmart = (options: {
         ])
       )
     const inValue = (item: SmartItem) => (byKey ? String(item.row[keyColumns[0]!]) : item.id!)
+    const select = [...columns].map(selectName(metadata))
+    // A wide table's `$select` takes its share of the URL.
+    const budget = internalFilter.filterBudgetBeside(select.join(","))
     const groups = composite
-      ? internalFilter.groupsForFilter(lookups, keyMatch, maxCompositeKeys)
-      : internalFilter.groupsForFilter(lookups, (item) => quote(inValue(item)), internalFilter.maxInValues)
+      ? internalFilter.groupsForFilter(lookups, keyMatch, maxCompositeKeys, budget)
+      : internalFilter.groupsForFilter(lookups, (item) => quote(inValue(item)), internalFilter.maxInValues, budget)
     for (const group of groups) {
       const filter = composite
         ? internalFilter.or(...(group.map(keyMatch) as [string, ...Array<string>]))
         : internalFilter.isIn(keyColumns[0]!, group.map(inValue))
       const records = yield* Stream.runCollect(
         internalQuery.stream(metadata.logicalName, {
-          select: [...columns].map(selectName(metadata)),
+          select,
           filter,
           ...(headers === undefined ? {} : { headers })
         })

@@ -435,7 +435,7 @@ export const compileFilter = (
  * The primary keys a `$filter` restricts its records to, when it does: `Microsoft.Dynamics.CRM.In`
  * or `eq` on the primary key, alone or in an `and` (`partitionid eq 'p' and In(...)`). A query can
  * then look those records up by id instead of reading the whole table (the bulk engine's existence
- * checks ask for up to 100 ids at a time); the filter itself is still applied to them. Undefined
+ * checks ask for up to 500 ids at a time); the filter itself is still applied to them. Undefined
  * when the filter restricts no key, or does not parse (`compileFilter` says why).
  */
 export const primaryKeyCandidates = (text: string, table: TableDefinition): ReadonlySet<string> | undefined => {
