@@ -34,7 +34,9 @@ const traced = Layer.effect(
                 sent,
                 ms: performance.now() - sent,
                 path,
-                status: response.status === 429 ? `429 (Retry-After ${response.headers["retry-after"]})` : response.status
+                status: response.status === 429
+                  ? `429 (Retry-After ${response.headers["retry-after"]})`
+                  : response.status
               })
             ),
           onFailure: (error) =>
