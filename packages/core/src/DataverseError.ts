@@ -31,7 +31,7 @@ export type Reason =
   | "PreconditionFailed"
   /** 400: the request or a value in it was refused. */
   | "Validation"
-  /** 413: the request was too large; send fewer records. */
+  /** 413, 414, 431: the request (its body, URL or headers) was too large; send fewer records or values. */
   | "PayloadTooLarge"
   /** No answer in time (client timeout, 408, or a SQL timeout): maybe committed, maybe not. */
   | "Timeout"

@@ -10,6 +10,7 @@ import * as DataverseClient from "../src/DataverseClient.js"
 import { parseBind } from "../src/internal/odata.js"
 import * as Records from "../src/Records.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
+import { frontDoor } from "./support/frontDoor.js"
 
 const client = Layer.unwrapEffect(
   Effect.map(Emulator.Emulator, ({ info }) =>
@@ -187,5 +188,56 @@ layer(client.pipe(Layer.provideMerge(Emulator.layer({ identity: false }))), { ex
         // Four chunks: four queries of the products, and one of the accounts (then cached).
         expect(emulator.counters.requests - requests).toBe(5)
       }))
+
+    it.effect("looks up 1,000 ids in three GETs, the URLs within the service's 32 KB", () =>
+      Effect.gen(function*() {
+        const emulator = yield* Emulator.Emulator
+        emulator.reset()
+        const rows = Array.from({ length: 1000 }, (_, i) => ({ contactid: id(i), lastname: `L${i}` }))
+        emulator.seed("contact", rows.slice(0, 500))
+        const requests = emulator.counters.requests
+        const summary = yield* Bulk.execute("upsert", "contact", rows, { smart: true, chunkSize: 1000 })
+        expect(summary).toMatchObject({ unchanged: 500, created: 500, failed: 0 })
+        // Three lookups of about 17 KB URLs (Node's default would refuse past 16 KB), one write.
+        expect(emulator.counters.requests - requests).toBe(4)
+      }))
+  }
+)
+
+layer(client.pipe(Layer.provideMerge(Emulator.layer({ identity: false }))), { excludeTestServices: true })(
+  "lookups behind a shorter URL limit",
+  (it) => {
+    it.effect("split a lookup refused as too long (414) until it passes, and lose no row", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const emulator = yield* Emulator.Emulator
+        emulator.reset()
+        const rows = Array.from({ length: 300 }, (_, i) => ({ contactid: id(i), lastname: `L${i}` }))
+        emulator.seed("contact", rows.slice(0, 150))
+        const lookups: Array<{ readonly length: number; readonly refused: boolean }> = []
+        const proxy = yield* frontDoor(emulator.info.url, {
+          maxUrl: 2000,
+          seen: (request) => {
+            const url = request.url ?? ""
+            if (request.method === "GET" && url.includes("contacts?")) {
+              lookups.push({ length: url.length, refused: url.length > 2000 })
+            }
+          }
+        })
+        const summary = yield* Bulk.execute("upsert", "contact", rows, { smart: true, chunkSize: 300 }).pipe(
+          Effect.provide(
+            DataverseClient.layerNode({
+              url: proxy.url,
+              credentials: Credentials.staticToken(emulator.info.accessToken),
+              retryPolicy: RetryPolicy.make({ baseDelay: "1 millis" })
+            })
+          )
+        )
+        expect(summary).toMatchObject({ unchanged: 150, created: 150, failed: 0 })
+        expect(emulator.store.table("contact")!.size).toBe(300)
+        // One GET of 300 ids (13 KB) refused, then halves of it, until eight of 37 or 38 ids pass:
+        // seven refused, none sent twice once it passed.
+        expect(lookups.filter((l) => l.refused).length).toBe(7)
+        expect(lookups.filter((l) => !l.refused).length).toBe(8)
+      })))
   }
 )

@@ -49,6 +49,8 @@ describe("reasonFor", () => {
     expect(reasonFor(412, undefined)).toBe("PreconditionFailed")
     expect(reasonFor(400, "0x80044331")).toBe("Validation")
     expect(reasonFor(413, undefined)).toBe("PayloadTooLarge")
+    expect(reasonFor(414, undefined)).toBe("PayloadTooLarge")
+    expect(reasonFor(431, undefined)).toBe("PayloadTooLarge")
     expect(reasonFor(500, "0x80044150")).toBe("ServiceUnavailable")
     expect(reasonFor(500, "0x80044151")).toBe("Timeout")
     expect(reasonFor(503, undefined)).toBe("ServiceUnavailable")

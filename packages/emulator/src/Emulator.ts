@@ -286,7 +286,10 @@ export const make = (options: EmulatorOptions = {}): Effect.Effect<RunningEmulat
       counters
     })
     const server = yield* NodeHttpServer.make(() => {
-      const http = Http.createServer()
+      // The service takes a GET URL of up to 32 KB (documented; wire reference §8), where Node's
+      // default refuses a request line and headers over 16 KB with a 431. Room for both; a longer
+      // request still gets Node's 431 (a modelling choice: the service's answer is not documented).
+      const http = Http.createServer({ maxHeaderSize: 64 * 1024 })
       // Longer than the clients' idle timeouts, so that a kept-alive socket is never closed under them.
       http.keepAliveTimeout = 65_000
       return http

@@ -89,7 +89,8 @@ export const reasonFor = (status: number, code: string | undefined): Reason => {
   if (byCode === "DuplicateKey") return "DuplicateKey"
   if (status === 404) return "NotFound"
   if (status === 412) return "PreconditionFailed"
-  if (status === 413) return "PayloadTooLarge"
+  // 414 and 431: the URL or the headers were too long (a lookup of many values), the same remedy.
+  if (status === 413 || status === 414 || status === 431) return "PayloadTooLarge"
   if (status === 408) return "Timeout"
   if (status === 502 || status === 503 || status === 504) return "ServiceUnavailable"
   if (status >= 500) return byCode === "Timeout" || byCode === "ServiceUnavailable" ? byCode : "Unknown"

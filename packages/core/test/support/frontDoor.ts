@@ -6,7 +6,8 @@ import * as Http from "node:http"
  * answer's body, and resets the client's connection when the emulator resets its own. `refuse`
  * answers a request with a 503 of its own instead of forwarding it (an outage); `throttle` answers
  * it with a 429 (0x80072322, the number-of-requests limit) and the Retry-After in seconds it
- * returns; `close()` shuts the door (the host no longer answers).
+ * returns; `maxUrl` answers a longer URL with a 414, as a proxy with a shorter limit than the
+ * service's would; `close()` shuts the door (the host no longer answers).
  */
 export const frontDoor = (
   target: string,
@@ -17,6 +18,7 @@ export const frontDoor = (
     readonly delivered?: (headers: Http.IncomingHttpHeaders) => void
     readonly refuse?: (request: Http.IncomingMessage) => boolean
     readonly throttle?: (request: Http.IncomingMessage) => number | undefined
+    readonly maxUrl?: number
   } = {}
 ) =>
   Effect.acquireRelease(
@@ -27,6 +29,12 @@ export const frontDoor = (
         if (options.refuse?.(request) === true) {
           response.writeHead(503, { "content-type": "application/json" })
           response.end(JSON.stringify({ error: { code: "", message: "Service Unavailable" } }))
+          return
+        }
+        if (options.maxUrl !== undefined && (request.url ?? "").length > options.maxUrl) {
+          request.resume()
+          response.writeHead(414, { "content-type": "text/plain" })
+          response.end("URI Too Long")
           return
         }
         const retryAfter = options.throttle?.(request)

@@ -7,6 +7,7 @@ import { type DataverseError, isRunFailure } from "../../DataverseError.js"
 import { quote } from "../odata.js"
 import * as internalQuery from "../query.js"
 import * as internalFilter from "../queryFilter.js"
+import { lookUpInGroups } from "./lookupGroups.js"
 import { isDuplicateKey, succeeded } from "./outcomes.js"
 import type { RunPlan } from "./plan.js"
 import { partitionOf, type Prepared } from "./prepare.js"
@@ -41,22 +42,27 @@ export const existing = (
     const session = plan.elastic ? (yield* plan.client.hints).sessionToken : Option.none()
     const headers = Option.isSome(session) ? { "MSCRM.SessionToken": session.value } : undefined
     for (const [partition, ids] of byPartition) {
-      for (const group of internalFilter.groupsForFilter(ids, quote, internalFilter.maxInValues)) {
-        const inGroup = internalFilter.isIn(pk, group)
-        const rows = yield* Stream.runCollect(
-          internalQuery.stream(metadata.logicalName, {
-            select: [pk],
-            filter: partition === undefined
-              ? inGroup
-              : internalFilter.and(internalFilter.eq("partitionid", partition), inGroup),
-            ...(headers === undefined ? {} : { headers })
-          })
-        )
-        for (const row of rows) {
-          const id = row[pk]
-          if (typeof id === "string") found.add(id.toLowerCase())
-        }
-      }
+      yield* lookUpInGroups(
+        internalFilter.groupsForFilter(ids, quote, internalFilter.maxInValues),
+        (group) =>
+          Effect.map(
+            Stream.runCollect(
+              internalQuery.stream(metadata.logicalName, {
+                select: [pk],
+                filter: partition === undefined
+                  ? internalFilter.isIn(pk, group)
+                  : internalFilter.and(internalFilter.eq("partitionid", partition), internalFilter.isIn(pk, group)),
+                ...(headers === undefined ? {} : { headers })
+              })
+            ),
+            (rows) => {
+              for (const row of rows) {
+                const id = row[pk]
+                if (typeof id === "string") found.add(id.toLowerCase())
+              }
+            }
+          )
+      )
     }
     return found
   })

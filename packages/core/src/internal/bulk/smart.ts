@@ -9,6 +9,7 @@ import { type KeyKind, kindOfAttributeType } from "../keys.js"
 import { type KeyLiteral, normaliseGuid, parseBind, type ParsedBind, quote } from "../odata.js"
 import * as internalQuery from "../query.js"
 import * as internalFilter from "../queryFilter.js"
+import { lookUpInGroups } from "./lookupGroups.js"
 
 /** A row smart mode decides about. */
 export interface SmartItem {
@@ -101,24 +102,26 @@ export const planSmart = (options: {
     const groups = composite
       ? internalFilter.groupsForFilter(lookups, keyMatch, maxCompositeKeys, budget)
       : internalFilter.groupsForFilter(lookups, (item) => quote(inValue(item)), internalFilter.maxInValues, budget)
-    for (const group of groups) {
-      const filter = composite
-        ? internalFilter.or(...(group.map(keyMatch) as [string, ...Array<string>]))
-        : internalFilter.isIn(keyColumns[0]!, group.map(inValue))
-      const records = yield* Stream.runCollect(
-        internalQuery.stream(metadata.logicalName, {
-          select,
-          filter,
-          ...(headers === undefined ? {} : { headers })
-        })
-      )
-      for (const record of records) {
-        const identity = byKey
-          ? keyIdentity(keyColumns.map((column) => record[column]))
-          : String(record[pk]).toLowerCase()
-        found.set(identity, record)
-      }
-    }
+    yield* lookUpInGroups(groups, (group) =>
+      Effect.map(
+        Stream.runCollect(
+          internalQuery.stream(metadata.logicalName, {
+            select,
+            filter: composite
+              ? internalFilter.or(...(group.map(keyMatch) as [string, ...Array<string>]))
+              : internalFilter.isIn(keyColumns[0]!, group.map(inValue)),
+            ...(headers === undefined ? {} : { headers })
+          })
+        ),
+        (records) => {
+          for (const record of records) {
+            const identity = byKey
+              ? keyIdentity(keyColumns.map((column) => record[column]))
+              : String(record[pk]).toLowerCase()
+            found.set(identity, record)
+          }
+        }
+      ))
     const binds = yield* resolveBinds(
       metadata,
       options.items.filter((item) => {
@@ -342,29 +345,28 @@ const resolveBinds = (
             keyMatch,
             columns.length > 1 ? maxCompositeKeys : internalFilter.maxInValues
           )
-        for (const slice of groups) {
-          const filter = asIn
-            ? internalFilter.isIn(filterName(columns[0]!), slice.map(([, key]) => key[0]![1].text))
-            : internalFilter.or(...(slice.map(keyMatch) as [string, ...Array<string>]))
-          const records = yield* orUnresolved(
-            Effect.map(
-              Stream.runCollect(
-                internalQuery.stream(target.logicalName, {
-                  select: [target.primaryIdAttribute, ...columns.map(filterName)],
-                  filter
-                })
-              ),
-              (chunk): ReadonlyArray<Row> => [...chunk]
+        const lookUp = (part: ReadonlyArray<(typeof all)[number]>) =>
+          Effect.map(
+            Stream.runCollect(
+              internalQuery.stream(target.logicalName, {
+                select: [target.primaryIdAttribute, ...columns.map(filterName)],
+                filter: asIn
+                  ? internalFilter.isIn(filterName(columns[0]!), part.map(([, key]) => key[0]![1].text))
+                  : internalFilter.or(...(part.map(keyMatch) as [string, ...Array<string>]))
+              })
             ),
-            []
+            (records) => {
+              for (const record of records) {
+                const identity = JSON.stringify(
+                  columns.map((column) => keyText(kindOf(column), record[filterName(column)]))
+                )
+                const id = normaliseGuid(String(record[target.primaryIdAttribute]))
+                if (id !== undefined) known.set(identity, id)
+              }
+            }
           )
-          for (const record of records) {
-            const identity = JSON.stringify(
-              columns.map((column) => keyText(kindOf(column), record[filterName(column)]))
-            )
-            const id = normaliseGuid(String(record[target.primaryIdAttribute]))
-            if (id !== undefined) known.set(identity, id)
-          }
+        for (const slice of groups) {
+          yield* orUnresolved(lookUpInGroups([slice], lookUp), undefined)
           for (const [identity] of slice) if (!known.has(identity)) known.set(identity, null)
         }
       }
