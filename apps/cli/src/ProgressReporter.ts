@@ -306,7 +306,7 @@ export const make = (
   if (stream.isTTY === true) {
     const tail = `{inFlight} in flight | {failed} failed{throttle}{checking}{stall}{identities}`
     const format = total !== undefined
-      ? `${label} |{bar}| {percentage}% | {value}/{total} rows | {rates} | {etaText} | ${tail}`
+      ? `${label} |{bar}| {percentage}% | {rows}/${n(total)} rows | {rates} | {etaText} | ${tail}`
       : file !== undefined
       ? `${label} |{bar}| {percentage}% of ${bytes(file.totalBytes)} read | {rows} rows | {rates} | {etaText} | ${tail}`
       : `${label} {value} rows | {rates} | ${tail}`
@@ -323,7 +323,7 @@ export const make = (
         rows: n(at.done),
         rates: at.rates,
         etaText: at.eta === undefined || at.eta === "input read" ? at.eta ?? "" : `ETA ${at.eta}`,
-        failed: progress.failed,
+        failed: n(progress.failed),
         inFlight: progress.inFlight,
         throttle: throttling(progress),
         checking: checking(progress),
@@ -360,7 +360,7 @@ export const make = (
       : `${n(at.done)} rows`
     const eta = at.eta === undefined ? "" : at.eta === "input read" ? ", input read" : `, ETA ${at.eta}`
     stream.write(
-      `${label} ${rows}, ${at.rates}${eta}, ${progress.inFlight} in flight, ${progress.failed} failed${
+      `${label} ${rows}, ${at.rates}${eta}, ${progress.inFlight} in flight, ${n(progress.failed)} failed${
         throttling(progress)
       }${checking(progress)}${at.stall}${byIdentity(progress)}\n`
     )

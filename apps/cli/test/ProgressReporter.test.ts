@@ -83,6 +83,15 @@ const plain = (size: number | ProgressReporter.InputSize | undefined) => {
 }
 
 describe("progress without a terminal", () => {
+  it("writes every count with thousands separators, failures too", () => {
+    const { advance, lines, reporter } = plain(undefined)
+    advance(500)
+    reporter.update(progress(2000, { failed: 3000 }))
+    reporter.stop()
+    expect(lines().at(-1)?.line).toContain("create contact 5,000 rows")
+    expect(lines().at(-1)?.line).toContain("3,000 failed")
+  })
+
   it("writes plain lines: rows, recent and average rate, in flight, failures and throttling", () => {
     const { advance, lines, now, reporter, text } = plain(undefined)
     const until = now() + 7_000
@@ -266,7 +275,7 @@ describe("progress on a terminal", () => {
     reporter.update(progress(500, { throttled: 1 }))
     reporter.stop()
     expect(text()).toContain(
-      "| 50% | 500/1000 rows | 50 rows/s last 10s, 50 avg | ETA 10s | 2 in flight | 0 failed, 1 throttled"
+      "| 50% | 500/1,000 rows | 50 rows/s last 10s, 50 avg | ETA 10s | 2 in flight | 0 failed, 1 throttled"
     )
     expect(text()).toMatch(/accounts \|[█░]+\| 50%/)
   })
