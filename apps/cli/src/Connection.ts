@@ -676,7 +676,8 @@ export const credentials = (
       const parsed = yield* ConnectionString.parse(yield* secretOf("connection string"), {
         onPrompt: prompt,
         cacheFile: target.cacheFile,
-        ...(ca === undefined ? {} : { ca })
+        ...(ca === undefined ? {} : { ca }),
+        ...(authority === undefined ? {} : { authority })
       })
       const url = yield* checkUrl(target.url ?? parsed.url, target.allowHttp)
       return { url, credentials: parsed.credentials }

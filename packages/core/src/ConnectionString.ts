@@ -35,6 +35,11 @@ export interface ConnectionStringOptions {
   readonly onPrompt?: (message: string) => void
   readonly cacheFile?: string
   readonly ca?: string
+  /**
+   * The sign-in authority when the string names none (`Authority=` wins), instead of
+   * `https://login.microsoftonline.com/<TenantId>`.
+   */
+  readonly authority?: string
 }
 
 /**

@@ -332,6 +332,22 @@ layer(Live, { excludeTestServices: true })("msal-node flows against the emulator
       expect(yield* whoAmIWith(parsed.credentials)).toBe(info.userId)
     }))
 
+  it.effect("a connection string with a TenantId signs in at the authority the caller gives, unless it names one", () =>
+    Effect.gen(function*() {
+      const { info } = yield* Emulator.Emulator
+      const { authority, ca, tenantId } = yield* local
+      const text =
+        `AuthType=ClientSecret;Url=${info.url};ClientId=${info.clientId};ClientSecret=${info.clientSecret};TenantId=${tenantId}`
+      // Without the option the authority is login.microsoftonline.com, which this machine cannot reach.
+      const parsed = yield* ConnectionString.parse(Redacted.make(text), { ca, authority })
+      expect(yield* whoAmIWith(parsed.credentials)).toBe(info.userId)
+      const named = yield* ConnectionString.parse(Redacted.make(`${text};Authority=${authority}`), {
+        ca,
+        authority: "https://nowhere.invalid/tenant"
+      })
+      expect(yield* whoAmIWith(named.credentials)).toBe(info.userId)
+    }))
+
   it.effect("managed identity through the App Service endpoint", () =>
     Effect.gen(function*() {
       const { identity } = yield* Emulator.Emulator

@@ -111,7 +111,7 @@ export const parse = (
     if (url === undefined || url === "") return yield* invalid("The connection string has no Url=.")
     const authType = (fields.get("authtype") ?? "").toLowerCase()
     const authorityOf = Effect.suspend(() => {
-      const given = fields.get("authority")
+      const given = fields.get("authority") ?? options.authority
       if (given !== undefined) return Effect.succeed(given.replace(/\/+$/, ""))
       const tenant = fields.get("tenantid")
       return tenant !== undefined
