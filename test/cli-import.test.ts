@@ -111,6 +111,31 @@ describe("dv-effect create from CSV", () => {
     expect(reused.stderr).toContain("--resume")
     expect(contacts()).toHaveLength(0)
   })
+
+  it("refuses in one line a CSV whose header cannot name the records to change, before sending any", async () => {
+    const many = file("no-id.csv", `lastname\n${Array.from({ length: 500 }, (_, i) => `N${i}`).join("\n")}\n`)
+    const requests = emulator.counters.requests
+    const update = await run(["update", "contact", "-f", many], { env })
+    expect([update.code, update.stderr.trim()]).toEqual([
+      1,
+      `dv-effect: ${many}: the header has no 'contactid' column to name each record by.`
+    ])
+    const skus = file("skus.csv", "dve_sku,dve_name\nS1,a\nS2,b\n")
+    const remove = await run(["delete", "dve_product", "-f", skus], { env })
+    expect([remove.code, remove.stderr.trim()]).toEqual([
+      1,
+      `dv-effect: ${skus}: the header has no 'dve_productid' column to name each record by; pass --key dve_sku to name them by the alternate key it has.`
+    ])
+    const keyed = await run(["update", "dve_product", "-f", many, "--key", "dve_sku"], { env })
+    expect([keyed.code, keyed.stderr.trim()]).toEqual([
+      1,
+      `dv-effect: ${many}: the header has no 'dve_sku' column, which --key names.`
+    ])
+    // Metadata reads only: no row was sent, and no journal is left with nothing to resume.
+    expect(emulator.counters.recordsWritten).toBe(0)
+    expect(emulator.counters.requests - requests).toBeLessThan(20)
+    expect(defaultJournals()).toEqual([])
+  })
 })
 
 describe("dv-effect update, upsert and delete", () => {

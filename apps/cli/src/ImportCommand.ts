@@ -14,6 +14,7 @@ import * as Bulk from "@dv-effect/core/Bulk"
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
 import { DataverseError, isRunFailure } from "@dv-effect/core/DataverseError"
 import * as Journal from "@dv-effect/core/Journal"
+import type { TableMetadata } from "@dv-effect/core/Metadata"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -332,6 +333,33 @@ const journalsOf = (operation: Bulk.Operation, args: ImportArgs, url: string, ke
     return { explicitJournal, defaultJournal, journalPath }
   })
 
+/**
+ * Why a CSV header cannot name the records of an update, upsert or delete: it has neither the
+ * primary key column nor (with `--key`) every key column. Undefined when it can.
+ */
+export const namingProblem = (
+  name: string,
+  header: ReadonlyArray<string>,
+  metadata: TableMetadata,
+  key: ReadonlyArray<string> | undefined
+): string | undefined => {
+  const has = new Set(header)
+  if (key !== undefined) {
+    const missing = key.filter((column) => !has.has(column))
+    return missing.length === 0 ?
+      undefined :
+      `${name}: the header has no ${missing.map((column) => `'${column}'`).join(", ")} column, which --key names.`
+  }
+  if (has.has(metadata.primaryIdAttribute)) return undefined
+  const usable = metadata.keys.filter((k) => k.keyAttributes.every((column) => has.has(column)))
+  const hint = usable.length > 0
+    ? `; pass --key ${usable[0]!.keyAttributes.join(",")} to name them by the alternate key it has`
+    : metadata.keys.length > 0
+    ? ` or the columns of an alternate key (--key ${metadata.keys[0]!.keyAttributes.join(",")})`
+    : ""
+  return `${name}: the header has no '${metadata.primaryIdAttribute}' column to name each record by${hint}.`
+}
+
 /** The input's rows, coerced to the table's columns, each tracked to its line for rejects. */
 const rowsOf = (
   operation: Bulk.Operation,
@@ -360,10 +388,24 @@ const rowsOf = (
       for (const name in row) if (naming.has(name)) out[name] = (row as Record<string, unknown>)[name]
       return out
     }
+    // A CSV header without the columns that name each record would fail every row alike: say it
+    // once, before any row is sent.
+    let headerChecked = source.format !== "csv" || operation === "create" || args.smart
+    const checkHeader = Effect.suspend(() => {
+      const header = source.header()
+      if (headerChecked || header === undefined) return Effect.void
+      headerChecked = true
+      const problem = namingProblem(source.name, header, metadata, key)
+      return problem === undefined ? Effect.void : Effect.fail(new CliError({ message: problem }))
+    })
     const records = partition === undefined ? source.records : Input.partitionRecords(source.records, partition)
     const coerced = Stream.mapEffect(
       records,
-      (record) => Effect.map(coercer.coerce(forOperation(record.row)), (row): Input.InputRecord => ({ ...record, row }))
+      (record) =>
+        Effect.zipRight(
+          checkHeader,
+          Effect.map(coercer.coerce(forOperation(record.row)), (row): Input.InputRecord => ({ ...record, row }))
+        )
     )
     return { size: source.size, tracked: Input.track(coerced) }
   })
@@ -557,7 +599,18 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
     const input = yield* rowsOf(operation, args, partition, key)
     const failures = yield* failuresOf(args, input.tracked)
     if (args.dryRun) return yield* dryRunOf(operation, args, input.tracked.rows, bulkOptions, failures.onOutcome)
-    const summary = yield* load(operation, args, input, journals.journalPath, bulkOptions, failures.onOutcome)
+    const summary = yield* load(operation, args, input, journals.journalPath, bulkOptions, failures.onOutcome).pipe(
+      // A run that stopped before it sent anything (an input the header check refused) leaves
+      // nothing to resume: its default journal goes too.
+      Effect.tapError(() => {
+        const path = journals.defaultJournal
+        if (path === undefined) return Effect.void
+        return Runs.inspectJournal(path).pipe(
+          Effect.flatMap((journal) => journal.exists && journal.entries === 0 ? Runs.removeJournal(path) : Effect.void),
+          Effect.ignore
+        )
+      })
+    )
     // The run finished: its default journal has nothing left to resume.
     if (journals.defaultJournal !== undefined) yield* Runs.removeJournal(journals.defaultJournal)
     if (failures.counts.failed > failures.counts.shown && Option.isSome(args.rejects)) {

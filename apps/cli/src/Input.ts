@@ -161,6 +161,11 @@ export interface InputSource {
    */
   readonly describe: (index: number) => string
   /**
+   * CSV: the header's column names, once the stream has read it (every row has those columns and
+   * no others); undefined before, and for JSON.
+   */
+  readonly header: () => ReadonlyArray<string> | undefined
+  /**
    * The size of a file input (stdin too when it is a regular file): its bytes, and how many the
    * reader has consumed so far, for progress. Undefined for a pipe or a terminal.
    */
@@ -299,7 +304,7 @@ export const open = (options: OpenOptions): Effect.Effect<InputSource, CliError>
     const records = Stream.suspend(() =>
       Stream.fromAsyncIterable(reader.read(bytes()), (error) => error instanceof CliError ? error : readError(error))
     ).pipe(Stream.mapConcat((batch) => batch))
-    return { format, name, records, describe: reader.describe, size }
+    return { format, name, records, describe: reader.describe, header: reader.header ?? (() => undefined), size }
   })
 
 /** The bytes of a regular file (stdin's when it is one); undefined for a pipe, a terminal or on error. */
@@ -347,6 +352,7 @@ const prepend = (head: ReadonlyArray<Uint8Array>, iterator: AsyncIterator<Uint8A
 interface Reader {
   readonly read: (bytes: AsyncIterable<Uint8Array>) => AsyncIterable<ReadonlyArray<InputRecord>>
   readonly describe: (index: number) => string
+  readonly header?: () => ReadonlyArray<string> | undefined
 }
 
 /**
@@ -555,8 +561,10 @@ type CsvItem =
 /** The 1-based line a CSV field list started on, knowing where the previous one ended. */
 const csvReader = (name: string, delimiter: string): Reader => {
   const lines = lineMap()
+  let header: ReadonlyArray<string> | undefined
   return {
     describe: (index) => `row ${index + 1} (line ${lines.lineOf(index)})`,
+    header: () => header,
     async *read(bytes) {
       let parser: ReturnType<typeof parseCsv> | undefined = undefined
       const options: CsvOptions = {
@@ -580,7 +588,6 @@ const csvReader = (name: string, delimiter: string): Reader => {
       const source = Readable.from(bytes, { objectMode: false })
       source.on("error", (error) => parser!.destroy(error))
       source.pipe(parser)
-      let header: ReadonlyArray<string> | undefined
       let ended = 0 // the line the previous record ended on
       let index = 0
       let batch: Array<InputRecord> = []
