@@ -234,7 +234,7 @@ layer(Live, { excludeTestServices: true })("Query against the emulator", (it) =>
         select: ["name"],
         orderBy: "name asc",
         expand: [{
-          property: "contact_parentcustomerid_account",
+          property: "contact_customer_accounts",
           select: ["lastname"],
           filter: Query.ne("lastname", "Berg"),
           orderBy: "lastname desc",
@@ -242,12 +242,12 @@ layer(Live, { excludeTestServices: true })("Query against the emulator", (it) =>
         }]
       }))
       expect(sent.at(-1)!.url).toContain(
-        "&$expand=contact_parentcustomerid_account($select%3Dlastname%3B$filter%3Dlastname%20ne%20'Berg'" +
+        "&$expand=contact_customer_accounts($select%3Dlastname%3B$filter%3Dlastname%20ne%20'Berg'" +
           "%3B$orderby%3Dlastname%20desc%3B$top%3D5)"
       )
       expect(accounts.map((row) => [
         row.accountid,
-        (row.contact_parentcustomerid_account as Array<{ lastname: string }>).map((c) => c.lastname)
+        (row.contact_customer_accounts as Array<{ lastname: string }>).map((c) => c.lastname)
       ])).toEqual([[contoso, ["Cole", "Ames"]], [fabrikam, []]])
     }))
 

@@ -52,7 +52,23 @@ export type RequiredLevel = "None" | "Recommended" | "ApplicationRequired" | "Sy
 export interface LookupTarget {
   readonly table: string
   readonly navigationProperty: string
+  /**
+   * The relationship's schema name, which also names the collection-valued navigation property
+   * on the target table (`contact_customer_accounts` on account, as the service names it).
+   * Default: `<table>_<navigationProperty>`.
+   */
+  readonly relationship?: string | undefined
 }
+
+/**
+ * The schema name of the relationship behind a lookup target of `table`: also the name of the
+ * collection-valued navigation property on the target table.
+ *
+ * @since 0.3.0
+ * @category utils
+ */
+export const relationshipName = (table: string, target: LookupTarget): string =>
+  target.relationship ?? `${table}_${target.navigationProperty}`
 
 /**
  * A column definition.
@@ -182,7 +198,11 @@ export const defaultSchema: SchemaDefinition = {
         {
           logicalName: "primarycontactid",
           type: "Lookup",
-          targets: [{ table: "contact", navigationProperty: "primarycontactid" }]
+          targets: [{
+            table: "contact",
+            navigationProperty: "primarycontactid",
+            relationship: "account_primary_contact"
+          }]
         },
         { logicalName: "createdon", type: "DateTime" },
         { logicalName: "modifiedon", type: "DateTime" }
@@ -222,8 +242,16 @@ export const defaultSchema: SchemaDefinition = {
           logicalName: "parentcustomerid",
           type: "Customer",
           targets: [
-            { table: "account", navigationProperty: "parentcustomerid_account" },
-            { table: "contact", navigationProperty: "parentcustomerid_contact" }
+            {
+              table: "account",
+              navigationProperty: "parentcustomerid_account",
+              relationship: "contact_customer_accounts"
+            },
+            {
+              table: "contact",
+              navigationProperty: "parentcustomerid_contact",
+              relationship: "contact_customer_contacts"
+            }
           ]
         },
         { logicalName: "createdon", type: "DateTime" },
@@ -318,8 +346,8 @@ export const defaultSchema: SchemaDefinition = {
           logicalName: "regardingobjectid",
           type: "Lookup",
           targets: [
-            { table: "account", navigationProperty: "regardingobjectid_account_task" },
-            { table: "contact", navigationProperty: "regardingobjectid_contact_task" }
+            { table: "account", navigationProperty: "regardingobjectid_account_task", relationship: "Account_Tasks" },
+            { table: "contact", navigationProperty: "regardingobjectid_contact_task", relationship: "Contact_Tasks" }
           ]
         },
         { logicalName: "createdon", type: "DateTime" },
@@ -373,7 +401,9 @@ const ColumnFile = S.Struct({
   minValue: optional(S.Number),
   maxValue: optional(S.Number),
   options: optional(S.Array(S.Struct({ value: S.Int, label: S.String }))),
-  targets: optional(S.Array(S.Struct({ table: S.String, navigationProperty: S.String })))
+  targets: optional(
+    S.Array(S.Struct({ table: S.String, navigationProperty: S.String, relationship: optional(S.String) }))
+  )
 })
 
 const TableFile = S.Struct({

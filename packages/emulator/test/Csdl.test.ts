@@ -198,15 +198,19 @@ describe("TableSchema.parse of a CSDL $metadata document", () => {
       { logicalName: "createdon", type: "DateTime" },
       { logicalName: "versionnumber", type: "BigInt" },
       // entityimage (Edm.Binary) is not emulated.
-      { logicalName: "createdby", type: "Lookup", targets: [{ table: "systemuser", navigationProperty: "createdby" }] },
+      {
+        logicalName: "createdby",
+        type: "Lookup",
+        targets: [{ table: "systemuser", navigationProperty: "createdby", relationship: "lk_accountbase_createdby" }]
+      },
       // A navigation property to principal stands for every table derived from it.
       {
         logicalName: "ownerid",
         type: "Owner",
-        targets: [{ table: "systemuser", navigationProperty: "ownerid" }, {
-          table: "team",
-          navigationProperty: "ownerid"
-        }]
+        targets: [
+          { table: "systemuser", navigationProperty: "ownerid", relationship: "account_owner" },
+          { table: "team", navigationProperty: "ownerid", relationship: "account_owner" }
+        ]
       }
     ])
     expect(account.keys).toEqual([{ logicalName: "accountnumber_key", keyAttributes: ["accountnumber"] }])

@@ -154,26 +154,26 @@ describe("$expand of a single-valued navigation property", () => {
 describe("$expand of a collection-valued navigation property", () => {
   it("returns the related records with the back-pointing lookup and a next link without paging", async () => {
     const response = await get(
-      `accounts?$select=name&$orderby=name&$expand=contact_parentcustomerid_account($select=firstname)`
+      `accounts?$select=name&$orderby=name&$expand=contact_customer_accounts($select=firstname)`
     )
     expect(response.status).toBe(200)
     const body = await json(response)
     expect(body["@odata.context"]).toBe(
-      `${emulator.info.webApiUrl}$metadata#accounts(name,contact_parentcustomerid_account(firstname))`
+      `${emulator.info.webApiUrl}$metadata#accounts(name,contact_customer_accounts(firstname))`
     )
     const [first, second] = body.value
     expect(first.name).toBe("Contoso")
-    expect(first.contact_parentcustomerid_account).toEqual([
+    expect(first.contact_customer_accounts).toEqual([
       expect.objectContaining({ firstname: "Ann", _parentcustomerid_value: contoso, contactid: ann }),
       expect.objectContaining({ firstname: "Bob", _parentcustomerid_value: contoso, contactid: bob })
     ])
-    expect(first.contact_parentcustomerid_account[0]["@odata.etag"]).toMatch(/^W\/"\d+"$/)
-    const link = first["contact_parentcustomerid_account@odata.nextLink"]
+    expect(first.contact_customer_accounts[0]["@odata.etag"]).toMatch(/^W\/"\d+"$/)
+    const link = first["contact_customer_accounts@odata.nextLink"]
     expect(link).toBe(
-      `${emulator.info.webApiUrl}accounts(${contoso})/contact_parentcustomerid_account?$select=firstname`
+      `${emulator.info.webApiUrl}accounts(${contoso})/contact_customer_accounts?$select=firstname`
     )
     expect([second.name, second.accountid]).toEqual(["Fabrikam", fabrikam])
-    expect(second.contact_parentcustomerid_account).toEqual([])
+    expect(second.contact_customer_accounts).toEqual([])
 
     // The link is the filtered collection: the same records again, as a query.
     const related = await json(await fetch(link, { headers: auth() }))
@@ -188,20 +188,20 @@ describe("$expand of a collection-valued navigation property", () => {
     })
     const body = await json(
       await get(
-        `accounts(${contoso})?$select=name&$expand=contact_parentcustomerid_account($select=firstname;$filter=firstname ne 'Bob';$orderby=firstname desc;$top=1)`
+        `accounts(${contoso})?$select=name&$expand=contact_customer_accounts($select=firstname;$filter=firstname ne 'Bob';$orderby=firstname desc;$top=1)`
       )
     )
-    expect(body.contact_parentcustomerid_account.map((row: any) => row.firstname)).toEqual(["Dee"])
+    expect(body.contact_customer_accounts.map((row: any) => row.firstname)).toEqual(["Dee"])
   })
 
   it("pages the filtered collection by odata.maxpagesize", async () => {
     const first = await json(
-      await get(`accounts(${contoso})/contact_parentcustomerid_account?$select=firstname&$orderby=firstname`, {
+      await get(`accounts(${contoso})/contact_customer_accounts?$select=firstname&$orderby=firstname`, {
         Prefer: "odata.maxpagesize=1"
       })
     )
     expect(first.value.map((row: any) => row.firstname)).toEqual(["Ann"])
-    expect(first["@odata.nextLink"]).toContain(`accounts(${contoso})/contact_parentcustomerid_account?`)
+    expect(first["@odata.nextLink"]).toContain(`accounts(${contoso})/contact_customer_accounts?`)
     const next = await json(
       await fetch(first["@odata.nextLink"], { headers: { ...auth(), Prefer: "odata.maxpagesize=1" } })
     )
@@ -231,7 +231,7 @@ describe("$expand errors", () => {
     expect((await json(nested)).error.message).toBe(
       "Could not find a property named 'nosuchcolumn' on type 'Microsoft.Dynamics.CRM.account'."
     )
-    const skip = await get(`accounts?$expand=contact_parentcustomerid_account($skip=1)`)
+    const skip = await get(`accounts?$expand=contact_customer_accounts($skip=1)`)
     expect(skip.status).toBe(400)
   })
 })

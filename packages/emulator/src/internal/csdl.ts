@@ -26,7 +26,14 @@
  *   defaults (`TableSchema.decode`).
  */
 import { XMLParser, XMLValidator } from "fast-xml-parser"
-import type { ColumnDefinition, ColumnType, KeyDefinition, LookupTarget, TableDefinition } from "../TableSchema.js"
+import {
+  type ColumnDefinition,
+  type ColumnType,
+  type KeyDefinition,
+  type LookupTarget,
+  relationshipName,
+  type TableDefinition
+} from "../TableSchema.js"
 import { edmTypeOf } from "./records.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -260,9 +267,19 @@ export const readCsdl = (xml: string): { readonly tables: Array<CsdlTable> } | s
         for (const navigation of navigations.get(name) ?? []) {
           const navigationProperty = attribute(navigation, "Name")
           if (navigationProperty === undefined) continue
+          // The partner is the relationship's collection on the target (`contact_customer_accounts`);
+          // kept only when it is not the name the emulator would give.
+          const partner = attribute(navigation, "Partner")
+          const relationship = partner === relationshipName(type.name, { table: "", navigationProperty })
+            ? undefined
+            : partner
           for (const target of tablesOf(attribute(navigation, "Type") ?? "")) {
             if (kept.has(target.name) && !targets.some((t) => t.table === target.name)) {
-              targets.push({ table: target.name, navigationProperty })
+              targets.push({
+                table: target.name,
+                navigationProperty,
+                ...(relationship === undefined ? {} : { relationship })
+              })
             }
           }
         }
@@ -348,12 +365,6 @@ const isLookup = (column: ColumnDefinition) =>
   column.type === "Lookup" || column.type === "Customer" || column.type === "Owner"
 
 /**
- * The name of the collection-valued partner of a lookup's navigation property, as
- * `EntityDefinitions` names it (`ReferencedEntityNavigationPropertyName` in `metadata.ts`).
- */
-const partnerName = (table: TableDefinition, navigationProperty: string) => `${table.logicalName}_${navigationProperty}`
-
-/**
  * The CSDL `$metadata` document of a schema, minimal and in the service's shape: per table an
  * `EntityType` (base `mscrm.crmbaseentity`) with its key, a `Property` per column with its Edm
  * type (a lookup as its `_<column>_value` lookup property and one single-valued navigation
@@ -372,7 +383,7 @@ export const writeCsdl = (tables: ReadonlyArray<TableDefinition>): string => {
         let list = partners.get(target.table)
         if (list === undefined) partners.set(target.table, list = [])
         list.push([
-          ["Name", partnerName(table, target.navigationProperty)],
+          ["Name", relationshipName(table.logicalName, target)],
           ["Type", `Collection(mscrm.${table.logicalName})`],
           ["Partner", target.navigationProperty]
         ])
@@ -426,7 +437,7 @@ export const writeCsdl = (tables: ReadonlyArray<TableDefinition>): string => {
           ["Name", target.navigationProperty],
           ["Type", `mscrm.${target.table}`],
           ["Nullable", "false"],
-          ["Partner", partnerName(table, target.navigationProperty)]
+          ["Partner", relationshipName(table.logicalName, target)]
         ], () =>
           xml.leaf("ReferentialConstraint", [
             ["Property", `_${column.logicalName}_value`],

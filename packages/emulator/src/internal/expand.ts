@@ -5,7 +5,8 @@
  * Navigation properties come from the schema: a lookup column's targets are single-valued
  * navigation properties (`parentcustomerid_account`); each of those, seen from the target table,
  * is a collection-valued one named as the metadata's `ReferencedEntityNavigationPropertyName`
- * (`contact_parentcustomerid_account` on account).
+ * (`contact_customer_accounts` on account; `<table>_<navigation property>` unless the schema names
+ * the relationship).
  *
  * As the service answers:
  * - a single-valued property is the related record (its selected columns and primary key, no

@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto"
 import type { Store, TableStore } from "../Store.js"
-import type { ColumnDefinition, TableDefinition } from "../TableSchema.js"
+import { type ColumnDefinition, relationshipName, type TableDefinition } from "../TableSchema.js"
 import { badRequest, codes, Fault } from "./fault.js"
 import type { PathSegment } from "./odataPath.js"
 import { faultReply, type Reply } from "./reply.js"
@@ -132,13 +132,13 @@ export const manyToOneRelationships = (definition: TableDefinition, store: Store
       const referenced = store.table(target.table)?.definition
       return {
         MetadataId: stableId(`relationship:${definition.logicalName}.${target.navigationProperty}`),
-        SchemaName: `${definition.logicalName}_${target.navigationProperty}`,
+        SchemaName: relationshipName(definition.logicalName, target),
         ReferencingEntity: definition.logicalName,
         ReferencingAttribute: column.logicalName,
         ReferencedEntity: target.table,
         ReferencedAttribute: referenced?.primaryIdAttribute ?? `${target.table}id`,
         ReferencingEntityNavigationPropertyName: target.navigationProperty,
-        ReferencedEntityNavigationPropertyName: `${definition.logicalName}_${target.navigationProperty}`,
+        ReferencedEntityNavigationPropertyName: relationshipName(definition.logicalName, target),
         RelationshipType: "OneToManyRelationship"
       }
     })
