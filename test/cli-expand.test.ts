@@ -58,7 +58,7 @@ describe("dv-effect query --expand", () => {
       "--select",
       "name",
       "--expand",
-      "contact_parentcustomerid_account($select=lastname;$orderby=lastname desc;$top=1)",
+      "contact_customer_accounts($select=lastname;$orderby=lastname desc;$top=1)",
       "--expand",
       "primarycontactid($select=lastname)",
       ...connection
@@ -68,7 +68,7 @@ describe("dv-effect query --expand", () => {
     expect(rows).toHaveLength(1)
     expect(rows[0].name).toBe("Contoso, Ltd")
     expect(rows[0].primarycontactid).toBeNull()
-    expect(rows[0].contact_parentcustomerid_account).toEqual([
+    expect(rows[0].contact_customer_accounts).toEqual([
       expect.objectContaining({ lastname: "Berg", _parentcustomerid_value: contoso })
     ])
     // Annotations (the collection's @odata.nextLink among them) are left out, as everywhere.

@@ -65,7 +65,7 @@ describe("dynamics-web-api expand against the emulator", () => {
       collection: "accounts",
       select: ["name"],
       expand: [{
-        property: "contact_parentcustomerid_account",
+        property: "contact_customer_accounts",
         select: ["lastname"],
         filter: "lastname ne 'Cole'",
         orderBy: ["lastname desc"],
@@ -73,7 +73,7 @@ describe("dynamics-web-api expand against the emulator", () => {
       }]
     })
     expect(accounts.value).toHaveLength(1)
-    expect(accounts.value[0]!.contact_parentcustomerid_account.map((row: Row) => row.lastname)).toEqual(["Berg"])
+    expect(accounts.value[0]!.contact_customer_accounts.map((row: Row) => row.lastname)).toEqual(["Berg"])
   })
 
   it("an unknown navigation property rejects with 400 and the OData layer's message", async () => {
