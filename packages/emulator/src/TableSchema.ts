@@ -64,7 +64,7 @@ export interface LookupTarget {
  * The schema name of the relationship behind a lookup target of `table`: also the name of the
  * collection-valued navigation property on the target table.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category utils
  */
 export const relationshipName = (table: string, target: LookupTarget): string =>
