@@ -337,7 +337,7 @@ const journalsOf = (operation: Bulk.Operation, args: ImportArgs, url: string, ke
  * Why a CSV header cannot name the records of an update, upsert or delete: it has neither the
  * primary key column nor (with `--key`) every key column. Undefined when it can.
  */
-export const namingProblem = (
+const namingProblem = (
   name: string,
   header: ReadonlyArray<string>,
   metadata: TableMetadata,
