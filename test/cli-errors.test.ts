@@ -27,6 +27,21 @@ describe("dv-effect usage errors", () => {
     await expectUsageError(["--completions", "tcsh"], "--completions must be one of sh, bash, fish, zsh, got 'tcsh'.")
   })
 
+  it("a choice in another case, begun or misspelt names the one meant", async () => {
+    await expectUsageError(
+      ["query", "contact", "-o", "CSV"],
+      "--output must be one of jsonl, json, csv, got 'CSV'; did you mean 'csv'?"
+    )
+    await expectUsageError(
+      ["create", "contact", "--strategy", "multi"],
+      "--strategy must be one of auto, multiple, batch, single, got 'multi'; did you mean 'multiple'?"
+    )
+    await expectUsageError(
+      ["query", "contact", "--output=jsnl"],
+      "--output must be one of jsonl, json, csv, got 'jsnl'; did you mean 'jsonl'?"
+    )
+  })
+
   it("an unknown flag suggests the closest known one", async () => {
     await expectUsageError(
       ["create", "contact", "--concurency", "4"],

@@ -87,6 +87,17 @@ const nodeOf = (instruction: Instruction, parentPath: ReadonlyArray<string> | un
 }
 
 /**
+ * The choice a value not among them meant: the one it names in another case or begins (`CSV`,
+ * `multi`), else the closest by core's rule.
+ */
+const closestChoice = (value: string, choices: ReadonlyArray<string>): string | undefined => {
+  const lower = value.toLowerCase()
+  const begun = choices.filter((choice) => choice.toLowerCase().startsWith(lower))
+  if (lower.length >= 2 && begun.length === 1) return begun[0]
+  return Metadata.suggest(value, choices, 1)[0]
+}
+
+/**
  * The closest candidate (ignoring leading dashes), if any, by core's rule (`Metadata.suggest`).
  * One- and two-letter names (`-f`) are too short for a suggestion to mean anything.
  */
@@ -253,7 +264,12 @@ export const usageMessage = (error: ValidationError.ValidationError, args: Reado
     const bad = flagValues(node, rest).find(([flag, value]) =>
       flag.values !== undefined && flag.values === choices.join(" | ") && !choices.includes(value)
     )
-    if (bad !== undefined) return `${longName(bad[0])} must be one of ${choices.join(", ")}, got '${bad[1]}'.`
+    if (bad !== undefined) {
+      const near = closestChoice(bad[1], choices)
+      return `${longName(bad[0])} must be one of ${choices.join(", ")}, got '${bad[1]}'${
+        near === undefined ? "." : `; did you mean '${near}'?`
+      }`
+    }
     return `Expected one of ${choices.join(", ")}; ${help}.`
   }
 
