@@ -66,7 +66,10 @@ export type ExpandItem = string | {
  * @category models
  */
 export interface QueryOptions {
-  /** Columns to return (`$select`); all when omitted (slow on wide tables). */
+  /**
+   * Columns to return (`$select`); all when omitted (slow on wide tables). A name the table does
+   * not have (here or in `orderBy`) fails with `InvalidInput`, naming the closest, before any request.
+   */
   readonly select?: ReadonlyArray<string>
   /** An OData `$filter` expression (see `eq`, `and`, `contains`, ...). */
   readonly filter?: string

@@ -102,6 +102,28 @@ layer(Live, { excludeTestServices: true })("Query against the emulator", (it) =>
       expect(inParis.map((row) => row.lastname)).toEqual(["Hopper"])
     }))
 
+  it.effect("a misspelt column of $select or $orderby fails before any request, with the closest names", () =>
+    Effect.gen(function*() {
+      yield* seedContacts(["Lovelace"])
+      const failure = (options: Query.QueryOptions | string) =>
+        counting(Effect.flip(collect(Query.stream("contact", options))))
+      const [select, selectRequests] = yield* failure({ select: ["lastname", "firstnme"] })
+      expect(select.reason).toBe("InvalidInput")
+      expect(select.message).toBe("$select: column 'firstnme' does not exist in contact; did you mean 'firstname'?")
+      expect(selectRequests).toBe(0)
+      const [orderBy] = yield* failure({ select: ["lastname"], orderBy: "lastname asc, FirstName desc" })
+      expect(orderBy.message).toBe("$orderby: column 'FirstName' does not exist in contact; did you mean 'firstname'?")
+      const [raw, rawRequests] = yield* failure("$select=lastname,zzzz&$top=1")
+      expect(raw.message).toBe("$select: column 'zzzz' does not exist in contact.")
+      expect(rawRequests).toBe(0)
+      // A lookup by its name or as `_<column>_value` is a column.
+      const rows = yield* collect(Query.stream("contact", {
+        select: ["lastname", "parentcustomerid", "_parentcustomerid_value"],
+        orderBy: "_parentcustomerid_value asc, lastname"
+      }))
+      expect(rows.map((row) => row.lastname)).toEqual(["Lovelace"])
+    }))
+
   it.effect("takes a raw OData query string, encoded or not, and enforces its $top", () =>
     Effect.gen(function*() {
       yield* seedContacts(["L1", "L2", "L3", "M1", "L4"])

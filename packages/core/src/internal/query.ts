@@ -15,6 +15,7 @@ import type { QueryOptions } from "../Query.js"
 import type { Row } from "../Records.js"
 import { invalid } from "./invalidInput.js"
 import { expandClause, expandProblem, parseRawQuery, withQuery } from "./odata.js"
+import { queryColumnsProblem } from "./validate.js"
 
 /** Fails unless `pageSize` is absent or a whole number from 1 to 5,000. */
 export const checkPageSize = (pageSize: number | undefined) =>
@@ -88,6 +89,9 @@ export const stream = (
       const top = limitOf(opts, params)
       const client = yield* DataverseClient
       const metadata = yield* client.table(table)
+      // Checked before the first request: a misspelt column gets the closest names the table has.
+      const problem = metadata.columns.length === 0 ? undefined : queryColumnsProblem(metadata, params)
+      if (problem !== undefined) return yield* invalid(problem)
       const prefer = [
         ...(opts.pageSize !== undefined ? [`odata.maxpagesize=${opts.pageSize}`] : []),
         ...(opts.annotations === true ? ["odata.include-annotations=\"*\""] : [])

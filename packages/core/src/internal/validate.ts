@@ -10,6 +10,37 @@ import { didYouMeanOf, suggest, withSuggestion } from "./suggest.js"
 /** Types whose required columns the service fills in itself on create. */
 const serviceFilled = new Set(["State", "Status", "Owner", "Lookup", "Customer", "Uniqueidentifier"])
 
+/** Lookup columns: read back as `_<column>_value`, written through `<navigation>@odata.bind`. */
+export const isLookup = (column: ColumnMetadata): boolean =>
+  column.type === "Lookup" || column.type === "Customer" || column.type === "Owner"
+
+/**
+ * The first name of a query's `$select` or `$orderby` (as the URL has them) that is no column of
+ * the table, as a one-line sentence with the closest names it has: the service would refuse the
+ * query with its own message and no suggestion. A lookup counts by its name and as
+ * `_<column>_value`; a path, a function or `*` is left to the service.
+ */
+export const queryColumnsProblem = (
+  table: TableMetadata,
+  params: ReadonlyArray<readonly [string, string]>
+): string | undefined => {
+  const names = new Set<string>()
+  for (const column of table.columns) {
+    names.add(column.logicalName)
+    if (isLookup(column)) names.add(`_${column.logicalName}_value`)
+  }
+  for (const [option, value] of params) {
+    if (option !== "$select" && option !== "$orderby") continue
+    for (const item of value.split(",")) {
+      // `$orderby=lastname desc`: the name is the first word.
+      const name = item.trim().split(/\s+/)[0] ?? ""
+      if (name === "" || /[/()*$@.]/.test(name) || names.has(name)) continue
+      return withSuggestion(`${option}: column '${name}' does not exist in ${table.logicalName}`, name, names, ".")
+    }
+  }
+  return undefined
+}
+
 /** What validation looks up in a table's metadata, built once per table (a real table has hundreds of columns). */
 interface TableIndex {
   readonly columns: Map<string, ColumnMetadata>

@@ -2,13 +2,14 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { DataverseClient } from "../../DataverseClient.js"
 import { type DataverseError, isRunFailure } from "../../DataverseError.js"
-import type { ColumnMetadata, TableMetadata } from "../../Metadata.js"
+import type { TableMetadata } from "../../Metadata.js"
 import type * as Query from "../../Query.js"
 import type { Row } from "../../Records.js"
 import { type KeyKind, kindOfAttributeType } from "../keys.js"
 import { type KeyLiteral, normaliseGuid, parseBind, type ParsedBind, quote } from "../odata.js"
 import * as internalQuery from "../query.js"
 import * as internalFilter from "../queryFilter.js"
+import { isLookup } from "../validate.js"
 import { lookUpInGroups } from "./lookupGroups.js"
 
 /** A row smart mode decides about. */
@@ -176,9 +177,6 @@ const selectName = (metadata: TableMetadata) => (column: string): string => {
   const meta = metadata.columns.find((c) => c.logicalName === column)
   return meta !== undefined && isLookup(meta) ? `_${column}_value` : column
 }
-
-const isLookup = (column: ColumnMetadata) =>
-  column.type === "Lookup" || column.type === "Customer" || column.type === "Owner"
 
 /** Whether writing `value` to `name` would leave the record as it is. */
 const sameValue = (
