@@ -181,6 +181,8 @@ export interface InputSource {
 export interface InputSize {
   readonly totalBytes: number
   readonly bytesRead: () => number
+  /** The records the parser has made of those bytes so far (bad ones too). */
+  readonly rowsRead: () => number
 }
 
 /**
@@ -261,6 +263,7 @@ export const open = (options: OpenOptions): Effect.Effect<InputSource, CliError>
     let opened: AsyncIterator<Uint8Array> | undefined
     let head: Array<Uint8Array> = []
     let bytesRead = 0
+    let rowsRead = 0
     const openBytes = (): AsyncIterator<Uint8Array> => {
       const input: NodeJS.ReadableStream = file === "-" ? process.stdin : Fs.createReadStream(file)
       const iterator = (input as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
@@ -276,7 +279,8 @@ export const open = (options: OpenOptions): Effect.Effect<InputSource, CliError>
     const totalBytes = yield* fileSize(file)
     const size: InputSize | undefined = totalBytes === undefined ? undefined : {
       totalBytes,
-      bytesRead: () => bytesRead
+      bytesRead: () => bytesRead,
+      rowsRead: () => rowsRead
     }
     let format: InputFormat
     if (known !== undefined) format = known
@@ -303,7 +307,10 @@ export const open = (options: OpenOptions): Effect.Effect<InputSource, CliError>
       : jsonLinesReader()
     const records = Stream.suspend(() =>
       Stream.fromAsyncIterable(reader.read(bytes()), (error) => error instanceof CliError ? error : readError(error))
-    ).pipe(Stream.mapConcat((batch) => batch))
+    ).pipe(Stream.mapConcat((batch) => {
+      rowsRead += batch.length
+      return batch
+    }))
     return { format, name, records, describe: reader.describe, header: reader.header ?? (() => undefined), size }
   })
 

@@ -4,7 +4,7 @@
  *
  * Each report gives the rows done, the rate over the last 10 seconds beside the average since the
  * start, and, when the input's size is known (rows of an array, bytes of a file), the percent done
- * and an ETA from the recent rate. While no row finishes it says what the run is doing: waiting
+ * (of a file: read) and an ETA of the rows left at the recent rate. While no row finishes it says what the run is doing: waiting
  * for a Retry-After, checking rows an earlier run sent, waiting for requests in flight, reading the
  * input.
  *
@@ -32,6 +32,12 @@ export interface ProgressReporter {
 export interface InputSize {
   readonly totalBytes: number
   readonly bytesRead: () => number
+  /**
+   * The rows read from those bytes so far: with it, the ETA follows the rows that land (the file's
+   * rows estimated from the bytes per row read so far), not the reading, which runs ahead by the
+   * rows buffered and in flight.
+   */
+  readonly rowsRead?: () => number
 }
 
 /**
@@ -263,9 +269,20 @@ export const make = (
     } else if (file !== undefined) {
       value = read
       percent = Math.floor((read * 100) / file.totalBytes)
-      const left = file.totalBytes - read
-      const rate = byteRate.perSecond(now, read)
-      eta = left === 0 ? "input read" : rate > 0 ? duration((left * 1000) / rate) : "unknown"
+      const rowsRead = file.rowsRead?.() ?? 0
+      if (rowsRead > 0 && read > 0) {
+        const expected = read >= file.totalBytes
+          ? rowsRead
+          : Math.max(rowsRead, Math.round((rowsRead * file.totalBytes) / read))
+        // Rows an earlier run finished are read and skipped: they never land again.
+        const left = Math.max(0, expected - done - progress.resumed)
+        const rate = rowRate.perSecond(now, done)
+        eta = left === 0 ? duration(0) : rate > 0 ? duration((left * 1000) / rate) : "unknown"
+      } else {
+        const left = file.totalBytes - read
+        const rate = byteRate.perSecond(now, read)
+        eta = left === 0 ? "input read" : rate > 0 ? duration((left * 1000) / rate) : "unknown"
+      }
     }
     const still = now - lastAdvance
     let stall = ""

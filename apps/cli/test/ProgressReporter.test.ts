@@ -167,6 +167,38 @@ describe("progress without a terminal", () => {
     reporter.stop()
   })
 
+  it("with the rows read, gives the ETA of the rows still to land, not of the reading", () => {
+    let read = 0
+    let rowsRead = 0
+    const { advance, lines, reporter } = plain({
+      totalBytes: 10_000_000,
+      bytesRead: () => read,
+      rowsRead: () => rowsRead
+    })
+    // The reader runs 1,000 rows (100 kB) ahead of the rows that land, 10 a second.
+    for (let second = 1; second <= 30; second++) {
+      advance(1000)
+      read += 1000
+      rowsRead += 10
+      if (second === 1) {
+        read += 100_000
+        rowsRead += 1000
+      }
+      reporter.update(progress(second * 10))
+    }
+    // 1,300 rows in 130 kB read: the file holds about 100,000 rows; 99,700 left at 10 a second.
+    expect(lines().at(-1)!.line).toBe(
+      "create contact 300 rows, 1% of 10.0 MB read, 10 rows/s last 10s, 10 avg, ETA 2h 46m, 2 in flight, 0 failed"
+    )
+    // Every byte read: the rows read are all there are; the ETA goes on until they land.
+    read = 10_000_000
+    rowsRead = 100_000
+    advance(2000)
+    reporter.update(progress(99_990))
+    expect(lines().at(-1)!.line).toMatch(/100% of 10\.0 MB read, .*, ETA \d+s, 2 in flight/)
+    reporter.stop()
+  })
+
   it("prints a line at least every 10 seconds while nothing arrives, saying what the run waits for", () => {
     const { advance, lines, reporter } = plain(undefined)
     advance(1000)
