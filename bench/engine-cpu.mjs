@@ -13,7 +13,7 @@
 // otherwise move the CPU time by 10% or more. An A/A run so (this build against a copy of
 // itself) gave ratios of 1.01 and 1.07 on this 2-core machine: smaller differences are noise.
 //
-//   node --single-threaded-gc bench/engine-cpu.mjs [--op create|update] [--runs N] [--against DIR]
+//   node --single-threaded-gc bench/engine-cpu.mjs [--op create|update|upsert] [--runs N] [--against DIR]
 import * as Emulator from "@dv-effect/emulator/Emulator"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -31,7 +31,11 @@ const { values } = parseArgs({
   }
 })
 const operation = values.op
-if (operation !== "create" && operation !== "update") throw new Error(`--op is create or update, not ${operation}`)
+if (!["create", "update", "upsert"].includes(operation)) {
+  throw new Error(`--op is create, update or upsert, not ${operation}`)
+}
+// Upserts go by alternate key to dve_product (the matrix's upsert-1s job); the others to contact.
+const table = operation === "upsert" ? "dve_product" : "contact"
 // Two warm-up runs, then at least one measured.
 if (!(Number(values.runs) >= 3)) throw new Error(`--runs is 3 or more, not ${values.runs}`)
 const count = 100_000
@@ -49,8 +53,8 @@ const answering = Layer.effect(
   Effect.map(HttpClient.HttpClient, (emulatorClient) =>
     HttpClient.make((request) => {
       if (request.method === "GET") return emulatorClient.execute(request)
-      // UpdateMultiple answers 204; CreateMultiple its ids, which the engine does not need (its
-      // own ids are the truth), so none are written here.
+      // UpdateMultiple answers 204; CreateMultiple and UpsertMultiple their ids, which the engine
+      // does not need (its own ids, or the keys, are the truth), so none are written here.
       const response = operation === "update"
         ? new Response(null, { status: 204 })
         : new Response("{\"Ids\":[]}", { status: 200, headers: { "content-type": "application/json" } })
@@ -58,7 +62,7 @@ const answering = Layer.effect(
     }))
 ).pipe(Layer.provide(NodeHttpClient.layerUndici))
 
-const rows = jobRows({ op: operation, table: "contact" }, count)
+const rows = jobRows({ op: operation, table }, count)
 
 /** One job on a fresh connection; its CPU seconds. */
 const cpuOfOneRun = async ({ core }) => {
@@ -67,7 +71,11 @@ const cpuOfOneRun = async ({ core }) => {
     url: emulator.info.url,
     credentials: Credentials.staticToken(emulator.info.accessToken)
   }).pipe(Layer.provide(answering))
-  const outcomes = operation === "update" ? Bulk.updateMany("contact", rows) : Bulk.createMany("contact", rows)
+  const outcomes = operation === "update"
+    ? Bulk.updateMany(table, rows)
+    : operation === "upsert"
+    ? Bulk.upsertMany(table, rows, { key: ["dve_sku"] })
+    : Bulk.createMany(table, rows)
   const before = process.cpuUsage()
   const summary = await Effect.runPromise(Bulk.summarize(outcomes).pipe(Effect.provide(layer)))
   const used = process.cpuUsage(before)
@@ -90,7 +98,7 @@ await emulator.close()
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 console.log(
-  `${operation} of ${count} contact rows, writes answered in-process, ${runs - 2} runs after two warm-up runs`
+  `${operation} of ${count} ${table} rows, writes answered in-process, ${runs - 2} runs after two warm-up runs`
 )
 builds.forEach((build, i) => {
   console.log(
