@@ -370,7 +370,7 @@ describe("the default journal", () => {
     child.kill("SIGINT")
     expect(await exited).toBe(130)
     expect(stderr.trim().split("\n").at(-1)).toMatch(
-      /^Stopped: [\d,]+ rows finished(; [\d,]+ more were in requests without an answer and may have landed)?\. Without a journal a new run sends every row again(; creates among the [\d,]+ may then be created twice)?\.$/
+      /^Stopped: [\d,]+ rows finished(; [\d,]+ more were in requests without an answer and may have landed)?\. Without a journal a new run sends every row again: the [\d,]+ finished(, and those of the [\d,]+ that landed,)? would be created a second time \(unless the rows carry their own ids\)\.$/
     )
     expect(stderr).not.toContain("--resume")
     expect(defaultJournals()).toEqual([])

@@ -152,4 +152,37 @@ describe("rejects round-trip", () => {
     expect(updated.stderr).not.toContain("several tables")
     expect(byName().get("Linked")!.parentcustomerid ?? null).toBeNull()
   })
+
+  it("refuses --rejects or --journal naming the input file, which opening them would empty", async () => {
+    const retry = file("retry.jsonl", jsonl([{ lastname: "Fixed1" }, { lastname: "Fixed2" }]))
+    const before = Fs.readFileSync(retry, "utf8")
+    const link = Path.join(dir, "retry-link.jsonl")
+    Fs.rmSync(link, { force: true })
+    Fs.symlinkSync(retry, link)
+    for (const [flag, path] of [["--rejects", retry], ["--rejects", link], ["--journal", retry]] as const) {
+      const result = await run(["create", "contact", "-f", retry, flag, path], { env })
+      expect([result.code, result.stderr]).toEqual([
+        1,
+        `dv-effect: ${flag} names the input file ${retry}: write it to another file.\n`
+      ])
+    }
+    expect(Fs.readFileSync(retry, "utf8")).toBe(before)
+    expect(contacts()).toEqual([])
+  })
+
+  it("a dry run leaves the rejects file as it was and lists every failure on stderr", async () => {
+    const rejects = file("kept-rejects.jsonl", "{\"row\":\"row 1 (line 2)\"}\n")
+    const csv = file(
+      "dry.csv",
+      ["lastname,birthdate", ...Array.from({ length: 12 }, (_, i) => `Bad${i},2001-13-01`), "Good,1980-01-02"].join(
+        "\n"
+      )
+    )
+    const result = await run(["create", "contact", "-f", csv, "--rejects", rejects, "--dry-run"], { env })
+    expect(result.code, result.stderr).toBe(2)
+    expect(Fs.readFileSync(rejects, "utf8")).toBe("{\"row\":\"row 1 (line 2)\"}\n")
+    expect(result.stderr.split("\n").filter((line) => line.includes("is not an ISO date"))).toHaveLength(12)
+    expect(result.stderr).toContain("Dry run: nothing was written.")
+    expect(contacts()).toEqual([])
+  })
 })

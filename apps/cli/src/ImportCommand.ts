@@ -247,10 +247,25 @@ const stoppedMessage = (
     unanswered === 0 ? "" : `; ${n(unanswered)} more were in requests without an answer and may have landed`
   }.`
   if (journal !== undefined) return `${stopped} ${hint()}`
-  const twice = unanswered > 0 && (operation === "create" || smart)
-    ? `; creates among the ${n(unanswered)} may then be created twice`
-    : ""
+  // A new run of creates has new ids: every record this one made would be made again.
+  if (operation === "create" && !smart) {
+    return `${stopped} Without a journal a new run sends every row again: the ${n(finished)} finished${
+      unanswered === 0 ? "" : `, and those of the ${n(unanswered)} that landed,`
+    } would be created a second time (unless the rows carry their own ids).`
+  }
+  const twice = unanswered > 0 && smart ? `; creates among the ${n(unanswered)} may then be created twice` : ""
   return `${stopped} Without a journal a new run sends every row again${twice}.`
+}
+
+/** Whether two paths name one file: the same path, or the same file through a link. */
+const sameFile = (a: string, b: string): boolean => {
+  if (Path.resolve(a) === Path.resolve(b)) return true
+  try {
+    const [x, y] = [Fs.statSync(a), Fs.statSync(b)]
+    return x.dev === y.dev && x.ino === y.ino
+  } catch {
+    return false
+  }
 }
 
 /** Failures printed on stderr when a rejects file holds them all anyway. */
@@ -276,6 +291,14 @@ const settingsOf = (operation: Bulk.Operation, args: ImportArgs) =>
       return yield* new CliError({
         message: `--dry-run writes nothing: leave out ${Option.isSome(args.journal) ? "--journal" : "--resume"}.`
       })
+    }
+    // Opening the rejects file (or the journal) would empty the input before a row is read.
+    for (const [flag, path] of [["--rejects", args.rejects], ["--journal", args.journal]] as const) {
+      if (Option.isSome(path) && args.file !== "-" && sameFile(path.value, args.file)) {
+        return yield* new CliError({
+          message: `${flag} names the input file ${args.file}: write it to another file.`
+        })
+      }
     }
     if (args.noJournal && (Option.isSome(args.journal) || args.resume)) {
       return yield* new CliError({
@@ -417,7 +440,10 @@ const rowsOf = (
  */
 const failuresOf = (args: ImportArgs, tracked: ReturnType<typeof Input.track>) =>
   Effect.gen(function*() {
-    const write = Option.isSome(args.rejects) ? yield* Rejects.open(args.rejects.value, args.resume) : undefined
+    // A dry run writes nothing, the rejects file neither: its failures all go to stderr.
+    const write = Option.isSome(args.rejects) && !args.dryRun
+      ? yield* Rejects.open(args.rejects.value, args.resume)
+      : undefined
     const counts = { shown: 0, failed: 0 }
     const onOutcome = (outcome: Bulk.RowOutcome): Effect.Effect<void, Rejects.RejectsError> => {
       const record = tracked.settle(outcome.index)
