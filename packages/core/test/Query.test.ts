@@ -116,9 +116,9 @@ layer(Live, { excludeTestServices: true })("Query against the emulator", (it) =>
       const [raw, rawRequests] = yield* failure("$select=lastname,zzzz&$top=1")
       expect(raw.message).toBe("$select: column 'zzzz' does not exist in contact.")
       expect(rawRequests).toBe(0)
-      // A lookup by its name or as `_<column>_value` is a column.
+      // A lookup by its name, and any `_<name>_value` (the emulator's implied audit columns too).
       const rows = yield* collect(Query.stream("contact", {
-        select: ["lastname", "parentcustomerid", "_parentcustomerid_value"],
+        select: ["lastname", "parentcustomerid", "_parentcustomerid_value", "_createdby_value"],
         orderBy: "_parentcustomerid_value asc, lastname"
       }))
       expect(rows.map((row) => row.lastname)).toEqual(["Lovelace"])

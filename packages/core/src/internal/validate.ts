@@ -17,24 +17,22 @@ export const isLookup = (column: ColumnMetadata): boolean =>
 /**
  * The first name of a query's `$select` or `$orderby` (as the URL has them) that is no column of
  * the table, as a one-line sentence with the closest names it has: the service would refuse the
- * query with its own message and no suggestion. A lookup counts by its name and as
- * `_<column>_value`; a path, a function or `*` is left to the service.
+ * query with its own message and no suggestion. A lookup counts by its name; a path, a function
+ * or `*` is left to the service, and so is every `_<name>_value` (a lookup's read form is not a
+ * name the metadata lists, and the emulator answers it for `createdby` and `modifiedby`, which
+ * its metadata leaves out).
  */
 export const queryColumnsProblem = (
   table: TableMetadata,
   params: ReadonlyArray<readonly [string, string]>
 ): string | undefined => {
-  const names = new Set<string>()
-  for (const column of table.columns) {
-    names.add(column.logicalName)
-    if (isLookup(column)) names.add(`_${column.logicalName}_value`)
-  }
+  const names = new Set(table.columns.map((column) => column.logicalName))
   for (const [option, value] of params) {
     if (option !== "$select" && option !== "$orderby") continue
     for (const item of value.split(",")) {
       // `$orderby=lastname desc`: the name is the first word.
       const name = item.trim().split(/\s+/)[0] ?? ""
-      if (name === "" || /[/()*$@.]/.test(name) || names.has(name)) continue
+      if (name === "" || /[/()*$@.]/.test(name) || /^_.+_value$/.test(name) || names.has(name)) continue
       return withSuggestion(`${option}: column '${name}' does not exist in ${table.logicalName}`, name, names, ".")
     }
   }
