@@ -317,7 +317,10 @@ export const typegenCommand = Command.make(
     ),
     out: Options.text("out").pipe(
       Options.withPseudoName("dir"),
-      Options.withDescription("Directory for the modules, created if missing; files of the same names are replaced")
+      Options.withDescription(
+        "Directory for the modules, created if missing; files of the same names are replaced, and index.ts " +
+          "keeps the tables generated there before"
+      )
     )
   },
   (args) =>
@@ -339,11 +342,18 @@ export const typegenCommand = Command.make(
         }
         ids.set(id, input.metadata.logicalName)
       }
-      const files = Typegen.generate(inputs)
       const out = Path.resolve(args.out)
+      let files: Array<Typegen.GeneratedFile> = []
       yield* Effect.tryPromise({
         try: async () => {
           await Fs.mkdir(out, { recursive: true })
+          // Tables an earlier run generated here stay in the index while their modules are there.
+          const earlier = await Fs.readFile(Path.join(out, "index.ts"), "utf8").catch(() => "")
+          const kept: Array<string> = []
+          for (const name of Typegen.indexedTables(earlier)) {
+            if (await Fs.access(Path.join(out, `${name}.ts`)).then(() => true, () => false)) kept.push(name)
+          }
+          files = Typegen.generate(inputs, kept)
           for (const file of files) await Fs.writeFile(Path.join(out, file.path), file.contents)
         },
         catch: (error) => new CliError({ message: `Cannot write to --out ${args.out}: ${(error as Error).message}` })
