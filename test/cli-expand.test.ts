@@ -75,6 +75,77 @@ describe("dv-effect query --expand", () => {
     expect(Object.keys(rows[0]).some((key) => key.includes("@"))).toBe(false)
   })
 
+  it("an export with --expand goes back in as it is: the expanded records are left out, said once", async () => {
+    const lastnames = async () =>
+      (await run(["query", "contact", "--select", "lastname", "--orderby", "lastname", "-o", "csv", ...connection]))
+        .stdout
+    const before = await lastnames()
+    const csv = await run([
+      "query",
+      "contact",
+      "--select",
+      "lastname",
+      "--expand",
+      "parentcustomerid_account($select=name,accountnumber)",
+      "-o",
+      "csv",
+      ...connection
+    ])
+    const fromCsv = await run(["update", "contact", "-f", "-", "--no-journal", ...connection], { stdin: csv.stdout })
+    expect(fromCsv.code, fromCsv.stderr).toBe(0)
+    expect(fromCsv.stderr.split("\n").filter((line) => line.startsWith("dv-effect:"))).toEqual([
+      "dv-effect: Left out of the rows (expanded records, not columns of contact): parentcustomerid_account.name, " +
+      "parentcustomerid_account.accountnumber, parentcustomerid_account.accountid."
+    ])
+    expect(fromCsv.stderr).toContain("Updated 3 of 3 contact rows")
+
+    const jsonl = await run([
+      "query",
+      "account",
+      "--select",
+      "name",
+      "--expand",
+      "contact_customer_accounts($select=lastname)",
+      "--expand",
+      "primarycontactid($select=lastname)",
+      ...connection
+    ])
+    const fromJson = await run(["update", "account", "-f", "-", "--no-journal", ...connection], { stdin: jsonl.stdout })
+    expect(fromJson.code, fromJson.stderr).toBe(0)
+    expect(fromJson.stderr).toContain(
+      "dv-effect: Left out of the rows (expanded records, not columns of account): contact_customer_accounts.\n"
+    )
+    expect(await lastnames()).toBe(before)
+
+    // A lookup's expanded record under the lookup column's own name, and a null one, go back in too.
+    const ames =
+      (await run(["query", "contact", "--select", "contactid", "--filter", "lastname eq 'Ames'", ...connection]))
+        .stdout
+    const amesId = JSON.parse(ames).contactid
+    const record = JSON.stringify({ accountid: contoso, primarycontactid: { lastname: "Ames", contactid: amesId } })
+    const expanded = await run(["update", "account", "-f", "-", "--no-journal", ...connection], { stdin: record })
+    expect(expanded.code, expanded.stderr).toBe(0)
+    expect(expanded.stderr).toContain(
+      "dv-effect: Left out of the rows (expanded records, not columns of account): primarycontactid.\n"
+    )
+    const none = JSON.stringify({ contactid: amesId, parentcustomerid_account: null })
+    const cleared = await run(["update", "contact", "-f", "-", "--no-journal", ...connection], { stdin: none })
+    expect(cleared.code, cleared.stderr).toBe(0)
+    expect(cleared.stderr).toContain(
+      "dv-effect: Left out of the rows (expanded records, not columns of contact): parentcustomerid_account.\n"
+    )
+    const parent = await run([
+      "query",
+      "contact",
+      "--select",
+      "_parentcustomerid_value",
+      "--filter",
+      `contactid eq ${amesId}`,
+      ...connection
+    ])
+    expect(JSON.parse(parent.stdout)._parentcustomerid_value).toBe(`account:${contoso}`)
+  })
+
   it("answers an unknown navigation property with the service's message, exit 1", async () => {
     const result = await run(["query", "contact", "--expand", "nosuchproperty($select=name)", ...connection])
     expect(result.code).toBe(1)

@@ -609,8 +609,41 @@ export const isWritable = (column: ColumnMetadata, operation?: Operation | undef
 export interface RowOptions {
   /** What the row is for; decides which read-only columns are left out (see `Operation`). */
   readonly operation?: Operation | undefined
-  /** Called with each key of the row left out because its column cannot be written. */
-  readonly leftOut?: ((key: string) => void) | undefined
+  /**
+   * Called with each key of the row left out: because its column cannot be written (`readOnly`),
+   * or because it holds records a query expanded (`expanded`).
+   */
+  readonly leftOut?: ((key: string, why: LeftOut) => void) | undefined
+}
+
+/**
+ * Why a key of a row is left out: its column cannot be written, or it holds records a query's
+ * `--expand` brought along (a navigation property's record or collection, or a CSV column
+ * `<navprop>.<column>`), which are no column of the table.
+ *
+ * @since 0.2.0
+ */
+export type LeftOut = "readOnly" | "expanded"
+
+/**
+ * Whether a key holds records a query expanded (see `LeftOut`): a CSV column `<navprop>.<column>`;
+ * in JSON, a navigation property's record (an object, also where the property has its lookup
+ * column's name, as `primarycontactid` has) or null, or a collection (an array) under a name that
+ * is no column (collection-valued properties are not in the metadata).
+ */
+const isExpanded = (
+  table: TableMetadata,
+  key: string,
+  value: unknown,
+  column: ColumnMetadata | undefined
+): boolean => {
+  const dot = key.indexOf(".")
+  const property = dot < 0 ? key : key.slice(0, dot)
+  const navigation = table.lookups.some((lookup) => lookup.navigationProperty === property)
+  if (dot >= 0 || Array.isArray(value)) return column === undefined && (navigation || dot < 0)
+  if (!navigation) return false
+  // A lookup column written null clears the lookup: only its record is the expansion's.
+  return column === undefined || (typeof value === "object" && value !== null && !(value instanceof Date))
 }
 
 /**
@@ -651,12 +684,16 @@ export const coerceRow = (
     let bound: Either.Either<readonly [string, string | null] | typeof omit, CoerceError>
     if (parsed._tag === "Lookup") {
       if (readOnly(parsed.column)) {
-        options.leftOut?.(key)
+        options.leftOut?.(key, "readOnly")
         continue
       }
       bound = namedLookup(context, key, parsed, value)
     } else {
       const column = columnOf(table, parsed.column)
+      if (isExpanded(table, key, value, column)) {
+        options.leftOut?.(key, "expanded")
+        continue
+      }
       if (column === undefined || (parsed.column !== key && !lookupTypes.has(column.type))) {
         return Either.left(
           columnProblem(
@@ -666,7 +703,7 @@ export const coerceRow = (
         )
       }
       if (!isWritable(column, options.operation)) {
-        options.leftOut?.(key)
+        options.leftOut?.(key, "readOnly")
         continue
       }
       if (!lookupTypes.has(column.type)) {
@@ -765,10 +802,15 @@ export interface CoercerOptions {
 export const leftOutMessage = (
   table: string,
   columns: ReadonlyArray<string>,
-  operation?: Operation | undefined
+  operation?: Operation | undefined,
+  why: LeftOut = "readOnly"
 ): string =>
   `Left out of the rows (${
-    operation === "create" || operation === "update" ? `not valid for ${operation} in` : "read-only in"
+    why === "expanded"
+      ? `expanded records, not columns of`
+      : operation === "create" || operation === "update"
+      ? `not valid for ${operation} in`
+      : "read-only in"
   } ${table}): ${columns.join(", ")}.`
 
 /**
@@ -810,18 +852,20 @@ export const make = (
     const noted = new Set<string>()
     const note = options.note ?? ((message: string) => Output.stderr(`dv-effect: ${message}\n`))
     const finish = (row: Readonly<Record<string, unknown>>): Effect.Effect<RowInput, CliError> => {
-      let fresh: Array<string> | undefined
+      const fresh: Record<LeftOut, Array<string>> = { readOnly: [], expanded: [] }
       const result = coerceRow(context, row, {
         operation: options.operation,
-        leftOut: (key) => {
+        leftOut: (key, why) => {
           if (noted.has(key)) return
           noted.add(key)
-          ;(fresh ??= []).push(key)
+          fresh[why].push(key)
         }
       })
-      const said = fresh === undefined
-        ? Effect.void
-        : note(leftOutMessage(metadata.logicalName, fresh, options.operation))
+      const said = Effect.forEach(
+        (["readOnly", "expanded"] as const).filter((why) => fresh[why].length > 0),
+        (why) => note(leftOutMessage(metadata.logicalName, fresh[why], options.operation, why)),
+        { discard: true }
+      )
       if (Either.isRight(result)) return Effect.as(said, result.right)
       return options.columnProblems === "fail" && result.left.kind === "column"
         ? Effect.zipRight(said, Effect.fail(new CliError({ message: result.left.message })))
