@@ -94,8 +94,9 @@ describe("dv-effect schema export", () => {
       ...connection(source)
     ])
     expect(result.code).toBe(0)
-    expect(result.stderr).toContain(`Wrote 2 tables to ${file}; left out 1 (`)
+    expect(result.stderr).toContain(`Wrote 2 tables to ${file}; left out 2 (`)
     expect(result.stderr).toContain("Left out dve_product.dve_supplierid (lookup to account, not exported)")
+    expect(result.stderr).toContain("Left out contact.parentcustomerid (its target account, not exported)")
     const written = JSON.parse(Fs.readFileSync(file, "utf8"))
     expect(written.tables.map((t: { logicalName: string }) => t.logicalName)).toEqual(["dve_product", "contact"])
     // contact's parentcustomerid keeps the target it can: contact.

@@ -92,6 +92,10 @@ export const schemaFile = (
         leftOut.push(`${where} (lookup to ${(c.targets ?? []).join(", ") || "no table"}, not exported)`)
         return undefined
       }
+      // A lookup to several tables keeps the targets exported; each other one is said.
+      for (const target of c.targets ?? []) {
+        if (!targets.some((t) => t.table === target)) leftOut.push(`${where} (its target ${target}, not exported)`)
+      }
       out.targets = targets
     }
     return out
@@ -208,7 +212,8 @@ const exportCommand = Command.make(
         `Wrote ${file.tables.length} table${file.tables.length === 1 ? "" : "s"} to ${args.out}${
           leftOut.length === 0
             ? ""
-            : `; left out ${leftOut.length} (types the emulator does not serve, lookups to tables not exported; --verbose lists them)`
+            : `; left out ${leftOut.length} (types the emulator does not serve, lookups and lookup targets to ` +
+              `tables not exported; --verbose lists them)`
         }\n`
       )
     }).pipe(Effect.provide(Connection.layer(args.connection)))
