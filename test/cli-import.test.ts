@@ -452,6 +452,15 @@ describe("the default journal", () => {
       }
       expect(recorded.ok.size).toBeGreaterThan(0)
 
+      // A resume with a flag the stopped run did not have names the run that is recorded.
+      const keyed = await run([...args, "--key", "contactid", "--resume"], { env })
+      expect([keyed.code, keyed.stderr.trim()]).toEqual([
+        1,
+        "dv-effect: --resume: no stopped run of this job (its org, input, --key and --partition as now) is " +
+        `recorded, but one of create contact with other settings is: ${journal}. Give the flags it was started ` +
+        "with, or pass --journal <file>."
+      ])
+
       // The same job again without --resume is refused, naming the journal and its finished rows.
       const again = await run([...args, "--rejects", Path.join(dir, "unused.jsonl")], { env })
       expect([again.code, again.stderr.trim()]).toEqual([

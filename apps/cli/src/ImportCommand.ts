@@ -188,9 +188,17 @@ const checkDefaultJournal = (job: Runs.JobName, resume: boolean) =>
     const recorded = yield* Runs.inspectJournal(path)
     if (resume) {
       if (!recorded.exists) {
+        // A stopped run of this operation and table under other settings (a flag added or left out).
+        const prefix = Runs.journalName(job).replace(/[^-]+\.journal$/, "")
+        const others = Fs.readdirSync(dir).filter((name) => name.startsWith(prefix) && name.endsWith(".journal"))
         return yield* new CliError({
-          message:
-            `--resume: no stopped run of this job is recorded in ${dir} (a run that finished removed its journal; for a journal of your own, pass --journal <file>).`
+          message: others.length === 0
+            ? `--resume: no stopped run of this job is recorded in ${dir} (a run that finished removed its journal; for a journal of your own, pass --journal <file>).`
+            : `--resume: no stopped run of this job (its org, input, --key and --partition as now) is recorded, but ${
+              others.length === 1 ? "one" : others.length
+            } of ${job.operation} ${job.table} with other settings is: ${
+              others.map((name) => Path.join(dir, name)).join(", ")
+            }. Give the flags it was started with, or pass --journal <file>.`
         })
       }
       return path
