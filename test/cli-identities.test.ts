@@ -86,7 +86,7 @@ describe("dv-effect with several identities", () => {
     expect(plain.stderr).toMatch(/^ {2}token 1: [\d,]+ rows, [\d,]+ requests, 0 throttled$/m)
     expect(plain.stderr).toMatch(/^ {2}token 2: [\d,]+ rows, [\d,]+ requests, 0 throttled$/m)
     // The progress lines too.
-    expect(plain.stderr).toMatch(/; token 1 [\d,]+ rows, [\d,]+ requests, 0 throttled; token 2 /)
+    expect(plain.stderr).toMatch(/; token 1: [\d,]+ rows, [\d,]+ requests?, 0 throttled; token 2: /)
     for (const user of users) expect(plain.stderr + plain.stdout).not.toContain(user.accessToken)
   })
 

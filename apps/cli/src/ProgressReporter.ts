@@ -156,16 +156,18 @@ const checking = (progress: Progress): string =>
   progress.checking > 0 ? `, checking ${n(progress.checking)} rows an earlier run sent without an answer` : ""
 
 /**
- * `; app1 40,120 rows, 81 requests, 2 throttled (waiting until 14:03:07); app2 ...` with several
+ * `; app1: 40,120 rows, 81 requests, 2 throttled (waiting until 14:03:07); app2: ...` with several
  * identities: each is throttled and paced apart, so each says its own.
  */
 const byIdentity = (progress: Progress): string =>
   progress.identities.length < 2 ?
     "" :
     progress.identities.map((identity) =>
-      `; ${identity.label} ${n(identity.succeeded + identity.failed)} rows, ${n(identity.requests)} requests, ${
-        n(identity.throttled)
-      } throttled${identity.waitingUntil === undefined ? "" : ` (waiting until ${clock(identity.waitingUntil)})`}`
+      `; ${identity.label}: ${n(identity.succeeded + identity.failed)} rows, ${n(identity.requests)} request${
+        identity.requests === 1 ? "" : "s"
+      }, ${n(identity.throttled)} throttled${
+        identity.waitingUntil === undefined ? "" : ` (waiting until ${clock(identity.waitingUntil)})`
+      }`
     ).join("")
 
 /** A count in at most five characters, for the bar: `812`, `25.8k`, `1.2M`. */
