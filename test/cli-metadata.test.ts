@@ -225,5 +225,12 @@ describe("dv-effect typegen", () => {
     expect(result.code).toBe(1)
     expect(result.stderr).toContain("Table 'nosuchtable' does not exist")
     await expect(Fs.stat(elsewhere)).rejects.toThrow()
+    // A table is named as typed, as every command names it.
+    const cased = await run(["typegen", "Contact", "--out", elsewhere, ...connection])
+    expect([cased.code, cased.stderr]).toEqual([
+      1,
+      "dv-effect: Table 'Contact' does not exist in this environment; did you mean 'contact'?\n"
+    ])
+    await expect(Fs.stat(elsewhere)).rejects.toThrow()
   })
 })

@@ -325,7 +325,8 @@ export const typegenCommand = Command.make(
   },
   (args) =>
     Effect.gen(function*() {
-      const names = [...new Set(args.tables.map((t) => t.trim().toLowerCase()).filter((t) => t !== ""))]
+      // As typed (a table is named by its logical name, as everywhere: a wrong case gets a suggestion).
+      const names = [...new Set(args.tables.map((t) => t.trim()).filter((t) => t !== ""))]
       // Every definition first: nothing is written when a table does not exist.
       const inputs = yield* Effect.forEach(names, typegenInput, { concurrency: 4 }).pipe(
         Effect.provide(Connection.layer(args.connection))
