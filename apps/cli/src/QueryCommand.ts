@@ -299,7 +299,7 @@ export const queryCommand = Command.make(
         "Related records to bring along (OData $expand), repeatable or comma-separated: " +
           "--expand 'parentcustomerid_account($select=name,accountnumber)' (a lookup: an object; in CSV, " +
           "columns parentcustomerid_account.name, ...) or " +
-          "--expand 'contact_customer_accounts($select=fullname;$filter=statecode eq 0;$orderby=fullname;$top=10)' " +
+          "--expand 'contact_customer_accounts($select=fullname;$filter=lastname ne null;$orderby=fullname;$top=10)' " +
           "(related records: an array; in CSV, JSON text)"
       ),
       Options.repeated
