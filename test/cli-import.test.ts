@@ -136,6 +136,38 @@ describe("dv-effect create from CSV", () => {
     expect(emulator.counters.requests - requests).toBeLessThan(20)
     expect(defaultJournals()).toEqual([])
   })
+
+  it("refuses in one line a header of one column holding another delimiter, and a rejects file fed back", async () => {
+    const semicolons = file("semicolons.csv", "lastname;firstname\nLovelace;Ada\nHopper;Grace\n")
+    const create = await run(["create", "contact", "-f", semicolons], { env })
+    expect([create.code, create.stderr.trim()]).toEqual([
+      1,
+      `dv-effect: ${semicolons}: the header is one column, 'lastname;firstname': pass --delimiter ';' if its fields are separated by ';'.`
+    ])
+    const tabs = file("tabs.csv", "lastname\tfirstname\nLovelace\tAda\n")
+    const tabbed = await run(["create", "contact", "-f", tabs], { env })
+    expect(tabbed.stderr.trim()).toBe(
+      `dv-effect: ${tabs}: the header is one column, 'lastname\tfirstname': pass --delimiter $'\\t' if its fields are separated by tabs.`
+    )
+    const withDelimiter = await run(["create", "contact", "-f", semicolons, "--delimiter", ";", "--no-journal"], {
+      env
+    })
+    expect(withDelimiter.code, withDelimiter.stderr).toBe(0)
+    expect(contacts().map((c) => c.firstname).sort()).toEqual(["Ada", "Grace"])
+
+    const rejects = file(
+      "fed-back.jsonl",
+      [{ row: "row 1 (line 2)", line: 2, input: { lastname: "L".repeat(60) }, status: "failed", message: "too long" }]
+        .map((line) => JSON.stringify(line)).join("\n") + "\n"
+    )
+    const fedBack = await run(["create", "contact", "-f", rejects], { env })
+    expect([fedBack.code, fedBack.stderr.trim()]).toEqual([
+      1,
+      `dv-effect: ${rejects} holds the lines of a rejects file: take the rows out first, e.g. jq -c .input ${rejects} > retry.jsonl.`
+    ])
+    expect(contacts()).toHaveLength(2)
+    expect(defaultJournals()).toEqual([])
+  })
 })
 
 describe("dv-effect update, upsert and delete", () => {

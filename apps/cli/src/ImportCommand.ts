@@ -391,6 +391,20 @@ const namingProblem = (
   return `${name}: the header has no '${metadata.primaryIdAttribute}' column to name each record by${hint}.`
 }
 
+/**
+ * Why a CSV header of one column cannot be meant: it holds a delimiter other than the one read
+ * with (a file separated by `;`, tabs or `|`), so that every row would fail on that column.
+ */
+const delimiterProblem = (name: string, header: ReadonlyArray<string>): string | undefined => {
+  if (header.length !== 1) return undefined
+  const found = [";", "\t", "|"].find((delimiter) => header[0]!.includes(delimiter))
+  if (found === undefined) return undefined
+  const shown = found === "\t" ? "$'\\t'" : `'${found}'`
+  return `${name}: the header is one column, '${header[0]}': pass --delimiter ${shown} if its fields are separated by ${
+    found === "\t" ? "tabs" : `'${found}'`
+  }.`
+}
+
 /** The input's rows, coerced to the table's columns, each tracked to its line for rejects. */
 const rowsOf = (
   operation: Bulk.Operation,
@@ -419,22 +433,31 @@ const rowsOf = (
       for (const name in row) if (naming.has(name)) out[name] = (row as Record<string, unknown>)[name]
       return out
     }
-    // A CSV header without the columns that name each record would fail every row alike: say it
-    // once, before any row is sent.
-    let headerChecked = source.format !== "csv" || operation === "create" || args.smart
-    const checkHeader = Effect.suspend(() => {
-      const header = source.header()
-      if (headerChecked || header === undefined) return Effect.void
-      headerChecked = true
-      const problem = namingProblem(source.name, header, metadata, key)
-      return problem === undefined ? Effect.void : Effect.fail(new CliError({ message: problem }))
-    })
+    // What would fail every row alike is said once, at the first row, before any row is sent: a
+    // CSV header of one column holding another delimiter, or without the columns that name each
+    // record; a rejects file fed back as it is.
+    let firstChecked = false
+    const checkFirst = (row: Bulk.RowInput) =>
+      Effect.suspend(() => {
+        if (firstChecked) return Effect.void
+        firstChecked = true
+        const header = source.format === "csv" ? source.header() : undefined
+        const problem = header !== undefined
+          ? delimiterProblem(source.name, header) ??
+            (operation === "create" || args.smart ? undefined : namingProblem(source.name, header, metadata, key))
+          : source.format !== "csv" && Rejects.isRejectsLine(row)
+          ? `${source.name} holds the lines of a rejects file: take the rows out first, e.g. jq -c .input ${
+            args.file === "-" ? "rejects.jsonl" : args.file
+          } > retry.jsonl.`
+          : undefined
+        return problem === undefined ? Effect.void : Effect.fail(new CliError({ message: problem }))
+      })
     const records = partition === undefined ? source.records : Input.partitionRecords(source.records, partition)
     const coerced = Stream.mapEffect(
       records,
       (record) =>
         Effect.zipRight(
-          checkHeader,
+          checkFirst(record.row),
           Effect.map(coercer.coerce(forOperation(record.row)), (row): Input.InputRecord => ({ ...record, row }))
         )
     )

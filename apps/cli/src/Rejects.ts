@@ -59,3 +59,13 @@ export const open = (path: string, append: boolean): Effect.Effect<WriteReject, 
       })
     )
   )
+
+/**
+ * Whether a row read from an input is a line of a rejects file (`row`, `status` and an `input`
+ * object): fed back as it is, every row would fail on its column `row`.
+ *
+ * @since 0.2.0
+ */
+export const isRejectsLine = (row: unknown): boolean =>
+  typeof row === "object" && row !== null && "row" in row && "status" in row &&
+  typeof (row as { readonly input?: unknown }).input === "object"
