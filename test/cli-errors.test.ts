@@ -40,6 +40,10 @@ describe("dv-effect usage errors", () => {
       ["query", "contact", "--output=jsnl"],
       "--output must be one of jsonl, json, csv, got 'jsnl'; did you mean 'jsonl'?"
     )
+    await expectUsageError(
+      ["create", "contact", "-f", "unread.csv", "--bypass", "snyc", "--emulator"],
+      "--bypass takes sync, async or sync,async, got 'snyc'; did you mean 'sync'?"
+    )
   })
 
   it("an unknown flag suggests the closest known one", async () => {

@@ -14,7 +14,7 @@ import * as Bulk from "@dv-effect/core/Bulk"
 import * as DataverseClient from "@dv-effect/core/DataverseClient"
 import { DataverseError, isRunFailure } from "@dv-effect/core/DataverseError"
 import * as Journal from "@dv-effect/core/Journal"
-import type { TableMetadata } from "@dv-effect/core/Metadata"
+import * as Metadata from "@dv-effect/core/Metadata"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -158,9 +158,17 @@ type ImportArgs = Command.Command.ParseConfig<typeof options>
 const parseBypass = (text: string): Effect.Effect<{ sync: boolean; async: boolean }, CliError> => {
   const parts = list(text)
   const bad = parts.find((part) => part !== "sync" && part !== "async")
-  return bad === undefined && parts.length > 0
-    ? Effect.succeed({ sync: parts.includes("sync"), async: parts.includes("async") })
-    : Effect.fail(new CliError({ message: `--bypass takes sync, async or sync,async, got '${text}'.` }))
+  if (bad === undefined && parts.length > 0) {
+    return Effect.succeed({ sync: parts.includes("sync"), async: parts.includes("async") })
+  }
+  const near = bad === undefined ? undefined : Metadata.suggest(bad, ["sync", "async"], 1)[0]
+  return Effect.fail(
+    new CliError({
+      message: `--bypass takes sync, async or sync,async, got '${text}'${
+        near === undefined ? "." : `; did you mean '${near}'?`
+      }`
+    })
+  )
 }
 
 /** A `--journal` file, after checking it fits the flags: an existing run needs --resume. */
@@ -371,7 +379,7 @@ const journalsOf = (operation: Bulk.Operation, args: ImportArgs, url: string, ke
 const namingProblem = (
   name: string,
   header: ReadonlyArray<string>,
-  metadata: TableMetadata,
+  metadata: Metadata.TableMetadata,
   key: ReadonlyArray<string> | undefined
 ): string | undefined => {
   const has = new Set(header)
