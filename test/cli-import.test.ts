@@ -71,6 +71,17 @@ describe("dv-effect create from CSV", () => {
     expect(result.stderr).toContain("row 2 (line 3): column 'creditlimit'")
   })
 
+  it("a lookup that names no record fails its row, which names the row's lookups", async () => {
+    emulator.seed("account", [{ accountid: "10000000-0000-4000-8000-000000000001", name: "C", accountnumber: "A-1" }])
+    const csv = file("lookups.csv", "lastname,parentcustomerid@account.accountnumber\nGood,A-1\nBad,A-999\n")
+    const result = await run(["create", "contact", "-f", csv, "--no-journal"], { env })
+    expect(result.code, result.stderr).toBe(2)
+    expect(result.stderr).toMatch(
+      /^row 2 \(line 3\): .+ \[0x80040217\] \(the row's lookups: parentcustomerid@account\.accountnumber=A-999\)$/m
+    )
+    expect(contacts().map((c) => c.lastname)).toEqual(["Good"])
+  })
+
   it("a dry run checks every row, prints the plan and writes nothing", async () => {
     const csv = file("dry.csv", "lastname,creditlimit\nA,1\nB,x\nC,3\n")
     const writtenBefore = emulator.counters.recordsWritten

@@ -284,6 +284,25 @@ const sameFile = (a: string, b: string): boolean => {
   }
 }
 
+/** The service's "record does not exist" (wire reference §5): the row's record, or one a lookup names. */
+const recordMissingCode = "0x80040217"
+
+/**
+ * ` (the row's lookups: parentcustomerid@account.accountnumber=A-999)`: the lookups of a row the
+ * service found a record missing for, which its message does not tie to a column; empty when
+ * the row has none. Lookups are told by the import's syntax: `column@table.key`, `@odata.bind`,
+ * or a value `table:<GUID>`.
+ */
+const lookupsOf = (raw: unknown): string => {
+  if (typeof raw !== "object" || raw === null) return ""
+  const found = Object.entries(raw as Record<string, unknown>).filter(([key, value]) =>
+    (key.includes("@") && !key.startsWith("@")) || (typeof value === "string" && /^\w+:[0-9a-f-]{36}$/i.test(value))
+  )
+  return found.length === 0
+    ? ""
+    : ` (the row's lookups: ${found.map(([key, value]) => `${key}=${String(value)}`).join(", ")})`
+}
+
 /** Failures printed on stderr when a rejects file holds them all anyway. */
 const stderrFailuresWithRejects = 10
 
@@ -506,7 +525,8 @@ const failuresOf = (args: ImportArgs, tracked: ReturnType<typeof Input.track>) =
       }
       counts.shown++
       const code = error.code === undefined ? "" : ` [${error.code}]`
-      return Effect.zipRight(written, Output.stderr(`${location}: ${error.message}${code}\n`))
+      const lookups = error.code === recordMissingCode ? lookupsOf(record?.raw) : ""
+      return Effect.zipRight(written, Output.stderr(`${location}: ${error.message}${code}${lookups}\n`))
     }
     return { counts, onOutcome }
   })
