@@ -62,7 +62,10 @@ describe("dv-effect auth", () => {
     expect(login.code).toBe(0)
     expect(login.stderr).toContain(`Signed in to ${emulator.info.url} as user ${emulator.info.userId}.`)
     expect(login.stderr).toContain(`Profile 'app' saved in ${Path.join(config, "profiles.json")} and selected.`)
-    expect(login.stderr).toContain("The client secret is not stored")
+    expect(login.stderr).toContain(
+      "The client secret is not stored: commands with this profile read it from AZURE_CLIENT_SECRET_APP, else " +
+        "AZURE_CLIENT_SECRET, or prompt for it."
+    )
 
     const saved = JSON.parse(await Fs.readFile(Path.join(config, "profiles.json"), "utf8"))
     expect(saved).toEqual({
@@ -204,10 +207,14 @@ describe("dv-effect auth", () => {
     expect(nothingSelected.stderr.trim()).toBe(
       "dv-effect: No profile is selected: name the one to remove (dv-effect auth logout <name>), or pass --all."
     )
-    // With no profile selected and no flag, commands say what is missing as before.
+    // With no profile selected and no flag, commands say what is missing, and the profiles saved.
     const noUrl = await run(["whoami"], { env })
-    expect(noUrl.code).toBe(1)
-    expect(noUrl.stderr).toContain("No Dataverse URL")
+    expect([noUrl.code, noUrl.stderr.trim()]).toEqual([
+      1,
+      "dv-effect: No Dataverse URL: pass --url <org url> or set DATAVERSE_URL (or use --emulator or " +
+      "--connection-string), or name a saved profile (two) with --profile <name> or select one with dv-effect " +
+      "auth select <name>."
+    ])
 
     expect((await run(["auth", "logout", "two"], { env })).code).toBe(0)
     expect(await Fs.readdir(Path.join(config, "tokens"))).toEqual([])

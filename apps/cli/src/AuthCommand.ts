@@ -130,7 +130,9 @@ const loginCommand = Command.make(
         )
       } else if (profile.flow === "client-secret") {
         yield* Output.stderr(
-          "The client secret is not stored: commands with this profile read it from AZURE_CLIENT_SECRET, or prompt for it.\n"
+          `The client secret is not stored: commands with this profile read it from ${
+            Connection.profileSecretVariable(name)
+          }, else AZURE_CLIENT_SECRET, or prompt for it.\n`
         )
       } else if (profile.flow === "username-password") {
         yield* Output.stderr(

@@ -255,6 +255,8 @@ const readHidden = (message: string): Effect.Effect<string, CliError> =>
     return Effect.sync(restore)
   })
 
+const noUrl = "No Dataverse URL: pass --url <org url> or set DATAVERSE_URL (or use --emulator or --connection-string)"
+
 /**
  * The variable that holds a profile's own client secret: `AZURE_CLIENT_SECRET_<NAME>`, the name
  * upper-cased with every character other than a letter or digit as `_` (`app-1` →
@@ -403,9 +405,7 @@ export const fromFlags = (args: ConnectionArgs): Effect.Effect<Target, CliError>
       } satisfies Target
     }
     if (Option.isNone(args.url)) {
-      return yield* fail(
-        "No Dataverse URL: pass --url <org url> or set DATAVERSE_URL (or use --emulator or --connection-string)."
-      )
+      return yield* fail(`${noUrl}.`)
     }
     const url = args.url.value
     if (args.accessToken.length > 0) {
@@ -602,6 +602,15 @@ export const resolveTarget = (flags: ConnectionArgs): Effect.Effect<Target, CliE
       if (saved.selected !== undefined) {
         const profile = saved.profiles.find((p) => p.name === saved.selected)
         if (profile !== undefined) return yield* fromProfile(profile, args)
+      }
+      // No connection flag and no profile selected (the selected one logged out) while others are
+      // saved: say which there are.
+      if (saved.profiles.length > 0) {
+        return yield* fail(
+          `${noUrl}, or name a saved profile (${
+            saved.profiles.map((p) => p.name).join(", ")
+          }) with --profile <name> or select one with dv-effect auth select <name>.`
+        )
       }
       return yield* fromFlags(args)
     }
