@@ -7,6 +7,7 @@ import type * as Metadata from "@dv-effect/core/Metadata"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
+import { spawn } from "node:child_process"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -21,7 +22,7 @@ import {
   returnsLookup,
   withLookupTargets
 } from "../apps/cli/src/QueryCommand.js"
-import { postRecord, run, type StartedEmulator, startEmulator } from "./support/cli.js"
+import { binPath, cleanEnv, postRecord, run, type StartedEmulator, startEmulator } from "./support/cli.js"
 
 let emulator: StartedEmulator
 let dir: string
@@ -233,6 +234,53 @@ describe("dv-effect query --out", () => {
     const result = await run(["query", "contact", "--filter", "nosuchcolumn eq 1", "--out", file, ...connection])
     expect(result.code).toBe(1)
     expect(result.stderr.trim().split("\n")).toHaveLength(1)
+    expect(await Fs.readFile(file, "utf8")).toBe("before\n")
+    expect(await Fs.readdir(sub)).toEqual(["rows.jsonl"])
+  })
+
+  it("Ctrl-C leaves the file as it was, no temporary file, and says so", async () => {
+    const sub = await Fs.mkdtemp(Path.join(dir, "interrupted-"))
+    const file = Path.join(sub, "rows.jsonl")
+    const interrupted = async () => {
+      // A page a row: the query runs long enough to be stopped once its first rows are written.
+      const child = spawn(process.execPath, [
+        binPath,
+        "query",
+        "contact",
+        "--page-size",
+        "1",
+        "--out",
+        file,
+        ...connection
+      ], {
+        env: cleanEnv(),
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let stderr = ""
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+      const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
+      const temporary = Path.join(sub, `.rows.jsonl.${child.pid}.tmp`)
+      await new Promise<void>((resolve, reject) => {
+        const check = async () => {
+          if (child.exitCode !== null) return reject(new Error(`the query ended first: ${stderr}`))
+          const size = await Fs.stat(temporary).then((s) => s.size, () => 0)
+          if (size > 0) return resolve()
+          setImmediate(check)
+        }
+        void check()
+      })
+      child.kill("SIGINT")
+      return { code: await exited, stderr }
+    }
+    const fresh = await interrupted()
+    expect([fresh.code, fresh.stderr]).toEqual([130, `Stopped: ${file} was not written.\n`])
+    expect(await Fs.readdir(sub)).toEqual([])
+    await Fs.writeFile(file, "before\n")
+    const kept = await interrupted()
+    expect([kept.code, kept.stderr]).toEqual([
+      130,
+      `Stopped: ${file} was not written (it holds what it held before).\n`
+    ])
     expect(await Fs.readFile(file, "utf8")).toBe("before\n")
     expect(await Fs.readdir(sub)).toEqual(["rows.jsonl"])
   })

@@ -404,7 +404,14 @@ export const queryCommand = Command.make(
             const file = yield* Output.openFile(out)
             yield* write(file.write)
             yield* file.commit
-          }))
+          })).pipe(
+            // Ctrl-C: the rows read so far are dropped with the temporary file; say what is left.
+            Effect.onInterrupt(() =>
+              Output.stderr(
+                `Stopped: ${out} was not written${Fs.existsSync(out) ? " (it holds what it held before)" : ""}.\n`
+              ).pipe(Effect.ignore)
+            )
+          )
 
       if (args.count) {
         const count = yield* countRows(args.table, {
