@@ -142,7 +142,9 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
           { lastname: "x".repeat(51) },
           { lastname: "ok", nosuch: 1 },
           { lastname: "ok", gendercode: 9 },
-          { lastname: "ok", creditlimit: "lots" }
+          { lastname: "ok", creditlimit: "lots" },
+          { lastname: "ok", birthdate: "0001-01-01" },
+          { lastname: "ok", birthdate: "1752-12-31T23:59:59Z" }
         ])
       )
       const messages = outcomes.map((o) => (o.status === "failed" ? o.error.message : o.status))
@@ -150,7 +152,9 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
         "column 'lastname' is 51 characters long; the most is 50",
         "column 'nosuch' does not exist in contact",
         "column 'gendercode' is 9, not one of the options 1 (Male), 2 (Female)",
-        `column 'creditlimit' must be a number, got "lots"`
+        `column 'creditlimit' must be a number, got "lots"`,
+        "column 'birthdate' is 0001-01-01; the earliest date Dataverse stores is 1753-01-01",
+        "column 'birthdate' is 1752-12-31T23:59:59Z; the earliest date Dataverse stores is 1753-01-01"
       ])
       expect(emulator.counters.requests).toBe(requests)
     }))

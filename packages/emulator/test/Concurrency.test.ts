@@ -61,5 +61,10 @@ describe("concurrent requests", () => {
     )
     expect(emulator.store.table("account")!.size).toBe(2)
     expect(() => emulator.seed("nosuch", [])).toThrow(/no table 'nosuch'/)
+    // Documented: dates from 1/1/1753 on.
+    expect(() => emulator.seed("contact", [{ lastname: "Old", birthdate: "1752-12-31" }])).toThrow(
+      /'birthdate' .* is outside the valid range/
+    )
+    expect(emulator.seed("contact", [{ lastname: "Oldest", birthdate: "1753-01-01" }])).toHaveLength(1)
   })
 })

@@ -94,6 +94,9 @@ const wrongType = (column: ColumnDefinition, value: unknown): Fault =>
     }' of property '${column.logicalName}'.`
   )
 
+/** 1753-01-01T00:00:00Z: the earliest date and time a Dataverse column stores. */
+const earliestDateTime = Date.UTC(1753, 0, 1)
+
 /** Checks one column value; returns the value to store or a fault. */
 const validateValue = (table: TableDefinition, column: ColumnDefinition, value: unknown): unknown => {
   if (value === null) {
@@ -134,10 +137,20 @@ const validateValue = (table: TableDefinition, column: ColumnDefinition, value: 
     }
     case "Boolean":
       return typeof value === "boolean" ? value : wrongType(column, value)
-    case "DateTime":
-      return typeof value === "string" && !Number.isNaN(Date.parse(value))
-        ? new Date(value).toISOString().replace(".000Z", "Z")
-        : wrongType(column, value)
+    case "DateTime": {
+      const time = typeof value === "string" ? Date.parse(value) : NaN
+      if (Number.isNaN(time)) return wrongType(column, value)
+      // Documented: "All date and time columns in Dataverse support values as early as 1/1/1753
+      // 12:00 AM" (learn.microsoft.com, behavior-format-date-time-attribute). The refusal's
+      // wording and code are a modelling choice: the out-of-range validation error.
+      if (time < earliestDateTime) {
+        return badRequest(
+          `A validation error occurred. The value ${value} of '${column.logicalName}' on record of type '${table.logicalName}' is outside the valid range. Accepted Values: 1/1/1753 12:00:00 AM to 12/31/9999 11:59:59 PM.`,
+          codes.outOfRange
+        )
+      }
+      return new Date(time).toISOString().replace(".000Z", "Z")
+    }
     case "Picklist":
     case "State":
     case "Status": {
