@@ -115,6 +115,25 @@ describe("dv-effect query --expand", () => {
     expect(fromJson.stderr).toContain(
       "dv-effect: Left out of the rows (expanded records, not columns of account): contact_customer_accounts.\n"
     )
+    // In CSV a collection is its JSON text, and goes back in alike.
+    const collectionCsv = await run([
+      "query",
+      "account",
+      "--select",
+      "name",
+      "--expand",
+      "contact_customer_accounts($select=lastname)",
+      "-o",
+      "csv",
+      ...connection
+    ])
+    const fromCollectionCsv = await run(["update", "account", "-f", "-", "--no-journal", ...connection], {
+      stdin: collectionCsv.stdout
+    })
+    expect(fromCollectionCsv.code, fromCollectionCsv.stderr).toBe(0)
+    expect(fromCollectionCsv.stderr).toContain(
+      "dv-effect: Left out of the rows (expanded records, not columns of account): contact_customer_accounts.\n"
+    )
     expect(await lastnames()).toBe(before)
 
     // A lookup's expanded record under the lookup column's own name, and a null one, go back in too.

@@ -413,7 +413,7 @@ describe("the default journal", () => {
     child.kill("SIGINT")
     expect(await exited).toBe(130)
     expect(stderr.trim().split("\n").at(-1)).toMatch(
-      /^Stopped: [\d,]+ rows finished(; [\d,]+ more were in requests without an answer and may have landed)?\. Without a journal a new run sends every row again: the [\d,]+ finished(, and those of the [\d,]+ that landed,)? would be created a second time \(unless the rows carry their own ids\)\.$/
+      /^Stopped: [\d,]+ rows finished(; [\d,]+ more were in requests without an answer and may have landed)?\. Without a journal a new run sends every row again: the [\d,]+ created(, and those of the [\d,]+ that landed)? would be created a second time \(unless the rows carry their own ids\)\.$/
     )
     expect(stderr).not.toContain("--resume")
     expect(defaultJournals()).toEqual([])
@@ -499,9 +499,10 @@ describe("the default journal", () => {
       const keyed = await run([...args, "--key", "contactid", "--resume"], { env })
       expect([keyed.code, keyed.stderr.trim()]).toEqual([
         1,
-        "dv-effect: --resume: no stopped run of this job (its org, input, --key and --partition as now) is " +
-        `recorded, but one of create contact with other settings is: ${journal}. Give the flags it was started ` +
-        "with, or pass --journal <file>."
+        `dv-effect: --resume: no stopped run of this job is recorded in ${runsDir} (a run that finished removed ` +
+        "its journal; for a journal of your own, pass --journal <file>); a job is its org, input, --key and " +
+        `--partition, and a journal of create contact under other settings is there: ${journal} (give the flags ` +
+        "its run had, or pass --journal <file>)."
       ])
 
       // The same job again without --resume is refused, naming the journal and its finished rows.

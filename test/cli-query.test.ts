@@ -265,7 +265,7 @@ describe("dv-effect query --out", () => {
           if (child.exitCode !== null) return reject(new Error(`the query ended first: ${stderr}`))
           const size = await Fs.stat(temporary).then((s) => s.size, () => 0)
           if (size > 0) return resolve()
-          setImmediate(check)
+          setTimeout(check, 5)
         }
         void check()
       })

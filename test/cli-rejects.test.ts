@@ -5,10 +5,11 @@
  * processes against an emulator in this process, whose store the tests read directly.
  */
 import type * as Emulator from "@dv-effect/emulator/Emulator"
+import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { run, startEmulatorFixture, writeFile } from "./support/cli.js"
+import { binPath, cleanEnv, run, startEmulatorFixture, writeFile } from "./support/cli.js"
 
 let emulator: Emulator.RunningEmulator
 let dir: string
@@ -166,6 +167,16 @@ describe("rejects round-trip", () => {
         `dv-effect: ${flag} names the input file ${retry}: write it to another file.\n`
       ])
     }
+    // stdin redirected from the file that --rejects names.
+    const redirected = spawnSync(process.execPath, [binPath, "create", "contact", "-f", "-", "--rejects", retry], {
+      env: { ...cleanEnv(), ...env },
+      stdio: [Fs.openSync(retry, "r"), "pipe", "pipe"],
+      encoding: "utf8"
+    })
+    expect([redirected.status, redirected.stderr]).toEqual([
+      1,
+      "dv-effect: --rejects names the input, which stdin is redirected from: write it to another file.\n"
+    ])
     expect(Fs.readFileSync(retry, "utf8")).toBe(before)
     expect(contacts()).toEqual([])
   })

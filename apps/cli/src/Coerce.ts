@@ -625,11 +625,22 @@ export interface RowOptions {
  */
 export type LeftOut = "readOnly" | "expanded"
 
+const isRecord = (value: unknown): boolean => typeof value === "object" && value !== null && !Array.isArray(value)
+
+const parsedJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * Whether a key holds records a query expanded (see `LeftOut`): a CSV column `<navprop>.<column>`;
  * in JSON, a navigation property's record (an object, also where the property has its lookup
- * column's name, as `primarycontactid` has) or null, or a collection (an array) under a name that
- * is no column (collection-valued properties are not in the metadata).
+ * column's name, as `primarycontactid` has) or null, or a collection (an array of records; in CSV
+ * its JSON text) under a name that is no column (collection-valued properties are not in the
+ * metadata).
  */
 const isExpanded = (
   table: TableMetadata,
@@ -640,7 +651,11 @@ const isExpanded = (
   const dot = key.indexOf(".")
   const property = dot < 0 ? key : key.slice(0, dot)
   const navigation = table.lookups.some((lookup) => lookup.navigationProperty === property)
-  if (dot >= 0 || Array.isArray(value)) return column === undefined && (navigation || dot < 0)
+  if (dot >= 0) return column === undefined && navigation
+  // Records, not values: a multi-select choice's array (numbers or labels) under a misspelt name
+  // stays an unknown column. In CSV a collection is its JSON text.
+  const collection = typeof value === "string" && value.startsWith("[") ? parsedJson(value) : value
+  if (Array.isArray(collection)) return column === undefined && collection.every(isRecord)
   if (!navigation) return false
   // A lookup column written null clears the lookup: only its record is the expansion's.
   return column === undefined || (typeof value === "object" && value !== null && !(value instanceof Date))

@@ -165,7 +165,7 @@ const parseBypass = (text: string): Effect.Effect<{ sync: boolean; async: boolea
   return Effect.fail(
     new CliError({
       message: `--bypass takes sync, async or sync,async, got '${text}'${
-        near === undefined ? "." : `; did you mean '${near}'?`
+        near === undefined ? "." : `; did you mean '${near}'${parts.length > 1 ? ` for '${bad}'` : ""}?`
       }`
     })
   )
@@ -199,14 +199,16 @@ const checkDefaultJournal = (job: Runs.JobName, resume: boolean) =>
         // A stopped run of this operation and table under other settings (a flag added or left out).
         const prefix = Runs.journalName(job).replace(/[^-]+\.journal$/, "")
         const others = Fs.readdirSync(dir).filter((name) => name.startsWith(prefix) && name.endsWith(".journal"))
+        const none =
+          `--resume: no stopped run of this job is recorded in ${dir} (a run that finished removed its journal; for a journal of your own, pass --journal <file>)`
         return yield* new CliError({
           message: others.length === 0
-            ? `--resume: no stopped run of this job is recorded in ${dir} (a run that finished removed its journal; for a journal of your own, pass --journal <file>).`
-            : `--resume: no stopped run of this job (its org, input, --key and --partition as now) is recorded, but ${
-              others.length === 1 ? "one" : others.length
-            } of ${job.operation} ${job.table} with other settings is: ${
+            ? `${none}.`
+            : `${none}; a job is its org, input, --key and --partition, and ${
+              others.length === 1 ? "a journal" : `${others.length} journals`
+            } of ${job.operation} ${job.table} under other settings ${others.length === 1 ? "is" : "are"} there: ${
               others.map((name) => Path.join(dir, name)).join(", ")
-            }. Give the flags it was started with, or pass --journal <file>.`
+            } (give the flags its run had, or pass --journal <file>).`
         })
       }
       return path
@@ -264,21 +266,28 @@ const stoppedMessage = (
   }.`
   if (journal !== undefined) return `${stopped} ${hint()}`
   // A new run of creates has new ids: every record this one made would be made again.
-  if (operation === "create" && !smart) {
-    return `${stopped} Without a journal a new run sends every row again: the ${n(finished)} finished${
-      unanswered === 0 ? "" : `, and those of the ${n(unanswered)} that landed,`
-    } would be created a second time (unless the rows carry their own ids).`
+  const created = latest?.succeeded ?? 0
+  if (operation === "create" && !smart && (created > 0 || unanswered > 0)) {
+    const twice = [
+      ...(created > 0 ? [`the ${n(created)} created`] : []),
+      ...(unanswered > 0 ? [`those of the ${n(unanswered)} that landed`] : [])
+    ].join(", and ")
+    return `${stopped} Without a journal a new run sends every row again: ${twice} would be created a second time (unless the rows carry their own ids).`
   }
   const twice = unanswered > 0 && smart ? `; creates among the ${n(unanswered)} may then be created twice` : ""
   return `${stopped} Without a journal a new run sends every row again${twice}.`
 }
 
-/** Whether two paths name one file: the same path, or the same file through a link. */
-const sameFile = (a: string, b: string): boolean => {
-  if (Path.resolve(a) === Path.resolve(b)) return true
+/**
+ * Whether a path names the input: the same path, or the same file through a link (`-`: the file
+ * stdin is redirected from). A file system without inode numbers (0) tells by path alone.
+ */
+const sameFile = (path: string, input: string): boolean => {
+  if (input !== "-" && Path.resolve(path) === Path.resolve(input)) return true
   try {
-    const [x, y] = [Fs.statSync(a), Fs.statSync(b)]
-    return x.dev === y.dev && x.ino === y.ino
+    const x = Fs.statSync(path, { bigint: true })
+    const y = input === "-" ? Fs.fstatSync(0, { bigint: true }) : Fs.statSync(input, { bigint: true })
+    return x.ino !== 0n && x.dev === y.dev && x.ino === y.ino
   } catch {
     return false
   }
@@ -329,9 +338,11 @@ const settingsOf = (operation: Bulk.Operation, args: ImportArgs) =>
     }
     // Opening the rejects file (or the journal) would empty the input before a row is read.
     for (const [flag, path] of [["--rejects", args.rejects], ["--journal", args.journal]] as const) {
-      if (Option.isSome(path) && args.file !== "-" && sameFile(path.value, args.file)) {
+      if (Option.isSome(path) && sameFile(path.value, args.file)) {
         return yield* new CliError({
-          message: `${flag} names the input file ${args.file}: write it to another file.`
+          message: `${flag} names the input${
+            args.file === "-" ? ", which stdin is redirected from" : ` file ${args.file}`
+          }: write it to another file.`
         })
       }
     }
@@ -488,7 +499,8 @@ const rowsOf = (
           Effect.map(coercer.coerce(forOperation(record.row)), (row): Input.InputRecord => ({ ...record, row }))
         )
     )
-    return { size: source.size, tracked: Input.track(coerced) }
+    // A partition's rows are about one in `count` of those read: its ETA counts only those.
+    return { size: Input.partitionSize(source.size, partition), tracked: Input.track(coerced) }
   })
 
 /**

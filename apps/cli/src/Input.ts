@@ -186,6 +186,16 @@ export interface InputSize {
 }
 
 /**
+ * The size of one partition's share of an input: its rows read, one in `count` of the file's.
+ *
+ * @since 0.2.0
+ */
+export const partitionSize = (size: InputSize | undefined, partition: Partition | undefined): InputSize | undefined =>
+  size === undefined || partition === undefined
+    ? size
+    : { ...size, rowsRead: () => Math.round(size.rowsRead() / partition.count) }
+
+/**
  * How to open an input.
  *
  * @since 0.1.0

@@ -344,8 +344,8 @@ export const indexModule = (inputs: ReadonlyArray<TableInput>, kept: ReadonlyArr
  * @since 0.2.0
  */
 export const indexedTables = (contents: string): Array<string> =>
-  contents.startsWith(indexHeader)
-    ? [...contents.matchAll(/^export \* from "\.\/([a-z0-9_]+)\.js"$/gm)].map((match) => match[1]!)
+  contents.startsWith(indexHeader.trimEnd())
+    ? [...contents.matchAll(/^export \* from "\.\/([a-z0-9_]+)\.js"\r?$/gm)].map((match) => match[1]!)
     : []
 
 /**

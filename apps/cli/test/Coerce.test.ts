@@ -490,6 +490,37 @@ describe("coerceRow", () => {
     )
   })
 
+  it("leaves out the records an --expand brought along, never a misspelt column's values", () => {
+    const left: Array<[string, string]> = []
+    const result = coerceRow(context, {
+      lastname: "Doe",
+      "parentcustomerid_account.name": "Contoso",
+      parentcustomerid_contact: null,
+      dve_managerid: { fullname: "Boss" },
+      contact_customer_contacts: [{ lastname: "Kid" }],
+      contact_tasks: "[]"
+    }, { operation: "update", leftOut: (key, why) => left.push([key, why]) })
+    expect(result).toEqual(Either.right({ lastname: "Doe" }))
+    expect(left).toEqual([
+      ["parentcustomerid_account.name", "expanded"],
+      ["parentcustomerid_contact", "expanded"],
+      ["dve_managerid", "expanded"],
+      ["contact_customer_contacts", "expanded"],
+      ["contact_tasks", "expanded"]
+    ])
+    // A multi-select choice's array, or text, under a misspelt name is an unknown column.
+    for (const value of [["Engineer"], [1, 2], "[1,2]"]) {
+      const misspelt = coerceRow(context, { lastname: "Doe", lastnme: value })
+      expect(Either.isLeft(misspelt) && misspelt.left.message).toBe(
+        "column 'lastnme' does not exist in contact; did you mean 'lastname'?"
+      )
+    }
+    // A lookup column written null still clears it.
+    expect(coerceRow(context, { dve_managerid: null }, { operation: "update" })).toEqual(
+      Either.right({ "dve_managerid@odata.bind": null })
+    )
+  })
+
   it("lists the lookups to several tables", () => {
     expect(polymorphicLookups(contact)).toEqual(["parentcustomerid", "ownerid"])
   })

@@ -19,6 +19,7 @@ import {
   parseJsonLine,
   parsePartition,
   partitionRecords,
+  partitionSize,
   track,
   unreadTextKey
 } from "../src/Input.js"
@@ -434,6 +435,18 @@ describe("partitions", () => {
         for (const record of records) seen.push(record.index)
       }
       expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 102 }, (_, i) => i))
+    }))
+
+  it.scoped("counts the rows read, and a partition's share of them for its ETA", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = yield* writeFile(dir, "rows.csv", "n\n" + Array.from({ length: 90 }, (_, i) => `${i}\n`).join(""))
+      const source = yield* open({ file })
+      expect(source.size?.rowsRead()).toBe(0)
+      yield* Stream.runDrain(source.records)
+      expect(source.size?.rowsRead()).toBe(90)
+      expect(partitionSize(source.size, { index: 2, count: 3 })?.rowsRead()).toBe(30)
+      expect(partitionSize(source.size, undefined)).toBe(source.size)
     }))
 })
 

@@ -144,7 +144,9 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
           { lastname: "ok", gendercode: 9 },
           { lastname: "ok", creditlimit: "lots" },
           { lastname: "ok", birthdate: "0001-01-01" },
-          { lastname: "ok", birthdate: "1752-12-31T23:59:59Z" }
+          { lastname: "ok", birthdate: "1752-12-31T23:59:59Z" },
+          // Without an offset a date-time is UTC, whatever this machine's time zone.
+          { lastname: "ok", birthdate: "1752-12-31T23:59:59" }
         ])
       )
       const messages = outcomes.map((o) => (o.status === "failed" ? o.error.message : o.status))
@@ -153,8 +155,9 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
         "column 'nosuch' does not exist in contact",
         "column 'gendercode' is 9, not one of the options 1 (Male), 2 (Female)",
         `column 'creditlimit' must be a number, got "lots"`,
-        "column 'birthdate' is 0001-01-01; the earliest date Dataverse stores is 1753-01-01",
-        "column 'birthdate' is 1752-12-31T23:59:59Z; the earliest date Dataverse stores is 1753-01-01"
+        "column 'birthdate' is 0001-01-01; the earliest Dataverse stores is 1753-01-01 00:00 UTC",
+        "column 'birthdate' is 1752-12-31T23:59:59Z; the earliest Dataverse stores is 1753-01-01 00:00 UTC",
+        "column 'birthdate' is 1752-12-31T23:59:59; the earliest Dataverse stores is 1753-01-01 00:00 UTC"
       ])
       expect(emulator.counters.requests).toBe(requests)
     }))

@@ -66,5 +66,8 @@ describe("concurrent requests", () => {
       /'birthdate' .* is outside the valid range/
     )
     expect(emulator.seed("contact", [{ lastname: "Oldest", birthdate: "1753-01-01" }])).toHaveLength(1)
+    // Without an offset a date-time is UTC, whatever this machine's time zone.
+    const [id] = emulator.seed("contact", [{ lastname: "Noon", birthdate: "1753-01-01T12:00:00" }])
+    expect(emulator.store.table("contact")!.get(id!)!.values.birthdate).toBe("1753-01-01T12:00:00Z")
   })
 })

@@ -10,6 +10,10 @@ import { didYouMeanOf, suggest, withSuggestion } from "./suggest.js"
 /** 1753-01-01T00:00:00Z: the earliest date and time a Dataverse column stores. */
 const earliestDateTime = Date.UTC(1753, 0, 1)
 
+/** An ISO date or date-time as an instant; one without an offset is UTC, not this machine's time. */
+const utcTime = (value: string): number =>
+  Date.parse(/T[^Zz+-]*$/.test(value) && !/[+-]\d\d:?\d\d$/.test(value) ? `${value}Z` : value)
+
 /** Types whose required columns the service fills in itself on create. */
 const serviceFilled = new Set(["State", "Status", "Owner", "Lookup", "Customer", "Uniqueidentifier"])
 
@@ -97,11 +101,14 @@ const checkValue = (column: ColumnMetadata, value: unknown): string | undefined 
     case "Boolean":
       return typeof value === "boolean" ? undefined : `must be true or false, got ${JSON.stringify(value)}`
     case "DateTime": {
-      const time = typeof value === "string" ? Date.parse(value) : NaN
-      if (Number.isNaN(time)) return `must be an ISO date or date-time, got ${JSON.stringify(value)}`
+      if (typeof value !== "string" || Number.isNaN(Date.parse(value))) {
+        return `must be an ISO date or date-time, got ${JSON.stringify(value)}`
+      }
       // "All date and time columns in Dataverse support values as early as 1/1/1753 12:00 AM"
       // (learn.microsoft.com, behavior-format-date-time-attribute).
-      return time < earliestDateTime ? `is ${value}; the earliest date Dataverse stores is 1753-01-01` : undefined
+      return utcTime(value) < earliestDateTime
+        ? `is ${value}; the earliest Dataverse stores is 1753-01-01 00:00 UTC`
+        : undefined
     }
     case "Picklist":
     case "State":

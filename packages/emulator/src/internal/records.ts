@@ -138,7 +138,10 @@ const validateValue = (table: TableDefinition, column: ColumnDefinition, value: 
     case "Boolean":
       return typeof value === "boolean" ? value : wrongType(column, value)
     case "DateTime": {
-      const time = typeof value === "string" ? Date.parse(value) : NaN
+      // A date-time without an offset is UTC, whatever the machine's time zone.
+      const time = typeof value === "string"
+        ? Date.parse(/T[^Zz+-]*$/.test(value) && !/[+-]\d\d:?\d\d$/.test(value) ? `${value}Z` : value)
+        : NaN
       if (Number.isNaN(time)) return wrongType(column, value)
       // Documented: "All date and time columns in Dataverse support values as early as 1/1/1753
       // 12:00 AM" (learn.microsoft.com, behavior-format-date-time-attribute). The refusal's
