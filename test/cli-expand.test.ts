@@ -76,93 +76,55 @@ describe("dv-effect query --expand", () => {
   })
 
   it("an export with --expand goes back in as it is: the expanded records are left out, said once", async () => {
-    const lastnames = async () =>
-      (await run(["query", "contact", "--select", "lastname", "--orderby", "lastname", "-o", "csv", ...connection]))
-        .stdout
+    const query = async (...args: ReadonlyArray<string>) => (await run(["query", ...args, ...connection])).stdout
+    /** Updates `table` from `input`: exit 0, and the one line saying what was left out. */
+    const update = async (table: string, input: string, leftOut: string) => {
+      const result = await run(["update", table, "-f", "-", "--no-journal", ...connection], { stdin: input })
+      expect(result.code, result.stderr).toBe(0)
+      expect(result.stderr.split("\n").filter((line) => line.startsWith("dv-effect:"))).toEqual([
+        `dv-effect: Left out of the rows (expanded records, not columns of ${table}): ${leftOut}.`
+      ])
+      return result.stderr
+    }
+    const lastnames = () => query("contact", "--select", "lastname", "--orderby", "lastname", "-o", "csv")
     const before = await lastnames()
-    const csv = await run([
-      "query",
+    const lookupCsv = await query(
       "contact",
       "--select",
       "lastname",
       "--expand",
       "parentcustomerid_account($select=name,accountnumber)",
       "-o",
-      "csv",
-      ...connection
-    ])
-    const fromCsv = await run(["update", "contact", "-f", "-", "--no-journal", ...connection], { stdin: csv.stdout })
-    expect(fromCsv.code, fromCsv.stderr).toBe(0)
-    expect(fromCsv.stderr.split("\n").filter((line) => line.startsWith("dv-effect:"))).toEqual([
-      "dv-effect: Left out of the rows (expanded records, not columns of contact): parentcustomerid_account.name, " +
-      "parentcustomerid_account.accountnumber, parentcustomerid_account.accountid."
-    ])
-    expect(fromCsv.stderr).toContain("Updated 3 of 3 contact rows")
-
-    const jsonl = await run([
-      "query",
+      "csv"
+    )
+    const fromCsv = await update(
+      "contact",
+      lookupCsv,
+      "parentcustomerid_account.name, parentcustomerid_account.accountnumber, parentcustomerid_account.accountid"
+    )
+    expect(fromCsv).toContain("Updated 3 of 3 contact rows")
+    const collection = ["account", "--select", "name", "--expand", "contact_customer_accounts($select=lastname)"]
+    await update(
       "account",
-      "--select",
-      "name",
-      "--expand",
-      "contact_customer_accounts($select=lastname)",
-      "--expand",
-      "primarycontactid($select=lastname)",
-      ...connection
-    ])
-    const fromJson = await run(["update", "account", "-f", "-", "--no-journal", ...connection], { stdin: jsonl.stdout })
-    expect(fromJson.code, fromJson.stderr).toBe(0)
-    expect(fromJson.stderr).toContain(
-      "dv-effect: Left out of the rows (expanded records, not columns of account): contact_customer_accounts.\n"
+      await query(...collection, "--expand", "primarycontactid($select=lastname)"),
+      "contact_customer_accounts"
     )
     // In CSV a collection is its JSON text, and goes back in alike.
-    const collectionCsv = await run([
-      "query",
-      "account",
-      "--select",
-      "name",
-      "--expand",
-      "contact_customer_accounts($select=lastname)",
-      "-o",
-      "csv",
-      ...connection
-    ])
-    const fromCollectionCsv = await run(["update", "account", "-f", "-", "--no-journal", ...connection], {
-      stdin: collectionCsv.stdout
-    })
-    expect(fromCollectionCsv.code, fromCollectionCsv.stderr).toBe(0)
-    expect(fromCollectionCsv.stderr).toContain(
-      "dv-effect: Left out of the rows (expanded records, not columns of account): contact_customer_accounts.\n"
-    )
+    await update("account", await query(...collection, "-o", "csv"), "contact_customer_accounts")
     expect(await lastnames()).toBe(before)
 
     // A lookup's expanded record under the lookup column's own name, and a null one, go back in too.
-    const ames =
-      (await run(["query", "contact", "--select", "contactid", "--filter", "lastname eq 'Ames'", ...connection]))
-        .stdout
-    const amesId = JSON.parse(ames).contactid
+    const amesId = JSON.parse(await query("contact", "--select", "contactid", "--filter", "lastname eq 'Ames'"))
+      .contactid
     const record = JSON.stringify({ accountid: contoso, primarycontactid: { lastname: "Ames", contactid: amesId } })
-    const expanded = await run(["update", "account", "-f", "-", "--no-journal", ...connection], { stdin: record })
-    expect(expanded.code, expanded.stderr).toBe(0)
-    expect(expanded.stderr).toContain(
-      "dv-effect: Left out of the rows (expanded records, not columns of account): primarycontactid.\n"
-    )
-    const none = JSON.stringify({ contactid: amesId, parentcustomerid_account: null })
-    const cleared = await run(["update", "contact", "-f", "-", "--no-journal", ...connection], { stdin: none })
-    expect(cleared.code, cleared.stderr).toBe(0)
-    expect(cleared.stderr).toContain(
-      "dv-effect: Left out of the rows (expanded records, not columns of contact): parentcustomerid_account.\n"
-    )
-    const parent = await run([
-      "query",
+    await update("account", record, "primarycontactid")
+    await update(
       "contact",
-      "--select",
-      "_parentcustomerid_value",
-      "--filter",
-      `contactid eq ${amesId}`,
-      ...connection
-    ])
-    expect(JSON.parse(parent.stdout)._parentcustomerid_value).toBe(`account:${contoso}`)
+      JSON.stringify({ contactid: amesId, parentcustomerid_account: null }),
+      "parentcustomerid_account"
+    )
+    const parent = await query("contact", "--select", "_parentcustomerid_value", "--filter", `contactid eq ${amesId}`)
+    expect(JSON.parse(parent)._parentcustomerid_value).toBe(`account:${contoso}`)
   })
 
   it("answers an unknown navigation property with the service's message, exit 1", async () => {
