@@ -94,7 +94,12 @@ export const schemaFile = (
       }
       // A lookup to several tables keeps the targets exported; each other one is said.
       for (const target of c.targets ?? []) {
-        if (!targets.some((t) => t.table === target)) leftOut.push(`${where} (its target ${target}, not exported)`)
+        if (targets.some((t) => t.table === target)) continue
+        leftOut.push(
+          `${where} (its target ${target}, ${
+            keptNames.has(target) ? "without a navigation property in the metadata" : "not exported"
+          })`
+        )
       }
       out.targets = targets
     }
