@@ -59,10 +59,15 @@ describe("chunking", () => {
     expect(sizer.current()).toBe(1000)
     sizer.observe(1000, 20_000) // too slow: two thirds
     expect(sizer.current()).toBe(670)
-    sizer.shrink() // refused: half, and never above that again
+    sizer.shrink(670) // refused: half, and never above that again
     expect(sizer.current()).toBe(335)
     for (let i = 0; i < 5; i++) sizer.observe(sizer.current(), 10)
     expect(sizer.current()).toBe(335)
+    // The requests in flight with it, of the same size and refused alike, halve it once in all.
+    for (let i = 0; i < 7; i++) sizer.shrink(670)
+    expect(sizer.current()).toBe(335)
+    sizer.shrink(335) // a refusal of the halved size halves it again
+    expect(sizer.current()).toBe(167)
   })
 
   it("estimates a row's JSON size without serialising it", () => {

@@ -15,8 +15,8 @@ export interface ChunkSizer {
   readonly current: () => number
   /** A request of `rows` rows answered in `latencyMs`. */
   readonly observe: (rows: number, latencyMs: number) => void
-  /** A request timed out or was too large. */
-  readonly shrink: () => void
+  /** A request of `rows` rows timed out or was too large. */
+  readonly shrink: (rows: number) => void
 }
 
 export const makeChunkSizer = (
@@ -43,9 +43,12 @@ export const makeChunkSizer = (
         size = Math.min(cap, Math.max(size, Math.min(projected, rows * 4)))
       }
     },
-    shrink: () => {
-      size = Math.max(1, Math.floor(size / 2))
-      cap = Math.min(cap, size)
+    // Half the refused request: the requests in flight with it, refused alike, halve it once,
+    // not once each.
+    shrink: (rows) => {
+      const half = Math.max(1, Math.floor(rows / 2))
+      size = Math.min(size, half)
+      cap = Math.min(cap, half)
     }
   }
 }

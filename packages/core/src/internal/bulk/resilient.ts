@@ -76,7 +76,7 @@ export const sendResilient = (
         }
         break
       }
-      if (isTooBig(error)) sizer.shrink()
+      if (isTooBig(error)) sizer.shrink(pending.length)
       pending = again
       if (isSplittable(error) && pending.length > 1) {
         const half = Math.ceil(pending.length / 2)
