@@ -344,6 +344,10 @@ describe("query building", () => {
         expect(Query.ge("createdon", new Date("2024-01-02T03:04:05Z"))).toBe("createdon ge 2024-01-02T03:04:05.000Z")
         expect(Query.lt("donotemail", true)).toBe("donotemail lt true")
         expect(Query.le("n", 12n)).toBe("n le 12")
+        // Never `null` for what is not a number: that would match the rows without a value.
+        expect(Query.eq("creditlimit", Number("1,000"))).toBe("creditlimit eq NaN")
+        expect(Query.ne("creditlimit", -Infinity)).toBe("creditlimit ne -INF")
+        expect(Query.lt("creditlimit", Infinity)).toBe("creditlimit lt INF")
         expect(Query.eq("_parentcustomerid_value", Query.guid("{5D1D2F3E-6A1B-4C8D-9E0F-112233445566}"))).toBe(
           "_parentcustomerid_value eq 5d1d2f3e-6a1b-4c8d-9e0f-112233445566"
         )

@@ -17,7 +17,12 @@ export const raw = (text: string): RawLiteral => ({ _tag: "RawLiteral", text })
 export const literal = (value: FilterValue): string => {
   if (value === null) return "null"
   if (typeof value === "string") return quote(value)
-  if (typeof value === "number") return Number.isFinite(value) ? String(value) : "null"
+  // OData's own literals for what is not a finite number: never `null`, which would match the
+  // rows without a value (a NaN from a bad parse must not select them); the service refuses them
+  // for a decimal column.
+  if (typeof value === "number") {
+    return Number.isFinite(value) ? String(value) : Number.isNaN(value) ? "NaN" : value > 0 ? "INF" : "-INF"
+  }
   if (typeof value === "bigint" || typeof value === "boolean") return String(value)
   if (value instanceof Date) return value.toISOString()
   return value.text
