@@ -98,13 +98,15 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
       const emulator = yield* Emulator.Emulator
       emulator.reset()
       emulator.seed("contact", [{ contactid: id(1), lastname: "Start" }])
+      // One record in three spellings of its id (braces, upper case): still one record.
       const rows = [
         { contactid: id(1), lastname: "first" },
-        { contactid: id(1), lastname: "second" },
-        { contactid: id(1), lastname: "third" }
+        { contactid: `{${id(1).toUpperCase()}}`, lastname: "second" },
+        { contactid: `{${id(1)}}`, lastname: "third" }
       ]
       const outcomes = yield* collect(Bulk.updateMany("contact", rows, { chunkSize: 10, concurrency: 4 }))
       expect(outcomes.map((o) => [o.index, o.status])).toEqual([[0, "updated"], [1, "updated"], [2, "updated"]])
+      expect(outcomes.map((o) => o.status === "updated" && o.id)).toEqual([id(1), id(1), id(1)])
       expect(emulator.store.table("contact")!.get(id(1))!.values.lastname).toBe("third")
     }))
 

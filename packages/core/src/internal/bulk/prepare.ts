@@ -4,6 +4,7 @@ import { DataverseError } from "../../DataverseError.js"
 import type { TableMetadata } from "../../Metadata.js"
 import type * as Records from "../../Records.js"
 import { withoutReadAnnotations } from "../annotations.js"
+import { normaliseGuid } from "../odata.js"
 import { bind } from "../records.js"
 import { validateRow } from "../validate.js"
 
@@ -46,7 +47,8 @@ export const makePrepare = (options: {
   const problem = validateRow(metadata, operation === "delete" ? {} : row, operation === "create")
   if (problem !== undefined) return new DataverseError({ reason: "Validation", message: problem })
   const primary = row[metadata.primaryIdAttribute]
-  const id = typeof primary === "string" ? primary.toLowerCase() : undefined
+  // One spelling of each id (braces and case dropped): the same record twice must look the same.
+  const id = typeof primary === "string" ? normaliseGuid(primary) ?? primary.toLowerCase() : undefined
   if (operation === "create") {
     if (id !== undefined) return { index, row, ref: undefined, id, ownId: false }
     // The id goes into the body when it is built: no copy of the row here.
