@@ -207,7 +207,11 @@ export interface BulkOptions {
   readonly retryPolicy?: Schedule.Schedule<unknown, DataverseError>
   /** Records finished rows, so that a stopped run resumes where it was (see `Journal`). */
   readonly journal?: Journal.Journal
-  /** What identifies the input, recorded in the journal so that a resume over another is refused. */
+  /**
+   * What identifies the input (a file's path and size, a load's date), recorded in the journal so
+   * that a resume over another input is refused. Without it a journal resumes whatever rows it
+   * recorded: a finished journal run again over new rows skips as many of them as it finished.
+   */
   readonly inputIdentity?: string
   /** Called for each row an earlier run of the journal finished: it gets no outcome. */
   readonly onResumed?: (index: number) => void
@@ -533,8 +537,15 @@ export const summarize: <E, R, E2 = never, R2 = never>(
  * import { Effect } from "effect"
  * import { Bulk, Journal } from "@dv-effect/core"
  * declare const rows: ReadonlyArray<Bulk.RowInput>
- * const load = Bulk.execute("create", "contact", rows, { journal: Journal.file("load.journal") }, (outcome) =>
- *   outcome.status === "failed" ? Effect.logWarning(`row ${outcome.index}: ${outcome.error.message}`) : Effect.void)
+ * // One journal per input: a new input gets a new journal (or another inputIdentity, refused).
+ * const load = Bulk.execute(
+ *   "create",
+ *   "contact",
+ *   rows,
+ *   { journal: Journal.file("load-2026-12-07.journal"), inputIdentity: "contacts 2026-12-07" },
+ *   (outcome) =>
+ *     outcome.status === "failed" ? Effect.logWarning(`row ${outcome.index}: ${outcome.error.message}`) : Effect.void
+ * )
  * ```
  *
  * @since 0.1.0
