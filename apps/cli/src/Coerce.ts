@@ -579,6 +579,21 @@ export const targetsOf = (table: TableMetadata, row: Readonly<Record<string, unk
 }
 
 /**
+ * The keys of `row` that set a lookup, by this module's syntax (`column`, `_column_value`,
+ * `column@table[.key]`) and the table's lookup columns, or by `x@odata.bind`.
+ *
+ * @since 0.2.0
+ */
+export const lookupKeys = (table: TableMetadata, row: Readonly<Record<string, unknown>>): Array<string> =>
+  Object.keys(row).filter((key) => {
+    if (key.endsWith("@odata.bind")) return true
+    const parsed = parseName(key)
+    if (parsed._tag === "Passthrough") return false
+    const column = columnOf(table, parsed.column)
+    return column !== undefined && lookupTypes.has(column.type)
+  })
+
+/**
  * What a row is coerced for: `create` and `update` leave out the columns the table does not let
  * them write (`IsValidForCreate`, `IsValidForUpdate` false in metadata); `upsert`, `delete` or
  * none, those that neither can write (columns the service sets: `fullname`, `createdon`,

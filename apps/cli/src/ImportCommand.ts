@@ -299,17 +299,13 @@ const recordMissingCode = "0x80040217"
 /**
  * ` (the row's lookups: parentcustomerid@account.accountnumber=A-999)`: the lookups of a row the
  * service found a record missing for, which its message does not tie to a column; empty when
- * the row has none. Lookups are told by the import's syntax: `column@table.key`, `@odata.bind`,
- * or a value `table:<GUID>`.
+ * the row has none.
  */
-const lookupsOf = (raw: unknown): string => {
+const lookupsOf = (table: Metadata.TableMetadata, raw: unknown): string => {
   if (typeof raw !== "object" || raw === null) return ""
-  const found = Object.entries(raw as Record<string, unknown>).filter(([key, value]) =>
-    (key.includes("@") && !key.startsWith("@")) || (typeof value === "string" && /^\w+:[0-9a-f-]{36}$/i.test(value))
-  )
-  return found.length === 0
-    ? ""
-    : ` (the row's lookups: ${found.map(([key, value]) => `${key}=${String(value)}`).join(", ")})`
+  const row = raw as Record<string, unknown>
+  const keys = Coerce.lookupKeys(table, row).filter((key) => row[key] !== null && row[key] !== "")
+  return keys.length === 0 ? "" : ` (the row's lookups: ${keys.map((key) => `${key}=${String(row[key])}`).join(", ")})`
 }
 
 /** Failures printed on stderr when a rejects file holds them all anyway. */
@@ -500,7 +496,7 @@ const rowsOf = (
         )
     )
     // A partition's rows are about one in `count` of those read: its ETA counts only those.
-    return { size: Input.partitionSize(source.size, partition), tracked: Input.track(coerced) }
+    return { size: Input.partitionSize(source.size, partition), tracked: Input.track(coerced), metadata }
   })
 
 /**
@@ -508,7 +504,11 @@ const rowsOf = (
  * stderr. A rejects line that cannot be written fails here, before the engine journals the row
  * finished.
  */
-const failuresOf = (args: ImportArgs, tracked: ReturnType<typeof Input.track>) =>
+const failuresOf = (
+  args: ImportArgs,
+  tracked: ReturnType<typeof Input.track>,
+  table: Metadata.TableMetadata
+) =>
   Effect.gen(function*() {
     // A dry run writes nothing, the rejects file neither: its failures all go to stderr.
     const write = Option.isSome(args.rejects) && !args.dryRun
@@ -537,7 +537,7 @@ const failuresOf = (args: ImportArgs, tracked: ReturnType<typeof Input.track>) =
       }
       counts.shown++
       const code = error.code === undefined ? "" : ` [${error.code}]`
-      const lookups = error.code === recordMissingCode ? lookupsOf(record?.raw) : ""
+      const lookups = error.code === recordMissingCode ? lookupsOf(table, record?.raw) : ""
       return Effect.zipRight(written, Output.stderr(`${location}: ${error.message}${code}${lookups}\n`))
     }
     return { counts, onOutcome }
@@ -694,7 +694,7 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
     const client = yield* DataverseClient.DataverseClient
     const journals = yield* journalsOf(operation, args, client.url, key)
     const input = yield* rowsOf(operation, args, partition, key)
-    const failures = yield* failuresOf(args, input.tracked)
+    const failures = yield* failuresOf(args, input.tracked, input.metadata)
     if (args.dryRun) return yield* dryRunOf(operation, args, input.tracked.rows, bulkOptions, failures.onOutcome)
     const summary = yield* load(operation, args, input, journals.journalPath, bulkOptions, failures.onOutcome).pipe(
       // A run that stopped before it sent anything (an input the header check refused) leaves

@@ -15,6 +15,7 @@ import {
   coerceValue,
   isWritable,
   leftOutMessage,
+  lookupKeys,
   make,
   omitted,
   parseDateTime,
@@ -519,6 +520,22 @@ describe("coerceRow", () => {
     expect(coerceRow(context, { dve_managerid: null }, { operation: "update" })).toEqual(
       Either.right({ "dve_managerid@odata.bind": null })
     )
+  })
+
+  it("names the keys of a row that set a lookup, whichever syntax sets it", () => {
+    expect(lookupKeys(contact, {
+      lastname: "Doe",
+      "parentcustomerid@account.accountnumber": "A-1",
+      dve_managerid: "11111111-2222-4333-8444-555555555555",
+      _ownerid_value: "systemuser:11111111-2222-4333-8444-555555555555",
+      "parentcustomerid_contact@odata.bind": "/contacts(11111111-2222-4333-8444-555555555555)",
+      "lastname@OData.Community.Display.V1.FormattedValue": "Doe"
+    })).toEqual([
+      "parentcustomerid@account.accountnumber",
+      "dve_managerid",
+      "_ownerid_value",
+      "parentcustomerid_contact@odata.bind"
+    ])
   })
 
   it("lists the lookups to several tables", () => {
