@@ -33,14 +33,19 @@ export const queryColumnsProblem = (
   table: TableMetadata,
   params: ReadonlyArray<readonly [string, string]>
 ): string | undefined => {
-  const names = new Set(table.columns.map((column) => column.logicalName))
+  const names = indexOf(table).columns
   for (const [option, value] of params) {
     if (option !== "$select" && option !== "$orderby") continue
     for (const item of value.split(",")) {
       // `$orderby=lastname desc`: the name is the first word.
       const name = item.trim().split(/\s+/)[0] ?? ""
       if (name === "" || /[/()*$@.]/.test(name) || /^_.+_value$/.test(name) || names.has(name)) continue
-      return withSuggestion(`${option}: column '${name}' does not exist in ${table.logicalName}`, name, names, ".")
+      return withSuggestion(
+        `${option}: column '${name}' does not exist in ${table.logicalName}`,
+        name,
+        names.keys(),
+        "."
+      )
     }
   }
   return undefined
