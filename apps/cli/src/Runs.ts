@@ -88,8 +88,8 @@ export const defaultJournal = (job: JobName, dir: string = runsDir()): Effect.Ef
   })
 
 /**
- * What a journal file records: whether it is there, how many entries follow its header (0: no row
- * was ever sent), and the rows it finished.
+ * What a journal file records: whether it is there, how many entries of rows follow its header (0:
+ * no row was ever sent), and the rows it finished.
  *
  * @since 0.2.0
  */
@@ -122,15 +122,19 @@ export const inspectJournal = (path: string): Effect.Effect<JournalFile, CliErro
       if (!Fs.existsSync(path)) return { exists: false, entries: 0, finished: 0 }
       const lines = Fs.readFileSync(path, "utf8").split("\n").filter((line) => line.trim() !== "")
       let finished = 0
+      let entries = 0
       for (const line of lines.slice(1)) {
         try {
-          const entry = JSON.parse(line) as { ok?: unknown; failed?: unknown }
+          const entry = JSON.parse(line) as { sent?: unknown; ok?: unknown; failed?: unknown }
           finished += rowsIn(entry.ok) + rowsIn(entry.failed)
+          // The input's fingerprint is recorded before any row is sent: it is not a row's entry.
+          if (entry.sent !== undefined || entry.ok !== undefined || entry.failed !== undefined) entries++
         } catch {
           // a torn or damaged line: the engine says so when it opens the journal
+          entries++
         }
       }
-      return { exists: true, entries: Math.max(0, lines.length - 1), finished }
+      return { exists: true, entries, finished }
     },
     catch: (error) =>
       new CliError({ message: `Cannot read the journal ${path}: ${(error as Error).message}`, cause: error })

@@ -42,7 +42,8 @@ describe("the default journal", () => {
     try {
       const path = Path.join(dir, "a.journal")
       expect(Effect.runSync(Runs.inspectJournal(path))).toEqual({ exists: false, entries: 0, finished: 0 })
-      Fs.writeFileSync(path, "{\"journal\":\"dv-effect\"}\n")
+      Fs.writeFileSync(path, "{\"journal\":\"dv-effect\"}\n{\"inputHead\":\"8:0a1b\"}\n")
+      // The input's fingerprint is no row's entry: a run that stopped there sent nothing.
       expect(Effect.runSync(Runs.inspectJournal(path))).toEqual({ exists: true, entries: 0, finished: 0 })
       Fs.appendFileSync(path, "{\"sent\":[[0,9]]}\n{\"ok\":[[0,6]],\"failed\":[[7,7],[9,9]]}\n{\"sent\":[[10,")
       expect(Effect.runSync(Runs.inspectJournal(path))).toEqual({ exists: true, entries: 3, finished: 9 })

@@ -209,8 +209,9 @@ export interface BulkOptions {
   readonly journal?: Journal.Journal
   /**
    * What identifies the input (a file's path and size, a load's date), recorded in the journal so
-   * that a resume over another input is refused. Without it a journal resumes whatever rows it
-   * recorded: a finished journal run again over new rows skips as many of them as it finished.
+   * that a resume over another input is refused. Without it the journal still refuses an input
+   * whose first rows differ from the recorded run's (it keeps their fingerprint), but not one
+   * changed only further in.
    */
   readonly inputIdentity?: string
   /** Called for each row an earlier run of the journal finished: it gets no outcome. */

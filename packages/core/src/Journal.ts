@@ -6,7 +6,8 @@
  * rows sent in requests that have not answered yet, and the rows finished (succeeded, or failed
  * for their own fault). A run failure (sign-in, outage, a throttle wait past its limit) finishes
  * no row: a resumed run sends those rows again. Rows are named by their position in the input, so
- * a resumed run must read the same input.
+ * a resumed run must read the same input: the journal records a fingerprint of the input's first
+ * rows (and `Job.input` when the caller names the input), and refuses a resume over another.
  *
  * `Journal.file(path)` keeps it in an append-only JSON-lines file; `Journal.memory()` in memory
  * (tests, and runs that resume within one process). Any other store implements `Journal`.
@@ -25,7 +26,8 @@ import * as internal from "./internal/journal.js"
  * - `Unreadable`: the file exists but cannot be read.
  * - `Unwritable`: an entry could not be written (permissions, a full disk).
  * - `Damaged`: not a dv-effect journal, or a line is not JSON.
- * - `Mismatch`: the journal records another operation, table or input.
+ * - `Mismatch`: the journal records another operation, table or input (by `Job.input`, or by
+ *   the input's first rows).
  *
  * @since 0.2.0
  * @category errors
@@ -45,7 +47,8 @@ export interface JournalError extends Cause.YieldableError {
  * - `Unreadable`: the file exists but cannot be read.
  * - `Unwritable`: an entry could not be written (permissions, a full disk).
  * - `Damaged`: not a dv-effect journal, or a line is not JSON.
- * - `Mismatch`: the journal records another operation, table or input.
+ * - `Mismatch`: the journal records another operation, table or input (by `Job.input`, or by
+ *   the input's first rows).
  *
  * @since 0.2.0
  * @category errors
@@ -103,6 +106,15 @@ export interface JournalSession {
     succeeded: ReadonlyArray<number>,
     failed: ReadonlyArray<number>
   ) => Effect.Effect<void, JournalError>
+  /**
+   * The fingerprint of the input's first rows, given once the run has read them and before any
+   * row is skipped or sent: a new run records it; a resume fails with `Mismatch` when it differs
+   * from the one recorded (rows are named by position, so another input would skip rows it never
+   * sent). Optional: a store without it resumes whatever input it is given.
+   *
+   * @since 0.2.0
+   */
+  readonly inputHead?: (fingerprint: string) => Effect.Effect<void, JournalError>
 }
 
 /**

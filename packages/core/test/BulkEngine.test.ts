@@ -543,6 +543,76 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       const error = yield* Effect.flip(Bulk.execute("update", "contact", [], { journal }))
       expect(error.message).toContain("belongs to a create on 'contact'")
     }))
+
+  it.scoped("refuses a resume over an input whose first rows differ, before any row is sent", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dv-journal-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
+      const path = Path.join(dir, "daily.journal")
+      const monday = yield* Bulk.execute("create", "contact", contacts(300, "Mon"), { journal: Journal.file(path) })
+      expect(monday).toMatchObject({ created: 300, failed: 0 })
+      // Tuesday's rows with Monday's journal: before, 300 of them were skipped as finished.
+      const error = yield* Effect.flip(
+        Bulk.execute("create", "contact", contacts(500, "Tue"), { journal: Journal.file(path) })
+      )
+      expect(error).toMatchObject({ _tag: "JournalError", reason: "Mismatch", path })
+      expect(error.message).toContain("its first rows differ")
+      expect(emulator.store.table("contact")!.size).toBe(300)
+      // The same input grown at its end resumes: only the new rows are sent.
+      const grown = yield* Bulk.execute("create", "contact", contacts(400, "Mon"), { journal: Journal.file(path) })
+      expect(grown).toMatchObject({ resumed: 300, created: 100, failed: 0 })
+      expect(lastnames(emulator)).toEqual(contacts(400, "Mon").map((row) => row.lastname).sort())
+      // A stream is checked alike.
+      const streamed = yield* Effect.flip(
+        Bulk.execute("create", "contact", Stream.fromIterable(contacts(10, "Tue")), { journal: Journal.file(path) })
+      )
+      expect(streamed).toMatchObject({ _tag: "JournalError", reason: "Mismatch" })
+      expect(emulator.store.table("contact")!.size).toBe(400)
+    }))
+
+  it.scoped("records the input's first rows in a journal an older version wrote without them", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dv-journal-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
+      const path = Path.join(dir, "old.journal")
+      Fs.writeFileSync(
+        path,
+        `${
+          JSON.stringify({
+            journal: "dv-effect",
+            version: 1,
+            runId: "0123456789abcdef",
+            operation: "create",
+            table: "contact"
+          })
+        }\n`
+      )
+      const first = yield* Bulk.execute("create", "contact", contacts(20, "Old"), { journal: Journal.file(path) })
+      expect(first).toMatchObject({ created: 20, resumed: 0 })
+      const entries = Fs.readFileSync(path, "utf8").trim().split("\n").map((line) => JSON.parse(line))
+      expect(entries.filter((entry) => typeof entry.inputHead === "string")).toHaveLength(1)
+      const other = yield* Effect.flip(
+        Bulk.execute("create", "contact", contacts(20, "New"), { journal: Journal.file(path) })
+      )
+      expect(other.reason).toBe("Mismatch")
+    }))
+
+  it.effect("a memory journal refuses another input too", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const journal = Journal.memory()
+      yield* Bulk.execute("create", "contact", contacts(30, "A"), { journal })
+      const error = yield* Effect.flip(Bulk.execute("create", "contact", contacts(30, "B"), { journal }))
+      expect(error).toMatchObject({ _tag: "JournalError", reason: "Mismatch" })
+      const again = yield* Bulk.execute("create", "contact", contacts(30, "A"), { journal })
+      expect(again).toMatchObject({ resumed: 30, total: 0 })
+      expect(emulator.store.table("contact")!.size).toBe(30)
+    }))
 })
 
 layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: false }))), {

@@ -30,8 +30,14 @@ const mismatch = (what: string, recorded: Journal.Job, job: Journal.Job): string
   return undefined
 }
 
+/** Why a resume over an input whose first rows have `head` cannot go on, or undefined. */
+const otherHead = (what: string, recorded: string | undefined, head: string): string | undefined =>
+  recorded === undefined || recorded === head
+    ? undefined
+    : `${what} records a run over another input (its first rows differ from this input's): resume with the same input, or start a new journal.`
+
 export const memory: typeof Journal.memory = () => {
-  let header: { runId: string; job: Journal.Job } | undefined
+  let header: { runId: string; job: Journal.Job; inputHead?: string } | undefined
   const entries: Array<Entry> = []
   return {
     open: (job) =>
@@ -47,8 +53,16 @@ export const memory: typeof Journal.memory = () => {
         return {
           state: replay.state(header.runId, resumed),
           sent: (indexes) => Effect.sync(() => void entries.push({ sent: toRanges(indexes) })),
-          finished: (ok, failed) => Effect.sync(() => void entries.push({ ok: toRanges(ok), failed: toRanges(failed) }))
-        }
+          finished: (ok, failed) =>
+            Effect.sync(() => void entries.push({ ok: toRanges(ok), failed: toRanges(failed) })),
+          inputHead: (head) =>
+            Effect.suspend(() => {
+              const problem = otherHead("The journal", header!.inputHead, head)
+              if (problem !== undefined) return Effect.fail(new JournalError({ reason: "Mismatch", message: problem }))
+              header!.inputHead = head
+              return Effect.void
+            })
+        } satisfies Journal.JournalSession
       })
   }
 }
@@ -122,7 +136,15 @@ export const file: typeof Journal.file = (path) => ({
       return {
         state: replay.state(runId, resumed),
         sent: (indexes) => append({ sent: toRanges(indexes) }),
-        finished: (ok, failed) => append({ ok: toRanges(ok), failed: toRanges(failed) })
+        finished: (ok, failed) => append({ ok: toRanges(ok), failed: toRanges(failed) }),
+        inputHead: (head) =>
+          Effect.suspend(() => {
+            const problem = otherHead(`The journal ${path}`, replay.inputHead, head)
+            if (problem !== undefined) return failure("Mismatch", path, problem)
+            if (replay.inputHead !== undefined) return Effect.void
+            replay.inputHead = head
+            return append({ inputHead: head })
+          })
       } satisfies Journal.JournalSession
     })
 })

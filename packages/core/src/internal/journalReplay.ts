@@ -9,6 +9,8 @@ export interface Entry {
   readonly sent?: unknown
   readonly ok?: unknown
   readonly failed?: unknown
+  /** The fingerprint of the input's first rows (`JournalSession.inputHead`). */
+  readonly inputHead?: unknown
 }
 
 /** Positions as a growable bit set: a million rows take 125 KB. */
@@ -60,7 +62,9 @@ export class Replay {
   readonly unanswered = new Set<number>()
   succeeded = 0
   failed = 0
+  inputHead: string | undefined
   apply(entry: Entry): void {
+    if (typeof entry.inputHead === "string") this.inputHead = entry.inputHead
     forEachInRanges(entry.sent, (index) => this.unanswered.add(index))
     this.succeeded += forEachInRanges(entry.ok, (index) => {
       this.finished.add(index)

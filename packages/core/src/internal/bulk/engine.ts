@@ -13,6 +13,7 @@ import { estimateBytes, makeChunkSizer } from "./chunking.js"
 import { existingOrNone } from "./exactlyOnce.js"
 import { combined, type Identity, makeIdentities, progressOf } from "./identities.js"
 import { idMaker, newRunId } from "./ids.js"
+import { checkInputHead } from "./inputHead.js"
 import { failedAll, succeeded } from "./outcomes.js"
 import { makePasses } from "./passes.js"
 import { messageOf, planRun, type RunPlan, sendsWith } from "./plan.js"
@@ -324,9 +325,11 @@ export const makeEngine = <E, R>(
     // `readAheadChunk` rows: the buffer then holds few rows (a prepared row kept long outlives
     // the young generation, and the collector pays for it twice), and a stream's small chunks
     // (a parser's) do not each pay the buffer's hand-over.
-    const input: Stream.Stream<RowInput, E, R> = isStream(rows)
-      ? Stream.rechunk(rows, readAheadChunk)
-      : toStream(rows, readAheadChunk)
+    // The journal checks the input's first rows before any row is skipped or sent.
+    const input: Stream.Stream<RowInput, E | JournalError, R> = checkInputHead(
+      isStream(rows) ? Stream.rechunk(rows, readAheadChunk) : toStream(rows, readAheadChunk),
+      session
+    )
     const firstPass = Stream.suspend(() => {
       let index = 0
       return Stream.mapChunks(input, (chunk) => {
