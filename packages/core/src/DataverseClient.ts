@@ -38,7 +38,11 @@ import type { TableMetadata } from "./Metadata.js"
  * @category models
  */
 export interface ClientOptions {
-  /** The org URL, e.g. `https://contoso.crm.dynamics.com` (a trailing `/` or `/api/data/v9.2/` is fine). */
+  /**
+   * The org URL, e.g. `https://contoso.crm.dynamics.com`. What users paste is fine too: a trailing
+   * `/`, the Web API root (`/api/data/v9.1/`, whose version is then used unless `apiVersion` says
+   * otherwise), or an app's page (`/main.aspx?appid=...`).
+   */
   readonly url: string
   /**
    * A token provider, or a flow that makes one for the org (`Credentials.clientSecret(...)`). Several
@@ -52,7 +56,7 @@ export interface ClientOptions {
    * profile names). Default: `1`, `2`, ...
    */
   readonly labels?: ReadonlyArray<string>
-  /** Web API version. Default `9.2`. */
+  /** Web API version. Default: the one `url` names, else `9.2`. */
   readonly apiVersion?: string
   /** Per-request timeout. Default 4 minutes, as Microsoft's SDK. */
   readonly timeout?: Duration.DurationInput
@@ -285,8 +289,8 @@ export class DataverseClient extends Context.Tag("@dv-effect/core/DataverseClien
 >() {}
 
 /**
- * Splits what users paste as "the URL" (the org root, the Web API root, with or without a
- * trailing slash) into the org root.
+ * Splits what users paste as "the URL" (the org root, the Web API root or a URL under it, an
+ * app's page such as `/main.aspx?appid=...`, with or without a trailing slash) into the org root.
  *
  * @since 0.1.0
  * @category utils

@@ -212,6 +212,23 @@ layer(Emulator.layer(), { excludeTestServices: true })("authentication", (it) =>
       expect(error.reason).toBe("InvalidInput")
       expect(error.message).toContain("'contoso'")
     }))
+
+  it.effect("takes a pasted app page as its org, and keeps the Web API version a URL names", () =>
+    Effect.gen(function*() {
+      const { info } = yield* Emulator.Emulator
+      const connect = (url: string) =>
+        Effect.gen(function*() {
+          const client = yield* DataverseClient.DataverseClient
+          const metadata = yield* Metadata.table("contact")
+          return { webApiUrl: client.webApiUrl, entitySet: metadata.entitySetName }
+        }).pipe(
+          Effect.provide(DataverseClient.layerNode({ url, credentials: Credentials.staticToken(info.accessToken) }))
+        )
+      const page = yield* connect(`${info.url}/main.aspx?appid=1234&pagetype=entitylist&etn=contact`)
+      expect(page).toEqual({ webApiUrl: `${info.url}/api/data/v9.2/`, entitySet: "contacts" })
+      const older = yield* connect(`${info.url}/api/data/v9.1/`)
+      expect(older).toEqual({ webApiUrl: `${info.url}/api/data/v9.1/`, entitySet: "contacts" })
+    }))
 })
 
 describe("Credentials.staticToken", () => {

@@ -98,6 +98,12 @@ describe("URLs", () => {
     expect(normaliseOrgUrl("https://contoso.crm.dynamics.com/")).toBe("https://contoso.crm.dynamics.com")
     expect(normaliseOrgUrl("https://contoso.crm.dynamics.com/api/data/v9.2/")).toBe("https://contoso.crm.dynamics.com")
     expect(normaliseOrgUrl("http://127.0.0.1:4000/api/data/v9.2")).toBe("http://127.0.0.1:4000")
+    // What the browser shows in a model-driven app, and a request URL copied from a trace.
+    expect(normaliseOrgUrl("https://contoso.crm4.dynamics.com/main.aspx?appid=1234&pagetype=entitylist#x"))
+      .toBe("https://contoso.crm4.dynamics.com")
+    expect(normaliseOrgUrl("https://contoso.crm.dynamics.com/api/data/v9.2/contacts?$top=1"))
+      .toBe("https://contoso.crm.dynamics.com")
+    expect(normaliseOrgUrl("https://server/org1/api/data/v9.1/")).toBe("https://server/org1")
     expect(normaliseOrgUrl("contoso")).toBeUndefined()
     expect(normaliseOrgUrl("ftp://contoso")).toBeUndefined()
   })

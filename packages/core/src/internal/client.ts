@@ -20,9 +20,17 @@ export const normaliseOrgUrl = (url: string): string | undefined => {
     return undefined
   }
   if (parsed.protocol !== "https:" && parsed.protocol !== "http:") return undefined
-  const path = parsed.pathname.replace(/\/api\/data(\/v\d+(\.\d+)?)?\/?$/i, "").replace(/\/+$/, "")
+  // The Web API root and anything under it, or a page of an app (`/main.aspx?appid=...`, what
+  // the browser shows), name the org at the path before them.
+  const path = parsed.pathname.replace(/\/api\/data(\/.*)?$/i, "").replace(/\/[^/]*\.aspx$/i, "").replace(
+    /\/+$/,
+    ""
+  )
   return `${parsed.protocol}//${parsed.host}${path}`
 }
+
+/** The Web API version a pasted URL names (`.../api/data/v9.1/`), if any. */
+export const apiVersionInUrl = (url: string): string | undefined => /\/api\/data\/v(\d+\.\d+)(\/|$|\?)/i.exec(url)?.[1]
 
 /** Builds a connection (`DataverseClient.make`). */
 export const make = (
@@ -56,7 +64,9 @@ export const make = (
         message: `The label '${twice}' names two identities.`
       })
     }
-    const webApiUrl = `${url}/api/data/v${options.apiVersion ?? "9.2"}/`
+    // A version the URL names is kept: Microsoft's guidance is to use the version the code was
+    // written for (v9.0 to v9.2 behave alike today).
+    const webApiUrl = `${url}/api/data/v${options.apiVersion ?? apiVersionInUrl(options.url) ?? "9.2"}/`
     const identities = yield* Effect.forEach(
       credentials,
       (credential, i) =>
