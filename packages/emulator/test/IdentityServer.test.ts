@@ -9,9 +9,11 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as Jose from "jose"
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import { createPrivateKey, randomUUID } from "node:crypto"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -564,5 +566,29 @@ describe("lifecycle", () => {
         `${other.server.authority}/v2.0/.well-known/openid-configuration`
       )
     ).rejects.toThrow(/ECONNREFUSED/)
+  })
+
+  it("removes at start the CA directories of emulators whose process is gone, and only those", async () => {
+    // A process that ran and exited: its id names no process now.
+    const gone = await new Promise<number>((resolve) => {
+      const child = spawn(process.execPath, ["-e", ""])
+      child.on("exit", () => resolve(child.pid!))
+    })
+    const orphan = Fs.mkdtempSync(Path.join(Os.tmpdir(), `dv-effect-identity-${gone}-`))
+    Fs.writeFileSync(Path.join(orphan, "ca.pem"), "x")
+    // The parent of this process runs: its directory stays.
+    const live = Fs.mkdtempSync(Path.join(Os.tmpdir(), `dv-effect-identity-${process.ppid}-`))
+    try {
+      const other = await start({ identity, audience: () => audience, apps: [], users: [] })
+      expect(Fs.existsSync(orphan)).toBe(false)
+      expect(Fs.existsSync(live)).toBe(true)
+      expect(Path.basename(Path.dirname(other.server.caFile))).toMatch(
+        new RegExp(`^dv-effect-identity-${process.pid}-`)
+      )
+      await other.close()
+    } finally {
+      Fs.rmSync(orphan, { recursive: true, force: true })
+      Fs.rmSync(live, { recursive: true, force: true })
+    }
   })
 })

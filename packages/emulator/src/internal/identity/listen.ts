@@ -1,6 +1,7 @@
 /**
  * The identity server's HTTPS listener: TLS material from a CA generated at start, the CA file a
- * client trusts (removed when the scope closes), and the availability switch of `setAvailable`.
+ * client trusts (removed when the scope closes, or by the next emulator to start once its process
+ * is gone), and the availability switch of `setAvailable`.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import type * as HttpServer from "@effect/platform/HttpServer"
@@ -24,6 +25,31 @@ const failure = (reason: StartFailure["reason"], message: string, cause: unknown
   cause
 })
 
+const tempPrefix = "dv-effect-identity-"
+
+/** Whether a process of this id runs (one of another user's counts as running). */
+const isRunning = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/**
+ * Removes the CA directories of emulators whose process is gone: a process killed outright
+ * (SIGKILL, a closed terminal) runs no finalizer. Directories are named by their process id.
+ */
+const removeOrphans = Effect.promise(async () => {
+  const entries = await Fs.readdir(Os.tmpdir()).catch(() => [] as Array<string>)
+  for (const name of entries) {
+    const pid = new RegExp(`^${tempPrefix}(\\d+)-`).exec(name)?.[1]
+    if (pid === undefined || Number(pid) === process.pid || isRunning(Number(pid))) continue
+    await Fs.rm(Path.join(Os.tmpdir(), name), { recursive: true, force: true }).catch(() => undefined)
+  }
+})
+
 /** A listening server, not yet serving. */
 export interface Listener {
   readonly server: HttpServer.HttpServer
@@ -44,9 +70,10 @@ export const listen = (host: string, port: number): Effect.Effect<Listener, Star
       try: () => makeTlsMaterial([host]),
       catch: (cause) => failure("Certificate", "Could not make certificates", cause)
     })
+    yield* removeOrphans
     const directory = yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: () => Fs.mkdtemp(Path.join(Os.tmpdir(), "dv-effect-identity-")),
+        try: () => Fs.mkdtemp(Path.join(Os.tmpdir(), `${tempPrefix}${process.pid}-`)),
         catch: (cause) => failure("CaFile", "Could not make a temporary directory", cause)
       }),
       (directory) =>
