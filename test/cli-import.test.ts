@@ -306,14 +306,6 @@ describe("dv-effect create --journal, stopped and resumed", () => {
     expect(wrong.code).toBe(1)
     expect(wrong.stderr).toContain("resume with the same input")
     expect(contacts()).toHaveLength(10)
-    // The same file rewritten to the same size: the journal's fingerprint of its first rows differs.
-    const rewritten = jsonl(rows.slice(0, 10)).replace("\"K0\"", "\"Z0\"")
-    expect(Buffer.byteLength(rewritten)).toBe(Fs.statSync(input).size)
-    Fs.writeFileSync(input, rewritten)
-    const edited = await run(["create", "contact", "-f", input, "--journal", journal, "--resume"], { env })
-    expect(edited.code).toBe(1)
-    expect(edited.stderr).toContain("its first rows differ")
-    expect(contacts()).toHaveLength(10)
   })
 
   it("Ctrl-C stops cleanly, says how to resume, and the resumed run completes the load", async () => {

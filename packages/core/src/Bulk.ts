@@ -209,9 +209,10 @@ export interface BulkOptions {
   readonly journal?: Journal.Journal
   /**
    * What identifies the input (a file's path and size, a load's date), recorded in the journal so
-   * that a resume over another input is refused. Without it the journal still refuses an input
-   * whose first rows differ from the recorded run's (it keeps their fingerprint), but not one
-   * changed only further in.
+   * that a resume over another input is refused. Without it the journal identifies the input by a
+   * fingerprint of its first rows, and refuses a resume over an input whose first rows differ (not
+   * one changed only further in). Give it when rows carry values of their run (a load's time, an
+   * id made per run), which would make every resume look like another input.
    */
   readonly inputIdentity?: string
   /** Called for each row an earlier run of the journal finished: it gets no outcome. */

@@ -6,8 +6,8 @@
  * rows sent in requests that have not answered yet, and the rows finished (succeeded, or failed
  * for their own fault). A run failure (sign-in, outage, a throttle wait past its limit) finishes
  * no row: a resumed run sends those rows again. Rows are named by their position in the input, so
- * a resumed run must read the same input: the journal records a fingerprint of the input's first
- * rows (and `Job.input` when the caller names the input), and refuses a resume over another.
+ * a resumed run must read the same input: the journal records `Job.input` when the caller names
+ * the input, else a fingerprint of its first rows, and refuses a resume over another.
  *
  * `Journal.file(path)` keeps it in an append-only JSON-lines file; `Journal.memory()` in memory
  * (tests, and runs that resume within one process). Any other store implements `Journal`.
@@ -108,9 +108,10 @@ export interface JournalSession {
   ) => Effect.Effect<void, JournalError>
   /**
    * The fingerprint of the input's first rows, given once the run has read them and before any
-   * row is skipped or sent: a new run records it; a resume fails with `Mismatch` when it differs
-   * from the one recorded (rows are named by position, so another input would skip rows it never
-   * sent). Optional: a store without it resumes whatever input it is given.
+   * row is skipped or sent, when the caller gave no `Job.input`: a new run records it; a resume
+   * fails with `Mismatch` when it differs from the one recorded (rows are named by position, so
+   * another input would skip rows it never sent). Optional: a store without it resumes whatever
+   * input it is given.
    *
    * @since 0.2.0
    */

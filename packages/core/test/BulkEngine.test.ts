@@ -613,6 +613,20 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       expect(again).toMatchObject({ resumed: 30, total: 0 })
       expect(emulator.store.table("contact")!.size).toBe(30)
     }))
+
+  it.effect("with inputIdentity, rows that carry values of their run resume (no fingerprint)", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const journal = Journal.memory()
+      const stamped = (run: string) => contacts(40, "S").map((row) => ({ ...row, jobtitle: `loaded ${run}` }))
+      const options = { journal, inputIdentity: "contacts.csv 2026-12-07", chunkSize: 10, concurrency: 1 }
+      const first = yield* Stream.runCollect(Stream.take(Bulk.createMany("contact", stamped("09:00"), options), 20))
+      expect(first.length).toBe(20)
+      const resumed = yield* Bulk.execute("create", "contact", stamped("09:05"), options)
+      expect(resumed.resumed + resumed.created).toBe(40)
+      expect(lastnames(emulator)).toEqual(contacts(40, "S").map((row) => row.lastname).sort())
+    }))
 })
 
 layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: false }))), {

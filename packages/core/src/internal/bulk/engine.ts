@@ -325,10 +325,11 @@ export const makeEngine = <E, R>(
     // `readAheadChunk` rows: the buffer then holds few rows (a prepared row kept long outlives
     // the young generation, and the collector pays for it twice), and a stream's small chunks
     // (a parser's) do not each pay the buffer's hand-over.
-    // The journal checks the input's first rows before any row is skipped or sent.
+    // Without the caller's name for the input, the journal checks its first rows before any row
+    // is skipped or sent. A caller's name wins: rows may carry values of their run (a load's time).
     const input: Stream.Stream<RowInput, E | JournalError, R> = checkInputHead(
       isStream(rows) ? Stream.rechunk(rows, readAheadChunk) : toStream(rows, readAheadChunk),
-      session
+      options.inputIdentity === undefined ? session : undefined
     )
     const firstPass = Stream.suspend(() => {
       let index = 0
