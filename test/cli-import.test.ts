@@ -525,4 +525,34 @@ describe("the default journal", () => {
       expect(defaultJournals()).toEqual([])
     }
   )
+
+  it.skipIf(!Fs.existsSync("/dev/full"))(
+    "an update stopped by its rejects file before any row was recorded keeps the journal its resume command names",
+    async () => {
+      emulator.seed("dve_product", [
+        { dve_productid: "20000000-0000-4000-8000-000000000001", dve_name: "One", dve_sku: "SKU-1", dve_price: 1 },
+        { dve_productid: "20000000-0000-4000-8000-000000000002", dve_name: "Two", dve_sku: "SKU-2", dve_price: 2 },
+        { dve_productid: "20000000-0000-4000-8000-000000000003", dve_name: "Three", dve_sku: "SKU-3", dve_price: 3 }
+      ])
+      const input = file("prices.csv", "dve_sku,dve_price\nSKU-1,13\nSKU-2,-1\nSKU-3,5\n")
+      const first = await run(["update", "dve_product", "--key", "dve_sku", "-f", input, "--rejects", "/dev/full"], {
+        env
+      })
+      expect(first.code).toBe(1)
+      const command = /Resume with: dv-effect (.*) \(with the same sign-in\)$|Resume with: dv-effect (.*)$/.exec(
+        first.stderr.trim().split("\n").at(-1)!
+      )
+      const printed = (command?.[1] ?? command?.[2])!.split(" ")
+      expect(printed).toContain("--resume")
+      const journal = printed[printed.indexOf("--journal") + 1]!
+      expect(Fs.existsSync(journal)).toBe(true)
+      // The command as printed, with a rejects file that can be written.
+      printed[printed.indexOf("--rejects") + 1] = Path.join(dir, "prices-rejects.jsonl")
+      const resumed = await run(printed, { env })
+      expect(resumed.code, resumed.stderr).toBe(2)
+      const prices = emulator.store.table("dve_product")!.scan().map((r) => [r.values.dve_sku, r.values.dve_price])
+      expect(prices.sort()).toEqual([["SKU-1", 13], ["SKU-2", 2], ["SKU-3", 5]])
+      expect(defaultJournals()).toEqual([])
+    }
+  )
 })

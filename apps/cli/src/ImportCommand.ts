@@ -224,20 +224,28 @@ const checkDefaultJournal = (job: Runs.JobName, resume: boolean) =>
     return path
   })
 
+/**
+ * Whether resuming cures what stopped the run: a run failure, a journal that could not be written
+ * (a full disk), a rejects file likewise. A journal that records another job, or is damaged, is
+ * not; nor is a problem of the input or of the flags.
+ */
+const isResumable = (error: unknown): boolean =>
+  (error instanceof DataverseError && isRunFailure(error)) ||
+  (error instanceof Journal.JournalError && error.reason === "Unwritable") ||
+  error instanceof Rejects.RejectsError
+
 /** A run failure: the error with the resume hint at the end of its first line. */
 const withResumeHint = <E>(error: E, hint: () => string): E => {
-  if (error instanceof DataverseError && isRunFailure(error)) {
+  if (!isResumable(error)) return error
+  if (error instanceof DataverseError) {
     return new DataverseError({ ...error, message: Runs.withHint(error.message, hint()) }) as E
   }
-  // A journal that records another job, or is damaged, is not cured by resuming; one that could
-  // not be written (a full disk) is.
-  if (error instanceof Journal.JournalError && error.reason === "Unwritable") {
+  if (error instanceof Journal.JournalError) {
     return new Journal.JournalError({ ...error, message: Runs.withHint(error.message, hint()) }) as E
   }
   if (error instanceof Rejects.RejectsError) {
     return new Rejects.RejectsError({ ...error, message: Runs.withHint(error.message, hint()) }) as E
   }
-  // A problem of the input or of the flags is not cured by resuming: it is said alone.
   return error
 }
 
@@ -697,11 +705,12 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
     const failures = yield* failuresOf(args, input.tracked, input.metadata)
     if (args.dryRun) return yield* dryRunOf(operation, args, input.tracked.rows, bulkOptions, failures.onOutcome)
     const summary = yield* load(operation, args, input, journals.journalPath, bulkOptions, failures.onOutcome).pipe(
-      // A run that stopped before it sent anything (an input the header check refused) leaves
-      // nothing to resume: its default journal goes too.
-      Effect.tapError(() => {
+      // A run that stopped before it recorded a row, for a reason resuming does not cure (an
+      // input the header check refused), leaves nothing to resume: its default journal goes too.
+      // One the stop message names (an update refused by a full disk) stays, for that command.
+      Effect.tapError((error) => {
         const path = journals.defaultJournal
-        if (path === undefined) return Effect.void
+        if (path === undefined || isResumable(error)) return Effect.void
         return Runs.inspectJournal(path).pipe(
           Effect.flatMap((journal) => journal.exists && journal.entries === 0 ? Runs.removeJournal(path) : Effect.void),
           Effect.ignore
