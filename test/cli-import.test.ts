@@ -142,9 +142,17 @@ describe("dv-effect create from CSV", () => {
       1,
       `dv-effect: ${many}: the header has no 'dve_sku' column, which --key names.`
     ])
+    // Smart mode would create every row, on every run: refused alike, for update and upsert.
+    for (const operation of ["update", "upsert"]) {
+      const smart = await run([operation, "contact", "-f", many, "--smart"], { env })
+      expect([smart.code, smart.stderr.trim()]).toEqual([
+        1,
+        `dv-effect: ${many}: the header has no 'contactid' column to name each record by: with --smart every row would be created, and again on every run (for new records only, use create).`
+      ])
+    }
     // Metadata reads only: no row was sent, and no journal is left with nothing to resume.
     expect(emulator.counters.recordsWritten).toBe(0)
-    expect(emulator.counters.requests - requests).toBeLessThan(20)
+    expect(emulator.counters.requests - requests).toBeLessThan(40)
     expect(defaultJournals()).toEqual([])
   })
 

@@ -478,6 +478,14 @@ const rowsOf = (
     // What would fail every row alike is said once, at the first row, before any row is sent: a
     // CSV header of one column holding another delimiter, or without the columns that name each
     // record; a rejects file fed back as it is.
+    // Smart mode creates a row that names no record; a header that names none would create every
+    // row, and again on every run: refused as without --smart, saying why.
+    const smartNaming = (problem: string | undefined) =>
+      problem === undefined || !args.smart
+        ? problem
+        : `${
+          problem.replace(/\.$/, "")
+        }: with --smart every row would be created, and again on every run (for new records only, use create).`
     let firstChecked = false
     const checkFirst = (row: Bulk.RowInput) =>
       Effect.suspend(() => {
@@ -486,7 +494,7 @@ const rowsOf = (
         const header = source.format === "csv" ? source.header() : undefined
         const problem = header !== undefined
           ? delimiterProblem(source.name, header) ??
-            (operation === "create" || args.smart ? undefined : namingProblem(source.name, header, metadata, key))
+            (operation === "create" ? undefined : smartNaming(namingProblem(source.name, header, metadata, key)))
           : source.format !== "csv" && Rejects.isRejectsLine(row)
           ? `${source.name} holds the lines of a rejects file: take the rows out first, e.g. jq -c .input ${
             args.file === "-" ? "rejects.jsonl" : args.file
