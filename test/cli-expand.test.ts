@@ -44,11 +44,11 @@ describe("dv-effect query --expand", () => {
     expect(result.code).toBe(0)
     const [header, ...lines] = result.stdout.trimEnd().split("\n")
     expect(header).toBe(
-      "lastname,parentcustomerid_account.name,parentcustomerid_account.accountnumber,contactid,parentcustomerid_account.accountid"
+      "lastname,contactid,parentcustomerid_account.name,parentcustomerid_account.accountnumber,parentcustomerid_account.accountid"
     )
     expect(lines.map((line) => line.split(",").slice(0, 1)[0])).toEqual(["Ames", "Berg", "Cole"])
-    expect(lines[0]).toMatch(new RegExp(`^Ames,"Contoso, Ltd",A-1,[0-9a-f-]{36},${contoso}$`))
-    expect(lines[2]).toMatch(/^Cole,,,[0-9a-f-]{36},$/)
+    expect(lines[0]).toMatch(new RegExp(`^Ames,[0-9a-f-]{36},"Contoso, Ltd",A-1,${contoso}$`))
+    expect(lines[2]).toMatch(/^Cole,[0-9a-f-]{36},,,$/)
   })
 
   it("takes --expand repeated, and writes related records as objects and arrays in JSON lines", async () => {

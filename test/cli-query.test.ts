@@ -65,7 +65,7 @@ afterAll(async () => {
 const special = ["--filter", "address1_city eq 'Special'", "--orderby", "lastname"]
 
 describe("dv-effect query -o csv", () => {
-  it("writes the --select columns as the header, quotes what needs it and leaves nulls empty", async () => {
+  it("writes the --select columns and the primary key as the header, quotes what needs it and leaves nulls empty", async () => {
     const result = await run([
       "query",
       "contact",
@@ -78,10 +78,14 @@ describe("dv-effect query -o csv", () => {
     ])
     expect(result.stderr).toBe("")
     expect(result.code).toBe(0)
-    expect(result.stdout).toBe(
-      "lastname,firstname,jobtitle,_parentcustomerid_value\n" +
-        "\" Spaced\",,,\n" +
-        `"Doe, ""JD""","line1\nline2","null",account:${accountId}\n`
+    // The primary key comes back whatever --select names (as JSON shows it): the CSV keeps it,
+    // so that its rows can go back in through update or upsert.
+    expect(result.stdout).toMatch(
+      new RegExp(
+        "^lastname,firstname,jobtitle,_parentcustomerid_value,contactid\n" +
+          "\" Spaced\",,,,[0-9a-f-]{36}\n" +
+          `"Doe, ""JD""","line1\nline2","null",account:${accountId},[0-9a-f-]{36}\n$`
+      )
     )
   })
 
@@ -105,12 +109,13 @@ describe("dv-effect query -o csv", () => {
       Effect.flatMap(open({ file }), (source) => Stream.runCollect(Stream.map(source.records, (r) => r.row)))
     )
     expect(Chunk.toReadonlyArray(rows)).toEqual([
-      { lastname: " Spaced" },
+      { lastname: " Spaced", contactid: expect.stringMatching(/^[0-9a-f-]{36}$/) },
       {
         lastname: "Doe, \"JD\"",
         firstname: "line1\nline2",
         jobtitle: "null",
-        _parentcustomerid_value: `account:${accountId}`
+        _parentcustomerid_value: `account:${accountId}`,
+        contactid: expect.stringMatching(/^[0-9a-f-]{36}$/)
       }
     ])
   })
@@ -168,7 +173,21 @@ describe("dv-effect query -o csv", () => {
       ...connection
     ])
     expect(none.code).toBe(0)
-    expect(none.stdout).toBe("lastname,firstname\n")
+    expect(none.stdout).toBe("lastname,firstname,contactid\n")
+    // A column named twice, or the key named, is one column.
+    const twice = await run([
+      "query",
+      "contact",
+      "--select",
+      "lastname,contactid,lastname",
+      "--top",
+      "1",
+      "-o",
+      "csv",
+      ...connection
+    ])
+    expect(twice.code).toBe(0)
+    expect(twice.stdout.split("\n")[0]).toBe("lastname,contactid")
   })
 })
 

@@ -444,8 +444,12 @@ export const queryCommand = Command.make(
       const navigation = new Set(metadata.lookups.map((lookup) => lookup.navigationProperty))
       const columns = xml !== undefined ? fromXml : Option.match(select, {
         onNone: () => undefined,
+        // The service returns the primary key whatever `$select` names, as for FetchXML: the CSV
+        // keeps it too, so that its rows can go back in through update or upsert.
         onSome: (columns) => [
-          ...columns.map((name) => (lookups.has(name) ? `_${name}_value` : name)),
+          // A column named twice is one column of the CSV (its header must not repeat a name).
+          ...new Set(columns.map((name) => (lookups.has(name) ? `_${name}_value` : name))),
+          ...(columns.includes(metadata.primaryIdAttribute) ? [] : [metadata.primaryIdAttribute]),
           ...(expand === undefined ? [] : expandedColumns(expand, navigation))
         ]
       })
