@@ -651,7 +651,8 @@ const parsedJson = (text: string): unknown => {
 }
 
 /**
- * Whether a key holds records a query expanded (see `LeftOut`): a CSV column `<navprop>.<column>`;
+ * Whether a key holds records a query expanded (see `LeftOut`): a CSV column `<navprop>.<column>`
+ * or a FetchXML link-entity's `<alias>.<column>` (in JSON too);
  * in JSON, a navigation property's record (an object, also where the property has its lookup
  * column's name, as `primarycontactid` has) or null, or a collection (an array of records; in CSV
  * its JSON text) under a name that is no column (collection-valued properties are not in the
@@ -666,7 +667,10 @@ const isExpanded = (
   const dot = key.indexOf(".")
   const property = dot < 0 ? key : key.slice(0, dot)
   const navigation = table.lookups.some((lookup) => lookup.navigationProperty === property)
-  if (dot >= 0) return column === undefined && navigation
+  // No logical name holds a `.`: such a column is a related record's, of an expansion or of a
+  // FetchXML link-entity (`<alias>.<column>`). A lookup written by key (`x@account.accountnumber`)
+  // has its own column.
+  if (dot >= 0) return column === undefined && (navigation || !key.includes("@"))
   // Records, not values: a multi-select choice's array (numbers or labels) under a misspelt name
   // stays an unknown column. In CSV a collection is its JSON text.
   const collection = typeof value === "string" && value.startsWith("[") ? parsedJson(value) : value
@@ -837,7 +841,7 @@ export const leftOutMessage = (
 ): string =>
   `Left out of the rows (${
     why === "expanded"
-      ? `expanded records, not columns of`
+      ? `related records (--expand, link-entity), not columns of`
       : operation === "create" || operation === "update"
       ? `not valid for ${operation} in`
       : "read-only in"

@@ -491,11 +491,13 @@ describe("coerceRow", () => {
     )
   })
 
-  it("leaves out the records an --expand brought along, never a misspelt column's values", () => {
+  it("leaves out the records an --expand or a link-entity brought along, never a misspelt column's values", () => {
     const left: Array<[string, string]> = []
     const result = coerceRow(context, {
       lastname: "Doe",
       "parentcustomerid_account.name": "Contoso",
+      // A FetchXML link-entity's column, named by its alias.
+      "a.name": "Contoso",
       parentcustomerid_contact: null,
       dve_managerid: { fullname: "Boss" },
       contact_customer_contacts: [{ lastname: "Kid" }],
@@ -504,6 +506,7 @@ describe("coerceRow", () => {
     expect(result).toEqual(Either.right({ lastname: "Doe" }))
     expect(left).toEqual([
       ["parentcustomerid_account.name", "expanded"],
+      ["a.name", "expanded"],
       ["parentcustomerid_contact", "expanded"],
       ["dve_managerid", "expanded"],
       ["contact_customer_contacts", "expanded"],
