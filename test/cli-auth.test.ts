@@ -196,6 +196,12 @@ describe("dv-effect auth", () => {
     expect(unknown.code).toBe(1)
     expect(unknown.stderr.trim()).toBe("dv-effect: No profile 'three' (there are: one, two); see dv-effect auth list.")
 
+    // A name with --all would remove more than was named: refused, nothing removed.
+    const both = await run(["auth", "logout", "two", "--all"], { env })
+    expect([both.code, both.stderr.trim()]).toEqual([
+      1,
+      "dv-effect: --all removes every profile: leave out 'two', or leave out --all to remove only that profile."
+    ])
     const logout = await run(["auth", "logout"], { env })
     expect(logout.code).toBe(0)
     expect(logout.stderr).toBe("Profile 'one' removed, with its cached sign-in; no profile is selected now.\n")

@@ -59,6 +59,16 @@ describe("dv-effect usage errors", () => {
       ["whoami", "--bogus-flag"],
       "Unknown flag --bogus-flag for whoami; see dv-effect whoami --help."
     )
+    // Where a command takes a positional argument, a misspelt flag is not read as that argument.
+    await expectUsageError(["auth", "logout", "--al"], "Unknown flag --al for auth logout; did you mean --all?")
+    await expectUsageError(
+      ["auth", "select", "--verbos"],
+      "Unknown flag --verbos for auth select; did you mean --verbose?"
+    )
+    await expectUsageError(
+      ["query", "--selct", "lastname", "contact"],
+      "Unknown flag --selct for query; did you mean --select?"
+    )
   })
 
   it("an unknown command suggests the closest known one, or lists them", async () => {

@@ -248,6 +248,13 @@ const logoutCommand = Command.make(
   },
   (args) =>
     Effect.gen(function*() {
+      if (args.all && Option.isSome(args.name)) {
+        // Removing every profile when one was named would remove more than was asked.
+        return yield* new CliError({
+          message:
+            `--all removes every profile: leave out '${args.name.value}', or leave out --all to remove only that profile.`
+        })
+      }
       const contents = yield* Profiles.load
       if (args.all) {
         for (const profile of contents.profiles) yield* Profiles.removeFile(Profiles.tokenCacheFile(profile.name))

@@ -201,6 +201,54 @@ export const spellRepeatable = (
   return { args: out }
 }
 
+/** Flags @effect/cli adds to every command, and whether each takes a value. */
+const builtIn: ReadonlyArray<readonly [string, boolean]> = [
+  ["--help", false],
+  ["-h", false],
+  ["--version", false],
+  ["--wizard", false],
+  ["--completions", true],
+  ["--log-level", true],
+  // Read before @effect/cli parses (main.ts), on any command.
+  ["--verbose", false]
+]
+
+/**
+ * The usage error of a `--flag` the command does not take, with the closest one it does: without
+ * this pass, a command with a positional argument takes the misspelt flag as that argument
+ * (`auth logout --al` read as the profile `--al`; `query --selct x contact`, whose message was
+ * about `x`).
+ *
+ * @since 0.2.0
+ */
+export const unknownFlag = (args: ReadonlyArray<string>): string | undefined => {
+  const { index, node, unknown } = resolve(nodeOf(command.descriptor as unknown as Instruction, undefined), args)
+  if (unknown !== undefined) return undefined
+  const takesValue = new Map<string, boolean>(builtIn)
+  for (const flag of node.flags) for (const name of flag.names) takesValue.set(name, flag.values !== undefined)
+  for (let i = index; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === "--") break
+    if (!arg.startsWith("--")) continue
+    const equals = arg.indexOf("=")
+    const name = equals > 0 ? arg.slice(0, equals) : arg
+    const takes = takesValue.get(name)
+    if (takes === undefined) {
+      const long = [...takesValue.keys()].filter((known) => known.startsWith("--"))
+      // A flag cut short (`--al`) is the one it begins, if only one does.
+      const begun = long.filter((known) => known.startsWith(name))
+      const suggestion = begun.length === 1 && name.length >= 4 ? begun[0] : closest(name, long)
+      const command = node.path.length === 0 ? "dv-effect" : node.path.join(" ")
+      return suggestion === undefined
+        ? `Unknown flag ${name} for ${command}; see ${["dv-effect", ...node.path].join(" ")} --help.`
+        : `Unknown flag ${name} for ${command}; did you mean ${suggestion}?`
+    }
+    // A value given apart (`--filter "..."`) is not read as a flag, whatever it starts with.
+    if (takes && equals < 0) i++
+  }
+  return undefined
+}
+
 /**
  * One line for a usage error, naming the flag or command it is about.
  *

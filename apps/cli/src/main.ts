@@ -20,7 +20,7 @@ import { command } from "./Cli.js"
 import * as ExitCode from "./ExitCode.js"
 import * as Help from "./Help.js"
 import * as Overview from "./Overview.js"
-import { spellRepeatable, stripAnsi, usageMessage } from "./UsageErrors.js"
+import { spellRepeatable, stripAnsi, unknownFlag, usageMessage } from "./UsageErrors.js"
 
 /** package.json's version, put in by the bundler (apps/cli/bundle.mjs, esbuild `define`). */
 declare const DV_EFFECT_VERSION: string | undefined
@@ -123,11 +123,15 @@ const helpText = (args: ReadonlyArray<string>): string | undefined => {
 const wizardWithoutTerminal = argv.slice(2).includes("--wizard") && process.stdin.isTTY !== true
 
 const help = helpText(argv.slice(2))
+const misspelt = "error" in spelled || help !== undefined ? undefined : unknownFlag(argv.slice(2))
 if ("error" in spelled) {
   process.stderr.write(`dv-effect: ${spelled.error}\n`)
   process.exitCode = 1
 } else if (help !== undefined) {
   process.stdout.write(help)
+} else if (misspelt !== undefined) {
+  process.stderr.write(`dv-effect: ${misspelt}\n`)
+  process.exitCode = 1
 } else if (wizardWithoutTerminal) {
   const path = ["dv-effect", ...Help.resolve(command, argv.slice(2)).path].join(" ")
   process.stderr.write(
