@@ -226,6 +226,14 @@ describe("dv-effect update, upsert and delete", () => {
     expect(again.stderr).toMatch(/Done with 3 of 3 dve_product rows \(3 unchanged, 0 created, 0 updated\) in /)
     const prices = emulator.store.table("dve_product")!.scan().map((r) => [r.values.dve_sku, r.values.dve_price])
     expect(prices.sort()).toEqual([["S-1", 10], ["S-2", 25], ["S-3", 30]])
+    // A key that names no record is deleted (a delete sent again must not fail), and said apart.
+    const gone = file("gone.csv", "dve_sku\nS-3\nS-NOPE\n")
+    const remove = await run(["delete", "dve_product", "--key", "dve_sku", "-f", gone], { env })
+    expect(remove.code).toBe(0)
+    expect(remove.stderr).toMatch(/Deleted 2 of 2 dve_product rows \(1 of them was not there\) in /)
+    const removeJson = await run(["delete", "dve_product", "--key", "dve_sku", "-f", gone, "-o", "json"], { env })
+    expect(JSON.parse(removeJson.stdout)).toMatchObject({ deleted: 2, absent: 2, failed: 0 })
+    expect(emulator.store.table("dve_product")!.size).toBe(2)
 
     emulator.seed("contact", [{ lastname: "Test" }, { lastname: "Test" }, { lastname: "Keep" }])
     const script = `node ${JSON.stringify(binPath)} query contact --filter "lastname eq 'Test'" -o jsonl` +

@@ -677,7 +677,11 @@ const printSummary = (
                 : "deleted"
             ]
           )
-        } of ${n(summary.total)} ${args.table} rows`
+        } of ${n(summary.total)} ${args.table} rows${
+          // Counted deleted (a delete sent again must not fail), but a mistyped key looks alike.
+          summary.absent > 0
+            ? ` (${n(summary.absent)} of them ${summary.absent === 1 ? "was" : "were"} not there)`
+            : ""}`
       yield* Output.stderr(
         `${done} in ${seconds(summary.durationMs)} (${n(summary.rowsPerSecond)} rows/s, ${
           plural(summary.requests, "request")

@@ -67,6 +67,14 @@ export type RowOutcome =
     readonly index: number
     readonly status: "created" | "updated" | "upserted" | "deleted" | "unchanged" | "skipped"
     readonly id: string | undefined
+    /**
+     * A delete whose record was not there (deleted before, or a key that names none). It counts
+     * as deleted, since a delete sent again after a stop must not fail; `Summary.absent` counts
+     * them. Not told by `DeleteMultiple` (elastic tables), which answers for the request.
+     *
+     * @since 0.2.0
+     */
+    readonly absent?: true | undefined
   }
   | { readonly index: number; readonly status: "failed"; readonly error: DataverseError }
 
@@ -492,6 +500,8 @@ export interface Summary {
   readonly updated: number
   readonly upserted: number
   readonly deleted: number
+  /** Deletes whose record was not there, counted in `deleted` too (see `RowOutcome`). */
+  readonly absent: number
   readonly unchanged: number
   readonly skipped: number
   readonly durationMs: number

@@ -67,9 +67,18 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
       ])
 
       const deleted = yield* collect(Bulk.deleteMany("contact", [{ contactid: id(1) }, { contactid: id(9) }]))
-      // A record already gone counts as deleted: deletes are idempotent.
-      expect(deleted.map((o) => o.status)).toEqual(["deleted", "deleted"])
+      // A record already gone counts as deleted: deletes are idempotent. It is said to be absent.
+      expect(deleted.map((o) => [o.status, "absent" in o ? o.absent : undefined])).toEqual([
+        ["deleted", undefined],
+        ["deleted", true]
+      ])
       expect(emulator.store.table("contact")!.ids()).toEqual([id(2)])
+      for (const strategy of ["batch", "single"] as const) {
+        const summary = yield* Bulk.execute("delete", "contact", [{ contactid: id(2) }, { contactid: id(8) }], {
+          strategy
+        })
+        expect(summary).toMatchObject({ deleted: 2, absent: strategy === "batch" ? 1 : 2, failed: 0 })
+      }
     }))
 
   it.effect("writes records read back with their annotations, through every strategy", () =>

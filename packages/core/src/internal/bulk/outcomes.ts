@@ -18,6 +18,14 @@ export const succeeded = (op: Operation, item: Prepared, id: string | undefined)
   id
 })
 
+/** A delete of a record that is not there has done its job: deleted, and said to be absent. */
+export const absent = (item: Prepared): RowOutcome => ({
+  index: item.index,
+  status: "deleted",
+  id: item.id,
+  absent: true
+})
+
 export const failedAll = (items: ReadonlyArray<Prepared>, error: DataverseError): Array<RowOutcome> =>
   items.map((item) => ({ index: item.index, status: "failed", error }))
 

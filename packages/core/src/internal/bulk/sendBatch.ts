@@ -3,7 +3,7 @@ import type { RowOutcome } from "../../Bulk.js"
 import { DataverseError } from "../../DataverseError.js"
 import * as Batch from "../batch.js"
 import { send } from "../batchSend.js"
-import { failedAll, type Sender, stopsAtOnce, succeeded } from "./outcomes.js"
+import { absent, failedAll, type Sender, stopsAtOnce, succeeded } from "./outcomes.js"
 import { bodyOf, pathOf } from "./prepare.js"
 
 /**
@@ -37,9 +37,7 @@ export const sendBatch: Sender = (plan, op, items) =>
       // The id the engine sent is the record's, whatever the answer says.
       if (result._tag === "Success") return succeeded(op, item, item.id ?? result.id)
       // A delete of a record that is already gone has done its job.
-      if (result._tag === "Failure" && op === "delete" && result.error.reason === "NotFound") {
-        return succeeded(op, item, item.id)
-      }
+      if (result._tag === "Failure" && op === "delete" && result.error.reason === "NotFound") return absent(item)
       const error = result._tag === "Failure"
         ? result.error
         : new DataverseError({

@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import type { Operation, RowOutcome } from "../../Bulk.js"
 import { idFromEntityUrl } from "../records.js"
 import { bodyJson } from "../requestBody.js"
-import { type Sender, stopsAtOnce, succeeded } from "./outcomes.js"
+import { absent, type Sender, stopsAtOnce, succeeded } from "./outcomes.js"
 import type { RunPlan } from "./plan.js"
 import { bodyOf, pathOf, type Prepared } from "./prepare.js"
 
@@ -29,6 +29,6 @@ const sendOne = (plan: RunPlan, op: Operation, item: Prepared) =>
       return succeeded(op, item, item.id ?? idFromEntityUrl(result.right.headers["odata-entityid"]))
     }
     if (stopsAtOnce(result.left)) return yield* result.left
-    if (op === "delete" && result.left.reason === "NotFound") return succeeded(op, item, item.id)
+    if (op === "delete" && result.left.reason === "NotFound") return absent(item)
     return { index: item.index, status: "failed", error: result.left } as RowOutcome
   })

@@ -14,6 +14,7 @@ export const emptyCounts = (): { -readonly [K in keyof Counts]: number } => ({
   updated: 0,
   upserted: 0,
   deleted: 0,
+  absent: 0,
   unchanged: 0,
   skipped: 0
 })
@@ -22,7 +23,10 @@ export const emptyCounts = (): { -readonly [K in keyof Counts]: number } => ({
 export const tally = (counts: ReturnType<typeof emptyCounts>, outcome: RowOutcome) => {
   counts.total++
   counts[outcome.status === "failed" ? "failed" : "succeeded"]++
-  if (outcome.status !== "failed") counts[outcome.status]++
+  if (outcome.status !== "failed") {
+    counts[outcome.status]++
+    if (outcome.absent === true) counts.absent++
+  }
 }
 
 export const finish = (counts: Counts, durationMs: number): Summary => ({
