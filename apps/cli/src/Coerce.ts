@@ -389,7 +389,11 @@ const chooseTarget = (
       : Either.left(
         valueProblem(
           key,
-          `the lookup '${column.logicalName}' cannot point at '${named}' (targets: ${targets.join(", ")})`
+          withSuggestion(
+            `the lookup '${column.logicalName}' cannot point at '${named}' (targets: ${targets.join(", ")})`,
+            named,
+            targets
+          )
         )
       )
   }
@@ -477,9 +481,13 @@ const namedLookup = (
     return Either.left(
       columnProblem(
         key,
-        `column '${key}': the lookup '${parsed.column}' cannot point at '${parsed.target}' (targets: ${
-          targets.join(", ")
-        })`
+        withSuggestion(
+          `column '${key}': the lookup '${parsed.column}' cannot point at '${parsed.target}' (targets: ${
+            targets.join(", ")
+          })`,
+          parsed.target,
+          targets
+        )
       )
     )
   }
@@ -506,7 +514,18 @@ const namedLookup = (
   const keyColumn = columnOf(target, parsed.key)
   if (keyColumn === undefined) {
     return Either.left(
-      columnProblem(key, `column '${key}': the table '${parsed.target}' has no column '${parsed.key}'`)
+      columnProblem(
+        key,
+        // The columns that can name a record: its single-column alternate keys and primary key.
+        withSuggestion(
+          `column '${key}': the table '${parsed.target}' has no column '${parsed.key}'`,
+          parsed.key,
+          [
+            ...target.keys.filter((k) => k.keyAttributes.length === 1).map((k) => k.keyAttributes[0]!),
+            target.primaryIdAttribute
+          ]
+        )
+      )
     )
   }
   const alternateKey = target.keys.find((k) => k.keyAttributes.length === 1 && k.keyAttributes[0] === parsed.key)

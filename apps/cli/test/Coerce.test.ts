@@ -305,6 +305,16 @@ describe("coerceRow", () => {
       message:
         "column 'parentcustomerid@lead': the lookup 'parentcustomerid' cannot point at 'lead' (targets: account, contact)"
     })
+    // A misspelt target names the one meant.
+    expect(problem({ parentcustomerid: `acount:${id}` }).message).toBe(
+      "column 'parentcustomerid': the lookup 'parentcustomerid' cannot point at 'acount' (targets: account, contact); did you mean 'account'?"
+    )
+    expect(problem({ "parentcustomerid@acount.accountnumber": "A-1" }).message).toBe(
+      "column 'parentcustomerid@acount.accountnumber': the lookup 'parentcustomerid' cannot point at 'acount' (targets: account, contact); did you mean 'account'?"
+    )
+    expect(problem({ "parentcustomerid@account.acountnumber": "A-1" }).message).toBe(
+      "column 'parentcustomerid@account.acountnumber': the table 'account' has no column 'acountnumber'; did you mean 'accountnumber'?"
+    )
     expect(problem({ "parentcustomerid@account": "A-1" }).message).toBe(
       "column 'parentcustomerid@account': 'A-1' is not a GUID"
     )

@@ -71,7 +71,9 @@ export const planRun = (
     const key = options.key !== undefined && options.key.length > 0 ? options.key : undefined
     if (options.strategy === "multiple" && !supports(operation)) {
       return yield* invalid(
-        `Table '${metadata.logicalName}' does not support ${messageOf[operation]}; use strategy "batch" or "auto".`
+        `Table '${metadata.logicalName}' does not support ${
+          messageOf[operation]
+        }; use the strategy "batch" (--strategy batch in the CLI) or "auto".`
       )
     }
     const smart: SmartOptions | undefined = options.smart === true
