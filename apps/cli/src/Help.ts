@@ -36,6 +36,8 @@ export interface Described {
   readonly sections?: ReadonlyArray<readonly [title: string, flags: ReadonlyArray<string>]>
   /** Lines shown before the examples, under NOTES. */
   readonly notes?: ReadonlyArray<string>
+  /** Flags (long names without dashes) the command has but refuses, left out of its help. */
+  readonly hidden?: ReadonlyArray<string>
 }
 
 const described = new WeakMap<object, Described>()
@@ -49,7 +51,7 @@ const described = new WeakMap<object, Described>()
 export const withExamples = (
   summary: string,
   examples: ReadonlyArray<Example>,
-  more: Pick<Described, "sections" | "notes"> = {}
+  more: Pick<Described, "sections" | "notes" | "hidden"> = {}
 ): HelpDoc.HelpDoc => {
   const doc = HelpDoc.p(summary)
   described.set(doc, { summary, examples, ...more })
@@ -328,7 +330,11 @@ export const page = (
     path,
     summary: summaryOf(node),
     arguments: standard._tag === "Standard" ? argumentsOf(standard.args, false, false, []) : [],
-    flags: standard._tag === "Standard" ? flagsOf(standard.options, undefined, []) : [],
+    flags: standard._tag === "Standard"
+      ? flagsOf(standard.options, undefined, []).filter((flag) =>
+        !(about?.hidden ?? []).includes(longName(flag).replace(/^-+/, ""))
+      )
+      : [],
     commands: node.children.map((child) => [child.name, summaryOf(child)] as const),
     sections: about?.sections ?? [],
     notes: about?.notes ?? [],

@@ -775,7 +775,13 @@ const makeCommand = (operation: Bulk.Operation) =>
     Command.provide(({ concurrency, connection, maxThrottleWait }) =>
       Connection.layer(connection, { maxSockets: concurrency === "auto" ? 64 : concurrency, maxThrottleWait })
     ),
-    Command.withDescription(Help.withExamples(verbs[operation].about, examples[operation], { sections }))
+    Command.withDescription(
+      Help.withExamples(verbs[operation].about, examples[operation], {
+        sections,
+        // Smart mode looks records up to write them: a delete refuses its flags.
+        ...(operation === "delete" ? { hidden: ["smart", "no-create", "no-update", "all-columns"] } : {})
+      })
+    )
   )
 
 /**
