@@ -212,6 +212,9 @@ describe("dv-effect query, then update", () => {
     // Every column the query returns, the read-only ones and the primary key included.
     expect(before).toContain(`"_parentcustomerid_value":"account:${accountId}"`)
     expect(before).toContain(`"_parentcustomerid_value":null`)
+    // `--select ""` names no column: every column, lookups to several tables as table:GUID too.
+    const emptySelect = await run(["query", "contact", ...special, "--select", "", "-o", "jsonl", ...connection])
+    expect(emptySelect.stdout).toBe(before)
     const file = Path.join(dir, "export.csv")
     await Fs.writeFile(file, await exportSpecial("csv"))
     expect((await Fs.readFile(file, "utf8")).split("\n")[0]).toContain("fullname")

@@ -331,7 +331,8 @@ export const queryCommand = Command.make(
   (args) =>
     Effect.gen(function*() {
       const given = <A>(option: Option.Option<A>) => Option.getOrUndefined(option)
-      const select = Option.map(args.select, list)
+      // `--select ""` names no column: every column, as without --select.
+      const select = Option.filter(Option.map(args.select, list), (columns) => columns.length > 0)
       const fetchXmlPath = given(args.fetchXml)
       if (fetchXmlPath !== undefined) {
         const flags: ReadonlyArray<readonly [string, Option.Option<unknown>]> = [
