@@ -142,6 +142,18 @@ describe("dv-effect create from CSV", () => {
       1,
       `dv-effect: ${many}: the header has no 'dve_sku' column, which --key names.`
     ])
+    // A header alone is checked as a row would be: nothing to load today, but the file is wrong.
+    const headerOnly = file("header-only.csv", "lastname\n")
+    const empty = await run(["update", "contact", "-f", headerOnly], { env })
+    expect([empty.code, empty.stderr.trim()]).toEqual([
+      1,
+      `dv-effect: ${headerOnly}: the header has no 'contactid' column to name each record by.`
+    ])
+    const misspelt = await run(["create", "contact", "-f", file("misspelt-header.csv", "lastnme\n")], { env })
+    expect([misspelt.code, misspelt.stderr.trim()]).toEqual([
+      1,
+      "dv-effect: column 'lastnme' does not exist in contact; did you mean 'lastname'?"
+    ])
     // Smart mode would create every row, on every run: refused alike, for update and upsert.
     for (const operation of ["update", "upsert"]) {
       const smart = await run([operation, "contact", "-f", many, "--smart"], { env })

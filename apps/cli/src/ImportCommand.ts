@@ -503,13 +503,24 @@ const rowsOf = (
         return problem === undefined ? Effect.void : Effect.fail(new CliError({ message: problem }))
       })
     const records = partition === undefined ? source.records : Input.partitionRecords(source.records, partition)
-    const coerced = Stream.mapEffect(
-      records,
-      (record) =>
-        Effect.zipRight(
-          checkFirst(record.row),
-          Effect.map(coercer.coerce(forOperation(record.row)), (row): Input.InputRecord => ({ ...record, row }))
-        )
+    // A CSV of a header alone is checked as if a row of blanks followed: a misspelt column or a
+    // header that names no record is said now, not on the first day the file has rows.
+    const headerAlone = Stream.execute(Effect.suspend(() => {
+      const header = source.format === "csv" ? source.header() : undefined
+      if (firstChecked || header === undefined) return Effect.void
+      const blanks: Bulk.RowInput = Object.fromEntries(header.map((column) => [column, ""]))
+      return Effect.zipRight(checkFirst(blanks), Effect.asVoid(coercer.coerce(forOperation(blanks))))
+    }))
+    const coerced = Stream.concat(
+      Stream.mapEffect(
+        records,
+        (record) =>
+          Effect.zipRight(
+            checkFirst(record.row),
+            Effect.map(coercer.coerce(forOperation(record.row)), (row): Input.InputRecord => ({ ...record, row }))
+          )
+      ),
+      headerAlone
     )
     // A partition's rows are about one in `count` of those read: its ETA counts only those.
     return { size: Input.partitionSize(source.size, partition), tracked: Input.track(coerced), metadata }
