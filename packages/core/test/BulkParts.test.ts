@@ -232,7 +232,7 @@ describe("preparing rows", () => {
     const item = byId({ dve_widgetid: id, dve_name: "b" }, 0) as Prepared
     expect(pathOf(widgets, item)).toBe(`dve_widgets(${id.toLowerCase()})`)
     expect((byId({ dve_name: "b" }, 1) as DataverseError).message).toBe(
-      "the row has no 'dve_widgetid' (or pass the alternate-key columns as key)"
+      "the row has no 'dve_widgetid' to name its record by (or name records by alternate-key columns: the key option, --key in the CLI)"
     )
     const byKey = makePrepare({
       operation: "update",

@@ -72,7 +72,8 @@ export const makePrepare = (options: {
   } else {
     return new DataverseError({
       reason: "InvalidInput",
-      message: `the row has no '${metadata.primaryIdAttribute}' (or pass the alternate-key columns as key)`
+      message:
+        `the row has no '${metadata.primaryIdAttribute}' to name its record by (or name records by alternate-key columns: the key option, --key in the CLI)`
     })
   }
   return { index, row, ref, id, ownId: false }
