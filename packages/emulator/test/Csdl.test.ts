@@ -273,6 +273,18 @@ describe("TableSchema.parse of a CSDL $metadata document", () => {
       }]
     }))
     expect(typeof json !== "string" && json.tables[0]!.primaryNameAttribute).toBe("new_name")
+    // A value outside a set (a misspelt column type) is told with every value the field takes.
+    const misspelt = TableSchema.parse(JSON.stringify({
+      tables: [{
+        logicalName: "new_item",
+        entitySetName: "new_items",
+        primaryIdAttribute: "new_itemid",
+        columns: [{ logicalName: "new_name", type: "Strng" }]
+      }]
+    }))
+    expect(misspelt).toMatch(
+      /^Invalid schema: tables\[0\]\.columns\[0\]\.type: expected one of "String", "Memo", .*"Uniqueidentifier", got "Strng"$/
+    )
   })
 })
 
