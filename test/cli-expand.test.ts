@@ -82,7 +82,7 @@ describe("dv-effect query --expand", () => {
       const result = await run(["update", table, "-f", "-", "--no-journal", ...connection], { stdin: input })
       expect(result.code, result.stderr).toBe(0)
       expect(result.stderr.split("\n").filter((line) => line.startsWith("dv-effect:"))).toEqual([
-        `dv-effect: Left out of the rows (related records (--expand, link-entity), not columns of ${table}): ${leftOut}.`
+        `dv-effect: Left out of the rows (expanded records, not columns of ${table}): ${leftOut}.`
       ])
       return result.stderr
     }

@@ -670,8 +670,7 @@ const parsedJson = (text: string): unknown => {
 }
 
 /**
- * Whether a key holds records a query expanded (see `LeftOut`): a CSV column `<navprop>.<column>`
- * or a FetchXML link-entity's `<alias>.<column>` (in JSON too);
+ * Whether a key holds records a query expanded (see `LeftOut`): a CSV column `<navprop>.<column>`;
  * in JSON, a navigation property's record (an object, also where the property has its lookup
  * column's name, as `primarycontactid` has) or null, or a collection (an array of records; in CSV
  * its JSON text) under a name that is no column (collection-valued properties are not in the
@@ -686,10 +685,7 @@ const isExpanded = (
   const dot = key.indexOf(".")
   const property = dot < 0 ? key : key.slice(0, dot)
   const navigation = table.lookups.some((lookup) => lookup.navigationProperty === property)
-  // No logical name holds a `.`: such a column is a related record's, of an expansion or of a
-  // FetchXML link-entity (`<alias>.<column>`). A lookup written by key (`x@account.accountnumber`)
-  // has its own column.
-  if (dot >= 0) return column === undefined && (navigation || !key.includes("@"))
+  if (dot >= 0) return column === undefined && navigation
   // Records, not values: a multi-select choice's array (numbers or labels) under a misspelt name
   // stays an unknown column. In CSV a collection is its JSON text.
   const collection = typeof value === "string" && value.startsWith("[") ? parsedJson(value) : value
@@ -748,10 +744,21 @@ export const coerceRow = (
         continue
       }
       if (column === undefined || (parsed.column !== key && !lookupTypes.has(column.type))) {
+        const unknown = withSuggestion(
+          `column '${key}' does not exist in ${table.logicalName}`,
+          key,
+          columnNames(table)
+        )
+        // No logical name holds a `.`: a query's link-entity column (`<alias>.<column>`) most
+        // likely. It is refused, not left out: a misnamed column left out would write rows
+        // without it, or empty records.
+        const linked = key.includes(".") && !key.includes("@") && !unknown.includes("did you mean")
         return Either.left(
           columnProblem(
             key,
-            withSuggestion(`column '${key}' does not exist in ${table.logicalName}`, key, columnNames(table))
+            linked
+              ? `${unknown} (a related table's column, as a FetchXML link-entity's: take it out of the input)`
+              : unknown
           )
         )
       }
@@ -860,7 +867,7 @@ export const leftOutMessage = (
 ): string =>
   `Left out of the rows (${
     why === "expanded"
-      ? `related records (--expand, link-entity), not columns of`
+      ? `expanded records, not columns of`
       : operation === "create" || operation === "update"
       ? `not valid for ${operation} in`
       : "read-only in"

@@ -501,13 +501,11 @@ describe("coerceRow", () => {
     )
   })
 
-  it("leaves out the records an --expand or a link-entity brought along, never a misspelt column's values", () => {
+  it("leaves out the records an --expand brought along, never a misspelt column's values", () => {
     const left: Array<[string, string]> = []
     const result = coerceRow(context, {
       lastname: "Doe",
       "parentcustomerid_account.name": "Contoso",
-      // A FetchXML link-entity's column, named by its alias.
-      "a.name": "Contoso",
       parentcustomerid_contact: null,
       dve_managerid: { fullname: "Boss" },
       contact_customer_contacts: [{ lastname: "Kid" }],
@@ -516,7 +514,6 @@ describe("coerceRow", () => {
     expect(result).toEqual(Either.right({ lastname: "Doe" }))
     expect(left).toEqual([
       ["parentcustomerid_account.name", "expanded"],
-      ["a.name", "expanded"],
       ["parentcustomerid_contact", "expanded"],
       ["dve_managerid", "expanded"],
       ["contact_customer_contacts", "expanded"],
@@ -529,6 +526,14 @@ describe("coerceRow", () => {
         "column 'lastnme' does not exist in contact; did you mean 'lastname'?"
       )
     }
+    // A FetchXML link-entity's column (`<alias>.<column>`) or a dotted name is refused, not left
+    // out: left out, a header of dotted names would create empty records.
+    const linked = coerceRow(context, { lastname: "Doe", "a.name": "Contoso" })
+    expect(Either.isLeft(linked) && linked.left.message).toBe(
+      "column 'a.name' does not exist in contact (a related table's column, as a FetchXML link-entity's: take it out of the input)"
+    )
+    const dotted = coerceRow(context, { "Contact.LastName": "Doe" })
+    expect(Either.isLeft(dotted) && dotted.left.message).toMatch(/^column 'Contact.LastName' does not exist in contact/)
     // A lookup column written null still clears it.
     expect(coerceRow(context, { dve_managerid: null }, { operation: "update" })).toEqual(
       Either.right({ "dve_managerid@odata.bind": null })
