@@ -224,14 +224,22 @@ const builtIn: ReadonlyArray<readonly [string, boolean]> = [
 export const unknownFlag = (args: ReadonlyArray<string>): string | undefined => {
   const { index, node, unknown } = resolve(nodeOf(command.descriptor as unknown as Instruction, undefined), args)
   if (unknown !== undefined) return undefined
+  // @effect/cli reads flags whatever their case (`--FILTER`).
   const takesValue = new Map<string, boolean>(builtIn)
-  for (const flag of node.flags) for (const name of flag.names) takesValue.set(name, flag.values !== undefined)
+  for (const flag of node.flags) {
+    for (const name of flag.names) takesValue.set(name.toLowerCase(), flag.values !== undefined)
+  }
   for (let i = index; i < args.length; i++) {
     const arg = args[i]!
     if (arg === "--") break
-    if (!arg.startsWith("--")) continue
+    if (!arg.startsWith("-")) continue
     const equals = arg.indexOf("=")
-    const name = equals > 0 ? arg.slice(0, equals) : arg
+    const name = (equals > 0 ? arg.slice(0, equals) : arg).toLowerCase()
+    if (!arg.startsWith("--")) {
+      // A short alias (`-f`): its value is skipped too (`-f --in.csv`); others are @effect/cli's.
+      if (takesValue.get(name) === true && equals < 0) i++
+      continue
+    }
     const takes = takesValue.get(name)
     if (takes === undefined) {
       const long = [...takesValue.keys()].filter((known) => known.startsWith("--"))

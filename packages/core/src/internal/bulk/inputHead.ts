@@ -3,15 +3,19 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import type { JournalError, JournalSession } from "../../Journal.js"
+import { withoutReadAnnotations } from "../annotations.js"
 
 /**
  * A journal names rows by their input position, so a resume over another input would skip rows
  * it never sent. Without an `inputIdentity` from the caller, the first rows of the input are the
  * cheapest evidence of which input it is: their fingerprint is recorded by the first run and
- * checked by a resume before any row is skipped or sent. An input that only grew at its end keeps
- * its fingerprint, and its new rows are sent, as position naming allows.
+ * checked by a resume before any row is skipped or sent. An input that only grew at its end (once
+ * it had 8 rows) keeps its fingerprint, and its new rows are sent, as position naming allows.
  */
 const headRows = 8
+
+const isPlainRow = (row: unknown): row is Readonly<Record<string, unknown>> =>
+  typeof row === "object" && row !== null && !Array.isArray(row)
 
 const canonical = (value: unknown): string =>
   JSON.stringify(value, (_, v: unknown) => {
@@ -28,7 +32,9 @@ const canonical = (value: unknown): string =>
 export const inputHead = (rows: ReadonlyArray<unknown>): string => {
   const head = rows.slice(0, headRows)
   const hash = createHash("sha256")
-  for (const row of head) hash.update(canonical(row)).update("\n")
+  // What a read record carried (an etag that every write changes) is not the row's: records read
+  // back and written again must resume as the same input.
+  for (const row of head) hash.update(canonical(isPlainRow(row) ? withoutReadAnnotations(row) : row)).update("\n")
   return `${head.length}:${hash.digest("hex").slice(0, 32)}`
 }
 

@@ -1,0 +1,33 @@
+import { describe, expect, it } from "vitest"
+import { unknownFlag } from "../src/UsageErrors.js"
+
+describe("unknownFlag: the pass before @effect/cli parses", () => {
+  it("refuses a --flag the command does not take, with the closest one", () => {
+    expect(unknownFlag(["auth", "logout", "--al"])).toBe("Unknown flag --al for auth logout; did you mean --all?")
+    expect(unknownFlag(["query", "--selct", "lastname", "contact"])).toBe(
+      "Unknown flag --selct for query; did you mean --select?"
+    )
+    expect(unknownFlag(["whoami", "--bogus-flag"])).toBe(
+      "Unknown flag --bogus-flag for whoami; see dv-effect whoami --help."
+    )
+  })
+
+  it("lets through every spelling @effect/cli reads", () => {
+    const valid: ReadonlyArray<ReadonlyArray<string>> = [
+      // Values apart from their flag, whatever they begin with; after `--`, nothing is a flag.
+      ["query", "contact", "--filter", "--x", "--top", "-1"],
+      ["query", "contact", "--filter=--x"],
+      ["create", "contact", "-f", "--in.csv"],
+      ["create", "contact", "--", "--weird"],
+      // Any case, as @effect/cli reads flags.
+      ["query", "contact", "--FILTER", "lastname eq 'x'"],
+      // Flags of every command, and those @effect/cli and main.ts add.
+      ["emulator", "--port", "0", "--host", "::1"],
+      ["auth", "login", "--name", "dev", "--url", "https://contoso.crm.dynamics.com", "--device-code"],
+      ["query", "contact", "--log-level", "debug", "--verbose"],
+      ["--version"],
+      ["create", "contact", "--profile", "a", "--profile", "b", "--smart"]
+    ]
+    for (const args of valid) expect(unknownFlag(args), args.join(" ")).toBeUndefined()
+  })
+})
