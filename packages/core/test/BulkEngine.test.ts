@@ -571,6 +571,21 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       )
       expect(streamed).toMatchObject({ _tag: "JournalError", reason: "Mismatch" })
       expect(emulator.store.table("contact")!.size).toBe(400)
+      // An input named on one run only: neither the name nor the first rows can be compared.
+      const named = Path.join(dir, "named.journal")
+      yield* Bulk.execute("create", "contact", contacts(50, "Wed"), {
+        journal: Journal.file(named),
+        inputIdentity: "wed"
+      })
+      const unnamed = yield* Effect.flip(
+        Bulk.execute("create", "contact", contacts(60, "Thu"), { journal: Journal.file(named) })
+      )
+      expect(unnamed.message).toContain("records a run over wed, and this one names no inputIdentity")
+      const later = yield* Effect.flip(
+        Bulk.execute("create", "contact", contacts(60, "Thu"), { journal: Journal.file(path), inputIdentity: "thu" })
+      )
+      expect(later.message).toContain("records a run without an inputIdentity, and this one names its input thu")
+      expect(emulator.store.table("contact")!.size).toBe(450)
     }))
 
   it.scoped("records the input's first rows in a journal an older version wrote without them", () =>

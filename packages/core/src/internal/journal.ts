@@ -24,8 +24,14 @@ const mismatch = (what: string, recorded: Journal.Job, job: Journal.Job): string
   if (recorded.operation !== job.operation || recorded.table !== job.table) {
     return `${what} belongs to a ${recorded.operation} on '${recorded.table}', not a ${job.operation} on '${job.table}'.`
   }
-  if (recorded.input !== undefined && job.input !== undefined && recorded.input !== job.input) {
-    return `${what} records a run over ${recorded.input}, not ${job.input}: resume with the same input, or start a new journal.`
+  // An input named on one run only is another input as far as the journal can tell: the run
+  // without a name was checked by its first rows, the other by its name, and neither check holds.
+  if (recorded.input !== job.input) {
+    return recorded.input === undefined
+      ? `${what} records a run without an inputIdentity, and this one names its input ${job.input}: resume as the run was started (the same input, no inputIdentity), or start a new journal.`
+      : job.input === undefined
+      ? `${what} records a run over ${recorded.input}, and this one names no inputIdentity: resume with inputIdentity ${recorded.input} and the same input, or start a new journal.`
+      : `${what} records a run over ${recorded.input}, not ${job.input}: resume with the same input, or start a new journal.`
   }
   return undefined
 }
