@@ -617,6 +617,17 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       expect(other.reason).toBe("Mismatch")
     }))
 
+  it.effect("sends a fixed chunk over 1,000 rows as several $batch requests (at most 1,000 operations each)", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const rows = Array.from({ length: 1500 }, (_, i) => ({ subject: `T${i}` }))
+      // `task` has no CreateMultiple: the chunk goes through $batch.
+      const summary = yield* Bulk.execute("create", "task", rows, { chunkSize: 1500, concurrency: 1 })
+      expect(summary).toMatchObject({ created: 1500, failed: 0, requests: 2 })
+      expect(emulator.store.table("task")!.size).toBe(1500)
+    }))
+
   it("fingerprints rows without what a read record carried", () => {
     const read = (etag: string) => [{ "@odata.etag": `W/"${etag}"`, contactid: id(1), jobtitle: "X" }]
     expect(inputHead(read("2"))).toBe(inputHead(read("201")))

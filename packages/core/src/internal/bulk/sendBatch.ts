@@ -2,6 +2,7 @@ import * as Effect from "effect/Effect"
 import type { RowOutcome } from "../../Bulk.js"
 import { DataverseError } from "../../DataverseError.js"
 import * as Batch from "../batch.js"
+import { maxOperations } from "../batchPlan.js"
 import { send } from "../batchSend.js"
 import { absent, failedAll, type Sender, stopsAtOnce, succeeded } from "./outcomes.js"
 import { bodyOf, pathOf } from "./prepare.js"
@@ -12,6 +13,19 @@ import { bodyOf, pathOf } from "./prepare.js"
  * refused for one bad row is searched for it. Fails only with a run failure.
  */
 export const sendBatch: Sender = (plan, op, items) =>
+  items.length <= maxOperations
+    ? sendOneBatch(plan, op, items)
+    // A `$batch` holds at most 1,000 operations (wire reference §4): a larger chunk (a fixed
+    // chunkSize, or a `*Multiple` request searched for its bad row) goes as several, in turn.
+    : Effect.map(
+      Effect.forEach(slices(items, maxOperations), (slice) => sendOneBatch(plan, op, slice)),
+      (outcomes) => outcomes.flat()
+    )
+
+const slices = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
+
+const sendOneBatch: Sender = (plan, op, items) =>
   Effect.gen(function*() {
     const { metadata } = plan
     const requests = items.map((item) => {
