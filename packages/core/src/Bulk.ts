@@ -415,6 +415,12 @@ export const dryRun: <E = never, R = never, E2 = never, R2 = never>(
  * that appeared earlier in the run) come after. Rows a journal says an earlier run finished
  * produce no outcome. A run failure (a throttle wait past `maxThrottleWait`) fails the stream.
  *
+ * With a journal, a request's rows are journalled finished once the consumer has pulled past its
+ * outcomes: a consumer that stops (`Stream.take`) or fails midway leaves them to the resumed run,
+ * which hands them out again (at least once; each row still lands once). A buffer between the
+ * stream and its consumer (`Stream.buffer`) pulls ahead of the consumer: use `execute` with
+ * `onOutcome` to journal only what `onOutcome` has handled.
+ *
  * @since 0.1.0
  * @category accessors
  */

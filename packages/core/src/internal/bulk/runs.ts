@@ -22,9 +22,12 @@ export const stream = <E = never, R = never>(
     Effect.map(
       makeEngine(operation, table, rows, options),
       (engine) =>
-        engine.chunks.pipe(
-          Stream.mapEffect((chunk) => Effect.as(chunk.finish, chunk.outcomes)),
-          Stream.flattenIterables
+        // A chunk's rows are journalled finished once the consumer has pulled past its outcomes:
+        // a consumer that stops or fails midway (`Stream.take`, a failing sink) leaves them to
+        // the resumed run, which hands them out again, instead of losing them.
+        Stream.flatMap(
+          engine.chunks,
+          (chunk) => Stream.concat(Stream.fromIterable(chunk.outcomes), Stream.execute(chunk.finish))
         )
     )
   )
