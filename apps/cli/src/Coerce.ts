@@ -104,40 +104,23 @@ const decimalPattern = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/
 const trueWords = new Set(["true", "1", "yes"])
 const falseWords = new Set(["false", "0", "no"])
 
-const dateTimePattern =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,7})?)?\s*(Z|[+-]\d{2}:?\d{2})?)?$/i
-
-const daysIn = (year: number, month: number) => new Date(Date.UTC(year, month, 0)).getUTCDate()
-
 /**
  * An ISO 8601 date (`2024-01-31`) or date-time (`2024-01-31T10:00`, seconds, fractions and an
- * offset optional, a space allowed for the `T`) in the form the Web API takes
- * (`2024-01-31T10:00:00Z`, `...+01:00`); undefined when it is not a real date.
+ * offset optional, a space allowed for the `T`, `+0100` for `+01:00`) in the form the Web API takes
+ * (`2024-01-31T10:00:00Z`, `...+01:00`); undefined when it is not a real date. What a file may
+ * hold beyond the Web API's form is rewritten to it, then read by core's one rule
+ * (`Records.parseDateTime`).
  *
  * @since 0.1.0
  */
-export const parseDateTime = (text: string): string | undefined => {
-  const match = dateTimePattern.exec(text.trim())
-  if (match === null) return undefined
-  const [, y, mo, d, h, mi, s, fraction, offset] = match
-  const year = Number(y)
-  const month = Number(mo)
-  const day = Number(d)
-  if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month)) return undefined
-  const date = `${y}-${mo}-${d}`
-  if (h === undefined) return date
-  if (Number(h) > 23 || Number(mi) > 59 || (s !== undefined && Number(s) > 59)) return undefined
-  let zone = ""
-  if (offset !== undefined) {
-    if (offset.toUpperCase() === "Z") zone = "Z"
-    else {
-      const digits = offset.replace(":", "")
-      if (Number(digits.slice(1, 3)) > 14 || Number(digits.slice(3)) > 59) return undefined
-      zone = `${digits.slice(0, 3)}:${digits.slice(3)}`
-    }
-  }
-  return `${date}T${h}:${mi}:${s ?? "00"}${fraction ?? ""}${zone}`
-}
+export const parseDateTime = (text: string): string | undefined =>
+  Records.parseDateTime(
+    text.trim()
+      .replace(/^(\d{4}-\d{2}-\d{2}) (?=\d)/, "$1T")
+      .replace(/\s*([zZ]|[+-]\d{2}:?\d{2})$/, (_, offset: string) =>
+        offset.toUpperCase() === "Z" ? "Z" : offset.includes(":") ? offset : `${offset.slice(0, 3)}:${offset.slice(3)}`)
+      .replace(/^(\d{4}-\d{2}-\d{2})t/, "$1T")
+  )
 
 /**
  * Whether a column is a multi-select choice (`MultiSelectPicklistType`; the Web API takes its

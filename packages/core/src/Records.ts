@@ -9,7 +9,7 @@ import type * as Option from "effect/Option"
 import type { DataverseClient } from "./DataverseClient.js"
 import type { DataverseError } from "./DataverseError.js"
 import * as annotations from "./internal/annotations.js"
-import { normaliseGuid } from "./internal/odata.js"
+import { normaliseDateTime, normaliseGuid } from "./internal/odata.js"
 import * as internal from "./internal/records.js"
 import type { TableMetadata } from "./Metadata.js"
 import type { ExpandItem } from "./Query.js"
@@ -104,6 +104,23 @@ export const idFromEntityUrl: (url: string | undefined) => string | undefined = 
  * @category conversions
  */
 export const parseGuid: (text: string) => string | undefined = normaliseGuid
+
+/**
+ * A date (`2024-01-31`) or date-time (`2024-01-31T10:00:00Z`, seconds, fractions and the offset
+ * optional; `+01:00` as an offset) in the form the Web API takes, seconds filled in; undefined
+ * when `text` is not one or names no real date (`2024-02-30`, `06/01/2024`).
+ *
+ * @example
+ * ```ts
+ * import { Records } from "@dv-effect/core"
+ * Records.parseDateTime("2024-01-31T10:00+01:00") // "2024-01-31T10:00:00+01:00"
+ * Records.parseDateTime("2024-02-30") // undefined
+ * ```
+ *
+ * @since 0.2.0
+ * @category conversions
+ */
+export const parseDateTime: (text: string) => string | undefined = normaliseDateTime
 
 /**
  * A row without the annotations it carried when read, so that a record read back can be written

@@ -69,5 +69,11 @@ describe("concurrent requests", () => {
     // Without an offset a date-time is UTC, whatever this machine's time zone.
     const [id] = emulator.seed("contact", [{ lastname: "Noon", birthdate: "1753-01-01T12:00:00" }])
     expect(emulator.store.table("contact")!.get(id!)!.values.birthdate).toBe("1753-01-01T12:00:00Z")
+    // Documented (OData's literal forms): a day that does not exist, or another notation, is refused.
+    for (const birthdate of ["2024-02-30", "06/01/2024", "2024-01-31T24:00:00Z", "2024-01-31 10:00"]) {
+      expect(() => emulator.seed("contact", [{ lastname: "Odd", birthdate }]), birthdate).toThrow(
+        /Cannot convert the literal .* to the expected type 'Edm.DateTimeOffset'/
+      )
+    }
   })
 })

@@ -19,6 +19,35 @@ export const normaliseGuid = (text: string): string | undefined => {
   return match === null ? undefined : match[1]!.toLowerCase()
 }
 
+/**
+ * The one definition of a date and a date-time as the Web API takes them (OData's `Edm.Date` and
+ * `Edm.DateTimeOffset` literals: `2024-01-31`, `2024-01-31T10:00`, seconds and up to 7 fraction
+ * digits optional, `Z` or `+01:00`; no offset is UTC, as the engine and the emulator read it).
+ */
+const dateTimePattern = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,7})?)?(Z|[+-]\d{2}:\d{2})?)?$/
+
+const daysIn = (year: number, month: number) => new Date(Date.UTC(year, month, 0)).getUTCDate()
+
+/**
+ * `text` in the Web API's form (seconds filled in), or undefined when it is not one or not a real
+ * date (`2024-02-30`, `24:00`, an offset past 14 hours).
+ */
+export const normaliseDateTime = (text: string): string | undefined => {
+  const match = dateTimePattern.exec(text)
+  if (match === null) return undefined
+  const [, y, mo, d, h, mi, s, fraction, offset] = match
+  const month = Number(mo)
+  const day = Number(d)
+  if (month < 1 || month > 12 || day < 1 || day > daysIn(Number(y), month)) return undefined
+  const date = `${y}-${mo}-${d}`
+  if (h === undefined) return date
+  if (Number(h) > 23 || Number(mi) > 59 || (s !== undefined && Number(s) > 59)) return undefined
+  if (offset !== undefined && offset !== "Z" && (Number(offset.slice(1, 3)) > 14 || Number(offset.slice(4)) > 59)) {
+    return undefined
+  }
+  return `${date}T${h}:${mi}:${s ?? "00"}${fraction ?? ""}${offset ?? ""}`
+}
+
 /** An identifier the service accepts as a property or parameter name (no quoting, no injection). */
 export const isIdentifier = (name: string): boolean => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
 

@@ -4,7 +4,7 @@
  */
 import type { ColumnMetadata, TableMetadata } from "../Metadata.js"
 import type { Row } from "../Records.js"
-import { isGuid } from "./odata.js"
+import { isGuid, normaliseDateTime } from "./odata.js"
 import { didYouMeanOf, suggest, withSuggestion } from "./suggest.js"
 
 /** 1753-01-01T00:00:00Z: the earliest date and time a Dataverse column stores. */
@@ -13,6 +13,10 @@ const earliestDateTime = Date.UTC(1753, 0, 1)
 /** An ISO date or date-time as an instant; one without an offset is UTC, not this machine's time. */
 const utcTime = (value: string): number =>
   Date.parse(/T[^Zz+-]*$/.test(value) && !/[+-]\d\d:?\d\d$/.test(value) ? `${value}Z` : value)
+
+/** A value as a message shows it: JSON, but `NaN` and `Infinity` as themselves (JSON says null). */
+const shown = (value: unknown): string =>
+  typeof value === "number" && !Number.isFinite(value) ? String(value) : JSON.stringify(value) ?? String(value)
 
 /** Types whose required columns the service fills in itself on create. */
 const serviceFilled = new Set(["State", "Status", "Owner", "Lookup", "Customer", "Uniqueidentifier"])
@@ -95,7 +99,7 @@ const checkValue = (column: ColumnMetadata, value: unknown): string | undefined 
     case "Money": {
       const integral = column.type === "Integer" || column.type === "BigInt"
       if (typeof value !== "number" || !Number.isFinite(value) || (integral && !Number.isInteger(value))) {
-        return `must be ${integral ? "a whole number" : "a number"}, got ${JSON.stringify(value)}`
+        return `must be ${integral ? "a whole number" : "a number"}, got ${shown(value)}`
       }
       if (column.minValue !== undefined && value < column.minValue) {
         return `is ${value}; the least is ${column.minValue}`
@@ -104,22 +108,32 @@ const checkValue = (column: ColumnMetadata, value: unknown): string | undefined 
       return undefined
     }
     case "Boolean":
-      return typeof value === "boolean" ? undefined : `must be true or false, got ${JSON.stringify(value)}`
+      return typeof value === "boolean" ? undefined : `must be true or false, got ${shown(value)}`
     case "DateTime": {
-      if (typeof value !== "string" || Number.isNaN(Date.parse(value))) {
-        return `must be an ISO date or date-time, got ${JSON.stringify(value)}`
+      // A `Date` goes as its ISO text (JSON); a string as written, so it must be the Web API's form.
+      const time = value instanceof Date
+        ? value.getTime()
+        : typeof value === "string" && normaliseDateTime(value) !== undefined
+        ? utcTime(value)
+        : Number.NaN
+      if (Number.isNaN(time)) {
+        return `must be an ISO date (2024-01-31) or date-time (2024-01-31T10:00:00Z), got ${
+          value instanceof Date ? "an invalid Date" : shown(value)
+        }`
       }
       // "All date and time columns in Dataverse support values as early as 1/1/1753 12:00 AM"
       // (learn.microsoft.com, behavior-format-date-time-attribute).
-      return utcTime(value) < earliestDateTime
-        ? `is ${value}; the earliest Dataverse stores is 1753-01-01 00:00 UTC`
+      return time < earliestDateTime
+        ? `is ${
+          value instanceof Date ? value.toISOString() : String(value)
+        }; the earliest Dataverse stores is 1753-01-01 00:00 UTC`
         : undefined
     }
     case "Picklist":
     case "State":
     case "Status": {
       if (typeof value !== "number" || !Number.isInteger(value)) {
-        return `must be an option value (a whole number), got ${JSON.stringify(value)}`
+        return `must be an option value (a whole number), got ${shown(value)}`
       }
       if (column.options !== undefined && column.options.length > 0 && !column.options.some((o) => o.value === value)) {
         return `is ${value}, not one of the options ${column.options.map((o) => `${o.value} (${o.label})`).join(", ")}`
@@ -127,7 +141,7 @@ const checkValue = (column: ColumnMetadata, value: unknown): string | undefined 
       return undefined
     }
     case "Uniqueidentifier":
-      return typeof value === "string" && isGuid(value) ? undefined : `must be a GUID, got ${JSON.stringify(value)}`
+      return typeof value === "string" && isGuid(value) ? undefined : `must be a GUID, got ${shown(value)}`
     case "Lookup":
     case "Customer":
     case "Owner":

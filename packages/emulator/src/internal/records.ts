@@ -97,6 +97,22 @@ const wrongType = (column: ColumnDefinition, value: unknown): Fault =>
 /** 1753-01-01T00:00:00Z: the earliest date and time a Dataverse column stores. */
 const earliestDateTime = Date.UTC(1753, 0, 1)
 
+/**
+ * Documented (OData ABNF, `dateValue` and `dateTimeOffsetValue`): `2024-01-31`, or
+ * `2024-01-31T10:00`, seconds and up to 7 fraction digits optional, `Z` or `+01:00`, of a real
+ * day. A missing offset is accepted and read as UTC: a modelling choice (see `validateValue`).
+ * `Date.parse` alone would read `06/01/2024` and roll `2024-02-30` over to March.
+ */
+const isDateTimeLiteral = (text: string): boolean => {
+  const match = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,7})?)?(Z|[+-]\d{2}:\d{2})?)?$/.exec(text)
+  if (match === null) return false
+  const [, y, mo, d, h, mi, s] = match
+  const month = Number(mo)
+  const lastDay = new Date(Date.UTC(Number(y), month, 0)).getUTCDate()
+  if (month < 1 || month > 12 || Number(d) < 1 || Number(d) > lastDay) return false
+  return h === undefined || (Number(h) <= 23 && Number(mi) <= 59 && (s === undefined || Number(s) <= 59))
+}
+
 /** Checks one column value; returns the value to store or a fault. */
 const validateValue = (table: TableDefinition, column: ColumnDefinition, value: unknown): unknown => {
   if (value === null) {
@@ -139,7 +155,7 @@ const validateValue = (table: TableDefinition, column: ColumnDefinition, value: 
       return typeof value === "boolean" ? value : wrongType(column, value)
     case "DateTime": {
       // A date-time without an offset is UTC, whatever the machine's time zone.
-      const time = typeof value === "string"
+      const time = typeof value === "string" && isDateTimeLiteral(value)
         ? Date.parse(/T[^Zz+-]*$/.test(value) && !/[+-]\d\d:?\d\d$/.test(value) ? `${value}Z` : value)
         : NaN
       if (Number.isNaN(time)) return wrongType(column, value)
