@@ -29,7 +29,11 @@ export type Reason =
   | "DuplicateKey"
   /** 412 otherwise: an `If-Match`/`If-None-Match` condition failed. */
   | "PreconditionFailed"
-  /** 400: the request or a value in it was refused. */
+  /**
+   * A value was refused: by the service (400, with `status` and `code`), or by the checks of a
+   * row against the table's metadata before it was sent (no `status`: too long, wrong type, not
+   * a GUID, an unknown column).
+   */
   | "Validation"
   /** 413, 414, 431: the request (its body, URL or headers) was too large; send fewer records or values. */
   | "PayloadTooLarge"
@@ -45,7 +49,10 @@ export type Reason =
   | "UnsupportedMessage"
   /** The answer could not be understood. */
   | "Decode"
-  /** Bad options or input on the client side, before anything was sent. */
+  /**
+   * Bad options, or input that cannot be sent at all, on the client side before anything was
+   * sent: a row without its id or key values, a `Bulk.InvalidRow`, an unknown table or key column.
+   */
   | "InvalidInput"
   /** Any other server error. */
   | "Unknown"

@@ -79,6 +79,11 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
         })
         expect(summary).toMatchObject({ deleted: 2, absent: strategy === "batch" ? 1 : 2, failed: 0 })
       }
+      // A delete's id is checked before sending, as an update's is.
+      const notAnId = yield* collect(Bulk.deleteMany("contact", [{ contactid: "abc", lastname: 7 }]))
+      expect(notAnId.map((o) => o.status === "failed" && [o.error.reason, o.error.message])).toEqual([
+        ["Validation", `column 'contactid' must be a GUID, got "abc"`]
+      ])
     }))
 
   it.effect("writes records read back with their annotations, through every strategy", () =>

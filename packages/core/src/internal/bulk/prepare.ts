@@ -15,6 +15,9 @@ export const isInvalidRow = (input: RowInput): input is InvalidRow => Predicate.
 export const invalidRowError = (input: InvalidRow): DataverseError =>
   new DataverseError({ reason: "InvalidInput", message: input.message })
 
+const deleteKeyOf = (row: Records.Row, primary: string): Records.Row =>
+  row[primary] === undefined || row[primary] === null ? {} : { [primary]: row[primary] }
+
 /** A row ready to send: where it goes and what it says. */
 export interface Prepared {
   readonly index: number
@@ -44,7 +47,12 @@ export const makePrepare = (options: {
   const { key, metadata, operation } = options
   // What a record carried when read (an etag, formatted values) is never part of a write.
   const row = withoutReadAnnotations(input)
-  const problem = validateRow(metadata, operation === "delete" ? {} : row, operation === "create")
+  // A delete sends nothing but what names the record: its primary key is checked (a GUID).
+  const problem = validateRow(
+    metadata,
+    operation === "delete" ? deleteKeyOf(row, metadata.primaryIdAttribute) : row,
+    operation === "create"
+  )
   if (problem !== undefined) return new DataverseError({ reason: "Validation", message: problem })
   const primary = row[metadata.primaryIdAttribute]
   // One spelling of each id (braces and case dropped): the same record twice must look the same.
