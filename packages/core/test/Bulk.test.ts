@@ -170,7 +170,10 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
           { lastname: "ok", birthdate: "2024-02-30" },
           { lastname: "ok", birthdate: "06/01/2024" },
           { lastname: "ok", creditlimit: Number.NaN },
-          { lastname: "ok", birthdate: new Date("1752-06-01T00:00:00Z") }
+          { lastname: "ok", birthdate: new Date("1752-06-01T00:00:00Z") },
+          // A lookup written by its column's name, or as it reads back.
+          { lastname: "ok", "parentcustomerid@odata.bind": "/accounts(00000000-0000-0000-0000-000000000001)" },
+          { lastname: "ok", _parentcustomerid_value: "00000000-0000-0000-0000-000000000001" }
         ])
       )
       const messages = outcomes.map((o) => (o.status === "failed" ? o.error.message : o.status))
@@ -185,7 +188,9 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
         `column 'birthdate' must be an ISO date (2024-01-31) or date-time (2024-01-31T10:00:00Z), got "2024-02-30"`,
         `column 'birthdate' must be an ISO date (2024-01-31) or date-time (2024-01-31T10:00:00Z), got "06/01/2024"`,
         "column 'creditlimit' must be a number, got NaN",
-        "column 'birthdate' is 1752-06-01T00:00:00.000Z; the earliest Dataverse stores is 1753-01-01 00:00 UTC"
+        "column 'birthdate' is 1752-06-01T00:00:00.000Z; the earliest Dataverse stores is 1753-01-01 00:00 UTC",
+        "'parentcustomerid@odata.bind' names no navigation property of contact; the lookup 'parentcustomerid' is bound through parentcustomerid_account@odata.bind or parentcustomerid_contact@odata.bind",
+        `column '_parentcustomerid_value' is how the lookup 'parentcustomerid' reads back; write it as parentcustomerid_account@odata.bind or parentcustomerid_contact@odata.bind with "/<entity set>(<id>)"`
       ])
       expect(emulator.counters.requests).toBe(requests)
       // A Date is a date-time: it goes as its ISO text.

@@ -19,10 +19,14 @@ export class JournalError
 const failure = (reason: Journal.JournalError["reason"], path: string, message: string, cause?: unknown) =>
   new JournalError({ reason, path, message, cause })
 
+const article = (word: string) => (/^[aeiou]/.test(word) ? "an" : "a")
+
 /** Why a journal of `recorded` cannot resume `job`, or undefined. */
 const mismatch = (what: string, recorded: Journal.Job, job: Journal.Job): string | undefined => {
   if (recorded.operation !== job.operation || recorded.table !== job.table) {
-    return `${what} belongs to a ${recorded.operation} on '${recorded.table}', not a ${job.operation} on '${job.table}'.`
+    return `${what} belongs to ${article(recorded.operation)} ${recorded.operation} on '${recorded.table}', not ${
+      article(job.operation)
+    } ${job.operation} on '${job.table}'.`
   }
   // An input named on one run only is another input as far as the journal can tell: the run
   // without a name was checked by its first rows, the other by its name, and neither check holds.

@@ -162,7 +162,13 @@ export const validateRow = (table: TableMetadata, row: Row, isCreate: boolean): 
     if (name.endsWith("@odata.bind")) {
       const property = name.slice(0, -"@odata.bind".length)
       if (!navigation.has(property)) {
-        const hint = didYouMeanOf(suggest(property, navigation).map((n) => `${n}@odata.bind`))
+        // A lookup column's name where its navigation property belongs (`parentcustomerid`).
+        const viaColumn = table.lookups.filter((lookup) => lookup.column === property)
+        const hint = viaColumn.length > 0
+          ? `the lookup '${property}' is bound through ${
+            viaColumn.map((lookup) => `${lookup.navigationProperty}@odata.bind`).join(" or ")
+          }`
+          : didYouMeanOf(suggest(property, navigation).map((n) => `${n}@odata.bind`))
         const message = `'${name}' names no navigation property of ${table.logicalName}`
         return hint === undefined ? message : `${message}; ${hint}`
       }
@@ -173,6 +179,14 @@ export const validateRow = (table: TableMetadata, row: Row, isCreate: boolean): 
     if (name.includes("@")) continue
     const column = columns.get(name)
     if (column === undefined) {
+      // `_x_value` is how a lookup reads back; it is written through its navigation property.
+      const read = /^_(.+)_value$/.exec(name)?.[1]
+      const lookups = read === undefined ? [] : table.lookups.filter((lookup) => lookup.column === read)
+      if (lookups.length > 0) {
+        return `column '${name}' is how the lookup '${read}' reads back; write it as ${
+          lookups.map((lookup) => `${lookup.navigationProperty}@odata.bind`).join(" or ")
+        } with "/<entity set>(<id>)"`
+      }
       return withSuggestion(`column '${name}' does not exist in ${table.logicalName}`, name, columns.keys())
     }
     const problem = checkValue(column, value)
