@@ -168,11 +168,11 @@ export interface IdentityProgress extends IdentitySummary {
  */
 export interface SmartOptions {
   /** Create the records that do not exist. Default true; false reports them `skipped`. */
-  readonly create?: boolean
+  readonly create?: boolean | undefined
   /** Update the records that differ. Default true; false reports them `skipped`. */
-  readonly update?: boolean
+  readonly update?: boolean | undefined
   /** Send every column of a changed row, not only the ones that differ. Default false. */
-  readonly allColumns?: boolean
+  readonly allColumns?: boolean | undefined
 }
 
 /**
@@ -187,7 +187,7 @@ export interface BulkOptions {
    * what half the target latency holds, up to 1,000 (100 on elastic tables, as Microsoft
    * advises); timeouts and 413s shrink it.
    */
-  readonly chunkSize?: number | "auto"
+  readonly chunkSize?: number | "auto" | undefined
   /**
    * Most requests in flight, or `"auto"` (the default): the service's `x-ms-dop-hint`. Either way
    * the run starts with a few, adds more while answers are healthy, and sends fewer after a 429 or
@@ -195,26 +195,26 @@ export interface BulkOptions {
    * several identities (see `DataverseClientService.identities`) this is per identity: each has
    * its own, and the run's requests in flight add up.
    */
-  readonly concurrency?: number | "auto"
+  readonly concurrency?: number | "auto" | undefined
   /**
    * `multiple` (the `*Multiple` messages), `batch` (`$batch`), `single` (one request per row), or
    * `auto` (the default): multiple where supported, else batch.
    */
-  readonly strategy?: "auto" | "multiple" | "batch" | "single"
+  readonly strategy?: "auto" | "multiple" | "batch" | "single" | undefined
   /** Alternate-key columns that identify the records of update, upsert and delete rows. */
-  readonly key?: ReadonlyArray<string>
+  readonly key?: ReadonlyArray<string> | undefined
   /** Skip custom synchronous and/or asynchronous business logic (`MSCRM.BypassBusinessLogicExecution`). */
-  readonly bypass?: { readonly sync?: boolean; readonly async?: boolean }
+  readonly bypass?: { readonly sync?: boolean; readonly async?: boolean } | undefined
   /** A `tag` the plug-ins of the run can read (`?tag=`). */
-  readonly tag?: string
+  readonly tag?: string | undefined
   /** Called after every finished chunk. */
-  readonly onProgress?: (progress: Progress) => void
+  readonly onProgress?: ((progress: Progress) => void) | undefined
   /** Receives the same progress as `onProgress`. */
-  readonly progress?: PubSub.PubSub<Progress>
+  readonly progress?: PubSub.PubSub<Progress> | undefined
   /** How the engine retries transient failures; default: the connection's policy. */
-  readonly retryPolicy?: Schedule.Schedule<unknown, DataverseError>
+  readonly retryPolicy?: Schedule.Schedule<unknown, DataverseError> | undefined
   /** Records finished rows, so that a stopped run resumes where it was (see `Journal`). */
-  readonly journal?: Journal.Journal
+  readonly journal?: Journal.Journal | undefined
   /**
    * What identifies the input (a file's path and size, a load's date), recorded in the journal so
    * that a resume over another input is refused. Without it the journal identifies the input by a
@@ -222,24 +222,24 @@ export interface BulkOptions {
    * one changed only further in). Give it when rows carry values of their run (a load's time, an
    * id made per run), which would make every resume look like another input.
    */
-  readonly inputIdentity?: string
+  readonly inputIdentity?: string | undefined
   /** Called for each row an earlier run of the journal finished: it gets no outcome. */
-  readonly onResumed?: (index: number) => void
+  readonly onResumed?: ((index: number) => void) | undefined
   /** The largest request body to build, in bytes (estimated). Default 16 MiB. */
-  readonly maxRequestBytes?: number
+  readonly maxRequestBytes?: number | undefined
   /** Smart mode for create, update and upsert (see `SmartOptions`); `true` for the defaults. */
-  readonly smart?: boolean | SmartOptions
+  readonly smart?: boolean | SmartOptions | undefined
   /**
    * With `chunkSize: "auto"`: the request latency the chunk size aims under. Default 10 s; the
    * service's own timeout is minutes away.
    */
-  readonly targetLatency?: Duration.DurationInput
+  readonly targetLatency?: Duration.DurationInput | undefined
   /**
    * How a standard-table chunk refused for a data error is searched for its bad rows: `batch`
    * (the default) sends it again as a `$batch` with continue-on-error; `bisect` sends halves
    * through the same message until each bad row stands alone.
    */
-  readonly isolation?: "batch" | "bisect"
+  readonly isolation?: "batch" | "bisect" | undefined
 }
 
 /**
@@ -307,10 +307,10 @@ export interface ParallelOptions {
    * The most chunks at a time: a number, or `"auto"` (the default), the service's
    * `x-ms-dop-hint`. The connection's throttle controller starts below it and adapts.
    */
-  readonly concurrency?: number | "auto"
+  readonly concurrency?: number | "auto" | undefined
   /** Results in input order (a slow chunk then holds back the ones after it). Default: as chunks finish. */
-  readonly ordered?: boolean
-  readonly onProgress?: (progress: ParallelProgress) => void
+  readonly ordered?: boolean | undefined
+  readonly onProgress?: ((progress: ParallelProgress) => void) | undefined
 }
 
 /**

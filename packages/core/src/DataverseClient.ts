@@ -476,7 +476,7 @@ export const configFromEnvironment: Effect.Effect<
  * @example
  * ```ts
  * import { Config, Layer } from "effect"
- * import { NodeHttpClient } from "@effect/platform-node"
+ * import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
  * import { Credentials, DataverseClient } from "@dv-effect/core"
  * const Live = DataverseClient.layerConfig({
  *   url: Config.string("ORG_URL"),

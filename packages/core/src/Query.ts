@@ -40,11 +40,11 @@ import type { Row } from "./Records.js"
  */
 export type ExpandItem = string | {
   readonly property: string
-  readonly select?: ReadonlyArray<string>
-  readonly filter?: string
-  readonly orderBy?: string
-  readonly top?: number
-  readonly expand?: ReadonlyArray<ExpandItem>
+  readonly select?: ReadonlyArray<string> | undefined
+  readonly filter?: string | undefined
+  readonly orderBy?: string | undefined
+  readonly top?: number | undefined
+  readonly expand?: ReadonlyArray<ExpandItem> | undefined
 }
 
 /**
@@ -70,33 +70,33 @@ export interface QueryOptions {
    * Columns to return (`$select`); all when omitted (slow on wide tables). A name the table does
    * not have (here or in `orderBy`) fails with `InvalidInput`, naming the closest, before any request.
    */
-  readonly select?: ReadonlyArray<string>
+  readonly select?: ReadonlyArray<string> | undefined
   /** An OData `$filter` expression (see `eq`, `and`, `contains`, ...). */
-  readonly filter?: string
+  readonly filter?: string | undefined
   /** An OData `$orderby` expression. */
-  readonly orderBy?: string
+  readonly orderBy?: string | undefined
   /** At most this many rows in all. */
-  readonly top?: number
+  readonly top?: number | undefined
   /**
    * Navigation properties whose related records come along (`$expand`): a single-valued one
    * (a lookup) as an object or null, a collection-valued one as an array (at most 5,000 per
    * record, not paged).
    */
-  readonly expand?: ReadonlyArray<ExpandItem>
+  readonly expand?: ReadonlyArray<ExpandItem> | undefined
   /**
    * A raw OData query string instead of the options above: `$select=fullname&$filter=...`, as in
    * a URL (encoded or not). A `$top` in it is enforced like `top`.
    */
-  readonly query?: string
+  readonly query?: string | undefined
   /** Rows per page (`Prefer: odata.maxpagesize`), 1 to 5,000. The service's default is 5,000. */
-  readonly pageSize?: number
+  readonly pageSize?: number | undefined
   /** Ask for formatted values and lookup annotations (`Prefer: odata.include-annotations="*"`). */
-  readonly annotations?: boolean
+  readonly annotations?: boolean | undefined
   /**
    * Headers of every page's request: `MSCRM.SessionToken` to read your own writes to an elastic
    * table, `Consistency: Strong`, ...
    */
-  readonly headers?: Readonly<Record<string, string>>
+  readonly headers?: Readonly<Record<string, string>> | undefined
 }
 
 /**
@@ -155,9 +155,9 @@ export const stream: (
  */
 export interface FetchXmlOptions {
   /** Rows per page (`count` on `<fetch>`), 1 to 5,000. Default: the query's own `count`, else the service's 5,000. */
-  readonly pageSize?: number
+  readonly pageSize?: number | undefined
   /** Ask for formatted values and lookup annotations too (`Prefer: odata.include-annotations="*"`). */
-  readonly annotations?: boolean
+  readonly annotations?: boolean | undefined
 }
 
 /**
