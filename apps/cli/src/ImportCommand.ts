@@ -249,10 +249,15 @@ const withResumeHint = <E>(error: E, hint: () => string): E => {
   return error
 }
 
-/** A file input as the journal knows it: a resume over another file (or a changed one) is refused. */
-const inputIdentity = (file: string): string => {
-  const size = Fs.existsSync(file) ? Fs.statSync(file).size : 0
-  return `${Path.resolve(file)} (${size} bytes)`
+/**
+ * A file input as the journal knows it: a resume over another file (or a changed one) is refused.
+ * A pipe given as a path (`/dev/stdin`, `<(zcat ...)`) has no size to tell inputs apart: like
+ * stdin, it is told by its first rows (the journal's fingerprint).
+ */
+const inputIdentity = (file: string): string | undefined => {
+  const stat = Fs.existsSync(file) ? Fs.statSync(file) : undefined
+  if (stat !== undefined && !stat.isFile()) return undefined
+  return `${Path.resolve(file)} (${stat?.size ?? 0} bytes)`
 }
 
 /**
@@ -620,7 +625,7 @@ const load = (
     return Bulk.execute(operation, args.table, input.tracked.rows, {
       ...bulkOptions,
       ...(journalPath === undefined ? {} : { journal: Journal.file(journalPath) }),
-      ...(args.file === "-" ? {} : { inputIdentity: inputIdentity(args.file) }),
+      inputIdentity: args.file === "-" ? undefined : inputIdentity(args.file),
       onResumed: (index) => void input.tracked.settle(index),
       onProgress: (progress) => {
         latest = progress

@@ -204,7 +204,7 @@ export interface BulkOptions {
   /** Alternate-key columns that identify the records of update, upsert and delete rows. */
   readonly key?: ReadonlyArray<string> | undefined
   /** Skip custom synchronous and/or asynchronous business logic (`MSCRM.BypassBusinessLogicExecution`). */
-  readonly bypass?: { readonly sync?: boolean; readonly async?: boolean } | undefined
+  readonly bypass?: { readonly sync?: boolean | undefined; readonly async?: boolean | undefined } | undefined
   /** A `tag` the plug-ins of the run can read (`?tag=`). */
   readonly tag?: string | undefined
   /** Called after every finished chunk. */
@@ -417,9 +417,11 @@ export const dryRun: <E = never, R = never, E2 = never, R2 = never>(
  *
  * With a journal, a request's rows are journalled finished once the consumer has pulled past its
  * outcomes: a consumer that stops (`Stream.take`) or fails midway leaves them to the resumed run,
- * which hands them out again (at least once; each row still lands once). A buffer between the
- * stream and its consumer (`Stream.buffer`) pulls ahead of the consumer: use `execute` with
- * `onOutcome` to journal only what `onOutcome` has handled.
+ * which handles them again (creates are found, not created twice; updates and deletes are sent
+ * again, and a delete sent again reports `absent`). Whatever reads ahead of the code that uses the
+ * outcomes (`Stream.buffer`, `Stream.grouped`, `mapEffect` with concurrency, `runCollect` before
+ * a failure) pulls past them first: use `execute` with `onOutcome` to journal only what
+ * `onOutcome` has handled.
  *
  * @since 0.1.0
  * @category accessors

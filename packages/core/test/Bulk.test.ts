@@ -84,6 +84,16 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
       expect(notAnId.map((o) => o.status === "failed" && [o.error.reason, o.error.message])).toEqual([
         ["Validation", `column 'contactid' must be a GUID, got "abc"`]
       ])
+      // By key, the key columns name the record: an id the delete does not use is not checked.
+      const byKey = yield* collect(
+        Bulk.deleteMany("dve_product", [{ dve_sku: "S-2", dve_productid: "not-used" }], { key: ["dve_sku"] })
+      )
+      expect(byKey.map((o) => o.status)).toEqual(["deleted"])
+      // A bigint where a number belongs fails its row, naming it, instead of the run.
+      const big = yield* collect(Bulk.createMany("contact", [{ lastname: "Big", creditlimit: 10n }]))
+      expect(big.map((o) => o.status === "failed" && o.error.message)).toEqual([
+        "column 'creditlimit' must be a number, got 10"
+      ])
     }))
 
   it.effect("writes records read back with their annotations, through every strategy", () =>

@@ -317,6 +317,16 @@ describe("one definition of a GUID, a record's id in an entity URL, and read ann
     expect(Records.parseGuid("A-1")).toBeUndefined()
   })
 
+  it("reads a date or date-time in the Web API's form, of a real day, and nothing else", () => {
+    expect(Records.parseDateTime("2024-02-29")).toBe("2024-02-29")
+    expect(Records.parseDateTime("2024-01-31T10:00+01:00")).toBe("2024-01-31T10:00:00+01:00")
+    // OData takes up to 12 fraction digits (what Java's and Go's nanosecond formats write).
+    expect(Records.parseDateTime("2024-01-31T10:00:00.123456789Z")).toBe("2024-01-31T10:00:00.123456789Z")
+    for (const bad of ["2023-02-29", "2024-02-30", "06/01/2024", "2024-01-31T24:00", "2024-01-31T10:00+15:00"]) {
+      expect(Records.parseDateTime(bad), bad).toBeUndefined()
+    }
+  })
+
   it("reads the id of a standard record, of an elastic one (beside its partition), and not an alternate key", () => {
     expect(Records.idFromEntityUrl(`https://org.example/api/data/v9.2/contacts(${id.toUpperCase()})`)).toBe(id)
     expect(

@@ -70,7 +70,18 @@ describe("concurrent requests", () => {
     const [id] = emulator.seed("contact", [{ lastname: "Noon", birthdate: "1753-01-01T12:00:00" }])
     expect(emulator.store.table("contact")!.get(id!)!.values.birthdate).toBe("1753-01-01T12:00:00Z")
     // Documented (OData's literal forms): a day that does not exist, or another notation, is refused.
-    for (const birthdate of ["2024-02-30", "06/01/2024", "2024-01-31T24:00:00Z", "2024-01-31 10:00"]) {
+    expect(emulator.seed("contact", [{ lastname: "Nano", birthdate: "2024-01-31T10:00:00.123456789Z" }])).toHaveLength(
+      1
+    )
+    for (
+      const birthdate of [
+        "2024-02-30",
+        "06/01/2024",
+        "2024-01-31T24:00:00Z",
+        "2024-01-31 10:00",
+        "2024-01-31T10:00+15:00"
+      ]
+    ) {
       expect(() => emulator.seed("contact", [{ lastname: "Odd", birthdate }]), birthdate).toThrow(
         /Cannot convert the literal .* to the expected type 'Edm.DateTimeOffset'/
       )

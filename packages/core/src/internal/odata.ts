@@ -21,10 +21,10 @@ export const normaliseGuid = (text: string): string | undefined => {
 
 /**
  * The one definition of a date and a date-time as the Web API takes them (OData's `Edm.Date` and
- * `Edm.DateTimeOffset` literals: `2024-01-31`, `2024-01-31T10:00`, seconds and up to 7 fraction
+ * `Edm.DateTimeOffset` literals: `2024-01-31`, `2024-01-31T10:00`, seconds and up to 12 fraction
  * digits optional, `Z` or `+01:00`; no offset is UTC, as the engine and the emulator read it).
  */
-const dateTimePattern = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,7})?)?(Z|[+-]\d{2}:\d{2})?)?$/
+const dateTimePattern = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,12})?)?(Z|[+-]\d{2}:\d{2})?)?$/
 
 const daysIn = (year: number, month: number) => new Date(Date.UTC(year, month, 0)).getUTCDate()
 

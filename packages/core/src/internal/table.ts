@@ -76,7 +76,8 @@ export const query = <A, I>(
   table: Table<A, I>,
   options: QueryOptions = {}
 ): Stream.Stream<A, DataverseError, DataverseClient> =>
-  Query.stream(table.logicalName, { select: table.columns, ...options }).pipe(
+  // `select: undefined` (as exactOptionalPropertyTypes now lets a caller write) keeps the table's columns.
+  Query.stream(table.logicalName, { ...options, select: options.select ?? table.columns }).pipe(
     Stream.mapEffect((row) => decode(table, row))
   )
 

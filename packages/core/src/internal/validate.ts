@@ -14,9 +14,15 @@ const earliestDateTime = Date.UTC(1753, 0, 1)
 const utcTime = (value: string): number =>
   Date.parse(/T[^Zz+-]*$/.test(value) && !/[+-]\d\d:?\d\d$/.test(value) ? `${value}Z` : value)
 
-/** A value as a message shows it: JSON, but `NaN` and `Infinity` as themselves (JSON says null). */
-const shown = (value: unknown): string =>
-  typeof value === "number" && !Number.isFinite(value) ? String(value) : JSON.stringify(value) ?? String(value)
+/** A value as a message shows it: JSON, but `NaN`, `Infinity` and bigints as themselves (JSON says null, or throws). */
+const shown = (value: unknown): string => {
+  if ((typeof value === "number" && !Number.isFinite(value)) || typeof value === "bigint") return String(value)
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    return String(value)
+  }
+}
 
 /** Types whose required columns the service fills in itself on create. */
 const serviceFilled = new Set(["State", "Status", "Owner", "Lookup", "Customer", "Uniqueidentifier"])

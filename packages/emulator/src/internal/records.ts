@@ -99,17 +99,22 @@ const earliestDateTime = Date.UTC(1753, 0, 1)
 
 /**
  * Documented (OData ABNF, `dateValue` and `dateTimeOffsetValue`): `2024-01-31`, or
- * `2024-01-31T10:00`, seconds and up to 7 fraction digits optional, `Z` or `+01:00`, of a real
+ * `2024-01-31T10:00`, seconds and up to 12 fraction digits optional, `Z` or `+01:00`, of a real
  * day. A missing offset is accepted and read as UTC: a modelling choice (see `validateValue`).
  * `Date.parse` alone would read `06/01/2024` and roll `2024-02-30` over to March.
  */
 const isDateTimeLiteral = (text: string): boolean => {
-  const match = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,7})?)?(Z|[+-]\d{2}:\d{2})?)?$/.exec(text)
+  const match = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,12})?)?(Z|[+-]\d{2}:\d{2})?)?$/.exec(
+    text
+  )
   if (match === null) return false
-  const [, y, mo, d, h, mi, s] = match
+  const [, y, mo, d, h, mi, s, , offset] = match
   const month = Number(mo)
   const lastDay = new Date(Date.UTC(Number(y), month, 0)).getUTCDate()
   if (month < 1 || month > 12 || Number(d) < 1 || Number(d) > lastDay) return false
+  if (offset !== undefined && offset !== "Z" && (Number(offset.slice(1, 3)) > 14 || Number(offset.slice(4)) > 59)) {
+    return false
+  }
   return h === undefined || (Number(h) <= 23 && Number(mi) <= 59 && (s === undefined || Number(s) <= 59))
 }
 

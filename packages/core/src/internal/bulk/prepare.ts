@@ -15,8 +15,12 @@ export const isInvalidRow = (input: RowInput): input is InvalidRow => Predicate.
 export const invalidRowError = (input: InvalidRow): DataverseError =>
   new DataverseError({ reason: "InvalidInput", message: input.message })
 
-const deleteKeyOf = (row: Records.Row, primary: string): Records.Row =>
-  row[primary] === undefined || row[primary] === null ? {} : { [primary]: row[primary] }
+/** The columns of a row that name its record, those it has a value for. */
+const namingColumnsOf = (row: Records.Row, columns: ReadonlyArray<string>): Records.Row => {
+  const out: Record<string, unknown> = {}
+  for (const column of columns) if (row[column] !== undefined && row[column] !== null) out[column] = row[column]
+  return out
+}
 
 /** A row ready to send: where it goes and what it says. */
 export interface Prepared {
@@ -47,10 +51,10 @@ export const makePrepare = (options: {
   const { key, metadata, operation } = options
   // What a record carried when read (an etag, formatted values) is never part of a write.
   const row = withoutReadAnnotations(input)
-  // A delete sends nothing but what names the record: its primary key is checked (a GUID).
+  // A delete sends nothing but what names the record: its key columns, else its primary key (a GUID).
   const problem = validateRow(
     metadata,
-    operation === "delete" ? deleteKeyOf(row, metadata.primaryIdAttribute) : row,
+    operation === "delete" ? namingColumnsOf(row, key ?? [metadata.primaryIdAttribute]) : row,
     operation === "create"
   )
   if (problem !== undefined) return new DataverseError({ reason: "Validation", message: problem })
