@@ -334,6 +334,28 @@ describe("dv-effect create --journal, stopped and resumed", () => {
     expect(wrong.code).toBe(1)
     expect(wrong.stderr).toContain("resume with the same input")
     expect(contacts()).toHaveLength(10)
+    // Read from a file, resumed from stdin (or the other way round): said in the CLI's terms.
+    const piped = await run(["create", "contact", "--journal", journal, "--resume"], {
+      env,
+      stdin: jsonl(rows.slice(0, 10))
+    })
+    expect([piped.code, piped.stderr.trim()]).toEqual([
+      1,
+      `dv-effect: --journal ${journal} records a run over ${input} (${
+        Fs.statSync(input).size
+      } bytes); this one reads stdin or a pipe: resume with that file as -f.`
+    ])
+    const fromStdin = Path.join(dir, "stdin.journal")
+    expect((await run(["create", "contact", "--journal", fromStdin], { env, stdin: jsonl(rows.slice(20, 22)) })).code)
+      .toBe(0)
+    const fromFile = await run(["create", "contact", "-f", other, "--journal", fromStdin, "--resume"], { env })
+    expect([fromFile.code, fromFile.stderr.trim()]).toEqual([
+      1,
+      `dv-effect: --journal ${fromStdin} records a run that read its rows from stdin or a pipe; this one reads ${other} (${
+        Fs.statSync(other).size
+      } bytes): resume reading the same rows the same way.`
+    ])
+    expect(contacts()).toHaveLength(12)
   })
 
   it("Ctrl-C stops cleanly, says how to resume, and the resumed run completes the load", async () => {

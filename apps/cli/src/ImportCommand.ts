@@ -171,8 +171,12 @@ const parseBypass = (text: string): Effect.Effect<{ sync: boolean; async: boolea
   )
 }
 
-/** A `--journal` file, after checking it fits the flags: an existing run needs --resume. */
-const checkJournal = (path: string, resume: boolean) =>
+/**
+ * A `--journal` file, after checking it fits the flags: an existing run needs --resume, and reads
+ * its rows as the stopped run did: a file (`identity`, its path and size), or stdin or a pipe
+ * (none, told by the first rows). The engine refuses the other case too, in the library's terms.
+ */
+const checkJournal = (path: string, resume: boolean, identity: string | undefined) =>
   Effect.gen(function*() {
     const exists = Fs.existsSync(path) && Fs.statSync(path).size > 0
     if (exists && !resume) {
@@ -182,8 +186,32 @@ const checkJournal = (path: string, resume: boolean) =>
       })
     }
     if (!exists && resume) return yield* new CliError({ message: `--resume: the journal ${path} does not exist.` })
+    const recorded = exists ? recordedInput(path) : undefined
+    if (recorded !== undefined && (recorded.input === undefined) !== (identity === undefined)) {
+      return yield* new CliError({
+        message: recorded.input === undefined
+          ? `--journal ${path} records a run that read its rows from stdin or a pipe; this one reads ${identity}: resume reading the same rows the same way.`
+          : `--journal ${path} records a run over ${recorded.input}; this one reads stdin or a pipe: resume with that file as -f.`
+      })
+    }
     return path
   })
+
+/** The input a journal's header names (`input`), if the header can be read. */
+const recordedInput = (path: string): { readonly input: string | undefined } | undefined => {
+  try {
+    // The header is the first line, well within 64 KiB; a journal may run to megabytes.
+    const fd = Fs.openSync(path, "r")
+    const buffer = Buffer.alloc(65536)
+    const read = Fs.readSync(fd, buffer, 0, buffer.length, 0)
+    Fs.closeSync(fd)
+    const header = JSON.parse(buffer.toString("utf8", 0, read).split("\n", 1)[0]!) as { input?: unknown }
+    return { input: typeof header.input === "string" ? header.input : undefined }
+  } catch {
+    // Damaged: the engine says so when it opens the journal.
+    return undefined
+  }
+}
 
 /**
  * The default journal of a job: with --resume it must record a run; without, one that records an
@@ -382,7 +410,7 @@ const settingsOf = (operation: Bulk.Operation, args: ImportArgs) =>
 const journalsOf = (operation: Bulk.Operation, args: ImportArgs, url: string, key: ReadonlyArray<string> | undefined) =>
   Effect.gen(function*() {
     const explicitJournal = Option.isSome(args.journal)
-      ? yield* checkJournal(args.journal.value, args.resume)
+      ? yield* checkJournal(args.journal.value, args.resume, args.file === "-" ? undefined : inputIdentity(args.file))
       : undefined
     // Every write run keeps a journal unless told not to: the job's default one, found again by --resume.
     const job: Runs.JobName = {
