@@ -81,10 +81,17 @@ layer(Live, { excludeTestServices: true })("DataverseClient against the emulator
       })
       const row = yield* Records.retrieve("contact", id, { select: ["fullname", "emailaddress1"] })
       expect(row).toMatchObject({ contactid: id, fullname: "Ada Lovelace", emailaddress1: "ada@example.com" })
-      const error = yield* Effect.flip(Records.create("contact", { lastname: "x".repeat(51) }))
-      expect(error.reason).toBe("Validation")
-      expect(error.code).toBe("0x80044331")
-      expect(error.requestId).toMatch(/^[0-9a-f-]{36}$/)
+      // Checked against the metadata before sending, as the bulk engine checks rows.
+      const tooLong = yield* Effect.flip(Records.create("contact", { lastname: "x".repeat(51) }))
+      expect([tooLong.reason, tooLong.status]).toEqual(["Validation", undefined])
+      expect(tooLong.message).toBe("column 'lastname' is 51 characters long; the most is 50")
+      const misspelt = yield* Effect.flip(Records.update("contact", id, { lastnmae: "L" }))
+      expect(misspelt.message).toBe("column 'lastnmae' does not exist in contact; did you mean 'lastname'?")
+      // What only the service knows comes back with its code and request id.
+      yield* Records.create("account", { name: "A", accountnumber: "DUP-1" })
+      const duplicate = yield* Effect.flip(Records.create("account", { name: "B", accountnumber: "DUP-1" }))
+      expect(duplicate).toMatchObject({ reason: "DuplicateKey", code: "0x80040237", status: 412 })
+      expect(duplicate.requestId).toMatch(/^[0-9a-f-]{36}$/)
     }))
 
   it.effect("streams every row of a table across pages, in order", () =>

@@ -16,6 +16,7 @@ import { keySegment, kindsOf } from "./keys.js"
 import { bindName } from "./metadataAccess.js"
 import { badExpand, expandClause, normaliseGuid, quote, recordIdOf, withQuery } from "./odata.js"
 import { bodyJson } from "./requestBody.js"
+import { validateRow } from "./validate.js"
 
 /** `Records.idFromEntityUrl`. */
 export const idFromEntityUrl = (url: string | undefined): string | undefined =>
@@ -47,13 +48,28 @@ const recordAt = (table: string, ref: RecordRef, partitionId: string | undefined
 /** A row as a request body: without the annotations read back with a record. */
 const body = (row: Row): Row => annotations.withoutReadAnnotations(row)
 
+/**
+ * The request body of a write, checked against the table's metadata as the bulk engine checks
+ * each row (one rule, `validateRow`): a value that cannot be right fails here, naming the column
+ * and the closest names, before anything is sent.
+ */
+const checkedBody = (metadata: TableMetadata, row: Row, isCreate: boolean): Effect.Effect<Row, DataverseError> => {
+  const written = body(row)
+  // Metadata without columns (not readable by this identity) checks nothing, as queries do.
+  const problem = metadata.columns.length === 0 ? undefined : validateRow(metadata, written, isCreate)
+  return problem === undefined
+    ? Effect.succeed(written)
+    : Effect.fail(new DataverseError({ reason: "Validation", message: problem }))
+}
+
 /** `Records.create`. */
 export const create = (table: string, row: Row): Effect.Effect<string, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
     const client = yield* DataverseClient
     const metadata = yield* client.table(table)
+    const written = yield* checkedBody(metadata, row, true)
     const result = yield* client.executeJson(
-      HttpClientRequest.post(metadata.entitySetName).pipe(bodyJson(body(row))),
+      HttpClientRequest.post(metadata.entitySetName).pipe(bodyJson(written)),
       { idempotent: typeof row[metadata.primaryIdAttribute] === "string" }
     )
     const id = idFromEntityUrl(result.headers["odata-entityid"] ?? result.headers["location"])
@@ -99,11 +115,12 @@ export const update = (
   options: UpdateOptions = {}
 ): Effect.Effect<void, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
-    const { client, path } = yield* recordAt(table, ref, options.partitionId)
+    const { client, metadata, path } = yield* recordAt(table, ref, options.partitionId)
+    const written = yield* checkedBody(metadata, row, false)
     yield* client.executeJson(
       HttpClientRequest.patch(path).pipe(
         HttpClientRequest.setHeader("If-Match", options.etag ?? "*"),
-        bodyJson(body(row))
+        bodyJson(written)
       ),
       // The same values again change nothing; but after a version-checked update that landed, a
       // retry would fail its own precondition: report the ambiguity instead.
@@ -119,9 +136,11 @@ export const upsert = (
   options: UpsertOptions = {}
 ): Effect.Effect<Option.Option<string>, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
-    const { client, path } = yield* recordAt(table, ref, options.partitionId)
+    const { client, metadata, path } = yield* recordAt(table, ref, options.partitionId)
     const mode = options.mode ?? "upsert"
-    const request = HttpClientRequest.patch(path).pipe(bodyJson(body(row)))
+    // A create-only upsert creates: the columns a create requires are required.
+    const written = yield* checkedBody(metadata, row, mode === "createOnly")
+    const request = HttpClientRequest.patch(path).pipe(bodyJson(written))
     const result = yield* client.executeJson(
       mode === "createOnly"
         ? HttpClientRequest.setHeader(request, "If-None-Match", "*")
