@@ -87,6 +87,11 @@ layer(Live, { excludeTestServices: true })("DataverseClient against the emulator
       expect(tooLong.message).toBe("column 'lastname' is 51 characters long; the most is 50")
       const misspelt = yield* Effect.flip(Records.update("contact", id, { lastnmae: "L" }))
       expect(misspelt.message).toBe("column 'lastnmae' does not exist in contact; did you mean 'lastname'?")
+      // Related records created in the same write (deep insert) are the service's to judge.
+      const deep = yield* Effect.either(
+        Records.create("account", { name: "Deep", primarycontactid: { lastname: "K" } })
+      )
+      if (deep._tag === "Left") expect(deep.left.status).toBeDefined()
       // What only the service knows comes back with its code and request id.
       yield* Records.create("account", { name: "A", accountnumber: "DUP-1" })
       const duplicate = yield* Effect.flip(Records.create("account", { name: "B", accountnumber: "DUP-1" }))

@@ -49,14 +49,23 @@ const recordAt = (table: string, ref: RecordRef, partitionId: string | undefined
 const body = (row: Row): Row => annotations.withoutReadAnnotations(row)
 
 /**
- * The request body of a write, checked against the table's metadata as the bulk engine checks
- * each row (one rule, `validateRow`): a value that cannot be right fails here, naming the column
- * and the closest names, before anything is sent.
+ * The request body of a write, its plain column values checked against the table's metadata as
+ * the bulk engine checks each row (one rule, `validateRow`): a value that cannot be right fails
+ * here, naming the column and the closest names, before anything is sent.
  */
 const checkedBody = (metadata: TableMetadata, row: Row, isCreate: boolean): Effect.Effect<Row, DataverseError> => {
   const written = body(row)
-  // Metadata without columns (not readable by this identity) checks nothing, as queries do.
-  const problem = metadata.columns.length === 0 ? undefined : validateRow(metadata, written, isCreate)
+  // Metadata without columns (not readable by this identity) checks nothing, as queries do. A
+  // single write may also create related records (deep insert: an object or an array under a
+  // navigation property) and bind collection-valued ones, which the metadata as read does not
+  // list: only plain column values are checked.
+  const plain: Record<string, unknown> = {}
+  for (const name in written) {
+    const value = written[name]
+    if (name.includes("@") || (typeof value === "object" && value !== null && !(value instanceof Date))) continue
+    plain[name] = value
+  }
+  const problem = metadata.columns.length === 0 ? undefined : validateRow(metadata, plain, isCreate)
   return problem === undefined
     ? Effect.succeed(written)
     : Effect.fail(new DataverseError({ reason: "Validation", message: problem }))
