@@ -353,7 +353,7 @@ describe("dv-effect create --journal, stopped and resumed", () => {
       1,
       `dv-effect: --journal ${fromStdin} records a run that read its rows from stdin or a pipe; this one reads ${other} (${
         Fs.statSync(other).size
-      } bytes): resume reading the same rows the same way.`
+      } bytes): give the same rows on stdin (< file) to resume.`
     ])
     expect(contacts()).toHaveLength(12)
   })

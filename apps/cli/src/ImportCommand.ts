@@ -176,7 +176,12 @@ const parseBypass = (text: string): Effect.Effect<{ sync: boolean; async: boolea
  * its rows as the stopped run did: a file (`identity`, its path and size), or stdin or a pipe
  * (none, told by the first rows). The engine refuses the other case too, in the library's terms.
  */
-const checkJournal = (path: string, resume: boolean, identity: string | undefined) =>
+const checkJournal = (
+  path: string,
+  resume: boolean,
+  identity: string | undefined,
+  job: { readonly operation: string; readonly table: string }
+) =>
   Effect.gen(function*() {
     const exists = Fs.existsSync(path) && Fs.statSync(path).size > 0
     if (exists && !resume) {
@@ -186,30 +191,41 @@ const checkJournal = (path: string, resume: boolean, identity: string | undefine
       })
     }
     if (!exists && resume) return yield* new CliError({ message: `--resume: the journal ${path} does not exist.` })
-    const recorded = exists ? recordedInput(path) : undefined
+    const recorded = exists ? recordedInput(path, job) : undefined
     if (recorded !== undefined && (recorded.input === undefined) !== (identity === undefined)) {
       return yield* new CliError({
         message: recorded.input === undefined
-          ? `--journal ${path} records a run that read its rows from stdin or a pipe; this one reads ${identity}: resume reading the same rows the same way.`
+          ? `--journal ${path} records a run that read its rows from stdin or a pipe; this one reads ${identity}: give the same rows on stdin (< file) to resume.`
           : `--journal ${path} records a run over ${recorded.input}; this one reads stdin or a pipe: resume with that file as -f.`
       })
     }
     return path
   })
 
-/** The input a journal's header names (`input`), if the header can be read. */
-const recordedInput = (path: string): { readonly input: string | undefined } | undefined => {
+/**
+ * The input the header of a journal of this job names (`input`). Undefined for anything else (not
+ * a journal, torn, another operation or table), which the engine names when it opens the journal.
+ */
+const recordedInput = (
+  path: string,
+  job: { readonly operation: string; readonly table: string }
+): { readonly input: string | undefined } | undefined => {
+  let fd: number | undefined
   try {
     // The header is the first line, well within 64 KiB; a journal may run to megabytes.
-    const fd = Fs.openSync(path, "r")
+    fd = Fs.openSync(path, "r")
     const buffer = Buffer.alloc(65536)
-    const read = Fs.readSync(fd, buffer, 0, buffer.length, 0)
-    Fs.closeSync(fd)
-    const header = JSON.parse(buffer.toString("utf8", 0, read).split("\n", 1)[0]!) as { input?: unknown }
-    return { input: typeof header.input === "string" ? header.input : undefined }
+    const text = buffer.toString("utf8", 0, Fs.readSync(fd, buffer, 0, buffer.length, 0))
+    if (!text.includes("\n")) return undefined
+    const header = JSON.parse(text.slice(0, text.indexOf("\n"))) as Record<string, unknown>
+    if (header["journal"] !== "dv-effect" || header["operation"] !== job.operation || header["table"] !== job.table) {
+      return undefined
+    }
+    return { input: typeof header["input"] === "string" ? header["input"] : undefined }
   } catch {
-    // Damaged: the engine says so when it opens the journal.
     return undefined
+  } finally {
+    if (fd !== undefined) Fs.closeSync(fd)
   }
 }
 
@@ -410,7 +426,12 @@ const settingsOf = (operation: Bulk.Operation, args: ImportArgs) =>
 const journalsOf = (operation: Bulk.Operation, args: ImportArgs, url: string, key: ReadonlyArray<string> | undefined) =>
   Effect.gen(function*() {
     const explicitJournal = Option.isSome(args.journal)
-      ? yield* checkJournal(args.journal.value, args.resume, args.file === "-" ? undefined : inputIdentity(args.file))
+      ? yield* checkJournal(
+        args.journal.value,
+        args.resume,
+        args.file === "-" ? undefined : inputIdentity(args.file),
+        { operation, table: args.table }
+      )
       : undefined
     // Every write run keeps a journal unless told not to: the job's default one, found again by --resume.
     const job: Runs.JobName = {

@@ -225,6 +225,23 @@ describe("preparing rows", () => {
     const bad = prepare({ dve_name: "too long" }, 5)
     expect(bad).toBeInstanceOf(DataverseError)
     expect((bad as DataverseError).message).toContain("dve_name")
+    // An undefined value is left out of the body by JSON: nothing to check.
+    expect(prepare({ dve_name: "a", dve_code: undefined }, 6)).toMatchObject({ index: 6 })
+  })
+
+  it("requires on create what the service does not fill in: not a choice, a yes/no or a lookup", () => {
+    const parts: TableMetadata = {
+      ...widgets,
+      columns: [
+        ...widgets.columns,
+        column("dve_serial", "String", { requiredLevel: "SystemRequired" }),
+        column("dve_active", "Boolean", { requiredLevel: "SystemRequired" }),
+        column("dve_kind", "Picklist", { requiredLevel: "SystemRequired", options: [{ value: 1, label: "A" }] })
+      ]
+    }
+    const prepare = makePrepare({ operation: "create", metadata: parts, key: undefined, smart: false, idFor: String })
+    expect((prepare({ dve_name: "a" }, 0) as DataverseError).message).toBe("column 'dve_serial' is required")
+    expect(prepare({ dve_name: "a", dve_serial: "S1" }, 1)).toMatchObject({ index: 1 })
   })
 
   it("addresses an update by its primary key or by the key columns, and refuses a row with neither", () => {

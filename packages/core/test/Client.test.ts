@@ -85,8 +85,16 @@ layer(Live, { excludeTestServices: true })("DataverseClient against the emulator
       const tooLong = yield* Effect.flip(Records.create("contact", { lastname: "x".repeat(51) }))
       expect([tooLong.reason, tooLong.status]).toEqual(["Validation", undefined])
       expect(tooLong.message).toBe("column 'lastname' is 51 characters long; the most is 50")
+      // Refused only after the table's metadata is read again (it may have changed since it was
+      // cached); nothing is written.
+      const emulator = yield* Emulator.Emulator
+      const before = { requests: emulator.counters.requests, written: emulator.counters.recordsWritten }
       const misspelt = yield* Effect.flip(Records.update("contact", id, { lastnmae: "L" }))
       expect(misspelt.message).toBe("column 'lastnmae' does not exist in contact; did you mean 'lastname'?")
+      expect(emulator.counters.requests).toBeGreaterThan(before.requests)
+      expect(emulator.counters.recordsWritten).toBe(before.written)
+      // An undefined value, which JSON leaves out, is no problem.
+      yield* Records.update("contact", id, { firstname: "Ada", jobtitle: undefined })
       // Related records created in the same write (deep insert) are the service's to judge.
       const deep = yield* Effect.either(
         Records.create("account", { name: "Deep", primarycontactid: { lastname: "K" } })

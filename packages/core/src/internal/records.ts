@@ -6,7 +6,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import { DataverseClient } from "../DataverseClient.js"
+import { DataverseClient, type DataverseClientService } from "../DataverseClient.js"
 import { DataverseError } from "../DataverseError.js"
 import type { TableMetadata } from "../Metadata.js"
 import type { DeleteOptions, RecordRef, RetrieveOptions, Row, UpdateOptions, UpsertOptions } from "../Records.js"
@@ -51,24 +51,41 @@ const body = (row: Row): Row => annotations.withoutReadAnnotations(row)
 /**
  * The request body of a write, its plain column values checked against the table's metadata as
  * the bulk engine checks each row (one rule, `validateRow`): a value that cannot be right fails
- * here, naming the column and the closest names, before anything is sent.
+ * here, naming the column and the closest names, before anything is sent. `present` are columns
+ * given elsewhere (an alternate key in the URL).
  */
-const checkedBody = (metadata: TableMetadata, row: Row, isCreate: boolean): Effect.Effect<Row, DataverseError> => {
+const checkedBody = (
+  client: DataverseClientService,
+  metadata: TableMetadata,
+  row: Row,
+  isCreate: boolean,
+  present: Readonly<Record<string, unknown>> = {}
+): Effect.Effect<Row, DataverseError> => {
   const written = body(row)
-  // Metadata without columns (not readable by this identity) checks nothing, as queries do. A
-  // single write may also create related records (deep insert: an object or an array under a
+  // A single write may also create related records (deep insert: an object or an array under a
   // navigation property) and bind collection-valued ones, which the metadata as read does not
   // list: only plain column values are checked.
-  const plain: Record<string, unknown> = {}
+  const plain: Record<string, unknown> = { ...present }
   for (const name in written) {
     const value = written[name]
     if (name.includes("@") || (typeof value === "object" && value !== null && !(value instanceof Date))) continue
     plain[name] = value
   }
-  const problem = metadata.columns.length === 0 ? undefined : validateRow(metadata, plain, isCreate)
-  return problem === undefined
-    ? Effect.succeed(written)
-    : Effect.fail(new DataverseError({ reason: "Validation", message: problem }))
+  // Metadata without columns (not readable by this identity) checks nothing, as queries do.
+  const problemIn = (table: TableMetadata) =>
+    table.columns.length === 0 ? undefined : validateRow(table, plain, isCreate)
+  if (problemIn(metadata) === undefined) return Effect.succeed(written)
+  // The metadata is kept for the connection's life: a column or a choice added since, or a length
+  // raised, is read again once before the write is refused.
+  return client.invalidateMetadata(metadata.logicalName).pipe(
+    Effect.zipRight(client.table(metadata.logicalName)),
+    Effect.flatMap((fresh) => {
+      const problem = problemIn(fresh)
+      return problem === undefined
+        ? Effect.succeed(written)
+        : Effect.fail(new DataverseError({ reason: "Validation", message: problem }))
+    })
+  )
 }
 
 /** `Records.create`. */
@@ -76,7 +93,7 @@ export const create = (table: string, row: Row): Effect.Effect<string, Dataverse
   Effect.gen(function*() {
     const client = yield* DataverseClient
     const metadata = yield* client.table(table)
-    const written = yield* checkedBody(metadata, row, true)
+    const written = yield* checkedBody(client, metadata, row, true)
     const result = yield* client.executeJson(
       HttpClientRequest.post(metadata.entitySetName).pipe(bodyJson(written)),
       { idempotent: typeof row[metadata.primaryIdAttribute] === "string" }
@@ -125,7 +142,7 @@ export const update = (
 ): Effect.Effect<void, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
     const { client, metadata, path } = yield* recordAt(table, ref, options.partitionId)
-    const written = yield* checkedBody(metadata, row, false)
+    const written = yield* checkedBody(client, metadata, row, false)
     yield* client.executeJson(
       HttpClientRequest.patch(path).pipe(
         HttpClientRequest.setHeader("If-Match", options.etag ?? "*"),
@@ -148,7 +165,8 @@ export const upsert = (
     const { client, metadata, path } = yield* recordAt(table, ref, options.partitionId)
     const mode = options.mode ?? "upsert"
     // A create-only upsert creates: the columns a create requires are required.
-    const written = yield* checkedBody(metadata, row, mode === "createOnly")
+    // By alternate key, the key's values are in the URL: a required key column is given.
+    const written = yield* checkedBody(client, metadata, row, mode === "createOnly", typeof ref === "object" ? ref : {})
     const request = HttpClientRequest.patch(path).pipe(bodyJson(written))
     const result = yield* client.executeJson(
       mode === "createOnly"

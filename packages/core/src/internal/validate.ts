@@ -24,8 +24,21 @@ const shown = (value: unknown): string => {
   }
 }
 
-/** Types whose required columns the service fills in itself on create. */
-const serviceFilled = new Set(["State", "Status", "Owner", "Lookup", "Customer", "Uniqueidentifier"])
+/**
+ * Types whose required columns the service fills in itself on create: a choice or a yes/no column
+ * takes its default (as typegen's schemas say), an `EntityName` follows its lookup's binding.
+ */
+const serviceFilled = new Set([
+  "State",
+  "Status",
+  "Owner",
+  "Lookup",
+  "Customer",
+  "Uniqueidentifier",
+  "Boolean",
+  "Picklist",
+  "EntityName"
+])
 
 /** Lookup columns: read back as `_<column>_value`, written through `<navigation>@odata.bind`. */
 export const isLookup = (column: ColumnMetadata): boolean =>
@@ -165,6 +178,8 @@ export const validateRow = (table: TableMetadata, row: Row, isCreate: boolean): 
   const { columns, navigation, requiredOnCreate } = indexOf(table)
   for (const name in row) {
     const value = row[name]
+    // JSON leaves an undefined value out of the body: the service never sees it.
+    if (value === undefined) continue
     if (name.endsWith("@odata.bind")) {
       const property = name.slice(0, -"@odata.bind".length)
       if (!navigation.has(property)) {
