@@ -51,21 +51,19 @@ const body = (row: Row): Row => annotations.withoutReadAnnotations(row)
 /**
  * The request body of a write, its plain column values checked against the table's metadata as
  * the bulk engine checks each row (one rule, `validateRow`): a value that cannot be right fails
- * here, naming the column and the closest names, before anything is sent. `present` are columns
- * given elsewhere (an alternate key in the URL).
+ * here, naming the column and the closest names, before anything is sent.
  */
 const checkedBody = (
   client: DataverseClientService,
   metadata: TableMetadata,
   row: Row,
-  isCreate: boolean,
-  present: Readonly<Record<string, unknown>> = {}
+  isCreate: boolean
 ): Effect.Effect<Row, DataverseError> => {
   const written = body(row)
   // A single write may also create related records (deep insert: an object or an array under a
   // navigation property) and bind collection-valued ones, which the metadata as read does not
   // list: only plain column values are checked.
-  const plain: Record<string, unknown> = { ...present }
+  const plain: Record<string, unknown> = {}
   for (const name in written) {
     const value = written[name]
     if (name.includes("@") || (typeof value === "object" && value !== null && !(value instanceof Date))) continue
@@ -164,9 +162,9 @@ export const upsert = (
   Effect.gen(function*() {
     const { client, metadata, path } = yield* recordAt(table, ref, options.partitionId)
     const mode = options.mode ?? "upsert"
-    // A create-only upsert creates: the columns a create requires are required.
-    // By alternate key, the key's values are in the URL: a required key column is given.
-    const written = yield* checkedBody(client, metadata, row, mode === "createOnly", typeof ref === "object" ? ref : {})
+    // A create-only upsert creates: the columns a create requires are required. By alternate key,
+    // some are in the URL (as the key's own types, not the body's): the service judges those.
+    const written = yield* checkedBody(client, metadata, row, mode === "createOnly" && typeof ref !== "object")
     const request = HttpClientRequest.patch(path).pipe(bodyJson(written))
     const result = yield* client.executeJson(
       mode === "createOnly"
