@@ -229,6 +229,13 @@ export const unknownFlag = (args: ReadonlyArray<string>): string | undefined => 
   for (const flag of node.flags) {
     for (const name of flag.names) takesValue.set(name.toLowerCase(), flag.values !== undefined)
   }
+  const valueIsFlag = (flag: string, next: string | undefined, long: string = flag): string | undefined => {
+    if (next === undefined || !next.startsWith("--")) return undefined
+    const named = (next.includes("=") ? next.slice(0, next.indexOf("=")) : next).toLowerCase()
+    return takesValue.has(named) && named !== "--"
+      ? `${flag} needs a value, and '${next}' is a flag; a value that begins with -- goes as ${long}=<value>.`
+      : undefined
+  }
   for (let i = index; i < args.length; i++) {
     const arg = args[i]!
     if (arg === "--") break
@@ -237,7 +244,13 @@ export const unknownFlag = (args: ReadonlyArray<string>): string | undefined => 
     const name = (equals > 0 ? arg.slice(0, equals) : arg).toLowerCase()
     if (!arg.startsWith("--")) {
       // A short alias (`-f`): its value is skipped too (`-f --in.csv`); others are @effect/cli's.
-      if (takesValue.get(name) === true && equals < 0) i++
+      if (takesValue.get(name) === true && equals < 0) {
+        // `-f=<value>` is not read: the long name says how to give such a value.
+        const long = node.flags.find((flag) => flag.names.some((known) => known.toLowerCase() === name))
+        const missing = valueIsFlag(arg, args[i + 1], long === undefined ? arg : longName(long))
+        if (missing !== undefined) return missing
+        i++
+      }
       continue
     }
     const takes = takesValue.get(name)
@@ -251,8 +264,13 @@ export const unknownFlag = (args: ReadonlyArray<string>): string | undefined => 
         ? `Unknown flag ${name} for ${command}; see ${["dv-effect", ...node.path].join(" ")} --help.`
         : `Unknown flag ${name} for ${command}; did you mean ${suggestion}?`
     }
-    // A value given apart (`--filter "..."`) is not read as a flag, whatever it starts with.
-    if (takes && equals < 0) i++
+    // A value given apart (`--filter "..."`) is not read as a flag, whatever it starts with, but
+    // a flag of the command is: `--tag --dry-run` would take `--dry-run` as the tag and write.
+    if (takes && equals < 0) {
+      const missing = valueIsFlag(name, args[i + 1])
+      if (missing !== undefined) return missing
+      i++
+    }
   }
   return undefined
 }

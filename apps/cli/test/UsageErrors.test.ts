@@ -12,6 +12,17 @@ describe("unknownFlag: the pass before @effect/cli parses", () => {
     )
   })
 
+  it("refuses a flag that would be read as the value of the flag before it", () => {
+    // `--tag --dry-run` would tag the requests "--dry-run" and write for real.
+    expect(unknownFlag(["create", "contact", "--tag", "--dry-run", "-f", "rows.csv"])).toBe(
+      "--tag needs a value, and '--dry-run' is a flag; a value that begins with -- goes as --tag=<value>."
+    )
+    expect(unknownFlag(["create", "contact", "-f", "--dry-run"])).toBe(
+      "-f needs a value, and '--dry-run' is a flag; a value that begins with -- goes as --file=<value>."
+    )
+    expect(unknownFlag(["create", "contact", "--tag=--dry-run", "--dry-run"])).toBeUndefined()
+  })
+
   it("lets through every spelling @effect/cli reads", () => {
     const valid: ReadonlyArray<ReadonlyArray<string>> = [
       // Values apart from their flag, whatever they begin with; after `--`, nothing is a flag.
