@@ -243,6 +243,13 @@ export const unknownFlag = (args: ReadonlyArray<string>): string | undefined => 
     const equals = arg.indexOf("=")
     const name = (equals > 0 ? arg.slice(0, equals) : arg).toLowerCase()
     if (!arg.startsWith("--")) {
+      // A short alias joined to its value (`-o=csv`, `-ocsv`), which @effect/cli does not read.
+      const alias = arg.slice(0, 2).toLowerCase()
+      if (arg.length > 2 && takesValue.get(alias) === true) {
+        const value = arg.slice(2).replace(/^=/, "")
+        const long = node.flags.find((flag) => flag.names.some((known) => known.toLowerCase() === alias))
+        return `${arg}: write ${alias} ${value}${long === undefined ? "" : ` or ${longName(long)}=${value}`}.`
+      }
       // A short alias (`-f`): its value is skipped too (`-f --in.csv`); others are @effect/cli's.
       if (takesValue.get(name) === true && equals < 0) {
         // `-f=<value>` is not read: the long name says how to give such a value.

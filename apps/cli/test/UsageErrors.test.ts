@@ -23,6 +23,11 @@ describe("unknownFlag: the pass before @effect/cli parses", () => {
     expect(unknownFlag(["create", "contact", "--tag=--dry-run", "--dry-run"])).toBeUndefined()
   })
 
+  it("explains a short flag joined to its value", () => {
+    expect(unknownFlag(["query", "contact", "-o=csv"])).toBe("-o=csv: write -o csv or --output=csv.")
+    expect(unknownFlag(["create", "contact", "-frows.csv"])).toBe("-frows.csv: write -f rows.csv or --file=rows.csv.")
+  })
+
   it("lets through every spelling @effect/cli reads", () => {
     const valid: ReadonlyArray<ReadonlyArray<string>> = [
       // Values apart from their flag, whatever they begin with; after `--`, nothing is a flag.
