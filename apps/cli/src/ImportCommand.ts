@@ -191,8 +191,10 @@ const checkJournal = (
       })
     }
     if (!exists && resume) return yield* new CliError({ message: `--resume: the journal ${path} does not exist.` })
-    const recorded = exists ? recordedInput(path, job) : undefined
-    if (recorded !== undefined && (recorded.input === undefined) !== (identity === undefined)) {
+    // A journal of another job, or not a journal, is the engine's to name when it opens it.
+    const recorded = exists ? (yield* Runs.inspectJournal(path)).job : undefined
+    const sameJob = recorded !== undefined && recorded.operation === job.operation && recorded.table === job.table
+    if (sameJob && (recorded.input === undefined) !== (identity === undefined)) {
       return yield* new CliError({
         message: recorded.input === undefined
           ? `--journal ${path} records a run that read its rows from stdin or a pipe; this one reads ${identity}: give the same rows on stdin (< file) to resume.`
@@ -201,33 +203,6 @@ const checkJournal = (
     }
     return path
   })
-
-/**
- * The input the header of a journal of this job names (`input`). Undefined for anything else (not
- * a journal, torn, another operation or table), which the engine names when it opens the journal.
- */
-const recordedInput = (
-  path: string,
-  job: { readonly operation: string; readonly table: string }
-): { readonly input: string | undefined } | undefined => {
-  let fd: number | undefined
-  try {
-    // The header is the first line, well within 64 KiB; a journal may run to megabytes.
-    fd = Fs.openSync(path, "r")
-    const buffer = Buffer.alloc(65536)
-    const text = buffer.toString("utf8", 0, Fs.readSync(fd, buffer, 0, buffer.length, 0))
-    if (!text.includes("\n")) return undefined
-    const header = JSON.parse(text.slice(0, text.indexOf("\n"))) as Record<string, unknown>
-    if (header["journal"] !== "dv-effect" || header["operation"] !== job.operation || header["table"] !== job.table) {
-      return undefined
-    }
-    return { input: typeof header["input"] === "string" ? header["input"] : undefined }
-  } catch {
-    return undefined
-  } finally {
-    if (fd !== undefined) Fs.closeSync(fd)
-  }
-}
 
 /**
  * The default journal of a job: with --resume it must record a run; without, one that records an

@@ -88,15 +88,33 @@ export const defaultJournal = (job: JobName, dir: string = runsDir()): Effect.Ef
   })
 
 /**
- * What a journal file records: whether it is there, how many entries of rows follow its header (0:
- * no row was ever sent), and the rows it finished.
+ * What a journal file records: whether it is there, its header's job (undefined when the first
+ * line is not a whole dv-effect header), how many entries of rows follow the header (0: no row was
+ * ever sent), and the rows it finished.
  *
  * @since 0.2.0
  */
 export interface JournalFile {
   readonly exists: boolean
+  readonly job?: { readonly operation: string; readonly table: string; readonly input: string | undefined }
   readonly entries: number
   readonly finished: number
+}
+
+const headerJob = (text: string): JournalFile["job"] => {
+  // A first line without its newline is torn: the engine starts the journal over.
+  if (!text.includes("\n")) return undefined
+  try {
+    const header = JSON.parse(text.slice(0, text.indexOf("\n"))) as Record<string, unknown>
+    if (header["journal"] !== "dv-effect") return undefined
+    return {
+      operation: String(header["operation"]),
+      table: String(header["table"]),
+      input: typeof header["input"] === "string" ? header["input"] : undefined
+    }
+  } catch {
+    return undefined
+  }
 }
 
 const rowsIn = (ranges: unknown): number => {
@@ -120,7 +138,8 @@ export const inspectJournal = (path: string): Effect.Effect<JournalFile, CliErro
   Effect.try({
     try: (): JournalFile => {
       if (!Fs.existsSync(path)) return { exists: false, entries: 0, finished: 0 }
-      const lines = Fs.readFileSync(path, "utf8").split("\n").filter((line) => line.trim() !== "")
+      const text = Fs.readFileSync(path, "utf8")
+      const lines = text.split("\n").filter((line) => line.trim() !== "")
       let finished = 0
       let entries = 0
       for (const line of lines.slice(1)) {
@@ -134,7 +153,8 @@ export const inspectJournal = (path: string): Effect.Effect<JournalFile, CliErro
           entries++
         }
       }
-      return { exists: true, entries, finished }
+      const job = headerJob(text)
+      return { exists: true, ...(job === undefined ? {} : { job }), entries, finished }
     },
     catch: (error) =>
       new CliError({ message: `Cannot read the journal ${path}: ${(error as Error).message}`, cause: error })

@@ -42,11 +42,18 @@ describe("the default journal", () => {
     try {
       const path = Path.join(dir, "a.journal")
       expect(Effect.runSync(Runs.inspectJournal(path))).toEqual({ exists: false, entries: 0, finished: 0 })
-      Fs.writeFileSync(path, "{\"journal\":\"dv-effect\"}\n{\"inputHead\":\"8:0a1b\"}\n")
+      Fs.writeFileSync(
+        path,
+        "{\"journal\":\"dv-effect\",\"operation\":\"create\",\"table\":\"contact\"}\n{\"inputHead\":\"8:0a1b\"}\n"
+      )
+      const job = { operation: "create", table: "contact", input: undefined }
       // The input's fingerprint is no row's entry: a run that stopped there sent nothing.
-      expect(Effect.runSync(Runs.inspectJournal(path))).toEqual({ exists: true, entries: 0, finished: 0 })
+      expect(Effect.runSync(Runs.inspectJournal(path))).toEqual({ exists: true, job, entries: 0, finished: 0 })
       Fs.appendFileSync(path, "{\"sent\":[[0,9]]}\n{\"ok\":[[0,6]],\"failed\":[[7,7],[9,9]]}\n{\"sent\":[[10,")
-      expect(Effect.runSync(Runs.inspectJournal(path))).toEqual({ exists: true, entries: 3, finished: 9 })
+      expect(Effect.runSync(Runs.inspectJournal(path))).toEqual({ exists: true, job, entries: 3, finished: 9 })
+      // A header torn by a kill, or another file, names no job.
+      Fs.writeFileSync(path, "{\"journal\":\"dv-ef")
+      expect(Effect.runSync(Runs.inspectJournal(path)).job).toBeUndefined()
     } finally {
       Fs.rmSync(dir, { recursive: true, force: true })
     }
