@@ -408,7 +408,40 @@ describe("dv-effect auth", () => {
     expect(unknownProfile.stderr.trim()).toBe(
       "dv-effect: No profile 'nope': there are none yet; create one with dv-effect auth login --name nope ..."
     )
-    expectClean([token, badName, wrong, noSecret, http, allowed, unknownProfile], ["not-the-secret-4242"])
+    // A token signs in by itself: a sign-in flag beside it would be dropped without a word.
+    const tokenAndTenant = await run(
+      ["whoami", "--url", emulator.info.url, "--access-token", emulator.info.accessToken, "--tenant-id", "other"],
+      { env }
+    )
+    expect(tokenAndTenant.code).toBe(1)
+    expect(tokenAndTenant.stderr.trim()).toBe(
+      "dv-effect: --access-token signs in by itself, so --tenant-id would not be used: give one way to sign in."
+    )
+    const tokenInEnv = await run(["whoami", "--url", emulator.info.url, "--device-code", "--client-id=x"], {
+      env: { ...env, DATAVERSE_ACCESS_TOKEN: emulator.info.accessToken }
+    })
+    expect(tokenInEnv.stderr.trim()).toBe(
+      "dv-effect: DATAVERSE_ACCESS_TOKEN (set) signs in by itself, so --client-id and --device-code would not be used: give one way to sign in (unset DATAVERSE_ACCESS_TOKEN to use --client-id and --device-code)."
+    )
+    // A variable set for the whole machine is no reason to refuse.
+    const tenantInEnv = await run(["whoami", "--url", emulator.info.url, "--access-token", emulator.info.accessToken], {
+      env: { ...env, AZURE_TENANT_ID: "other" }
+    })
+    expect(tenantInEnv.code).toBe(0)
+    expectClean([
+      token,
+      badName,
+      wrong,
+      noSecret,
+      http,
+      allowed,
+      unknownProfile,
+      tokenAndTenant,
+      tokenInEnv,
+      tenantInEnv
+    ], [
+      "not-the-secret-4242"
+    ])
   })
 
   // util-linux `script` gives the CLI a terminal; without it (macOS, Windows) this test is skipped.

@@ -361,9 +361,9 @@ export const profileNotUsed = (
       value === false || (Option.isOption(value) && Option.isNone(value)) ||
       (Array.isArray(value) && value.length === 0)
     ) continue
-    const onCommandLine = argv.some((arg) => arg === flag || arg.startsWith(`${flag}=`))
-    if (!onCommandLine && variable !== undefined && nonEmpty(env[variable]) !== undefined) variables.push(variable)
-    else flags.push(flag)
+    if (!onCommandLine(argv, flag) && variable !== undefined && nonEmpty(env[variable]) !== undefined) {
+      variables.push(variable)
+    } else flags.push(flag)
   }
   const because = [
     variables.length === 0 ? undefined : `${joinAnd(variables)} ${variables.length === 1 ? "is" : "are"} set`,
@@ -373,6 +373,36 @@ export const profileNotUsed = (
     ? `pass --profile ${name} to use it`
     : `unset ${variables.length === 1 ? "it" : "them"} or pass --profile ${name}`
   return `the selected profile '${name}' is not used because ${because}; ${advice}`
+}
+
+/** The flags of the other ways to sign in. */
+const signInFlags = [
+  "--connection-string",
+  "--tenant-id",
+  "--client-id",
+  "--certificate",
+  "--federated-token-file",
+  "--username",
+  "--device-code",
+  "--managed-identity"
+]
+
+const onCommandLine = (argv: ReadonlyArray<string>, flag: string) =>
+  argv.some((arg) => arg === flag || arg.startsWith(`${flag}=`))
+
+/**
+ * A token signs in by itself, so a sign-in flag given with it would be dropped without a word
+ * (`--tenant-id` of another tenant, `--device-code` meant to replace an old token in the
+ * environment). Only the command line counts: a variable such as AZURE_TENANT_ID may be set for
+ * the whole machine.
+ */
+const tokenMakesUnused = (argv: ReadonlyArray<string>): string | undefined => {
+  const alongside = signInFlags.filter((flag) => onCommandLine(argv, flag))
+  if (alongside.length === 0) return undefined
+  const token = onCommandLine(argv, "--access-token") ? "--access-token" : `${Env.accessToken} (set)`
+  return `${token} signs in by itself, so ${joinAnd(alongside)} would not be used: give one way to sign in${
+    token === "--access-token" ? "" : ` (unset ${Env.accessToken} to use ${joinAnd(alongside)})`
+  }.`
 }
 
 /** Whether any flag (or variable) that chooses the org or the sign-in was given. */
@@ -387,8 +417,13 @@ const hasConnectionFlags = (args: ConnectionArgs) =>
  *
  * @since 0.1.0
  */
-export const fromFlags = (args: ConnectionArgs): Effect.Effect<Target, CliError> =>
+export const fromFlags = (
+  args: ConnectionArgs,
+  argv: ReadonlyArray<string> = process.argv
+): Effect.Effect<Target, CliError> =>
   Effect.gen(function*() {
+    const unused = args.accessToken.length > 0 ? tokenMakesUnused(argv) : undefined
+    if (unused !== undefined) return yield* fail(unused)
     const common = {
       authority: Option.getOrUndefined(args.authority),
       caFile: Option.getOrUndefined(args.caFile),
