@@ -34,7 +34,12 @@ const metadata = async (emulator: StartedEmulator, table: string) => {
     readonly tableType: string
     readonly primaryNameAttribute: string
     readonly columns: ReadonlyArray<
-      { readonly logicalName: string; readonly type: string; readonly maxLength?: number }
+      {
+        readonly logicalName: string
+        readonly type: string
+        readonly maxLength?: number
+        readonly dateTimeBehavior?: string
+      }
     >
     readonly lookups: ReadonlyArray<
       { readonly column: string; readonly target: string; readonly navigationProperty: string }
@@ -65,6 +70,14 @@ describe("dv-effect schema export", () => {
       type: "String",
       requiredLevel: "SystemRequired",
       maxLength: 100
+    })
+
+    // A date-only column stays one: its values are Edm.Date on the wire.
+    const contactColumns = written.tables.find((t: { logicalName: string }) => t.logicalName === "contact").columns
+    expect(contactColumns.find((c: { logicalName: string }) => c.logicalName === "birthdate")).toEqual({
+      logicalName: "birthdate",
+      type: "DateTime",
+      dateTimeBehavior: "DateOnly"
     })
 
     const copy = await emulate(file)
@@ -121,6 +134,9 @@ describe("dv-effect schema export", () => {
     const copy = await emulate(file)
     const product = await metadata(copy, "dve_product")
     expect(product.primaryNameAttribute).toBe("dve_name")
+    // Edm.Date is a date-only column.
+    expect((await metadata(copy, "contact")).columns.find((c) => c.logicalName === "birthdate")?.dateTimeBehavior)
+      .toBe("DateOnly")
     // The column is there; its length is not in CSDL.
     expect(product.columns.find((c) => c.logicalName === "dve_sku")).toMatchObject({ type: "String" })
     expect(product.columns.find((c) => c.logicalName === "dve_sku")!.maxLength).toBeUndefined()

@@ -123,6 +123,18 @@ export const parseDateTime = (text: string): string | undefined =>
   )
 
 /**
+ * A date-only column takes a date (`Edm.Date`; the service refuses a date and time). A file's
+ * midnight (`1990-05-01 00:00:00`, as databases export dates) is that day as written, offset or not;
+ * any other time is refused, not cut off.
+ */
+const dateOnly = (name: string, value: unknown, parsed: string): Either.Either<Coerced, CoerceError> => {
+  const [day, time] = parsed.split("T")
+  return time === undefined || /^00:00:00(\.0*)?(Z|[+-]\d{2}:\d{2})?$/.test(time)
+    ? Either.right(day)
+    : Either.left(valueProblem(name, `${show(value)} has a time of day, but '${name}' holds a date only (${day!})`))
+}
+
+/**
  * Whether a column is a multi-select choice (`MultiSelectPicklistType`; the Web API takes its
  * value as the option values joined by commas, `"1,3"`).
  *
@@ -240,10 +252,16 @@ export const coerceValue = (column: ColumnMetadata, value: unknown): Either.Eith
     case "DateTime": {
       if (text === undefined) return Either.right(value)
       const date = parseDateTime(text)
+      if (date !== undefined && column.dateTimeBehavior === "DateOnly") return dateOnly(name, value, date)
       return date !== undefined
         ? Either.right(date)
         : Either.left(
-          valueProblem(name, `${show(value)} is not an ISO date (2024-01-31) or date-time (2024-01-31T10:00:00Z)`)
+          valueProblem(
+            name,
+            `${show(value)} is not an ISO date (2024-01-31)${
+              column.dateTimeBehavior === "DateOnly" ? "" : " or date-time (2024-01-31T10:00:00Z)"
+            }`
+          )
         )
     }
     case "Uniqueidentifier": {

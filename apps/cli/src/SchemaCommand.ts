@@ -72,6 +72,10 @@ export const schemaFile = (
     const out: Json = { logicalName: c.logicalName, type: c.type }
     if (c.requiredLevel !== "None") out.requiredLevel = c.requiredLevel
     if (c.maxLength !== undefined && Number.isInteger(c.maxLength) && c.maxLength > 0) out.maxLength = c.maxLength
+    // Only a date-only column behaves differently on the wire (an Edm.Date); the default is UserLocal.
+    if (c.type === "DateTime" && c.dateTimeBehavior !== undefined && c.dateTimeBehavior !== "UserLocal") {
+      out.dateTimeBehavior = c.dateTimeBehavior
+    }
     if (numberTypes.has(c.type)) {
       if (c.minValue !== undefined) out.minValue = c.minValue
       if (c.maxValue !== undefined) out.maxValue = c.maxValue

@@ -124,7 +124,9 @@ const valueSchema = (column: ColumnMetadata): { readonly code: string; readonly 
     case "Boolean":
       return { code: "Schema.Boolean", kind: "Yes/no" }
     case "DateTime":
-      return { code: "Schema.String", kind: "Date and time, ISO 8601 (e.g. 2024-05-01T12:00:00Z)" }
+      return column.dateTimeBehavior === "DateOnly"
+        ? { code: "Schema.String", kind: "Date only, ISO 8601 (e.g. 2024-05-01; a date and time is refused)" }
+        : { code: "Schema.String", kind: "Date and time, ISO 8601 (e.g. 2024-05-01T12:00:00Z)" }
     case "Picklist":
     case "State":
     case "Status": {

@@ -66,6 +66,7 @@ const contact = table("contact", "contacts", [
   column("dve_weight", "Double"),
   column("donotemail", "Boolean"),
   column("birthdate", "DateTime"),
+  column("anniversary", "DateTime", { dateTimeBehavior: "DateOnly" }),
   column("dve_token", "Uniqueidentifier"),
   gender,
   column("statecode", "State", { options: [{ value: 0, label: "Active" }, { value: 1, label: "Inactive" }] }),
@@ -168,6 +169,20 @@ describe("coerceValue", () => {
     }
     expect(message("birthdate", "31/01/2024")).toBe(
       "column 'birthdate': '31/01/2024' is not an ISO date (2024-01-31) or date-time (2024-01-31T10:00:00Z)"
+    )
+  })
+
+  it("gives a date-only column its date: a midnight as databases export it, never another time cut off", () => {
+    expect(value("anniversary", "2010-06-12")).toBe("2010-06-12")
+    expect(value("anniversary", "2010-06-12 00:00:00.000")).toBe("2010-06-12")
+    expect(value("anniversary", "2010-06-12T00:00:00Z")).toBe("2010-06-12")
+    // The day as written: a midnight with an offset is still that day.
+    expect(value("anniversary", "2010-06-12T00:00+02:00")).toBe("2010-06-12")
+    expect(message("anniversary", "2010-06-12T09:30:00Z")).toBe(
+      "column 'anniversary': '2010-06-12T09:30:00Z' has a time of day, but 'anniversary' holds a date only (2010-06-12)"
+    )
+    expect(message("anniversary", "2010-06-31")).toBe(
+      "column 'anniversary': '2010-06-31' is not an ISO date (2024-01-31)"
     )
   })
 

@@ -39,6 +39,7 @@ const metadata: TableMetadata = {
     column("new_owneridname", "String", { maxLength: 100 }),
     column("new_image", "Virtual", { typeName: "ImageType" }),
     column("createdon", "DateTime", { isValidForCreate: false, isValidForUpdate: false }),
+    column("new_startson", "DateTime", { dateTimeBehavior: "DateOnly" }),
     column("new_secret", "String", {})
   ],
   lookups: [{ column: "new_ownerid", target: "systemuser", navigationProperty: "new_OwnerId" }],
@@ -95,6 +96,10 @@ describe("Typegen", () => {
       "    new_seats: Schema.optional(Schema.NullOr(Schema.Int.pipe(Schema.between(1, 50)))),\n"
     )
     expect(contents).toContain("    createdon: Schema.optional(Schema.NullOr(Schema.String)),\n")
+    // A date-only column says so: the service refuses a date and time for it.
+    expect(contents).toContain(
+      "    /** Date only, ISO 8601 (e.g. 2024-05-01; a date and time is refused). */\n    new_startson: Schema.optional(Schema.NullOr(Schema.String)),\n"
+    )
     // State is SystemRequired, but the service defaults it: optional.
     expect(contents).toContain("    statecode: Schema.optional(Schema.NullOr(Schema.Literal(0)))\n  }\n})\n")
   })

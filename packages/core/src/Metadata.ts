@@ -86,6 +86,22 @@ export interface BulkMessageSupport {
 }
 
 /**
+ * How a DateTime column stores its values (`DateTimeAttributeMetadata.DateTimeBehavior`):
+ * `UserLocal` (UTC, shown in each user's time zone), `TimeZoneIndependent` (as written) or
+ * `DateOnly` (a date without a time: learn.microsoft.com, behavior-format-date-time-field).
+ *
+ * @example
+ * ```ts
+ * import type { Metadata } from "@dv-effect/core"
+ * const takesDateOnly = (column: Metadata.ColumnMetadata) => column.dateTimeBehavior === "DateOnly"
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type DateTimeBehavior = "UserLocal" | "DateOnly" | "TimeZoneIndependent"
+
+/**
  * What the client knows of a column.
  *
  * @example
@@ -113,6 +129,14 @@ export interface ColumnMetadata {
   readonly options: ReadonlyArray<OptionMetadata> | undefined
   /** Lookup, Customer and Owner columns: the tables the column may point at. */
   readonly targets: ReadonlyArray<string> | undefined
+  /**
+   * DateTime columns: `DateTimeBehavior.Value`. A `DateOnly` column is an `Edm.Date` in the Web
+   * API and takes a date (`"1990-05-01"`), never a date and time. Undefined when the metadata did
+   * not say (the service's default is `UserLocal`).
+   *
+   * @since 0.2.0
+   */
+  readonly dateTimeBehavior?: DateTimeBehavior | undefined
   readonly isPrimaryId: boolean
   readonly isValidForCreate: boolean
   readonly isValidForUpdate: boolean

@@ -229,6 +229,47 @@ describe("preparing rows", () => {
     expect(prepare({ dve_name: "a", dve_code: undefined }, 6)).toMatchObject({ index: 6 })
   })
 
+  it("takes a date for a date-only column (an Edm.Date), and refuses a date and time or a Date", () => {
+    const dated: TableMetadata = {
+      ...widgets,
+      columns: [
+        ...widgets.columns,
+        column("dve_madeon", "DateTime", { dateTimeBehavior: "DateOnly" }),
+        column("dve_soldat", "DateTime", { dateTimeBehavior: "UserLocal" })
+      ]
+    }
+    const prepare = makePrepare({ operation: "create", metadata: dated, key: undefined, smart: false, idFor: String })
+    const problem = (row: Record<string, unknown>) => {
+      const prepared = prepare({ dve_name: "a", ...row }, 0)
+      return prepared instanceof DataverseError ? prepared.message : "ok"
+    }
+    expect(problem({ dve_madeon: "2024-02-29", dve_soldat: "2024-02-29T10:00:00Z" })).toBe("ok")
+    expect(problem({ dve_madeon: "2024-02-29T00:00:00Z" })).toBe(
+      `column 'dve_madeon' holds a date only: give it as "2024-02-29", got "2024-02-29T00:00:00Z"`
+    )
+    expect(problem({ dve_madeon: new Date("2024-02-29T00:00:00Z") })).toBe(
+      `column 'dve_madeon' holds a date only: give it as text such as "2024-01-31", not a Date (which goes as a date and time, refused for this column)`
+    )
+    expect(problem({ dve_madeon: "2023-02-29" })).toBe(
+      `column 'dve_madeon' must be an ISO date (2024-01-31), got "2023-02-29"`
+    )
+    expect(problem({ dve_madeon: 20240229 })).toBe(
+      `column 'dve_madeon' must be an ISO date (2024-01-31), got 20240229`
+    )
+    expect(problem({ dve_madeon: "1752-12-31" })).toBe(
+      "column 'dve_madeon' is 1752-12-31; the earliest Dataverse stores is 1753-01-01"
+    )
+    // A date and time column takes either form, and a Date, from 1753 on.
+    expect(problem({ dve_soldat: "2024-02-29" })).toBe("ok")
+    expect(problem({ dve_soldat: new Date("2024-02-29T10:00:00Z") })).toBe("ok")
+    expect(problem({ dve_soldat: "1752-12-31T23:59:59" })).toBe(
+      "column 'dve_soldat' is 1752-12-31T23:59:59; the earliest Dataverse stores is 1753-01-01 00:00 UTC"
+    )
+    expect(problem({ dve_soldat: new Date("1752-06-01T00:00:00Z") })).toBe(
+      "column 'dve_soldat' is 1752-06-01T00:00:00.000Z; the earliest Dataverse stores is 1753-01-01 00:00 UTC"
+    )
+  })
+
   it("requires on create what the service does not fill in: not a choice, a yes/no or a lookup", () => {
     const parts: TableMetadata = {
       ...widgets,

@@ -263,6 +263,28 @@ const accountDefinition = {
       DisplayName: label("Account Name"),
       IsPrimaryId: false
     },
+    // As the service serialises a date-only column (DateTimeAttributeMetadata).
+    {
+      "@odata.type": "#Microsoft.Dynamics.CRM.DateTimeAttributeMetadata",
+      LogicalName: "dve_foundedon",
+      AttributeType: "DateTime",
+      AttributeTypeName: { Value: "DateTimeType" },
+      RequiredLevel: { Value: "None", CanBeChanged: true },
+      Format: "DateOnly",
+      DateTimeBehavior: { Value: "DateOnly" },
+      MinSupportedValue: "1753-01-01T00:00:00Z",
+      IsPrimaryId: false
+    },
+    {
+      "@odata.type": "#Microsoft.Dynamics.CRM.DateTimeAttributeMetadata",
+      LogicalName: "dve_lastcallon",
+      AttributeType: "DateTime",
+      AttributeTypeName: { Value: "DateTimeType" },
+      RequiredLevel: { Value: "None", CanBeChanged: true },
+      Format: "DateOnly",
+      DateTimeBehavior: { Value: "UserLocal" },
+      IsPrimaryId: false
+    },
     {
       "@odata.type": "#Microsoft.Dynamics.CRM.LookupAttributeMetadata",
       LogicalName: "ownerid",
@@ -386,6 +408,10 @@ describe("fetchTableMetadata with the service's answers", () => {
           { value: 2, label: "Agriculture" }
         ])
         expect(columnOf(metadata, "statuscode").options).toHaveLength(2)
+        // The behaviour decides the wire type (DateOnly: Edm.Date); the display format does not.
+        expect(columnOf(metadata, "dve_foundedon").dateTimeBehavior).toBe("DateOnly")
+        expect(columnOf(metadata, "dve_lastcallon").dateTimeBehavior).toBe("UserLocal")
+        expect(columnOf(metadata, "name").dateTimeBehavior).toBeUndefined()
         expect(columnOf(metadata, "dve_tags")).toMatchObject({ type: "Virtual", options: [{ value: 7, label: "Red" }] })
         // Targets from the attribute, or from the relationships when the attribute has none.
         expect(columnOf(metadata, "ownerid").targets).toEqual(["systemuser", "team"])

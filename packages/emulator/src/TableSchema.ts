@@ -43,6 +43,24 @@ export type ColumnType =
 export type RequiredLevel = "None" | "Recommended" | "ApplicationRequired" | "SystemRequired"
 
 /**
+ * The behavior of a DateTime column (`DateTimeAttributeMetadata.DateTimeBehavior.Value`), as
+ * Microsoft documents it (learn.microsoft.com/power-apps/maker/data-platform/
+ * behavior-format-date-time-field):
+ * - `UserLocal` (the default): the value is stored in UTC and shown in each user's time zone;
+ * - `TimeZoneIndependent`: no time zone conversion;
+ * - `DateOnly`: no time zone conversion, and "the time portion isn't stored" (2023-10-15). In the
+ *   Web API such a column is an `Edm.Date`: it takes and returns `"2023-10-15"`, and refuses a
+ *   date and time.
+ *
+ * The emulator stores `UserLocal` and `TimeZoneIndependent` values alike, as UTC ISO text: a
+ * modelling choice, since it has no users' time zones to tell them apart.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type DateTimeBehavior = "UserLocal" | "DateOnly" | "TimeZoneIndependent"
+
+/**
  * One target of a lookup column: the table it points at and the single-valued navigation
  * property used to bind it (`parentcustomerid_account@odata.bind`).
  *
@@ -89,6 +107,14 @@ export interface ColumnDefinition {
   readonly options?: ReadonlyArray<{ readonly value: number; readonly label: string }>
   /** Lookup, Customer and Owner: the tables it may point at (several for polymorphic lookups). */
   readonly targets?: ReadonlyArray<LookupTarget>
+  /**
+   * DateTime only: how the column stores its values (`UserLocal` when absent). A `DateOnly` column
+   * is an `Edm.Date` in the Web API and `$metadata`: it takes a date (`"1990-05-01"`), stores and
+   * returns it as that text, and refuses a date and time with 400.
+   *
+   * @since 0.2.0
+   */
+  readonly dateTimeBehavior?: DateTimeBehavior | undefined
 }
 
 /**
@@ -227,7 +253,8 @@ export const defaultSchema: SchemaDefinition = {
         { logicalName: "mobilephone", type: "String", maxLength: 50 },
         { logicalName: "jobtitle", type: "String", maxLength: 100 },
         { logicalName: "address1_city", type: "String", maxLength: 80 },
-        { logicalName: "birthdate", type: "DateTime" },
+        // A date-only column on the service: it takes "1990-05-01", never a date and time.
+        { logicalName: "birthdate", type: "DateTime", dateTimeBehavior: "DateOnly" },
         { logicalName: "creditlimit", type: "Money", minValue: 0, maxValue: 100_000_000_000_000 },
         { logicalName: "donotemail", type: "Boolean" },
         {
@@ -393,6 +420,15 @@ export const columnTypes: ReadonlyArray<ColumnType> = [
 
 const ColumnTypeSchema = S.Literal(...columnTypes)
 
+/**
+ * Every `DateTimeBehavior`, for callers that need the list at run time (e.g. to read
+ * `DateTimeBehavior.Value` from metadata).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const dateTimeBehaviors: ReadonlyArray<DateTimeBehavior> = ["UserLocal", "DateOnly", "TimeZoneIndependent"]
+
 const ColumnFile = S.Struct({
   logicalName: S.String,
   type: ColumnTypeSchema,
@@ -403,7 +439,8 @@ const ColumnFile = S.Struct({
   options: optional(S.Array(S.Struct({ value: S.Int, label: S.String }))),
   targets: optional(
     S.Array(S.Struct({ table: S.String, navigationProperty: S.String, relationship: optional(S.String) }))
-  )
+  ),
+  dateTimeBehavior: optional(S.Literal(...dateTimeBehaviors))
 })
 
 const TableFile = S.Struct({
@@ -449,7 +486,8 @@ const defaultPrimaryName = (
  * `objectTypeCode` (default: 10000 + position), `primaryNameAttribute` (default: the first String
  * column of `name`, `<prefix>_name`, `fullname`, `subject`, `title`, else the first String
  * column, else the first column), `tableType` (`Standard`), `keys` (none) and `messages`
- * (Create/Update/UpsertMultiple on; DeleteMultiple on elastic tables only).
+ * (Create/Update/UpsertMultiple on; DeleteMultiple on elastic tables only); a DateTime column's
+ * `dateTimeBehavior` (`UserLocal`), which no other column type may have.
  * Returns the schema, or a message naming what is wrong.
  *
  * @since 0.1.0
@@ -571,6 +609,9 @@ const check = (tables: ReadonlyArray<TableDefinition>): string | undefined => {
         column.options === undefined
       ) {
         return `${where}: option set column '${column.logicalName}' needs options`
+      }
+      if (column.dateTimeBehavior !== undefined && column.type !== "DateTime") {
+        return `${where}: column '${column.logicalName}' is ${column.type}; only a DateTime column has a dateTimeBehavior`
       }
     }
   }

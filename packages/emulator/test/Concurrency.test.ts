@@ -61,20 +61,23 @@ describe("concurrent requests", () => {
     )
     expect(emulator.store.table("account")!.size).toBe(2)
     expect(() => emulator.seed("nosuch", [])).toThrow(/no table 'nosuch'/)
-    // Documented: dates from 1/1/1753 on.
+    // Documented: dates from 1/1/1753 on, on a date-only column (birthdate) as on the others.
     expect(() => emulator.seed("contact", [{ lastname: "Old", birthdate: "1752-12-31" }])).toThrow(
       /'birthdate' .* is outside the valid range/
     )
     expect(emulator.seed("contact", [{ lastname: "Oldest", birthdate: "1753-01-01" }])).toHaveLength(1)
+    expect(() => emulator.seed("task", [{ subject: "Old", scheduledend: "1752-12-31T23:59:59Z" }])).toThrow(
+      /'scheduledend' .* is outside the valid range/
+    )
     // Without an offset a date-time is UTC, whatever this machine's time zone.
-    const [id] = emulator.seed("contact", [{ lastname: "Noon", birthdate: "1753-01-01T12:00:00" }])
-    expect(emulator.store.table("contact")!.get(id!)!.values.birthdate).toBe("1753-01-01T12:00:00Z")
+    const [id] = emulator.seed("task", [{ subject: "Noon", scheduledend: "1753-01-01T12:00:00" }])
+    expect(emulator.store.table("task")!.get(id!)!.values.scheduledend).toBe("1753-01-01T12:00:00Z")
     // Documented (OData's literal forms): a day that does not exist, or another notation, is refused.
-    expect(emulator.seed("contact", [{ lastname: "Nano", birthdate: "2024-01-31T10:00:00.123456789Z" }])).toHaveLength(
+    expect(emulator.seed("task", [{ subject: "Nano", scheduledend: "2024-01-31T10:00:00.123456789Z" }])).toHaveLength(
       1
     )
     for (
-      const birthdate of [
+      const scheduledend of [
         "2024-02-30",
         "06/01/2024",
         "2024-01-31T24:00:00Z",
@@ -82,7 +85,7 @@ describe("concurrent requests", () => {
         "2024-01-31T10:00+15:00"
       ]
     ) {
-      expect(() => emulator.seed("contact", [{ lastname: "Odd", birthdate }]), birthdate).toThrow(
+      expect(() => emulator.seed("task", [{ subject: "Odd", scheduledend }]), scheduledend).toThrow(
         /Cannot convert the literal .* to the expected type 'Edm.DateTimeOffset'/
       )
     }

@@ -222,8 +222,14 @@ describe("TableSchema.parse of a CSDL $metadata document", () => {
     })
     const contact = tableOf(schema, "contact")
     expect(contact.primaryNameAttribute).toBe("fullname")
+    // Edm.Date is a date-only column; Edm.DateTimeOffset one of the default behavior.
     expect(contact.columns.find((c) => c.logicalName === "birthdate")).toEqual({
       logicalName: "birthdate",
+      type: "DateTime",
+      dateTimeBehavior: "DateOnly"
+    })
+    expect(account.columns.find((c) => c.logicalName === "createdon")).toEqual({
+      logicalName: "createdon",
       type: "DateTime"
     })
     expect(tableOf(schema, "socialprofile")).toMatchObject({
@@ -375,9 +381,16 @@ describe("GET $metadata", () => {
         primaryNameAttribute: t.primaryNameAttribute,
         tableType: t.tableType,
         keys: t.keys,
-        columns: t.columns.map((c) => ({ logicalName: c.logicalName, type: collapse(c.type), targets: c.targets }))
+        // Of the date-time behaviors, CSDL carries Date only (Edm.Date).
+        columns: t.columns.map((c) => ({
+          logicalName: c.logicalName,
+          type: collapse(c.type),
+          targets: c.targets,
+          dateOnly: c.dateTimeBehavior === "DateOnly"
+        }))
       }))
     expect(carried(parsed(text))).toEqual(carried(TableSchema.defaultSchema))
+    expect(text).toContain("<Property Name=\"birthdate\" Type=\"Edm.Date\" />")
     expect(text).toBe(TableSchema.toCsdl(TableSchema.defaultSchema))
   })
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import * as Emulator from "../src/Emulator.js"
+import { batchBody, batchOperation, batchStatuses, changeSet } from "./support/batch.js"
 
 let emulator: Awaited<ReturnType<typeof Emulator.start>>
 // Response bodies are checked field by field below.
@@ -251,27 +252,9 @@ describe("$batch", () => {
       },
       body: parts
     })
-  const op = (method: string, url: string, body?: unknown, contentId?: string) =>
-    [
-      "Content-Type: application/http",
-      "Content-Transfer-Encoding: binary",
-      ...(contentId === undefined ? [] : [`Content-ID: ${contentId}`]),
-      "",
-      `${method} ${url} HTTP/1.1`,
-      ...(body === undefined ? [] : ["Content-Type: application/json; type=entry", "", JSON.stringify(body)]),
-      ""
-    ].join("\r\n")
-  const changeSet = (parts: ReadonlyArray<string>) =>
-    [
-      "Content-Type: multipart/mixed; boundary=changeset_1",
-      "",
-      ...parts.map((p) => `--changeset_1\r\n${p}`),
-      "--changeset_1--",
-      ""
-    ].join("\r\n")
-  const body = (parts: ReadonlyArray<string>) =>
-    parts.map((p) => `--batch_1\r\n${p}`).join("\r\n") + "\r\n--batch_1--\r\n"
-  const statuses = (text: string) => [...text.matchAll(/^HTTP\/1\.1 (\d{3}) /gm)].map((m) => Number(m[1]))
+  const op = batchOperation
+  const body = batchBody
+  const statuses = batchStatuses
 
   it("runs operations and a change set whose later part binds to an earlier one by Content-ID", async () => {
     const response = await batch(body([

@@ -34,7 +34,7 @@ const contacts: ReadonlyArray<StoredRecord> = [
     creditlimit: 45000,
     donotemail: false,
     gendercode: 2,
-    birthdate: "1980-05-17T00:00:00Z",
+    birthdate: "1980-05-17",
     createdon: "2026-01-31T10:00:00Z",
     parentcustomerid: account(900)
   }),

@@ -7,6 +7,7 @@ import { didYouMean } from "./suggest.js"
 import type {
   AlternateKeyMetadata,
   ColumnMetadata,
+  DateTimeBehavior,
   LookupNavigation,
   OptionMetadata,
   RequiredLevel,
@@ -36,6 +37,7 @@ const labelText = (label: unknown): string | undefined => {
 }
 
 const requiredLevels: ReadonlyArray<RequiredLevel> = ["None", "Recommended", "ApplicationRequired", "SystemRequired"]
+const dateTimeBehaviors: ReadonlyArray<DateTimeBehavior> = ["UserLocal", "DateOnly", "TimeZoneIndependent"]
 
 const entityPath = (logicalName: string) => `EntityDefinitions(LogicalName=${encodeURIComponent(quote(logicalName))})`
 
@@ -171,6 +173,9 @@ const decodeColumn = (
     maxValue: number(attribute.MaxValue),
     options: options.get(logicalName),
     targets: targets ?? (related.length > 0 ? [...new Set(related)] : undefined),
+    dateTimeBehavior: dateTimeBehaviors.find((b) =>
+      isObject(attribute.DateTimeBehavior) && b === attribute.DateTimeBehavior.Value
+    ),
     isPrimaryId: attribute.IsPrimaryId === true,
     isValidForCreate: attribute.IsValidForCreate !== false,
     isValidForUpdate: attribute.IsValidForUpdate !== false

@@ -101,6 +101,25 @@ const indexOf = (table: TableMetadata): TableIndex => {
   return index
 }
 
+/**
+ * A date-only column is an `Edm.Date`: the service refuses a date and time for it ("Cannot convert
+ * the literal '1965-05-07T00:00:00Z' to the expected type 'Edm.Date'", PowerPlatform-
+ * DataverseServiceClient issue 80), and a `Date` goes as one (JSON). Which day a `Date` means
+ * depends on a time zone the engine cannot know, so it is refused rather than guessed.
+ */
+const checkDateOnly = (value: unknown): string | undefined => {
+  const date = typeof value === "string" ? normaliseDateTime(value) : undefined
+  if (date !== undefined && !date.includes("T")) {
+    return utcTime(date) < earliestDateTime ? `is ${date}; the earliest Dataverse stores is 1753-01-01` : undefined
+  }
+  if (value instanceof Date) {
+    return `holds a date only: give it as text such as "2024-01-31", not a Date (which goes as a date and time, refused for this column)`
+  }
+  return date === undefined
+    ? `must be an ISO date (2024-01-31), got ${shown(value)}`
+    : `holds a date only: give it as "${date.slice(0, 10)}", got ${shown(value)}`
+}
+
 const checkValue = (column: ColumnMetadata, value: unknown): string | undefined => {
   if (value === null) return column.requiredLevel === "SystemRequired" ? "is required and cannot be null" : undefined
   switch (column.type) {
@@ -129,6 +148,7 @@ const checkValue = (column: ColumnMetadata, value: unknown): string | undefined 
     case "Boolean":
       return typeof value === "boolean" ? undefined : `must be true or false, got ${shown(value)}`
     case "DateTime": {
+      if (column.dateTimeBehavior === "DateOnly") return checkDateOnly(value)
       // A `Date` goes as its ISO text (JSON); a string as written, so it must be the Web API's form.
       const time = value instanceof Date
         ? value.getTime()

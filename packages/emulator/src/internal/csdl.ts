@@ -12,11 +12,15 @@
  * `ReferentialConstraint` names it, alternate keys as an `OData.Community.Keys.V1.AlternateKeys`
  * annotation, and an `EntityContainer` of `EntitySet`s.
  *
+ * `Edm.Date` is a DateTime column of the `DateOnly` behavior: the Web API types a Date Only
+ * column `Edm.Date` (see `edmTypeOf`), and `writeCsdl` writes one so.
+ *
  * What a CSDL document does not carry is defaulted (modelling choices, listed in the README):
  * - column types it cannot tell apart: `Edm.String` is a String (never a Memo), `Edm.Int32` an
  *   Integer (option sets are `Edm.Int32` too, so their values are not checked), `Edm.Decimal` a
- *   Decimal (money is `Edm.Decimal` too), `Edm.Date` and `Edm.DateTimeOffset` a DateTime, a
- *   lookup a Lookup (a Customer column looks the same), but `ownerid` an Owner;
+ *   Decimal (money is `Edm.Decimal` too), `Edm.DateTimeOffset` a DateTime of the default
+ *   behavior (UserLocal and TimeZoneIndependent columns look the same), a lookup a Lookup (a
+ *   Customer column looks the same), but `ownerid` an Owner;
  * - lengths: only a `MaxLength` facet, which the service does not write, sets one; else no limit;
  * - ranges: those of the Edm type (Int32, Int16); required levels: `None`; option-set values: none;
  * - alternate key names: the key's columns joined by `_`, then `_key` (`accountnumber_key`);
@@ -126,6 +130,8 @@ const primitiveColumn = (name: string, property: Node): ColumnDefinition | undef
     case "Edm.Boolean":
       return column("Boolean")
     case "Edm.Date":
+      // The Web API types a Date Only column `Edm.Date` (see `edmTypeOf`).
+      return column("DateTime", { dateTimeBehavior: "DateOnly" })
     case "Edm.DateTimeOffset":
       return column("DateTime")
     case "Edm.Guid":

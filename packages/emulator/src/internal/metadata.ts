@@ -112,6 +112,16 @@ export const attributeMetadata = (definition: TableDefinition): Array<Record<str
       if (column.minValue !== undefined) out.MinValue = column.minValue
       if (column.maxValue !== undefined) out.MaxValue = column.maxValue
       if (column.targets !== undefined) out.Targets = column.targets.map((target) => target.table)
+      if (column.type === "DateTime") {
+        // Documented (DateTimeAttributeMetadata): `DateTimeBehavior` is a complex value
+        // `{ "Value": "UserLocal" | "DateOnly" | "TimeZoneIndependent" }`, UserLocal by default
+        // (learn.microsoft.com, behavior-format-date-time-field). `Format` is display only
+        // (`DateOnly` or `DateAndTime`); the schema does not record it, so a date-only column
+        // shows `DateOnly` and the others `DateAndTime`: a modelling choice.
+        const behavior = column.dateTimeBehavior ?? "UserLocal"
+        out.DateTimeBehavior = { Value: behavior }
+        out.Format = behavior === "DateOnly" ? "DateOnly" : "DateAndTime"
+      }
       return out
     })
   ]
@@ -206,7 +216,15 @@ const baseAttributeProperties = [
 ]
 
 /** Properties of the derived types, selectable only through a type cast (`/Microsoft.Dynamics.CRM.StringAttributeMetadata`). */
-const derivedAttributeProperties = ["MaxLength", "MinValue", "MaxValue", "Targets", "OptionSet"]
+const derivedAttributeProperties = [
+  "MaxLength",
+  "MinValue",
+  "MaxValue",
+  "Targets",
+  "OptionSet",
+  "DateTimeBehavior",
+  "Format"
+]
 
 /** Parses `$expand=OptionSet($select=Options),Attributes($select=LogicalName)` into names and nested selects. */
 const parseExpand = (search: URLSearchParams): Map<string, Array<string> | undefined> => {

@@ -81,17 +81,26 @@ export const edmTypeOf = (column: ColumnDefinition): string => {
     case "Boolean":
       return "Edm.Boolean"
     case "DateTime":
-      return "Edm.DateTimeOffset"
+      // Documented: a Date Only column is an `Edm.Date` in the Web API (the service's refusal of a
+      // date-time names it: "Cannot convert the literal '1965-05-07T00:00:00Z' to the expected
+      // type 'Edm.Date'", PowerPlatform-DataverseServiceClient issue 80, carfup/PCFControls#191).
+      return column.dateTimeBehavior === "DateOnly" ? "Edm.Date" : "Edm.DateTimeOffset"
     default:
       return "Edm.Guid"
   }
 }
 
+/**
+ * The service's refusal of a value its column's type cannot take. A string is quoted as the
+ * service quotes it, bare ("Cannot convert the literal '2023-04-19T08:40:36.076Z' to the expected
+ * type 'Edm.Date'", carfup/PCFControls#191); other values as their JSON. "of property '<name>'"
+ * is a modelling choice: it names the column for the caller.
+ */
 const wrongType = (column: ColumnDefinition, value: unknown): Fault =>
   badRequest(
-    `Cannot convert the literal '${String(JSON.stringify(value)).slice(0, 100)}' to the expected type '${
-      edmTypeOf(column)
-    }' of property '${column.logicalName}'.`
+    `Cannot convert the literal '${
+      (typeof value === "string" ? value : String(JSON.stringify(value))).slice(0, 100)
+    }' to the expected type '${edmTypeOf(column)}' of property '${column.logicalName}'.`
   )
 
 /** 1753-01-01T00:00:00Z: the earliest date and time a Dataverse column stores. */
@@ -117,6 +126,17 @@ const isDateTimeLiteral = (text: string): boolean => {
   }
   return h === undefined || (Number(h) <= 23 && Number(mi) <= 59 && (s === undefined || Number(s) <= 59))
 }
+
+/** `YYYY-MM-DD`: the OData `dateValue` an `Edm.Date` property takes (a real day: see `isDateTimeLiteral`). */
+const isDateLiteral = (text: string): boolean =>
+  text.length === 10 && /^\d{4}-\d{2}-\d{2}$/.test(text) && isDateTimeLiteral(text)
+
+/** The refusal of a date or date-time before 1753-01-01 (see `validateValue`). */
+const tooEarly = (table: TableDefinition, column: ColumnDefinition, value: unknown): Fault =>
+  badRequest(
+    `A validation error occurred. The value ${value} of '${column.logicalName}' on record of type '${table.logicalName}' is outside the valid range. Accepted Values: 1/1/1753 12:00:00 AM to 12/31/9999 11:59:59 PM.`,
+    codes.outOfRange
+  )
 
 /** Checks one column value; returns the value to store or a fault. */
 const validateValue = (table: TableDefinition, column: ColumnDefinition, value: unknown): unknown => {
@@ -159,6 +179,19 @@ const validateValue = (table: TableDefinition, column: ColumnDefinition, value: 
     case "Boolean":
       return typeof value === "boolean" ? value : wrongType(column, value)
     case "DateTime": {
+      if (column.dateTimeBehavior === "DateOnly") {
+        // Documented: a Date Only column stores no time ("Dataverse stores 2023-10-15T07:30:00Z
+        // (or, for the date only behavior, 2023-10-15)", learn.microsoft.com, behavior-format-
+        // date-time-field), and the Web API types it `Edm.Date`: a date-time is refused with
+        // "Cannot convert the literal '1965-05-07T00:00:00Z' to the expected type 'Edm.Date'"
+        // (PowerPlatform-DataverseServiceClient issue 80). Only `1965-05-07` is taken; it is stored
+        // and returned as that text.
+        if (typeof value !== "string" || !isDateLiteral(value)) return wrongType(column, value)
+        // Documented: "All date and time columns in Dataverse support values as early as 1/1/1753
+        // 12:00 AM"; the refusal's wording and code are a modelling choice, as below.
+        return Date.parse(`${value}T00:00:00Z`) < earliestDateTime ? tooEarly(table, column, value) : value
+      }
+      // UserLocal and TimeZoneIndependent alike: a date or a date-time, stored as UTC ISO text.
       // A date-time without an offset is UTC, whatever the machine's time zone.
       const time = typeof value === "string" && isDateTimeLiteral(value)
         ? Date.parse(/T[^Zz+-]*$/.test(value) && !/[+-]\d\d:?\d\d$/.test(value) ? `${value}Z` : value)
@@ -167,12 +200,7 @@ const validateValue = (table: TableDefinition, column: ColumnDefinition, value: 
       // Documented: "All date and time columns in Dataverse support values as early as 1/1/1753
       // 12:00 AM" (learn.microsoft.com, behavior-format-date-time-attribute). The refusal's
       // wording and code are a modelling choice: the out-of-range validation error.
-      if (time < earliestDateTime) {
-        return badRequest(
-          `A validation error occurred. The value ${value} of '${column.logicalName}' on record of type '${table.logicalName}' is outside the valid range. Accepted Values: 1/1/1753 12:00:00 AM to 12/31/9999 11:59:59 PM.`,
-          codes.outOfRange
-        )
-      }
+      if (time < earliestDateTime) return tooEarly(table, column, value)
       return new Date(time).toISOString().replace(".000Z", "Z")
     }
     case "Picklist":
@@ -258,6 +286,11 @@ const keyValue = (
   if (raw._tag === "String" || column === undefined) return raw.value
   if (column.type === "Uniqueidentifier" || column.targets !== undefined) return parseGuid(raw.value) ?? raw.value
   if (column.type === "Boolean") return raw.value === "true"
+  if (column.type === "DateTime") {
+    // In the form a body's value of the column is stored in (`1990-05-01` on a date-only column).
+    const stored = validateValue(table, column, raw.value)
+    return stored instanceof Fault ? raw.value : stored
+  }
   return Number(raw.value)
 }
 

@@ -155,6 +155,10 @@ const coerceLiteral = (field: Field, literal: Literal): Scalar | null | undefine
     case "boolean":
       return literal.type === "boolean" ? literal.value : undefined
     case "datetime":
+      // A date-only column (`Edm.Date`, stored as `1990-05-01`) compares as that day's midnight
+      // UTC, so `birthdate eq 1990-05-01` finds the day. A date-time literal against it is taken
+      // too, compared as an instant: a modelling choice (OData promotes Edm.Date to
+      // Edm.DateTimeOffset in a comparison; the service's conversion is not documented).
       return literal.type === "date" || literal.type === "datetime" ? literal.value : undefined
     case "guid":
       // Quoted GUIDs are accepted too: the service's own examples write `_owninguser_value eq '<id>'`.

@@ -179,9 +179,17 @@ const compareIsoUtc = (a: string, b: string): number => {
   return 0
 }
 
+/** `YYYY-MM-DD`: the form a date-only column's values are stored in (midnight UTC when compared). */
+const isIsoDate = (text: string): boolean =>
+  text.length === 10 && text.charCodeAt(4) === 45 && text.charCodeAt(7) === 45
+
 const compareDates = (a: unknown, b: unknown): number =>
-  typeof a === "string" && typeof b === "string" && isIsoUtc(a) && isIsoUtc(b)
-    ? compareIsoUtc(a, b)
+  typeof a === "string" && typeof b === "string"
+    ? isIsoUtc(a) && isIsoUtc(b)
+      ? compareIsoUtc(a, b)
+      : isIsoDate(a) && isIsoDate(b)
+      ? (a < b ? -1 : a > b ? 1 : 0)
+      : dateMs(a) - dateMs(b)
     : dateMs(a) - dateMs(b)
 
 /** Compares two stored values of the same kind (neither null). */
@@ -224,8 +232,17 @@ const probeFor = (kind: ValueKind, literal: Scalar): Probe => {
       const ms = literal as number
       const iso = new Date(ms).toISOString()
       const fast = isIsoUtc(iso)
+      // A date-only value is that day's midnight UTC: before a literal later that day.
+      const day = iso.slice(0, 10)
+      const afterMidnight = !iso.endsWith("T00:00:00.000Z")
       const compare = (value: unknown): number =>
-        fast && typeof value === "string" && isIsoUtc(value) ? compareIsoUtc(value, iso) : dateMs(value) - ms
+        fast && typeof value === "string"
+          ? isIsoUtc(value)
+            ? compareIsoUtc(value, iso)
+            : isIsoDate(value)
+            ? (value < day ? -1 : value > day ? 1 : afterMidnight ? -1 : 0)
+            : dateMs(value) - ms
+          : dateMs(value) - ms
       return { equals: (value) => compare(value) === 0, compare }
     }
     case "guid": {
