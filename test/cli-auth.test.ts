@@ -423,6 +423,27 @@ describe("dv-effect auth", () => {
     expect(tokenInEnv.stderr.trim()).toBe(
       "dv-effect: DATAVERSE_ACCESS_TOKEN (set) signs in by itself, so --client-id and --device-code would not be used: give one way to sign in (unset DATAVERSE_ACCESS_TOKEN to use --client-id and --device-code)."
     )
+    expect(tokenInEnv.code).toBe(1)
+    // A connection string comes first: a token typed beside it would be dropped, in silence.
+    const tokenAndString = await run(
+      ["whoami", "--access-token", emulator.info.accessToken, "--connection-string", "AuthType=OAuth;Url=x"],
+      { env }
+    )
+    expect(tokenAndString.stderr.trim()).toBe(
+      "dv-effect: --connection-string signs in by itself, so --access-token would not be used: give one way to sign in."
+    )
+    const stringInEnv = await run(["whoami", "--url", emulator.info.url, "--access-token", emulator.info.accessToken], {
+      env: { ...env, DATAVERSE_CONNECTION_STRING: "AuthType=OAuth;Url=x" }
+    })
+    expect(stringInEnv.stderr.trim()).toBe(
+      "dv-effect: DATAVERSE_CONNECTION_STRING (set) signs in by itself, so --access-token would not be used: give one way to sign in (unset DATAVERSE_CONNECTION_STRING to use --access-token)."
+    )
+    // A flag given as off is not a way to sign in.
+    const deviceCodeOff = await run(
+      ["whoami", "--url", emulator.info.url, "--access-token", emulator.info.accessToken, "--device-code=false"],
+      { env }
+    )
+    expect(deviceCodeOff.code).toBe(0)
     // A variable set for the whole machine is no reason to refuse.
     const tenantInEnv = await run(["whoami", "--url", emulator.info.url, "--access-token", emulator.info.accessToken], {
       env: { ...env, AZURE_TENANT_ID: "other" }

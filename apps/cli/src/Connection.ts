@@ -375,34 +375,42 @@ export const profileNotUsed = (
   return `the selected profile '${name}' is not used because ${because}; ${advice}`
 }
 
-/** The flags of the other ways to sign in. */
-const signInFlags = [
-  "--connection-string",
-  "--tenant-id",
-  "--client-id",
-  "--certificate",
-  "--federated-token-file",
-  "--username",
-  "--device-code",
-  "--managed-identity"
-]
-
 const onCommandLine = (argv: ReadonlyArray<string>, flag: string) =>
   argv.some((arg) => arg === flag || arg.startsWith(`${flag}=`))
 
 /**
- * A token signs in by itself, so a sign-in flag given with it would be dropped without a word
- * (`--tenant-id` of another tenant, `--device-code` meant to replace an old token in the
- * environment). Only the command line counts: a variable such as AZURE_TENANT_ID may be set for
- * the whole machine.
+ * What a way to sign in given on the command line would lose to another, silently: a token
+ * beside `--tenant-id` or `--device-code` (the token signs in by itself), or `--access-token`
+ * beside a connection string (which comes first). Only a flag given, and set (`--device-code=false`
+ * is off), counts: a variable such as AZURE_TENANT_ID may be set for the whole machine, and a
+ * connection string on the command line rightly wins over a token in the environment.
  */
-const tokenMakesUnused = (argv: ReadonlyArray<string>): string | undefined => {
-  const alongside = signInFlags.filter((flag) => onCommandLine(argv, flag))
-  if (alongside.length === 0) return undefined
-  const token = onCommandLine(argv, "--access-token") ? "--access-token" : `${Env.accessToken} (set)`
-  return `${token} signs in by itself, so ${joinAnd(alongside)} would not be used: give one way to sign in${
-    token === "--access-token" ? "" : ` (unset ${Env.accessToken} to use ${joinAnd(alongside)})`
-  }.`
+const droppedSignIn = (args: ConnectionArgs, argv: ReadonlyArray<string>): string | undefined => {
+  const given = (flag: string, set: boolean) => set && onCommandLine(argv, flag)
+  const refusal = (winner: string, variable: string, dropped: ReadonlyArray<string>) => {
+    const inEnvironment = !onCommandLine(argv, winner)
+    return `${inEnvironment ? `${variable} (set)` : winner} signs in by itself, so ${
+      joinAnd(dropped)
+    } would not be used: give one way to sign in${
+      inEnvironment ? ` (unset ${variable} to use ${joinAnd(dropped)})` : ""
+    }.`
+  }
+  if (Option.isSome(args.connectionString)) {
+    return given("--access-token", args.accessToken.length > 0)
+      ? refusal("--connection-string", Env.connectionString, ["--access-token"])
+      : undefined
+  }
+  if (args.accessToken.length === 0) return undefined
+  const alongside = ([
+    ["--tenant-id", Option.isSome(args.tenantId)],
+    ["--client-id", Option.isSome(args.clientId)],
+    ["--certificate", Option.isSome(args.certificate)],
+    ["--federated-token-file", Option.isSome(args.federatedTokenFile)],
+    ["--username", Option.isSome(args.username)],
+    ["--device-code", args.deviceCode],
+    ["--managed-identity", args.managedIdentity]
+  ] as const).flatMap(([flag, set]) => (given(flag, set) ? [flag] : []))
+  return alongside.length === 0 ? undefined : refusal("--access-token", Env.accessToken, alongside)
 }
 
 /** Whether any flag (or variable) that chooses the org or the sign-in was given. */
@@ -422,8 +430,8 @@ export const fromFlags = (
   argv: ReadonlyArray<string> = process.argv
 ): Effect.Effect<Target, CliError> =>
   Effect.gen(function*() {
-    const unused = args.accessToken.length > 0 ? tokenMakesUnused(argv) : undefined
-    if (unused !== undefined) return yield* fail(unused)
+    const dropped = droppedSignIn(args, argv)
+    if (dropped !== undefined) return yield* fail(dropped)
     const common = {
       authority: Option.getOrUndefined(args.authority),
       caFile: Option.getOrUndefined(args.caFile),

@@ -179,6 +179,8 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
           // Not a real date, and not the Web API's form: Date.parse would read both.
           { lastname: "ok", birthdate: "2024-02-30" },
           { lastname: "ok", birthdate: "06/01/2024" },
+          // birthdate is date-only (an Edm.Date): the service refuses a date and time for it.
+          { lastname: "ok", birthdate: "1990-05-01T10:00:00Z" },
           { lastname: "ok", creditlimit: Number.NaN },
           { lastname: "ok", birthdate: new Date("1752-06-01T00:00:00Z") },
           // A lookup written by its column's name, or as it reads back.
@@ -193,11 +195,11 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
         "column 'gendercode' is 9, not one of the options 1 (Male), 2 (Female)",
         `column 'creditlimit' must be a number, got "lots"`,
         "column 'birthdate' is 0001-01-01; the earliest Dataverse stores is 1753-01-01",
-        // birthdate is a date-only column (an Edm.Date): a date and time is refused, as the service does.
-        `column 'birthdate' holds a date only: give it as "1752-12-31", got "1752-12-31T23:59:59Z"`,
-        `column 'birthdate' holds a date only: give it as "1752-12-31", got "1752-12-31T23:59:59"`,
+        "column 'birthdate' is 1752-12-31T23:59:59Z; the earliest Dataverse stores is 1753-01-01",
+        "column 'birthdate' is 1752-12-31T23:59:59; the earliest Dataverse stores is 1753-01-01",
         `column 'birthdate' must be an ISO date (2024-01-31), got "2024-02-30"`,
         `column 'birthdate' must be an ISO date (2024-01-31), got "06/01/2024"`,
+        `column 'birthdate' holds a date only: give it as "1990-05-01", got "1990-05-01T10:00:00Z"`,
         "column 'creditlimit' must be a number, got NaN",
         `column 'birthdate' holds a date only: give it as text such as "2024-01-31", not a Date (which goes as a date and time, refused for this column)`,
         "'parentcustomerid@odata.bind' names no navigation property of contact; the lookup 'parentcustomerid' is bound through parentcustomerid_account@odata.bind or parentcustomerid_contact@odata.bind",

@@ -6,6 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Bulk from "../src/Bulk.js"
 import * as Credentials from "../src/Credentials.js"
 import * as DataverseClient from "../src/DataverseClient.js"
 import { formatKeyValue, type KeyKind, keySegment } from "../src/internal/keys.js"
@@ -25,13 +26,17 @@ const ticket: TableDefinition = {
     { logicalName: "dve_name", type: "String", maxLength: 100 },
     { logicalName: "dve_region", type: "String", maxLength: 20 },
     { logicalName: "dve_number", type: "Integer", minValue: 0, maxValue: 1_000_000 },
+    { logicalName: "dve_day", type: "DateTime", dateTimeBehavior: "DateOnly" },
     {
       logicalName: "dve_accountid",
       type: "Lookup",
       targets: [{ table: "account", navigationProperty: "dve_AccountId" }]
     }
   ],
-  keys: [{ logicalName: "dve_region_number", keyAttributes: ["dve_region", "dve_number"] }],
+  keys: [
+    { logicalName: "dve_region_number", keyAttributes: ["dve_region", "dve_number"] },
+    { logicalName: "dve_name_day", keyAttributes: ["dve_name", "dve_day"] }
+  ],
   messages: { createMultiple: true, updateMultiple: true, upsertMultiple: true, deleteMultiple: false }
 }
 
@@ -128,6 +133,37 @@ layer(Live, { excludeTestServices: true })("Records against the emulator", (it) 
       expect(row.dve_ticketid).toBe(created)
       const wrongType = yield* Effect.flip(Records.retrieve("dve_ticket", { dve_region: "N", dve_number: "seven" }))
       expect(wrongType.message).toContain("is not a number")
+    }))
+
+  it.effect("writes a date-only key column as the day, in URLs, bulk requests and smart mode's lookups", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const key = { dve_name: "Launch", dve_day: "2024-01-31" }
+      const id = Option.getOrThrow(yield* Records.upsert("dve_ticket", key, { dve_number: 1 }))
+      expect(lastSent().url).toBe("dve_tickets(dve_name='Launch',dve_day=2024-01-31)")
+      expect(yield* stored("dve_ticket", id)).toMatchObject({ dve_name: "Launch", dve_day: "2024-01-31" })
+      yield* Records.update("dve_ticket", key, { dve_number: 2 })
+      expect((yield* Records.retrieve("dve_ticket", key)).dve_number).toBe(2)
+      // A date and time names no day of a date-only column: refused before anything is sent.
+      const timed = yield* Effect.flip(Records.retrieve("dve_ticket", { ...key, dve_day: "2024-01-31T00:00:00Z" }))
+      expect(timed.message).toContain("is not a date such as 2024-01-31 (the column holds a date only)")
+
+      const rows = [{ ...key, dve_number: 3 }, { dve_name: "Launch", dve_day: "2024-02-01", dve_number: 4 }]
+      for (const strategy of ["multiple", "batch", "single"] as const) {
+        const summary = yield* Bulk.execute("upsert", "dve_ticket", rows, { key: ["dve_name", "dve_day"], strategy })
+        expect(summary.succeeded, strategy).toBe(2)
+      }
+      // Smart mode looks a composite key up with the day bare (quoted, it is an Edm.String).
+      const smartRows = [{ ...key, dve_number: 3 }, { ...key, dve_name: "New", dve_number: 5 }]
+      const smart = yield* Bulk.execute("upsert", "dve_ticket", smartRows, {
+        key: ["dve_name", "dve_day"],
+        smart: true
+      })
+      expect([smart.unchanged, smart.created]).toEqual([1, 1])
+      const days = emulator.store.table("dve_ticket")!.scan().map((r) => `${r.values.dve_name} ${r.values.dve_day}`)
+        .sort()
+      expect(days).toEqual(["Launch 2024-01-31", "Launch 2024-02-01", "New 2024-01-31"])
     }))
 
   it.effect("updates an existing record only, with If-Match: * or the record's ETag", () =>
@@ -302,6 +338,13 @@ describe("key segments", () => {
         expect(Either.isLeft(keySegment("5d1d2f3e-6a1b-4c8d-9e0f-112233445566", { partitionId: "p" }))).toBe(true)
         expect(Either.isLeft(formatKeyValue("ref", "not-a-guid", "guid"))).toBe(true)
         expect(yield* formatKeyValue("n", " 12.5 ", "number")).toBe("12.5")
+        // A date-only column's day, never a date and time; a date and time without an offset is UTC.
+        expect(yield* formatKeyValue("d", "2024-01-31", "date")).toBe("2024-01-31")
+        expect(Either.isLeft(formatKeyValue("d", "2024-01-31T00:00:00Z", "date"))).toBe(true)
+        expect(Either.isLeft(formatKeyValue("d", new Date("2024-01-31"), "date"))).toBe(true)
+        expect(yield* formatKeyValue("w", "2024-05-01T10:00:00", "datetime")).toBe("2024-05-01T10:00:00.000Z")
+        expect(yield* formatKeyValue("w", "2024-05-01", "datetime")).toBe("2024-05-01T00:00:00.000Z")
+        expect(Either.isLeft(formatKeyValue("w", "06/01/2024", "datetime"))).toBe(true)
         expect(Records.bind("accounts", "not a guid")).toBe("/accounts(not%20a%20guid)")
       }))
   })

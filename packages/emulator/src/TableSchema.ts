@@ -253,7 +253,8 @@ export const defaultSchema: SchemaDefinition = {
         { logicalName: "mobilephone", type: "String", maxLength: 50 },
         { logicalName: "jobtitle", type: "String", maxLength: 100 },
         { logicalName: "address1_city", type: "String", maxLength: 80 },
-        // A date-only column on the service: it takes "1990-05-01", never a date and time.
+        // Documented: contact.birthdate is DateOnly on the service (behavior-format-date-time-
+        // attribute lists it), so it takes "1990-05-01", never a date and time.
         { logicalName: "birthdate", type: "DateTime", dateTimeBehavior: "DateOnly" },
         { logicalName: "creditlimit", type: "Money", minValue: 0, maxValue: 100_000_000_000_000 },
         { logicalName: "donotemail", type: "Boolean" },

@@ -336,6 +336,12 @@ describe("writing a date-only column", () => {
     const read = await send("GET", "dve_events(dve_name='Launch',dve_day=2024-01-31)?$select=dve_day")
     expect(read.status).toBe(200)
     expect((await json(read)).dve_day).toBe("2024-01-31")
+    // A date and time in the key is refused as in a body: it names no day of an Edm.Date.
+    await expectRefused(
+      await send("PATCH", "dve_events(dve_name='Launch',dve_day=2024-01-31T00:00:00Z)", { dve_startson: null }),
+      "Cannot convert the literal '2024-01-31T00:00:00Z' to the expected type 'Edm.Date' of property 'dve_day'."
+    )
+    expect(table("dve_event").scan()).toHaveLength(1)
   })
 })
 

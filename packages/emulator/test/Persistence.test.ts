@@ -115,6 +115,35 @@ describe("--data-dir", () => {
     }
   })
 
+  it("reads a date-only column saved with a time (before it was date-only) as its day, and says so", async () => {
+    const first = await Emulator.start({ dataDir: dir })
+    await client(first.info)("POST", "contacts", { contactid: id(1), lastname: "Old", birthdate: "1990-05-01" })
+    await first.close()
+    // As an earlier version stored birthdate: a date-time, UTC.
+    let edited = 0
+    for (const file of await Fs.readdir(dir)) {
+      const path = Path.join(dir, file)
+      const text = await Fs.readFile(path, "utf8")
+      if (text.includes("\"birthdate\":\"1990-05-01\"")) edited++
+      await Fs.writeFile(
+        path,
+        text.replaceAll("\"birthdate\":\"1990-05-01\"", "\"birthdate\":\"1990-05-01T10:00:00Z\"")
+      )
+    }
+    expect(edited).toBe(1)
+    const warnings: Array<string> = []
+    const store = new Store(defaultSchema.tables)
+    const persistence = await Persistence.open(dir, store, { onWarning: (message) => warnings.push(message) })
+    try {
+      expect(store.table("contact")!.get(id(1))!.values.birthdate).toBe("1990-05-01")
+      expect(warnings).toEqual([
+        "1 value of date-only columns held a time (saved when the column took one) and was cut to its day"
+      ])
+    } finally {
+      await persistence.close()
+    }
+  })
+
   it("journals reset(): a restart without a clean stop does not bring the cleared records back", async () => {
     const store = new Store(defaultSchema.tables)
     const persistence = await Persistence.open(dir, store, { flushIntervalMs: 3_600_000 })

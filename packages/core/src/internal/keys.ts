@@ -4,14 +4,15 @@
  * on elastic tables with the partition (`readings(readingid=<guid>,partitionid='p')`).
  */
 import * as Either from "effect/Either"
-import type { TableMetadata } from "../Metadata.js"
+import type { ColumnMetadata, TableMetadata } from "../Metadata.js"
 import type { KeyValue, RecordRef } from "../Records.js"
-import { isIdentifier, normaliseGuid, quote } from "./odata.js"
+import { isIdentifier, normaliseDateTime, normaliseGuid, quote } from "./odata.js"
 
 /**
- * How a key value is written: strings quoted, the rest bare.
+ * How a key value is written: strings quoted, the rest bare. `date` is a date-only column (an
+ * `Edm.Date`): its literal is the day, never a date and time.
  */
-export type KeyKind = "string" | "guid" | "number" | "boolean" | "datetime"
+export type KeyKind = "string" | "guid" | "number" | "boolean" | "datetime" | "date"
 
 /** How a column of the given `AttributeType` is written in a key; undefined when unknown. */
 export const kindOfAttributeType = (type: string | undefined): KeyKind | undefined => {
@@ -43,14 +44,18 @@ export const kindOfAttributeType = (type: string | undefined): KeyKind | undefin
   }
 }
 
+/** How a column is written in a key: by its type, and a date-only column as a day. */
+export const kindOfColumn = (column: ColumnMetadata): KeyKind | undefined =>
+  column.type === "DateTime" && column.dateTimeBehavior === "DateOnly" ? "date" : kindOfAttributeType(column.type)
+
 const kinds = new WeakMap<TableMetadata, (attribute: string) => KeyKind | undefined>()
 
 /** The key kind of each column of a table, built once per table definition (bulk runs ask per row). */
 export const kindsOf = (metadata: TableMetadata): (attribute: string) => KeyKind | undefined => {
   let kindOf = kinds.get(metadata)
   if (kindOf === undefined) {
-    const types = new Map(metadata.columns.map((column) => [column.logicalName, column.type]))
-    kindOf = (attribute: string) => kindOfAttributeType(types.get(attribute))
+    const kindByColumn = new Map(metadata.columns.map((column) => [column.logicalName, kindOfColumn(column)]))
+    kindOf = (attribute: string) => kindByColumn.get(attribute)
     kinds.set(metadata, kindOf)
   }
   return kindOf
@@ -96,8 +101,21 @@ export const formatKeyValue = (
       if (typeof value === "boolean") return Either.right(String(value))
       return value === "true" || value === "false" ? Either.right(value) : bad("true or false")
     case "datetime": {
-      const date = value instanceof Date ? value : typeof value === "string" ? new Date(value) : undefined
-      return date === undefined || Number.isNaN(date.getTime()) ? bad("a date") : Either.right(date.toISOString())
+      // The Web API's form only (`Date` would read `06/01/2024`), without an offset as UTC, as the
+      // service reads it (learn.microsoft.com, behavior-format-date-time-attribute).
+      const text = typeof value === "string" ? normaliseDateTime(value.trim()) : undefined
+      const time = value instanceof Date
+        ? value.getTime()
+        : text === undefined
+        ? Number.NaN
+        : Date.parse(text.includes("T") && !/(Z|[+-]\d\d:\d\d)$/.test(text) ? `${text}Z` : text)
+      return Number.isNaN(time) ? bad("a date") : Either.right(new Date(time).toISOString())
+    }
+    case "date": {
+      const text = typeof value === "string" ? normaliseDateTime(value.trim()) : undefined
+      return text === undefined || text.includes("T")
+        ? bad("a date such as 2024-01-31 (the column holds a date only)")
+        : Either.right(text)
     }
   }
 }

@@ -109,9 +109,10 @@ const indexOf = (table: TableMetadata): TableIndex => {
  */
 const checkDateOnly = (value: unknown): string | undefined => {
   const date = typeof value === "string" ? normaliseDateTime(value) : undefined
-  if (date !== undefined && !date.includes("T")) {
-    return utcTime(date) < earliestDateTime ? `is ${date}; the earliest Dataverse stores is 1753-01-01` : undefined
+  if (date !== undefined && utcTime(date.slice(0, 10)) < earliestDateTime) {
+    return `is ${date}; the earliest Dataverse stores is 1753-01-01`
   }
+  if (date !== undefined && !date.includes("T")) return undefined
   if (value instanceof Date) {
     return `holds a date only: give it as text such as "2024-01-31", not a Date (which goes as a date and time, refused for this column)`
   }

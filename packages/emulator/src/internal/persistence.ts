@@ -9,7 +9,7 @@
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Readline from "node:readline"
-import type { Change, Store, StoredRecord } from "../Store.js"
+import type { Change, Store, StoredRecord, TableStore } from "../Store.js"
 
 const format = "dv-effect-emulator/1"
 
@@ -69,6 +69,22 @@ export const open = async (
   const track = (record: StoredRecord) => {
     maxSeq = Math.max(maxSeq, record.seq, record.version)
   }
+  // A data directory saved before a column was date-only (`contact.birthdate` until 0.2.0) holds
+  // date-times there: kept, an Edm.Date property would read back as a date and time.
+  let cutToDay = 0
+  const restore = (table: TableStore, record: StoredRecord) => {
+    const dateOnly = table.definition.columns.filter((column) => column.dateTimeBehavior === "DateOnly")
+    let values = record.values
+    for (const { logicalName } of dateOnly) {
+      const value = values[logicalName]
+      if (typeof value !== "string" || !value.includes("T")) continue
+      // Stored date-times are UTC ISO text: their day is the first ten characters.
+      values = { ...values, [logicalName]: value.slice(0, 10) }
+      cutToDay++
+    }
+    table.restore(values === record.values ? record : { ...record, values })
+    track(record)
+  }
 
   await readLines(snapshotFile, (line, last) => {
     if (line.startsWith("{\"format\"")) return
@@ -76,8 +92,7 @@ export const open = async (
       const { r, t } = JSON.parse(line) as SnapshotLine
       const table = tableOf(t)
       if (table === undefined) return
-      table.restore(r)
-      track(r)
+      restore(table, r)
       restored++
     } catch {
       // A snapshot is written to a temporary file and renamed, so only a foreign edit breaks one.
@@ -100,13 +115,20 @@ export const open = async (
     const table = tableOf(entry.t)
     if (table === undefined) return
     if (entry.op === "put") {
-      table.restore(entry.r)
-      track(entry.r)
+      restore(table, entry.r)
     } else {
       table.forget(entry.id)
     }
   })
   if (unknownTables.size > 0) warn(`records of tables not in the schema were ignored: ${[...unknownTables].join(", ")}`)
+  if (cutToDay > 0) {
+    const one = cutToDay === 1
+    warn(
+      `${cutToDay} ${one ? "value" : "values"} of date-only columns held a time (saved when the column took one) and ${
+        one ? "was" : "were"
+      } cut to ${one ? "its" : "their"} day`
+    )
+  }
   store.advanceSeq(maxSeq)
   restored = store.tables.reduce((n, table) => n + table.size, 0)
 

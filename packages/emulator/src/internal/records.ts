@@ -109,7 +109,10 @@ const earliestDateTime = Date.UTC(1753, 0, 1)
 /**
  * Documented (OData ABNF, `dateValue` and `dateTimeOffsetValue`): `2024-01-31`, or
  * `2024-01-31T10:00`, seconds and up to 12 fraction digits optional, `Z` or `+01:00`, of a real
- * day. A missing offset is accepted and read as UTC: a modelling choice (see `validateValue`).
+ * day. A missing offset is accepted and read as UTC, as documented: "4/4/2021T12:00:00 or
+ * 4/4/2021T12:00:00Z - no offset or UTC indicator provided ... is stored as 4/4/2021T12:00:00Z"
+ * (learn.microsoft.com, behavior-format-date-time-attribute, "Using OData APIs to submit user
+ * local date and time values").
  * `Date.parse` alone would read `06/01/2024` and roll `2024-02-30` over to March.
  */
 const isDateTimeLiteral = (text: string): boolean => {
@@ -182,7 +185,8 @@ const validateValue = (table: TableDefinition, column: ColumnDefinition, value: 
       if (column.dateTimeBehavior === "DateOnly") {
         // Documented: a Date Only column stores no time ("Dataverse stores 2023-10-15T07:30:00Z
         // (or, for the date only behavior, 2023-10-15)", learn.microsoft.com, behavior-format-
-        // date-time-field), and the Web API types it `Edm.Date`: a date-time is refused with
+        // date-time-field), and "for the Web API, the column is exposed as Date" (behavior-format-
+        // date-time-attribute), an `Edm.Date`: a date-time is refused with
         // "Cannot convert the literal '1965-05-07T00:00:00Z' to the expected type 'Edm.Date'"
         // (PowerPlatform-DataverseServiceClient issue 80). Only `1965-05-07` is taken; it is stored
         // and returned as that text.
@@ -192,7 +196,8 @@ const validateValue = (table: TableDefinition, column: ColumnDefinition, value: 
         return Date.parse(`${value}T00:00:00Z`) < earliestDateTime ? tooEarly(table, column, value) : value
       }
       // UserLocal and TimeZoneIndependent alike: a date or a date-time, stored as UTC ISO text.
-      // A date-time without an offset is UTC, whatever the machine's time zone.
+      // A date-time without an offset is UTC, whatever the machine's time zone (documented: see
+      // `isDateTimeLiteral`).
       const time = typeof value === "string" && isDateTimeLiteral(value)
         ? Date.parse(/T[^Zz+-]*$/.test(value) && !/[+-]\d\d:?\d\d$/.test(value) ? `${value}Z` : value)
         : NaN
@@ -286,11 +291,9 @@ const keyValue = (
   if (raw._tag === "String" || column === undefined) return raw.value
   if (column.type === "Uniqueidentifier" || column.targets !== undefined) return parseGuid(raw.value) ?? raw.value
   if (column.type === "Boolean") return raw.value === "true"
-  if (column.type === "DateTime") {
-    // In the form a body's value of the column is stored in (`1990-05-01` on a date-only column).
-    const stored = validateValue(table, column, raw.value)
-    return stored instanceof Fault ? raw.value : stored
-  }
+  // In the form a body's value of the column is stored in (`1990-05-01` on a date-only column),
+  // and refused as a body's would be (a date and time for an Edm.Date).
+  if (column.type === "DateTime") return validateValue(table, column, raw.value)
   return Number(raw.value)
 }
 
@@ -336,7 +339,9 @@ export const resolveKey = (table: TableStore, key: KeyPredicate, partitionId?: s
   }
   const keyValues: Record<string, unknown> = {}
   for (const attribute of alternate.keyAttributes) {
-    keyValues[attribute] = keyValue(definition, attribute, parts.get(attribute)!)
+    const value = keyValue(definition, attribute, parts.get(attribute)!)
+    if (value instanceof Fault) return value
+    keyValues[attribute] = value
   }
   const existing = table.getByKey(alternate.logicalName, alternate.keyAttributes.map((a) => keyValues[a]))
   return { existing, id: existing?.id, keyValues }

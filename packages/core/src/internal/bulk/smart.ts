@@ -1,11 +1,12 @@
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
 import { DataverseClient } from "../../DataverseClient.js"
 import { type DataverseError, isRunFailure } from "../../DataverseError.js"
 import type { TableMetadata } from "../../Metadata.js"
 import type * as Query from "../../Query.js"
-import type { Row } from "../../Records.js"
-import { type KeyKind, kindOfAttributeType } from "../keys.js"
+import type { KeyValue, Row } from "../../Records.js"
+import { formatKeyValue, type KeyKind, kindOfAttributeType, kindsOf } from "../keys.js"
 import { type KeyLiteral, normaliseGuid, parseBind, type ParsedBind, quote } from "../odata.js"
 import * as internalQuery from "../query.js"
 import * as internalFilter from "../queryFilter.js"
@@ -89,9 +90,17 @@ export const planSmart = (options: {
     const headers = polymorphic ? { Prefer: `odata.include-annotations="${lookupTableAnnotation}"` } : undefined
     const found = new Map<string, Row>()
     const composite = keyColumns.length > 1
+    // Each key value as the column's literal (a date-only column's day bare, not a quoted string,
+    // which the service compares as Edm.String and refuses), as in the record's URL.
+    const kindOf = kindsOf(metadata)
+    const keyLiteral = (column: string, value: unknown): Query.FilterValue =>
+      Either.match(formatKeyValue(column, value as KeyValue, kindOf(column)), {
+        onLeft: () => value as Query.FilterValue,
+        onRight: internalFilter.raw
+      })
     const keyMatch = (item: SmartItem) =>
       internalFilter.and(
-        ...(keyColumns.map((column) => internalFilter.eq(column, item.row[column] as Query.FilterValue)) as [
+        ...(keyColumns.map((column) => internalFilter.eq(column, keyLiteral(column, item.row[column]))) as [
           string,
           ...Array<string>
         ])
@@ -240,7 +249,8 @@ const keyText = (kind: KeyKind | undefined, value: unknown): string => {
       const n = Number(value)
       return Number.isNaN(n) ? String(value) : String(n)
     }
-    case "datetime": {
+    case "datetime":
+    case "date": {
       const t = Date.parse(String(value))
       return Number.isNaN(t) ? String(value) : String(t)
     }
@@ -295,10 +305,7 @@ const resolveBinds = (
       if (target === undefined) {
         continue
       }
-      const kindOf = (column: string) => {
-        const meta = target.columns.find((c) => c.logicalName === column)
-        return meta === undefined ? undefined : kindOfAttributeType(meta.type)
-      }
+      const kindOf = kindsOf(target)
       // Per set of key columns: the identities still to look up.
       const pending = new Map<string, Map<string, ReadonlyArray<readonly [string, KeyLiteral]>>>()
       const identities: Array<
