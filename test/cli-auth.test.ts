@@ -444,6 +444,20 @@ describe("dv-effect auth", () => {
       { env }
     )
     expect(deviceCodeOff.code).toBe(0)
+    // A profile names the org and the sign-in: a flag typed beside it would be dropped.
+    const profileAndUrl = await run(["whoami", "--profile", "dev", "--url", emulator.info.url], { env })
+    expect(profileAndUrl.stderr.trim()).toBe(
+      "dv-effect: --profile dev names the org and the sign-in, so --url would not be used: give one or the other."
+    )
+    const profileInEnv = await run(["whoami", "--device-code", "--url", emulator.info.url], {
+      env: { ...env, DATAVERSE_PROFILE: "dev" }
+    })
+    expect(profileInEnv.stderr.trim()).toBe(
+      "dv-effect: DATAVERSE_PROFILE=dev (set) names the org and the sign-in, so --url and --device-code would not be used: give one or the other (unset DATAVERSE_PROFILE to use the flags)."
+    )
+    // What applies with a profile is not refused.
+    const profileAndCa = await run(["whoami", "--profile", "nope", "--allow-http"], { env })
+    expect(profileAndCa.stderr).toMatch(/^dv-effect: No profile 'nope'/)
     // A variable set for the whole machine is no reason to refuse.
     const tenantInEnv = await run(["whoami", "--url", emulator.info.url, "--access-token", emulator.info.accessToken], {
       env: { ...env, AZURE_TENANT_ID: "other" }

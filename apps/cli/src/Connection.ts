@@ -413,6 +413,29 @@ const droppedSignIn = (args: ConnectionArgs, argv: ReadonlyArray<string>): strin
   return alongside.length === 0 ? undefined : refusal("--access-token", Env.accessToken, alongside)
 }
 
+/**
+ * What a profile would drop: the org and sign-in flags typed beside it (a profile names both; only
+ * `--authority`, `--ca-file` and `--allow-http` apply with it). `--access-token` beside `--profile`
+ * is refused on its own terms (`resolveTargets`).
+ */
+const droppedByProfile = (args: ConnectionArgs, argv: ReadonlyArray<string>): string | undefined => {
+  const typed = connectionSettings.flatMap(([key, flag]) => {
+    const value: unknown = args[key]
+    const set = value === true || (Option.isOption(value) && Option.isSome(value)) ||
+      (Array.isArray(value) && value.length > 0)
+    return set && onCommandLine(argv, flag) ? [flag] : []
+  })
+  if (typed.length === 0) return undefined
+  const names = args.profile.join(",")
+  const fromFlag = onCommandLine(argv, "--profile")
+  const profile = fromFlag
+    ? `--profile ${names}`
+    : `${args.profile.length > 1 ? "DATAVERSE_PROFILES" : "DATAVERSE_PROFILE"}=${names} (set)`
+  return `${profile} names the org and the sign-in, so ${joinAnd(typed)} would not be used: give one or the other${
+    fromFlag ? "" : ` (unset ${args.profile.length > 1 ? "DATAVERSE_PROFILES" : "DATAVERSE_PROFILE"} to use the flags)`
+  }.`
+}
+
 /** Whether any flag (or variable) that chooses the org or the sign-in was given. */
 const hasConnectionFlags = (args: ConnectionArgs) =>
   Option.isSome(args.url) || args.accessToken.length > 0 || Option.isSome(args.connectionString) ||
@@ -611,6 +634,8 @@ export const resolveTargets = (flags: ConnectionArgs): Effect.Effect<ReadonlyArr
       )
     }
     const args = yield* withEnvironment(flags)
+    const dropped = args.profile.length > 0 ? droppedByProfile(args, process.argv) : undefined
+    if (dropped !== undefined) return yield* fail(dropped)
     const twice = repeated(args.profile)
     if (twice !== undefined) return yield* fail(`--profile ${twice} is given twice: each identity once.`)
     if (args.profile.length > 1) return yield* Effect.forEach(args.profile, (name) => profileTarget(name, args))
