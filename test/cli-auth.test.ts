@@ -455,6 +455,12 @@ describe("dv-effect auth", () => {
     expect(profileInEnv.stderr.trim()).toBe(
       "dv-effect: DATAVERSE_PROFILE=dev (set) names the org and the sign-in, so --url and --device-code would not be used: give one or the other (unset DATAVERSE_PROFILE to use the flags)."
     )
+    const profilesInEnv = await run(["whoami", "--url", emulator.info.url], {
+      env: { ...env, DATAVERSE_PROFILES: "dev" }
+    })
+    expect(profilesInEnv.stderr.trim()).toBe(
+      "dv-effect: DATAVERSE_PROFILES=dev (set) names the org and the sign-in, so --url would not be used: give one or the other (unset DATAVERSE_PROFILES to use the flags)."
+    )
     // What applies with a profile is not refused.
     const profileAndCa = await run(["whoami", "--profile", "nope", "--allow-http"], { env })
     expect(profileAndCa.stderr).toMatch(/^dv-effect: No profile 'nope'/)

@@ -418,7 +418,11 @@ const droppedSignIn = (args: ConnectionArgs, argv: ReadonlyArray<string>): strin
  * `--authority`, `--ca-file` and `--allow-http` apply with it). `--access-token` beside `--profile`
  * is refused on its own terms (`resolveTargets`).
  */
-const droppedByProfile = (args: ConnectionArgs, argv: ReadonlyArray<string>): string | undefined => {
+const droppedByProfile = (
+  args: ConnectionArgs,
+  argv: ReadonlyArray<string>,
+  env: NodeJS.ProcessEnv = process.env
+): string | undefined => {
   const typed = connectionSettings.flatMap(([key, flag]) => {
     const value: unknown = args[key]
     const set = value === true || (Option.isOption(value) && Option.isSome(value)) ||
@@ -428,11 +432,11 @@ const droppedByProfile = (args: ConnectionArgs, argv: ReadonlyArray<string>): st
   if (typed.length === 0) return undefined
   const names = args.profile.join(",")
   const fromFlag = onCommandLine(argv, "--profile")
-  const profile = fromFlag
-    ? `--profile ${names}`
-    : `${args.profile.length > 1 ? "DATAVERSE_PROFILES" : "DATAVERSE_PROFILE"}=${names} (set)`
+  // The variable `withEnvironment` read: DATAVERSE_PROFILES first.
+  const variable = nonEmpty(env.DATAVERSE_PROFILES) !== undefined ? "DATAVERSE_PROFILES" : "DATAVERSE_PROFILE"
+  const profile = fromFlag ? `--profile ${names}` : `${variable}=${names} (set)`
   return `${profile} names the org and the sign-in, so ${joinAnd(typed)} would not be used: give one or the other${
-    fromFlag ? "" : ` (unset ${args.profile.length > 1 ? "DATAVERSE_PROFILES" : "DATAVERSE_PROFILE"} to use the flags)`
+    fromFlag ? "" : ` (unset ${variable} to use the flags)`
   }.`
 }
 

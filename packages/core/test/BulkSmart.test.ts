@@ -165,6 +165,24 @@ layer(client.pipe(Layer.provideMerge(Emulator.layer({ identity: false }))), { ex
         expect(supplierOf(emulator, "P1")).toEqual({ table: "account", id: id(1) })
       }))
 
+    it.effect("knows a record by its key values as each column compares them, not as the row spells them", () =>
+      Effect.gen(function*() {
+        const emulator = yield* Emulator.Emulator
+        seed(emulator)
+        emulator.seed("dve_product", [
+          { dve_name: "Widget", dve_launchedon: "2024-05-01T10:00:00Z", dve_quantity: 7, dve_sku: "W-1" }
+        ])
+        // The same date-time without an offset (UTC), a number as text: the record is found, and
+        // the row is unchanged; by one key column (In) and by two (a filter of ands) alike.
+        for (const key of [["dve_launchedon"], ["dve_name", "dve_launchedon"], ["dve_quantity", "dve_launchedon"]]) {
+          const summary = yield* Bulk.execute("upsert", "dve_product", [
+            { dve_name: "Widget", dve_launchedon: "2024-05-01T10:00:00", dve_quantity: 7 }
+          ], { key, smart: true })
+          expect([summary.unchanged, summary.created], key.join(",")).toEqual([1, 0])
+        }
+        expect(emulator.store.table("dve_product")!.scan()).toHaveLength(1)
+      }))
+
     it.effect("looks each key up once a run, one query per target table and chunk", () =>
       Effect.gen(function*() {
         const emulator = yield* Emulator.Emulator

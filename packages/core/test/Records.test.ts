@@ -342,7 +342,15 @@ describe("key segments", () => {
         expect(yield* formatKeyValue("d", "2024-01-31", "date")).toBe("2024-01-31")
         expect(Either.isLeft(formatKeyValue("d", "2024-01-31T00:00:00Z", "date"))).toBe(true)
         expect(Either.isLeft(formatKeyValue("d", new Date("2024-01-31"), "date"))).toBe(true)
-        expect(yield* formatKeyValue("w", "2024-05-01T10:00:00", "datetime")).toBe("2024-05-01T10:00:00.000Z")
+        // Checked in a zone that is not UTC: `new Date()` would read this machine's time.
+        const zone = process.env.TZ
+        process.env.TZ = "Asia/Kolkata"
+        try {
+          expect(yield* formatKeyValue("w", "2024-05-01T10:00:00", "datetime")).toBe("2024-05-01T10:00:00.000Z")
+        } finally {
+          if (zone === undefined) delete process.env.TZ
+          else process.env.TZ = zone
+        }
         expect(yield* formatKeyValue("w", "2024-05-01", "datetime")).toBe("2024-05-01T00:00:00.000Z")
         expect(Either.isLeft(formatKeyValue("w", "06/01/2024", "datetime"))).toBe(true)
         expect(Records.bind("accounts", "not a guid")).toBe("/accounts(not%20a%20guid)")

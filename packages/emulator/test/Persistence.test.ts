@@ -144,6 +144,47 @@ describe("--data-dir", () => {
     }
   })
 
+  it("says which record an alternate key finds when two times of one day become one key", async () => {
+    const events = {
+      ...defaultSchema.tables[0]!,
+      logicalName: "dve_event",
+      entitySetName: "dve_events",
+      schemaName: "dve_Event",
+      objectTypeCode: 10_099,
+      primaryIdAttribute: "dve_eventid",
+      primaryNameAttribute: "dve_name",
+      columns: [
+        { logicalName: "dve_name", type: "String" as const },
+        { logicalName: "dve_day", type: "DateTime" as const, dateTimeBehavior: "DateOnly" as const }
+      ],
+      keys: [{ logicalName: "dve_name_day", keyAttributes: ["dve_name", "dve_day"] }]
+    }
+    const put = (n: number, day: string) =>
+      JSON.stringify({
+        op: "put",
+        t: "dve_event",
+        r: { id: id(n), seq: n, version: n, values: { dve_eventid: id(n), dve_name: "Launch", dve_day: day } }
+      })
+    await Fs.writeFile(
+      Path.join(dir, "journal.jsonl"),
+      `${put(1, "2024-01-31T09:00:00Z")}\n${put(2, "2024-01-31T15:00:00Z")}\n`
+    )
+    const warnings: Array<string> = []
+    const store = new Store([events])
+    const persistence = await Persistence.open(dir, store, { onWarning: (message) => warnings.push(message) })
+    try {
+      expect(store.table("dve_event")!.getByKey("dve_name_day", ["Launch", "2024-01-31"])!.id).toBe(id(2))
+      expect(warnings).toEqual([
+        `dve_event records ${id(1)} and ${
+          id(2)
+        } share the key dve_name_day once their date-only values are cut to the day; the key finds ${id(2)}`,
+        "2 values of date-only columns held a time (saved when the column took one) and were cut to their day"
+      ])
+    } finally {
+      await persistence.close()
+    }
+  })
+
   it("journals reset(): a restart without a clean stop does not bring the cleared records back", async () => {
     const store = new Store(defaultSchema.tables)
     const persistence = await Persistence.open(dir, store, { flushIntervalMs: 3_600_000 })

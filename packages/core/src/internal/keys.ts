@@ -6,7 +6,7 @@
 import * as Either from "effect/Either"
 import type { ColumnMetadata, TableMetadata } from "../Metadata.js"
 import type { KeyValue, RecordRef } from "../Records.js"
-import { isIdentifier, normaliseDateTime, normaliseGuid, quote } from "./odata.js"
+import { dateTimeMs, isIdentifier, normaliseDateTime, normaliseGuid, quote } from "./odata.js"
 
 /**
  * How a key value is written: strings quoted, the rest bare. `date` is a date-only column (an
@@ -101,14 +101,8 @@ export const formatKeyValue = (
       if (typeof value === "boolean") return Either.right(String(value))
       return value === "true" || value === "false" ? Either.right(value) : bad("true or false")
     case "datetime": {
-      // The Web API's form only (`Date` would read `06/01/2024`), without an offset as UTC, as the
-      // service reads it (learn.microsoft.com, behavior-format-date-time-attribute).
-      const text = typeof value === "string" ? normaliseDateTime(value.trim()) : undefined
-      const time = value instanceof Date
-        ? value.getTime()
-        : text === undefined
-        ? Number.NaN
-        : Date.parse(text.includes("T") && !/(Z|[+-]\d\d:\d\d)$/.test(text) ? `${text}Z` : text)
+      // The Web API's form only (`Date` would read `06/01/2024`), without an offset as UTC.
+      const time = value instanceof Date ? value.getTime() : typeof value === "string" ? dateTimeMs(value) : Number.NaN
       return Number.isNaN(time) ? bad("a date") : Either.right(new Date(time).toISOString())
     }
     case "date": {

@@ -48,6 +48,18 @@ export const normaliseDateTime = (text: string): string | undefined => {
   return `${date}T${h}:${mi}:${s ?? "00"}${fraction ?? ""}${offset ?? ""}`
 }
 
+/**
+ * The instant of a date or date-time in the Web API's form (`normaliseDateTime`), NaN when `text`
+ * is not one. Without an offset it is UTC, as the service reads it ("4/4/2021T12:00:00 ... no offset
+ * or UTC indicator provided ... stored as 4/4/2021T12:00:00Z", learn.microsoft.com,
+ * behavior-format-date-time-attribute), whatever this machine's time zone; a date is its midnight UTC.
+ */
+export const dateTimeMs = (text: string): number => {
+  const normal = normaliseDateTime(text.trim())
+  if (normal === undefined) return Number.NaN
+  return Date.parse(normal.includes("T") && !/(Z|[+-]\d\d:\d\d)$/.test(normal) ? `${normal}Z` : normal)
+}
+
 /** An identifier the service accepts as a property or parameter name (no quoting, no injection). */
 export const isIdentifier = (name: string): boolean => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
 

@@ -4,16 +4,13 @@
  */
 import type { ColumnMetadata, TableMetadata } from "../Metadata.js"
 import type { Row } from "../Records.js"
-import { isGuid, normaliseDateTime } from "./odata.js"
+import { dateTimeMs, isGuid, normaliseDateTime } from "./odata.js"
 import { didYouMeanOf, suggest, withSuggestion } from "./suggest.js"
 
 /** 1753-01-01T00:00:00Z: the earliest date and time a Dataverse column stores. */
 const earliestDateTime = Date.UTC(1753, 0, 1)
 
 /** An ISO date or date-time as an instant; one without an offset is UTC, not this machine's time. */
-const utcTime = (value: string): number =>
-  Date.parse(/T[^Zz+-]*$/.test(value) && !/[+-]\d\d:?\d\d$/.test(value) ? `${value}Z` : value)
-
 /** A value as a message shows it: JSON, but `NaN`, `Infinity` and bigints as themselves (JSON says null, or throws). */
 const shown = (value: unknown): string => {
   if ((typeof value === "number" && !Number.isFinite(value)) || typeof value === "bigint") return String(value)
@@ -109,7 +106,7 @@ const indexOf = (table: TableMetadata): TableIndex => {
  */
 const checkDateOnly = (value: unknown): string | undefined => {
   const date = typeof value === "string" ? normaliseDateTime(value) : undefined
-  if (date !== undefined && utcTime(date.slice(0, 10)) < earliestDateTime) {
+  if (date !== undefined && dateTimeMs(date.slice(0, 10)) < earliestDateTime) {
     return `is ${date}; the earliest Dataverse stores is 1753-01-01`
   }
   if (date !== undefined && !date.includes("T")) return undefined
@@ -154,7 +151,7 @@ const checkValue = (column: ColumnMetadata, value: unknown): string | undefined 
       const time = value instanceof Date
         ? value.getTime()
         : typeof value === "string" && normaliseDateTime(value) !== undefined
-        ? utcTime(value)
+        ? dateTimeMs(value)
         : Number.NaN
       if (Number.isNaN(time)) {
         return `must be an ISO date (2024-01-31) or date-time (2024-01-31T10:00:00Z), got ${

@@ -82,6 +82,18 @@ export const open = async (
       values = { ...values, [logicalName]: value.slice(0, 10) }
       cutToDay++
     }
+    if (values !== record.values) {
+      // Two times of one day in an alternate key are one key once cut: say which record it finds.
+      for (const key of table.definition.keys) {
+        if (!key.keyAttributes.some((a) => dateOnly.some((c) => c.logicalName === a))) continue
+        const other = table.getByKey(key.logicalName, key.keyAttributes.map((a) => values[a]))
+        if (other !== undefined && other.id !== record.id) {
+          warn(
+            `${table.definition.logicalName} records ${other.id} and ${record.id} share the key ${key.logicalName} once their date-only values are cut to the day; the key finds ${record.id}`
+          )
+        }
+      }
+    }
     table.restore(values === record.values ? record : { ...record, values })
     track(record)
   }

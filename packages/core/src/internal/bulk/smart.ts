@@ -7,7 +7,7 @@ import type { TableMetadata } from "../../Metadata.js"
 import type * as Query from "../../Query.js"
 import type { KeyValue, Row } from "../../Records.js"
 import { formatKeyValue, type KeyKind, kindOfAttributeType, kindsOf } from "../keys.js"
-import { type KeyLiteral, normaliseGuid, parseBind, type ParsedBind, quote } from "../odata.js"
+import { dateTimeMs, type KeyLiteral, normaliseGuid, parseBind, type ParsedBind, quote } from "../odata.js"
 import * as internalQuery from "../query.js"
 import * as internalFilter from "../queryFilter.js"
 import { isLookup } from "../validate.js"
@@ -45,8 +45,17 @@ export const makeBindCache = (): BindCache => new Map()
  */
 const maxCompositeKeys = 25
 
-const keyIdentity = (values: ReadonlyArray<unknown>): string =>
-  JSON.stringify(values.map((value) => (typeof value === "string" ? value.toLowerCase() : String(value))))
+/**
+ * The identity of a record's key values, as each column compares them (`keyText`): a row's
+ * `2024-05-01 10:00` and the record's `2024-05-01T10:00:00Z` are one key, as are `7` and `"7"`, or a
+ * GUID in braces and in lower case. Compared as text, such a row found its record and still went
+ * to create: a duplicate on every run, or a 412 by an alternate key.
+ */
+const keyIdentity = (
+  kindOf: (column: string) => KeyKind | undefined,
+  columns: ReadonlyArray<string>,
+  values: ReadonlyArray<unknown>
+): string => JSON.stringify(values.map((value, i) => keyText(kindOf(columns[i]!), value)))
 
 /**
  * Looks the rows' records up (by primary key, or by the `key` columns) and sorts the rows into
@@ -67,10 +76,13 @@ export const planSmart = (options: {
     const pk = metadata.primaryIdAttribute
     const byKey = options.key !== undefined && options.key.length > 0
     const keyColumns = byKey ? options.key! : [pk]
+    const kindOf = kindsOf(metadata)
     const identityOf = (item: SmartItem): string | undefined => {
       if (!byKey) return item.id
       const values = keyColumns.map((column) => item.row[column])
-      return values.some((value) => value === undefined || value === null) ? undefined : keyIdentity(values)
+      return values.some((value) => value === undefined || value === null)
+        ? undefined
+        : keyIdentity(kindOf, keyColumns, values)
     }
     const columns = new Set<string>([pk, ...keyColumns])
     for (const item of options.items) {
@@ -92,7 +104,6 @@ export const planSmart = (options: {
     const composite = keyColumns.length > 1
     // Each key value as the column's literal (a date-only column's day bare, not a quoted string,
     // which the service compares as Edm.String and refuses), as in the record's URL.
-    const kindOf = kindsOf(metadata)
     const keyLiteral = (column: string, value: unknown): Query.FilterValue =>
       Either.match(formatKeyValue(column, value as KeyValue, kindOf(column)), {
         onLeft: () => value as Query.FilterValue,
@@ -126,7 +137,7 @@ export const planSmart = (options: {
         (records) => {
           for (const record of records) {
             const identity = byKey
-              ? keyIdentity(keyColumns.map((column) => record[column]))
+              ? keyIdentity(kindOf, keyColumns, keyColumns.map((column) => record[column]))
               : String(record[pk]).toLowerCase()
             found.set(identity, record)
           }
@@ -220,8 +231,8 @@ const sameValue = (
     case "boolean":
       return Boolean(value) === Boolean(stored)
     case "datetime": {
-      const a = Date.parse(value instanceof Date ? value.toISOString() : String(value))
-      return !Number.isNaN(a) && a === Date.parse(String(stored))
+      const a = value instanceof Date ? value.getTime() : dateTimeMs(String(value))
+      return !Number.isNaN(a) && a === dateTimeMs(String(stored))
     }
     case "guid":
       return normaliseGuid(String(value)) === normaliseGuid(String(stored))
@@ -251,7 +262,7 @@ const keyText = (kind: KeyKind | undefined, value: unknown): string => {
     }
     case "datetime":
     case "date": {
-      const t = Date.parse(String(value))
+      const t = value instanceof Date ? value.getTime() : dateTimeMs(String(value))
       return Number.isNaN(t) ? String(value) : String(t)
     }
     case "guid":
