@@ -380,6 +380,20 @@ describe("dv-effect auth", () => {
     )
     expect(token.code).toBe(1)
     expect(token.stderr).toMatch(/^dv-effect: auth login does not save --access-token/)
+    // Beside another sign-in flag too: that is what the user needs to hear first.
+    const tokenAndTenantLogin = await run([
+      "auth",
+      "login",
+      "--name",
+      "x",
+      "--url",
+      emulator.info.url,
+      "--access-token",
+      emulator.info.accessToken,
+      "--tenant-id",
+      "t"
+    ], { env })
+    expect(tokenAndTenantLogin.stderr).toMatch(/^dv-effect: auth login does not save --access-token/)
     const badName = await run(["auth", "login", "--name", "../x", "--url", emulator.info.url, "--device-code"], { env })
     expect(badName.stderr.trim()).toBe(
       "dv-effect: --name must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit; got '../x'."
@@ -471,6 +485,7 @@ describe("dv-effect auth", () => {
     expect(tenantInEnv.code).toBe(0)
     expectClean([
       token,
+      tokenAndTenantLogin,
       badName,
       wrong,
       noSecret,

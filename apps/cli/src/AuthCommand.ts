@@ -66,7 +66,11 @@ const loginCommand = Command.make(
     Effect.gen(function*() {
       const name = yield* Profiles.validateName("--name", args.name)
       const flags: Connection.ConnectionArgs = { ...args.connection, profile: [], emulator: false }
-      const target = yield* Connection.fromFlags(flags)
+      // Said before the flags are combined: beside another sign-in flag the token would be
+      // refused too, for a reason that does not tell the user a token is never saved.
+      const target = flags.accessToken.length > 0
+        ? { flow: "access-token" as const }
+        : yield* Connection.fromFlags(flags)
       if (target.flow === "access-token") {
         return yield* new CliError({
           message:
