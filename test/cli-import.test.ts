@@ -334,6 +334,16 @@ describe("dv-effect create --journal, stopped and resumed", () => {
     expect(wrong.code).toBe(1)
     expect(wrong.stderr).toContain("resume with the same input")
     expect(contacts()).toHaveLength(10)
+    const identity = (path: string) =>
+      `${path} (${Fs.statSync(path).size} bytes, modified ${Fs.statSync(path).mtime.toISOString()})`
+    const recorded = identity(input)
+    // The same path and size written again (a re-export in another order): another input.
+    const reordered = file("first.jsonl", jsonl(rows.slice(0, 10).reverse()))
+    expect(Fs.statSync(reordered).size).toBe(Fs.statSync(input).size)
+    Fs.utimesSync(reordered, new Date(), new Date(Date.now() + 60_000))
+    const again = await run(["create", "contact", "-f", reordered, "--journal", journal, "--resume"], { env })
+    expect([again.code, again.stderr]).toEqual([1, expect.stringContaining("resume with the same input")])
+    expect(contacts()).toHaveLength(10)
     // Read from a file, resumed from stdin (or the other way round): said in the CLI's terms.
     const piped = await run(["create", "contact", "--journal", journal, "--resume"], {
       env,
@@ -341,9 +351,7 @@ describe("dv-effect create --journal, stopped and resumed", () => {
     })
     expect([piped.code, piped.stderr.trim()]).toEqual([
       1,
-      `dv-effect: --journal ${journal} records a run over ${input} (${
-        Fs.statSync(input).size
-      } bytes); this one reads stdin or a pipe: resume with that file as -f.`
+      `dv-effect: --journal ${journal} records a run over ${recorded}; this one reads stdin or a pipe: resume with that file as -f.`
     ])
     const fromStdin = Path.join(dir, "stdin.journal")
     expect((await run(["create", "contact", "--journal", fromStdin], { env, stdin: jsonl(rows.slice(20, 22)) })).code)
@@ -351,9 +359,9 @@ describe("dv-effect create --journal, stopped and resumed", () => {
     const fromFile = await run(["create", "contact", "-f", other, "--journal", fromStdin, "--resume"], { env })
     expect([fromFile.code, fromFile.stderr.trim()]).toEqual([
       1,
-      `dv-effect: --journal ${fromStdin} records a run that read its rows from stdin or a pipe; this one reads ${other} (${
-        Fs.statSync(other).size
-      } bytes): give the same rows on stdin (< file) to resume.`
+      `dv-effect: --journal ${fromStdin} records a run that read its rows from stdin or a pipe; this one reads ${
+        identity(other)
+      }: give the same rows, in the same order, on stdin (< file) to resume.`
     ])
     expect(contacts()).toHaveLength(12)
   })

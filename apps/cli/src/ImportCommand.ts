@@ -197,7 +197,7 @@ const checkJournal = (
     if (sameJob && (recorded.input === undefined) !== (identity === undefined)) {
       return yield* new CliError({
         message: recorded.input === undefined
-          ? `--journal ${path} records a run that read its rows from stdin or a pipe; this one reads ${identity}: give the same rows on stdin (< file) to resume.`
+          ? `--journal ${path} records a run that read its rows from stdin or a pipe; this one reads ${identity}: give the same rows, in the same order, on stdin (< file) to resume.`
           : `--journal ${path} records a run over ${recorded.input}; this one reads stdin or a pipe: resume with that file as -f.`
       })
     }
@@ -270,13 +270,18 @@ const withResumeHint = <E>(error: E, hint: () => string): E => {
 
 /**
  * A file input as the journal knows it: a resume over another file (or a changed one) is refused.
+ * Rows are named by position, so a file written again is another input even at the same path and
+ * size: a re-export in another order (a query without ORDER BY) would skip rows never sent and
+ * send others twice. Its modification time tells it apart.
  * A pipe given as a path (`/dev/stdin`, `<(zcat ...)`) has no size to tell inputs apart: like
  * stdin, it is told by its first rows (the journal's fingerprint).
  */
 const inputIdentity = (file: string): string | undefined => {
   const stat = Fs.existsSync(file) ? Fs.statSync(file) : undefined
   if (stat !== undefined && !stat.isFile()) return undefined
-  return `${Path.resolve(file)} (${stat?.size ?? 0} bytes)`
+  return `${Path.resolve(file)} (${stat?.size ?? 0} bytes, modified ${
+    stat === undefined ? "never" : stat.mtime.toISOString()
+  })`
 }
 
 /**

@@ -257,7 +257,7 @@ export const resumeHint = (options: {
   const { command, secretsLeftOut } = resumeCommand(options.argv, options.journal)
   const notes = [
     ...(secretsLeftOut ? ["with the same sign-in"] : []),
-    ...(options.stdin ? ["with the same rows on stdin"] : [])
+    ...(options.stdin ? ["with the same rows, in the same order, on stdin"] : [])
   ]
   return `Resume with: ${command}${notes.length === 0 ? "" : ` (${notes.join(", ")})`}`
 }

@@ -92,7 +92,7 @@ describe("the resume command", () => {
     expect(command).toBe("dv-effect create contact --url https://contoso.crm.dynamics.com --journal /j --resume")
     expect(secretsLeftOut).toBe(true)
     expect(Runs.resumeHint({ journal: "/j", argv: ["create", "contact", "--access-token", "t"], stdin: true })).toBe(
-      "Resume with: dv-effect create contact --journal /j --resume (with the same sign-in, with the same rows on stdin)"
+      "Resume with: dv-effect create contact --journal /j --resume (with the same sign-in, with the same rows, in the same order, on stdin)"
     )
     expect(Runs.resumeHint({ journal: undefined, argv: [], stdin: false })).toBe(
       "Without a journal a new run sends every row again."
