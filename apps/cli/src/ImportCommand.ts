@@ -69,7 +69,9 @@ const options = {
   ),
   key: Options.text("key").pipe(
     Options.withPseudoName("columns"),
-    Options.withDescription("Alternate-key columns, comma-separated (default: primary key)"),
+    Options.withDescription(
+      "Alternate-key columns, comma-separated (default: primary key); with --smart any columns that name one record each"
+    ),
     Options.optional
   ),
   chunkSize: checked(

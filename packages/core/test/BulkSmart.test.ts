@@ -183,6 +183,32 @@ layer(client.pipe(Layer.provideMerge(Emulator.layer({ identity: false }))), { ex
         expect(emulator.store.table("dve_product")!.scan()).toHaveLength(1)
       }))
 
+    it.effect("fails a row whose key values match several records, and changes none of them", () =>
+      Effect.gen(function*() {
+        const emulator = yield* Emulator.Emulator
+        seed(emulator)
+        emulator.seed("dve_product", [
+          { dve_name: "Gamma", dve_sku: "G-1", dve_quantity: 1 },
+          { dve_name: "Gamma", dve_sku: "G-2", dve_quantity: 1 },
+          { dve_name: "Delta", dve_sku: "D-1", dve_quantity: 1 }
+        ])
+        // dve_name is no alternate key: smart mode may look records up by it, but not guess.
+        const outcomes = Chunk.toReadonlyArray(
+          yield* Stream.runCollect(Bulk.upsertMany("dve_product", [
+            { dve_name: "Gamma", dve_quantity: 9 },
+            { dve_name: "Delta", dve_quantity: 9 }
+          ], { key: ["dve_name"], smart: true }))
+        )
+        expect(outcomes.map((o) => o.status)).toEqual(["failed", "updated"])
+        expect(outcomes[0]!.status === "failed" && outcomes[0]!.error.message).toBe(
+          "its dve_name value matches 2 records of dve_product: smart mode cannot tell which to change (name records by a key that is unique)"
+        )
+        const quantities = emulator.store.table("dve_product")!.scan().map((r) =>
+          `${r.values.dve_sku} ${r.values.dve_quantity}`
+        )
+        expect(quantities.sort()).toEqual(["D-1 9", "G-1 1", "G-2 1"])
+      }))
+
     it.effect("looks each key up once a run, one query per target table and chunk", () =>
       Effect.gen(function*() {
         const emulator = yield* Emulator.Emulator

@@ -139,7 +139,17 @@ export const makeEngine = <E, R>(
         })
         const outcomes: Array<RowOutcome> = [
           ...decided.unchanged.map(({ id, item }): RowOutcome => ({ index: item.index, status: "unchanged", id })),
-          ...decided.skipped.map(({ id, item }): RowOutcome => ({ index: item.index, status: "skipped", id }))
+          ...decided.skipped.map(({ id, item }): RowOutcome => ({ index: item.index, status: "skipped", id })),
+          ...decided.ambiguous.map(({ item, records }): RowOutcome => ({
+            index: item.index,
+            status: "failed",
+            error: new DataverseError({
+              reason: "InvalidInput",
+              message: `its ${(plan.key ?? []).join(", ")} ${
+                (plan.key ?? []).length === 1 ? "value matches" : "values match"
+              } ${records} records of ${metadata.logicalName}: smart mode cannot tell which to change (name records by a key that is unique)`
+            })
+          }))
         ]
         const creates = decided.create.map((item): Prepared =>
           item.id !== undefined

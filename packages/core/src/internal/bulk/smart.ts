@@ -28,6 +28,8 @@ export interface SmartPlan {
   readonly create: Array<SmartItem>
   readonly unchanged: Array<{ readonly item: SmartItem; readonly id: string }>
   readonly skipped: Array<{ readonly item: SmartItem; readonly id: string | undefined }>
+  /** Rows whose key values name several records (a `key` that is not unique): which to change is unknown. */
+  readonly ambiguous: Array<{ readonly item: SmartItem; readonly records: number }>
 }
 
 /**
@@ -101,6 +103,8 @@ export const planSmart = (options: {
     )
     const headers = polymorphic ? { Prefer: `odata.include-annotations="${lookupTableAnnotation}"` } : undefined
     const found = new Map<string, Row>()
+    // Key values more than one record holds: `key` may name columns that are not an alternate key.
+    const matches = new Map<string, number>()
     const composite = keyColumns.length > 1
     // Each key value as the column's literal (a date-only column's day bare, not a quoted string,
     // which the service compares as Edm.String and refuses), as in the record's URL.
@@ -140,6 +144,7 @@ export const planSmart = (options: {
               ? keyIdentity(kindOf, keyColumns, keyColumns.map((column) => record[column]))
               : String(record[pk]).toLowerCase()
             found.set(identity, record)
+            matches.set(identity, (matches.get(identity) ?? 0) + 1)
           }
         }
       ))
@@ -151,9 +156,14 @@ export const planSmart = (options: {
       }),
       options.bindCache ?? makeBindCache()
     )
-    const plan: SmartPlan = { update: [], create: [], unchanged: [], skipped: [] }
+    const plan: SmartPlan = { update: [], create: [], unchanged: [], skipped: [], ambiguous: [] }
     for (const item of options.items) {
       const identity = identityOf(item)
+      const records = identity === undefined ? 0 : matches.get(identity) ?? 0
+      if (records > 1) {
+        plan.ambiguous.push({ item, records })
+        continue
+      }
       const record = identity === undefined ? undefined : found.get(identity)
       if (record === undefined) {
         if (options.create) plan.create.push(item)
