@@ -70,7 +70,7 @@ const options = {
   key: Options.text("key").pipe(
     Options.withPseudoName("columns"),
     Options.withDescription(
-      "Alternate-key columns, comma-separated (default: primary key); with --smart any columns that name one record each"
+      "Alternate-key columns, comma-separated (default: primary key); in smart mode any columns that name one record each"
     ),
     Options.optional
   ),
