@@ -86,6 +86,14 @@ describe("dv-effect metadata", () => {
     expect(row("primarycontactid")?.at(-1)).toMatch(/^-> contact \(\w+@odata\.bind\)$/)
     expect(row("createdon")).toEqual(["createdon", "DateTime", "None", "read-only"])
     expect(text).toMatch(/^accountnumber_key\s+accountnumber\s+Active$/m)
+    // A date-only column says so: it takes a date, never a date and time.
+    const contact = (await run(["metadata", "contact", ...connection])).stdout
+    expect(contact.split("\n").find((line) => line.startsWith("birthdate "))?.split(/\s{2,}/)).toEqual([
+      "birthdate",
+      "DateTime",
+      "None",
+      "date only"
+    ])
   })
 
   it("writes the table definition as JSON; an elastic table supports DeleteMultiple", async () => {

@@ -169,6 +169,8 @@ const details = (metadata: TableMetadata, column: ColumnMetadata): string => {
   const parts: Array<string> = []
   if (column.isPrimaryId) parts.push("primary key")
   if (column.logicalName === metadata.primaryNameAttribute) parts.push("primary name")
+  // Written differently: a date (2024-01-31), never a date and time.
+  if (column.dateTimeBehavior === "DateOnly") parts.push("date only")
   if (!column.isValidForCreate && !column.isValidForUpdate) parts.push("read-only")
   else if (!column.isValidForUpdate && !column.isPrimaryId) parts.push("create only")
   else if (!column.isValidForCreate) parts.push("update only")

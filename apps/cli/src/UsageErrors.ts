@@ -245,6 +245,9 @@ export const unknownFlag = (args: ReadonlyArray<string>): string | undefined => 
     if (!arg.startsWith("--")) {
       // A short alias joined to its value (`-o=csv`, `-ocsv`), which @effect/cli does not read.
       const alias = arg.slice(0, 2).toLowerCase()
+      // A long flag written with one dash (`-file`): the flag it names, not `-f` joined to `ile`.
+      const asLong = `-${name}`
+      if (arg.length > 2 && takesValue.has(asLong)) return `${arg}: long flags take two dashes: ${asLong}.`
       if (arg.length > 2 && takesValue.get(alias) === true) {
         const value = arg.slice(2).replace(/^=/, "")
         const long = node.flags.find((flag) => flag.names.some((known) => known.toLowerCase() === alias))

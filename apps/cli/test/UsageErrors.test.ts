@@ -26,6 +26,9 @@ describe("unknownFlag: the pass before @effect/cli parses", () => {
   it("explains a short flag joined to its value", () => {
     expect(unknownFlag(["query", "contact", "-o=csv"])).toBe("-o=csv: write -o csv or --output=csv.")
     expect(unknownFlag(["create", "contact", "-frows.csv"])).toBe("-frows.csv: write -f rows.csv or --file=rows.csv.")
+    // A long flag with one dash is that flag, not a short one joined to the rest.
+    expect(unknownFlag(["create", "contact", "-file", "rows.csv"])).toBe("-file: long flags take two dashes: --file.")
+    expect(unknownFlag(["query", "contact", "-output=csv"])).toBe("-output=csv: long flags take two dashes: --output.")
   })
 
   it("lets through every spelling @effect/cli reads", () => {
