@@ -641,9 +641,10 @@ const csvReader = (name: string, delimiter: string): Reader => {
             }
             push(line, invalidRow(problem), unread(item.raw.replace(/^[\r\n]+|[\r\n]+$/g, "")))
           } else {
-            // Fields written `null` without quotes are null; `"null"` is the text. (csv-parse's `cast`
-            // would say which fields were quoted, at six times the cost of parsing.)
-            const fields = item.record.includes("null") ? withNulls(item.record, item.raw, delimiter) : item.record
+            // Fields written `null` (any case: SQL Server's exports write NULL) without quotes are
+            // null; `"null"` is the text. (csv-parse's `cast` would say which fields were quoted, at
+            // six times the cost of parsing.)
+            const fields = item.record.some(isNullWord) ? withNulls(item.record, item.raw, delimiter) : item.record
             let breaks = 0
             for (const field of fields) if (field !== null) breaks += lineBreaks(field)
             const line = startOf(breaks)
@@ -725,8 +726,11 @@ const withNulls = (fields: ReadonlyArray<string>, raw: string, delimiter: string
     }
   }
   if (atStart) quoted.push(false)
-  return fields.map((field, i) => (field === "null" && quoted[i] !== true ? null : field))
+  return fields.map((field, i) => (isNullWord(field) && quoted[i] !== true ? null : field))
 }
+
+/** `null` in any case (`NULL`, as SQL Server writes it). */
+const isNullWord = (field: string): boolean => field.length === 4 && field.toLowerCase() === "null"
 
 /** Line breaks in `text`, a CRLF counting once. */
 const lineBreaks = (text: string) => {

@@ -288,6 +288,9 @@ describe("CSV", () => {
       expect(records[0]!.raw).toEqual({ a: "x", c: null })
       expect(records[1]!.row).toEqual({ b: "null", c: "y" })
       expect(records[1]!.raw).toEqual({ b: "null", c: "y" })
+      // NULL as SQL Server writes it, in any case; quoted, it is the text.
+      const sql = yield* readText("sql.csv", "a,b,c\nNULL,Null,\"NULL\"\n")
+      expect(sql.records[0]!.row).toEqual({ a: null, b: null, c: "NULL" })
     }))
 
   it.scoped("skips blank lines and lines of empty fields", () =>
