@@ -163,9 +163,9 @@ const byIdentity = (progress: Progress): string =>
   progress.identities.length < 2 ?
     "" :
     progress.identities.map((identity) =>
-      `; ${identity.label}: ${n(identity.succeeded + identity.failed)} rows, ${n(identity.requests)} request${
-        identity.requests === 1 ? "" : "s"
-      }, ${n(identity.throttled)} throttled${
+      `; ${identity.label}: ${n(identity.succeeded + identity.failed)} row${
+        identity.succeeded + identity.failed === 1 ? "" : "s"
+      }, ${n(identity.requests)} request${identity.requests === 1 ? "" : "s"}, ${n(identity.throttled)} throttled${
         identity.waitingUntil === undefined ? "" : ` (waiting until ${clock(identity.waitingUntil)})`
       }`
     ).join("")
@@ -372,11 +372,12 @@ export const make = (
     lastLine = now
     const at = view(now)
     const progress = last ?? nothingYet
+    const done = `${n(at.done)} row${at.done === 1 ? "" : "s"}`
     const rows = total !== undefined
       ? `${n(at.done)}/${n(total)} rows (${at.percent}%)`
       : file !== undefined
-      ? `${n(at.done)} rows, ${at.percent}% of ${bytes(file.totalBytes)} read`
-      : `${n(at.done)} rows`
+      ? `${done}, ${at.percent}% of ${bytes(file.totalBytes)} read`
+      : done
     const eta = at.eta === undefined ? "" : at.eta === "input read" ? ", input read" : `, ETA ${at.eta}`
     stream.write(
       `${label} ${rows}, ${at.rates}${eta}, ${progress.inFlight} in flight, ${n(progress.failed)} failed${

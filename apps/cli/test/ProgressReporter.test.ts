@@ -109,6 +109,14 @@ describe("progress without a terminal", () => {
     expect(text()).not.toContain("\u001b[")
   })
 
+  it("says one row as one row", () => {
+    const { advance, lines, reporter } = plain(undefined)
+    advance(500)
+    reporter.update(progress(1))
+    reporter.stop()
+    expect(lines().map((l) => l.line)).toEqual([expect.stringMatching(/^create contact 1 row, /)])
+  })
+
   it("says at once that rows an earlier run sent are being checked", () => {
     const { advance, lines, reporter } = plain(undefined)
     advance(1000)
