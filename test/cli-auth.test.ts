@@ -446,6 +446,13 @@ describe("dv-effect auth", () => {
     expect(tokenAndString.stderr.trim()).toBe(
       "dv-effect: --connection-string signs in by itself, so --access-token would not be used: give one way to sign in."
     )
+    const stringAndDeviceCode = await run(
+      ["whoami", "--connection-string", "AuthType=OAuth;Url=x", "--device-code", "--tenant-id", "t"],
+      { env }
+    )
+    expect(stringAndDeviceCode.stderr.trim()).toBe(
+      "dv-effect: --connection-string signs in by itself, so --device-code would not be used: give one way to sign in."
+    )
     const stringInEnv = await run(["whoami", "--url", emulator.info.url, "--access-token", emulator.info.accessToken], {
       env: { ...env, DATAVERSE_CONNECTION_STRING: "AuthType=OAuth;Url=x" }
     })

@@ -380,10 +380,11 @@ const onCommandLine = (argv: ReadonlyArray<string>, flag: string) =>
 
 /**
  * What a way to sign in given on the command line would lose to another, silently: a token
- * beside `--tenant-id` or `--device-code` (the token signs in by itself), or `--access-token`
- * beside a connection string (which comes first). Only a flag given, and set (`--device-code=false`
- * is off), counts: a variable such as AZURE_TENANT_ID may be set for the whole machine, and a
- * connection string on the command line rightly wins over a token in the environment.
+ * beside `--tenant-id` or `--device-code` (the token signs in by itself), or `--access-token`,
+ * `--client-id` or `--device-code` beside a connection string (which comes first). Only a flag
+ * given, and set (`--device-code=false` is off), counts: a variable such as AZURE_TENANT_ID may be
+ * set for the whole machine, and a connection string on the command line rightly wins over a
+ * token in the environment.
  */
 const droppedSignIn = (args: ConnectionArgs, argv: ReadonlyArray<string>): string | undefined => {
   const given = (flag: string, set: boolean) => set && onCommandLine(argv, flag)
@@ -395,13 +396,8 @@ const droppedSignIn = (args: ConnectionArgs, argv: ReadonlyArray<string>): strin
       inEnvironment ? ` (unset ${variable} to use ${joinAnd(dropped)})` : ""
     }.`
   }
-  if (Option.isSome(args.connectionString)) {
-    return given("--access-token", args.accessToken.length > 0)
-      ? refusal("--connection-string", Env.connectionString, ["--access-token"])
-      : undefined
-  }
-  if (args.accessToken.length === 0) return undefined
-  const alongside = ([
+  // The other ways' flags; `--tenant-id` also serves a connection string without `TenantId=`.
+  const others = ([
     ["--tenant-id", Option.isSome(args.tenantId)],
     ["--client-id", Option.isSome(args.clientId)],
     ["--certificate", Option.isSome(args.certificate)],
@@ -410,7 +406,15 @@ const droppedSignIn = (args: ConnectionArgs, argv: ReadonlyArray<string>): strin
     ["--device-code", args.deviceCode],
     ["--managed-identity", args.managedIdentity]
   ] as const).flatMap(([flag, set]) => (given(flag, set) ? [flag] : []))
-  return alongside.length === 0 ? undefined : refusal("--access-token", Env.accessToken, alongside)
+  if (Option.isSome(args.connectionString)) {
+    const dropped = [
+      ...(given("--access-token", args.accessToken.length > 0) ? ["--access-token"] : []),
+      ...others.filter((flag) => flag !== "--tenant-id")
+    ]
+    return dropped.length === 0 ? undefined : refusal("--connection-string", Env.connectionString, dropped)
+  }
+  if (args.accessToken.length === 0) return undefined
+  return others.length === 0 ? undefined : refusal("--access-token", Env.accessToken, others)
 }
 
 /**
