@@ -356,11 +356,7 @@ export const profileNotUsed = (
   const flags: Array<string> = []
   const variables: Array<string> = []
   for (const [key, flag, variable] of connectionSettings) {
-    const value: unknown = args[key]
-    if (
-      value === false || (Option.isOption(value) && Option.isNone(value)) ||
-      (Array.isArray(value) && value.length === 0)
-    ) continue
+    if (!isSet(args[key])) continue
     if (!onCommandLine(argv, flag) && variable !== undefined && nonEmpty(env[variable]) !== undefined) {
       variables.push(variable)
     } else flags.push(flag)
@@ -378,6 +374,25 @@ export const profileNotUsed = (
 const onCommandLine = (argv: ReadonlyArray<string>, flag: string) =>
   argv.some((arg) => arg === flag || arg.startsWith(`${flag}=`))
 
+/** Whether a connection setting has a value (a boolean flag: is on). */
+const isSet = (value: unknown): boolean =>
+  value === true || (Option.isOption(value) && Option.isSome(value)) || (Array.isArray(value) && value.length > 0)
+
+/** The connection flags typed on the command line and set (`--device-code=false` is off). */
+const typedFlags = (args: ConnectionArgs, argv: ReadonlyArray<string>): Array<string> =>
+  connectionSettings.flatMap(([key, flag]) => (isSet(args[key]) && onCommandLine(argv, flag) ? [flag] : []))
+
+/** The flags of the ways to sign in other than a token and a connection string. */
+const otherSignInFlags = [
+  "--tenant-id",
+  "--client-id",
+  "--certificate",
+  "--federated-token-file",
+  "--username",
+  "--device-code",
+  "--managed-identity"
+]
+
 /**
  * What a way to sign in given on the command line would lose to another, silently: a token
  * beside `--tenant-id` or `--device-code` (the token signs in by itself), or `--access-token`,
@@ -387,7 +402,6 @@ const onCommandLine = (argv: ReadonlyArray<string>, flag: string) =>
  * token in the environment.
  */
 const droppedSignIn = (args: ConnectionArgs, argv: ReadonlyArray<string>): string | undefined => {
-  const given = (flag: string, set: boolean) => set && onCommandLine(argv, flag)
   const refusal = (winner: string, variable: string, dropped: ReadonlyArray<string>) => {
     const inEnvironment = !onCommandLine(argv, winner)
     return `${inEnvironment ? `${variable} (set)` : winner} signs in by itself, so ${
@@ -396,24 +410,16 @@ const droppedSignIn = (args: ConnectionArgs, argv: ReadonlyArray<string>): strin
       inEnvironment ? ` (unset ${variable} to use ${joinAnd(dropped)})` : ""
     }.`
   }
-  // The other ways' flags; `--tenant-id` also serves a connection string without `TenantId=`.
-  const others = ([
-    ["--tenant-id", Option.isSome(args.tenantId)],
-    ["--client-id", Option.isSome(args.clientId)],
-    ["--certificate", Option.isSome(args.certificate)],
-    ["--federated-token-file", Option.isSome(args.federatedTokenFile)],
-    ["--username", Option.isSome(args.username)],
-    ["--device-code", args.deviceCode],
-    ["--managed-identity", args.managedIdentity]
-  ] as const).flatMap(([flag, set]) => (given(flag, set) ? [flag] : []))
+  const typed = typedFlags(args, argv)
   if (Option.isSome(args.connectionString)) {
-    const dropped = [
-      ...(given("--access-token", args.accessToken.length > 0) ? ["--access-token"] : []),
-      ...others.filter((flag) => flag !== "--tenant-id")
-    ]
+    // `--tenant-id` also serves a connection string without `TenantId=`.
+    const dropped = typed.filter((flag) =>
+      flag === "--access-token" || (flag !== "--tenant-id" && otherSignInFlags.includes(flag))
+    )
     return dropped.length === 0 ? undefined : refusal("--connection-string", Env.connectionString, dropped)
   }
   if (args.accessToken.length === 0) return undefined
+  const others = typed.filter((flag) => otherSignInFlags.includes(flag))
   return others.length === 0 ? undefined : refusal("--access-token", Env.accessToken, others)
 }
 
@@ -427,12 +433,7 @@ const droppedByProfile = (
   argv: ReadonlyArray<string>,
   env: NodeJS.ProcessEnv = process.env
 ): string | undefined => {
-  const typed = connectionSettings.flatMap(([key, flag]) => {
-    const value: unknown = args[key]
-    const set = value === true || (Option.isOption(value) && Option.isSome(value)) ||
-      (Array.isArray(value) && value.length > 0)
-    return set && onCommandLine(argv, flag) ? [flag] : []
-  })
+  const typed = typedFlags(args, argv)
   if (typed.length === 0) return undefined
   const names = args.profile.join(",")
   const fromFlag = onCommandLine(argv, "--profile")

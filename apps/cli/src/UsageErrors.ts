@@ -229,6 +229,11 @@ export const unknownFlag = (args: ReadonlyArray<string>): string | undefined => 
   for (const flag of node.flags) {
     for (const name of flag.names) takesValue.set(name.toLowerCase(), flag.values !== undefined)
   }
+  /** The long name of the command's flag of that (lower-cased) name or alias, if it has one. */
+  const longOf = (name: string): string | undefined => {
+    const flag = node.flags.find((candidate) => candidate.names.some((known) => known.toLowerCase() === name))
+    return flag === undefined ? undefined : longName(flag)
+  }
   const valueIsFlag = (flag: string, next: string | undefined, long: string = flag): string | undefined => {
     if (next === undefined || !next.startsWith("--")) return undefined
     const named = (next.includes("=") ? next.slice(0, next.indexOf("=")) : next).toLowerCase()
@@ -250,14 +255,13 @@ export const unknownFlag = (args: ReadonlyArray<string>): string | undefined => 
       if (arg.length > 2 && takesValue.has(asLong)) return `${arg}: long flags take two dashes: ${asLong}.`
       if (arg.length > 2 && takesValue.get(alias) === true) {
         const value = arg.slice(2).replace(/^=/, "")
-        const long = node.flags.find((flag) => flag.names.some((known) => known.toLowerCase() === alias))
-        return `${arg}: write ${alias} ${value}${long === undefined ? "" : ` or ${longName(long)}=${value}`}.`
+        const long = longOf(alias)
+        return `${arg}: write ${alias} ${value}${long === undefined ? "" : ` or ${long}=${value}`}.`
       }
       // A short alias (`-f`): its value is skipped too (`-f --in.csv`); others are @effect/cli's.
       if (takesValue.get(name) === true && equals < 0) {
         // `-f=<value>` is not read: the long name says how to give such a value.
-        const long = node.flags.find((flag) => flag.names.some((known) => known.toLowerCase() === name))
-        const missing = valueIsFlag(arg, args[i + 1], long === undefined ? arg : longName(long))
+        const missing = valueIsFlag(arg, args[i + 1], longOf(name) ?? arg)
         if (missing !== undefined) return missing
         i++
       }

@@ -102,7 +102,11 @@ export const formatKeyValue = (
       return value === "true" || value === "false" ? Either.right(value) : bad("true or false")
     case "datetime": {
       // The Web API's form only (`Date` would read `06/01/2024`), without an offset as UTC.
-      const time = value instanceof Date ? value.getTime() : typeof value === "string" ? dateTimeMs(value) : Number.NaN
+      const time = value instanceof Date
+        ? value.getTime()
+        : typeof value === "string"
+        ? dateTimeMs(value.trim())
+        : Number.NaN
       return Number.isNaN(time) ? bad("a date") : Either.right(new Date(time).toISOString())
     }
     case "date": {

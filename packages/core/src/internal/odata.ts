@@ -55,7 +55,7 @@ export const normaliseDateTime = (text: string): string | undefined => {
  * behavior-format-date-time-attribute), whatever this machine's time zone; a date is its midnight UTC.
  */
 export const dateTimeMs = (text: string): number => {
-  const normal = normaliseDateTime(text.trim())
+  const normal = normaliseDateTime(text)
   if (normal === undefined) return Number.NaN
   return Date.parse(normal.includes("T") && !/(Z|[+-]\d\d:\d\d)$/.test(normal) ? `${normal}Z` : normal)
 }

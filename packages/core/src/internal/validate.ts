@@ -10,7 +10,6 @@ import { didYouMeanOf, suggest, withSuggestion } from "./suggest.js"
 /** 1753-01-01T00:00:00Z: the earliest date and time a Dataverse column stores. */
 const earliestDateTime = Date.UTC(1753, 0, 1)
 
-/** An ISO date or date-time as an instant; one without an offset is UTC, not this machine's time. */
 /** A value as a message shows it: JSON, but `NaN`, `Infinity` and bigints as themselves (JSON says null, or throws). */
 const shown = (value: unknown): string => {
   if ((typeof value === "number" && !Number.isFinite(value)) || typeof value === "bigint") return String(value)
@@ -148,11 +147,7 @@ const checkValue = (column: ColumnMetadata, value: unknown): string | undefined 
     case "DateTime": {
       if (column.dateTimeBehavior === "DateOnly") return checkDateOnly(value)
       // A `Date` goes as its ISO text (JSON); a string as written, so it must be the Web API's form.
-      const time = value instanceof Date
-        ? value.getTime()
-        : typeof value === "string" && normaliseDateTime(value) !== undefined
-        ? dateTimeMs(value)
-        : Number.NaN
+      const time = value instanceof Date ? value.getTime() : typeof value === "string" ? dateTimeMs(value) : Number.NaN
       if (Number.isNaN(time)) {
         return `must be an ISO date (2024-01-31) or date-time (2024-01-31T10:00:00Z), got ${
           value instanceof Date ? "an invalid Date" : shown(value)

@@ -72,10 +72,15 @@ export const open = async (
   // A data directory saved before a column was date-only (`contact.birthdate` until 0.2.0) holds
   // date-times there: kept, an Edm.Date property would read back as a date and time.
   let cutToDay = 0
+  const dateOnlyColumns = new Map<TableStore, ReadonlyArray<string>>()
   const restore = (table: TableStore, record: StoredRecord) => {
-    const dateOnly = table.definition.columns.filter((column) => column.dateTimeBehavior === "DateOnly")
+    let dateOnly = dateOnlyColumns.get(table)
+    if (dateOnly === undefined) {
+      dateOnly = table.definition.columns.filter((c) => c.dateTimeBehavior === "DateOnly").map((c) => c.logicalName)
+      dateOnlyColumns.set(table, dateOnly)
+    }
     let values = record.values
-    for (const { logicalName } of dateOnly) {
+    for (const logicalName of dateOnly) {
       const value = values[logicalName]
       if (typeof value !== "string" || !value.includes("T")) continue
       // Stored date-times are UTC ISO text: their day is the first ten characters.
@@ -85,7 +90,7 @@ export const open = async (
     if (values !== record.values) {
       // Two times of one day in an alternate key are one key once cut: say which record it finds.
       for (const key of table.definition.keys) {
-        if (!key.keyAttributes.some((a) => dateOnly.some((c) => c.logicalName === a))) continue
+        if (!key.keyAttributes.some((a) => dateOnly.includes(a))) continue
         const other = table.getByKey(key.logicalName, key.keyAttributes.map((a) => values[a]))
         if (other !== undefined && other.id !== record.id) {
           warn(

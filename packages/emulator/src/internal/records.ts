@@ -131,8 +131,7 @@ const isDateTimeLiteral = (text: string): boolean => {
 }
 
 /** `YYYY-MM-DD`: the OData `dateValue` an `Edm.Date` property takes (a real day: see `isDateTimeLiteral`). */
-const isDateLiteral = (text: string): boolean =>
-  text.length === 10 && /^\d{4}-\d{2}-\d{2}$/.test(text) && isDateTimeLiteral(text)
+const isDateLiteral = (text: string): boolean => text.length === 10 && isDateTimeLiteral(text)
 
 /** The refusal of a date or date-time before 1753-01-01 (see `validateValue`). */
 const tooEarly = (table: TableDefinition, column: ColumnDefinition, value: unknown): Fault =>
