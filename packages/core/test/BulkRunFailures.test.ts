@@ -254,6 +254,7 @@ describe("a caller's retry schedule", () => {
         )
       )
       expect(outage.error.reason).toBe("ServiceUnavailable")
-      expect(outage.stats).toMatchObject({ requests: 4, retries: 3 })
+      // The table's definition four times (three retries); the five requests sent beside it, once.
+      expect(outage.stats).toMatchObject({ requests: 9, retries: 3 })
     })).pipe(Effect.provide(Emulator.layer({ identity: false }))))
 })

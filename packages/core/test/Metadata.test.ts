@@ -71,11 +71,12 @@ const fresh = (table: string) =>
 const columnOf = (metadata: TableMetadata, name: string) => Option.getOrThrow(Metadata.column(metadata, name))
 
 layer(Live, { excludeTestServices: true })("Metadata against the emulator", (it) => {
-  it.effect("reads columns, choices, lookups, keys and bulk support of account in four requests", () =>
+  it.effect("reads columns, choices, lookups, keys and bulk support of account in one round trip", () =>
     Effect.gen(function*() {
       const { metadata, requests } = yield* fresh("account")
-      // EntityDefinitions with Attributes/Keys/ManyToOneRelationships, the picklist cast, two sdkmessagefilters.
-      expect(requests).toBe(4)
+      // EntityDefinitions with Attributes/Keys/ManyToOneRelationships, two sdkmessagefilters and the
+      // Picklist, State and Status casts, all at once.
+      expect(requests).toBe(6)
       expect(metadata).toMatchObject({
         logicalName: "account",
         entitySetName: "accounts",
@@ -120,7 +121,7 @@ layer(Live, { excludeTestServices: true })("Metadata against the emulator", (it)
       const again = yield* Metadata.table("contact")
       expect(again).not.toBe(metadata)
       expect(again).toEqual(metadata)
-      expect(emulator.counters.requests - before).toBe(4)
+      expect(emulator.counters.requests - before).toBe(6)
     }))
 
   it.effect("names the navigation property of each target of a polymorphic lookup", () =>
@@ -184,8 +185,8 @@ layer(Live, { excludeTestServices: true })("Metadata against the emulator", (it)
   it.effect("knows elastic tables, DeleteMultiple on them, and tables without the bulk messages", () =>
     Effect.gen(function*() {
       const reading = yield* fresh("dve_reading")
-      // No choice columns: no option-set request.
-      expect(reading.requests).toBe(3)
+      // No choice columns: the casts sent beside the definition answer empty lists.
+      expect(reading.requests).toBe(6)
       expect(reading.metadata.tableType).toBe("Elastic")
       expect(reading.metadata.messages).toEqual({
         createMultiple: true,
@@ -206,17 +207,18 @@ layer(Live, { excludeTestServices: true })("Metadata against the emulator", (it)
       ])
     }))
 
-  it.effect("fails with reason NotFound for a table that does not exist (one more request for names close to it)", () =>
+  it.effect("fails with reason NotFound for a table that does not exist, whatever the casts sent beside answered", () =>
     Effect.gen(function*() {
-      const emulator = yield* Emulator.Emulator
-      const before = emulator.counters.requests
       const error = yield* Effect.flip(Metadata.table("nosuchtable"))
       expect(error.reason).toBe("NotFound")
       expect(error.status).toBe(404)
       expect(error.message).toBe(
         "Table 'nosuchtable' does not exist in this environment (tables are named by logical name, e.g. 'contact')."
       )
-      expect(emulator.counters.requests - before).toBe(2)
+      // A name close to one: the "did you mean" of the definition's not-found.
+      const close = yield* Effect.flip(Metadata.table("contacts"))
+      expect(close.reason).toBe("NotFound")
+      expect(close.message).toContain("'contact'")
     }))
 })
 
@@ -371,6 +373,10 @@ describe("fetchTableMetadata with the service's answers", () => {
           if (url.includes("StatusAttributeMetadata")) {
             return Effect.succeed({ value: [options("statuscode", [[1, "Active"], [2, "Inactive"]])] })
           }
+          // This account has no state column: the cast sent before that was known fails, unread.
+          if (url.includes(".StateAttributeMetadata")) {
+            return Effect.fail(new DataverseError({ reason: "ServiceUnavailable", status: 503, message: "not read" }))
+          }
           if (url.includes("MultiSelectPicklistAttributeMetadata")) {
             return Effect.succeed({ value: [options("dve_tags", [[7, "Red"]])] })
           }
@@ -389,10 +395,15 @@ describe("fetchTableMetadata with the service's answers", () => {
             "&$expand=Attributes,Keys($select=LogicalName,KeyAttributes,EntityKeyIndexStatus)," +
             "ManyToOneRelationships($select=ReferencingAttribute,ReferencedEntity,ReferencingEntityNavigationPropertyName)"
         )
-        expect(urls.slice(1).sort()).toEqual([
+        // The multi-select cast only once the definition showed such a column: after the others.
+        expect(urls[6]).toBe(
           "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.MultiSelectPicklistAttributeMetadata" +
-          "?$select=LogicalName&$expand=OptionSet($select=Options),GlobalOptionSet($select=Options)",
+            "?$select=LogicalName&$expand=OptionSet($select=Options),GlobalOptionSet($select=Options)"
+        )
+        expect(urls.slice(1, 6).sort()).toEqual([
           "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata" +
+          "?$select=LogicalName&$expand=OptionSet($select=Options),GlobalOptionSet($select=Options)",
+          "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.StateAttributeMetadata" +
           "?$select=LogicalName&$expand=OptionSet($select=Options),GlobalOptionSet($select=Options)",
           "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.StatusAttributeMetadata" +
           "?$select=LogicalName&$expand=OptionSet($select=Options),GlobalOptionSet($select=Options)",
@@ -429,6 +440,54 @@ describe("fetchTableMetadata with the service's answers", () => {
           upsertMultiple: false,
           deleteMultiple: false
         })
+      }))
+
+    it.effect("asks again by the table's own name when the service spells it otherwise", () =>
+      Effect.gen(function*() {
+        const { executeJson, urls } = stubbed((url) => {
+          if (url.startsWith("EntityDefinitions(LogicalName='Account')?")) return Effect.succeed(accountDefinition)
+          // Asked by the name given, the support queries and casts find nothing.
+          if (url.includes("'Account'")) return Effect.succeed({ value: [] })
+          if (url.includes("'CreateMultiple'") || url.includes("'UpdateMultiple'")) {
+            return Effect.succeed({ value: [{ sdkmessagefilterid: "x" }] })
+          }
+          if (url.includes(".PicklistAttributeMetadata")) {
+            return Effect.succeed({ value: [options("industrycode", [[1, "Accounting"]])] })
+          }
+          return Effect.succeed({ value: [] })
+        })
+        const metadata = yield* fetchTableMetadata(executeJson, "Account")
+        expect(metadata.logicalName).toBe("account")
+        expect(metadata.messages).toMatchObject({ createMultiple: true, updateMultiple: true })
+        expect(columnOf(metadata, "industrycode").options).toEqual([{ value: 1, label: "Accounting" }])
+        // Six at once by the name given, then the two support queries and three casts by 'account'.
+        expect(urls.slice(6).filter((url) => url.includes("'account'"))).toHaveLength(5)
+      }))
+
+    it.effect("sends the requests beside the definition once, and asks again one that failed for a transient cause", () =>
+      Effect.gen(function*() {
+        let picklistAsked = 0
+        const retried: Array<boolean> = []
+        const urls: Array<string> = []
+        const executeJson = (request: HttpClientRequest.HttpClientRequest, asked?: { readonly retry?: boolean }) => {
+          const url = decodeURIComponent(request.url)
+          urls.push(url)
+          if (url.includes(".PicklistAttributeMetadata")) retried.push(asked?.retry !== false)
+          const body: Effect.Effect<unknown, DataverseError> =
+            url.startsWith("EntityDefinitions(LogicalName='account')?")
+              ? Effect.succeed(accountDefinition)
+              : url.includes(".PicklistAttributeMetadata") && picklistAsked++ === 0
+              ? Effect.fail(new DataverseError({ reason: "ServiceUnavailable", status: 503, message: "busy" }))
+              : url.includes(".PicklistAttributeMetadata")
+              ? Effect.succeed({ value: [options("industrycode", [[1, "Accounting"]])] })
+              : Effect.succeed({ value: [] })
+          return Effect.map(body, (answer) => ({ body: answer }))
+        }
+        const metadata = yield* fetchTableMetadata(executeJson, "account")
+        expect(columnOf(metadata, "industrycode").options).toEqual([{ value: 1, label: "Accounting" }])
+        // Beside the definition without retries of its own; asked again with them.
+        expect(retried).toEqual([false, true])
+        expect(urls).toHaveLength(8)
       }))
 
     it.effect("quotes the table name and fails with Decode on an answer without the essentials", () =>

@@ -80,7 +80,8 @@ export const make = (
     const metadata = yield* Cache.makeWith({
       capacity: 1024,
       timeToLive: (exit) => (Exit.isSuccess(exit) ? Duration.infinity : Duration.zero),
-      lookup: (logicalName: string) => fetchTableMetadata((request) => identities[0]!.executeJson(request), logicalName)
+      lookup: (logicalName: string) =>
+        fetchTableMetadata((request, options) => identities[0]!.executeJson(request, options), logicalName)
     })
     const shared = {
       table: (logicalName: string) => metadata.get(logicalName),

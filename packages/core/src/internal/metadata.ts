@@ -1,6 +1,7 @@
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
-import { DataverseError } from "../DataverseError.js"
+import * as Either from "effect/Either"
+import { DataverseError, isTransient } from "../DataverseError.js"
 import { quote, withQuery } from "./odata.js"
 import { didYouMean } from "./suggest.js"
 
@@ -15,7 +16,8 @@ import type {
 } from "../Metadata.js"
 
 type ExecuteJson = (
-  request: HttpClientRequest.HttpClientRequest
+  request: HttpClientRequest.HttpClientRequest,
+  options?: { readonly retry?: boolean }
 ) => Effect.Effect<{ readonly body: unknown }, DataverseError>
 
 type Json = Record<string, unknown>
@@ -74,6 +76,9 @@ const optionSetCasts: ReadonlyArray<{ readonly cast: string; readonly has: (colu
     has: (c) => isObject(c.AttributeTypeName) && c.AttributeTypeName.Value === "MultiSelectPicklistType"
   }
 ]
+
+/** The casts sent beside the definition: the choice types of statecode, statuscode and most tables' own choices. */
+const speculativeCasts = optionSetCasts.filter(({ cast }) => cast !== "MultiSelectPicklistAttributeMetadata")
 
 const optionSetRequest = (logicalName: string, cast: string) =>
   HttpClientRequest.get(
@@ -183,21 +188,24 @@ const decodeColumn = (
 }
 
 /**
- * Everything the client needs of one table, in as few requests as the service allows:
- * 1. `EntityDefinitions(LogicalName='x')` with `Attributes`, `Keys` and `ManyToOneRelationships`
- *    expanded;
- * 2. then, at once: the two `sdkmessagefilters` queries (CreateMultiple, UpdateMultiple) and one
- *    option-set cast per choice type the table has (`PicklistAttributeMetadata`, and
- *    `State`/`Status`/`MultiSelectPicklist` when present).
+ * Everything the client needs of one table, in one round trip for most tables (each round trip to
+ * a real org is 100 ms or more, and every command pays it per table):
+ * - at once: `EntityDefinitions(LogicalName='x')` with `Attributes`, `Keys` and
+ *   `ManyToOneRelationships` expanded; the two `sdkmessagefilters` queries (CreateMultiple,
+ *   UpdateMultiple); and the option-set casts of the choice types standard tables have
+ *   (`PicklistAttributeMetadata`, `StateAttributeMetadata`, `StatusAttributeMetadata`), sent before
+ *   the definition says which choice types the table has. A cast of a type the table lacks answers
+ *   an empty list; its failure matters only when the table has that type;
+ * - then, only for a table with a multi-select choice column, its cast (a second round trip).
  *
- * A table with picklists costs four requests; one without, three.
+ * A table with picklists costs six requests; one with multi-select choices, seven.
  */
 export const fetchTableMetadata = (
   executeJson: ExecuteJson,
   logicalName: string
 ): Effect.Effect<TableMetadata, DataverseError> =>
   Effect.gen(function*() {
-    const { body } = yield* executeJson(definitionRequest(logicalName)).pipe(
+    const definition = executeJson(definitionRequest(logicalName)).pipe(
       Effect.catchIf(
         (error) => error.reason === "NotFound",
         (error) =>
@@ -214,17 +222,42 @@ export const fetchTableMetadata = (
           })
       )
     )
+    // Sent beside the definition, once each (no retries of their own: an outage is the
+    // definition's to retry), their failures kept for later: a table that does not exist fails
+    // with the definition's "did you mean", not with a cast's not-found. None is interrupted when
+    // the definition fails: each ends with its answer, so that none leaves its connection unread.
+    const once: ExecuteJson = (request) => executeJson(request, { retry: false })
+    const [definitionSent, createMultipleSent, updateMultipleSent, ...castsSent] = yield* Effect.all([
+      Effect.either(definition),
+      Effect.either(supportsMessage(once, logicalName, "CreateMultiple")),
+      Effect.either(supportsMessage(once, logicalName, "UpdateMultiple")),
+      ...speculativeCasts.map(({ cast }) => Effect.either(fetchOptionSets(once, logicalName, cast)))
+    ], { concurrency: "unbounded" })
+    const { body } = yield* definitionSent
     if (!isObject(body) || typeof body.EntitySetName !== "string" || typeof body.PrimaryIdAttribute !== "string") {
       return yield* decodeError(logicalName, "lacks EntitySetName or PrimaryIdAttribute")
     }
     const name = string(body.LogicalName) ?? logicalName
     const tableType = body.TableType === "Elastic" ? "Elastic" : "Standard"
     const attributes = objects(body.Attributes)
-    const casts = optionSetCasts.filter(({ has }) => attributes.some(has))
+    // An answer sent beside the definition serves when it was asked by the table's own name (the
+    // service may spell it in another case) and was not a failure worth a retry; else it is asked
+    // again, with retries.
+    const sameName = name === logicalName
+    const answer = <A>(sent: Either.Either<A, DataverseError>, again: () => Effect.Effect<A, DataverseError>) =>
+      sameName && !(Either.isLeft(sent) && isTransient(sent.left)) ? sent : again()
     const [createMultiple, updateMultiple, optionSets] = yield* Effect.all([
-      supportsMessage(executeJson, name, "CreateMultiple"),
-      supportsMessage(executeJson, name, "UpdateMultiple"),
-      Effect.forEach(casts, ({ cast }) => fetchOptionSets(executeJson, name, cast), { concurrency: "unbounded" })
+      answer(createMultipleSent, () => supportsMessage(executeJson, name, "CreateMultiple")),
+      answer(updateMultipleSent, () => supportsMessage(executeJson, name, "UpdateMultiple")),
+      Effect.forEach(
+        optionSetCasts.filter(({ has }) => attributes.some(has)),
+        ({ cast }) => {
+          const sent = castsSent[speculativeCasts.findIndex((c) => c.cast === cast)]
+          const again = () => fetchOptionSets(executeJson, name, cast)
+          return sent === undefined ? again() : answer(sent, again)
+        },
+        { concurrency: "unbounded" }
+      )
     ], { concurrency: "unbounded" })
 
     const lookups: Array<LookupNavigation> = []
