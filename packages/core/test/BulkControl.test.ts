@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -9,6 +10,7 @@ import { makeController } from "../src/internal/bulk/controller.js"
 import { makeGate } from "../src/internal/bulk/gate.js"
 import { makeLatencySignal } from "../src/internal/bulk/latency.js"
 import { makeLimiter } from "../src/internal/bulk/limiter.js"
+import { makePacer } from "../src/internal/bulk/pacer.js"
 
 /** A result the gate reads: a 429 with its Retry-After in ms (and code), or an admission. */
 type Answer = { readonly retryAfterMs?: number; readonly code?: string }
@@ -371,6 +373,46 @@ const throttledError = (seconds: number) =>
     message: "Combined execution time of incoming requests exceeded limit",
     retryAfter: Duration.seconds(seconds)
   })
+
+describe("the pacer (TestClock)", () => {
+  /** Sends `count` requests at once through the pacer; the virtual times each went. */
+  const sendAll = (pacer: ReturnType<typeof makePacer>, count: number, limit: number) =>
+    Effect.gen(function*() {
+      const sentAt: Array<number> = []
+      const fiber = yield* Effect.fork(
+        Effect.forEach(
+          Array.from({ length: count }, (_, i) => i),
+          () => Effect.flatMap(pacer.next(limit), () => Effect.map(Clock.currentTimeMillis, (t) => sentAt.push(t))),
+          { concurrency: "unbounded" }
+        )
+      )
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(fiber)
+      return sentAt
+    })
+
+  it.effect("lets requests go at once until a refusal was seen", () =>
+    Effect.gen(function*() {
+      const pacer = makePacer()
+      pacer.admitted(1000)
+      expect(yield* sendAll(pacer, 4, 8)).toEqual([0, 0, 0, 0])
+    }))
+
+  it.effect("then spaces them by twice the time a refusal takes, at most half an even spread", () =>
+    Effect.gen(function*() {
+      const pacer = makePacer()
+      pacer.admitted(1000)
+      pacer.refused(20)
+      // 40 ms apart: a request sent after another knows whether that one was refused.
+      expect(yield* sendAll(pacer, 4, 8)).toEqual([0, 40, 80, 120])
+      // Refusals slow to come back: never more than half of 1,000 ms over 10 in flight.
+      const slow = makePacer()
+      slow.admitted(1000)
+      slow.refused(500)
+      const from = yield* Clock.currentTimeMillis
+      expect((yield* sendAll(slow, 3, 10)).map((t) => t - from)).toEqual([0, 50, 100])
+    }))
+})
 
 describe("the connection's controller (TestClock)", () => {
   it.effect("waits out each 429 and sends again, cutting the requests in flight until one is admitted after the hold", () =>

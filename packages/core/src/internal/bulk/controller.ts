@@ -6,6 +6,7 @@ import { DataverseError } from "../../DataverseError.js"
 import { type Gate, makeGate } from "./gate.js"
 import { type LatencySignal, makeLatencySignal } from "./latency.js"
 import { concurrencyLimitCode, type Limiter, makeLimiter } from "./limiter.js"
+import { makePacer, type Pacer } from "./pacer.js"
 
 /** Latency this far above its baseline is congestion (§6, "silent" limits)... */
 const congestedRatio = 1.8
@@ -29,6 +30,7 @@ export const makeController = (options: {
       onProbeAdmitted: () => limiter.recover
     })
     const latency: LatencySignal = makeLatencySignal()
+    const pacer: Pacer = makePacer()
     const maxWaitMs = Duration.toMillis(options.maxThrottleWait)
     let refusals = 0
     let requests = 0
@@ -49,59 +51,67 @@ export const makeController = (options: {
       let sentAt = 0
       const loop: Effect.Effect<A, DataverseError, R | R2> = Effect.suspend(() => {
         const round = limiter.round()
-        return gate.pass(
-          Clock.currentTimeMillis.pipe(
-            Effect.flatMap((now) => {
-              requests++
-              sentAt = now
-              return attempt
-            }),
-            Effect.flatMap((result) => Effect.map(refusal(result), (error) => [result, error] as const))
-          ),
-          ([, error]) => error === undefined ? undefined : { retryAfterMs: retryAfterMs(error), code: error.code }
-        ).pipe(Effect.flatMap(([result, error]) => {
-          if (error === undefined) {
-            if (episodeSince !== undefined && sentAt >= episodeSince) episodeSince = undefined
-            return Effect.succeed(result)
-          }
-          return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-            refusals++
-            firstRefusal ??= now
-            const next = now + retryAfterMs(error)
-            if (episodeSince === undefined) {
-              episodeSince = now
-              episodeCut = false
+        // Once refusals were seen, requests go far enough apart not to race one (§6; pacer.ts).
+        return pacer.next(limiter.current()).pipe(
+          Effect.zipRight(gate.pass(
+            Clock.currentTimeMillis.pipe(
+              Effect.flatMap((now) => {
+                requests++
+                sentAt = now
+                return attempt
+              }),
+              Effect.flatMap((result) => Effect.map(refusal(result), (error) => [result, error] as const))
+            ),
+            ([, error]) => error === undefined ? undefined : { retryAfterMs: retryAfterMs(error), code: error.code }
+          )),
+          Effect.flatMap(([result, error]) => {
+            if (error === undefined) {
+              if (episodeSince !== undefined && sentAt >= episodeSince) episodeSince = undefined
+              return Effect.map(Clock.currentTimeMillis, (now) => {
+                pacer.admitted(now - sentAt)
+                return result
+              })
             }
-            // Every congestion episode, whatever the 429's code, cuts the requests in flight once
-            // (§6: key on the status; a refused request did nothing), as soon as it is known to
-            // be one: at once for the concurrent-request limit, else when the gate holds every
-            // request (the probe sent after the refusal was refused too, or that code's refusals
-            // have held everything lately). A lone refusal whose probe is admitted (one busy
-            // server among several) cuts nothing: its slot stays idle for its Retry-After anyway.
-            // A refusal while no slot is held (metadata before a run) says nothing of parallelism.
-            // A request that started before the last cut judges a limit already cut: not this one.
-            const cutting = !episodeCut && limiter.inFlight() > 0 && round === limiter.round() &&
-              (error.code === concurrencyLimitCode || gate.heldUntil() > now)
-            if (cutting) episodeCut = true
-            const cut = cutting ? limiter.throttled(round, error.code) : Effect.void
-            if (next - firstRefusal > maxWaitMs) {
-              return Effect.zipRight(
-                cut,
-                Effect.fail(
-                  new DataverseError({
-                    ...error,
-                    message: `The service kept refusing requests for longer than ${
-                      Duration.format(Duration.millis(maxWaitMs))
-                    } (maxThrottleWait): ${error.message}`
-                  })
+            return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+              refusals++
+              pacer.refused(now - sentAt)
+              firstRefusal ??= now
+              const next = now + retryAfterMs(error)
+              if (episodeSince === undefined) {
+                episodeSince = now
+                episodeCut = false
+              }
+              // Every congestion episode, whatever the 429's code, cuts the requests in flight once
+              // (§6: key on the status; a refused request did nothing), as soon as it is known to
+              // be one: at once for the concurrent-request limit, else when the gate holds every
+              // request (the probe sent after the refusal was refused too, or that code's refusals
+              // have held everything lately). A lone refusal whose probe is admitted (one busy
+              // server among several) cuts nothing: its slot stays idle for its Retry-After anyway.
+              // A refusal while no slot is held (metadata before a run) says nothing of parallelism.
+              // A request that started before the last cut judges a limit already cut: not this one.
+              const cutting = !episodeCut && limiter.inFlight() > 0 && round === limiter.round() &&
+                (error.code === concurrencyLimitCode || gate.heldUntil() > now)
+              if (cutting) episodeCut = true
+              const cut = cutting ? limiter.throttled(round, error.code) : Effect.void
+              if (next - firstRefusal > maxWaitMs) {
+                return Effect.zipRight(
+                  cut,
+                  Effect.fail(
+                    new DataverseError({
+                      ...error,
+                      message: `The service kept refusing requests for longer than ${
+                        Duration.format(Duration.millis(maxWaitMs))
+                      } (maxThrottleWait): ${error.message}`
+                    })
+                  )
                 )
-              )
-            }
-            if (cutting) newEpoch()
-            // The refused request waits what it was told, then goes through the gate again.
-            return cut.pipe(Effect.zipRight(Effect.sleep(Duration.millis(next - now))), Effect.zipRight(loop))
+              }
+              if (cutting) newEpoch()
+              // The refused request waits what it was told, then goes through the gate again.
+              return cut.pipe(Effect.zipRight(Effect.sleep(Duration.millis(next - now))), Effect.zipRight(loop))
+            })
           })
-        }))
+        )
       })
       return loop
     }
