@@ -1,9 +1,11 @@
 import * as Emulator from "@dv-effect/emulator/Emulator"
 import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { describe, expect, it, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -220,6 +222,30 @@ layer(Emulator.layer(), { excludeTestServices: true })("authentication", (it) =>
       expect(error.reason).toBe("Unauthorized")
       expect(error.status).toBe(401)
       expect(JSON.stringify(error)).not.toContain(info.accessToken)
+    }))
+
+  it.effect("frees each request's socket whether or not its answer is read or its fiber interrupted", () =>
+    Effect.gen(function*() {
+      const { info } = yield* Emulator.Emulator
+      // One socket: an answer that kept its socket would leave the requests after it waiting for ever.
+      const oneSocket = DataverseClient.layerNode({
+        url: info.url,
+        credentials: Credentials.staticToken(info.accessToken),
+        maxSockets: 1
+      })
+      const me = yield* Effect.gen(function*() {
+        const client = yield* DataverseClient.DataverseClient
+        // Answers never read by their caller.
+        for (let i = 0; i < 3; i++) yield* client.execute(HttpClientRequest.get("WhoAmI"))
+        // Requests interrupted at once, and others cut off by a failing sibling.
+        yield* Effect.fork(client.execute(HttpClientRequest.get("WhoAmI"))).pipe(Effect.flatMap(Fiber.interrupt))
+        yield* Effect.either(Effect.all([
+          client.execute(HttpClientRequest.get("WhoAmI")),
+          client.execute(HttpClientRequest.get("nosuchentities"))
+        ], { concurrency: "unbounded" }))
+        return yield* DataverseClient.whoAmI
+      }).pipe(Effect.provide(oneSocket), Effect.scoped, Effect.timeout("20 seconds"))
+      expect(me.UserId).toBe(info.userId)
     }))
 
   it.effect("refuses an org URL that is not http(s) before sending anything", () =>

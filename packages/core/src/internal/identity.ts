@@ -68,7 +68,11 @@ export const makeIdentity = (
               ...options.headers
             })
           )
-        )
+        ),
+        // Each request's abort is bound to a scope, which `sendOnce` closes once the answer's body
+        // is read: without it an answer left unread (its fiber interrupted before the body) keeps
+        // its keep-alive socket until garbage collection, and a small pool then hangs.
+        HttpClient.withScope
       )
 
     const recordHints = (response: HttpClientResponse.HttpClientResponse) => {
@@ -92,8 +96,13 @@ export const makeIdentity = (
       }))
     }
 
+    // The body is read before the answer is handed on (every caller reads it whole; the text is
+    // cached on the answer), so that the request's scope can close, freeing its socket, even when
+    // the caller is interrupted before reading it.
     const sendOnce = (request: HttpClientRequest.HttpClientRequest, token: Redacted.Redacted<string>) =>
-      baseClient.execute(HttpClientRequest.bearerToken(request, token)).pipe(
+      Effect.scoped(
+        Effect.tap(baseClient.execute(HttpClientRequest.bearerToken(request, token)), (response) => response.text)
+      ).pipe(
         Metric.trackDuration(Metric.mapInput(metrics.latency, Duration.toMillis)),
         Effect.ensuring(
           Ref.update(statsRef, (stats) => ({ ...stats, requests: stats.requests + 1 })).pipe(
@@ -146,9 +155,6 @@ export const makeIdentity = (
         const token = yield* credentials.getToken
         const response = yield* sendOnce(request, token)
         if (response.status !== 401) return response
-        // The answer is not used: read it to its end, so that its connection is free again (an
-        // unread body keeps the socket until the server drops it, and the pool has few).
-        yield* Effect.ignore(response.text)
         // The token may have been revoked or expired early: refresh once, then give up.
         yield* credentials.invalidate
         const fresh = yield* credentials.getToken
