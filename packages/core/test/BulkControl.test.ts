@@ -382,7 +382,11 @@ describe("the pacer (TestClock)", () => {
       const fiber = yield* Effect.fork(
         Effect.forEach(
           Array.from({ length: count }, (_, i) => i),
-          () => Effect.flatMap(pacer.next(limit), () => Effect.map(Clock.currentTimeMillis, (t) => sentAt.push(t))),
+          () =>
+            Effect.flatMap(
+              pacer.next(limit, () => 0),
+              () => Effect.map(Clock.currentTimeMillis, (t) => sentAt.push(t))
+            ),
           { concurrency: "unbounded" }
         )
       )
@@ -411,6 +415,60 @@ describe("the pacer (TestClock)", () => {
       slow.refused(500)
       const from = yield* Clock.currentTimeMillis
       expect((yield* sendAll(slow, 3, 10)).map((t) => t - from)).toEqual([0, 50, 100])
+    }))
+
+  it.effect("lets the requests that waited out a hold take their turns after it", () =>
+    Effect.gen(function*() {
+      const pacer = makePacer()
+      pacer.admitted(1000)
+      pacer.refused(20)
+      const sentAt: Array<number> = []
+      const fiber = yield* Effect.fork(Effect.forEach(
+        [0, 1, 2],
+        () => Effect.zipRight(pacer.next(8, () => 5000), Effect.map(Clock.currentTimeMillis, (t) => sentAt.push(t))),
+        { concurrency: "unbounded" }
+      ))
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(fiber)
+      expect(sentAt).toEqual([5000, 5040, 5080])
+    }))
+})
+
+describe("the connection's pacing (TestClock)", () => {
+  it.effect("spaces the requests of a connection that has seen a refusal, in slots or not", () =>
+    Effect.gen(function*() {
+      const controller = yield* makeController({ ceiling: 8, initial: 8, maxThrottleWait: Duration.hours(1) })
+      const send = (answer: Effect.Effect<DataverseError | undefined>) =>
+        controller.throttled(answer, (result) => Effect.succeed(result))
+      const sentAt: Array<number> = []
+      const admittedNow = Effect.map(Clock.currentTimeMillis, (t) => (sentAt.push(t), undefined))
+      // Before any refusal, four at once go at once.
+      const start = yield* Clock.currentTimeMillis
+      yield* Effect.forEach([0, 1, 2, 3], () => send(admittedNow), { concurrency: "unbounded" })
+      expect(sentAt.map((t) => t - start)).toEqual([0, 0, 0, 0])
+      // A write answered in a second, then a refusal answered in 20 ms (its Retry-After, 1 s,
+      // waited out; sent again, it is admitted).
+      const first = yield* Effect.fork(send(Effect.as(Effect.sleep("1 second"), undefined)))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(first)
+      let refused = 0
+      const refusedOnce = Effect.suspend(() =>
+        refused++ === 0 ? Effect.as(Effect.sleep("20 millis"), throttledError(1)) : Effect.succeed(undefined)
+      )
+      const second = yield* Effect.fork(send(refusedOnce))
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(second)
+      // Now four at once take turns 40 ms apart: twice the refusal's 20 ms, under half an even
+      // spread (about 750 ms of latency over 8).
+      sentAt.length = 0
+      const from = yield* Clock.currentTimeMillis
+      const admittedInASecond = Effect.zipLeft(admittedNow, Effect.sleep("1 second"))
+      const four = yield* Effect.fork(
+        Effect.forEach([0, 1, 2, 3], () => send(admittedInASecond), { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(four)
+      expect(sentAt.map((t) => t - from)).toEqual([0, 40, 80, 120])
     }))
 })
 

@@ -442,28 +442,6 @@ describe("fetchTableMetadata with the service's answers", () => {
         })
       }))
 
-    it.effect("asks again by the table's own name when the service spells it otherwise", () =>
-      Effect.gen(function*() {
-        const { executeJson, urls } = stubbed((url) => {
-          if (url.startsWith("EntityDefinitions(LogicalName='Account')?")) return Effect.succeed(accountDefinition)
-          // Asked by the name given, the support queries and casts find nothing.
-          if (url.includes("'Account'")) return Effect.succeed({ value: [] })
-          if (url.includes("'CreateMultiple'") || url.includes("'UpdateMultiple'")) {
-            return Effect.succeed({ value: [{ sdkmessagefilterid: "x" }] })
-          }
-          if (url.includes(".PicklistAttributeMetadata")) {
-            return Effect.succeed({ value: [options("industrycode", [[1, "Accounting"]])] })
-          }
-          return Effect.succeed({ value: [] })
-        })
-        const metadata = yield* fetchTableMetadata(executeJson, "Account")
-        expect(metadata.logicalName).toBe("account")
-        expect(metadata.messages).toMatchObject({ createMultiple: true, updateMultiple: true })
-        expect(columnOf(metadata, "industrycode").options).toEqual([{ value: 1, label: "Accounting" }])
-        // Six at once by the name given, then the two support queries and three casts by 'account'.
-        expect(urls.slice(6).filter((url) => url.includes("'account'"))).toHaveLength(5)
-      }))
-
     it.effect("sends the requests beside the definition once, and asks again one that failed for a transient cause", () =>
       Effect.gen(function*() {
         let picklistAsked = 0

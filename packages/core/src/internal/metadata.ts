@@ -118,9 +118,15 @@ const supportsMessage = (executeJson: ExecuteJson, logicalName: string, message:
       isObject(body) && Array.isArray(body.value)
         ? Effect.succeed(body.value.length > 0)
         : Effect.fail(decodeError(logicalName, `support query for ${message} answered without a 'value' array`))
-    ),
-    // A user who may not read sdkmessagefilters can still work: $batch serves every table.
+    )
+  )
+
+/** A user who may not read sdkmessagefilters can still work: $batch serves every table. */
+const unsupportedIfForbidden =
+  (logicalName: string, message: string) =>
+  <R>(support: Effect.Effect<boolean, DataverseError, R>): Effect.Effect<boolean, DataverseError, R> =>
     Effect.catchIf(
+      support,
       (error) => error.reason === "Forbidden",
       (error) =>
         Effect.as(
@@ -130,7 +136,6 @@ const supportsMessage = (executeJson: ExecuteJson, logicalName: string, message:
           false
         )
     )
-  )
 
 const optionsOf = (optionSet: unknown): Array<OptionMetadata> | undefined =>
   isObject(optionSet) && Array.isArray(optionSet.Options)
@@ -223,9 +228,9 @@ export const fetchTableMetadata = (
       )
     )
     // Sent beside the definition, once each (no retries of their own: an outage is the
-    // definition's to retry), their failures kept for later: a table that does not exist fails
-    // with the definition's "did you mean", not with a cast's not-found. None is interrupted when
-    // the definition fails: each ends with its answer, so that none leaves its connection unread.
+    // definition's to retry; a 429 is still waited out), their failures kept for later: a table
+    // that does not exist fails with the definition's "did you mean", not with a cast's
+    // not-found, and warns of nothing. None is interrupted when the definition fails.
     const once: ExecuteJson = (request) => executeJson(request, { retry: false })
     const [definitionSent, createMultipleSent, updateMultipleSent, ...castsSent] = yield* Effect.all([
       Effect.either(definition),
@@ -240,15 +245,16 @@ export const fetchTableMetadata = (
     const name = string(body.LogicalName) ?? logicalName
     const tableType = body.TableType === "Elastic" ? "Elastic" : "Standard"
     const attributes = objects(body.Attributes)
-    // An answer sent beside the definition serves when it was asked by the table's own name (the
-    // service may spell it in another case) and was not a failure worth a retry; else it is asked
-    // again, with retries.
-    const sameName = name === logicalName
+    // An answer sent beside the definition serves unless it failed for a cause worth a retry
+    // (not a wait past maxThrottleWait, which the definition's request met as well); then it is
+    // asked again, with retries.
     const answer = <A>(sent: Either.Either<A, DataverseError>, again: () => Effect.Effect<A, DataverseError>) =>
-      sameName && !(Either.isLeft(sent) && isTransient(sent.left)) ? sent : again()
+      Either.isLeft(sent) && isTransient(sent.left) && sent.left.reason !== "Throttled" ? again() : sent
+    const support = (sent: Either.Either<boolean, DataverseError>, message: string) =>
+      answer(sent, () => supportsMessage(executeJson, name, message)).pipe(unsupportedIfForbidden(name, message))
     const [createMultiple, updateMultiple, optionSets] = yield* Effect.all([
-      answer(createMultipleSent, () => supportsMessage(executeJson, name, "CreateMultiple")),
-      answer(updateMultipleSent, () => supportsMessage(executeJson, name, "UpdateMultiple")),
+      support(createMultipleSent, "CreateMultiple"),
+      support(updateMultipleSent, "UpdateMultiple"),
       Effect.forEach(
         optionSetCasts.filter(({ has }) => attributes.some(has)),
         ({ cast }) => {

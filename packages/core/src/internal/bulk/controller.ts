@@ -34,6 +34,8 @@ export const makeController = (options: {
     const maxWaitMs = Duration.toMillis(options.maxThrottleWait)
     let refusals = 0
     let requests = 0
+    // Requests sent and not yet answered, in slots or not (Records calls hold none).
+    let sending = 0
     // The latency baseline is judged afresh after each cut.
     const newEpoch = () => latency.restart()
 
@@ -52,13 +54,14 @@ export const makeController = (options: {
       const loop: Effect.Effect<A, DataverseError, R | R2> = Effect.suspend(() => {
         const round = limiter.round()
         // Once refusals were seen, requests go far enough apart not to race one (§6; pacer.ts).
-        return pacer.next(limiter.current()).pipe(
+        return pacer.next(Math.max(limiter.current(), sending), gate.heldUntil).pipe(
           Effect.zipRight(gate.pass(
             Clock.currentTimeMillis.pipe(
               Effect.flatMap((now) => {
                 requests++
+                sending++
                 sentAt = now
-                return attempt
+                return Effect.ensuring(attempt, Effect.sync(() => sending--))
               }),
               Effect.flatMap((result) => Effect.map(refusal(result), (error) => [result, error] as const))
             ),

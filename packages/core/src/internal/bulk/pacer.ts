@@ -12,12 +12,17 @@ import * as Effect from "effect/Effect"
  * window. Once a refusal was seen, requests go at least twice the time a refusal takes to come
  * back apart (latency the client measures itself, §6), so that the next one is sent knowing
  * whether the last was refused. Never more than half an even spread (the latency of the
- * requests over the requests allowed in flight): the spacing does not slow a connection that
- * keeps its slots busy. Before any refusal, nothing waits.
+ * requests over the requests that share the connection): the spacing does not slow a connection
+ * that keeps its requests busy. Requests that wait out a hold take their turns after it, so the
+ * bunch a hold gathers goes spaced too. Before any refusal, nothing waits.
  */
 export interface Pacer {
-  /** Waits until the next request may go; `limit`: the requests allowed in flight now. */
-  readonly next: (limit: number) => Effect.Effect<void>
+  /**
+   * Waits until the next request may go: `spread`, the requests that share the connection now
+   * (allowed in flight, or sent, whichever is more); `heldUntil`, the end of the Retry-After hold
+   * (epoch ms), which requests wait out before their spacing.
+   */
+  readonly next: (spread: number, heldUntil: () => number) => Effect.Effect<void>
   /** An admitted request was answered in `ms`. */
   readonly admitted: (ms: number) => void
   /** A refused request was answered in `ms`. */
@@ -33,14 +38,21 @@ export const makePacer = (): Pacer => {
   let admittedMs = 0
   let refusedMs = 0
   let nextAt = 0
+  const next = (spread: number, heldUntil: () => number): Effect.Effect<void> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const spacing = Math.min(2 * refusedMs, admittedMs / Math.max(1, spread) / 2)
+      // Booked in one step: concurrent requests take turns, spacing apart.
+      const at = Math.max(now, nextAt, heldUntil())
+      nextAt = at + spacing
+      if (at <= now) return Effect.void
+      // A hold that started meanwhile: the turn comes after it.
+      return Effect.zipRight(
+        Effect.sleep(Duration.millis(at - now)),
+        Effect.suspend(() => heldUntil() > at ? next(spread, heldUntil) : Effect.void)
+      )
+    })
   return {
-    next: (limit) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const spacing = Math.min(2 * refusedMs, admittedMs / Math.max(1, limit) / 2)
-        const at = Math.max(now, nextAt)
-        nextAt = at + spacing
-        return at > now ? Effect.sleep(Duration.millis(at - now)) : Effect.void
-      }),
+    next,
     admitted: (ms) => {
       admittedMs = average(admittedMs, Math.max(0, ms))
     },
