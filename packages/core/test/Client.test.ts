@@ -9,6 +9,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as Bulk from "../src/Bulk.js"
 import * as Credentials from "../src/Credentials.js"
@@ -308,6 +309,38 @@ layer(Live, { excludeTestServices: true })("tables without the bulk messages", (
 })
 
 describe("DataverseClient.layer over the HttpClient it is given", () => {
+  it.effect("names an answer whose body broke off after its status as cut off, maybe applied", () =>
+    Effect.gen(function*() {
+      let sent = 0
+      const cutting = HttpClient.make((request) =>
+        Effect.sync(() => {
+          sent++
+          const body = new ReadableStream<Uint8Array>({
+            start: (controller) => {
+              controller.enqueue(new TextEncoder().encode("{\"UserId\":"))
+              controller.error(new Error("socket hang up"))
+            }
+          })
+          return HttpClientResponse.fromWeb(request, new Response(body, { status: 200 }))
+        })
+      )
+      const error = yield* Effect.flip(DataverseClient.whoAmI.pipe(
+        Effect.provide(
+          DataverseClient.layer({
+            url: "https://contoso.crm.dynamics.com",
+            credentials: Credentials.staticToken("t0k3n"),
+            retryPolicy: Schedule.recurs(1)
+          }).pipe(Layer.provide(Layer.succeed(HttpClient.HttpClient, cutting)))
+        )
+      ))
+      expect(error.reason).toBe("Transport")
+      expect(error.message).toMatch(
+        /^The answer to .*WhoAmI.* was cut off \(.*\); the request may or may not have been applied\.$/
+      )
+      // Transient: sent again once, as the retry policy allows.
+      expect(sent).toBe(2)
+    }))
+
   it.effect("sends through a client of the caller's own, with the bearer token, and reads the dop hint", () =>
     Effect.gen(function*() {
       const seen: Array<{ url: string; authorization: string | undefined }> = []

@@ -5,9 +5,10 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
 import type { ExecuteOptions, Item, RawResponse, Result } from "../Batch.js"
 import { DataverseClient, decodeErrorResponse } from "../DataverseClient.js"
-import { DataverseError } from "../DataverseError.js"
+import type { DataverseError } from "../DataverseError.js"
 import { encode } from "./batchEncode.js"
 import { decodeResponse } from "./batchResults.js"
+import { cutOffError } from "./clientErrors.js"
 import { bodyString } from "./requestBody.js"
 
 /**
@@ -21,17 +22,7 @@ const postBatch = (request: HttpClientRequest.HttpClientRequest) =>
     Effect.scoped(
       Effect.flatMap(client.executeRaw(request), (response) =>
         Effect.flatMap(
-          response.text.pipe(
-            Effect.mapError((error) =>
-              new DataverseError({
-                reason: "Transport",
-                message:
-                  `The $batch answer was cut off: ${error.message}; its requests may or may not have been applied.`,
-                request: "POST $batch",
-                cause: error
-              })
-            )
-          ),
+          Effect.mapError(response.text, (error) => cutOffError("POST $batch", error)),
           (body): Effect.Effect<RawResponse, DataverseError> => {
             const multipart = /^multipart\//i.test(response.headers["content-type"] ?? "")
             if (response.status < 400 || multipart) {

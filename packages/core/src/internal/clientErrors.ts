@@ -63,6 +63,18 @@ const socketCode = (cause: unknown): string | undefined => {
   return undefined
 }
 
+/**
+ * An answer whose body broke off after its status came: the request reached the service, which may
+ * have applied it (reason Transport, as a connection lost before the answer: ambiguous for writes).
+ */
+export const cutOffError = (request: string, error: HttpClientError.HttpClientError) =>
+  new DataverseError({
+    reason: "Transport",
+    message: `The answer to ${request} was cut off (${error.message}); the request may or may not have been applied.`,
+    request,
+    cause: error
+  })
+
 export const transportError = (error: HttpClientError.HttpClientError) => {
   const request = error.request
   const code = socketCode(error.cause)

@@ -22,7 +22,7 @@ import type {
 import { DataverseError, isAmbiguous, isTransient } from "../DataverseError.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import { makeController } from "./bulk/controller.js"
-import { decodeErrorResponse, describe, transportError } from "./clientErrors.js"
+import { cutOffError, decodeErrorResponse, describe, transportError } from "./clientErrors.js"
 import { metrics } from "./clientMetrics.js"
 
 /** One identity of a connection: its token, controller, hints and stats, on the shared HTTP client. */
@@ -101,7 +101,10 @@ export const makeIdentity = (
     // the caller is interrupted before reading it.
     const sendOnce = (request: HttpClientRequest.HttpClientRequest, token: Redacted.Redacted<string>) =>
       Effect.scoped(
-        Effect.tap(baseClient.execute(HttpClientRequest.bearerToken(request, token)), (response) => response.text)
+        Effect.tap(
+          baseClient.execute(HttpClientRequest.bearerToken(request, token)),
+          (response) => Effect.mapError(response.text, (error) => cutOffError(describe(request), error))
+        )
       ).pipe(
         Metric.trackDuration(Metric.mapInput(metrics.latency, Duration.toMillis)),
         Effect.ensuring(
@@ -192,16 +195,8 @@ export const makeIdentity = (
       return countRetry.pipe(Effect.zipRight(Effect.scoped(
         Effect.gen(function*() {
           const response = yield* execute(request)
-          const text = yield* response.text.pipe(
-            Effect.mapError((error) =>
-              new DataverseError({
-                reason: "Transport",
-                message: `The answer was cut off: ${error.message}`,
-                request: describe(request),
-                cause: error
-              })
-            )
-          )
+          // Read (and cut off, if it was) in `sendOnce` already: this is its cached text.
+          const text = yield* Effect.mapError(response.text, (error) => cutOffError(describe(request), error))
           let body: unknown = undefined
           if (text.trim() !== "") {
             try {

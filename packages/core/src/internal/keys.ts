@@ -6,7 +6,7 @@
 import * as Either from "effect/Either"
 import type { ColumnMetadata, TableMetadata } from "../Metadata.js"
 import type { KeyValue, RecordRef } from "../Records.js"
-import { dateTimeMs, isIdentifier, normaliseDateTime, normaliseGuid, quote } from "./odata.js"
+import { instantOf, isIdentifier, normaliseDateTime, normaliseGuid, quote } from "./odata.js"
 
 /**
  * How a key value is written: strings quoted, the rest bare. `date` is a date-only column (an
@@ -102,11 +102,7 @@ export const formatKeyValue = (
       return value === "true" || value === "false" ? Either.right(value) : bad("true or false")
     case "datetime": {
       // The Web API's form only (`Date` would read `06/01/2024`), without an offset as UTC.
-      const time = value instanceof Date
-        ? value.getTime()
-        : typeof value === "string"
-        ? dateTimeMs(value.trim())
-        : Number.NaN
+      const time = instantOf(typeof value === "string" ? value.trim() : value)
       return Number.isNaN(time) ? bad("a date") : Either.right(new Date(time).toISOString())
     }
     case "date": {

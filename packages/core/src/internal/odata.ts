@@ -60,6 +60,10 @@ export const dateTimeMs = (text: string): number => {
   return Date.parse(normal.includes("T") && !/(Z|[+-]\d\d:\d\d)$/.test(normal) ? `${normal}Z` : normal)
 }
 
+/** A `Date`'s instant, or a string's by `dateTimeMs`; NaN for anything else. */
+export const instantOf = (value: unknown): number =>
+  value instanceof Date ? value.getTime() : typeof value === "string" ? dateTimeMs(value) : Number.NaN
+
 /** An identifier the service accepts as a property or parameter name (no quoting, no injection). */
 export const isIdentifier = (name: string): boolean => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
 

@@ -13,6 +13,7 @@ import { DataverseClient } from "../DataverseClient.js"
 import { DataverseError } from "../DataverseError.js"
 import type { QueryOptions } from "../Query.js"
 import type { Row } from "../Records.js"
+import { cutOffError } from "./clientErrors.js"
 import { invalid } from "./invalidInput.js"
 import { expandClause, expandProblem, parseRawQuery, withQuery } from "./odata.js"
 import { queryColumnsProblem } from "./validate.js"
@@ -128,13 +129,7 @@ export const count = (table: string, filter?: string): Effect.Effect<number, Dat
       Effect.flatMap(
         client.execute(HttpClientRequest.get(url)),
         (response) =>
-          Effect.mapError(response.text, (cause) =>
-            new DataverseError({
-              reason: "Transport",
-              message: `The answer was cut off: ${cause.message}`,
-              request: `GET ${metadata.entitySetName}/$count`,
-              cause
-            }))
+          Effect.mapError(response.text, (cause) => cutOffError(`GET ${metadata.entitySetName}/$count`, cause))
       )
     ).pipe(Effect.retry(client.retryPolicy))
     const value = Number(text.replace(/^\uFEFF/, "").trim())

@@ -4,7 +4,7 @@
  */
 import type { ColumnMetadata, TableMetadata } from "../Metadata.js"
 import type { Row } from "../Records.js"
-import { dateTimeMs, isGuid, normaliseDateTime } from "./odata.js"
+import { dateTimeMs, instantOf, isGuid, normaliseDateTime } from "./odata.js"
 import { didYouMeanOf, suggest, withSuggestion } from "./suggest.js"
 
 /** 1753-01-01T00:00:00Z: the earliest date and time a Dataverse column stores. */
@@ -147,7 +147,7 @@ const checkValue = (column: ColumnMetadata, value: unknown): string | undefined 
     case "DateTime": {
       if (column.dateTimeBehavior === "DateOnly") return checkDateOnly(value)
       // A `Date` goes as its ISO text (JSON); a string as written, so it must be the Web API's form.
-      const time = value instanceof Date ? value.getTime() : typeof value === "string" ? dateTimeMs(value) : Number.NaN
+      const time = instantOf(value)
       if (Number.isNaN(time)) {
         return `must be an ISO date (2024-01-31) or date-time (2024-01-31T10:00:00Z), got ${
           value instanceof Date ? "an invalid Date" : shown(value)

@@ -7,7 +7,7 @@ import type { TableMetadata } from "../../Metadata.js"
 import type * as Query from "../../Query.js"
 import type { KeyValue, Row } from "../../Records.js"
 import { formatKeyValue, type KeyKind, kindOfAttributeType, kindsOf } from "../keys.js"
-import { dateTimeMs, type KeyLiteral, normaliseGuid, parseBind, type ParsedBind, quote } from "../odata.js"
+import { instantOf, type KeyLiteral, normaliseGuid, parseBind, type ParsedBind, quote } from "../odata.js"
 import * as internalQuery from "../query.js"
 import * as internalFilter from "../queryFilter.js"
 import { isLookup } from "../validate.js"
@@ -241,8 +241,8 @@ const sameValue = (
     case "boolean":
       return Boolean(value) === Boolean(stored)
     case "datetime": {
-      const a = value instanceof Date ? value.getTime() : dateTimeMs(String(value))
-      return !Number.isNaN(a) && a === dateTimeMs(String(stored))
+      const a = instantOf(value)
+      return !Number.isNaN(a) && a === instantOf(stored)
     }
     case "guid":
       return normaliseGuid(String(value)) === normaliseGuid(String(stored))
@@ -272,7 +272,7 @@ const keyText = (kind: KeyKind | undefined, value: unknown): string => {
     }
     case "datetime":
     case "date": {
-      const t = value instanceof Date ? value.getTime() : dateTimeMs(String(value))
+      const t = instantOf(value)
       return Number.isNaN(t) ? String(value) : String(t)
     }
     case "guid":
