@@ -43,6 +43,22 @@ describe("dv-effect did you mean", () => {
     expect(emulator.store.table("contact")!.size).toBe(0)
   })
 
+  it("a misspelt binding in a CSV header is one line, with --dry-run too, and nothing is written", async () => {
+    const csv = file(
+      "bind.csv",
+      "lastname,parentcustomerid_acount@odata.bind\nDoe,/accounts(00000000-0000-4000-8000-000000000001)\nRoe,\n"
+    )
+    for (const extra of [["--dry-run"], []]) {
+      const result = await run(["create", "contact", "-f", csv, ...extra], { env })
+      expect([result.code, result.stdout, result.stderr]).toEqual([
+        1,
+        "",
+        "dv-effect: 'parentcustomerid_acount@odata.bind' names no navigation property of contact; did you mean 'parentcustomerid_account@odata.bind' or 'parentcustomerid_contact@odata.bind'?\n"
+      ])
+    }
+    expect(emulator.store.table("contact")!.size).toBe(0)
+  })
+
   it("an unknown key column names the closest column", async () => {
     const csv = file("key.csv", "accountnumber,name\nA-1,Contoso\n")
     const result = await run(["upsert", "account", "-f", csv, "--key", "acountnumber"], { env })

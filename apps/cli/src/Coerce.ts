@@ -84,13 +84,10 @@ const columnProblem = (column: string, message: string) => new CoerceError({ col
 const valueProblem = (column: string, message: string) =>
   new CoerceError({ column, kind: "value", message: `column '${column}': ${message}` })
 
-/** `message; did you mean 'a' or 'b'?` with the candidates closest to `name` (`Metadata.suggest`), else `message`. */
+/** `message; did you mean 'a' or 'b'?` with the candidates closest to `name` (`Metadata.didYouMean`), else `message`. */
 const withSuggestion = (message: string, name: string, candidates: Iterable<string>): string => {
-  const close = Metadata.suggest(name, candidates).map((c) => `'${c}'`)
-  const last = close.pop()
-  return last === undefined
-    ? message
-    : `${message}; did you mean ${close.length === 0 ? last : `${close.join(", ")} or ${last}`}?`
+  const hint = Metadata.didYouMean(name, candidates)
+  return hint === undefined ? message : `${message}; ${hint}`
 }
 const columnNames = (table: TableMetadata, filter: (column: ColumnMetadata) => boolean = () => true) =>
   table.columns.filter(filter).map((column) => column.logicalName)
@@ -728,6 +725,11 @@ export const coerceRow = (
     if (Input.isReservedKey(key)) return Either.left(reservedKeyProblem(key, value))
     const parsed = parseName(key)
     if (parsed._tag === "Passthrough") {
+      // A binding that names no navigation property is the column's fault, said once for a header.
+      if (key.endsWith("@odata.bind")) {
+        const bound = Metadata.checkBindName(table, key)
+        if (Either.isLeft(bound)) return Either.left(columnProblem(key, bound.left.message))
+      }
       out[key] = value
       continue
     }

@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import { Metadata } from "@dv-effect/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
@@ -202,8 +203,15 @@ export const ensureTokenDir = (): Effect.Effect<void, CliError> =>
       new CliError({ message: `Cannot create ${configDir()}: ${(error as Error).message}`, cause: error })
   })
 
+const noProfile = (name: string, names: ReadonlyArray<string>) => {
+  const hint = Metadata.didYouMean(name, names)
+  return `No profile '${name}'${hint === undefined ? "" : `; ${hint}`} (there are: ${
+    names.join(", ")
+  }); see dv-effect auth list.`
+}
+
 /**
- * A profile by name, failing with a line that says how to list them.
+ * A profile by name, failing with a line that says how to list them (and the closest name).
  *
  * @since 0.1.0
  */
@@ -215,9 +223,7 @@ export const find = (contents: ProfileFile, name: string): Effect.Effect<Profile
       new CliError({
         message: contents.profiles.length === 0
           ? `No profile '${name}': there are none yet; create one with dv-effect auth login --name ${name} ...`
-          : `No profile '${name}' (there are: ${
-            contents.profiles.map((p) => p.name).join(", ")
-          }); see dv-effect auth list.`
+          : noProfile(name, contents.profiles.map((p) => p.name))
       })
     )
 }

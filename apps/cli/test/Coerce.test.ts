@@ -247,7 +247,7 @@ describe("coerceRow", () => {
       numberofchildren: "2",
       donotemail: "no",
       gendercode: "Female",
-      "dve_unbound@odata.bind": "/accounts(1)",
+      "parentcustomerid_account@odata.bind": "/accounts(1)",
       "@odata.type": "Microsoft.Dynamics.CRM.contact",
       "lastname@OData.Community.Display.V1.FormattedValue": "Doe"
     })).toEqual({
@@ -255,7 +255,7 @@ describe("coerceRow", () => {
       numberofchildren: 2,
       donotemail: false,
       gendercode: 2,
-      "dve_unbound@odata.bind": "/accounts(1)",
+      "parentcustomerid_account@odata.bind": "/accounts(1)",
       "@odata.type": "Microsoft.Dynamics.CRM.contact",
       "lastname@OData.Community.Display.V1.FormattedValue": "Doe"
     })
@@ -270,6 +270,13 @@ describe("coerceRow", () => {
     expect(problem({ "parentcustomerd@account": "x" }).message).toBe(
       "column 'parentcustomerd' does not exist in contact; did you mean 'parentcustomerid'?"
     )
+    // The Web API's own form of a lookup, misspelt: the column's problem too (a header's, once).
+    expect(problem({ "parentcustomerid_acount@odata.bind": "/accounts(1)" })).toEqual({
+      kind: "column",
+      column: "parentcustomerid_acount@odata.bind",
+      message:
+        "'parentcustomerid_acount@odata.bind' names no navigation property of contact; did you mean 'parentcustomerid_account@odata.bind' or 'parentcustomerid_contact@odata.bind'?"
+    })
     expect(problem({ numberofchildren: "many" })).toEqual({
       kind: "value",
       column: "numberofchildren",

@@ -68,7 +68,7 @@ describe("Profiles", () => {
     expect(Profiles.remove(contents, "ci")).toEqual({ version: 1, selected: "dev", profiles: [contents.profiles[0]] })
   })
 
-  it.effect("a corrupt file is one line naming it; an unknown name lists the known ones", () =>
+  it.effect("a corrupt file is one line naming it; an unknown name lists the known ones, the closest first", () =>
     Effect.gen(function*() {
       Fs.mkdirSync(Profiles.configDir(), { recursive: true })
       Fs.writeFileSync(Profiles.profilesFile(), "{\"version\":2}")
@@ -77,6 +77,10 @@ describe("Profiles", () => {
       expect(error.message).not.toContain("\n")
       const missing = yield* Effect.flip(Profiles.find({ version: 1, profiles: [dev, ci] }, "prod"))
       expect(missing.message).toBe("No profile 'prod' (there are: dev, ci); see dv-effect auth list.")
+      const misspelt = yield* Effect.flip(Profiles.find({ version: 1, profiles: [dev, ci] }, "dve"))
+      expect(misspelt.message).toBe(
+        "No profile 'dve'; did you mean 'dev'? (there are: dev, ci); see dv-effect auth list."
+      )
     }))
 
   it.effect("names are file-safe", () =>

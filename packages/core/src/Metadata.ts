@@ -301,6 +301,23 @@ export const suggest: (name: string, candidates: Iterable<string>, limit?: numbe
   internalSuggest.suggest
 
 /**
+ * The phrase of every "did you mean" of the library and the CLI, for the candidates `suggest`
+ * finds closest to `name`: `did you mean 'a'?`, `did you mean 'a' or 'b'?`, `did you mean 'a', 'b'
+ * or 'c'?`, or undefined when none is close.
+ *
+ * @example
+ * ```ts
+ * import { Metadata } from "@dv-effect/core"
+ * Metadata.didYouMean("prdo", ["prod", "test"]) // "did you mean 'prod'?"
+ * Metadata.didYouMean("staging", ["prod", "test"]) // undefined
+ * ```
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const didYouMean: (name: string, candidates: Iterable<string>) => string | undefined = internalSuggest.didYouMean
+
+/**
  * The navigation property that sets lookup `column` to a record of table `target`:
  * `parentcustomerid` + `account` → `parentcustomerid_account`. The target may be left out when
  * the column points at one table only. Fails with reason `InvalidInput` when the table has no
@@ -349,3 +366,29 @@ export const bindName: (
   column: string,
   target?: string
 ) => Either.Either<string, DataverseError> = internal.bindName
+
+/**
+ * The navigation property a property name of the Web API's own form binds
+ * (`parentcustomerid_account@odata.bind` → `parentcustomerid_account`), or why it binds none:
+ * reason `InvalidInput`, with the message a row holding it fails with (the names that bind a
+ * lookup given by its column's name, else the closest navigation properties). For checking a
+ * file's header once rather than each row.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Either } from "effect"
+ * import { Metadata } from "@dv-effect/core"
+ * const check = Effect.gen(function*() {
+ *   const contact = yield* Metadata.table("contact")
+ *   const bound = Metadata.checkBindName(contact, "parentcustomerid_acount@odata.bind")
+ *   // Left: "'parentcustomerid_acount@odata.bind' names no navigation property of contact;
+ *   //        did you mean 'parentcustomerid_account@odata.bind' or 'parentcustomerid_contact@odata.bind'?"
+ *   return Either.isRight(bound)
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const checkBindName: (metadata: TableMetadata, name: string) => Either.Either<string, DataverseError> =
+  internal.checkBindName

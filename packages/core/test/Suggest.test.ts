@@ -2,6 +2,7 @@ import * as Emulator from "@dv-effect/emulator/Emulator"
 import { describe, expect, it, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as Bulk from "../src/Bulk.js"
@@ -30,6 +31,13 @@ describe("Metadata.suggest", () => {
     expect(Metadata.suggest("dve_prodcutxy", ["dve_product"])).toEqual(["dve_product"])
     expect(Metadata.suggest("dve_prodcutxyz", ["dve_product"])).toEqual([])
     expect(Metadata.suggest("acnt", tables)).toEqual([])
+  })
+
+  it("didYouMean phrases the closest names, or says nothing", () => {
+    expect(Metadata.didYouMean("prdo", ["prod", "test"])).toBe("did you mean 'prod'?")
+    expect(Metadata.didYouMean("nmae", ["name", "names"])).toBe("did you mean 'name' or 'names'?")
+    expect(Metadata.didYouMean("name", ["name1", "nam", "names"])).toBe("did you mean 'name1', 'nam' or 'names'?")
+    expect(Metadata.didYouMean("staging", ["prod", "test"])).toBeUndefined()
   })
 
   it("orders by distance and gives at most three (or the limit)", () => {
@@ -121,5 +129,26 @@ layer(Live, { excludeTestServices: true })("did you mean, in core's messages", (
       )
       const none = yield* Effect.flip(Metadata.navigationProperty(contact, "zzzzzz"))
       expect(none.message).toBe("The table 'contact' has no column 'zzzzzz'.")
+    }))
+
+  it.effect("checkBindName gives a binding's navigation property, or the message a row holding it fails with", () =>
+    Effect.gen(function*() {
+      const contact = yield* Metadata.table("contact")
+      expect(Metadata.checkBindName(contact, "parentcustomerid_account@odata.bind")).toEqual(
+        Either.right("parentcustomerid_account")
+      )
+      const misspelt = Metadata.checkBindName(contact, "parentcustomerid_acount@odata.bind")
+      expect(Either.isLeft(misspelt) && [misspelt.left.reason, misspelt.left.message]).toEqual([
+        "InvalidInput",
+        "'parentcustomerid_acount@odata.bind' names no navigation property of contact; did you mean 'parentcustomerid_account@odata.bind' or 'parentcustomerid_contact@odata.bind'?"
+      ])
+      const column = Metadata.checkBindName(contact, "parentcustomerid@odata.bind")
+      expect(Either.isLeft(column) && column.left.message).toBe(
+        "'parentcustomerid@odata.bind' names no navigation property of contact; the lookup 'parentcustomerid' is bound through parentcustomerid_account@odata.bind or parentcustomerid_contact@odata.bind"
+      )
+      const plain = Metadata.checkBindName(contact, "lastname")
+      expect(Either.isLeft(plain) && plain.left.message).toBe(
+        "'lastname' is not a binding (a name that ends with @odata.bind)"
+      )
     }))
 })

@@ -9,6 +9,7 @@ import { DataverseClient } from "../DataverseClient.js"
 import type * as Metadata from "../Metadata.js"
 import { invalid } from "./invalidInput.js"
 import { withSuggestion } from "./suggest.js"
+import { bindingProblem } from "./validate.js"
 
 export const table: typeof Metadata.table = (logicalName) =>
   Effect.flatMap(DataverseClient, (client) => client.table(logicalName))
@@ -65,3 +66,10 @@ export const navigationProperty: typeof Metadata.navigationProperty = (metadata,
 
 export const bindName: typeof Metadata.bindName = (metadata, column, target) =>
   Either.map(navigationProperty(metadata, column, target), (name) => `${name}@odata.bind`)
+
+export const checkBindName: typeof Metadata.checkBindName = (metadata, name) => {
+  const problem = name.endsWith("@odata.bind")
+    ? bindingProblem(metadata, name)
+    : `'${name}' is not a binding (a name that ends with @odata.bind)`
+  return problem === undefined ? Either.right(name.slice(0, -"@odata.bind".length)) : Either.left(invalid(problem))
+}

@@ -184,6 +184,31 @@ const checkValue = (column: ColumnMetadata, value: unknown): string | undefined 
 }
 
 /**
+ * Why `name` (`<navigation property>@odata.bind`) binds no lookup of `table`, or undefined when it
+ * binds one: with the names that bind a lookup named by its column (`parentcustomerid`), else the
+ * closest navigation properties.
+ */
+export const bindingProblem = (
+  table: TableMetadata,
+  name: string,
+  navigation: ReadonlySet<string> = indexOf(table).navigation
+): string | undefined => {
+  const property = name.slice(0, -bindSuffix.length)
+  if (navigation.has(property)) return undefined
+  // A lookup column's name where its navigation property belongs (`parentcustomerid`).
+  const viaColumn = table.lookups.filter((lookup) => lookup.column === property)
+  const hint = viaColumn.length > 0
+    ? `the lookup '${property}' is bound through ${
+      viaColumn.map((lookup) => `${lookup.navigationProperty}${bindSuffix}`).join(" or ")
+    }`
+    : didYouMeanOf(suggest(property, navigation).map((n) => `${n}${bindSuffix}`))
+  const message = `'${name}' names no navigation property of ${table.logicalName}`
+  return hint === undefined ? message : `${message}; ${hint}`
+}
+
+const bindSuffix = "@odata.bind"
+
+/**
  * The first problem of a row, as `column 'x' ...`, or undefined when the row is fine.
  * `isCreate` adds the check of system-required columns.
  */
@@ -194,18 +219,8 @@ export const validateRow = (table: TableMetadata, row: Row, isCreate: boolean): 
     // JSON leaves an undefined value out of the body: the service never sees it.
     if (value === undefined) continue
     if (name.endsWith("@odata.bind")) {
-      const property = name.slice(0, -"@odata.bind".length)
-      if (!navigation.has(property)) {
-        // A lookup column's name where its navigation property belongs (`parentcustomerid`).
-        const viaColumn = table.lookups.filter((lookup) => lookup.column === property)
-        const hint = viaColumn.length > 0
-          ? `the lookup '${property}' is bound through ${
-            viaColumn.map((lookup) => `${lookup.navigationProperty}@odata.bind`).join(" or ")
-          }`
-          : didYouMeanOf(suggest(property, navigation).map((n) => `${n}@odata.bind`))
-        const message = `'${name}' names no navigation property of ${table.logicalName}`
-        return hint === undefined ? message : `${message}; ${hint}`
-      }
+      const unbound = bindingProblem(table, name, navigation)
+      if (unbound !== undefined) return unbound
       if (value !== null && typeof value !== "string") return `'${name}' must be a record URL such as "/accounts(<id>)"`
       continue
     }
