@@ -8,6 +8,7 @@ import * as Descriptor from "@effect/cli/CommandDescriptor"
 import type * as Usage from "@effect/cli/Usage"
 import * as HashMap from "effect/HashMap"
 import { spawn } from "node:child_process"
+import { readFile } from "node:fs/promises"
 import { describe, expect, it } from "vitest"
 import { authCommand } from "../apps/cli/src/AuthCommand.js"
 import { command } from "../apps/cli/src/Cli.js"
@@ -137,6 +138,14 @@ describe("dv-effect <command> --help", () => {
     expect(result.code).toBe(1)
     expect(result.stdout).toBe("")
     expect(result.stderr).toBe("dv-effect: Unknown command 'auth logn'; did you mean auth login?\n")
+  })
+})
+
+describe("dv-effect --version", () => {
+  it("prints the package's version, one line", async () => {
+    const { version } = JSON.parse(await readFile(new URL("../apps/cli/package.json", import.meta.url), "utf8"))
+    const result = await run(["--version"])
+    expect([result.code, result.stdout, result.stderr]).toEqual([0, `${version}\n`, ""])
   })
 })
 

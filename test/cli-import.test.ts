@@ -82,6 +82,15 @@ describe("dv-effect create from CSV", () => {
     expect(contacts().map((c) => c.lastname)).toEqual(["Good"])
   })
 
+  it("a duplicate key fails its row, which names the row's key values", async () => {
+    emulator.seed("account", [{ accountid: "10000000-0000-4000-8000-000000000001", name: "C", accountnumber: "A-1" }])
+    const csv = file("duplicates.csv", "name,accountnumber\nNew,A-2\nAgain,A-1\n")
+    const result = await run(["create", "account", "-f", csv, "--no-journal"], { env })
+    expect(result.code, result.stderr).toBe(2)
+    expect(result.stderr).toMatch(/^row 2 \(line 3\): .+ \[0x80040237\] \(the row's key values: accountnumber=A-1\)$/m)
+    expect(emulator.store.table("account")!.size).toBe(2)
+  })
+
   it("a dry run checks every row, prints the plan and writes nothing", async () => {
     const csv = file("dry.csv", "lastname,creditlimit\nA,1\nB,x\nC,3\n")
     const writtenBefore = emulator.counters.recordsWritten
@@ -116,6 +125,12 @@ describe("dv-effect create from CSV", () => {
     expect(notAKey.code).toBe(1)
     expect(notAKey.stderr.trim().split("\n")).toHaveLength(1)
     expect(notAKey.stderr).toContain("emailaddress1 is not an active alternate key of contact")
+    // A create does not use --key: a re-run would create every record again, unnoticed.
+    const createByKey = await run(["create", "contact", "-f", csv, "--key", "lastname"], { env })
+    expect([createByKey.code, createByKey.stderr.trim()]).toEqual([
+      1,
+      "dv-effect: The key option (--key in the CLI) names the records of an update, upsert or delete (with smart mode, those a create looks up first); a create does not use it: leave it out, or upsert by it to write each record once."
+    ])
     const journal = file("used.journal", "{\"journal\":\"dv-effect\"}\n")
     const reused = await run(["create", "contact", "-f", csv, "--journal", journal], { env })
     expect(reused.code).toBe(1)
@@ -179,8 +194,20 @@ describe("dv-effect create from CSV", () => {
     const tabs = file("tabs.csv", "lastname\tfirstname\nLovelace\tAda\n")
     const tabbed = await run(["create", "contact", "-f", tabs], { env })
     expect(tabbed.stderr.trim()).toBe(
-      `dv-effect: ${tabs}: the header is one column, 'lastname\tfirstname': pass --delimiter $'\\t' if its fields are separated by tabs.`
+      `dv-effect: ${tabs}: the header is one column, 'lastname\tfirstname': pass --delimiter tab if its fields are separated by tabs.`
     )
+    // `tab` and `\t` stand for a tab; a .tsv file is read with tabs.
+    for (const delimiter of ["tab", "TAB", "\\t"]) {
+      const dry = await run(["create", "contact", "-f", tabs, "--delimiter", delimiter, "--dry-run"], { env })
+      expect([delimiter, dry.code, dry.stderr]).toEqual([
+        delimiter,
+        0,
+        expect.stringContaining("1 (1 valid, 0 invalid)")
+      ])
+    }
+    const tsv = file("tabs.tsv", "lastname\tfirstname\nLovelace\tAda\n")
+    const fromTsv = await run(["create", "contact", "-f", tsv, "--dry-run"], { env })
+    expect([fromTsv.code, fromTsv.stderr]).toEqual([0, expect.stringContaining("1 (1 valid, 0 invalid)")])
     const withDelimiter = await run(["create", "contact", "-f", semicolons, "--delimiter", ";", "--no-journal"], {
       env
     })
@@ -380,6 +407,15 @@ describe("dv-effect create --journal, stopped and resumed", () => {
       /^Stopped: [\d,]+ rows finished(; [\d,]+ more were in requests without an answer and may have landed)?\. Resume with: /
     )
     expect(lastLine).toContain(`--journal ${journal} --resume`)
+    // A resumed run stopped again counts what it finished, and what the runs before it did.
+    const okEntries = () => (Fs.readFileSync(journal, "utf8").match(/"ok"/g) ?? []).length
+    const second = startImport([...args, "--resume"], journal, okEntries() + 3)
+    await second.ready
+    second.child.kill("SIGINT")
+    expect(await second.exited).toBe(130)
+    expect(second.stderr().trim().split("\n").at(-1)).toMatch(
+      /^Stopped: [\d,]+ rows finished by this run, [\d,]+ with the runs before(; [\d,]+ more were in requests without an answer and may have landed)?\. Resume with: /
+    )
     const resumed = await run([...args, "--resume", "-o", "json"], { env })
     expect(resumed.code).toBe(0)
     const names = contacts().map((c) => String(c.lastname))

@@ -139,7 +139,7 @@ const corpus: ReadonlyArray<Case> = [
       Buffer.from(",b\nI3,c\n")
     ]),
     landed: ["I1", "I3"],
-    rejected: [["row 2 (line 3)", /lastname/]]
+    rejected: [["row 2 (line 3)", /is not UTF-8 text/]]
   },
   // -------------------------------------------------------------------------------- JSON lines
   {
@@ -203,7 +203,7 @@ const corpus: ReadonlyArray<Case> = [
       Buffer.from("\n")
     ]),
     landed: ["M1", "M3"],
-    rejected: [["line 2", /not valid JSON/], ["line 4", /not valid JSON/]]
+    rejected: [["line 2", /is not UTF-8 text/], ["line 4", /is not UTF-8 text/]]
   },
   // ------------------------------------------------------------------------------- JSON arrays
   {

@@ -64,7 +64,7 @@ const options = {
   ),
   delimiter: Options.text("delimiter").pipe(
     Options.withPseudoName("char"),
-    Options.withDescription("CSV field delimiter, one character (default: ,)"),
+    Options.withDescription("CSV field delimiter, one character, or tab (default: , or a tab for .tsv)"),
     Options.optional
   ),
   key: Options.text("key").pipe(
@@ -300,9 +300,10 @@ const stoppedMessage = (
   const n = (value: number) => value.toLocaleString("en-US")
   const finished = latest === undefined ? 0 : latest.succeeded + latest.failed
   const unanswered = latest?.rowsInFlight ?? 0
+  const before = latest?.resumed ?? 0
   const stopped = `Stopped: ${n(finished)} row${finished === 1 ? "" : "s"} finished${
-    unanswered === 0 ? "" : `; ${n(unanswered)} more were in requests without an answer and may have landed`
-  }.`
+    before === 0 ? "" : ` by this run, ${n(finished + before)} with the runs before`
+  }${unanswered === 0 ? "" : `; ${n(unanswered)} more were in requests without an answer and may have landed`}.`
   if (journal !== undefined) return `${stopped} ${hint()}`
   // A new run of creates has new ids: every record this one made would be made again.
   const created = latest?.succeeded ?? 0
@@ -345,6 +346,24 @@ const lookupsOf = (table: Metadata.TableMetadata, raw: unknown): string => {
   const row = raw as Record<string, unknown>
   const keys = Coerce.lookupKeys(table, row).filter((key) => row[key] !== null && row[key] !== "")
   return keys.length === 0 ? "" : ` (the row's lookups: ${keys.map((key) => `${key}=${String(row[key])}`).join(", ")})`
+}
+
+/** A duplicate key (wire reference §5): the row's values of the table's alternate keys. */
+const duplicateKeyCode = "0x80040237"
+
+/**
+ * ` (the row's key values: accountnumber=A-1)`: the row's values of the columns of the table's
+ * alternate keys, which the service's duplicate-key message names by column only; empty when the
+ * row has none.
+ */
+const keyValuesOf = (table: Metadata.TableMetadata, raw: unknown): string => {
+  if (typeof raw !== "object" || raw === null) return ""
+  const row = raw as Record<string, unknown>
+  const columns = [...new Set(table.keys.flatMap((key) => key.keyAttributes))]
+    .filter((column) => row[column] !== undefined && row[column] !== null && row[column] !== "")
+  return columns.length === 0
+    ? ""
+    : ` (the row's key values: ${columns.map((column) => `${column}=${String(row[column])}`).join(", ")})`
 }
 
 /** Failures printed on stderr when a rejects file holds them all anyway. */
@@ -477,7 +496,7 @@ const delimiterProblem = (name: string, header: ReadonlyArray<string>): string |
   if (header.length !== 1) return undefined
   const found = [";", "\t", "|"].find((delimiter) => header[0]!.includes(delimiter))
   if (found === undefined) return undefined
-  const shown = found === "\t" ? "$'\\t'" : `'${found}'`
+  const shown = found === "\t" ? "tab" : `'${found}'`
   return `${name}: the header is one column, '${header[0]}': pass --delimiter ${shown} if its fields are separated by ${
     found === "\t" ? "tabs" : `'${found}'`
   }.`
@@ -600,8 +619,12 @@ const failuresOf = (
       }
       counts.shown++
       const code = error.code === undefined ? "" : ` [${error.code}]`
-      const lookups = error.code === recordMissingCode ? lookupsOf(table, record?.raw) : ""
-      return Effect.zipRight(written, Output.stderr(`${location}: ${error.message}${code}${lookups}\n`))
+      const which = error.code === recordMissingCode
+        ? lookupsOf(table, record?.raw)
+        : error.code === duplicateKeyCode
+        ? keyValuesOf(table, record?.raw)
+        : ""
+      return Effect.zipRight(written, Output.stderr(`${location}: ${error.message}${code}${which}\n`))
     }
     return { counts, onOutcome }
   })

@@ -205,13 +205,16 @@ export interface OpenOptions {
   readonly file: string
   /** The format; when left out, taken from the extension, else from the first character. */
   readonly format?: InputFormat | undefined
-  /** The CSV field delimiter, one character; `,` by default. */
+  /**
+   * The CSV field delimiter, one character, or `tab` (any case) or `\t` for a tab; `,` by default,
+   * a tab for a `.tsv` file.
+   */
   readonly delimiter?: string | undefined
 }
 
 /**
- * The format a file name says: `.csv`, `.jsonl` or `.ndjson`, `.json` (any case); undefined for
- * anything else and for stdin (`-`).
+ * The format a file name says: `.csv` or `.tsv` (tab-separated), `.jsonl` or `.ndjson`, `.json`
+ * (any case); undefined for anything else and for stdin (`-`).
  *
  * @since 0.1.0
  */
@@ -219,6 +222,7 @@ export const formatOfPath = (path: string): InputFormat | undefined => {
   if (path === "-") return undefined
   switch (Path.extname(path).toLowerCase()) {
     case ".csv":
+    case ".tsv":
       return "csv"
     case ".jsonl":
     case ".ndjson":
@@ -259,16 +263,25 @@ export const open = (options: OpenOptions): Effect.Effect<InputSource, CliError>
   Effect.gen(function*() {
     const file = options.file
     const name = file === "-" ? "stdin" : file
-    const delimiter = options.delimiter ?? ","
+    // A tab is hard to type as a flag's value: `tab` and `\t` stand for it.
+    const delimiter = options.delimiter === undefined
+      ? Path.extname(file).toLowerCase() === ".tsv" ? "\t" : ","
+      : /^(tab|\\t)$/i.test(options.delimiter)
+      ? "\t"
+      : options.delimiter
     if (delimiter.length !== 1 || /["\r\n]/.test(delimiter)) {
       return yield* new CliError({
-        message: `The CSV delimiter must be one character other than a quote or a line break, got '${delimiter}'.`
+        message:
+          `The CSV delimiter must be one character other than a quote or a line break, or tab, got '${delimiter}'.`
       })
     }
     yield* checkReadable(file)
     const readError = (error: unknown) =>
-      new CliError({ message: `Reading ${name} failed: ${(error as Error).message}`, cause: error })
+      error instanceof CliError
+        ? error
+        : new CliError({ message: `Reading ${name} failed: ${(error as Error).message}`, cause: error })
     const known = options.format ?? formatOfPath(file)
+    const encoding: Encoding = { invalid: false }
     // Bytes are opened lazily, once: by the sniffing below or by the stream.
     let opened: AsyncIterator<Uint8Array> | undefined
     let head: Array<Uint8Array> = []
@@ -277,14 +290,14 @@ export const open = (options: OpenOptions): Effect.Effect<InputSource, CliError>
     const openBytes = (): AsyncIterator<Uint8Array> => {
       const input: NodeJS.ReadableStream = file === "-" ? process.stdin : Fs.createReadStream(file)
       const iterator = (input as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
-      return {
+      return utf8Of({
         next: async () => {
           const next = await iterator.next()
           if (next.done !== true) bytesRead += next.value.byteLength
           return next
         },
         return: async (value?: unknown) => iterator.return?.(value) ?? { done: true, value: undefined }
-      }
+      }, encoding)
     }
     const totalBytes = yield* fileSize(file)
     const size: InputSize | undefined = totalBytes === undefined ? undefined : {
@@ -311,10 +324,10 @@ export const open = (options: OpenOptions): Effect.Effect<InputSource, CliError>
       return prepend(buffered, iterator)
     }
     const reader = format === "csv"
-      ? csvReader(name, delimiter)
+      ? csvReader(name, delimiter, encoding)
       : format === "json"
-      ? jsonArrayReader(name)
-      : jsonLinesReader()
+      ? jsonArrayReader(name, encoding)
+      : jsonLinesReader(name, encoding)
     const records = Stream.suspend(() =>
       Stream.fromAsyncIterable(reader.read(bytes()), (error) => error instanceof CliError ? error : readError(error))
     ).pipe(Stream.mapConcat((batch) => {
@@ -334,6 +347,72 @@ const fileSize = (file: string): Effect.Effect<number | undefined> =>
       return undefined
     }
   })
+
+/**
+ * Whether the bytes of an input so far held a sequence that is not UTF-8: then a `\uFFFD` in a row
+ * is a byte the decoder replaced, and the row is refused (`notUtf8`), not stored with it.
+ */
+interface Encoding {
+  invalid: boolean
+}
+
+/**
+ * The input as UTF-8 bytes, whatever reads them: UTF-16 (told by its byte order mark, as
+ * PowerShell 5 and Excel's "Unicode text" write it) re-encoded, anything else checked to be UTF-8
+ * as it passes, so that the rows of a file in another encoding (Windows-1252, Latin-1: Excel's
+ * plain "CSV") that hold a letter it encodes otherwise fail, rather than being stored with `�`.
+ */
+const utf8Of = (source: AsyncIterator<Uint8Array>, encoding: Encoding): AsyncIterator<Uint8Array> => {
+  const generator = async function*() {
+    let first: Uint8Array = new Uint8Array(0)
+    // The first two bytes tell a UTF-16 byte order mark.
+    for (let next = await source.next();; next = await source.next()) {
+      if (next.done === true) break
+      first = first.length === 0 ? next.value : Buffer.concat([first, next.value])
+      if (first.length >= 2) break
+    }
+    if (first.length === 0) return
+    const utf16 = first[0] === 0xff && first[1] === 0xfe
+      ? new TextDecoder("utf-16le")
+      : first[0] === 0xfe && first[1] === 0xff
+      ? new TextDecoder("utf-16be")
+      : undefined
+    const encoder = new TextEncoder()
+    let check = new TextDecoder("utf-8", { fatal: true })
+    const pass = (chunk: Uint8Array, done: boolean): Uint8Array => {
+      if (utf16 !== undefined) return encoder.encode(utf16.decode(chunk, { stream: !done }))
+      if (!encoding.invalid) {
+        try {
+          check.decode(chunk, { stream: !done })
+        } catch {
+          // Marked before the reader decodes this chunk; a fatal decoder is spent once it failed.
+          encoding.invalid = true
+          check = new TextDecoder("utf-8", { fatal: true })
+        }
+      }
+      return chunk
+    }
+    yield pass(first, false)
+    for (let next = await source.next(); next.done !== true; next = await source.next()) yield pass(next.value, false)
+    const end = pass(new Uint8Array(0), true)
+    if (end.length > 0) yield end
+  }
+  const iterator = generator()
+  return {
+    next: () => iterator.next(),
+    return: async (value?: unknown) => {
+      await source.return?.(value)
+      return iterator.return(undefined)
+    }
+  }
+}
+
+/** Why a row read from bytes that are not UTF-8 is refused. */
+const notUtf8 =
+  "is not UTF-8 text (a byte here is no UTF-8 character); save the file as UTF-8 (Excel: \"CSV UTF-8\") or convert it (iconv -f WINDOWS-1252 -t UTF-8, for a file from Excel on Windows)"
+
+/** Whether text read from `encoding`'s input holds a byte the decoder replaced. */
+const replaced = (encoding: Encoding, text: string) => encoding.invalid && text.includes("\uFFFD")
 
 /** Reads until the first non-blank character (a BOM is blank here), keeping what it read. */
 const sniff = async (iterator: AsyncIterator<Uint8Array>) => {
@@ -395,20 +474,44 @@ const lineMap = () => {
   }
 }
 
-const jsonLinesReader = (): Reader => {
+/**
+ * Why the first line of a JSON lines input says the input is in another shape, or undefined: a
+ * JSON array (`-o json`), an object spread over lines (`jq` without `-c`), or not JSON (a CSV).
+ * Read as JSON lines, each of its lines would fail as a row of its own.
+ */
+const notJsonLines = (first: string): string | undefined => {
+  const text = first.trim()
+  if (text.startsWith("[")) return "the input is a JSON array, not JSON lines: pass --format json"
+  if (text === "{") {
+    return "an object spread over several lines: JSON lines hold one object a line (jq -c, ConvertTo-Json -Compress), or pass --format json for an array"
+  }
+  if (!text.startsWith("{")) {
+    return "the input is not JSON lines (the first line is no JSON object): pass --format csv if it is CSV"
+  }
+  return undefined
+}
+
+const jsonLinesReader = (name: string, encoding: Encoding): Reader => {
   const lines = lineMap()
   return {
     describe: (index) => `line ${lines.lineOf(index)}`,
     async *read(bytes) {
       const decoder = new TextDecoder("utf-8")
-      let pending = ""
+      // The line not yet ended, in the pieces it arrived in: a line of many chunks is joined once,
+      // and only the new text is searched for its end (else a long line costs its length squared).
+      let pending: Array<string> = []
       let line = 0
       let index = 0
       const take = (text: string, batch: Array<InputRecord>) => {
         line++
         const clean = (line === 1 ? text.replace(/^\uFEFF/, "") : text).replace(/\r$/, "")
         if (clean.trim() === "") return
-        const row = parseJsonLine(clean)
+        const mangled = replaced(encoding, clean)
+        if (index === 0 && !mangled) {
+          const problem = notJsonLines(clean)
+          if (problem !== undefined) throw new CliError({ message: `${name} line ${line}: ${problem}.` })
+        }
+        const row = mangled ? invalidRow(notUtf8) : parseJsonLine(clean)
         lines.record(index, line)
         batch.push({
           index,
@@ -420,17 +523,19 @@ const jsonLinesReader = (): Reader => {
         index++
       }
       for await (const chunk of bytes) {
-        const text = pending + decoder.decode(chunk, { stream: true })
+        const text = decoder.decode(chunk, { stream: true })
         const batch: Array<InputRecord> = []
         let start = 0
         for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
-          take(text.slice(start, end), batch)
+          const piece = text.slice(start, end)
+          take(pending.length === 0 ? piece : pending.join("") + piece, batch)
+          pending = []
           start = end + 1
         }
-        pending = text.slice(start)
+        if (start < text.length) pending.push(text.slice(start))
         if (batch.length > 0) yield batch
       }
-      const rest = pending + decoder.decode()
+      const rest = pending.join("") + decoder.decode()
       if (rest !== "") {
         const batch: Array<InputRecord> = []
         take(rest, batch)
@@ -531,7 +636,7 @@ class JsonArraySplitter {
 
 const isBlank = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0xfeff
 
-const jsonArrayReader = (name: string): Reader => ({
+const jsonArrayReader = (name: string, encoding: Encoding): Reader => ({
   describe: (index) => `element ${index + 1}`,
   async *read(bytes) {
     const decoder = new TextDecoder("utf-8")
@@ -548,7 +653,14 @@ const jsonArrayReader = (name: string): Reader => ({
       }
     }
     const element = (text: string) =>
-      record(text, text.trim() === "" ? invalidRow("empty element") : parseJsonLine(text))
+      record(
+        text,
+        text.trim() === ""
+          ? invalidRow("empty element")
+          : replaced(encoding, text)
+          ? invalidRow(notUtf8)
+          : parseJsonLine(text)
+      )
     const fail = (problem: string) => new CliError({ message: `${name}: ${problem}.` })
     for await (const chunk of bytes) {
       const elements = splitter.push(decoder.decode(chunk, { stream: true }))
@@ -576,7 +688,7 @@ type CsvItem =
   | { readonly skipped: Error; readonly raw: string | undefined }
 
 /** The 1-based line a CSV field list started on, knowing where the previous one ended. */
-const csvReader = (name: string, delimiter: string): Reader => {
+const csvReader = (name: string, delimiter: string, encoding: Encoding): Reader => {
   const lines = lineMap()
   let header: ReadonlyArray<string> | undefined
   return {
@@ -649,7 +761,10 @@ const csvReader = (name: string, delimiter: string): Reader => {
             for (const field of fields) if (field !== null) breaks += lineBreaks(field)
             const line = startOf(breaks)
             if (fields.every((field) => field === null ? false : field.trim() === "")) continue
-            if (header === undefined) header = checkHeader(name, line, fields)
+            if (replaced(encoding, item.raw)) {
+              if (header === undefined) throw new CliError({ message: `${name} line ${line}: the header ${notUtf8}.` })
+              push(line, invalidRow(notUtf8), unread(item.raw.replace(/^[\r\n]+|[\r\n]+$/g, "")))
+            } else if (header === undefined) header = checkHeader(name, line, fields)
             else push(line, ...csvRow(header, fields))
           }
           if (batch.length >= 512 || parser.readableLength === 0) {
@@ -745,8 +860,12 @@ const lineBreaks = (text: string) => {
 
 const checkHeader = (name: string, line: number, fields: ReadonlyArray<string | null>): ReadonlyArray<string> => {
   const names = fields.map((field) => (field ?? "null").trim())
+  // Nameless columns at the end (a trailing delimiter on every line, as spreadsheets export):
+  // kept in the header's width, their fields must be empty (`csvRow`).
+  let named = names.length
+  while (named > 1 && names[named - 1] === "") named--
   const seen = new Map<string, number>()
-  names.forEach((column, i) => {
+  names.slice(0, named).forEach((column, i) => {
     if (column === "") {
       throw new CliError({ message: `${name} line ${line}: the header's column ${i + 1} has no name.` })
     }
@@ -772,11 +891,20 @@ const csvRow = (
 ): [RowInput, Readonly<Record<string, unknown>>] => {
   const row: Record<string, unknown> = {}
   const shared = Math.min(fields.length, header.length)
+  let unnamed: number | undefined
   for (let i = 0; i < shared; i++) {
     const field = fields[i]!
-    if (field !== "") row[header[i]!] = field
+    if (field === "") continue
+    if (header[i] === "") unnamed ??= i
+    else row[header[i]!] = field
   }
-  if (fields.length === header.length) return [row, row]
+  if (unnamed !== undefined) {
+    return [invalidRow(`field ${unnamed + 1} has a value, but the header's column ${unnamed + 1} has no name`), row]
+  }
+  // A row may leave out the nameless columns at the end.
+  if (fields.length === header.length || (fields.length < header.length && header[fields.length] === "")) {
+    return [row, row]
+  }
   if (fields.length > header.length) row[extraFieldsKey] = fields.slice(header.length)
   return [
     invalidRow(`has ${fields.length} field${fields.length === 1 ? "" : "s"}, but the header has ${header.length}`),

@@ -97,8 +97,8 @@ export type TableFormat = RecordFormat | "csv"
 /**
  * One CSV field: empty for null and undefined, `true`/`false`, numbers as JSON writes them,
  * objects and arrays as JSON text. Quoted (quotes doubled) when it holds a delimiter, a quote, a
- * line break, leading or trailing spaces, or is the text `null` (which `dv-effect` imports read
- * as null when unquoted).
+ * line break, leading or trailing spaces, or is the text `null` in any case (`Null`, `NULL`: which
+ * `dv-effect` imports read as null when unquoted).
  *
  * @since 0.1.0
  */
@@ -109,7 +109,7 @@ export const csvField = (value: unknown): string => {
     : typeof value === "object"
     ? JSON.stringify(value)
     : String(value)
-  return /[",\r\n]|^\s|\s$|^null$/.test(text) ? `"${text.replace(/"/g, "\"\"")}"` : text
+  return /[",\r\n]|^\s|\s$|^null$/i.test(text) ? `"${text.replace(/"/g, "\"\"")}"` : text
 }
 
 /**

@@ -129,6 +129,9 @@ if ("error" in spelled) {
   process.exitCode = 1
 } else if (help !== undefined) {
   process.stdout.write(help)
+} else if (argv.length === 3 && argv[2] === "--version") {
+  // @effect/cli prints it as a paragraph, with a blank line after it.
+  process.stdout.write(`${version}\n`)
 } else if (misspelt !== undefined) {
   process.stderr.write(`dv-effect: ${misspelt}\n`)
   process.exitCode = 1

@@ -94,6 +94,27 @@ describe("JSON lines", () => {
       ])
     }))
 
+  it.scoped("refuses in one line an input whose first line says it is no JSON lines", () =>
+    Effect.gen(function*() {
+      const cases: Array<[string, string]> = [
+        ["[\n  {\"n\": 1},\n  {\"n\": 2}\n]\n", "the input is a JSON array, not JSON lines: pass --format json"],
+        [
+          "\n{\n  \"n\": 1\n}\n",
+          "an object spread over several lines: JSON lines hold one object a line (jq -c, ConvertTo-Json -Compress), or pass --format json for an array"
+        ],
+        [
+          "lastname,firstname\nDoe,Jo\n",
+          "the input is not JSON lines (the first line is no JSON object): pass --format csv if it is CSV"
+        ]
+      ]
+      for (const [text, problem] of cases) {
+        const dir = yield* tempDir
+        const file = yield* writeFile(dir, "rows.jsonl", text)
+        const error = yield* Effect.flip(Effect.flatMap(open({ file }), readAll))
+        expect(error.message).toBe(`${file} line ${text.startsWith("\n") ? 2 : 1}: ${problem}.`)
+      }
+    }))
+
   it.live("fails with a clear message for a file that is not there", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(open({ file: "/nonexistent/rows.jsonl" }))
@@ -103,7 +124,8 @@ describe("JSON lines", () => {
 
 describe("formats", () => {
   it("comes from the extension, else from the first character", () => {
-    expect(["a.csv", "A.CSV", "a.jsonl", "a.ndjson", "a.json", "a.txt", "-"].map(formatOfPath)).toEqual([
+    expect(["a.csv", "A.CSV", "a.tsv", "a.jsonl", "a.ndjson", "a.json", "a.txt", "-"].map(formatOfPath)).toEqual([
+      "csv",
       "csv",
       "csv",
       "jsonl",
@@ -335,6 +357,18 @@ describe("CSV", () => {
       expect(second.message).toBe(`${repeated} line 1: the header names 'a' twice (columns 1 and 3).`)
     }))
 
+  it.scoped("takes nameless columns at the end of the header (a trailing delimiter) as columns that must stay empty", () =>
+    Effect.gen(function*() {
+      const { records } = yield* readText("trailing.csv", "a,b,,\n1,2,,\n3,4\n5,6,x,\n7\n")
+      expect(records.map((r) => [r.line, messageOf(r) ?? r.row])).toEqual([
+        [2, { a: "1", b: "2" }],
+        // The nameless columns may be left out, not the named ones.
+        [3, { a: "3", b: "4" }],
+        [4, "field 3 has a value, but the header's column 3 has no name"],
+        [5, "has 1 field, but the header has 4"]
+      ])
+    }))
+
   it.scoped("reads another delimiter", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
@@ -408,6 +442,83 @@ describe("JSON array", () => {
         const error = yield* Effect.flip(Effect.flatMap(open({ file }), readAll))
         expect(error.message).toBe(`${file}: ${message}`)
       }
+    }))
+})
+
+describe("encodings", () => {
+  const writeBytes = (dir: string, name: string, bytes: Uint8Array) =>
+    Effect.promise(async () => {
+      const file = Path.join(dir, name)
+      await Fs.writeFile(file, bytes)
+      return file
+    })
+  /** `text` as UTF-16 with its byte order mark, little- or big-endian. */
+  const utf16 = (text: string, endian: "le" | "be") => {
+    const le = Buffer.from(`\uFEFF${text}`, "utf16le")
+    if (endian === "be") { for (let i = 0; i < le.length; i += 2) [le[i], le[i + 1]] = [le[i + 1]!, le[i]!] }
+    return le
+  }
+
+  it.scoped("reads UTF-16 with a byte order mark, in every format, whether the format is named or sniffed", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const cases: Array<[string, Uint8Array]> = [
+        ["le.jsonl", utf16("{\"n\":\"Zoë\"}\r\n{\"n\":\"Jo\"}\r\n", "le")],
+        ["be.csv", utf16("n\r\nZoë\r\nJo\r\n", "be")],
+        ["le.json", utf16("[{\"n\":\"Zoë\"},{\"n\":\"Jo\"}]", "le")],
+        ["sniffed", utf16("{\"n\":\"Zoë\"}\n{\"n\":\"Jo\"}\n", "le")]
+      ]
+      for (const [name, bytes] of cases) {
+        const file = yield* writeBytes(dir, name, bytes)
+        const rows = (yield* readAll(yield* open({ file }))).map((record) => record.row)
+        expect([name, rows]).toEqual([name, [{ n: "Zoë" }, { n: "Jo" }]])
+      }
+    }))
+
+  it.scoped("refuses a row that is not UTF-8 (Windows-1252, as Excel's plain CSV) rather than store its letters as �", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const notUtf8 =
+        "is not UTF-8 text (a byte here is no UTF-8 character); save the file as UTF-8 (Excel: \"CSV UTF-8\") or convert it (iconv -f WINDOWS-1252 -t UTF-8, for a file from Excel on Windows)"
+      // "José" in Windows-1252: 0xE9 is no UTF-8 sequence. Read as UTF-8 it would become "Jos\uFFFD".
+      const latin = (text: string) => Buffer.from(text, "latin1")
+      const csv = yield* writeBytes(
+        dir,
+        "latin.csv",
+        latin("firstname,lastname\r\nAnn,One\r\nJos\u00e9,Two\r\nBo,Three\r\n")
+      )
+      const rows = (yield* readAll(yield* open({ file: csv }))).map((r) => [r.location, messageOf(r) ?? r.row])
+      expect(rows).toEqual([
+        ["row 1 (line 2)", { firstname: "Ann", lastname: "One" }],
+        ["row 2 (line 3)", notUtf8],
+        ["row 3 (line 4)", { firstname: "Bo", lastname: "Three" }]
+      ])
+      const lines = yield* writeBytes(dir, "latin.jsonl", latin("{\"n\":\"Jos\u00e9\"}\n{\"n\":\"Bo\"}\n"))
+      expect((yield* readAll(yield* open({ file: lines }))).map((r) => messageOf(r) ?? r.row)).toEqual([notUtf8, {
+        n: "Bo"
+      }])
+      const array = yield* writeBytes(dir, "latin.json", latin("[{\"n\":\"Bo\"},{\"n\":\"Jos\u00e9\"}]"))
+      expect((yield* readAll(yield* open({ file: array }))).map((r) => messageOf(r) ?? r.row)).toEqual([
+        { n: "Bo" },
+        notUtf8
+      ])
+      // A header that is not UTF-8 stops the read; a U+FFFD in UTF-8 text is a character like any other.
+      const header = yield* writeBytes(dir, "header.csv", latin("pr\u00e9nom\nA\n"))
+      const error = yield* Effect.flip(Effect.flatMap(open({ file: header }), readAll))
+      expect(error.message).toBe(`${header} line 1: the header ${notUtf8}.`)
+      const literal = yield* writeFile(dir, "literal.jsonl", "{\"n\":\"\uFFFD\"}\n")
+      expect((yield* readAll(yield* open({ file: literal }))).map((r) => r.row)).toEqual([{ n: "\uFFFD" }])
+    }))
+
+  it.scoped("reads a JSON line of several megabytes, arriving in many chunks", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const long = "x".repeat(3_000_000)
+      const file = yield* writeFile(dir, "long.jsonl", `{"n":1}\n{"text":"${long}"}\n{"n":3}\n`)
+      const records = yield* readAll(yield* open({ file }))
+      expect(records.map((record) => [record.line, record.row])).toEqual([[1, { n: 1 }], [2, { text: long }], [3, {
+        n: 3
+      }]])
     }))
 })
 

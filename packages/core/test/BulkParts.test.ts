@@ -302,6 +302,10 @@ describe("preparing rows", () => {
     const keyed = byKey({ dve_code: "W-1", dve_name: "c" }, 0) as Prepared
     expect([pathOf(widgets, keyed), keyed.id]).toEqual(["dve_widgets(dve_code='W-1')", undefined])
     expect((byKey({ dve_name: "c" }, 1) as DataverseError).message).toBe("the key column 'dve_code' has no value")
+    // An empty text names no record either (as an empty CSV field, which is left out).
+    expect((byKey({ dve_code: "", dve_name: "c" }, 2) as DataverseError).message).toBe(
+      "the key column 'dve_code' has no value"
+    )
   })
 
   it("tell a record by its lower-cased id or key values, and give a record the engine creates none", () => {

@@ -82,6 +82,12 @@ export const planRun = (
       ? undefined
       : options.smart
     if (smart !== undefined && operation === "delete") return yield* invalid("smart mode does not apply to delete.")
+    if (key !== undefined && operation === "create" && smart === undefined) {
+      // Left unused, a key would let a re-run create every record again unnoticed.
+      return yield* invalid(
+        "The key option (--key in the CLI) names the records of an update, upsert or delete (with smart mode, those a create looks up first); a create does not use it: leave it out, or upsert by it to write each record once."
+      )
+    }
     if (key !== undefined) {
       const unknown = key.find((column) => !metadata.columns.some((c) => c.logicalName === column))
       if (unknown !== undefined) {

@@ -71,7 +71,8 @@ export const makePrepare = (options: {
     const values: Record<string, Records.KeyValue> = {}
     for (const column of key) {
       const value = row[column]
-      if (value === undefined || value === null) {
+      // An empty text names no record, as an empty CSV field does not.
+      if (value === undefined || value === null || value === "") {
         return new DataverseError({ reason: "InvalidInput", message: `the key column '${column}' has no value` })
       }
       values[column] = value as Records.KeyValue
