@@ -84,10 +84,18 @@ describe("dv-effect create from CSV", () => {
 
   it("a duplicate key fails its row, which names the row's key values", async () => {
     emulator.seed("account", [{ accountid: "10000000-0000-4000-8000-000000000001", name: "C", accountnumber: "A-1" }])
-    const csv = file("duplicates.csv", "name,accountnumber\nNew,A-2\nAgain,A-1\n")
+    const id = "10000000-0000-4000-8000-000000000001"
+    const csv = file("duplicates.csv", `accountid,name,accountnumber\n,New,A-2\n,Again,A-1\n${id},Same id,A-9\n`)
     const result = await run(["create", "account", "-f", csv, "--no-journal"], { env })
     expect(result.code, result.stderr).toBe(2)
     expect(result.stderr).toMatch(/^row 2 \(line 3\): .+ \[0x80040237\] \(the row's key values: accountnumber=A-1\)$/m)
+    // A duplicate of the row's own id: the id comes first.
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^row 3 \\(line 4\\): .+ \\[0x80040237\\] \\(the row's key values: accountid=${id}, accountnumber=A-9\\)$`,
+        "m"
+      )
+    )
     expect(emulator.store.table("account")!.size).toBe(2)
   })
 
@@ -125,6 +133,11 @@ describe("dv-effect create from CSV", () => {
     expect(notAKey.code).toBe(1)
     expect(notAKey.stderr.trim().split("\n")).toHaveLength(1)
     expect(notAKey.stderr).toContain("emailaddress1 is not an active alternate key of contact")
+    // With --smart a create looks records up by --key: allowed.
+    const smartByKey = await run(["create", "contact", "-f", csv, "--key", "lastname", "--smart", "--dry-run"], {
+      env
+    })
+    expect(smartByKey.code, smartByKey.stderr).toBe(0)
     // A create does not use --key: a re-run would create every record again, unnoticed.
     const createByKey = await run(["create", "contact", "-f", csv, "--key", "lastname"], { env })
     expect([createByKey.code, createByKey.stderr.trim()]).toEqual([
@@ -164,6 +177,12 @@ describe("dv-effect create from CSV", () => {
       1,
       `dv-effect: ${headerOnly}: the header has no 'contactid' column to name each record by.`
     ])
+    // A good header alone loads nothing, and says so (an export that failed upstream looks alike).
+    const noRows = await run(["create", "contact", "-f", headerOnly, "--no-journal"], { env })
+    expect([noRows.code, noRows.stderr.trim().split("\n").at(-1)]).toEqual([
+      0,
+      `The input (${headerOnly}) holds no rows.`
+    ])
     const misspelt = await run(["create", "contact", "-f", file("misspelt-header.csv", "lastnme\n")], { env })
     expect([misspelt.code, misspelt.stderr.trim()]).toEqual([
       1,
@@ -177,10 +196,10 @@ describe("dv-effect create from CSV", () => {
         `dv-effect: ${many}: the header has no 'contactid' column to name each record by: with --smart every row would be created, and again on every run (for new records only, use create).`
       ])
     }
-    // Metadata reads only (one table's, six requests, per command): no row was sent, and no journal
+    // Metadata reads only (one table's, six requests, per command, the header alone's too): no row was sent, and no journal
     // is left with nothing to resume.
     expect(emulator.counters.recordsWritten).toBe(0)
-    expect(emulator.counters.requests - requests).toBe(7 * 6)
+    expect(emulator.counters.requests - requests).toBe(8 * 6)
     expect(defaultJournals()).toEqual([])
   })
 
@@ -407,14 +426,14 @@ describe("dv-effect create --journal, stopped and resumed", () => {
       /^Stopped: [\d,]+ rows finished(; [\d,]+ more were in requests without an answer and may have landed)?\. Resume with: /
     )
     expect(lastLine).toContain(`--journal ${journal} --resume`)
-    // A resumed run stopped again counts what it finished, and what the runs before it did.
+    // A resumed run stopped again counts what it finished, and says the journal keeps the rest.
     const okEntries = () => (Fs.readFileSync(journal, "utf8").match(/"ok"/g) ?? []).length
     const second = startImport([...args, "--resume"], journal, okEntries() + 3)
     await second.ready
     second.child.kill("SIGINT")
     expect(await second.exited).toBe(130)
     expect(second.stderr().trim().split("\n").at(-1)).toMatch(
-      /^Stopped: [\d,]+ rows finished by this run, [\d,]+ with the runs before(; [\d,]+ more were in requests without an answer and may have landed)?\. Resume with: /
+      /^Stopped: [\d,]+ rows finished by this run \(the journal keeps those of the runs before\)(; [\d,]+ more were in requests without an answer and may have landed)?\. Resume with: /
     )
     const resumed = await run([...args, "--resume", "-o", "json"], { env })
     expect(resumed.code).toBe(0)

@@ -46,9 +46,10 @@ describe("dv-effect did you mean", () => {
   it("a misspelt binding in a CSV header is one line, with --dry-run too, and nothing is written", async () => {
     const csv = file(
       "bind.csv",
-      "lastname,parentcustomerid_acount@odata.bind\nDoe,/accounts(00000000-0000-4000-8000-000000000001)\nRoe,\n"
+      // The first row leaves the column empty: the header is judged all the same, before any row.
+      "lastname,parentcustomerid_acount@odata.bind\nRoe,\nDoe,/accounts(00000000-0000-4000-8000-000000000001)\n"
     )
-    for (const extra of [["--dry-run"], []]) {
+    for (const extra of [["--dry-run"], ["--no-journal"]]) {
       const result = await run(["create", "contact", "-f", csv, ...extra], { env })
       expect([result.code, result.stdout, result.stderr]).toEqual([
         1,

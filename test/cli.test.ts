@@ -369,7 +369,9 @@ describe("dv-effect create and query", () => {
     expect(result.code).toBe(2)
     expect(result.stderr).toMatch(/^line 2: column 'lastname' is 51 characters long; the most is 50$/m)
     // The same id twice in one run goes in a later pass, where the service refuses it.
-    expect(result.stderr).toMatch(/^line 3: .*already exists.* \[0x80040237\]$/m)
+    expect(result.stderr).toMatch(
+      new RegExp(`^line 3: .*already exists.* \\[0x80040237\\] \\(the row's key values: contactid=${taken}\\)$`, "m")
+    )
     expect(result.stderr).toContain("Created 1 of 3 contact rows")
   })
 

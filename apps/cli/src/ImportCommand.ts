@@ -295,14 +295,16 @@ const stoppedMessage = (
   smart: boolean,
   latest: Bulk.Progress | undefined,
   journal: string | undefined,
+  resuming: boolean,
   hint: () => string
 ): string => {
   const n = (value: number) => value.toLocaleString("en-US")
   const finished = latest === undefined ? 0 : latest.succeeded + latest.failed
   const unanswered = latest?.rowsInFlight ?? 0
-  const before = latest?.resumed ?? 0
+  // Rows an earlier run finished are counted as the re-read skips them: no total here.
+  const resumed = resuming || (latest?.resumed ?? 0) > 0
   const stopped = `Stopped: ${n(finished)} row${finished === 1 ? "" : "s"} finished${
-    before === 0 ? "" : ` by this run, ${n(finished + before)} with the runs before`
+    resumed ? " by this run (the journal keeps those of the runs before)" : ""
   }${unanswered === 0 ? "" : `; ${n(unanswered)} more were in requests without an answer and may have landed`}.`
   if (journal !== undefined) return `${stopped} ${hint()}`
   // A new run of creates has new ids: every record this one made would be made again.
@@ -348,18 +350,19 @@ const lookupsOf = (table: Metadata.TableMetadata, raw: unknown): string => {
   return keys.length === 0 ? "" : ` (the row's lookups: ${keys.map((key) => `${key}=${String(row[key])}`).join(", ")})`
 }
 
-/** A duplicate key (wire reference §5): the row's values of the table's alternate keys. */
+/** A duplicate key (wire reference §5): the row's values of the table's keys. */
 const duplicateKeyCode = "0x80040237"
 
 /**
- * ` (the row's key values: accountnumber=A-1)`: the row's values of the columns of the table's
- * alternate keys, which the service's duplicate-key message names by column only; empty when the
- * row has none.
+ * ` (the row's key values: accountnumber=A-1)`: the row's values of the table's primary key and
+ * of the columns of its alternate keys, which the service's duplicate-key message names by column
+ * only; empty when the row has none.
  */
 const keyValuesOf = (table: Metadata.TableMetadata, raw: unknown): string => {
   if (typeof raw !== "object" || raw === null) return ""
   const row = raw as Record<string, unknown>
-  const columns = [...new Set(table.keys.flatMap((key) => key.keyAttributes))]
+  // The primary key first: a duplicate may be of the row's own id.
+  const columns = [...new Set([table.primaryIdAttribute, ...table.keys.flatMap((key) => key.keyAttributes)])]
     .filter((column) => row[column] !== undefined && row[column] !== null && row[column] !== "")
   return columns.length === 0
     ? ""
@@ -489,6 +492,20 @@ const namingProblem = (
 }
 
 /**
+ * Why a CSV header column in the Web API's own form (`<navigation property>@odata.bind`) binds no
+ * lookup (`Metadata.checkBindName`): said once, before any row, even when the first rows leave it
+ * empty.
+ */
+const bindingProblem = (metadata: Metadata.TableMetadata, header: ReadonlyArray<string>): string | undefined => {
+  for (const column of header) {
+    if (!column.endsWith("@odata.bind")) continue
+    const bound = Metadata.checkBindName(metadata, column)
+    if (Either.isLeft(bound)) return bound.left.message
+  }
+  return undefined
+}
+
+/**
  * Why a CSV header of one column cannot be meant: it holds a delimiter other than the one read
  * with (a file separated by `;`, tabs or `|`), so that every row would fail on that column.
  */
@@ -548,7 +565,7 @@ const rowsOf = (
         firstChecked = true
         const header = source.format === "csv" ? source.header() : undefined
         const problem = header !== undefined
-          ? delimiterProblem(source.name, header) ??
+          ? delimiterProblem(source.name, header) ?? bindingProblem(metadata, header) ??
             (operation === "create" ? undefined : smartNaming(namingProblem(source.name, header, metadata, key)))
           : source.format !== "csv" && Rejects.isRejectsLine(row)
           ? `${source.name} holds the lines of a rejects file: take the rows out first, e.g. jq -c .input ${
@@ -691,7 +708,9 @@ const load = (
       Effect.mapError((error) => withResumeHint(error, hint)),
       // After a fatal error the error line is the last word, not a progress line.
       Effect.onExit((exit) => Effect.sync(() => reporter.stop({ final: exit._tag === "Success" }))),
-      Effect.onInterrupt(() => Output.stderr(`${stoppedMessage(operation, args.smart, latest, journalPath, hint)}\n`))
+      Effect.onInterrupt(() =>
+        Output.stderr(`${stoppedMessage(operation, args.smart, latest, journalPath, args.resume, hint)}\n`)
+      )
     )
   })
 
@@ -761,6 +780,10 @@ const printSummary = (
           summary.failed > 0 && Option.isSome(args.rejects) ? ` (see ${args.rejects.value})` : ""
         }.\n`
       )
+      // An export that failed upstream often leaves an empty file: say so rather than pass silently.
+      if (summary.total === 0 && summary.resumed === 0) {
+        yield* Output.stderr(`The input (${args.file === "-" ? "stdin" : args.file}) holds no rows.\n`)
+      }
       // Several identities: what each did, so an idle or throttled one shows.
       if (summary.identities.length > 1) {
         yield* Output.stderr(

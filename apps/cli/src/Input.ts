@@ -275,6 +275,13 @@ export const open = (options: OpenOptions): Effect.Effect<InputSource, CliError>
           `The CSV delimiter must be one character other than a quote or a line break, or tab, got '${delimiter}'.`
       })
     }
+    // `--delimiter \t` unquoted reaches us as `t`: no letter or digit separates fields.
+    if (/^[\p{L}\p{N}]$/u.test(delimiter)) {
+      return yield* new CliError({
+        message:
+          `The CSV delimiter cannot be a letter or a digit, got '${delimiter}' (for tabs: --delimiter tab, or '\\t' quoted).`
+      })
+    }
     yield* checkReadable(file)
     const readError = (error: unknown) =>
       error instanceof CliError
@@ -349,10 +356,13 @@ const fileSize = (file: string): Effect.Effect<number | undefined> =>
   })
 
 /**
- * Whether the bytes of an input so far held a sequence that is not UTF-8: then a `\uFFFD` in a row
- * is a byte the decoder replaced, and the row is refused (`notUtf8`), not stored with it.
+ * Whether the bytes of an input so far held a sequence its encoding does not allow: then a
+ * `\uFFFD` in a row is a byte the decoder replaced, and the row is refused, not stored with it.
+ * (A real `\uFFFD` in a file that also holds such bytes is refused alike.)
+ *
+ * @since 0.2.0
  */
-interface Encoding {
+export interface Encoding {
   invalid: boolean
 }
 
@@ -361,8 +371,10 @@ interface Encoding {
  * PowerShell 5 and Excel's "Unicode text" write it) re-encoded, anything else checked to be UTF-8
  * as it passes, so that the rows of a file in another encoding (Windows-1252, Latin-1: Excel's
  * plain "CSV") that hold a letter it encodes otherwise fail, rather than being stored with `�`.
+ *
+ * @since 0.2.0
  */
-const utf8Of = (source: AsyncIterator<Uint8Array>, encoding: Encoding): AsyncIterator<Uint8Array> => {
+export const utf8Of = (source: AsyncIterator<Uint8Array>, encoding: Encoding): AsyncIterator<Uint8Array> => {
   const generator = async function*() {
     let first: Uint8Array = new Uint8Array(0)
     // The first two bytes tell a UTF-16 byte order mark.
@@ -378,19 +390,20 @@ const utf8Of = (source: AsyncIterator<Uint8Array>, encoding: Encoding): AsyncIte
       ? new TextDecoder("utf-16be")
       : undefined
     const encoder = new TextEncoder()
-    let check = new TextDecoder("utf-8", { fatal: true })
-    const pass = (chunk: Uint8Array, done: boolean): Uint8Array => {
-      if (utf16 !== undefined) return encoder.encode(utf16.decode(chunk, { stream: !done }))
-      if (!encoding.invalid) {
-        try {
-          check.decode(chunk, { stream: !done })
-        } catch {
-          // Marked before the reader decodes this chunk; a fatal decoder is spent once it failed.
-          encoding.invalid = true
-          check = new TextDecoder("utf-8", { fatal: true })
-        }
+    // The same text decoded strictly, until a sequence fails: a lone surrogate or an odd last
+    // byte of UTF-16, a byte that is no UTF-8 (marked before the reader decodes this chunk).
+    const check = new TextDecoder(utf16?.encoding ?? "utf-8", { fatal: true })
+    const checked = (chunk: Uint8Array, done: boolean) => {
+      if (encoding.invalid) return
+      try {
+        check.decode(chunk, { stream: !done })
+      } catch {
+        encoding.invalid = true
       }
-      return chunk
+    }
+    const pass = (chunk: Uint8Array, done: boolean): Uint8Array => {
+      checked(chunk, done)
+      return utf16 === undefined ? chunk : encoder.encode(utf16.decode(chunk, { stream: !done }))
     }
     yield pass(first, false)
     for (let next = await source.next(); next.done !== true; next = await source.next()) yield pass(next.value, false)
@@ -483,7 +496,7 @@ const notJsonLines = (first: string): string | undefined => {
   const text = first.trim()
   if (text.startsWith("[")) return "the input is a JSON array, not JSON lines: pass --format json"
   if (text === "{") {
-    return "an object spread over several lines: JSON lines hold one object a line (jq -c, ConvertTo-Json -Compress), or pass --format json for an array"
+    return "an object spread over several lines: JSON lines hold one object a line (jq -c, ConvertTo-Json -Compress)"
   }
   if (!text.startsWith("{")) {
     return "the input is not JSON lines (the first line is no JSON object): pass --format csv if it is CSV"
@@ -693,7 +706,8 @@ const csvReader = (name: string, delimiter: string, encoding: Encoding): Reader 
   let header: ReadonlyArray<string> | undefined
   return {
     describe: (index) => `row ${index + 1} (line ${lines.lineOf(index)})`,
-    header: () => header,
+    // The named columns: nameless ones at the end are the reader's to check, not a column's name.
+    header: () => header?.filter((column) => column !== ""),
     async *read(bytes) {
       let parser: ReturnType<typeof parseCsv> | undefined = undefined
       const options: CsvOptions = {
@@ -906,8 +920,11 @@ const csvRow = (
     return [row, row]
   }
   if (fields.length > header.length) row[extraFieldsKey] = fields.slice(header.length)
+  // Too few: the named columns are what it lacks; too many: every column, nameless ones included.
+  const named = header.indexOf("") === -1 ? header.length : header.indexOf("")
+  const expected = fields.length < header.length ? named : header.length
   return [
-    invalidRow(`has ${fields.length} field${fields.length === 1 ? "" : "s"}, but the header has ${header.length}`),
+    invalidRow(`has ${fields.length} field${fields.length === 1 ? "" : "s"}, but the header has ${expected}`),
     row
   ]
 }

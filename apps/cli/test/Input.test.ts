@@ -21,7 +21,8 @@ import {
   partitionRecords,
   partitionSize,
   track,
-  unreadTextKey
+  unreadTextKey,
+  utf8Of
 } from "../src/Input.js"
 
 /** A temporary directory removed when the test's scope closes. */
@@ -100,7 +101,7 @@ describe("JSON lines", () => {
         ["[\n  {\"n\": 1},\n  {\"n\": 2}\n]\n", "the input is a JSON array, not JSON lines: pass --format json"],
         [
           "\n{\n  \"n\": 1\n}\n",
-          "an object spread over several lines: JSON lines hold one object a line (jq -c, ConvertTo-Json -Compress), or pass --format json for an array"
+          "an object spread over several lines: JSON lines hold one object a line (jq -c, ConvertTo-Json -Compress)"
         ],
         [
           "lastname,firstname\nDoe,Jo\n",
@@ -113,6 +114,9 @@ describe("JSON lines", () => {
         const error = yield* Effect.flip(Effect.flatMap(open({ file }), readAll))
         expect(error.message).toBe(`${file} line ${text.startsWith("\n") ? 2 : 1}: ${problem}.`)
       }
+      // A broken object on the first line is that row's problem, not the input's.
+      const { records } = yield* readText("broken-first.jsonl", "{\"a\":\n{\"a\":1}\n")
+      expect(records.map((r) => messageOf(r) ?? r.row)).toEqual([expect.stringMatching(/^not valid JSON/), { a: 1 }])
     }))
 
   it.live("fails with a clear message for a file that is not there", () =>
@@ -365,8 +369,27 @@ describe("CSV", () => {
         // The nameless columns may be left out, not the named ones.
         [3, { a: "3", b: "4" }],
         [4, "field 3 has a value, but the header's column 3 has no name"],
-        [5, "has 1 field, but the header has 4"]
+        [5, "has 1 field, but the header has 2"]
       ])
+      // The named columns are the header's columns.
+      const headerAlone = yield* readText("alone.csv", "a,b,\n")
+      expect([headerAlone.records, headerAlone.source.header()]).toEqual([[], ["a", "b"]])
+    }))
+
+  it.scoped("takes tab for a tab, and refuses a letter (an unquoted \\t reaches the program as t)", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = yield* writeFile(dir, "rows.txt", "a\tb\n1\t2\n")
+      for (const delimiter of ["tab", "\\t", "\t"]) {
+        expect((yield* readAll(yield* open({ file, format: "csv", delimiter }))).map((r) => r.row)).toEqual([{
+          a: "1",
+          b: "2"
+        }])
+      }
+      const error = yield* Effect.flip(open({ file, delimiter: "t" }))
+      expect(error.message).toBe(
+        "The CSV delimiter cannot be a letter or a digit, got 't' (for tabs: --delimiter tab, or '\\t' quoted)."
+      )
     }))
 
   it.scoped("reads another delimiter", () =>
@@ -508,6 +531,36 @@ describe("encodings", () => {
       expect(error.message).toBe(`${header} line 1: the header ${notUtf8}.`)
       const literal = yield* writeFile(dir, "literal.jsonl", "{\"n\":\"\uFFFD\"}\n")
       expect((yield* readAll(yield* open({ file: literal }))).map((r) => r.row)).toEqual([{ n: "\uFFFD" }])
+    }))
+
+  it.live("checks and re-encodes at any chunk boundary", () =>
+    Effect.promise(async () => {
+      /** The text `chunks` come out as, and whether a byte did not fit the encoding. */
+      const through = async (...chunks: Array<ReadonlyArray<number>>) => {
+        const encoding = { invalid: false }
+        const source = (async function*() {
+          for (const chunk of chunks) yield Uint8Array.from(chunk)
+        })()
+        const out = utf8Of(source, encoding)
+        const parts: Array<Uint8Array> = []
+        for (let next = await out.next(); next.done !== true; next = await out.next()) parts.push(next.value)
+        return [Buffer.concat(parts).toString("utf8"), encoding.invalid] as const
+      }
+      const bytes = (text: string, encoding: BufferEncoding = "utf8") => [...Buffer.from(text, encoding)]
+      // UTF-8: a character split over chunks is fine; a byte that is no UTF-8, or a file cut
+      // inside a character (seen only at the end), is not.
+      const e = bytes("é")
+      expect(await through([0x61, e[0]!], [e[1]!, 0x62])).toEqual(["aéb", false])
+      expect(await through([0x61, 0xe9, 0x62])).toEqual(["a\uFFFDb", true])
+      expect(await through([0x61], [e[0]!])).toEqual(["a\uFFFD", true])
+      // UTF-16 told by a byte order mark that arrives one byte at a time; a surrogate pair split
+      // over chunks; an odd last byte.
+      const le = [0xff, 0xfe, ...bytes("a😀b", "utf16le")]
+      expect(await through([le[0]!], le.slice(1, 5), le.slice(5))).toEqual(["a😀b", false])
+      expect(await through(le, [0x63])).toEqual(["a😀b\uFFFD", true])
+      const be = [0xfe, 0xff, 0x00, 0x61, 0xd8, 0x3d]
+      expect(await through(be, [0xde, 0x00])).toEqual(["a😀", false])
+      expect(await through([])).toEqual(["", false])
     }))
 
   it.scoped("reads a JSON line of several megabytes, arriving in many chunks", () =>

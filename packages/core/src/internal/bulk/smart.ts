@@ -82,7 +82,8 @@ export const planSmart = (options: {
     const identityOf = (item: SmartItem): string | undefined => {
       if (!byKey) return item.id
       const values = keyColumns.map((column) => item.row[column])
-      return values.some((value) => value === undefined || value === null)
+      // An empty text names no record, as in `prepare`.
+      return values.some((value) => value === undefined || value === null || value === "")
         ? undefined
         : keyIdentity(kindOf, keyColumns, values)
     }
