@@ -698,7 +698,8 @@ const isExpanded = (
  * lookups by the column syntax of this module into `<navigation property>@odata.bind`, Web API
  * annotations as given, blank values of non-text columns left out, and so are columns that
  * cannot be written (read-only columns a query returns: see `Operation`; `options.leftOut` hears
- * of each). Left: the first problem, naming the column (and the value, cut to 40 characters).
+ * of each). Left: a column the table lacks, or every value that does not convert, each naming its
+ * column (and the value, cut to 40 characters), joined by `; `.
  *
  * @example
  * ```ts
@@ -716,6 +717,9 @@ export const coerceRow = (
 ): Either.Either<Record<string, unknown>, CoerceError> => {
   const out: Record<string, unknown> = {}
   const table = context.table
+  // Every value that does not convert is said at once (a row is fixed in one go); a column the
+  // table lacks stops at once (for a CSV, it is the header's problem).
+  const values: Array<CoerceError> = []
   const readOnly = (name: string) => {
     const column = columnOf(table, name)
     return column !== undefined && !isWritable(column, options.operation)
@@ -771,13 +775,20 @@ export const coerceRow = (
       }
       if (!lookupTypes.has(column.type)) {
         const coerced = coerceValue(column, value)
-        if (Either.isLeft(coerced)) return Either.left(coerced.left)
+        if (Either.isLeft(coerced)) {
+          values.push(coerced.left)
+          continue
+        }
         if (coerced.right !== omit) out[key] = coerced.right
         continue
       }
       bound = plainLookup(context, key, column, value)
     }
-    if (Either.isLeft(bound)) return Either.left(bound.left)
+    if (Either.isLeft(bound)) {
+      if (bound.left.kind === "column") return Either.left(bound.left)
+      values.push(bound.left)
+      continue
+    }
     if (bound.right === omit) continue
     const [property, url] = bound.right
     // A new record has no lookup to clear: a null lookup is left out of a create.
@@ -787,7 +798,16 @@ export const coerceRow = (
     }
     out[property] = url
   }
-  return Either.right(out)
+  if (values.length === 0) return Either.right(out)
+  return Either.left(
+    values.length === 1
+      ? values[0]!
+      : new CoerceError({
+        column: values[0]!.column,
+        kind: "value",
+        message: values.map((problem) => problem.message).join("; ")
+      })
+  )
 }
 
 /**

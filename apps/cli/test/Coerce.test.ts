@@ -284,6 +284,20 @@ describe("coerceRow", () => {
     })
   })
 
+  it("names every value of a row that does not convert, in one message, so that the row is fixed in one go", () => {
+    expect(problem({ lastname: "Doe", birthdate: "2001-02-30", creditlimit: "abc", donotemail: "maybe" })).toEqual({
+      kind: "value",
+      column: "birthdate",
+      message: [
+        "column 'birthdate': '2001-02-30' is not an ISO date (2024-01-31) or date-time (2024-01-31T10:00:00Z)",
+        "column 'creditlimit': 'abc' is not a number",
+        "column 'donotemail': 'maybe' is not true or false (or 1/0, yes/no)"
+      ].join("; ")
+    })
+    // A column the table lacks is said alone: for a CSV it stops the run.
+    expect(problem({ creditlimit: "abc", lastnmae: "x" }).kind).toBe("column")
+  })
+
   it("binds a single-target lookup written with a GUID", () => {
     expect(ok({ dve_managerid: id })).toEqual({ "dve_managerid@odata.bind": `/systemusers(${lowerId})` })
     expect(ok({ dve_managerid: null })).toEqual({ "dve_managerid@odata.bind": null })

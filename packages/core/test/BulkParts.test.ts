@@ -283,6 +283,10 @@ describe("preparing rows", () => {
     const prepare = makePrepare({ operation: "create", metadata: parts, key: undefined, smart: false, idFor: String })
     expect((prepare({ dve_name: "a" }, 0) as DataverseError).message).toBe("column 'dve_serial' is required")
     expect(prepare({ dve_name: "a", dve_serial: "S1" }, 1)).toMatchObject({ index: 1 })
+    // Every value that does not fit, and every required column missing, in one message.
+    expect((prepare({ dve_name: "abcdef", dve_code: "x".repeat(11) }, 2) as DataverseError).message).toBe(
+      "column 'dve_name' is 6 characters long; the most is 5; column 'dve_code' is 11 characters long; the most is 10; column 'dve_serial' is required"
+    )
   })
 
   it("addresses an update by its primary key or by the key columns, and refuses a row with neither", () => {

@@ -209,11 +209,13 @@ export const bindingProblem = (
 const bindSuffix = "@odata.bind"
 
 /**
- * The first problem of a row, as `column 'x' ...`, or undefined when the row is fine.
+ * What is wrong with a row, as `column 'x' ...`, or undefined when the row is fine: a name that is
+ * not the table's alone, else every value that does not fit, joined by `; `.
  * `isCreate` adds the check of system-required columns.
  */
 export const validateRow = (table: TableMetadata, row: Row, isCreate: boolean): string | undefined => {
   const { columns, navigation, requiredOnCreate } = indexOf(table)
+  let valueProblems: Array<string> | undefined
   for (const name in row) {
     const value = row[name]
     // JSON leaves an undefined value out of the body: the service never sees it.
@@ -239,10 +241,14 @@ export const validateRow = (table: TableMetadata, row: Row, isCreate: boolean): 
       return withSuggestion(`column '${name}' does not exist in ${table.logicalName}`, name, columns.keys())
     }
     const problem = checkValue(column, value)
-    if (problem !== undefined) return `column '${name}' ${problem}`
+    // Every value that does not fit is said at once, so that a row is fixed in one go; a name
+    // that is wrong (above) is said alone.
+    if (problem !== undefined) (valueProblems ??= []).push(`column '${name}' ${problem}`)
   }
   if (isCreate) {
-    for (const name of requiredOnCreate) if ((row[name] ?? null) === null) return `column '${name}' is required`
+    for (const name of requiredOnCreate) {
+      if ((row[name] ?? null) === null) (valueProblems ??= []).push(`column '${name}' is required`)
+    }
   }
-  return undefined
+  return valueProblems?.join("; ")
 }
