@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Metadata } from "@dv-effect/core"
+import * as Metadata from "@dv-effect/core/Metadata"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
