@@ -310,6 +310,21 @@ describe("dv-effect query --out", () => {
     expect(await Fs.readdir(sub)).toEqual(["rows.jsonl"])
   })
 
+  it("removes the temporary file a killed run left, not one of a process still running", async () => {
+    const sub = await Fs.mkdtemp(Path.join(dir, "stale-"))
+    const file = Path.join(sub, "rows.jsonl")
+    // No process has an id this large (Linux allows at most 4,194,304); this test's own runs.
+    const stale = Path.join(sub, ".rows.jsonl.999999999.tmp")
+    const live = Path.join(sub, `.rows.jsonl.${process.pid}.tmp`)
+    const other = Path.join(sub, ".other.jsonl.999999999.tmp")
+    for (const path of [stale, live, other]) await Fs.writeFile(path, "half\n")
+    const result = await run(["query", "contact", "--top", "1", "--out", file, ...connection])
+    expect(result.code, result.stderr).toBe(0)
+    expect((await Fs.readdir(sub)).sort()).toEqual(
+      [".other.jsonl.999999999.tmp", `.rows.jsonl.${process.pid}.tmp`, "rows.jsonl"].sort()
+    )
+  })
+
   it("names --out when the file cannot be created", async () => {
     const result = await run(["query", "contact", "--out", Path.join(dir, "missing", "rows.csv"), ...connection])
     expect(result.code).toBe(1)

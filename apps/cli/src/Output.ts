@@ -219,6 +219,36 @@ export interface FileOutput {
 }
 
 /**
+ * Removes the temporary files of `path` that a killed run left (`kill -9` runs no finaliser): those
+ * whose process is gone. One of a process still running (another run writing the same file) stays.
+ */
+const removeStaleTemporaries = (path: string): Effect.Effect<void> =>
+  Effect.promise(async () => {
+    const prefix = `.${Path.basename(path)}.`
+    let names: Array<string> = []
+    try {
+      names = await Fs.promises.readdir(Path.dirname(path))
+    } catch {
+      return
+    }
+    for (const name of names) {
+      const pid = name.startsWith(prefix) && name.endsWith(".tmp") ? name.slice(prefix.length, -4) : ""
+      if (!/^\d+$/.test(pid) || isRunning(Number(pid))) continue
+      await Fs.promises.rm(Path.join(Path.dirname(path), name), { force: true }).catch(() => undefined)
+    }
+  })
+
+/** Whether a process of this id runs (one of another user counts: signalling it is refused, not absent). */
+const isRunning = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/**
  * Opens `path` for writing (through a temporary file, see `FileOutput`). Fails with one line
  * naming `flag` when the file cannot be created.
  *
@@ -226,6 +256,7 @@ export interface FileOutput {
  */
 export const openFile = (path: string, flag = "--out"): Effect.Effect<FileOutput, CliError, Scope.Scope> =>
   Effect.gen(function*() {
+    yield* removeStaleTemporaries(path)
     const temporary = Path.join(Path.dirname(path), `.${Path.basename(path)}.${process.pid}.tmp`)
     const problem = (error: unknown) =>
       new CliError({
