@@ -29,6 +29,13 @@ export interface TokenProvider {
   readonly getToken: Effect.Effect<Redacted.Redacted<string>, DataverseError>
   /** Forgets a cached token after the service answered 401 with it. */
   readonly invalidate: Effect.Effect<void>
+  /**
+   * `false` for a token that cannot be renewed (`staticToken`): a 401 is then final at once, and
+   * its error says the token cannot be refreshed. Left out: a 401 refreshes the token once.
+   *
+   * @since 0.2.0
+   */
+  readonly refreshable?: boolean | undefined
 }
 
 /**

@@ -215,14 +215,39 @@ layer(Emulator.layer(), { excludeTestServices: true })("authentication", (it) =>
   it.effect("fails with reason Unauthorized when the fresh token is refused too", () =>
     Effect.gen(function*() {
       const { info } = yield* Emulator.Emulator
+      let invalidations = 0
+      const provider: Credentials.TokenProvider = {
+        getToken: Effect.succeed(Redacted.make("bad.token.value")),
+        invalidate: Effect.sync(() => {
+          invalidations++
+        })
+      }
+      const error = yield* Effect.flip(
+        DataverseClient.whoAmI.pipe(
+          Effect.provide(DataverseClient.layerNode({ url: info.url, credentials: provider }))
+        )
+      )
+      expect([error.reason, error.status, invalidations]).toEqual(["Unauthorized", 401, 1])
+      expect(error.message).not.toContain("cannot be refreshed")
+      expect(JSON.stringify(error)).not.toContain(info.accessToken)
+    }))
+
+  it.effect("a static token refused is final at once, and the error says it cannot be refreshed", () =>
+    Effect.gen(function*() {
+      const running = yield* Emulator.Emulator
+      const { info } = running
+      const before = running.counters.requests
       const error = yield* Effect.flip(
         DataverseClient.whoAmI.pipe(
           Effect.provide(DataverseClient.layerNode({ url: info.url, credentials: Credentials.staticToken("bad") }))
         )
       )
-      expect(error.reason).toBe("Unauthorized")
-      expect(error.status).toBe(401)
-      expect(JSON.stringify(error)).not.toContain(info.accessToken)
+      expect([error.reason, error.status]).toEqual(["Unauthorized", 401])
+      expect(error.message).toMatch(
+        /\(the access token was given as is and cannot be refreshed: get a new one, or sign in with credentials that renew it\)$/
+      )
+      // Sent once: the same token again would be refused again.
+      expect(running.counters.requests - before).toBe(1)
     }))
 
   it.effect("frees each request's socket whether or not its answer is read or its fiber interrupted", () =>

@@ -18,7 +18,7 @@ export const staticToken: typeof Credentials.staticToken = (token) => {
   const getToken = value === ""
     ? Effect.fail(new DataverseError({ reason: "InvalidInput", message: "The access token is empty." }))
     : Effect.succeed(Redacted.make(value.replace(/^Bearer\s+/i, "")))
-  return { getToken, invalidate: Effect.void }
+  return { getToken, invalidate: Effect.void, refreshable: false }
 }
 
 const refreshMargin = Duration.minutes(5)

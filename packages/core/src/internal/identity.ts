@@ -148,16 +148,30 @@ export const makeIdentity = (
         )
       )
 
+    // A token given as is cannot be renewed: a 401 is final, and says why no refresh was tried.
+    const renewable = credentials.refreshable !== false
+    const unrenewable = (error: DataverseError) =>
+      renewable || error.reason !== "Unauthorized"
+        ? error
+        : new DataverseError({
+          ...error,
+          message:
+            `${error.message} (the access token was given as is and cannot be refreshed: get a new one, or sign in with credentials that renew it)`
+        })
+
     const failOnStatus = (
       request: HttpClientRequest.HttpClientRequest,
       response: HttpClientResponse.HttpClientResponse
-    ) => response.status < 400 ? Effect.succeed(response) : Effect.flatMap(errorOf(request, response), Effect.fail)
+    ) =>
+      response.status < 400
+        ? Effect.succeed(response)
+        : Effect.flatMap(errorOf(request, response), (error) => Effect.fail(unrenewable(error)))
 
     const attempt = (request: HttpClientRequest.HttpClientRequest) =>
       Effect.gen(function*() {
         const token = yield* credentials.getToken
         const response = yield* sendOnce(request, token)
-        if (response.status !== 401) return response
+        if (response.status !== 401 || !renewable) return response
         // The token may have been revoked or expired early: refresh once, then give up.
         yield* credentials.invalidate
         const fresh = yield* credentials.getToken
