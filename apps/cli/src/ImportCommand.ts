@@ -339,35 +339,35 @@ const sameFile = (path: string, input: string): boolean => {
 const recordMissingCode = "0x80040217"
 
 /**
- * ` (the row's lookups: parentcustomerid@account.accountnumber=A-999)`: the lookups of a row the
- * service found a record missing for, which its message does not tie to a column; empty when
- * the row has none.
+ * ` (the row's <what>: a=1, b=2)`: the values `columns` of the row as read (an object) hold, the
+ * empty ones left out, for a failure the service's message does not tie to a value; empty when none.
  */
-const lookupsOf = (table: Metadata.TableMetadata, raw: unknown): string => {
+const valuesOf = (what: string, raw: unknown, columns: (row: Record<string, unknown>) => ReadonlyArray<string>) => {
   if (typeof raw !== "object" || raw === null) return ""
   const row = raw as Record<string, unknown>
-  const keys = Coerce.lookupKeys(table, row).filter((key) => row[key] !== null && row[key] !== "")
-  return keys.length === 0 ? "" : ` (the row's lookups: ${keys.map((key) => `${key}=${String(row[key])}`).join(", ")})`
+  const named = columns(row).filter((column) => row[column] !== undefined && row[column] !== null && row[column] !== "")
+  return named.length === 0 ? "" : ` (the row's ${what}: ${named.map((c) => `${c}=${String(row[c])}`).join(", ")})`
 }
+
+/**
+ * ` (the row's lookups: parentcustomerid@account.accountnumber=A-999)`: the lookups of a row the
+ * service found a record missing for, which its message does not tie to a column.
+ */
+const lookupsOf = (table: Metadata.TableMetadata, raw: unknown): string =>
+  valuesOf("lookups", raw, (row) => Coerce.lookupKeys(table, row))
 
 /** A duplicate key (wire reference §5): the row's values of the table's keys. */
 const duplicateKeyCode = "0x80040237"
 
 /**
- * ` (the row's key values: accountnumber=A-1)`: the row's values of the table's primary key and
- * of the columns of its alternate keys, which the service's duplicate-key message names by column
- * only; empty when the row has none.
+ * ` (the row's key values: accountnumber=A-1)`: the row's values of the table's primary key (a
+ * duplicate may be of the row's own id) and of its alternate keys' columns, which the service's
+ * duplicate-key message names by column only.
  */
-const keyValuesOf = (table: Metadata.TableMetadata, raw: unknown): string => {
-  if (typeof raw !== "object" || raw === null) return ""
-  const row = raw as Record<string, unknown>
-  // The primary key first: a duplicate may be of the row's own id.
-  const columns = [...new Set([table.primaryIdAttribute, ...table.keys.flatMap((key) => key.keyAttributes)])]
-    .filter((column) => row[column] !== undefined && row[column] !== null && row[column] !== "")
-  return columns.length === 0
-    ? ""
-    : ` (the row's key values: ${columns.map((column) => `${column}=${String(row[column])}`).join(", ")})`
-}
+const keyValuesOf = (table: Metadata.TableMetadata, raw: unknown): string =>
+  valuesOf("key values", raw, () => [
+    ...new Set([table.primaryIdAttribute, ...table.keys.flatMap((key) => key.keyAttributes)])
+  ])
 
 /** Failures printed on stderr when a rejects file holds them all anyway. */
 const stderrFailuresWithRejects = 10
