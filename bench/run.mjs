@@ -134,7 +134,7 @@ const runIngest = only === undefined || only.includes("ingest")
 const jsonlFiles = new Map()
 /** The job's rows as JSON lines, written once per (scenario, count) before any clock starts. */
 const jsonlFor = async (scenario, count) => {
-  const key = `${scenario.op}-${scenario.invalidEvery ?? 0}-${count}`
+  const key = `${scenario.op}-${scenario.invalidEvery ?? 0}-${scenario.invalidKind ?? "length"}-${count}`
   if (jsonlFiles.has(key)) return jsonlFiles.get(key)
   const file = Path.join(tmp, `${key}.jsonl`)
   const stream = Fs.createWriteStream(file)

@@ -6,8 +6,16 @@
 // `dve_description`): `m<i>` for creates, `u<i>` for updates and upserts. After a run the
 // emulator host counts the markers in its store: landed, lost, duplicated.
 
-/** Row i is invalid (a lastname over the column's 50 characters) when the scenario says so. */
+/**
+ * Row i is invalid when the scenario says so: by default a lastname over the column's 50
+ * characters (a client that checks the metadata never sends it); with `invalidKind: "lookup"` a
+ * lookup to an account that does not exist (it passes every client check, and the service refuses
+ * the whole bulk request that carries it).
+ */
 export const isInvalid = (i, invalidEvery) => invalidEvery > 0 && i % invalidEvery === invalidEvery - 1
+
+/** An account no row's lookup finds. */
+const missingAccount = "/accounts(00000000-0000-4000-8000-00000000dead)"
 
 /** A stable primary key per row index, for the seeded records the update scenario changes. */
 export const contactId = (i) => `b0000000-0000-4000-8000-${i.toString(16).padStart(12, "0")}`
@@ -19,16 +27,21 @@ export const jobRows = (scenario, count = scenario.rows) => {
   const rows = new Array(count)
   for (let i = 0; i < count; i++) {
     switch (scenario.op) {
-      case "create":
+      case "create": {
+        const invalid = isInvalid(i, scenario.invalidEvery ?? 0)
         rows[i] = {
           firstname: `First${i}`,
-          lastname: isInvalid(i, scenario.invalidEvery ?? 0) ? `Invalid${"x".repeat(60)}${i}` : `Last${i}`,
+          lastname: invalid && scenario.invalidKind !== "lookup" ? `Invalid${"x".repeat(60)}${i}` : `Last${i}`,
           emailaddress1: `person${i}@bench.example.com`,
           telephone1: "+1-206-555-0100",
           creditlimit: i % 50000,
           jobtitle: `m${i}`
         }
+        if (invalid && scenario.invalidKind === "lookup") {
+          rows[i]["parentcustomerid_account@odata.bind"] = missingAccount
+        }
         break
+      }
       case "update":
         rows[i] = { contactid: contactId(i), telephone1: "+1-425-555-0199", jobtitle: `u${i}` }
         break

@@ -110,7 +110,7 @@ export interface Progress {
   readonly checking: number
   /** Chunks allowed in flight now (adapted to throttling and latency). */
   readonly concurrency: number
-  /** Rows per request now (adapted to latency when `chunkSize` is `"auto"`). */
+  /** Rows per request now (adapted to latency and refused rows when `chunkSize` is `"auto"`). */
   readonly chunkSize: number
   /** Milliseconds until the service's Retry-After ends and requests go again; 0 when not waiting. */
   readonly waitingMs: number
@@ -185,7 +185,8 @@ export interface BulkOptions {
   /**
    * Rows per request, or `"auto"` (the default): start at 100, and from the first answers go to
    * what half the target latency holds, up to 1,000 (100 on elastic tables, as Microsoft
-   * advises); timeouts and 413s shrink it.
+   * advises); timeouts and 413s shrink it, and so do rows the service refuses in a bulk message
+   * (each fails its whole request, searched by a `$batch`): to the size of least expected cost.
    */
   readonly chunkSize?: number | "auto" | undefined
   /**

@@ -8,6 +8,10 @@ import * as Stream from "effect/Stream"
 import * as Bulk from "../src/Bulk.js"
 import * as Credentials from "../src/Credentials.js"
 import * as DataverseClient from "../src/DataverseClient.js"
+import type { ChunkSizer } from "../src/internal/bulk/chunking.js"
+import { planRun } from "../src/internal/bulk/plan.js"
+import type { Prepared } from "../src/internal/bulk/prepare.js"
+import { sendMultiple } from "../src/internal/bulk/sendMultiple.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
 
 const clientOf = (options: Partial<DataverseClient.ClientOptions> = {}) =>
@@ -36,6 +40,60 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
         "0x80040237"
       ])
       expect(emulator.store.table("contact")!.size).toBe(4)
+    }))
+
+  it.effect("searches a refused chunk larger than the refusals make best in parts through the message, and only a refused part by $batch", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const told: Array<string> = []
+      // A sizer for which 100 rows are best now: what the refusals of the run made it.
+      const sizer: ChunkSizer = {
+        adaptive: true,
+        current: () => 100,
+        observe: (rows, ms) => told.push(`observe ${rows} ${ms}`),
+        shrink: () => {},
+        refusing: () => told.push("refusing"),
+        settled: () => told.push("settled"),
+        searched: (rows, bad) => told.push(`searched ${rows} ${bad}`)
+      }
+      const plan = { ...(yield* planRun("create", "contact", {})), sizer }
+      const missing = "/accounts(00000000-0000-4000-8000-00000000dead)"
+      const items = Array.from({ length: 1000 }, (_, i): Prepared => ({
+        index: i,
+        row: i === 437
+          ? { lastname: `Bad ${i}`, "parentcustomerid_account@odata.bind": missing }
+          : { lastname: `Row ${i}` },
+        ref: undefined,
+        id: id(10_000 + i),
+        ownId: true
+      }))
+      const before = emulator.counters.requests
+      const outcomes = yield* sendMultiple(plan, "create", items)
+      // The refused request, ten parts of 100, and one `$batch` of the refused part.
+      expect(emulator.counters.requests - before).toBe(12)
+      expect(outcomes.filter((o) => o.status === "created").length).toBe(999)
+      const failed = outcomes.filter((o) => o.status === "failed")
+      expect(failed.map((o) => o.index)).toEqual([437])
+      expect(failed[0]!.status === "failed" && failed[0]!.error.code).toBe("0x80040217")
+      expect(emulator.store.table("contact")!.size).toBe(999)
+      expect(told).toEqual([
+        "refusing",
+        ...Array.from({ length: 4 }, () => "observe 100 undefined"),
+        "refusing",
+        "searched 100 1",
+        "settled",
+        ...Array.from({ length: 5 }, () => "observe 100 undefined"),
+        "settled"
+      ])
+      // A chunk under twice the best size goes to `$batch` whole, as the wire reference advises.
+      told.length = 0
+      const small = items.slice(400, 550).map((item) => ({ ...item, id: id(20_000 + item.index) }))
+      const afterFirst = emulator.counters.requests
+      const smallOutcomes = yield* sendMultiple(plan, "create", small)
+      expect(emulator.counters.requests - afterFirst).toBe(2)
+      expect(smallOutcomes.filter((o) => o.status === "failed").map((o) => o.index)).toEqual([437])
+      expect(told).toEqual(["refusing", "searched 150 1", "settled"])
     }))
 
   it.effect("updates, upserts by alternate key and deletes, reporting each row", () =>

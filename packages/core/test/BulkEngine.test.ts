@@ -17,6 +17,7 @@ import * as DataverseClient from "../src/DataverseClient.js"
 import { estimateBytes, groupAdaptively, makeChunkSizer } from "../src/internal/bulk/chunking.js"
 import { deterministicId } from "../src/internal/bulk/ids.js"
 import { inputHead } from "../src/internal/bulk/inputHead.js"
+import { bestSize, costPerRow, makeRefusedRowsModel, requestWorthMs } from "../src/internal/bulk/refusedRows.js"
 import * as Journal from "../src/Journal.js"
 import * as Records from "../src/Records.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
@@ -69,6 +70,80 @@ describe("chunking", () => {
     expect(sizer.current()).toBe(335)
     sizer.shrink(335) // a refusal of the halved size halves it again
     expect(sizer.current()).toBe(167)
+  })
+
+  it("sizes chunks by the rows the service refuses: clean runs untouched, sparse bad rows smaller chunks", () => {
+    // A clean request: 20 ms plus 1 ms a row; a refused one and its `$batch`: 40 ms plus 11 ms a row.
+    const costs = { fixedMs: 20, perRowMs: 1, isolationFixedMs: 40, isolationPerRowMs: 11 }
+    expect(bestSize({ ...costs, badRate: 0 }, 1000)).toBe(1000)
+    // One bad row in 1,000: chunks of 1,000 nearly all fail; about 100 is best, where the
+    // execution time and the requests (at 200 ms each, §6's default limits) cost alike.
+    const sparse = bestSize({ ...costs, badRate: 0.001 }, 1000)
+    expect(sparse).toBeGreaterThanOrEqual(80)
+    expect(sparse).toBeLessThanOrEqual(125)
+    expect(costPerRow({ ...costs, badRate: 0.001 }, sparse)).toBeLessThan(
+      costPerRow({ ...costs, badRate: 0.001 }, 1000) / 3
+    )
+    // More bad rows, smaller chunks; but never so small that the requests cost more than the rows.
+    const dense = bestSize({ ...costs, badRate: 0.01 }, 1000)
+    expect(dense).toBeLessThan(sparse)
+    expect(dense).toBeGreaterThanOrEqual(10)
+    expect(requestWorthMs / dense).toBeLessThan(costPerRow({ ...costs, badRate: 0.01 }, dense) * 1.0001)
+    // Every row bad: the search is the cost whatever the size, and large requests amortise it.
+    expect(bestSize({ ...costs, badRate: 1 }, 1000)).toBe(1000)
+
+    // Learnt from the answers: no refusal, no change.
+    const model = makeRefusedRowsModel()
+    for (const rows of [100, 400, 1000, 1000, 1000, 250, 60]) model.clean(rows, 20 + rows)
+    model.clean(1000, undefined) // held by a Retry-After: rows, not a cost
+    expect(model.best(1000)).toBe(1000)
+    // A refusal counts a bad row at once; until a search is timed, a `$batch` row is taken to
+    // cost what a row of the message costs (the least it can): a mild limit.
+    model.refusing(1000, undefined)
+    const atOnce = model.best(1000)
+    expect(atOnce).toBeLessThan(1000)
+    expect(atOnce).toBeGreaterThan(160)
+    // A search held by a Retry-After teaches the rate, not the cost.
+    model.searched(1000, 1, undefined)
+    model.settled()
+    expect(model.best(1000)).toBe(atOnce)
+    // A timed one: a `$batch` row costs ten a message row; about 100 is best now.
+    model.refusing(1000, 1020)
+    model.searched(1000, 1, 20 + 10 * 1000)
+    model.settled()
+    const learnt = model.best(1000)
+    expect(learnt).toBeGreaterThanOrEqual(80)
+    expect(learnt).toBeLessThanOrEqual(160)
+    // Clean rows since: the rate decays and the size grows back.
+    for (let i = 0; i < 200; i++) model.clean(learnt, 20 + learnt)
+    expect(model.best(1000)).toBeGreaterThan(learnt)
+
+    // The sizer: grows as before while nothing is refused, then keeps below the best size.
+    const sizer = makeChunkSizer({ start: 100, max: 1000, targetMs: 10_000 })
+    sizer.observe(100, 120)
+    sizer.observe(400, 420)
+    sizer.observe(1000, 1020)
+    expect(sizer.current()).toBe(1000)
+    for (let i = 0; i < 2; i++) {
+      sizer.refusing(1000, 1020)
+      sizer.searched(1000, 1, 10_020)
+      sizer.settled()
+    }
+    expect(sizer.current()).toBeLessThanOrEqual(160)
+    // Every chunk refused (one bad row in each 100, chunks of 100): the refused requests' times
+    // stand in for a clean one's, and the size still comes down.
+    const everyChunk = makeRefusedRowsModel()
+    for (let i = 0; i < 20; i++) {
+      everyChunk.refusing(100, 120)
+      everyChunk.searched(100, 1, 20 + 10 * 100)
+      everyChunk.settled()
+    }
+    expect(everyChunk.best(1000)).toBeLessThan(80)
+    expect(everyChunk.best(1000)).toBeGreaterThanOrEqual(10)
+    const fixed = makeChunkSizer({ fixed: 500 })
+    fixed.refusing(500, 520)
+    fixed.searched(500, 1, 5_000)
+    expect(fixed.current()).toBe(500)
   })
 
   it("estimates a row's JSON size without serialising it", () => {

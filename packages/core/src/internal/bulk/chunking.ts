@@ -1,4 +1,5 @@
 import * as Stream from "effect/Stream"
+import { makeRefusedRowsModel } from "./refusedRows.js"
 
 /**
  * Rows per request. Fixed when the caller chose a number; else it starts small (Microsoft's
@@ -7,33 +8,52 @@ import * as Stream from "effect/Stream"
  * fourfold per answer: the round trips of the first requests stay short while the run's
  * concurrency ramps up too, and one noisy answer cannot run away with the size. It
  * shrinks when answers are slow, time out or are too large; after such a refusal it never grows
- * back past the halved size.
+ * back past the halved size. Once the service refuses rows of a bulk message, it stays at or below
+ * the size of least expected cost per row that those refusals make (`refusedRows.ts`).
  */
 export interface ChunkSizer {
   /** False when the caller chose the size. */
   readonly adaptive: boolean
   readonly current: () => number
-  /** A request of `rows` rows answered in `latencyMs`. */
-  readonly observe: (rows: number, latencyMs: number) => void
+  /** A request of `rows` rows answered in `latencyMs`, undefined when a Retry-After held it. */
+  readonly observe: (rows: number, latencyMs: number | undefined) => void
   /** A request of `rows` rows timed out or was too large. */
   readonly shrink: (rows: number) => void
+  /** The rows the service refuses (`RefusedRowsModel`): a refusal, its end, its `$batch`. */
+  readonly refusing: (rows: number, ms: number | undefined) => void
+  readonly settled: () => void
+  readonly searched: (rows: number, bad: number, ms: number | undefined) => void
 }
 
 export const makeChunkSizer = (
   options: { readonly fixed: number } | { readonly start: number; readonly max: number; readonly targetMs: number }
 ): ChunkSizer => {
   if ("fixed" in options) {
-    return { adaptive: false, current: () => options.fixed, observe: () => {}, shrink: () => {} }
+    const ignore = () => {}
+    return {
+      adaptive: false,
+      current: () => options.fixed,
+      observe: ignore,
+      shrink: ignore,
+      refusing: ignore,
+      settled: ignore,
+      searched: ignore
+    }
   }
   let size = options.start
   // A size the service refused (too large, timed out) is not tried again: growth stops below it.
   let cap = options.max
+  const refusedRows = makeRefusedRowsModel()
+  // What the refused rows make best, computed when an answer changes it, not per chunk.
+  let best = cap
   return {
     adaptive: true,
-    current: () => size,
+    current: () => Math.min(size, best),
     observe: (rows, latencyMs) => {
+      refusedRows.clean(rows, latencyMs)
+      best = refusedRows.best(cap)
       // Small chunks (the tail of a run) say little about the size.
-      if (rows < Math.min(10, size)) return
+      if (latencyMs === undefined || rows < Math.min(10, size)) return
       if (latencyMs > options.targetMs) {
         size = Math.max(1, Math.floor(Math.min(size, rows) * 0.67))
       } else if (latencyMs < options.targetMs / 2) {
@@ -49,6 +69,19 @@ export const makeChunkSizer = (
       const half = Math.max(1, Math.floor(rows / 2))
       size = Math.min(size, half)
       cap = Math.min(cap, half)
+      best = Math.min(best, cap)
+    },
+    refusing: (rows, ms) => {
+      refusedRows.refusing(rows, ms)
+      best = refusedRows.best(cap)
+    },
+    settled: () => {
+      refusedRows.settled()
+      best = refusedRows.best(cap)
+    },
+    searched: (rows, bad, ms) => {
+      refusedRows.searched(rows, bad, ms)
+      best = refusedRows.best(cap)
     }
   }
 }

@@ -254,7 +254,7 @@ export const makeEngine = <E, R>(
 
     /** How each identity sends: the plan with its connection, its retries counted to it. */
     const contexts = new Map(identities.map((identity): [Identity, SendContext] => [identity, {
-      plan: { ...plan, client: identity.client },
+      plan: { ...plan, client: identity.client, sizer },
       sizer,
       retryPolicy,
       onRetry: () => {

@@ -2,10 +2,13 @@ import * as Effect from "effect/Effect"
 import type { Operation, RowOutcome } from "../../Bulk.js"
 import type { DataverseClient } from "../../DataverseClient.js"
 import { DataverseError, reasonFor } from "../../DataverseError.js"
+import { measured } from "./latency.js"
 import { failedAll, succeeded } from "./outcomes.js"
 import type { RunPlan } from "./plan.js"
 import type { Prepared } from "./prepare.js"
 import { sendBatch } from "./sendBatch.js"
+
+type Resend = (items: ReadonlyArray<Prepared>) => Effect.Effect<Array<RowOutcome>, DataverseError, DataverseClient>
 
 /**
  * Finding the rows a bulk message refused (wire reference §3). A standard table runs the message
@@ -19,13 +22,56 @@ export const isolate = (
   op: Operation,
   items: ReadonlyArray<Prepared>,
   error: DataverseError,
-  resend: (items: ReadonlyArray<Prepared>) => Effect.Effect<Array<RowOutcome>, DataverseError, DataverseClient>
+  resend: Resend,
+  refusedMs: number | undefined
 ): Effect.Effect<Array<RowOutcome>, DataverseError, DataverseClient> => {
   if (plan.elastic) return Effect.succeed(elasticOutcomes(op, items, error))
   if (items.length === 1) return Effect.succeed(failedAll(items, error))
-  if (plan.isolation === "batch") return sendBatch(plan, op, items)
+  if (plan.isolation === "batch") return search(plan, op, items, resend, refusedMs)
   const half = Math.ceil(items.length / 2)
   return Effect.zipWith(resend(items.slice(0, half)), resend(items.slice(half)), (a, b) => [...a, ...b])
+}
+
+/**
+ * The `$batch` search of a refused chunk, told to the run's chunk sizer: the refusal at once with
+ * the time it took (the requests formed meanwhile are cut at the smaller size it makes best), then
+ * the rows searched, how many were bad and how long the `$batch` took; latency the client measures
+ * itself (wire reference §6). A chunk at least twice the size the refusals now make best (sent
+ * before the sizer knew) goes again through the message in parts of that size, in turn, and only
+ * a refused part is searched by `$batch`: a `$batch` costs execution time for each of its
+ * operations (§4).
+ */
+const search = (
+  plan: RunPlan,
+  op: Operation,
+  items: ReadonlyArray<Prepared>,
+  resend: Resend,
+  refusedMs: number | undefined
+): Effect.Effect<Array<RowOutcome>, DataverseError, DataverseClient> => {
+  const sizer = plan.sizer
+  if (sizer === undefined) return sendBatch(plan, op, items)
+  return Effect.gen(function*() {
+    sizer.refusing(items.length, refusedMs)
+    const size = sizer.current()
+    if (items.length >= 2 * size) {
+      const parts = Math.ceil(items.length / size)
+      const partSize = Math.ceil(items.length / parts)
+      const outcomes: Array<RowOutcome> = []
+      for (let start = 0; start < items.length; start += partSize) {
+        const part = items.slice(start, start + partSize)
+        const answered = yield* resend(part)
+        // A refused part told the sizer of its own search; a clean one, its rows.
+        if (!answered.some((outcome) => outcome.status === "failed")) sizer.observe(part.length, undefined)
+        for (const outcome of answered) outcomes.push(outcome)
+      }
+      return outcomes
+    }
+    const [outcomes, elapsed] = yield* measured(plan.client.controller, sendBatch(plan, op, items))
+    let bad = 0
+    for (const outcome of outcomes) if (outcome.status === "failed") bad++
+    sizer.searched(items.length, bad, elapsed)
+    return outcomes
+  }).pipe(Effect.ensuring(Effect.sync(() => sizer.settled())))
 }
 
 /**

@@ -1,3 +1,7 @@
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import type { Controller } from "../../DataverseClient.js"
+
 /**
  * Latency against the run's own early baseline: the one congestion signal the service may give
  * without a 429 (wire reference §6: users report "silent" limits, throughput flattening and
@@ -61,3 +65,21 @@ export const makeLatencySignal = (): LatencySignal => {
     baselinePerRow: (rows) => reference(bucketOf(rows))
   }
 }
+
+/**
+ * Runs `effect` and gives, beside its result, how long it took when that is the service's time
+ * for it: undefined when a Retry-After of the connection held it or a 429 came meanwhile (then
+ * the wait, not the work, is in the figure). Latency the client measures itself (wire reference §6).
+ */
+export const measured = <A, E, R>(
+  controller: Controller,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<readonly [A, number | undefined], E, R> =>
+  Effect.gen(function*() {
+    const before = controller.state()
+    const started = yield* Clock.currentTimeMillis
+    const result = yield* effect
+    const elapsed = (yield* Clock.currentTimeMillis) - started
+    const unheld = before.heldUntil <= started && controller.state().throttled === before.throttled
+    return [result, unheld ? elapsed : undefined] as const
+  })

@@ -6,6 +6,7 @@ import type { DataverseError } from "../../DataverseError.js"
 import type { TableMetadata } from "../../Metadata.js"
 import { invalid } from "../invalidInput.js"
 import { withSuggestion } from "../suggest.js"
+import type { ChunkSizer } from "./chunking.js"
 
 /** How one run sends its rows, decided from the options and the table's metadata. */
 export interface RunPlan {
@@ -30,6 +31,8 @@ export interface RunPlan {
   readonly maxRequestBytes: number
   /** Milliseconds the adaptive chunk size aims under. */
   readonly targetLatencyMs: number
+  /** The run's chunk sizer, once the run has one: a refused request's search tells it its figures. */
+  readonly sizer?: ChunkSizer | undefined
 }
 
 export const messageOf: Record<Operation, "CreateMultiple" | "UpdateMultiple" | "UpsertMultiple" | "DeleteMultiple"> = {

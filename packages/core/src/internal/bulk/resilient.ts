@@ -1,4 +1,3 @@
-import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type { Operation, RowOutcome } from "../../Bulk.js"
@@ -6,6 +5,7 @@ import type { DataverseClient } from "../../DataverseClient.js"
 import { type DataverseError, isAmbiguous, isRunFailure } from "../../DataverseError.js"
 import type { ChunkSizer } from "./chunking.js"
 import { confirmOwnDuplicates, existingOrNone } from "./exactlyOnce.js"
+import { measured } from "./latency.js"
 import { failedAll, isRetryable, isSplittable, isTooBig, succeeded } from "./outcomes.js"
 import { type RunPlan, sendsWith } from "./plan.js"
 import type { Prepared } from "./prepare.js"
@@ -53,10 +53,7 @@ export const sendResilient = (
     const final: Array<RowOutcome> = []
     let pending = items
     while (pending.length > 0) {
-      const before = controller.state()
-      const started = yield* Clock.currentTimeMillis
-      const outcomes = yield* sendOnce(plan, op, pending)
-      const elapsed = (yield* Clock.currentTimeMillis) - started
+      const [outcomes, elapsed] = yield* measured(controller, sendOnce(plan, op, pending))
       const again: Array<Prepared> = []
       let error: DataverseError | undefined
       outcomes.forEach((outcome, i) => {
@@ -66,13 +63,11 @@ export const sendResilient = (
         } else final.push(outcome)
       })
       if (error === undefined) {
-        // Latency the client measured itself (wire reference §6): only when no Retry-After held the
-        // request and nothing failed, so that the figure is the service's time for these rows.
-        const clean = before.heldUntil <= started && controller.state().throttled === before.throttled &&
-          !outcomes.some((outcome) => outcome.status === "failed")
-        if (clean) {
+        // Latency the client measured itself (wire reference §6), when no Retry-After held the
+        // request. A chunk with refused rows was searched (`isolate`), which told the sizer.
+        if (!outcomes.some((outcome) => outcome.status === "failed")) {
           sizer.observe(pending.length, elapsed)
-          yield* controller.observe(round, pending.length, elapsed)
+          if (elapsed !== undefined) yield* controller.observe(round, pending.length, elapsed)
         }
         break
       }

@@ -4,6 +4,7 @@ import type { Operation } from "../../Bulk.js"
 import { DataverseError } from "../../DataverseError.js"
 import { bodyJson } from "../requestBody.js"
 import { isolate } from "./isolation.js"
+import { measured } from "./latency.js"
 import { failedAll, isRetryable, type Sender, stopsAtOnce, succeeded } from "./outcomes.js"
 import { messageOf, type RunPlan } from "./plan.js"
 import { partitionOf, pathOf, type Prepared } from "./prepare.js"
@@ -53,7 +54,10 @@ export const sendMultiple: Sender = (plan, op, items) =>
   Effect.gen(function*() {
     const { metadata } = plan
     const request = requestOf(plan, op, items)
-    const result = yield* Effect.either(plan.client.executeJson(request, { idempotent: true, retry: false }))
+    const [result, elapsed] = yield* measured(
+      plan.client.controller,
+      Effect.either(plan.client.executeJson(request, { idempotent: true, retry: false }))
+    )
     // Every create carries its id, and that id is the record's, not the position in `Ids`.
     if (result._tag === "Right") return items.map((item) => succeeded(op, item, item.id))
     const error = result.left
@@ -74,5 +78,5 @@ export const sendMultiple: Sender = (plan, op, items) =>
       )
     }
     if (isRetryable(error) || error.status === undefined) return failedAll(items, error)
-    return yield* isolate(plan, op, items, error, (half) => sendMultiple(plan, op, half))
+    return yield* isolate(plan, op, items, error, (part) => sendMultiple(plan, op, part), elapsed)
   })
