@@ -6,7 +6,7 @@
 // sizes, on a fresh emulator per trial, rows and checks as in bench/matrix.mjs (lib/trial.mjs).
 //
 //   npm run build && node bench/bad-rows.mjs [--rows 30000] [--every 0,1000,100] [--servers 1]
-//                                          [--sizes 1000,200,50] [--reps 1] [--operation-ms 10]
+//                                          [--sizes 100,50] [--reps 1] [--operation-ms 10]
 //
 // --operation-ms sets the profile's `perOperationMs` (what a `$batch` operation costs; `bench`
 // has 10 against 1 per row of a bulk message), a modelling choice the engine must not depend on.
@@ -24,7 +24,7 @@ const numbers = (name, fallback) => (option(name) ?? fallback).split(",").filter
 const rows = Number(option("rows") ?? 30_000)
 const everies = numbers("every", "0,1000,100")
 const servers = numbers("servers", "1")
-const sizes = numbers("sizes", "1000,200,50")
+const sizes = numbers("sizes", "100,50")
 const reps = Number(option("reps") ?? 1)
 const operationMs = option("operation-ms")
 const profile = operationMs === undefined

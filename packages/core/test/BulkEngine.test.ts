@@ -15,9 +15,13 @@ import * as Bulk from "../src/Bulk.js"
 import * as Credentials from "../src/Credentials.js"
 import * as DataverseClient from "../src/DataverseClient.js"
 import { estimateBytes, groupAdaptively, makeChunkSizer } from "../src/internal/bulk/chunking.js"
+import type { ChunkSizer } from "../src/internal/bulk/chunking.js"
 import { deterministicId } from "../src/internal/bulk/ids.js"
 import { inputHead } from "../src/internal/bulk/inputHead.js"
+import { planRun } from "../src/internal/bulk/plan.js"
+import type { Prepared } from "../src/internal/bulk/prepare.js"
 import { bestSize, costPerRow, makeRefusedRowsModel, requestWorthMs } from "../src/internal/bulk/refusedRows.js"
+import { sendMultiple } from "../src/internal/bulk/sendMultiple.js"
 import * as Journal from "../src/Journal.js"
 import * as Records from "../src/Records.js"
 import * as RetryPolicy from "../src/RetryPolicy.js"
@@ -431,6 +435,63 @@ describe("the engine and the ids it sent", () => {
       for (const outcome of byIndex) {
         expect(outcome.status === "created" && table.get(outcome.id!)?.values.lastname).toBe(`I${outcome.index}`)
       }
+    })).pipe(Effect.provide(Emulator.layer({ identity: false }))))
+})
+
+describe("the search of a refused chunk under a passing failure", () => {
+  it.live("counts no bad row for a $batch that failed for a passing reason, and a run lands every good row once", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      let batches = 0
+      // The first $batch (a refused chunk's search) meets a 503; the rest pass.
+      const proxy = yield* frontDoor(emulator.info.url, {
+        refuse: (request) => request.url?.endsWith("$batch") === true && batches++ === 0
+      })
+      const layer = DataverseClient.layerNode({
+        url: proxy.url,
+        credentials: Credentials.staticToken(emulator.info.accessToken),
+        ...fastRetries
+      })
+      const told: Array<string> = []
+      const sizer: ChunkSizer = {
+        adaptive: true,
+        current: () => 1000,
+        observe: () => {},
+        shrink: () => {},
+        refusing: () => told.push("refusing"),
+        settled: () => told.push("settled"),
+        searched: (rows, bad, ms) => told.push(`searched ${rows} ${bad} ${ms}`)
+      }
+      const missing = "/accounts(00000000-0000-4000-8000-00000000dead)"
+      const items = Array.from({ length: 50 }, (_, i): Prepared => ({
+        index: i,
+        row: i === 7 ? { lastname: `Bad`, "parentcustomerid_account@odata.bind": missing } : { lastname: `P${i}` },
+        ref: undefined,
+        id: id(30_000 + i),
+        ownId: true
+      }))
+      const outcomes = yield* Effect.gen(function*() {
+        const plan = { ...(yield* planRun("create", "contact", {})), sizer }
+        return yield* sendMultiple(plan, "create", items)
+      }).pipe(Effect.provide(layer))
+      // Every row failed for the 503, to be sent again: neither settled nor bad, and no cost.
+      expect(outcomes.map((o) => o.status === "failed" && o.error.status)).toEqual(items.map(() => 503))
+      expect(told).toEqual(["refusing", "searched 0 0 undefined", "settled"])
+
+      // Through the engine: the same 503 on the first search, and every good row lands once.
+      emulator.reset()
+      batches = 0
+      const rows = Array.from(
+        { length: 400 },
+        (_, i) =>
+          i === 150 ? { lastname: "Bad", "parentcustomerid_account@odata.bind": missing } : { lastname: `E${i}` }
+      )
+      const summary = yield* Bulk.execute("create", "contact", rows, { concurrency: 1 }).pipe(Effect.provide(layer))
+      expect(batches).toBeGreaterThanOrEqual(2)
+      expect(summary).toMatchObject({ total: 400, created: 399, failed: 1 })
+      expect(summary.retries).toBeGreaterThanOrEqual(1)
+      expect(emulator.store.table("contact")!.size).toBe(399)
+      expect(new Set(lastnames(emulator)).size).toBe(399)
     })).pipe(Effect.provide(Emulator.layer({ identity: false }))))
 })
 

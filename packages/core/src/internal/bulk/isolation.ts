@@ -2,8 +2,9 @@ import * as Effect from "effect/Effect"
 import type { Operation, RowOutcome } from "../../Bulk.js"
 import type { DataverseClient } from "../../DataverseClient.js"
 import { DataverseError, reasonFor } from "../../DataverseError.js"
+import type { ChunkSizer } from "./chunking.js"
 import { measured } from "./latency.js"
-import { failedAll, succeeded } from "./outcomes.js"
+import { failedAll, isRetryable, succeeded } from "./outcomes.js"
 import type { RunPlan } from "./plan.js"
 import type { Prepared } from "./prepare.js"
 import { sendBatch } from "./sendBatch.js"
@@ -26,7 +27,11 @@ export const isolate = (
   refusedMs: number | undefined
 ): Effect.Effect<Array<RowOutcome>, DataverseError, DataverseClient> => {
   if (plan.elastic) return Effect.succeed(elasticOutcomes(op, items, error))
-  if (items.length === 1) return Effect.succeed(failedAll(items, error))
+  if (items.length === 1) {
+    // A row refused alone is bad, and needs no search.
+    if (plan.isolation === "batch") plan.sizer?.searched(1, 1, undefined)
+    return Effect.succeed(failedAll(items, error))
+  }
   if (plan.isolation === "batch") return search(plan, op, items, resend, refusedMs)
   const half = Math.ceil(items.length / 2)
   return Effect.zipWith(resend(items.slice(0, half)), resend(items.slice(half)), (a, b) => [...a, ...b])
@@ -36,10 +41,11 @@ export const isolate = (
  * The `$batch` search of a refused chunk, told to the run's chunk sizer: the refusal at once with
  * the time it took (the requests formed meanwhile are cut at the smaller size it makes best), then
  * the rows searched, how many were bad and how long the `$batch` took; latency the client measures
- * itself (wire reference §6). A chunk at least twice the size the refusals now make best (sent
- * before the sizer knew) goes again through the message in parts of that size, in turn, and only
- * a refused part is searched by `$batch`: a `$batch` costs execution time for each of its
- * operations (§4).
+ * itself (wire reference §6). A chunk at least twice the chunk size of that moment (which the
+ * refusals keep at or below their best; the chunk was formed before) goes again through the
+ * message in parts of that size, in turn, and only a refused part is searched by `$batch`: a
+ * `$batch` costs execution time for each of its operations (§4). The parts' own refusals tell the
+ * sizer of themselves, so the chunk's refusal stops counting when they go.
  */
 const search = (
   plan: RunPlan,
@@ -50,10 +56,14 @@ const search = (
 ): Effect.Effect<Array<RowOutcome>, DataverseError, DataverseClient> => {
   const sizer = plan.sizer
   if (sizer === undefined) return sendBatch(plan, op, items)
-  return Effect.gen(function*() {
+  return Effect.suspend(() => {
     sizer.refusing(items.length, refusedMs)
     const size = sizer.current()
-    if (items.length >= 2 * size) {
+    if (items.length < 2 * size) {
+      return searchByBatch(plan, op, items, sizer).pipe(Effect.ensuring(Effect.sync(() => sizer.settled())))
+    }
+    sizer.settled()
+    return Effect.gen(function*() {
       const parts = Math.ceil(items.length / size)
       const partSize = Math.ceil(items.length / parts)
       const outcomes: Array<RowOutcome> = []
@@ -65,14 +75,27 @@ const search = (
         for (const outcome of answered) outcomes.push(outcome)
       }
       return outcomes
-    }
-    const [outcomes, elapsed] = yield* measured(plan.client.controller, sendBatch(plan, op, items))
-    let bad = 0
-    for (const outcome of outcomes) if (outcome.status === "failed") bad++
-    sizer.searched(items.length, bad, elapsed)
-    return outcomes
-  }).pipe(Effect.ensuring(Effect.sync(() => sizer.settled())))
+    })
+  })
 }
+
+/**
+ * The `$batch` of a refused chunk, and its figures for the sizer: the rows it settled and how many
+ * of them were bad. A row whose operation failed for a passing reason (a 5xx, a lost connection)
+ * is neither: it is sent again, and counted then; nor is the time of a `$batch` that had any.
+ */
+const searchByBatch = (plan: RunPlan, op: Operation, items: ReadonlyArray<Prepared>, sizer: ChunkSizer) =>
+  Effect.map(measured(plan.client.controller, sendBatch(plan, op, items)), ([outcomes, elapsed]) => {
+    let bad = 0
+    let again = 0
+    for (const outcome of outcomes) {
+      if (outcome.status !== "failed") continue
+      if (isRetryable(outcome.error)) again++
+      else bad++
+    }
+    sizer.searched(items.length - again, bad, again === 0 ? elapsed : undefined)
+    return outcomes
+  })
 
 /**
  * An elastic table applied every target it could and lists the failed ones in

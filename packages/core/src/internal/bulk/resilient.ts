@@ -53,7 +53,17 @@ export const sendResilient = (
     const final: Array<RowOutcome> = []
     let pending = items
     while (pending.length > 0) {
-      const [outcomes, elapsed] = yield* measured(controller, sendOnce(plan, op, pending))
+      // Whether this request was refused for its rows and searched (`isolate`): the search then
+      // told the sizer of these rows, and its time is no clean request's.
+      let searched = false
+      const watched: ChunkSizer = {
+        ...sizer,
+        refusing: (rows, ms) => {
+          searched = true
+          sizer.refusing(rows, ms)
+        }
+      }
+      const [outcomes, elapsed] = yield* measured(controller, sendOnce({ ...plan, sizer: watched }, op, pending))
       const again: Array<Prepared> = []
       let error: DataverseError | undefined
       outcomes.forEach((outcome, i) => {
@@ -64,14 +74,15 @@ export const sendResilient = (
       })
       if (error === undefined) {
         // Latency the client measured itself (wire reference §6), when no Retry-After held the
-        // request. A chunk with refused rows was searched (`isolate`), which told the sizer.
-        if (!outcomes.some((outcome) => outcome.status === "failed")) {
+        // request.
+        if (!searched && !outcomes.some((outcome) => outcome.status === "failed")) {
           sizer.observe(pending.length, elapsed)
           if (elapsed !== undefined) yield* controller.observe(round, pending.length, elapsed)
         }
         break
       }
-      if (isTooBig(error)) sizer.shrink(pending.length)
+      // The rows of the request that was too big: a part of a searched chunk, or the whole chunk.
+      if (isTooBig(error)) sizer.shrink(again.length)
       pending = again
       if (isSplittable(error) && pending.length > 1) {
         const half = Math.ceil(pending.length / 2)
