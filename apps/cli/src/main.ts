@@ -13,9 +13,11 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
 import { command } from "./Cli.js"
 import * as ExitCode from "./ExitCode.js"
 import * as Help from "./Help.js"
@@ -84,6 +86,10 @@ const program = Console.consoleWith((current) =>
   Command.run(command, { name: "dv-effect", version })(argv).pipe(Effect.withConsole(cliConsole(current)))
 ).pipe(
   Effect.tapErrorCause((cause) => (ExitCode.needsReport(cause) ? report(cause) : Effect.void)),
+  // The failure was reported (above, once): the runtime's own "Fiber terminated with an unhandled
+  // error", a debug log that --verbose shows, would print the same cause again. Set as the main
+  // fiber ends, so that fibers forked before keep theirs.
+  Effect.ensuring(FiberRef.set(FiberRef.unhandledErrorLogLevel, Option.none())),
   Effect.provide(
     Layer.mergeAll(
       NodeContext.layer,
