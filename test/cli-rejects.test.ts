@@ -154,6 +154,19 @@ describe("rejects round-trip", () => {
     expect(byName().get("Linked")!.parentcustomerid ?? null).toBeNull()
   })
 
+  it("refuses a --rejects file named .csv or .tsv, which would hold JSON lines under that name", async () => {
+    const input = file("named.jsonl", jsonl([{ lastname: "Named" }]))
+    const rejects = Path.join(dir, "failed.csv")
+    const result = await run(["create", "contact", "-f", input, "--rejects", rejects], { env })
+    expect([result.code, result.stderr]).toEqual([
+      1,
+      `dv-effect: --rejects ${rejects}: the rejects file holds JSON lines (each failed row as read, with its error), not CSV; name it ${
+        Path.join(dir, "failed.jsonl")
+      } (jq -c .input gives the rows back to fix and load again).\n`
+    ])
+    expect(Fs.existsSync(rejects)).toBe(false)
+  })
+
   it("refuses --rejects or --journal naming the input file, which opening them would empty", async () => {
     const retry = file("retry.jsonl", jsonl([{ lastname: "Fixed1" }, { lastname: "Fixed2" }]))
     const before = Fs.readFileSync(retry, "utf8")

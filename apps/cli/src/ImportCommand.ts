@@ -403,6 +403,15 @@ const settingsOf = (operation: Bulk.Operation, args: ImportArgs) =>
         })
       }
     }
+    // A spreadsheet user naming the file .csv would get JSON lines under a CSV name.
+    if (Option.isSome(args.rejects) && /\.(csv|tsv)$/i.test(args.rejects.value)) {
+      const path = args.rejects.value
+      return yield* new CliError({
+        message: `--rejects ${path}: the rejects file holds JSON lines (each failed row as read, with its error), not ${
+          path.slice(-3).toUpperCase()
+        }; name it ${path.replace(/\.(csv|tsv)$/i, ".jsonl")} (jq -c .input gives the rows back to fix and load again).`
+      })
+    }
     if (args.noJournal && (Option.isSome(args.journal) || args.resume)) {
       return yield* new CliError({
         message: `--no-journal keeps no journal: leave out ${Option.isSome(args.journal) ? "--journal" : "--resume"}.`
