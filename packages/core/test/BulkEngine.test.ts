@@ -521,6 +521,32 @@ layer(
       expect(new Set(names).size).toBe(1000)
     }))
 
+  it.effect("a row whose own id names a record that was there before is no create, though its answer was lost", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      // 200 records that exist before the run; the run creates rows of the same ids (each a
+      // duplicate, refused) beside 200 new ones, and answers go missing after the service acted.
+      emulator.seed("contact", Array.from({ length: 200 }, (_, i) => ({ contactid: id(i), lastname: `Before${i}` })))
+      const rows = [
+        ...Array.from({ length: 200 }, (_, i) => ({ contactid: id(i), lastname: `Again${i}` })),
+        ...Array.from({ length: 200 }, (_, i) => ({ contactid: id(1000 + i), lastname: `Own${i}` }))
+      ]
+      const outcomes = Chunk.toReadonlyArray(
+        yield* Stream.runCollect(Bulk.createMany("contact", rows, { chunkSize: 20, concurrency: 4 }))
+      )
+      const failed = outcomes.filter((o) => o.status === "failed")
+      expect(failed.map((o) => o.index).sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => i))
+      expect(failed.every((o) => o.status === "failed" && o.error.code === "0x80040237")).toBe(true)
+      expect(outcomes.filter((o) => o.status === "created").map((o) => o.index).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: 200 }, (_, i) => 200 + i)
+      )
+      const names = lastnames(emulator)
+      expect(names.filter((name) => name.startsWith("Before")).length).toBe(200)
+      expect(names.filter((name) => name.startsWith("Own")).length).toBe(200)
+      expect(names.some((name) => name.startsWith("Again"))).toBe(false)
+    }))
+
   it.effect("updates, upserts and deletes through the same faults, idempotently", () =>
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator
@@ -673,6 +699,28 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       const summary = yield* Bulk.execute("create", "contact", rows, { chunkSize: 50, concurrency: 1, journal })
       expect(summary).toMatchObject({ created: 100, failed: 0 })
       expect(emulator.store.table("contact")!.size).toBe(100)
+    }))
+
+  it.effect("on resume, a row's own id naming a record of other values is sent again, not taken as landed", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const journal = Journal.memory()
+      // Rows 0-9 carry ids of records that were there before (other values); rows 10-19 carry
+      // new ids, and the run before wrote them. Both sent by a run that died before the answer.
+      const rows = Array.from({ length: 20 }, (_, i) => ({ contactid: id(5000 + i), lastname: `Row${i}` }))
+      emulator.seed("contact", rows.slice(0, 10).map((row, i) => ({ ...row, lastname: `Before${i}` })))
+      emulator.seed("contact", rows.slice(10))
+      const session = yield* Effect.scoped(journal.open({ operation: "create", table: "contact" }))
+      yield* session.sent(Array.from({ length: 20 }, (_, i) => i))
+      const outcomes = Chunk.toReadonlyArray(yield* Stream.runCollect(Bulk.createMany("contact", rows, { journal })))
+      const byIndex = [...outcomes].sort((a, b) => a.index - b.index)
+      expect(byIndex.map((o) => o.status === "failed" ? o.error.code : o.status)).toEqual([
+        ...Array.from({ length: 10 }, () => "0x80040237"),
+        ...Array.from({ length: 10 }, () => "created")
+      ])
+      expect(lastnames(emulator).filter((name) => name.startsWith("Before")).length).toBe(10)
+      expect(emulator.store.table("contact")!.size).toBe(20)
     }))
 
   it.effect("refuses a journal of another job", () =>

@@ -10,7 +10,7 @@ import { DataverseError, isRunFailure } from "../../DataverseError.js"
 import type { JournalError } from "../../Journal.js"
 import { isStream, toStream } from "../input.js"
 import { estimateBytes, makeChunkSizer } from "./chunking.js"
-import { existingOrNone } from "./exactlyOnce.js"
+import { landedOrNone } from "./exactlyOnce.js"
 import { combined, type Identity, makeIdentities, progressOf } from "./identities.js"
 import { idMaker, newRunId } from "./ids.js"
 import { checkInputHead } from "./inputHead.js"
@@ -173,7 +173,7 @@ export const makeEngine = <E, R>(
         const unsure = items.filter((item) => unanswered.has(item.index))
         if (unsure.length === 0) return items
         yield* report
-        const found = yield* existingOrNone(plan, unsure)
+        const found = yield* landedOrNone(plan, unsure)
         for (const item of unsure) {
           unanswered.delete(item.index)
           if (found.has(item.id!)) outcomes.push(succeeded("create", item, item.id))

@@ -11,6 +11,7 @@ import { lookUpInGroups } from "./lookupGroups.js"
 import { isDuplicateKey, succeeded } from "./outcomes.js"
 import type { RunPlan } from "./plan.js"
 import { partitionOf, type Prepared } from "./prepare.js"
+import { planSmart } from "./smart.js"
 
 /**
  * Exactly-once creates. Every create carries its id (the row's own, or one the engine chose), so
@@ -77,6 +78,44 @@ export const existingOrNone = (
   items: ReadonlyArray<Prepared>
 ): Effect.Effect<Set<string>, DataverseError, DataverseClient> =>
   Effect.catchIf(existing(plan, items), (error) => !isRunFailure(error), () => Effect.succeed(new Set<string>()))
+
+/**
+ * Which of these creates landed, after an answer that never came (or a run that stopped before
+ * it): `existingOrNone`, but a row's own id proves less than an id the engine chose. An engine id
+ * names only this run's record; a row's own id may name a record that was there before, and then
+ * the create was refused as a duplicate, not written. On a standard table such a record counts as
+ * landed only when it holds the row's values (smart mode's comparison); otherwise the row is sent
+ * again and fails as the duplicate it is. A record that was there before with the row's very
+ * values counts as landed: the row's data is there either way. On an elastic table a lookup may
+ * not see a write whose answer (and session token) was lost (§8b), so existence decides there.
+ */
+export const landedOrNone = (
+  plan: RunPlan,
+  items: ReadonlyArray<Prepared>
+): Effect.Effect<Set<string>, DataverseError, DataverseClient> =>
+  Effect.gen(function*() {
+    const found = yield* existingOrNone(plan, items)
+    if (plan.elastic) return found
+    const ownIds = items.filter((item) => !item.ownId && found.has(item.id!))
+    if (ownIds.length === 0) return found
+    const compared = yield* Effect.either(
+      planSmart({
+        metadata: plan.metadata,
+        items: ownIds,
+        key: undefined,
+        create: false,
+        update: false,
+        allColumns: false
+      })
+    )
+    if (compared._tag === "Left" && isRunFailure(compared.left)) return yield* compared.left
+    // A comparison that failed for a reason of its own proves nothing: those rows go again.
+    const same = compared._tag === "Left"
+      ? new Set<string>()
+      : new Set(compared.right.unchanged.map(({ item }) => item.id!))
+    for (const item of ownIds) if (!same.has(item.id!)) found.delete(item.id!)
+    return found
+  })
 
 /**
  * Creates refused as duplicates (code 0x80040237) of an id the engine chose: an earlier attempt,

@@ -4,7 +4,7 @@ import type { Operation, RowOutcome } from "../../Bulk.js"
 import type { DataverseClient } from "../../DataverseClient.js"
 import { type DataverseError, isAmbiguous, isRunFailure } from "../../DataverseError.js"
 import type { ChunkSizer } from "./chunking.js"
-import { confirmOwnDuplicates, existingOrNone } from "./exactlyOnce.js"
+import { confirmOwnDuplicates, landedOrNone } from "./exactlyOnce.js"
 import { measured } from "./latency.js"
 import { failedAll, isRetryable, isSplittable, isTooBig, succeeded } from "./outcomes.js"
 import { type RunPlan, sendsWith } from "./plan.js"
@@ -92,7 +92,7 @@ export const sendResilient = (
       }
       if (op === "create" && isAmbiguous(error)) {
         // The service may have written them before the answer was lost.
-        const found = yield* existingOrNone(plan, pending)
+        const found = yield* landedOrNone(plan, pending)
         for (const item of pending) if (found.has(item.id!)) final.push(succeeded(op, item, item.id))
         pending = pending.filter((item) => !found.has(item.id!))
         if (pending.length === 0) break
