@@ -183,10 +183,11 @@ describe("dv-effect create from CSV", () => {
       0,
       `The input (${headerOnly}) holds no rows.`
     ])
-    const misspelt = await run(["create", "contact", "-f", file("misspelt-header.csv", "lastnme\n")], { env })
+    const misspeltHeader = file("misspelt-header.csv", "lastnme\n")
+    const misspelt = await run(["create", "contact", "-f", misspeltHeader], { env })
     expect([misspelt.code, misspelt.stderr.trim()]).toEqual([
       1,
-      "dv-effect: column 'lastnme' does not exist in contact; did you mean 'lastname'?"
+      `dv-effect: ${misspeltHeader}: column 'lastnme' does not exist in contact; did you mean 'lastname'?`
     ])
     // Smart mode would create every row, on every run: refused alike, for update and upsert.
     for (const operation of ["update", "upsert"]) {

@@ -39,7 +39,9 @@ describe("dv-effect did you mean", () => {
     const csv = file("typo.csv", "lastnmae,firstname\nDoe,Jo\n")
     const result = await run(["create", "contact", "-f", csv], { env })
     expect(result.code).toBe(1)
-    expect(result.stderr).toBe("dv-effect: column 'lastnmae' does not exist in contact; did you mean 'lastname'?\n")
+    expect(result.stderr).toBe(
+      `dv-effect: ${csv}: column 'lastnmae' does not exist in contact; did you mean 'lastname'?\n`
+    )
     expect(emulator.store.table("contact")!.size).toBe(0)
   })
 

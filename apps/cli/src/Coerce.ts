@@ -868,6 +868,8 @@ export interface CoercerOptions {
    * `fail` fails the run at once (right for CSV, where every row has the header's columns).
    */
   readonly columnProblems?: "row" | "fail"
+  /** With `columnProblems: "fail"`, the input a column's problem is said of (`<name>: column ...`). */
+  readonly source?: string | undefined
   /** What the rows are for: decides which read-only columns are left out (see `Operation`). */
   readonly operation?: Operation | undefined
   /**
@@ -951,7 +953,14 @@ export const make = (
       )
       if (Either.isRight(result)) return Effect.as(said, result.right)
       return options.columnProblems === "fail" && result.left.kind === "column"
-        ? Effect.zipRight(said, Effect.fail(new CliError({ message: result.left.message })))
+        ? Effect.zipRight(
+          said,
+          Effect.fail(
+            new CliError({
+              message: options.source === undefined ? result.left.message : `${options.source}: ${result.left.message}`
+            })
+          )
+        )
         : Effect.as(said, toRowError(result.left))
     }
     const coerce = (input: RowInput): Effect.Effect<RowInput, DataverseError | CliError> => {

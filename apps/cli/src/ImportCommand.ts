@@ -545,6 +545,7 @@ const rowsOf = (
     const metadata = yield* client.table(args.table)
     const coercer = yield* Coerce.make(args.table, {
       columnProblems: source.format === "csv" ? "fail" : "row",
+      source: source.name,
       // Smart mode may create or update a row: only columns writable both ways are kept then.
       ...(operation === "create" || (operation === "update" && !args.smart) ? { operation } : {})
     })
