@@ -368,10 +368,17 @@ export const make = (
   }
 
   let lastLine = started
+  // The counts the last line showed: the line at the end repeats none of them unchanged.
+  let shown: string | undefined
+  const countsOf = (progress: Progress) =>
+    `${
+      progress.succeeded + progress.failed + progress.resumed
+    }/${progress.failed}/${progress.inFlight}/${progress.throttled}/${progress.checking}`
   const line = (now: number) => {
     lastLine = now
     const at = view(now)
     const progress = last ?? nothingYet
+    shown = countsOf(progress)
     const done = `${n(at.done)} row${at.done === 1 ? "" : "s"}`
     const rows = total !== undefined
       ? `${n(at.done)}/${n(total)} rows (${at.percent}%)`
@@ -402,7 +409,7 @@ export const make = (
     },
     stop: (options) => {
       cancel()
-      if (last !== undefined && options?.final !== false) line(timer.now())
+      if (last !== undefined && options?.final !== false && countsOf(last) !== shown) line(timer.now())
     }
   }
 }

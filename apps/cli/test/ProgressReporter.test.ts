@@ -109,6 +109,17 @@ describe("progress without a terminal", () => {
     expect(text()).not.toContain("\u001b[")
   })
 
+  it("ends with no line that repeats the last one's counts", () => {
+    const { advance, lines, reporter } = plain(undefined)
+    advance(3000)
+    reporter.update(progress(400, { inFlight: 0 }))
+    advance(100)
+    // The run's last report, the same counts, then the end.
+    reporter.update(progress(400, { inFlight: 0 }))
+    reporter.stop()
+    expect(lines().map((l) => l.line)).toEqual([expect.stringMatching(/^create contact 400 rows, /)])
+  })
+
   it("says one row as one row", () => {
     const { advance, lines, reporter } = plain(undefined)
     advance(500)
