@@ -708,7 +708,13 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       const journal = Journal.memory()
       // Rows 0-9 carry ids of records that were there before (other values); rows 10-19 carry
       // new ids, and the run before wrote them. Both sent by a run that died before the answer.
-      const rows = Array.from({ length: 20 }, (_, i) => ({ contactid: id(5000 + i), lastname: `Row${i}` }))
+      // Each row also gives a fullname, which the service computes itself whatever a create says:
+      // not a difference.
+      const rows = Array.from({ length: 20 }, (_, i) => ({
+        contactid: id(5000 + i),
+        lastname: `Row${i}`,
+        fullname: `Row${i}, as the file says`
+      }))
       emulator.seed("contact", rows.slice(0, 10).map((row, i) => ({ ...row, lastname: `Before${i}` })))
       emulator.seed("contact", rows.slice(10))
       const session = yield* Effect.scoped(journal.open({ operation: "create", table: "contact" }))
@@ -721,6 +727,7 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       ])
       expect(lastnames(emulator).filter((name) => name.startsWith("Before")).length).toBe(10)
       expect(emulator.store.table("contact")!.size).toBe(20)
+      expect(emulator.store.table("contact")!.get(id(5010))?.values.fullname).not.toBe("Row10, as the file says")
     }))
 
   it.effect("refuses a journal of another job", () =>

@@ -84,8 +84,11 @@ export const existingOrNone = (
  * it): `existingOrNone`, but a row's own id proves less than an id the engine chose. An engine id
  * names only this run's record; a row's own id may name a record that was there before, and then
  * the create was refused as a duplicate, not written. On a standard table such a record counts as
- * landed only when it holds the row's values (smart mode's comparison); otherwise the row is sent
- * again and fails as the duplicate it is. A record that was there before with the row's very
+ * landed only when it holds the row's values in every column a create writes (smart mode's
+ * comparison); otherwise the row is sent again and fails as the duplicate it is. A value the
+ * service stores otherwise than sent (money rounded to its precision, a plug-in's change) makes a
+ * landed row look like someone else's: it then fails as a duplicate though its record is there,
+ * which loses nothing, where taking a stranger's record for the row's would lose the row. A record that was there before with the row's very
  * values counts as landed: the row's data is there either way. On an elastic table a lookup may
  * not see a write whose answer (and session token) was lost (§8b), so existence decides there.
  */
@@ -98,10 +101,22 @@ export const landedOrNone = (
     if (plan.elastic) return found
     const ownIds = items.filter((item) => !item.ownId && found.has(item.id!))
     if (ownIds.length === 0) return found
+    // Only what a create writes is compared: a column the service computes or ignores on create
+    // (a contact's fullname) holds its own value, whoever created the record.
+    const creatable = new Set(
+      plan.metadata.columns.filter((column) => column.isValidForCreate).map((column) => column.logicalName)
+    )
+    const written = ownIds.map((item) => {
+      const row: Record<string, unknown> = {}
+      for (const name in item.row) {
+        if (name.endsWith("@odata.bind") || creatable.has(name)) row[name] = item.row[name]
+      }
+      return { index: item.index, id: item.id, row }
+    })
     const compared = yield* Effect.either(
       planSmart({
         metadata: plan.metadata,
-        items: ownIds,
+        items: written,
         key: undefined,
         create: false,
         update: false,
