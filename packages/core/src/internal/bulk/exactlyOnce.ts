@@ -88,9 +88,10 @@ export const existingOrNone = (
  * comparison); otherwise the row is sent again and fails as the duplicate it is. A value the
  * service stores otherwise than sent (money rounded to its precision, a plug-in's change) makes a
  * landed row look like someone else's: it then fails as a duplicate though its record is there,
- * which loses nothing, where taking a stranger's record for the row's would lose the row. A record that was there before with the row's very
- * values counts as landed: the row's data is there either way. On an elastic table a lookup may
- * not see a write whose answer (and session token) was lost (§8b), so existence decides there.
+ * which loses nothing, where taking a stranger's record for the row's would lose the row. A record
+ * that was there before with the row's very values counts as landed: the row's data is there
+ * either way. On an elastic table a lookup may not see a write whose answer (and session token)
+ * was lost (§8b), so existence decides there.
  */
 export const landedOrNone = (
   plan: RunPlan,
