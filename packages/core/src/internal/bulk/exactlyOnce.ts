@@ -98,12 +98,14 @@ export const landedOrNone = (
   items: ReadonlyArray<Prepared>
 ): Effect.Effect<Set<string>, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
-    const found = yield* existingOrNone(plan, items)
-    if (plan.elastic) return found
-    const ownIds = items.filter((item) => !item.ownId && found.has(item.id!))
+    if (plan.elastic) return yield* existingOrNone(plan, items)
+    const ownIds = items.filter((item) => !item.ownId)
+    const engineIds = items.filter((item) => item.ownId)
+    const found = engineIds.length === 0 ? new Set<string>() : yield* existingOrNone(plan, engineIds)
     if (ownIds.length === 0) return found
     // Only what a create writes is compared: a column the service computes or ignores on create
-    // (a contact's fullname) holds its own value, whoever created the record.
+    // (a contact's fullname) holds its own value, whoever created the record. One query finds the
+    // records by id and compares them; a row whose record is missing or differs is not landed.
     const creatable = new Set(
       plan.metadata.columns.filter((column) => column.isValidForCreate).map((column) => column.logicalName)
     )
@@ -126,10 +128,7 @@ export const landedOrNone = (
     )
     if (compared._tag === "Left" && isRunFailure(compared.left)) return yield* compared.left
     // A comparison that failed for a reason of its own proves nothing: those rows go again.
-    const same = compared._tag === "Left"
-      ? new Set<string>()
-      : new Set(compared.right.unchanged.map(({ item }) => item.id!))
-    for (const item of ownIds) if (!same.has(item.id!)) found.delete(item.id!)
+    if (compared._tag === "Right") { for (const { item } of compared.right.unchanged) found.add(item.id!) }
     return found
   })
 
