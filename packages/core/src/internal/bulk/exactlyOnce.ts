@@ -11,7 +11,7 @@ import { lookUpInGroups } from "./lookupGroups.js"
 import { isDuplicateKey, succeeded } from "./outcomes.js"
 import type { RunPlan } from "./plan.js"
 import { partitionOf, type Prepared } from "./prepare.js"
-import { planSmart } from "./smart.js"
+import { planSmart, type SmartItem } from "./smart.js"
 
 /**
  * Exactly-once creates. Every create carries its id (the row's own, or one the engine chose), so
@@ -83,52 +83,63 @@ export const existingOrNone = (
  * Which of these creates landed, after an answer that never came (or a run that stopped before
  * it): `existingOrNone`, but a row's own id proves less than an id the engine chose. An engine id
  * names only this run's record; a row's own id may name a record that was there before, and then
- * the create was refused as a duplicate, not written. On a standard table such a record counts as
- * landed only when it holds the row's values in every column a create writes (smart mode's
- * comparison); otherwise the row is sent again and fails as the duplicate it is. A value the
- * service stores otherwise than sent (money rounded to its precision, a plug-in's change) makes a
- * landed row look like someone else's: it then fails as a duplicate though its record is there,
- * which loses nothing, where taking a stranger's record for the row's would lose the row. A record
- * that was there before with the row's very values counts as landed: the row's data is there
- * either way. On an elastic table a lookup may not see a write whose answer (and session token)
- * was lost (§8b), so existence decides there.
+ * the create was refused as a duplicate, not written. Such a record counts as landed only when it
+ * holds the row's values in every column a create writes (smart mode's comparison); otherwise the
+ * row is sent again and fails as the duplicate it is. A value the service stores otherwise than
+ * sent (money rounded to its precision, a plug-in's change) makes a landed row look like someone
+ * else's: it then fails as a duplicate though its record is there, which loses nothing, where
+ * taking a stranger's record for the row's would lose the row. A record that was there before
+ * with the row's very values counts as landed: the row's data is there either way. On an elastic
+ * table each partition is asked on its own with the latest session token, as `existing` asks; a
+ * write that lookup still misses (its answer and session token lost, §8b) is sent again and fails
+ * as a duplicate: a false failure, not a lost row.
  */
 export const landedOrNone = (
   plan: RunPlan,
   items: ReadonlyArray<Prepared>
 ): Effect.Effect<Set<string>, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
-    if (plan.elastic) return yield* existingOrNone(plan, items)
     const ownIds = items.filter((item) => !item.ownId)
     const engineIds = items.filter((item) => item.ownId)
     const found = engineIds.length === 0 ? new Set<string>() : yield* existingOrNone(plan, engineIds)
     if (ownIds.length === 0) return found
     // Only what a create writes is compared: a column the service computes or ignores on create
-    // (a contact's fullname) holds its own value, whoever created the record. One query finds the
-    // records by id and compares them; a row whose record is missing or differs is not landed.
+    // (a contact's fullname) holds its own value, whoever created the record. One query (per
+    // partition on an elastic table) finds the records by id and compares them; a row whose record
+    // is missing or differs is not landed.
     const creatable = new Set(
       plan.metadata.columns.filter((column) => column.isValidForCreate).map((column) => column.logicalName)
     )
-    const written = ownIds.map((item) => {
+    const byPartition = new Map<string | undefined, Array<SmartItem>>()
+    for (const item of ownIds) {
       const row: Record<string, unknown> = {}
       for (const name in item.row) {
         if (name.endsWith("@odata.bind") || creatable.has(name)) row[name] = item.row[name]
       }
-      return { index: item.index, id: item.id, row }
-    })
-    const compared = yield* Effect.either(
-      planSmart({
-        metadata: plan.metadata,
-        items: written,
-        key: undefined,
-        create: false,
-        update: false,
-        allColumns: false
-      })
-    )
-    if (compared._tag === "Left" && isRunFailure(compared.left)) return yield* compared.left
-    // A comparison that failed for a reason of its own proves nothing: those rows go again.
-    if (compared._tag === "Right") { for (const { item } of compared.right.unchanged) found.add(item.id!) }
+      const partition = plan.elastic ? partitionOf(item.row) : undefined
+      const group = byPartition.get(partition) ?? []
+      group.push({ index: item.index, id: item.id, row })
+      byPartition.set(partition, group)
+    }
+    const session = plan.elastic ? (yield* plan.client.hints).sessionToken : Option.none()
+    const headers = Option.isSome(session) ? { "MSCRM.SessionToken": session.value } : undefined
+    for (const [partition, written] of byPartition) {
+      const compared = yield* Effect.either(
+        planSmart({
+          metadata: plan.metadata,
+          items: written,
+          key: undefined,
+          create: false,
+          update: false,
+          allColumns: false,
+          ...(partition === undefined ? {} : { within: internalFilter.eq("partitionid", partition) }),
+          ...(headers === undefined ? {} : { headers })
+        })
+      )
+      if (compared._tag === "Left" && isRunFailure(compared.left)) return yield* compared.left
+      // A comparison that failed for a reason of its own proves nothing: those rows go again.
+      if (compared._tag === "Right") { for (const { item } of compared.right.unchanged) found.add(item.id!) }
+    }
     return found
   })
 

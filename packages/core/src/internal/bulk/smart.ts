@@ -72,6 +72,10 @@ export const planSmart = (options: {
   readonly allColumns: boolean
   /** Alternate-key binds resolved so far in the run (a new cache per call when omitted). */
   readonly bindCache?: BindCache
+  /** A filter every lookup also meets (an elastic table's partition). */
+  readonly within?: string
+  /** Headers of every lookup (an elastic table's `MSCRM.SessionToken`). */
+  readonly headers?: Readonly<Record<string, string>>
 }): Effect.Effect<SmartPlan, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
     const { metadata } = options
@@ -102,7 +106,9 @@ export const planSmart = (options: {
         return column !== undefined && metadata.lookups.filter((lookup) => lookup.column === column).length > 1
       })
     )
-    const headers = polymorphic ? { Prefer: `odata.include-annotations="${lookupTableAnnotation}"` } : undefined
+    const headers = polymorphic
+      ? { ...options.headers, Prefer: `odata.include-annotations="${lookupTableAnnotation}"` }
+      : options.headers
     const found = new Map<string, Row>()
     // Key values more than one record holds: `key` may name columns that are not an alternate key.
     const matches = new Map<string, number>()
@@ -121,10 +127,12 @@ export const planSmart = (options: {
           ...Array<string>
         ])
       )
+    const within = (filter: string) =>
+      options.within === undefined ? filter : internalFilter.and(options.within, filter)
     const inValue = (item: SmartItem) => (byKey ? String(item.row[keyColumns[0]!]) : item.id!)
     const select = [...columns].map(selectName(metadata))
-    // A wide table's `$select` takes its share of the URL.
-    const budget = internalFilter.filterBudgetBeside(select.join(","))
+    // A wide table's `$select` (and the filter around the lookups) takes its share of the URL.
+    const budget = internalFilter.filterBudgetBeside(select.join(",") + (options.within ?? ""))
     const groups = composite
       ? internalFilter.groupsForFilter(lookups, keyMatch, maxCompositeKeys, budget)
       : internalFilter.groupsForFilter(lookups, (item) => quote(inValue(item)), internalFilter.maxInValues, budget)
@@ -133,9 +141,11 @@ export const planSmart = (options: {
         Stream.runCollect(
           internalQuery.stream(metadata.logicalName, {
             select,
-            filter: composite
-              ? internalFilter.or(...(group.map(keyMatch) as [string, ...Array<string>]))
-              : internalFilter.isIn(keyColumns[0]!, group.map(inValue)),
+            filter: within(
+              composite
+                ? internalFilter.or(...(group.map(keyMatch) as [string, ...Array<string>]))
+                : internalFilter.isIn(keyColumns[0]!, group.map(inValue))
+            ),
             ...(headers === undefined ? {} : { headers })
           })
         ),
