@@ -13,7 +13,12 @@
 // otherwise move the CPU time by 10% or more. An A/A run so (this build against a copy of
 // itself) gave ratios of 1.01 and 1.07 on this 2-core machine: smaller differences are noise.
 //
+// `--fresh` runs each job in a process of its own instead (the emulator stays in this one), as
+// the matrix's contenders run: a first job in a fresh process pays for compiling the engine's and
+// Effect's code as it warms up; a second job in that process shows the same work warm.
+//
 //   node --single-threaded-gc bench/engine-cpu.mjs [--op create|update|upsert] [--runs N] [--against DIR]
+//   node bench/engine-cpu.mjs --fresh [--op create|update|upsert] [--runs N] [--rows N]
 import * as Emulator from "@dv-effect/emulator/Emulator"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -27,7 +32,11 @@ const { values } = parseArgs({
   options: {
     op: { type: "string", default: "update" },
     runs: { type: "string", default: "12" },
-    against: { type: "string" }
+    against: { type: "string" },
+    fresh: { type: "boolean", default: false },
+    rows: { type: "string", default: "100000" },
+    // A --fresh run's child: the emulator's URL and token.
+    child: { type: "string" }
   }
 })
 const operation = values.op
@@ -37,15 +46,19 @@ if (!["create", "update", "upsert"].includes(operation)) {
 // Upserts go by alternate key to dve_product (the matrix's upsert-1s job); the others to contact.
 const table = operation === "upsert" ? "dve_product" : "contact"
 // Two warm-up runs, then at least one measured.
-if (!(Number(values.runs) >= 3)) throw new Error(`--runs is 3 or more, not ${values.runs}`)
-const count = 100_000
+if (!(Number(values.runs) >= (values.fresh ? 1 : 3))) throw new Error(`--runs is too few: ${values.runs}`)
+const count = Number(values.rows)
+if (!(Number.isInteger(count) && count > 0)) throw new Error(`--rows is a positive integer, not ${values.rows}`)
 const builds = [{ name: "this build", core: await import("@dv-effect/core") }]
 if (values.against !== undefined) {
   builds.push({ name: values.against, core: await import(Path.resolve(values.against, "index.js")) })
 }
 
 const { Response } = globalThis
-const emulator = await Emulator.start({ port: 0, profile: "fast" })
+// A --fresh child reads metadata from its parent's emulator.
+const emulator = values.child === undefined
+  ? await Emulator.start({ port: 0, profile: "fast" })
+  : { info: JSON.parse(values.child), close: async () => {} }
 
 /** Reads (metadata) go to the emulator; writes are answered at once, as the service answers them. */
 const answering = Layer.effect(
@@ -83,6 +96,46 @@ const cpuOfOneRun = async ({ core }) => {
   return (used.user + used.system) / 1e6
 }
 
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const per100k = (cpu) => (cpu * 100_000) / count
+
+if (values.child !== undefined) {
+  // One job in this fresh process, then the same job warm.
+  const cold = await cpuOfOneRun(builds[0])
+  const warm = await cpuOfOneRun(builds[0])
+  process.stdout.write(`${JSON.stringify({ cold, warm })}\n`)
+  process.exit(0)
+}
+
+if (values.fresh) {
+  const { execFile } = await import("node:child_process")
+  const { promisify } = await import("node:util")
+  const { fileURLToPath } = await import("node:url")
+  const jobs = []
+  for (let run = 0; run < Number(values.runs); run++) {
+    // Not synchronously: the child reads metadata from this process's emulator.
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      ...process.execArgv,
+      fileURLToPath(import.meta.url),
+      "--op",
+      operation,
+      "--rows",
+      String(count),
+      "--child",
+      JSON.stringify(emulator.info)
+    ], { encoding: "utf8" })
+    jobs.push(JSON.parse(stdout.trim().split("\n").at(-1)))
+  }
+  await emulator.close()
+  const cold = median(jobs.map((job) => job.cold))
+  const warm = median(jobs.map((job) => job.warm))
+  console.log(`${operation} of ${count} ${table} rows, writes answered in-process, ${jobs.length} fresh processes`)
+  console.log(`first job in a fresh process  CPU median ${per100k(cold).toFixed(3)} s per 100,000 rows`)
+  console.log(`second job, same process      CPU median ${per100k(warm).toFixed(3)} s per 100,000 rows`)
+  console.log(`first / second: ${(cold / warm).toFixed(2)}x`)
+  process.exit(0)
+}
+
 const figures = builds.map(() => [])
 const runs = Number(values.runs)
 for (let run = 0; run < runs; run++) {
@@ -96,14 +149,13 @@ for (let run = 0; run < runs; run++) {
 }
 await emulator.close()
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 console.log(
   `${operation} of ${count} ${table} rows, writes answered in-process, ${runs - 2} runs after two warm-up runs`
 )
 builds.forEach((build, i) => {
   console.log(
-    `${build.name.padEnd(24)} CPU median ${median(figures[i]).toFixed(3)} s, least ${
-      Math.min(...figures[i]).toFixed(3)
+    `${build.name.padEnd(24)} CPU median ${per100k(median(figures[i])).toFixed(3)} s, least ${
+      per100k(Math.min(...figures[i])).toFixed(3)
     } s per 100,000 rows`
   )
 })
