@@ -132,6 +132,9 @@ describe("dv-effect whoami", () => {
     expect(noUrl.stderr.trim()).toBe(
       "dv-effect: No Dataverse URL: pass --url <org url> or set DATAVERSE_URL (or use --emulator or --connection-string)."
     )
+    // An empty variable (DATAVERSE_URL= in a shell or an .env file) is no URL, not a bad one.
+    const emptyUrl = await run(["whoami"], { env: { DATAVERSE_URL: "" } })
+    expect([emptyUrl.code, emptyUrl.stderr]).toEqual([1, noUrl.stderr])
     const noToken = await run(["whoami", "--url", emulator.info.url])
     expect(noToken.code).toBe(1)
     expect(noToken.stderr).toContain("--access-token")

@@ -28,8 +28,10 @@ const environment = Effect.orDie(DataverseClient.environmentConfig)
 
 const text = (name: string, value: string, description: string, variable?: string) => {
   const option = Options.text(name).pipe(Options.withPseudoName(value), Options.withDescription(description))
+  // An empty value (DATAVERSE_URL= in a shell or an .env file) counts as unset, as in `environment`.
   return (variable === undefined ? option : option.pipe(Options.withFallbackConfig(Config.string(variable)))).pipe(
-    Options.optional
+    Options.optional,
+    Options.map(Option.filter((value) => value !== ""))
   )
 }
 
