@@ -45,8 +45,9 @@ if (!["create", "update", "upsert"].includes(operation)) {
 }
 // Upserts go by alternate key to dve_product (the matrix's upsert-1s job); the others to contact.
 const table = operation === "upsert" ? "dve_product" : "contact"
-// Two warm-up runs, then at least one measured.
+// Two warm-up runs, then at least one measured (--fresh: one fresh process at least).
 if (!(Number(values.runs) >= (values.fresh ? 1 : 3))) throw new Error(`--runs is too few: ${values.runs}`)
+if (values.fresh && values.against !== undefined) throw new Error("--fresh measures this build only, not --against")
 const count = Number(values.rows)
 if (!(Number.isInteger(count) && count > 0)) throw new Error(`--rows is a positive integer, not ${values.rows}`)
 const builds = [{ name: "this build", core: await import("@dv-effect/core") }]
