@@ -21,10 +21,37 @@ import { planSmart, type SmartItem } from "./smart.js"
  */
 
 /**
- * Which of these creates' records exist. On an elastic table each query names the partition and
- * sends the latest `x-ms-session-token` as `MSCRM.SessionToken`, so that it sees the connection's
- * own writes (wire reference §8b); without it a record written moments ago may not show yet.
+ * The reads that ask about creates, by partition: on an elastic table one group per partition,
+ * its filter naming it, and every read sends the latest `x-ms-session-token` as
+ * `MSCRM.SessionToken`, so that it sees the connection's own writes (wire reference §8b; without
+ * it a record written moments ago may not show yet); on a standard table one group, no filter.
  */
+const readsByPartition = (
+  plan: RunPlan,
+  items: ReadonlyArray<Prepared>
+): Effect.Effect<{
+  readonly groups: ReadonlyArray<{ readonly within: string | undefined; readonly items: ReadonlyArray<Prepared> }>
+  readonly headers: Readonly<Record<string, string>> | undefined
+}> =>
+  Effect.gen(function*() {
+    const byPartition = new Map<string | undefined, Array<Prepared>>()
+    for (const item of items) {
+      const partition = plan.elastic ? partitionOf(item.row) : undefined
+      const group = byPartition.get(partition) ?? []
+      group.push(item)
+      byPartition.set(partition, group)
+    }
+    const session = plan.elastic ? (yield* plan.client.hints).sessionToken : Option.none()
+    return {
+      groups: [...byPartition].map(([partition, items]) => ({
+        within: partition === undefined ? undefined : internalFilter.eq("partitionid", partition),
+        items
+      })),
+      headers: Option.isSome(session) ? { "MSCRM.SessionToken": session.value } : undefined
+    }
+  })
+
+/** Which of these creates' records exist (`readsByPartition`'s reads). */
 export const existing = (
   plan: RunPlan,
   items: ReadonlyArray<Prepared>
@@ -33,26 +60,18 @@ export const existing = (
     const { metadata } = plan
     const pk = metadata.primaryIdAttribute
     const found = new Set<string>()
-    const byPartition = new Map<string | undefined, Array<string>>()
-    for (const item of items) {
-      const partition = plan.elastic ? partitionOf(item.row) : undefined
-      const ids = byPartition.get(partition) ?? []
-      ids.push(item.id!)
-      byPartition.set(partition, ids)
-    }
-    const session = plan.elastic ? (yield* plan.client.hints).sessionToken : Option.none()
-    const headers = Option.isSome(session) ? { "MSCRM.SessionToken": session.value } : undefined
-    for (const [partition, ids] of byPartition) {
+    const { groups, headers } = yield* readsByPartition(plan, items)
+    for (const { items: inPartition, within } of groups) {
       yield* lookUpInGroups(
-        internalFilter.groupsForFilter(ids, quote, internalFilter.maxInValues),
+        internalFilter.groupsForFilter(inPartition.map((item) => item.id!), quote, internalFilter.maxInValues),
         (group) =>
           Effect.map(
             Stream.runCollect(
               internalQuery.stream(metadata.logicalName, {
                 select: [pk],
-                filter: partition === undefined
+                filter: within === undefined
                   ? internalFilter.isIn(pk, group)
-                  : internalFilter.and(internalFilter.eq("partitionid", partition), internalFilter.isIn(pk, group)),
+                  : internalFilter.and(within, internalFilter.isIn(pk, group)),
                 ...(headers === undefined ? {} : { headers })
               })
             ),
@@ -90,7 +109,7 @@ export const existingOrNone = (
  * else's: it then fails as a duplicate though its record is there, which loses nothing, where
  * taking a stranger's record for the row's would lose the row. A record that was there before
  * with the row's very values counts as landed: the row's data is there either way. On an elastic
- * table each partition is asked on its own with the latest session token, as `existing` asks; a
+ * table each partition is asked on its own with the latest session token (`readsByPartition`); a
  * write that lookup still misses (its answer and session token lost, §8b) is sent again and fails
  * as a duplicate: a false failure, not a lost row.
  */
@@ -110,20 +129,15 @@ export const landedOrNone = (
     const creatable = new Set(
       plan.metadata.columns.filter((column) => column.isValidForCreate).map((column) => column.logicalName)
     )
-    const byPartition = new Map<string | undefined, Array<SmartItem>>()
-    for (const item of ownIds) {
-      const row: Record<string, unknown> = {}
-      for (const name in item.row) {
-        if (name.endsWith("@odata.bind") || creatable.has(name)) row[name] = item.row[name]
-      }
-      const partition = plan.elastic ? partitionOf(item.row) : undefined
-      const group = byPartition.get(partition) ?? []
-      group.push({ index: item.index, id: item.id, row })
-      byPartition.set(partition, group)
-    }
-    const session = plan.elastic ? (yield* plan.client.hints).sessionToken : Option.none()
-    const headers = Option.isSome(session) ? { "MSCRM.SessionToken": session.value } : undefined
-    for (const [partition, written] of byPartition) {
+    const { groups, headers } = yield* readsByPartition(plan, ownIds)
+    for (const { items: inPartition, within } of groups) {
+      const written = inPartition.map((item): SmartItem => {
+        const row: Record<string, unknown> = {}
+        for (const name in item.row) {
+          if (name.endsWith("@odata.bind") || creatable.has(name)) row[name] = item.row[name]
+        }
+        return { index: item.index, id: item.id, row }
+      })
       const compared = yield* Effect.either(
         planSmart({
           metadata: plan.metadata,
@@ -132,7 +146,7 @@ export const landedOrNone = (
           create: false,
           update: false,
           allColumns: false,
-          ...(partition === undefined ? {} : { within: internalFilter.eq("partitionid", partition) }),
+          ...(within === undefined ? {} : { within }),
           ...(headers === undefined ? {} : { headers })
         })
       )
