@@ -1,5 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import type { RowOutcome } from "../../Bulk.js"
 import type { DataverseClient } from "../../DataverseClient.js"
@@ -110,8 +111,8 @@ export const existingOrNone = (
  * taking a stranger's record for the row's would lose the row. A record that was there before
  * with the row's very values counts as landed: the row's data is there either way. On an elastic
  * table each partition is asked on its own with the latest session token (`readsByPartition`); a
- * write that lookup still misses (its answer and session token lost, §8b) is sent again and fails
- * as a duplicate: a false failure, not a lost row.
+ * write that lookup still misses (its answer and session token lost, §8b) is sent again, refused
+ * as a duplicate, and compared again until its record shows (`confirmUnseenDuplicates`).
  */
 export const landedOrNone = (
   plan: RunPlan,
@@ -122,14 +123,30 @@ export const landedOrNone = (
     const engineIds = items.filter((item) => item.ownId)
     const found = engineIds.length === 0 ? new Set<string>() : yield* existingOrNone(plan, engineIds)
     if (ownIds.length === 0) return found
-    // Only what a create writes is compared: a column the service computes or ignores on create
-    // (a contact's fullname) holds its own value, whoever created the record. One query (per
-    // partition on an elastic table) finds the records by id and compares them; a row whose record
-    // is missing or differs is not landed.
+    for (const id of (yield* compareWithRecords(plan, ownIds)).same) found.add(id)
+    return found
+  })
+
+/**
+ * Which of these rows with their own ids have a record that holds the row's values (`same`), and
+ * which a record that holds others (`other`), asked as `readsByPartition` asks. Only what a create
+ * writes is compared: a column the service computes or ignores on create (a contact's fullname)
+ * holds its own value, whoever created the record. One query (per partition on an elastic table)
+ * finds the records by id and compares them, so that a record is seen and compared at one moment.
+ * A row whose record does not show is in neither set, nor one whose comparison failed for a reason
+ * of its own (it proves nothing). A run failure stops the run.
+ */
+const compareWithRecords = (
+  plan: RunPlan,
+  items: ReadonlyArray<Prepared>
+): Effect.Effect<{ readonly same: Set<string>; readonly other: Set<string> }, DataverseError, DataverseClient> =>
+  Effect.gen(function*() {
+    const same = new Set<string>()
+    const other = new Set<string>()
     const creatable = new Set(
       plan.metadata.columns.filter((column) => column.isValidForCreate).map((column) => column.logicalName)
     )
-    const { groups, headers } = yield* readsByPartition(plan, ownIds)
+    const { groups, headers } = yield* readsByPartition(plan, items)
     for (const { items: inPartition, within } of groups) {
       const written = inPartition.map((item): SmartItem => {
         const row: Record<string, unknown> = {}
@@ -151,10 +168,61 @@ export const landedOrNone = (
         })
       )
       if (compared._tag === "Left" && isRunFailure(compared.left)) return yield* compared.left
-      // A comparison that failed for a reason of its own proves nothing: those rows go again.
-      if (compared._tag === "Right") { for (const { item } of compared.right.unchanged) found.add(item.id!) }
+      if (compared._tag === "Right") {
+        for (const { item } of compared.right.unchanged) same.add(item.id!)
+        for (const { found, item } of compared.right.skipped) if (found) other.add(item.id!)
+      }
     }
-    return found
+    return { same, other }
+  })
+
+/**
+ * How long a row waits for its record to show, when the service refuses it as a duplicate but
+ * reads do not show the record yet: 250 ms, doubling, six times (about 16 s in all). Reads outside
+ * the session that wrote a record "might not include data changes that you've just made" (wire
+ * reference §8b; Microsoft Learn, "Use elastic tables using code"); the replicas behind them
+ * converge (Azure Cosmos DB's session consistency is eventual outside the session), so a record
+ * the service holds shows within moments. Past the last wait the row fails as the duplicate it may
+ * be: nothing is lost.
+ */
+const untilShown = Schedule.exponential("250 millis").pipe(Schedule.intersect(Schedule.recurs(6)))
+
+/**
+ * Rows with their own ids on an elastic table whose answer was lost, that no read showed landed
+ * (`landedOrNone`: their session token was lost with the answer, §8b), sent again and refused as
+ * duplicates (code 0x80040237): the refusal says the record is there, and it is either the lost
+ * write's or another's. They are compared again, with the latest session token, until the record
+ * shows: holding the row's values, the row is created; holding others, it is the duplicate it was
+ * refused as. A record that does not show before `untilShown` ends leaves the row failed. Those
+ * outcomes become `created`.
+ */
+export const confirmUnseenDuplicates = (
+  plan: RunPlan,
+  unseen: ReadonlyArray<Prepared>,
+  outcomes: Array<RowOutcome>
+): Effect.Effect<void, DataverseError, DataverseClient> =>
+  Effect.gen(function*() {
+    if (unseen.length === 0) return
+    const byIndex = new Map(unseen.map((item) => [item.index, item]))
+    let waiting = outcomes.flatMap((outcome) => {
+      const item = byIndex.get(outcome.index)
+      return item !== undefined && outcome.status === "failed" && isDuplicateKey(outcome.error) ? [item] : []
+    })
+    const landed = new Set<string>()
+    const driver = yield* Schedule.driver(untilShown)
+    while (waiting.length > 0) {
+      const { other, same } = yield* compareWithRecords(plan, waiting)
+      for (const id of same) landed.add(id)
+      // A record that shows with other values is another's: the duplicate stands.
+      waiting = waiting.filter((item) => !same.has(item.id!) && !other.has(item.id!))
+      if (waiting.length === 0 || (yield* Effect.either(driver.next(undefined)))._tag === "Left") break
+    }
+    for (let i = 0; i < outcomes.length; i++) {
+      const item = byIndex.get(outcomes[i]!.index)
+      if (item !== undefined && outcomes[i]!.status === "failed" && landed.has(item.id!)) {
+        outcomes[i] = succeeded("create", item, item.id)
+      }
+    }
   })
 
 /**

@@ -4,7 +4,7 @@ import type { Operation, RowOutcome } from "../../Bulk.js"
 import type { DataverseClient } from "../../DataverseClient.js"
 import { type DataverseError, isAmbiguous, isRunFailure } from "../../DataverseError.js"
 import type { ChunkSizer } from "./chunking.js"
-import { confirmOwnDuplicates, landedOrNone } from "./exactlyOnce.js"
+import { confirmOwnDuplicates, confirmUnseenDuplicates, landedOrNone } from "./exactlyOnce.js"
 import { measured } from "./latency.js"
 import { failedAll, isRetryable, isSplittable, isTooBig, succeeded } from "./outcomes.js"
 import { type RunPlan, sendsWith } from "./plan.js"
@@ -51,6 +51,9 @@ export const sendResilient = (
     const controller = plan.client.controller
     const driver = yield* Schedule.driver(context.retryPolicy)
     const final: Array<RowOutcome> = []
+    // Rows with their own ids on an elastic table that a lookup did not show landed after a lost
+    // answer: a duplicate refusal of them may be of their own write (`confirmUnseenDuplicates`).
+    const unseen: Array<Prepared> = []
     let pending = items
     while (pending.length > 0) {
       // Whether this request was refused for its rows and searched (`isolate`): the search then
@@ -96,6 +99,7 @@ export const sendResilient = (
         for (const item of pending) if (found.has(item.id!)) final.push(succeeded(op, item, item.id))
         pending = pending.filter((item) => !found.has(item.id!))
         if (pending.length === 0) break
+        if (plan.elastic) { for (const item of pending) if (!item.ownId) unseen.push(item) }
       }
       const next = yield* Effect.either(driver.next(error))
       if (next._tag === "Left") {
@@ -106,7 +110,11 @@ export const sendResilient = (
       }
       context.onRetry()
     }
-    // A duplicate of an id the engine chose is a row an earlier attempt already created.
-    if (op === "create") yield* confirmOwnDuplicates(plan, items, final)
+    // A duplicate of an id the engine chose is a row an earlier attempt already created; one of a
+    // row's own id may be, once its record shows.
+    if (op === "create") {
+      yield* confirmOwnDuplicates(plan, items, final)
+      yield* confirmUnseenDuplicates(plan, unseen, final)
+    }
     return final
   })

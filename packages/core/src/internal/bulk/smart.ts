@@ -27,7 +27,8 @@ export interface SmartPlan {
   readonly update: Array<{ readonly item: SmartItem; readonly id: string; readonly row: Row }>
   readonly create: Array<SmartItem>
   readonly unchanged: Array<{ readonly item: SmartItem; readonly id: string }>
-  readonly skipped: Array<{ readonly item: SmartItem; readonly id: string | undefined }>
+  /** Rows left as they are: no record (`found` false) and `create` false, or a record that differs and `update` false. */
+  readonly skipped: Array<{ readonly item: SmartItem; readonly id: string | undefined; readonly found: boolean }>
   /** Rows whose key values name several records (a `key` that is not unique): which to change is unknown. */
   readonly ambiguous: Array<{ readonly item: SmartItem; readonly records: number }>
 }
@@ -178,7 +179,7 @@ export const planSmart = (options: {
       const record = identity === undefined ? undefined : found.get(identity)
       if (record === undefined) {
         if (options.create) plan.create.push(item)
-        else plan.skipped.push({ item, id: item.id })
+        else plan.skipped.push({ item, id: item.id, found: false })
         continue
       }
       const id = String(record[pk]).toLowerCase()
@@ -193,7 +194,7 @@ export const planSmart = (options: {
         }
       }
       if (!differs) plan.unchanged.push({ item, id })
-      else if (!options.update) plan.skipped.push({ item, id })
+      else if (!options.update) plan.skipped.push({ item, id, found: true })
       else {
         const row: Record<string, unknown> = options.allColumns ? { ...item.row } : changed
         if (byKey) { for (const column of keyColumns) delete row[column] }
