@@ -303,6 +303,55 @@ layer(Live, { excludeTestServices: true })("the bulk engine", (it) => {
       expect(failed.status === "failed" && failed.error.status).toBe(412)
       expect(emulator.store.table("dve_reading")!.size).toBe(3)
     }))
+
+  it.effect("names each elastic record's partition in every strategy's updates and deletes", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      // A record created with a partitionid is found only by a request that names it (wire
+      // reference §8b): by id alone, the service finds none.
+      for (const strategy of ["multiple", "batch", "single"] as const) {
+        emulator.reset()
+        emulator.seed(
+          "dve_reading",
+          [1, 2, 3, 4].map((n) => ({ dve_readingid: id(n), partitionid: `p${n % 2}`, dve_value: 0 }))
+        )
+        const readings = emulator.store.table("dve_reading")!
+        const updated = yield* collect(
+          Bulk.updateMany(
+            "dve_reading",
+            [1, 2, 3, 4].map((n) => ({ dve_readingid: id(n), partitionid: `p${n % 2}`, dve_value: n })),
+            { strategy }
+          )
+        )
+        expect(updated.map((o) => o.status), strategy).toEqual(["updated", "updated", "updated", "updated"])
+        expect(readings.scan().map((r) => r.values.dve_value), strategy).toEqual([1, 2, 3, 4])
+        // Smart mode sends only the changed columns, and the partition with them.
+        const smart = yield* collect(
+          Bulk.updateMany(
+            "dve_reading",
+            [1, 2, 5].map((n) => ({ dve_readingid: id(n), partitionid: `p${n % 2}`, dve_value: n === 1 ? 1 : 10 })),
+            { strategy, smart: true }
+          )
+        )
+        expect(smart.map((o) => o.status), strategy).toEqual(["unchanged", "updated", "created"])
+        expect(readings.scan().map((r) => [r.values.partitionid, r.values.dve_value]), strategy).toEqual([
+          ["p1", 1],
+          ["p0", 10],
+          ["p1", 3],
+          ["p0", 4],
+          ["p1", 10]
+        ])
+        const deleted = yield* collect(
+          Bulk.deleteMany(
+            "dve_reading",
+            [1, 2].map((n) => ({ dve_readingid: id(n), partitionid: `p${n % 2}` })),
+            { strategy }
+          )
+        )
+        expect(deleted.map((o) => o.status), strategy).toEqual(["deleted", "deleted"])
+        expect(readings.ids(), strategy).toEqual([id(3), id(4), id(5)])
+      }
+    }))
 })
 
 layer(

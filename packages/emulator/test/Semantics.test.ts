@@ -239,6 +239,24 @@ describe("bulk messages on elastic tables", () => {
     expect((await send("GET", `dve_readings(dve_readingid=${id(5)},partitionid='p1')`)).status).toBe(200)
     expect((await send("GET", `dve_readings(${id(5)})?partitionId=other`)).status).toBe(404)
   })
+
+  it("finds a record created with a partition only by requests that name it", async () => {
+    await send("POST", "dve_readings", reading(6))
+    // By id alone: not found, for reads, updates and deletes alike.
+    expect((await send("GET", `dve_readings(${id(6)})`)).status).toBe(404)
+    expect((await send("PATCH", `dve_readings(${id(6)})`, { dve_value: 7 }, { "If-Match": "*" })).status).toBe(404)
+    expect((await send("DELETE", `dve_readings(${id(6)})`)).status).toBe(404)
+    const byIdAlone = await send(
+      "POST",
+      "dve_readings/Microsoft.Dynamics.CRM.UpdateMultiple",
+      targets("dve_reading", [{ dve_readingid: id(6), dve_value: 7 }])
+    )
+    expect(byIdAlone.status).toBe(404)
+    expect(table("dve_reading").get(id(6))!.values.dve_value ?? null).not.toBe(7)
+    // Named with its partition: found.
+    expect((await send("DELETE", `dve_readings(dve_readingid=${id(6)},partitionid='p1')`)).status).toBe(204)
+    expect(table("dve_reading").get(id(6))).toBeUndefined()
+  })
 })
 
 describe("$batch", () => {

@@ -199,12 +199,14 @@ export const deleteRecord = (
     )
   })
 
-/** `Records.bind`. */
-export const bind = (target: string | TableMetadata, ref: RecordRef): string => {
+/** `Records.bind`; with `partitionId`, an elastic record's (`t(tid=<id>,partitionid='p')`). */
+export const bind = (target: string | TableMetadata, ref: RecordRef, partitionId?: string): string => {
   const entitySet = typeof target === "string" ? target : target.entitySetName
   const segment = keySegment(
     ref,
-    typeof target === "string" ? {} : { primaryIdAttribute: target.primaryIdAttribute, kindOf: kindsOf(target) }
+    typeof target === "string"
+      ? { partitionId }
+      : { primaryIdAttribute: target.primaryIdAttribute, partitionId, kindOf: kindsOf(target) }
   )
   if (Either.isRight(segment)) return `/${entitySet}${segment.right}`
   // Written as given: the service names what is wrong when the row is sent.

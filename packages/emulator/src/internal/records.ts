@@ -299,11 +299,23 @@ const keyValue = (
 /**
  * Resolves a key predicate: a GUID, `primaryid=<guid>` (with `partitionid='p'` on elastic
  * tables), or the columns of an alternate key. `partitionId` comes from `?partitionId=`.
+ *
+ * An elastic record created with a `partitionid` is found only by a request that names that
+ * partition. Documented: "When you specify a non-null value for partitionid column when creating
+ * a row, you must specify it when performing any other data operation on the row", and a lookup
+ * that names no partition "can't find the record" (Microsoft Learn, "Use elastic tables using
+ * code"; wire reference §8b). Modelling choice: a request that names none, or another, is
+ * answered as for a record that does not exist (404 `0x80040217`; a PATCH then creates).
  */
 export const resolveKey = (table: TableStore, key: KeyPredicate, partitionId?: string): ResolvedKey | Fault => {
   const definition = table.definition
-  const inPartition = (record: StoredRecord | undefined, partition: string | undefined) =>
-    record !== undefined && (partition === undefined || record.values["partitionid"] === partition) ? record : undefined
+  const elastic = definition.tableType === "Elastic"
+  const inPartition = (record: StoredRecord | undefined, partition: string | undefined) => {
+    if (record === undefined) return undefined
+    const stored = record.values["partitionid"]
+    if (elastic) return (typeof stored === "string" ? stored : undefined) === partition ? record : undefined
+    return partition === undefined || stored === partition ? record : undefined
+  }
   if (key._tag === "Single") {
     const id = parseGuid(key.value.value)
     if (id === undefined) return badRequest(`'${key.value.value}' is not a valid key for '${definition.logicalName}'.`)

@@ -96,7 +96,8 @@ export const makePrepare = (options: {
  * `<entityset>(<key>)`: the URL of a row's record, for `$batch`, single requests and an upsert by
  * alternate key; built when a request needs it (UpdateMultiple names records by their key).
  */
-export const pathOf = (metadata: TableMetadata, item: Prepared): string => bind(metadata, item.ref!).slice(1)
+export const pathOf = (metadata: TableMetadata, item: Prepared): string =>
+  bind(metadata, item.ref!, metadata.tableType === "Elastic" ? partitionOf(item.row) : undefined).slice(1)
 
 /**
  * The identity of a prepared row's record, for spotting the same record twice in a run: its key

@@ -81,6 +81,7 @@ export const planSmart = (options: {
   Effect.gen(function*() {
     const { metadata } = options
     const pk = metadata.primaryIdAttribute
+    const elastic = metadata.tableType === "Elastic"
     const byKey = options.key !== undefined && options.key.length > 0
     const keyColumns = byKey ? options.key! : [pk]
     const kindOf = kindsOf(metadata)
@@ -198,6 +199,8 @@ export const planSmart = (options: {
       else {
         const row: Record<string, unknown> = options.allColumns ? { ...item.row } : changed
         if (byKey) { for (const column of keyColumns) delete row[column] }
+        // An elastic record is named by its id and its partition together (wire reference §8b).
+        if (elastic && item.row["partitionid"] !== undefined) row["partitionid"] = item.row["partitionid"]
         plan.update.push({ item, id, row: { ...row, [pk]: id } })
       }
     }
