@@ -100,6 +100,33 @@ describe("connection strings", () => {
         "The connection string key 'Colour' is not one dv-effect knows."
       )
       expect((yield* parse("AuthType=ClientSecret;Url='https://x")).message).toMatch(/no closing '/)
+      expect((yield* parse("AuthType=ClientSecret;Url=https://x;ClientSecrte=s")).message).toBe(
+        "The connection string key 'ClientSecrte' is not one dv-effect knows; did you mean 'ClientSecret'?"
+      )
+    }))
+
+  it.effect("never shows a value, even one that a ';' cut in two", () =>
+    Effect.gen(function*() {
+      // An unquoted ';' in a secret leaves a part without '=' or a key that is a piece of it.
+      for (
+        const text of [
+          "AuthType=OAuth;Url=https://x;Username=x@y;Password=Pa;ssW0rdXYZ;AppId=a",
+          "AuthType=ClientSecret;Url=https://x;ClientSecret=SUPER;SECRET789",
+          "AuthType=ClientSecret;Url=https://x;ClientSecret=SUPER;SECRET789;TenantId=t",
+          "AuthType=ClientSecret;Url=https://x;ClientSecret=SUPER;SE-CRET=789",
+          "AuthType=ClientSecret;Url=https://x;ClientSecret=SUPER;SECRET=789"
+        ]
+      ) {
+        const message = (yield* parse(text)).message
+        expect(message).not.toMatch(/ssW0rd|SECRET|CRET|789/)
+        expect(message).toMatch(/after (Password|ClientSecret)=: a value that holds ';' must be quoted/)
+      }
+      expect((yield* parse("AuthType=ClientSecret;Url=https://x;ClientId=a;AppId=b")).message).toBe(
+        "The connection string gives ClientId= and AppId=, two names of one key."
+      )
+      expect((yield* parse("SUPERSECRET")).message).toBe(
+        "The connection string does not start with a key and '=' (Url=...;AuthType=...)."
+      )
     }))
 
   it("reads keys case-insensitively, with spaces, aliases and quoted values holding ';'", () => {

@@ -5,6 +5,7 @@ import type { ConnectionStringOptions } from "../ConnectionString.js"
 import * as Credentials from "../Credentials.js"
 import { DataverseError } from "../DataverseError.js"
 import { invalid } from "./invalidInput.js"
+import { withSuggestion } from "./suggest.js"
 
 const aliases: Readonly<Record<string, string>> = {
   authtype: "authtype",
@@ -31,20 +32,61 @@ const aliases: Readonly<Record<string, string>> = {
   tokencachestorepath: "tokencachestorepath"
 }
 
+/** The names a user writes for the known keys, for suggestions. */
+const knownKeys = [
+  "AuthType",
+  "Url",
+  "ServiceUri",
+  "ClientId",
+  "AppId",
+  "ClientSecret",
+  "TenantId",
+  "Authority",
+  "Username",
+  "Password",
+  "Thumbprint",
+  "CertificateFile",
+  "CertificatePassword",
+  "RedirectUri",
+  "LoginPrompt",
+  "TokenCacheStorePath"
+]
+
+/** The keys whose values are secrets. */
+const secretKeys: ReadonlySet<string> = new Set(["clientsecret", "password", "certificatepassword"])
+
+/** A key as written: letters, with spaces between words (`Service Uri`). */
+const looksLikeKey = (text: string): boolean => /^[A-Za-z][A-Za-z ]*$/.test(text)
+
 /**
  * Splits a connection string into lower-cased canonical keys and values. Values may be quoted
- * with `'` or `"` to hold `;`.
+ * with `'` or `"` to hold `;`. An error never shows text that may be a value (a password with an
+ * unquoted `;` reads as a part without `=` or as a key): it names the key before it instead.
  */
 export const parseFields = (text: string): Map<string, string> | DataverseError => {
   const fields = new Map<string, string>()
+  // The last key read, as written, and whether its value is a secret: where an error is,
+  // without showing any value.
+  let previous: string | undefined
+  let afterSecret = false
+  // Each key as written, by its canonical name.
+  const written = new Map<string, string>()
+  const unreadable = (what = "a part without '='") =>
+    invalid(
+      previous === undefined
+        ? "The connection string does not start with a key and '=' (Url=...;AuthType=...)."
+        : `The connection string has ${what} after ${previous}=: a value that holds ';' must be quoted (${previous}='a;b').`
+    )
   let i = 0
   while (i < text.length) {
     const eq = text.indexOf("=", i)
     if (eq < 0) {
       if (text.slice(i).trim() === "") break
-      return invalid(`The connection string has a part without '=': '${text.slice(i).trim().slice(0, 40)}'.`)
+      return unreadable()
     }
     const rawKey = text.slice(i, eq).trim().replace(/^;+/, "").trim()
+    // A `;` before the `=`: the part before it had none.
+    if (rawKey.includes(";")) return unreadable()
     let j = eq + 1
     while (text[j] === " ") j++
     let value: string
@@ -61,8 +103,28 @@ export const parseFields = (text: string): Map<string, string> | DataverseError 
       i = semicolon < 0 ? text.length : semicolon + 1
     }
     const key = aliases[rawKey.toLowerCase().replace(/\s+/g, "")]
-    if (key === undefined) return invalid(`The connection string key '${rawKey}' is not one dv-effect knows.`)
+    if (key === undefined) {
+      // After a secret, an unknown key may be a piece of it.
+      if (afterSecret) return unreadable("a key dv-effect does not know")
+      if (!looksLikeKey(rawKey)) return unreadable()
+      return invalid(
+        withSuggestion(`The connection string key '${rawKey}' is not one dv-effect knows`, rawKey, knownKeys, ".")
+      )
+    }
+    const earlier = written.get(key)
+    if (earlier !== undefined) {
+      // After a secret, the key may be a piece of it (`Password=a;Secret=b`): not shown.
+      if (afterSecret) return unreadable("a key given twice")
+      return invalid(
+        earlier.toLowerCase() === rawKey.toLowerCase()
+          ? `The connection string gives ${rawKey}= twice.`
+          : `The connection string gives ${earlier}= and ${rawKey}=, two names of one key.`
+      )
+    }
+    written.set(key, rawKey)
     fields.set(key, value)
+    previous = rawKey
+    afterSecret = secretKeys.has(key)
   }
   return fields
 }
