@@ -782,6 +782,46 @@ layer(
     })))
 })
 
+layer(
+  clientOf(fastRetries).pipe(
+    Layer.provideMerge(
+      Emulator.layer({ identity: false, profile: { ...Model.fast, elasticReadLagMs: 1_000 } })
+    )
+  ),
+  { excludeTestServices: true }
+)("resuming on an elastic table whose reads lag", (it) => {
+  it.effect("a row the stopped run wrote, which no read shows yet, is created once, not failed as a duplicate", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const connection = () =>
+        DataverseClient.layerNode({
+          url: emulator.info.url,
+          credentials: Credentials.staticToken(emulator.info.accessToken),
+          ...fastRetries
+        })
+      const rows = Array.from(
+        { length: 100 },
+        (_, i) => ({ dve_readingid: id(8000 + i), dve_name: `R${i}`, partitionid: `p${i % 3}` })
+      )
+      // A run that recorded rows 0-49 as sent and died before their answer, after the service
+      // wrote them: its session tokens died with it, and for a second no read shows those records.
+      const journal = Journal.memory()
+      const session = yield* Effect.scoped(journal.open({ operation: "create", table: "dve_reading" }))
+      yield* session.sent(Array.from({ length: 50 }, (_, i) => i))
+      const written = yield* Bulk.execute("create", "dve_reading", rows.slice(0, 50)).pipe(
+        Effect.provide(connection())
+      )
+      expect(written.created).toBe(50)
+      const resumed = yield* Bulk.execute("create", "dve_reading", rows, { chunkSize: 50, concurrency: 1, journal })
+        .pipe(Effect.provide(connection()))
+      expect(resumed).toMatchObject({ created: 100, failed: 0 })
+      const names = emulator.store.table("dve_reading")!.scan().map((record) => String(record.values.dve_name))
+      expect(names).toHaveLength(100)
+      expect(new Set(names).size).toBe(100)
+    }))
+})
+
 layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: false }))), {
   excludeTestServices: true
 })("resuming from a journal", (it) => {

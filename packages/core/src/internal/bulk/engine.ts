@@ -166,12 +166,17 @@ export const makeEngine = <E, R>(
         return { outcomes, groups: [["create", creates], ["update", updates]] as const }
       })
 
-    /** Creates a stopped run sent without an answer may have landed: those found are done. */
+    /**
+     * Creates a stopped run sent without an answer may have landed: those found are done. The rest
+     * are sent; on an elastic table those with their own ids are `unseen` (`sendResilient`): the
+     * stopped run's session tokens are gone, so a read may not show what it wrote (§8b).
+     */
     const landedBefore = (items: ReadonlyArray<Prepared>, outcomes: Array<RowOutcome>) =>
       Effect.gen(function*() {
-        if (session === undefined) return items
+        const none = { pending: items, unseen: [] as ReadonlyArray<Prepared> }
+        if (session === undefined) return none
         const unsure = items.filter((item) => unanswered.has(item.index))
-        if (unsure.length === 0) return items
+        if (unsure.length === 0) return none
         yield* report
         const found = yield* landedOrNone(plan, unsure)
         for (const item of unsure) {
@@ -179,7 +184,10 @@ export const makeEngine = <E, R>(
           if (found.has(item.id!)) outcomes.push(succeeded("create", item, item.id))
         }
         counters.checking = unanswered.size
-        return items.filter((item) => !(found.has(item.id!) && session.state.unanswered.has(item.index)))
+        return {
+          pending: items.filter((item) => !(found.has(item.id!) && session.state.unanswered.has(item.index))),
+          unseen: plan.elastic ? unsure.filter((item) => !item.ownId && !found.has(item.id!)) : []
+        }
       })
 
     /** One request's rows: plan (smart mode), journal, send, journal, report. */
@@ -214,12 +222,15 @@ export const makeEngine = <E, R>(
         for (const [op, group] of groups) {
           if (group.length === 0) continue
           let pending = group
+          let unseen: ReadonlyArray<Prepared> = []
           if (op === "create" && session !== undefined) {
-            pending = yield* landedBefore(group, outcomes)
+            const before = yield* landedBefore(group, outcomes)
+            pending = before.pending
+            unseen = before.unseen
             if (pending.length > 0) yield* session.sent(pending.map((item) => item.index))
           }
           if (pending.length > 0) {
-            for (const outcome of yield* sendResilient(context, op, pending, round)) outcomes.push(outcome)
+            for (const outcome of yield* sendResilient(context, op, pending, round, unseen)) outcomes.push(outcome)
           }
         }
         // In input order for the journal's ranges; most chunks already are.

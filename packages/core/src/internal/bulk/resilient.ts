@@ -44,7 +44,8 @@ export const sendResilient = (
   context: SendContext,
   op: Operation,
   items: ReadonlyArray<Prepared>,
-  round: number
+  round: number,
+  unseenBefore: ReadonlyArray<Prepared> = []
 ): Effect.Effect<Array<RowOutcome>, DataverseError, DataverseClient> =>
   Effect.gen(function*() {
     const { plan, sizer } = context
@@ -52,8 +53,9 @@ export const sendResilient = (
     const driver = yield* Schedule.driver(context.retryPolicy)
     const final: Array<RowOutcome> = []
     // Rows with their own ids on an elastic table that a lookup did not show landed after a lost
-    // answer: a duplicate refusal of them may be of their own write (`confirmUnseenDuplicates`).
-    const unseen: Array<Prepared> = []
+    // answer (this one's, or a stopped run's: `unseenBefore`): a duplicate refusal of them may be
+    // of their own write (`confirmUnseenDuplicates`).
+    const unseen: Array<Prepared> = [...unseenBefore]
     let pending = items
     while (pending.length > 0) {
       // Whether this request was refused for its rows and searched (`isolate`): the search then
