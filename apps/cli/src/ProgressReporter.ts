@@ -250,9 +250,17 @@ export const make = (
   let lastDone = 0
   let lastAdvance = started
 
+  /** The last progress as of `now`: a Retry-After wait that has ended is no longer shown. */
+  const lastAsOf = (now: number): Progress => {
+    const progress = last ?? nothingYet
+    return progress.waitingUntil !== undefined && progress.waitingUntil <= now
+      ? { ...progress, waitingUntil: undefined }
+      : progress
+  }
+
   /** Takes the figures at `now` (rates sampled) and what to show. */
   const view = (now: number): View => {
-    const progress = last ?? nothingYet
+    const progress = lastAsOf(now)
     const done = progress.succeeded + progress.failed
     rowRate.add(now, done)
     const read = file === undefined ? 0 : Math.min(file.bytesRead(), file.totalBytes)
@@ -337,7 +345,7 @@ export const make = (
       fps: 10
     }, CliProgress.Presets.shades_classic)
     const payload = (at: View) => {
-      const progress = last ?? nothingYet
+      const progress = lastAsOf(timer.now())
       return {
         rows: n(at.done),
         rates: at.rates,
@@ -377,7 +385,7 @@ export const make = (
   const line = (now: number) => {
     lastLine = now
     const at = view(now)
-    const progress = last ?? nothingYet
+    const progress = lastAsOf(now)
     shown = countsOf(progress)
     const done = `${n(at.done)} row${at.done === 1 ? "" : "s"}`
     const rows = total !== undefined

@@ -259,10 +259,14 @@ describe("progress without a terminal", () => {
     // A 60-second Retry-After: the engine reports it once, then nothing until it ends.
     const until = now() + 60_000
     reporter.update(progress(done, { throttled: 1, waitingUntil: until, waitingMs: 60_000 }))
-    advance(60_000)
-    const waiting = lines().at(-1)!.line
-    expect(waiting).toBe(
-      "create contact 2,000 rows, 0 rows/s last 10s, 25 avg, 2 in flight, 0 failed, 1 throttled, waiting for Retry-After until 14:01:20, nothing finished for 1m 00s"
+    advance(50_000)
+    expect(lines().at(-1)!.line).toBe(
+      "create contact 2,000 rows, 0 rows/s last 10s, 29 avg, 2 in flight, 0 failed, 1 throttled, waiting for Retry-After until 14:01:20, nothing finished for 50s"
+    )
+    // Once the wait has ended, the requests are what the run waits for.
+    advance(10_000)
+    expect(lines().at(-1)!.line).toBe(
+      "create contact 2,000 rows, 0 rows/s last 10s, 25 avg, 2 in flight, 0 failed, 1 throttled, nothing finished for 1m 00s, waiting for 2 requests in flight"
     )
     for (let second = 1; second <= 10; second++) {
       advance(1000)

@@ -143,8 +143,8 @@ export interface Controller {
   readonly setCeiling: (ceiling: number) => Effect.Effect<void>
   readonly state: () => ControllerState
   /**
-   * Calls `f` with the end of every hold that starts or lengthens (and the time it started),
-   * until the scope closes.
+   * Calls `f` with the end of every hold that starts or lengthens, and of every refused request's
+   * own Retry-After wait as it starts (and the time it started), until the scope closes.
    */
   readonly onHold: (f: (until: number, now: number) => void) => Effect.Effect<void, never, Scope.Scope>
   /** Fastest milliseconds per row seen for requests of about `rows` rows. */
@@ -165,6 +165,12 @@ export interface ControllerState {
   readonly inFlight: number
   /** Epoch ms the Retry-After hold ends; in the past when none. */
   readonly heldUntil: number
+  /**
+   * Epoch ms the connection may send again, while every request it has is waiting for a
+   * Retry-After (a hold, or each refused request's own wait with none on the wire); in the past
+   * when it is not waiting. For display.
+   */
+  readonly waitingUntil: number
   /** Requests sent, refused ones included. */
   readonly requests: number
   /** 429s received. */

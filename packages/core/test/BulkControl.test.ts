@@ -507,6 +507,32 @@ describe("the connection's controller (TestClock)", () => {
       expect(controller.state()).toMatchObject({ requests: 3, limit: 8 })
     }))
 
+  it.effect("says it waits for a Retry-After while every request it has waits its own, and tells listeners at once", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const controller = yield* makeController({ ceiling: 8, initial: 8, maxThrottleWait: Duration.hours(1) })
+      const told: Array<number> = []
+      yield* controller.onHold((until) => told.push(until))
+      // Two requests sent together and refused (each answered in 10 ms): no probe goes (none is
+      // left to send), so no hold starts, yet both wait 40 s.
+      const answers = [throttledError(40), throttledError(40), undefined, undefined]
+      let sent = 0
+      const send = controller.withSlot(() =>
+        controller.throttled(
+          Effect.suspend(() => Effect.as(Effect.sleep("10 millis"), answers[sent++])),
+          (answer) => Effect.succeed(answer)
+        )
+      )
+      const both = yield* Effect.fork(Effect.all([send, send], { concurrency: 2 }))
+      yield* TestClock.adjust("10 millis")
+      expect(controller.state()).toMatchObject({ throttled: 2, heldUntil: 0, waitingUntil: 40_010 })
+      expect(told).toEqual([40_010, 40_010])
+      // Sent again after their wait (one first, as a probe) and admitted.
+      yield* TestClock.adjust("40 seconds")
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(both)
+      expect(controller.state()).toMatchObject({ requests: 4, waitingUntil: 0 })
+    })))
+
   it.effect("cuts nothing for a lone 429 whose next request is admitted, nor for a 429 outside a slot", () =>
     Effect.gen(function*() {
       const controller = yield* makeController({ ceiling: 8, initial: 8, maxThrottleWait: Duration.hours(1) })
@@ -574,7 +600,17 @@ describe("the connection's controller (TestClock)", () => {
       expect(sent).toBe(3)
       expect(error.reason).toBe("Throttled")
       expect(error.code).toBe("0x80072321")
-      expect(error.message).toContain("maxThrottleWait")
+      expect(error.message).toMatch(
+        /^The service refused a request for 8s and asked to wait 4s more, longer than a run waits for throttling \(10s: maxThrottleWait, --max-throttle-wait\): /
+      )
+      // A first Retry-After already past the limit stops at once, and says so.
+      const once = yield* Effect.fork(
+        controller.throttled(Effect.sync(() => throttledError(40)), (answer) => Effect.succeed(answer))
+      )
+      yield* TestClock.adjust("1 millis")
+      expect((yield* Effect.flip(Fiber.join(once))).message).toMatch(
+        /^The service asked to wait 40s \(Retry-After\), longer than a run waits for throttling \(10s: /
+      )
     }))
 
   it.effect("cuts on latency well above the baseline and grows while answers are healthy", () =>

@@ -36,6 +36,11 @@ export const makeController = (options: {
     let requests = 0
     // Requests sent and not yet answered, in slots or not (Records calls hold none).
     let sending = 0
+    // When each refused request's own Retry-After wait ends (a refusal that held nothing else).
+    const ownWaits = new Map<object, number>()
+    /** `ControllerState.waitingUntil`: the hold's end, or the first own wait's while nothing is on the wire. */
+    const waitingUntil = (): number =>
+      Math.max(gate.heldUntil(), sending > 0 || ownWaits.size === 0 ? 0 : Math.min(...ownWaits.values()))
     // The latency baseline is judged afresh after each cut.
     const newEpoch = () => latency.restart()
 
@@ -97,21 +102,20 @@ export const makeController = (options: {
               if (cutting) episodeCut = true
               const cut = cutting ? limiter.throttled(round, error.code) : Effect.void
               if (next - firstRefusal > maxWaitMs) {
-                return Effect.zipRight(
-                  cut,
-                  Effect.fail(
-                    new DataverseError({
-                      ...error,
-                      message: `The service kept refusing requests for longer than ${
-                        Duration.format(Duration.millis(maxWaitMs))
-                      } (maxThrottleWait): ${error.message}`
-                    })
-                  )
-                )
+                return Effect.zipRight(cut, Effect.fail(pastMaxWait(error, now - firstRefusal, next - now, maxWaitMs)))
               }
               if (cutting) newEpoch()
-              // The refused request waits what it was told, then goes through the gate again.
-              return cut.pipe(Effect.zipRight(Effect.sleep(Duration.millis(next - now))), Effect.zipRight(loop))
+              // The refused request waits what it was told, then goes through the gate again. Its
+              // wait is told at once: a run whose requests all wait so is waiting for a
+              // Retry-After, though no hold says so (two requests refused together, none to probe).
+              const wait = {}
+              ownWaits.set(wait, next)
+              holdListeners.forEach((f) => f(next, now))
+              return cut.pipe(
+                Effect.zipRight(Effect.sleep(Duration.millis(next - now))),
+                Effect.ensuring(Effect.sync(() => ownWaits.delete(wait))),
+                Effect.zipRight(loop)
+              )
             })
           })
         )
@@ -139,6 +143,7 @@ export const makeController = (options: {
         ceiling: limiter.ceiling(),
         inFlight: limiter.inFlight(),
         heldUntil: gate.heldUntil(),
+        waitingUntil: waitingUntil(),
         requests,
         throttled: refusals
       }),
@@ -149,6 +154,25 @@ export const makeController = (options: {
         ),
       baselinePerRow: latency.baselinePerRow
     }
+  })
+
+/** Seconds as a person reads them: `40s`, `2m 5s`. */
+const seconds = (ms: number): string => Duration.format(Duration.seconds(Math.ceil(ms / 1000)))
+
+/**
+ * The run failure of a request the service would hold longer than `maxThrottleWait` in all: asked
+ * at once to wait longer (its first Retry-After), or refused for a while and asked for more.
+ */
+const pastMaxWait = (error: DataverseError, refusedForMs: number, retryAfterMs: number, maxWaitMs: number) =>
+  new DataverseError({
+    ...error,
+    message: `${
+      refusedForMs === 0
+        ? `The service asked to wait ${seconds(retryAfterMs)} (Retry-After)`
+        : `The service refused a request for ${seconds(refusedForMs)} and asked to wait ${seconds(retryAfterMs)} more`
+    }, longer than a run waits for throttling (${
+      Duration.format(Duration.millis(maxWaitMs))
+    }: maxThrottleWait, --max-throttle-wait): ${error.message}`
   })
 
 /** A 429's wait: its Retry-After, else a second (§6: key retries on the status). */

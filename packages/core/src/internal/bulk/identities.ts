@@ -104,7 +104,7 @@ export const progressOf = (identity: Identity, now: number): IdentityProgress =>
     requests: state.requests - identity.atStart.requests,
     throttled: state.throttled - identity.atStart.throttled,
     concurrency: state.limit,
-    waitingUntil: state.heldUntil > now ? state.heldUntil : undefined
+    waitingUntil: state.waitingUntil > now ? state.waitingUntil : undefined
   }
 }
 
