@@ -87,21 +87,6 @@ export const parseFields = (text: string): Map<string, string> | DataverseError 
     const rawKey = text.slice(i, eq).trim().replace(/^;+/, "").trim()
     // A `;` before the `=`: the part before it had none.
     if (rawKey.includes(";")) return unreadable()
-    let j = eq + 1
-    while (text[j] === " ") j++
-    let value: string
-    const quote = text[j]
-    if (quote === "'" || quote === "\"") {
-      const end = text.indexOf(quote, j + 1)
-      if (end < 0) return invalid(`The value of '${rawKey}' in the connection string has no closing ${quote}.`)
-      value = text.slice(j + 1, end)
-      const semicolon = text.indexOf(";", end)
-      i = semicolon < 0 ? text.length : semicolon + 1
-    } else {
-      const semicolon = text.indexOf(";", j)
-      value = text.slice(j, semicolon < 0 ? text.length : semicolon).trim()
-      i = semicolon < 0 ? text.length : semicolon + 1
-    }
     const key = aliases[rawKey.toLowerCase().replace(/\s+/g, "")]
     if (key === undefined) {
       // After a secret, an unknown key may be a piece of it.
@@ -120,6 +105,21 @@ export const parseFields = (text: string): Map<string, string> | DataverseError 
           ? `The connection string gives ${rawKey}= twice.`
           : `The connection string gives ${earlier}= and ${rawKey}=, two names of one key.`
       )
+    }
+    let j = eq + 1
+    while (text[j] === " ") j++
+    let value: string
+    const quote = text[j]
+    if (quote === "'" || quote === "\"") {
+      const end = text.indexOf(quote, j + 1)
+      if (end < 0) return invalid(`The value of '${rawKey}' in the connection string has no closing ${quote}.`)
+      value = text.slice(j + 1, end)
+      const semicolon = text.indexOf(";", end)
+      i = semicolon < 0 ? text.length : semicolon + 1
+    } else {
+      const semicolon = text.indexOf(";", j)
+      value = text.slice(j, semicolon < 0 ? text.length : semicolon).trim()
+      i = semicolon < 0 ? text.length : semicolon + 1
     }
     written.set(key, rawKey)
     fields.set(key, value)
