@@ -159,14 +159,16 @@ const checking = (progress: Progress): string =>
  * `; app1: 40,120 rows, 81 requests, 2 throttled (waiting until 14:03:07); app2: ...` with several
  * identities: each is throttled and paced apart, so each says its own.
  */
-const byIdentity = (progress: Progress): string =>
+const byIdentity = (progress: Progress, now: number): string =>
   progress.identities.length < 2 ?
     "" :
     progress.identities.map((identity) =>
       `; ${identity.label}: ${n(identity.succeeded + identity.failed)} row${
         identity.succeeded + identity.failed === 1 ? "" : "s"
       }, ${n(identity.requests)} request${identity.requests === 1 ? "" : "s"}, ${n(identity.throttled)} throttled${
-        identity.waitingUntil === undefined ? "" : ` (waiting until ${clock(identity.waitingUntil)})`
+        identity.waitingUntil === undefined || identity.waitingUntil <= now
+          ? ""
+          : ` (waiting until ${clock(identity.waitingUntil)})`
       }`
     ).join("")
 
@@ -397,7 +399,7 @@ export const make = (
     stream.write(
       `${label} ${rows}, ${at.rates}${eta}, ${progress.inFlight} in flight, ${n(progress.failed)} failed${
         throttling(progress)
-      }${checking(progress)}${at.stall}${byIdentity(progress)}\n`
+      }${checking(progress)}${at.stall}${byIdentity(progress, now)}\n`
     )
   }
   // However long the run waits, a line comes at least every 10 seconds.

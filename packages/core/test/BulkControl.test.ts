@@ -531,6 +531,21 @@ describe("the connection's controller (TestClock)", () => {
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(both)
       expect(controller.state()).toMatchObject({ requests: 4, waitingUntil: 0 })
+      // One refused request waits while another slot is busy between its requests (its chunk's
+      // rows prepared, its outcomes handed on): the run is not waiting.
+      const refusedOnce = [throttledError(3), undefined]
+      let i = 0
+      const waiting = yield* Effect.fork(
+        controller.withSlot(() =>
+          controller.throttled(Effect.sync(() => refusedOnce[i++]), (answer) => Effect.succeed(answer))
+        )
+      )
+      const busy = yield* Effect.fork(controller.withSlot(() => Effect.sleep("5 seconds")))
+      yield* TestClock.adjust("1 millis")
+      expect(controller.state()).toMatchObject({ throttled: 3, waitingUntil: 0 })
+      yield* TestClock.adjust("5 seconds")
+      yield* Fiber.join(waiting)
+      yield* Fiber.join(busy)
     })))
 
   it.effect("cuts nothing for a lone 429 whose next request is admitted, nor for a 429 outside a slot", () =>

@@ -55,8 +55,8 @@ const knownKeys = [
 /** The keys whose values are secrets. */
 const secretKeys: ReadonlySet<string> = new Set(["clientsecret", "password", "certificatepassword"])
 
-/** A key as written: letters, with spaces between words (`Service Uri`). */
-const looksLikeKey = (text: string): boolean => /^[A-Za-z][A-Za-z ]*$/.test(text)
+/** A key as written: a word, or words with spaces between (`Service Uri`). */
+const looksLikeKey = (text: string): boolean => /^[A-Za-z][A-Za-z0-9_ ]*$/.test(text)
 
 /**
  * Splits a connection string into lower-cased canonical keys and values. Values may be quoted

@@ -36,11 +36,18 @@ export const makeController = (options: {
     let requests = 0
     // Requests sent and not yet answered, in slots or not (Records calls hold none).
     let sending = 0
-    // When each refused request's own Retry-After wait ends (a refusal that held nothing else).
+    // When each refused request's own Retry-After wait ends.
     const ownWaits = new Map<object, number>()
-    /** `ControllerState.waitingUntil`: the hold's end, or the first own wait's while nothing is on the wire. */
+    /**
+     * `ControllerState.waitingUntil`: the hold's end, or the first own wait's while nothing is on
+     * the wire and every slot held is held by a request that waits so (a slot between requests,
+     * its chunk's rows being prepared or its outcomes handed on, is not waiting).
+     */
     const waitingUntil = (): number =>
-      Math.max(gate.heldUntil(), sending > 0 || ownWaits.size === 0 ? 0 : Math.min(...ownWaits.values()))
+      Math.max(
+        gate.heldUntil(),
+        sending > 0 || ownWaits.size === 0 || ownWaits.size < limiter.inFlight() ? 0 : Math.min(...ownWaits.values())
+      )
     // The latency baseline is judged afresh after each cut.
     const newEpoch = () => latency.restart()
 
