@@ -305,7 +305,9 @@ const keyValue = (
  * a row, you must specify it when performing any other data operation on the row", and a lookup
  * that names no partition "can't find the record" (Microsoft Learn, "Use elastic tables using
  * code"; wire reference §8b). Modelling choice: a request that names none, or another, is
- * answered as for a record that does not exist (404 `0x80040217`; a PATCH then creates).
+ * answered as for a record that does not exist (404 `0x80040217`). A PATCH without `If-Match`
+ * then creates, which here meets the id already taken (ids are unique across partitions in this
+ * model, not as documented: see the README) and is refused as a duplicate.
  */
 export const resolveKey = (table: TableStore, key: KeyPredicate, partitionId?: string): ResolvedKey | Fault => {
   const definition = table.definition
