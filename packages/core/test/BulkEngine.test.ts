@@ -180,6 +180,29 @@ const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")
 const contacts = (n: number, prefix = "R") => Array.from({ length: n }, (_, i) => ({ lastname: `${prefix}${i}` }))
 /** A client of an emulator that advertises a dop hint of 3. */
 const withHint3 = clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: false, dopHint: 3 })))
+/** The `dve_name` of every `dve_reading` record. */
+const readingNames = (emulator: Emulator.RunningEmulator) =>
+  emulator.store.table("dve_reading")!.scan().map((record) => String(record.values.dve_name))
+/** A connection of its own to the emulator, or to a front door at `url`. */
+const connectionTo = (emulator: Emulator.RunningEmulator, url = emulator.info.url) =>
+  DataverseClient.layerNode({ url, credentials: Credentials.staticToken(emulator.info.accessToken), ...fastRetries })
+/**
+ * Creates readings one request at a time (the client reads every answer before its next request)
+ * over `connectionTo(emulator, url)`, pushing each failed outcome to `failed`.
+ */
+const createReadingsOneByOne = (
+  emulator: Emulator.RunningEmulator,
+  url: string,
+  rows: ReadonlyArray<Record<string, unknown>>,
+  failed: Array<Bulk.RowOutcome>
+) =>
+  Bulk.execute(
+    "create",
+    "dve_reading",
+    rows,
+    { chunkSize: 20, concurrency: 1 },
+    (outcome) => Effect.sync(() => outcome.status === "failed" && failed.push(outcome))
+  ).pipe(Effect.provide(connectionTo(emulator, url)))
 const lastnames = (emulator: Emulator.RunningEmulator) =>
   emulator.store.table("contact")!.scan().map((r) => String(r.values.lastname)).sort()
 
@@ -555,7 +578,7 @@ layer(
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator
       emulator.reset()
-      const readings = () => emulator.store.table("dve_reading")!.scan().map((record) => String(record.values.dve_name))
+      const readings = () => readingNames(emulator)
       // As above, on the elastic table: a bulk message there is not one transaction, so the
       // duplicates fail alone and the other rows of their request land (wire reference §8b).
       emulator.seed(
@@ -664,23 +687,8 @@ layer(
           dve_value: i
         })
       )
-      // One request at a time, so that the client has read every answer before its next request.
       const failed: Array<Bulk.RowOutcome> = []
-      const summary = yield* Bulk.execute(
-        "create",
-        "dve_reading",
-        rows,
-        { chunkSize: 20, concurrency: 1 },
-        (outcome) => Effect.sync(() => outcome.status === "failed" && failed.push(outcome))
-      ).pipe(
-        Effect.provide(
-          DataverseClient.layerNode({
-            url: proxy.url,
-            credentials: Credentials.staticToken(emulator.info.accessToken),
-            ...fastRetries
-          })
-        )
-      )
+      const summary = yield* createReadingsOneByOne(emulator, proxy.url, rows, failed)
       // Every row counts as created once. A row with its own id whose answer was lost is compared
       // with a record the lookup may not see yet (its write's session token was lost with the
       // answer): it is sent again and refused as a duplicate, and then compared again until its
@@ -688,7 +696,7 @@ layer(
       expect(failed).toEqual([])
       expect(summary.created).toBe(200)
       expect(summary.retries).toBeGreaterThan(0)
-      const names = emulator.store.table("dve_reading")!.scan().map((record) => String(record.values.dve_name))
+      const names = readingNames(emulator)
       expect(names).toHaveLength(200)
       expect(new Set(names).size).toBe(200)
       // Every existence check (and comparison) names one partition and sends the latest session
@@ -740,23 +748,7 @@ layer(
         (_, i) => ({ dve_readingid: id(6000 + i), dve_name: `S${i}`, partitionid: `p${i % 3}` })
       )
       const failed: Array<Bulk.RowOutcome> = []
-      const run = yield* Effect.fork(
-        Bulk.execute(
-          "create",
-          "dve_reading",
-          rows,
-          { chunkSize: 20, concurrency: 1 },
-          (outcome) => Effect.sync(() => outcome.status === "failed" && failed.push(outcome))
-        ).pipe(
-          Effect.provide(
-            DataverseClient.layerNode({
-              url: proxy.url,
-              credentials: Credentials.staticToken(emulator.info.accessToken),
-              ...fastRetries
-            })
-          )
-        )
-      )
+      const run = yield* Effect.fork(createReadingsOneByOne(emulator, proxy.url, rows, failed))
       // The run's waits are on the test's clock: move it until the run ends.
       const started = yield* Clock.currentTimeMillis
       let summary = yield* Fiber.poll(run)
@@ -768,7 +760,7 @@ layer(
       const done = yield* Fiber.join(run)
       // Each row lands once; the rows whose answers were lost fail as the duplicates the service
       // called them, as their records never show to a read.
-      const names = emulator.store.table("dve_reading")!.scan().map((record) => String(record.values.dve_name))
+      const names = readingNames(emulator)
       expect(names).toHaveLength(200)
       expect(new Set(names).size).toBe(200)
       expect(done.created + done.failed).toBe(200)
@@ -794,12 +786,6 @@ layer(
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator
       emulator.reset()
-      const connection = () =>
-        DataverseClient.layerNode({
-          url: emulator.info.url,
-          credentials: Credentials.staticToken(emulator.info.accessToken),
-          ...fastRetries
-        })
       const rows = Array.from(
         { length: 100 },
         (_, i) => ({ dve_readingid: id(8000 + i), dve_name: `R${i}`, partitionid: `p${i % 3}` })
@@ -810,13 +796,13 @@ layer(
       const session = yield* Effect.scoped(journal.open({ operation: "create", table: "dve_reading" }))
       yield* session.sent(Array.from({ length: 50 }, (_, i) => i))
       const written = yield* Bulk.execute("create", "dve_reading", rows.slice(0, 50)).pipe(
-        Effect.provide(connection())
+        Effect.provide(connectionTo(emulator))
       )
       expect(written.created).toBe(50)
       const resumed = yield* Bulk.execute("create", "dve_reading", rows, { chunkSize: 50, concurrency: 1, journal })
-        .pipe(Effect.provide(connection()))
+        .pipe(Effect.provide(connectionTo(emulator)))
       expect(resumed).toMatchObject({ created: 100, failed: 0 })
-      const names = emulator.store.table("dve_reading")!.scan().map((record) => String(record.values.dve_name))
+      const names = readingNames(emulator)
       expect(names).toHaveLength(100)
       expect(new Set(names).size).toBe(100)
     }))

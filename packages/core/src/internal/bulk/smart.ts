@@ -12,6 +12,7 @@ import * as internalQuery from "../query.js"
 import * as internalFilter from "../queryFilter.js"
 import { isLookup } from "../validate.js"
 import { lookUpInGroups } from "./lookupGroups.js"
+import { partitionOf } from "./prepare.js"
 
 /** A row smart mode decides about. */
 export interface SmartItem {
@@ -200,7 +201,8 @@ export const planSmart = (options: {
         const row: Record<string, unknown> = options.allColumns ? { ...item.row } : changed
         if (byKey) { for (const column of keyColumns) delete row[column] }
         // An elastic record is named by its id and its partition together (wire reference §8b).
-        if (elastic && item.row["partitionid"] !== undefined) row["partitionid"] = item.row["partitionid"]
+        const partition = elastic ? partitionOf(item.row) : undefined
+        if (partition !== undefined) row["partitionid"] = partition
         plan.update.push({ item, id, row: { ...row, [pk]: id } })
       }
     }
