@@ -72,7 +72,7 @@ describe("the Retry-After gate (TestClock)", () => {
       yield* Fiber.interrupt(probe)
     }))
 
-  it.effect("waits at least twice the slowest refusal measured for a probe's answer", () =>
+  it.effect("waits at least twice the slowest recent refusal for a probe's answer", () =>
     Effect.gen(function*() {
       const gate = makeGate({ minProbeGrace: "50 millis" })
       // A refusal that took 400 ms to come back: the grace becomes 800 ms.
@@ -89,6 +89,36 @@ describe("the Retry-After gate (TestClock)", () => {
       expect(followed).toBe(false)
       yield* TestClock.adjust("1 millis")
       yield* Fiber.join(follower)
+      yield* Fiber.interrupt(probe)
+    }))
+
+  it.effect("lets a slow refusal count for half as much with each refusal after it", () =>
+    Effect.gen(function*() {
+      const gate = makeGate({ minProbeGrace: "50 millis" })
+      const refusedAfter = (ms: number) =>
+        gate.pass(Effect.as(Effect.sleep(Duration.millis(ms)), { retryAfterMs: 1000 } as Answer), refusal).pipe(
+          Effect.fork,
+          Effect.tap(() => TestClock.adjust(Duration.millis(ms))),
+          Effect.flatMap(Fiber.join)
+        )
+      // A refusal of 400 ms (a connection opened for it), then two of 10 ms, each probe after
+      // them admitted at once: the slowest recent refusal is 400, then 200, then 100 ms.
+      yield* refusedAfter(400)
+      yield* gate.pass(admittedNow, refusal)
+      yield* refusedAfter(10)
+      yield* gate.pass(admittedNow, refusal)
+      yield* refusedAfter(10)
+      expect(gate.heldUntil()).toBe(0)
+      const probe = yield* Effect.fork(gate.pass(admittedAfter("10 seconds"), refusal))
+      yield* Effect.yieldNow()
+      let followed = false
+      const follower = yield* Effect.fork(gate.pass(Effect.sync((): Answer => (followed = true, {})), refusal))
+      // The grace is twice 100 ms, not twice the 400 ms of the first refusal.
+      yield* TestClock.adjust("199 millis")
+      expect(followed).toBe(false)
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(follower)
+      expect(followed).toBe(true)
       yield* Fiber.interrupt(probe)
     }))
 

@@ -15,8 +15,11 @@ import * as FiberId from "effect/FiberId"
  * (one web server, its window spent) or only some (one busy server among several, a refusal of
  * its own). So after a refusal the next request goes alone, as a probe, and the others wait for
  * its answer. A refused request does no work (§6), so a refusal comes back as fast as the network
- * answers: they wait at most a grace of twice the slowest refusal measured (at least
- * `minProbeGrace`); a probe not refused by then was admitted, and the others go on. A refused
+ * answers: they wait at most a grace of twice the slowest recent refusal (at least
+ * `minProbeGrace`); a probe not refused by then was admitted, and the others go on. "Recent": a
+ * slow refusal counts for half as much with each refusal after it, so that one slow refusal (the
+ * first request of a connection pays for opening it) does not keep every later probe's followers
+ * waiting on its account. A refused
  * probe holds every request of the connection until its Retry-After has passed (the hold); then
  * one request probes again before the others follow.
  *
@@ -121,7 +124,7 @@ export const makeGate = (options: {
 
   /** `probing`: the refused request was a probe; `early`: sent at once after a refusal, not after a hold. */
   const refused = (now: number, refusal: Refusal, answeredInMs: number, probing: boolean, early: boolean) => {
-    slowestRefusalMs = Math.max(slowestRefusalMs, answeredInMs)
+    slowestRefusalMs = Math.max(answeredInMs, slowestRefusalMs / 2)
     if (!probeNeeded) {
       probeFor = refusal.code
       // A probe still under way was sent before this refusal (it was found admitted by its
