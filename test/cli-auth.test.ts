@@ -418,13 +418,15 @@ describe("dv-effect auth", () => {
     const allowed = await run(["whoami", "--url", "http://0.0.0.0:1", "--access-token", "t", "--allow-http"], { env })
     expect(allowed.code).toBe(1)
     expect(allowed.stderr).not.toContain("Refusing plain http")
-    // A refused token with --verbose: the one-line error, then its cause once (the runtime's own
-    // report of the failed fiber would repeat it).
+    // A refused token with --verbose: its cause once (the runtime's own report of the failed fiber
+    // would repeat it), then the one-line error, last.
     const refused = await run(["whoami", "--url", emulator.info.url, "--access-token", "not-a-token", "--verbose"], {
       env
     })
     expect(refused.code).toBe(1)
-    expect(refused.stderr).toMatch(/^dv-effect: The user is not authenticated.*cannot be refreshed/m)
+    expect(refused.stderr.trim().split("\n").at(-1)).toMatch(
+      /^dv-effect: The user is not authenticated.*cannot be refreshed/
+    )
     expect(refused.stderr.match(/^ *DataverseError: /gm)).toHaveLength(1)
     expect(refused.stderr).not.toContain("Fiber terminated")
     const unknownProfile = await run(["whoami", "--profile", "nope"], { env })

@@ -64,6 +64,9 @@ it("stops past --max-throttle-wait blaming no row, and --resume lands every row 
   const landed = emulator.store.table("contact")!.size
   expect(landed).toBeGreaterThan(0)
   expect(landed).toBeLessThan(150)
+  // Before the stop line, what the run did: every row it finished landed, and the request that
+  // waited for its Retry-After may not have (a 429 did nothing).
+  expect(first.stderr.trim().split("\n").at(-2)).toBe(`Stopped: ${landed} rows finished.`)
 
   const second = await run([...common, "--resume", "-o", "json"], { env })
   expect(second.code).toBe(0)
@@ -74,16 +77,20 @@ it("stops past --max-throttle-wait blaming no row, and --resume lands every row 
   expect(new Set(names).size).toBe(150)
 })
 
-it("keeps the default journal of a stopped run, prints a resume command without the token, and --resume alone finishes", async () => {
+it("keeps the default journal of a stopped run, prints a resume command without the token (last, with --verbose too), and --resume alone finishes", async () => {
   const rows = Path.join(dir, "default.jsonl")
   Fs.writeFileSync(rows, Array.from({ length: 150 }, (_, i) => JSON.stringify({ lastname: `D${i}` })).join("\n"))
   // The token on the command line, not in the environment: it must not be repeated.
   const token = emulator.info.accessToken
   const { DATAVERSE_ACCESS_TOKEN: _token, ...signedOut } = env
   const common = ["create", "contact", "-f", rows, "--chunk-size", "10", "--access-token", token]
-  const first = await run([...common, "--concurrency", "1", "--max-throttle-wait", "1s"], { env: signedOut })
+  // With --verbose: the cause in full first, the stop line still last.
+  const first = await run([...common, "--concurrency", "1", "--max-throttle-wait", "1s", "--verbose"], {
+    env: signedOut
+  })
   expect(first.code).toBe(1)
   expect(first.stderr).not.toContain(token)
+  expect(first.stderr).toMatch(/^ *DataverseError: /m)
   const journals = Fs.readdirSync(runsDir)
   expect(journals).toEqual([expect.stringMatching(/^create-contact-[0-9a-f]{12}\.journal$/)])
   const journal = Path.join(runsDir, journals[0]!)
@@ -93,7 +100,7 @@ it("keeps the default journal of a stopped run, prints a resume command without 
   expect(lastLine).toMatch(/^dv-effect: The service asked to wait [123]s \(Retry-After\), longer than a run waits/)
   expect(lastLine).toMatch(
     new RegExp(
-      ` Resume with: dv-effect create contact -f ${rows} --chunk-size 10 --concurrency 1 --max-throttle-wait 1s --journal ${journal} --resume \\(with the same sign-in\\)$`
+      ` Resume with: dv-effect create contact -f ${rows} --chunk-size 10 --concurrency 1 --max-throttle-wait 1s --verbose --journal ${journal} --resume \\(with the same sign-in\\)$`
     )
   )
   const landed = emulator.store.table("contact")!.size
@@ -129,6 +136,37 @@ it("keeps the default journal of a stopped run, prints a resume command without 
   expect(nothing.stderr.trim()).toMatch(
     new RegExp(`^dv-effect: --resume: no stopped run of this job is recorded in ${runsDir} `)
   )
+})
+
+it("without a journal, says what a new run would create a second time", async () => {
+  const rows = Path.join(dir, "unjournalled.jsonl")
+  Fs.writeFileSync(rows, Array.from({ length: 150 }, (_, i) => JSON.stringify({ lastname: `U${i}` })).join("\n"))
+  const result = await run(
+    [
+      "create",
+      "contact",
+      "-f",
+      rows,
+      "--chunk-size",
+      "10",
+      "--concurrency",
+      "1",
+      "--max-throttle-wait",
+      "1s",
+      "--no-journal"
+    ],
+    { env }
+  )
+  expect(result.code).toBe(1)
+  const landed = emulator.store.table("contact")!.size
+  expect(landed).toBeGreaterThan(0)
+  const [stopped, last] = result.stderr.trim().split("\n").slice(-2)
+  expect(stopped).toMatch(
+    new RegExp(
+      `^Stopped: ${landed} rows finished\\. A new run would create the ${landed} created a second time \\(unless the rows carry their own ids\\)\\.$`
+    )
+  )
+  expect(last).toMatch(/^dv-effect: The service asked to wait .* Without a journal a new run sends every row again\.$/)
 })
 
 it("refuses a --max-throttle-wait it cannot read, naming the flag", async () => {

@@ -157,6 +157,8 @@ const stopsWithinMs = 30_000
 const expectRunFailureLine = (stderr: string, journal: string, cause: RegExp) => {
   const last = lastLine(stderr)
   expect(last, stderr).toMatch(cause)
+  // The line before it says what the run did.
+  expect(stderr.trim().split("\n").at(-2), stderr).toMatch(/^Stopped: [\d,]+ rows? finished/)
   expect(last, stderr).toContain(`--journal ${journal} --resume`)
   expect(stderr.split("\n").filter((line) => line.includes("--resume")), stderr).toHaveLength(1)
   expect(stderr).not.toMatch(/\n\s+at /)

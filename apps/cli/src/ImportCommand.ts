@@ -298,26 +298,58 @@ const stoppedMessage = (
   resuming: boolean,
   hint: () => string
 ): string => {
-  const n = (value: number) => value.toLocaleString("en-US")
+  const stopped = stoppedCounts(latest, resuming)
+  if (journal !== undefined) return `${stopped} ${hint()}`
+  const twice = createdTwice(operation, smart, latest)
+  if (twice !== undefined) {
+    return `${stopped} Without a journal a new run sends every row again: ${twice} would be created a second time (unless the rows carry their own ids).`
+  }
+  const unanswered = latest?.rowsInFlight ?? 0
+  const smartTwice = unanswered > 0 && smart ? `; creates among the ${n(unanswered)} may then be created twice` : ""
+  return `${stopped} Without a journal a new run sends every row again${smartTwice}.`
+}
+
+/**
+ * The line before a run failure's own (which says why and how to go on): what the run did, if it
+ * did anything. Without a journal, also what a new run would create twice.
+ */
+const failedRunMessage = (
+  operation: Bulk.Operation,
+  smart: boolean,
+  latest: Bulk.Progress | undefined,
+  journal: string | undefined,
+  resuming: boolean
+): string | undefined => {
+  if (latest === undefined || latest.succeeded + latest.failed + latest.rowsInFlight === 0) return undefined
+  const stopped = stoppedCounts(latest, resuming)
+  const twice = journal === undefined ? createdTwice(operation, smart, latest) : undefined
+  return twice === undefined
+    ? stopped
+    : `${stopped} A new run would create ${twice} a second time (unless the rows carry their own ids).`
+}
+
+const n = (value: number) => value.toLocaleString("en-US")
+
+/** Rows finished by the run, and rows in requests it sent without an answer. */
+const stoppedCounts = (latest: Bulk.Progress | undefined, resuming: boolean): string => {
   const finished = latest === undefined ? 0 : latest.succeeded + latest.failed
   const unanswered = latest?.rowsInFlight ?? 0
   // Rows an earlier run finished are counted as the re-read skips them: no total here.
   const resumed = resuming || (latest?.resumed ?? 0) > 0
-  const stopped = `Stopped: ${n(finished)} row${finished === 1 ? "" : "s"} finished${
+  return `Stopped: ${n(finished)} row${finished === 1 ? "" : "s"} finished${
     resumed ? " by this run (the journal keeps those of the runs before)" : ""
   }${unanswered === 0 ? "" : `; ${n(unanswered)} more were in requests without an answer and may have landed`}.`
-  if (journal !== undefined) return `${stopped} ${hint()}`
-  // A new run of creates has new ids: every record this one made would be made again.
+}
+
+/** A new run of creates has new ids: the records this one made (or may have made), made again. */
+const createdTwice = (operation: Bulk.Operation, smart: boolean, latest: Bulk.Progress | undefined) => {
   const created = latest?.succeeded ?? 0
-  if (operation === "create" && !smart && (created > 0 || unanswered > 0)) {
-    const twice = [
-      ...(created > 0 ? [`the ${n(created)} created`] : []),
-      ...(unanswered > 0 ? [`those of the ${n(unanswered)} that landed`] : [])
-    ].join(", and ")
-    return `${stopped} Without a journal a new run sends every row again: ${twice} would be created a second time (unless the rows carry their own ids).`
-  }
-  const twice = unanswered > 0 && smart ? `; creates among the ${n(unanswered)} may then be created twice` : ""
-  return `${stopped} Without a journal a new run sends every row again${twice}.`
+  const unanswered = latest?.rowsInFlight ?? 0
+  if (operation !== "create" || smart || (created === 0 && unanswered === 0)) return undefined
+  return [
+    ...(created > 0 ? [`the ${n(created)} created`] : []),
+    ...(unanswered > 0 ? [`those of the ${n(unanswered)} that landed`] : [])
+  ].join(", and ")
 }
 
 /**
@@ -718,6 +750,13 @@ const load = (
       Effect.mapError((error) => withResumeHint(error, hint)),
       // After a fatal error the error line is the last word, not a progress line.
       Effect.onExit((exit) => Effect.sync(() => reporter.stop({ final: exit._tag === "Success" }))),
+      // Before that line (printed last, by the CLI's error report): what the run did.
+      Effect.tapError((error) => {
+        const did = isResumable(error)
+          ? failedRunMessage(operation, args.smart, latest, journalPath, args.resume)
+          : undefined
+        return did === undefined ? Effect.void : Output.stderr(`${did}\n`)
+      }),
       Effect.onInterrupt(() =>
         Output.stderr(`${stoppedMessage(operation, args.smart, latest, journalPath, args.resume, hint)}\n`)
       )

@@ -59,21 +59,24 @@ const cliConsole = (current: Console.Console): Console.Console => ({
   error: () => Effect.void
 })
 
-/** One line for a failure; the full cause only with --verbose. */
+/**
+ * One line for a failure; with --verbose the full cause before it. The line is the last word
+ * either way: it says what went wrong and, for a run that stopped, how to resume it.
+ */
 const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
   Effect.sync(() => {
     const error = Cause.squash(cause)
     if (ValidationError.isValidationError(error)) {
-      process.stderr.write(`dv-effect: ${usageMessage(error, argv.slice(2))}\n`)
       if (verbose && "error" in error) process.stderr.write(`${stripAnsi(HelpDoc.toAnsiText(error.error))}\n`)
+      process.stderr.write(`dv-effect: ${usageMessage(error, argv.slice(2))}\n`)
       return
     }
     const message =
       typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
         ? error.message
         : String(error)
-    process.stderr.write(`dv-effect: ${message.split("\n")[0]}\n`)
     if (verbose) process.stderr.write(`${Cause.pretty(cause)}\n`)
+    process.stderr.write(`dv-effect: ${message.split("\n")[0]}\n`)
   })
 
 // `dv-effect query ... | head` closes stdout early: stop quietly, as Unix tools do.

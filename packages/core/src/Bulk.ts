@@ -100,7 +100,9 @@ export interface Progress {
   readonly inFlight: number
   /**
    * Rows in requests sent and not answered yet. If the run stops now, these may or may not have
-   * landed: a journal records them, and a resumed run asks the service which did.
+   * landed: a journal records them, and a resumed run asks the service which did. A request refused
+   * with a 429 did nothing: its rows are not counted while it waits its Retry-After, unless an
+   * earlier attempt of it went unanswered.
    */
   readonly rowsInFlight: number
   /**

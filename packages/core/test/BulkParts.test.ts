@@ -1,9 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { DataverseError, reasonFor } from "../src/DataverseError.js"
+import { currentExposure, followed, isExposed, makeExposure } from "../src/internal/bulk/exposure.js"
 import { deterministicId, idMaker, newRunId } from "../src/internal/bulk/ids.js"
 import { elasticOutcomes } from "../src/internal/bulk/isolation.js"
 import { isDuplicateKey } from "../src/internal/bulk/outcomes.js"
@@ -69,6 +72,48 @@ describe("the chunk source", () => {
       )
       const all = seen.flat().sort((a, b) => a - b)
       expect(all).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1))
+    }))
+})
+
+describe("whether a request's rows may have landed", () => {
+  /** A request's exposure, and what it told (true: may have landed; false: not any more). */
+  const tracked = () => {
+    const told: Array<boolean> = []
+    return { told, exposure: makeExposure((exposed) => Effect.sync(() => told.push(exposed))) }
+  }
+  const refused = (status: number) => status === 429
+  it.effect("may while a write is on the wire, and not after a 429: it did nothing", () =>
+    Effect.gen(function*() {
+      const { exposure, told } = tracked()
+      const answer = yield* Deferred.make<number>()
+      const attempt = yield* Effect.fork(
+        Effect.locally(followed(Deferred.await(answer), refused), currentExposure, exposure)
+      )
+      yield* Effect.yieldNow()
+      expect(isExposed(exposure)).toBe(true)
+      yield* Deferred.succeed(answer, 429)
+      yield* Fiber.join(attempt)
+      expect(isExposed(exposure)).toBe(false)
+      expect(told).toEqual([true, false])
+    }))
+
+  it.effect("may after any other answer, a failure or an interruption on the wire, whatever comes after", () =>
+    Effect.gen(function*() {
+      for (const attempt of [Effect.succeed(200), Effect.succeed(503), Effect.fail("reset"), Effect.interrupt]) {
+        const { exposure, told } = tracked()
+        yield* Effect.exit(Effect.locally(followed(attempt, refused), currentExposure, exposure))
+        // A later attempt refused with a 429 does not undo it: the first may have landed.
+        yield* Effect.locally(followed(Effect.succeed(429), refused), currentExposure, exposure)
+        expect(isExposed(exposure)).toBe(true)
+        expect(told).toEqual([true])
+      }
+    }))
+
+  it.effect("is not followed outside a run's request", () =>
+    Effect.gen(function*() {
+      const { exposure, told } = tracked()
+      expect(yield* followed(Effect.succeed(200), refused)).toBe(200)
+      expect([isExposed(exposure), told]).toEqual([false, []])
     }))
 })
 

@@ -5,8 +5,11 @@
  * exactly once. A credential that refreshes carries the run through. Counted in the store.
  */
 import * as Emulator from "@dv-effect/emulator/Emulator"
+import * as Model from "@dv-effect/emulator/Model"
 import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Bulk from "../src/Bulk.js"
@@ -134,6 +137,33 @@ describe("run failures", () => {
       )
       expect(error._tag === "DataverseError" && error.reason).toBe("Unauthorized")
     }).pipe(Effect.provide(Emulator.layer({ identity: false }))))
+
+  it.live("a stop while every request waits for its Retry-After leaves no row unsure: a 429 did nothing", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      let latest: Bulk.Progress | undefined
+      const waiting = yield* Deferred.make<void>()
+      const run = yield* Effect.fork(
+        Bulk.execute("create", "contact", contacts(200, "W"), {
+          chunkSize: 10,
+          concurrency: 2,
+          onProgress: (progress) => {
+            latest = progress
+            if (progress.waitingUntil !== undefined) Deferred.unsafeDone(waiting, Effect.void)
+          }
+        }).pipe(Effect.provide(connect(emulator.info.url, Credentials.staticToken(emulator.info.accessToken))))
+      )
+      yield* Deferred.await(waiting)
+      yield* Fiber.interrupt(run)
+      const landed = lastnames(emulator).length
+      expect(landed).toBeGreaterThan(0)
+      expect(latest).toMatchObject({ succeeded: landed, rowsInFlight: 0 })
+    }).pipe(
+      // Twelve requests a minute: the metadata and a few chunks go, then Retry-After waits of up to a minute.
+      Effect.provide(
+        Emulator.layer({ identity: false, profile: { ...Model.fast, windowSeconds: 60, requestsPerWindow: 12 } })
+      )
+    ))
 
   it.live("a credential that refreshes after a 401 carries the run through", () =>
     Effect.gen(function*() {

@@ -22,6 +22,7 @@ import type {
 import { DataverseError, isAmbiguous, isTransient } from "../DataverseError.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import { makeController } from "./bulk/controller.js"
+import { followed } from "./bulk/exposure.js"
 import { cutOffError, decodeErrorResponse, describe, transportError } from "./clientErrors.js"
 import { metrics } from "./clientMetrics.js"
 
@@ -188,8 +189,12 @@ export const makeIdentity = (
     // Every request passes the connection's throttle controller: a refused request waits its
     // Retry-After and is sent again, the others wait for a probe (wire reference §6); only a wait
     // past maxThrottleWait fails.
+    // A write's attempts are followed for what a stopped run says may have landed (exposure.ts).
     const executeRaw = (request: HttpClientRequest.HttpClientRequest) =>
-      controller.throttled(attempt(request), refusal(request))
+      controller.throttled(
+        request.method === "GET" ? attempt(request) : followed(attempt(request), (response) => response.status === 429),
+        refusal(request)
+      )
 
     const execute = (request: HttpClientRequest.HttpClientRequest) =>
       Effect.flatMap(executeRaw(request), (response) => failOnStatus(request, response))

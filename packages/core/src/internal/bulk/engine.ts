@@ -11,6 +11,7 @@ import type { JournalError } from "../../Journal.js"
 import { isStream, toStream } from "../input.js"
 import { estimateBytes, makeChunkSizer } from "./chunking.js"
 import { landedOrNone } from "./exactlyOnce.js"
+import { currentExposure, isExposed, makeExposure } from "./exposure.js"
 import { combined, type Identity, makeIdentities, progressOf } from "./identities.js"
 import { idMaker, newRunId } from "./ids.js"
 import { checkInputHead } from "./inputHead.js"
@@ -98,6 +99,12 @@ export const makeEngine = <E, R>(
     // Rows an earlier run sent without an answer: looked up before they are sent again.
     const unanswered = session === undefined ? new Set<number>() : new Set(session.state.unanswered)
     counters.checking = unanswered.size
+    // Rows handed out to requests and not finished: the tail's sizing counts them half done.
+    let rowsHandedOut = 0
+    const moveRowsInFlight = (identity: Identity, rows: number, sign: 1 | -1) => {
+      counters.rowsInFlight += sign * rows
+      identity.counters.rowsInFlight += sign * rows
+    }
     const snapshot = (now: number): Progress => {
       const each = identities.map((identity) => progressOf(identity, now))
       const { concurrency, requests, throttled, waitingUntil } = combined(each)
@@ -191,21 +198,27 @@ export const makeEngine = <E, R>(
       })
 
     /** One request's rows: plan (smart mode), journal, send, journal, report. */
-    const processChunk = (entries: ReadonlyArray<Entry>, round: number, identity: Identity, context: SendContext) =>
-      Effect.gen(function*() {
+    const processChunk = (entries: ReadonlyArray<Entry>, round: number, identity: Identity, context: SendContext) => {
+      const items: Array<Prepared> = []
+      // Rows in flight are what a stop right now leaves unsure: those of a request whose writes
+      // went on the wire without a 429 for an answer (exposure.ts), reported as that changes, and
+      // left counted when the run stops before their answer (the last progress then says how many).
+      const exposure = makeExposure((exposed) =>
+        Effect.suspend(() => {
+          moveRowsInFlight(identity, items.length, exposed ? 1 : -1)
+          return report
+        })
+      )
+      return Effect.gen(function*() {
         const outcomes: Array<RowOutcome> = []
-        const items: Array<Prepared> = []
         for (let i = 0; i < entries.length; i++) {
           const entry = entries[i]!
           if (isUnsendable(entry)) outcomes.push({ index: entry.index, status: "failed", error: entry.error })
           else items.push(entry)
         }
-        // Rows in flight are what a stop right now leaves unsure: reported as they leave, and left
-        // counted when the run stops before their answer (the last progress then says how many).
         counters.inFlight++
-        counters.rowsInFlight += items.length
         identity.counters.inFlight++
-        identity.counters.rowsInFlight += items.length
+        rowsHandedOut += items.length
         if (items.length > 0) yield* report
         let groups: ReadonlyArray<readonly [Operation, ReadonlyArray<Prepared>]> = [[operation, items]]
         if (plan.smart !== undefined && items.length > 0) {
@@ -250,9 +263,9 @@ export const makeEngine = <E, R>(
           }
         }
         counters.inFlight--
-        counters.rowsInFlight -= items.length
         identity.counters.inFlight--
-        identity.counters.rowsInFlight -= items.length
+        rowsHandedOut -= items.length
+        if (isExposed(exposure)) moveRowsInFlight(identity, items.length, -1)
         yield* report
         // Journalled once the outcomes have been handed on (see `execute`): a row is finished only
         // after its caller has seen, and e.g. written to a rejects file, its outcome.
@@ -260,8 +273,10 @@ export const makeEngine = <E, R>(
         return { outcomes, finish } satisfies ChunkResult
       }).pipe(
         // Lookups, existence checks and metadata go as the identity that sends the chunk.
-        Effect.provideService(DataverseClient, identity.client)
+        Effect.provideService(DataverseClient, identity.client),
+        Effect.locally(currentExposure, exposure)
       )
+    }
 
     /** How each identity sends: the plan with its connection, its retries counted to it. */
     const contexts = new Map(identities.map((identity): [Identity, SendContext] => [identity, {
@@ -285,7 +300,7 @@ export const makeEngine = <E, R>(
           sizer.current(),
           Math.max(
             tailChunkSize,
-            Math.ceil((knownTotal - handedOut + counters.rowsInFlight / 2) / limit())
+            Math.ceil((knownTotal - handedOut + rowsHandedOut / 2) / limit())
           )
         )
 
