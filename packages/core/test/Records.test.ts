@@ -366,6 +366,12 @@ describe("one definition of a GUID, a record's id in an entity URL, and read ann
     expect(Records.parseGuid(id)).toBe(id)
     expect(Records.parseGuid(`${id}0`)).toBeUndefined()
     expect(Records.parseGuid("A-1")).toBeUndefined()
+    // Braces both or neither; hyphens where they go; hex digits only.
+    expect(Records.parseGuid(`{${id}`)).toBeUndefined()
+    expect(Records.parseGuid(`${id}}`)).toBeUndefined()
+    expect(Records.parseGuid(id.replace(/-/g, "").padEnd(36, "0"))).toBeUndefined()
+    expect(Records.parseGuid(id.replace("5d", "5g"))).toBeUndefined()
+    expect(Records.parseGuid(id.replace("-6a1b-", "-6a1b:"))).toBeUndefined()
   })
 
   it("reads a date or date-time in the Web API's form, of a real day, and nothing else", () => {

@@ -7,16 +7,36 @@ import type { ExpandItem } from "../Query.js"
 /** A string literal: single-quoted, with `'` doubled. */
 export const quote = (value: string): string => `'${value.replace(/'/g, "''")}'`
 
-/** The one definition of a GUID: 8-4-4-4-12 hex digits, optionally in braces. */
-const guidPattern = /^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$/
+/**
+ * The one definition of a GUID: 8-4-4-4-12 hex digits, optionally in braces (`{...}`, both or
+ * neither). Read character by character: every id of an update, upsert or delete passes here, and
+ * a regular expression cost 6% of the engine's CPU on updates.
+ *
+ * Where the 36 characters start in `text`, or -1 when it is not a GUID as it stands.
+ */
+const guidStart = (text: string): number => {
+  const braced = text.length === 38 && text.charCodeAt(0) === 123 && text.charCodeAt(37) === 125
+  if (text.length !== 36 && !braced) return -1
+  const start = braced ? 1 : 0
+  for (let i = 0; i < 36; i++) {
+    const c = text.charCodeAt(start + i)
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 45) return -1
+    } else if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70))) return -1
+  }
+  return start
+}
 
 /** Whether `text` is a GUID as it stands (no surrounding spaces). */
-export const isGuid = (text: string): boolean => guidPattern.test(text)
+export const isGuid = (text: string): boolean => guidStart(text) >= 0
 
 /** The canonical (lower-case, no braces) form of a GUID, or undefined when `text` is not one. */
 export const normaliseGuid = (text: string): string | undefined => {
-  const match = guidPattern.exec(text.trim())
-  return match === null ? undefined : match[1]!.toLowerCase()
+  const trimmed = text.trim()
+  const start = guidStart(trimmed)
+  if (start < 0) return undefined
+  const guid = start === 0 ? trimmed : trimmed.slice(1, 37)
+  return guid.toLowerCase()
 }
 
 /**
