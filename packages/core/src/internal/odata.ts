@@ -9,8 +9,8 @@ export const quote = (value: string): string => `'${value.replace(/'/g, "''")}'`
 
 /**
  * The one definition of a GUID: 8-4-4-4-12 hex digits, optionally in braces (`{...}`, both or
- * neither). Read character by character: every id of an update, upsert or delete passes here, and
- * a regular expression cost 6% of the engine's CPU on updates.
+ * neither). Read character by character: every id of an update, upsert or delete passes here
+ * twice, and a profile of a fresh process put a regular expression at 6% of its CPU on updates.
  *
  * Where the 36 characters start in `text`, or -1 when it is not a GUID as it stands.
  */

@@ -19,9 +19,8 @@ import * as FiberId from "effect/FiberId"
  * `minProbeGrace`); a probe not refused by then was admitted, and the others go on. "Recent": a
  * slow refusal counts for half as much with each refusal after it, so that one slow refusal (the
  * first request of a connection pays for opening it) does not keep every later probe's followers
- * waiting on its account. A refused
- * probe holds every request of the connection until its Retry-After has passed (the hold); then
- * one request probes again before the others follow.
+ * waiting on its account. A refused probe holds every request of the connection until its
+ * Retry-After has passed (the hold); then one request probes again before the others follow.
  *
  * Where refusals do hold everything (one server), the probe sent at once only collects one more
  * 429: after such a probe was refused, the next refusals hold everything at once, for one, then
