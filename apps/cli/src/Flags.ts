@@ -48,14 +48,15 @@ export const autoOrWhole = (flag: string) => (text: string): Effect.Effect<numbe
 }
 
 /**
- * Parses a duration flag: `90s`, `30m`, `1h`, `1h30m`, or a whole number of seconds.
+ * Parses a duration flag: `90s`, `30m`, `1h`, `1h30m`, `1.5m`, or a number of seconds; at least a
+ * second.
  *
  * @since 0.1.0
  */
 export const parseDuration = (flag: string, text: string): Effect.Effect<Duration.Duration, CliError> => {
   const trimmed = text.trim()
-  const parts = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(trimmed)
-  const total = /^\d+$/.test(trimmed)
+  const parts = /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(trimmed)
+  const total = /^\d+(?:\.\d+)?$/.test(trimmed)
     ? Number(trimmed)
     : parts === null || trimmed === ""
     ? 0

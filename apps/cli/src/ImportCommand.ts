@@ -20,6 +20,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
@@ -325,7 +326,7 @@ const failedRunMessage = (
   const twice = journal === undefined ? createdTwice(operation, smart, latest) : undefined
   return twice === undefined
     ? stopped
-    : `${stopped} A new run would create ${twice} a second time (unless the rows carry their own ids).`
+    : `${stopped} A new run sends every row again: ${twice} would be created a second time (unless the rows carry their own ids).`
 }
 
 const n = (value: number) => value.toLocaleString("en-US")
@@ -745,6 +746,9 @@ const load = (
         reporter.update(progress)
       }
     }, onOutcome).pipe(
+      // The run's failure is reported once, in full with --verbose: a fiber of the run that ends
+      // with it (a worker) would log it again as "unhandled", a debug log --verbose shows.
+      Effect.locally(FiberRef.unhandledErrorLogLevel, Option.none()),
       // A run failure (sign-in, permissions, an outage, throttling past --max-throttle-wait, the
       // journal or the rejects file) blames no row: say how to go on in the same line.
       Effect.mapError((error) => withResumeHint(error, hint)),

@@ -32,10 +32,10 @@ const mismatch = (what: string, recorded: Journal.Job, job: Journal.Job): string
   // without a name was checked by its first rows, the other by its name, and neither check holds.
   if (recorded.input !== job.input) {
     return recorded.input === undefined
-      ? `${what} records a run without an inputIdentity, and this one names its input ${job.input}: resume as the run was started (the same input, no inputIdentity), or start a new journal.`
+      ? `${what} records a run without an inputIdentity, and this one names its input ${job.input}: resume as the run was started (the same input, no inputIdentity), or start over with a new journal, which sends every row again (a create that landed would be created twice).`
       : job.input === undefined
-      ? `${what} records a run over ${recorded.input}, and this one names no inputIdentity: resume with inputIdentity ${recorded.input} and the same input, or start a new journal.`
-      : `${what} records a run over ${recorded.input}, not ${job.input}: resume with the same input, or start a new journal.`
+      ? `${what} records a run over ${recorded.input}, and this one names no inputIdentity: resume with inputIdentity ${recorded.input} and the same input, or start over with a new journal, which sends every row again (a create that landed would be created twice).`
+      : `${what} records a run over ${recorded.input}, not ${job.input}: resume with the same input, or start over with a new journal, which sends every row again (a create that landed would be created twice).`
   }
   return undefined
 }
@@ -44,7 +44,7 @@ const mismatch = (what: string, recorded: Journal.Job, job: Journal.Job): string
 const otherHead = (what: string, recorded: string | undefined, head: string): string | undefined =>
   recorded === undefined || recorded === head
     ? undefined
-    : `${what} records a run over another input (its first rows differ from this input's): resume with the same input, or start a new journal.`
+    : `${what} records a run over another input (its first rows differ from this input's): resume with the same input, or start over with a new journal, which sends every row again (a create that landed would be created twice).`
 
 export const memory: typeof Journal.memory = () => {
   let header: { runId: string; job: Journal.Job; inputHead?: string } | undefined
