@@ -332,7 +332,9 @@ const startImport = (
   const journalPath = typeof journal === "string" ? () => journal : journal
   const child = spawn(process.execPath, [binPath, ...args], { env: { ...process.env, ...childEnv }, stdio: "pipe" })
   let stderr = ""
+  let stdout = ""
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
   const exited = new Promise<number | null>((resolve) =>
     child.on("close", (code, signal) => resolve(code ?? (signal === null ? null : -1)))
   )
@@ -346,7 +348,7 @@ const startImport = (
     }
     check()
   })
-  return { child, ready, exited, stderr: () => stderr }
+  return { child, ready, exited, stderr: () => stderr, stdout: () => stdout }
 }
 
 describe("dv-effect create --journal, stopped and resumed", () => {
@@ -429,13 +431,21 @@ describe("dv-effect create --journal, stopped and resumed", () => {
     expect(lastLine).toContain(`--journal ${journal} --resume`)
     // A resumed run stopped again counts what it finished, and says the journal keeps the rest.
     const okEntries = () => (Fs.readFileSync(journal, "utf8").match(/"ok"/g) ?? []).length
-    const second = startImport([...args, "--resume"], journal, okEntries() + 3)
+    const second = startImport([...args, "--resume", "-o", "json"], journal, okEntries() + 3)
     await second.ready
     second.child.kill("SIGINT")
     expect(await second.exited).toBe(130)
-    expect(second.stderr().trim().split("\n").at(-1)).toMatch(
+    const stoppedLine = second.stderr().trim().split("\n").at(-1)!
+    expect(stoppedLine).toMatch(
       /^Stopped: [\d,]+ rows finished by this run \(the journal keeps those of the runs before\)(; [\d,]+ more were in requests without an answer and may have landed)?\. Resume with: /
     )
+    // With -o json, the same figures and command on stdout.
+    const stopped = JSON.parse(second.stdout())
+    expect(stopped).toMatchObject({ table: "contact", operation: "create", stopped: "interrupted", failed: 0, journal })
+    expect(stopped.resumed).toBeGreaterThan(0)
+    expect(stoppedLine).toContain(`rows finished by this run (the journal keeps those of the runs before)`)
+    expect(stoppedLine).toMatch(new RegExp(`^Stopped: ${stopped.succeeded.toLocaleString("en-US")} rows finished`))
+    expect(stoppedLine.endsWith(stopped.resume)).toBe(true)
     const resumed = await run([...args, "--resume", "-o", "json"], { env })
     expect(resumed.code).toBe(0)
     const names = contacts().map((c) => String(c.lastname))

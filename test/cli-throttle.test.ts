@@ -46,7 +46,7 @@ it("stops past --max-throttle-wait blaming no row, and --resume lands every row 
   const journal = Path.join(dir, "load.journal")
   const rejects = Path.join(dir, "rejects.jsonl")
   const common = ["create", "contact", "--file", rows, "--journal", journal, "--rejects", rejects, "--chunk-size", "10"]
-  const first = await run([...common, "--concurrency", "1", "--max-throttle-wait", "1s"], { env })
+  const first = await run([...common, "--concurrency", "1", "--max-throttle-wait", "1s", "-o", "json"], { env })
   expect(first.code).toBe(1)
   const lastLine = first.stderr.trim().split("\n").at(-1)!
   expect(lastLine).toMatch(
@@ -54,7 +54,7 @@ it("stops past --max-throttle-wait blaming no row, and --resume lands every row 
   )
   // The cause, then the command that resumes the run, on one line.
   expect(lastLine).toContain(
-    `--max-throttle-wait): Number of requests exceeded the limit of 12 over time window of 3 seconds. Resume with: dv-effect create contact --file ${rows} --rejects ${rejects} --chunk-size 10 --concurrency 1 --max-throttle-wait 1s --journal ${journal} --resume`
+    `--max-throttle-wait): Number of requests exceeded the limit of 12 over time window of 3 seconds. Resume with: dv-effect create contact --file ${rows} --rejects ${rejects} --chunk-size 10 --concurrency 1 --max-throttle-wait 1s -o json --journal ${journal} --resume`
   )
   expect(lastLine.endsWith("--resume")).toBe(true)
   expect(first.stderr.trim().split("\n").filter((line) => line.startsWith("dv-effect:"))).toHaveLength(1)
@@ -67,6 +67,19 @@ it("stops past --max-throttle-wait blaming no row, and --resume lands every row 
   // Before the stop line, what the run did: every row it finished landed, and the request that
   // waited for its Retry-After may not have (a 429 did nothing).
   expect(first.stderr.trim().split("\n").at(-2)).toBe(`Stopped: ${landed} rows finished.`)
+  // With -o json, the same on stdout for a script, with the command that resumes the run.
+  expect(JSON.parse(first.stdout)).toEqual({
+    table: "contact",
+    operation: "create",
+    stopped: "failed",
+    error: lastLine.slice("dv-effect: ".length),
+    succeeded: landed,
+    failed: 0,
+    rowsInFlight: 0,
+    resumed: 0,
+    journal,
+    resume: lastLine.slice(lastLine.indexOf("Resume with: ") + "Resume with: ".length)
+  })
 
   const second = await run([...common, "--resume", "-o", "json"], { env })
   expect(second.code).toBe(0)

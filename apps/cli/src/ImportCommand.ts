@@ -756,15 +756,42 @@ const load = (
       Effect.onExit((exit) => Effect.sync(() => reporter.stop({ final: exit._tag === "Success" }))),
       // Before that line (printed last, by the CLI's error report): what the run did.
       Effect.tapError((error) => {
-        const did = isResumable(error)
-          ? failedRunMessage(operation, args.smart, latest, journalPath, args.resume)
-          : undefined
-        return did === undefined ? Effect.void : Output.stderr(`${did}\n`)
+        if (!isResumable(error)) return Effect.void
+        const did = failedRunMessage(operation, args.smart, latest, journalPath, args.resume)
+        return Effect.zipRight(
+          did === undefined ? Effect.void : Output.stderr(`${did}\n`),
+          stoppedJson("failed", error.message)
+        )
       }),
       Effect.onInterrupt(() =>
-        Output.stderr(`${stoppedMessage(operation, args.smart, latest, journalPath, args.resume, hint)}\n`)
+        Effect.zipRight(
+          Output.stderr(`${stoppedMessage(operation, args.smart, latest, journalPath, args.resume, hint)}\n`),
+          stoppedJson("interrupted")
+        )
       )
     )
+    /**
+     * With `-o json`, a stopped run's line on stdout, as a finished run's summary is: what it did
+     * and how to resume it, for a script to read.
+     */
+    function stoppedJson(stopped: "interrupted" | "failed", error?: string) {
+      if (args.output !== "json") return Effect.void
+      const resumable = journalPath !== undefined && Fs.existsSync(journalPath)
+      return Output.stdout(`${
+        JSON.stringify({
+          table: args.table,
+          operation,
+          stopped,
+          ...(error === undefined ? {} : { error: error.split("\n")[0] }),
+          succeeded: latest?.succeeded ?? 0,
+          failed: latest?.failed ?? 0,
+          rowsInFlight: latest?.rowsInFlight ?? 0,
+          resumed: latest?.resumed ?? 0,
+          journal: resumable ? journalPath : null,
+          resume: resumable ? Runs.resumeCommand(process.argv.slice(2), journalPath).command : null
+        })
+      }\n`)
+    }
   })
 
 /** The summary: one JSON line (`-o json`), or the sentence and each identity's figures. */
