@@ -133,6 +133,21 @@ it("keeps the default journal of a stopped run, prints a resume command without 
   expect(again.stderr).not.toContain(token)
   expect(emulator.store.table("contact")!.size).toBe(landed)
 
+  // A resume that fails before its load (a token refused as the table's metadata is read) still
+  // says how to resume, and keeps the journal.
+  const refused = await run(
+    ["create", "contact", "-f", rows, "--chunk-size", "10", "--access-token", "not-a-token", "--resume"],
+    { env: signedOut }
+  )
+  expect(refused.code).toBe(1)
+  expect(refused.stderr.trim().split("\n").at(-1)).toMatch(
+    new RegExp(
+      `^dv-effect: The user is not authenticated.* Resume with: dv-effect create contact -f ${rows} --chunk-size 10 --journal ${journal} --resume \\(with the same sign-in\\)$`
+    )
+  )
+  expect(refused.stderr).not.toContain("not-a-token")
+  expect(Fs.existsSync(journal)).toBe(true)
+
   // --resume alone finds the job's journal, lands every other row once, and removes the journal.
   const second = await run([...common, "--resume", "-o", "json"], { env: signedOut })
   expect(second.code, second.stderr).toBe(0)

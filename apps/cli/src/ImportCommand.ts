@@ -256,6 +256,12 @@ const isResumable = (error: unknown): boolean =>
   (error instanceof Journal.JournalError && error.reason === "Unwritable") ||
   error instanceof Rejects.RejectsError
 
+/** How to go on after a stop: the resume command when the journal holds the run. */
+const stopHint = (args: ImportArgs, journalPath: string | undefined): string =>
+  journalPath !== undefined && !Fs.existsSync(journalPath)
+    ? "No row was sent: run the same command again."
+    : Runs.resumeHint({ journal: journalPath, argv: process.argv.slice(2), stdin: args.file === "-" })
+
 /** A run failure: the error with the resume hint at the end of its first line. */
 const withResumeHint = <E>(error: E, hint: () => string): E => {
   if (!isResumable(error)) return error
@@ -731,11 +737,7 @@ const load = (
   Effect.suspend(() => {
     const reporter = ProgressReporter.make(`${operation} ${args.table}`, input.size)
     let latest: Bulk.Progress | undefined
-    /** How to go on after a stop: the resume command when the journal holds the run. */
-    const hint = () =>
-      journalPath !== undefined && !Fs.existsSync(journalPath)
-        ? "No row was sent: run the same command again."
-        : Runs.resumeHint({ journal: journalPath, argv: process.argv.slice(2), stdin: args.file === "-" })
+    const hint = () => stopHint(args, journalPath)
     return Bulk.execute(operation, args.table, input.tracked.rows, {
       ...bulkOptions,
       ...(journalPath === undefined ? {} : { journal: Journal.file(journalPath) }),
@@ -886,7 +888,11 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
     const { bulkOptions, key, partition } = yield* settingsOf(operation, args)
     const client = yield* DataverseClient.DataverseClient
     const journals = yield* journalsOf(operation, args, client.url, key)
-    const input = yield* rowsOf(operation, args, partition, key)
+    // A run failure before the load (the table's metadata read past --max-throttle-wait, a
+    // sign-in refused) says how to go on too: a resume's journal is there already.
+    const input = yield* rowsOf(operation, args, partition, key).pipe(
+      Effect.mapError((error) => withResumeHint(error, () => stopHint(args, journals.journalPath)))
+    )
     const failures = yield* failuresOf(args, input.tracked, input.metadata)
     if (args.dryRun) return yield* dryRunOf(operation, args, input.tracked.rows, bulkOptions, failures.onOutcome)
     const summary = yield* load(operation, args, input, journals.journalPath, bulkOptions, failures.onOutcome).pipe(
