@@ -101,6 +101,14 @@ export interface JournalSession {
   readonly state: JournalState
   /** Rows about to be sent in one request. */
   readonly sent: (indexes: ReadonlyArray<number>) => Effect.Effect<void, JournalError>
+  /**
+   * Rows recorded as `sent` whose request never went on the wire, or was only refused with a 429
+   * (it did nothing): the run stopped before they were sent. A resume need not look them up.
+   * Optional: without it they are looked up.
+   *
+   * @since 0.3.0
+   */
+  readonly unsent?: (indexes: ReadonlyArray<number>) => Effect.Effect<void, JournalError>
   /** Rows finished: succeeded, and failed for good. */
   readonly finished: (
     succeeded: ReadonlyArray<number>,

@@ -1012,6 +1012,33 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       expect(other.reason).toBe("Mismatch")
     }))
 
+  it.scoped("replays rows journalled as not sent after all as rows a resume need not look up", () =>
+    Effect.gen(function*() {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dv-journal-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
+      const path = Path.join(dir, "unsent.journal")
+      const header = {
+        journal: "dv-effect",
+        version: 1,
+        runId: "0123456789abcdef",
+        operation: "create",
+        table: "contact"
+      }
+      const entries = [header, { sent: [[0, 9]] }, { ok: [[0, 2]], failed: [] }, { unsent: [[5, 9]] }, {
+        sent: [[10, 11]]
+      }]
+      Fs.writeFileSync(path, entries.map((entry) => `${JSON.stringify(entry)}\n`).join(""))
+      const session = yield* Journal.file(path).open({ operation: "create", table: "contact" })
+      expect([...session.state.unanswered].sort((a, b) => a - b)).toEqual([3, 4, 10, 11])
+      // A memory journal replays it the same way.
+      const memory = Journal.memory()
+      const first = yield* memory.open({ operation: "create", table: "contact" })
+      yield* first.sent([0, 1, 2, 3])
+      yield* first.unsent!([2, 3])
+      const again = yield* memory.open({ operation: "create", table: "contact" })
+      expect([...again.state.unanswered].sort((a, b) => a - b)).toEqual([0, 1])
+    }))
+
   it.effect("journals a streamed request's rows finished only once the consumer has pulled past them", () =>
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator

@@ -141,27 +141,40 @@ describe("run failures", () => {
   it.live("a stop while every request waits for its Retry-After leaves no row unsure: a 429 did nothing", () =>
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator
+      const journal = Journal.memory()
+      const rows = contacts(200, "W")
+      const load = (accessToken: string, chunkSize: number, onProgress: (progress: Bulk.Progress) => void) =>
+        Bulk.execute("create", "contact", rows, { chunkSize, concurrency: 2, journal, onProgress }).pipe(
+          Effect.provide(connect(emulator.info.url, Credentials.staticToken(accessToken)))
+        )
       let latest: Bulk.Progress | undefined
       const waiting = yield* Deferred.make<void>()
-      const run = yield* Effect.fork(
-        Bulk.execute("create", "contact", contacts(200, "W"), {
-          chunkSize: 10,
-          concurrency: 2,
-          onProgress: (progress) => {
-            latest = progress
-            if (progress.waitingUntil !== undefined) Deferred.unsafeDone(waiting, Effect.void)
-          }
-        }).pipe(Effect.provide(connect(emulator.info.url, Credentials.staticToken(emulator.info.accessToken))))
-      )
+      const run = yield* Effect.fork(load(emulator.info.accessToken, 10, (progress) => {
+        latest = progress
+        if (progress.waitingUntil !== undefined) Deferred.unsafeDone(waiting, Effect.void)
+      }))
       yield* Deferred.await(waiting)
       yield* Fiber.interrupt(run)
       const landed = lastnames(emulator).length
       expect(landed).toBeGreaterThan(0)
       expect(latest).toMatchObject({ succeeded: landed, rowsInFlight: 0 })
+      // The journal has those rows as not sent after all: a resume (as another user, whose limits
+      // are its own, in requests of 200 rows) looks none up, and lands every row once.
+      let checking = -1
+      const resumed = yield* load(emulator.info.users[1]!.accessToken, 200, (progress) => {
+        if (checking === -1) checking = progress.checking
+      })
+      expect(checking).toBe(0)
+      expect(resumed).toMatchObject({ resumed: landed, created: 200 - landed, failed: 0 })
+      expectEachOnce(emulator, 200, "W")
     }).pipe(
       // Twelve requests a minute: the metadata and a few chunks go, then Retry-After waits of up to a minute.
       Effect.provide(
-        Emulator.layer({ identity: false, profile: { ...Model.fast, windowSeconds: 60, requestsPerWindow: 12 } })
+        Emulator.layer({
+          identity: false,
+          users: 2,
+          profile: { ...Model.fast, windowSeconds: 60, requestsPerWindow: 12 }
+        })
       )
     ))
 

@@ -63,6 +63,7 @@ export const memory: typeof Journal.memory = () => {
         return {
           state: replay.state(header.runId, resumed),
           sent: (indexes) => Effect.sync(() => void entries.push({ sent: toRanges(indexes) })),
+          unsent: (indexes) => Effect.sync(() => void entries.push({ unsent: toRanges(indexes) })),
           finished: (ok, failed) =>
             Effect.sync(() => void entries.push({ ok: toRanges(ok), failed: toRanges(failed) })),
           inputHead: (head) =>
@@ -146,6 +147,7 @@ export const file: typeof Journal.file = (path) => ({
       return {
         state: replay.state(runId, resumed),
         sent: (indexes) => append({ sent: toRanges(indexes) }),
+        unsent: (indexes) => append({ unsent: toRanges(indexes) }),
         finished: (ok, failed) => append({ ok: toRanges(ok), failed: toRanges(failed) }),
         inputHead: (head) =>
           Effect.suspend(() => {

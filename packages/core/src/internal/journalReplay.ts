@@ -7,6 +7,8 @@ import type { JournalState } from "../Journal.js"
 /** An entry after the header: rows sent, or rows finished (`ok` and `failed`), as ranges. */
 export interface Entry {
   readonly sent?: unknown
+  /** Rows recorded as sent that were not (`JournalSession.unsent`). */
+  readonly unsent?: unknown
   readonly ok?: unknown
   readonly failed?: unknown
   /** The fingerprint of the input's first rows (`JournalSession.inputHead`). */
@@ -56,7 +58,7 @@ const forEachInRanges = (ranges: unknown, f: (index: number) => void): number =>
   return count
 }
 
-/** Rebuilds a run's state from its entries (a header, then `sent` and `finished` lines). */
+/** Rebuilds a run's state from its entries (a header, then `sent`, `unsent` and `finished` lines). */
 export class Replay {
   readonly finished = new BitSet()
   readonly unanswered = new Set<number>()
@@ -66,6 +68,7 @@ export class Replay {
   apply(entry: Entry): void {
     if (typeof entry.inputHead === "string") this.inputHead = entry.inputHead
     forEachInRanges(entry.sent, (index) => this.unanswered.add(index))
+    forEachInRanges(entry.unsent, (index) => this.unanswered.delete(index))
     this.succeeded += forEachInRanges(entry.ok, (index) => {
       this.finished.add(index)
       this.unanswered.delete(index)

@@ -1,6 +1,7 @@
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -11,7 +12,7 @@ import type { JournalError } from "../../Journal.js"
 import { isStream, toStream } from "../input.js"
 import { estimateBytes, makeChunkSizer } from "./chunking.js"
 import { landedOrNone } from "./exactlyOnce.js"
-import { currentExposure, isExposed, makeExposure } from "./exposure.js"
+import { currentExposure, type Exposure, isExposed, makeExposure } from "./exposure.js"
 import { combined, type Identity, makeIdentities, progressOf } from "./identities.js"
 import { idMaker, newRunId } from "./ids.js"
 import { checkInputHead } from "./inputHead.js"
@@ -197,6 +198,18 @@ export const makeEngine = <E, R>(
         }
       })
 
+    /**
+     * Creates journalled as sent, whose request stops (Ctrl-C, a run failure) before any of its
+     * writes went on the wire without a 429 for an answer: journalled as not sent after all, so
+     * that a resume does not look them up. Best effort: if that entry cannot be written, they are
+     * looked up.
+     */
+    const unsentOnStop = <A, E, R>(send: Effect.Effect<A, E, R>, items: ReadonlyArray<Prepared>, exposure: Exposure) =>
+      Effect.onExit(send, (exit) =>
+        Exit.isFailure(exit) && !isExposed(exposure) && session?.unsent !== undefined
+          ? Effect.ignore(session.unsent(items.map((item) => item.index)))
+          : Effect.void)
+
     /** One request's rows: plan (smart mode), journal, send, journal, report. */
     const processChunk = (entries: ReadonlyArray<Entry>, round: number, identity: Identity, context: SendContext) => {
       const items: Array<Prepared> = []
@@ -243,7 +256,10 @@ export const makeEngine = <E, R>(
             if (pending.length > 0) yield* session.sent(pending.map((item) => item.index))
           }
           if (pending.length > 0) {
-            for (const outcome of yield* sendResilient(context, op, pending, round, unseen)) outcomes.push(outcome)
+            const sent = sendResilient(context, op, pending, round, unseen)
+            for (const outcome of yield* (op === "create" ? unsentOnStop(sent, pending, exposure) : sent)) {
+              outcomes.push(outcome)
+            }
           }
         }
         // In input order for the journal's ranges; most chunks already are.
