@@ -148,13 +148,18 @@ describe("run failures", () => {
           Effect.provide(connect(emulator.info.url, Credentials.staticToken(accessToken)))
         )
       let latest: Bulk.Progress | undefined
+      let reports = 0
       const waiting = yield* Deferred.make<void>()
       const run = yield* Effect.fork(load(emulator.info.accessToken, 10, (progress) => {
         latest = progress
+        reports++
         if (progress.waitingUntil !== undefined) Deferred.unsafeDone(waiting, Effect.void)
       }))
       yield* Deferred.await(waiting)
+      const reportsBeforeStop = reports
       yield* Fiber.interrupt(run)
+      // No report after the stop: the waits it tore down would read as requests in flight.
+      expect(reports).toBe(reportsBeforeStop)
       const landed = lastnames(emulator).length
       expect(landed).toBeGreaterThan(0)
       expect(latest).toMatchObject({ succeeded: landed, rowsInFlight: 0 })

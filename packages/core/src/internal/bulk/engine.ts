@@ -401,7 +401,11 @@ export const makeEngine = <E, R>(
         ? Stream.empty
         : Stream.concat(sendAll(Stream.fromIterable(pass)), Stream.suspend(laterPasses))
     }
-    const chunks = Stream.concat(sendAll(firstPass), Stream.suspend(laterPasses)).pipe(Stream.ensuring(report))
+    // A last report when the run ends, not when it stops: the waits a stop tears down would read as
+    // requests in flight with no Retry-After (each change before it was reported as it came).
+    const chunks = Stream.concat(sendAll(firstPass), Stream.suspend(laterPasses)).pipe(
+      Stream.ensuringWith((exit) => Exit.isSuccess(exit) ? report : Effect.void)
+    )
     return {
       chunks,
       progress: () => snapshot(Date.now()),
