@@ -1,8 +1,9 @@
 /**
  * The exit codes of `dv-effect`, decided in one place from how the command ended: 0 when it
  * succeeded, 2 when it finished but some rows were rejected (`RowsRejected`), 130 when it was
- * interrupted (Ctrl-C, SIGTERM), 1 for any other failure. `dv-effect emulator` runs until it is
- * stopped, so an interrupt is its normal end: 0.
+ * interrupted (Ctrl-C) and 143 when it was terminated (SIGTERM), as shells report 128 plus the
+ * signal, 1 for any other failure. `dv-effect emulator` runs until it is stopped, so an interrupt
+ * is its normal end: 0.
  *
  * @since 0.1.0
  */
@@ -32,9 +33,16 @@ const onlyRowsRejected = (cause: Cause.Cause<unknown>): boolean => {
 export const needsReport = (cause: Cause.Cause<unknown>): boolean =>
   !Cause.isInterruptedOnly(cause) && !onlyRowsRejected(cause)
 
-/** The exit code of a command (`command`: its name, the first argument) that ended with `exit`. */
-export const of = (exit: Exit.Exit<unknown, unknown>, command: string | undefined): number => {
+/**
+ * The exit code of a command (`command`: its name, the first argument) that ended with `exit`;
+ * `signal`: the signal that stopped it, if one did.
+ */
+export const of = (
+  exit: Exit.Exit<unknown, unknown>,
+  command: string | undefined,
+  signal?: "SIGINT" | "SIGTERM"
+): number => {
   if (Exit.isSuccess(exit)) return 0
-  if (Cause.isInterruptedOnly(exit.cause)) return command === "emulator" ? 0 : 130
+  if (Cause.isInterruptedOnly(exit.cause)) return command === "emulator" ? 0 : signal === "SIGTERM" ? 143 : 130
   return onlyRowsRejected(exit.cause) ? 2 : 1
 }

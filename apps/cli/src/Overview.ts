@@ -58,7 +58,7 @@ export const text = (version: string): string => {
     "  --version                         print the version",
     "",
     "EXIT CODES",
-    "  0 every row succeeded, 2 some rows were rejected, 1 a fatal error, 130 interrupted",
+    "  0 every row succeeded, 2 some rows were rejected, 1 a fatal error, 130 interrupted, 143 terminated",
     "",
     "Run 'dv-effect <command> --help' for its flags and examples.",
     ""

@@ -151,9 +151,13 @@ if ("error" in spelled) {
   )
   process.exitCode = 1
 } else {
+  // runMain interrupts the program on either signal; the exit code says which it was.
+  let stoppedBy: "SIGINT" | "SIGTERM" | undefined
+  process.once("SIGINT", () => (stoppedBy ??= "SIGINT"))
+  process.once("SIGTERM", () => (stoppedBy ??= "SIGTERM"))
   NodeRuntime.runMain(program, {
     disableErrorReporting: true,
     disablePrettyLogger: true,
-    teardown: (exit, onExit) => onExit(ExitCode.of(exit, argv[2]))
+    teardown: (exit, onExit) => onExit(ExitCode.of(exit, argv[2], stoppedBy))
   })
 }

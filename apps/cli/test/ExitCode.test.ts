@@ -9,10 +9,13 @@ describe("exit codes, decided in one place", () => {
   const rejected = Exit.fail(new ExitCode.RowsRejected({ rejected: 3 }))
   const interrupted = Exit.failCause(Cause.interrupt(FiberId.none))
 
-  it("0 done, 2 rows rejected, 130 interrupted, 1 anything else", () => {
+  it("0 done, 2 rows rejected, 130 interrupted (143 terminated), 1 anything else", () => {
     expect(ExitCode.of(Exit.void, "create")).toBe(0)
     expect(ExitCode.of(rejected, "create")).toBe(2)
     expect(ExitCode.of(interrupted, "create")).toBe(130)
+    expect(ExitCode.of(interrupted, "create", "SIGINT")).toBe(130)
+    expect(ExitCode.of(interrupted, "create", "SIGTERM")).toBe(143)
+    expect(ExitCode.of(interrupted, "emulator", "SIGTERM")).toBe(0)
     expect(ExitCode.of(Exit.fail(new CliError({ message: "bad flag" })), "create")).toBe(1)
     expect(ExitCode.of(Exit.die(new Error("bug")), "query")).toBe(1)
     // Rejected rows beside a defect: the defect decides.
