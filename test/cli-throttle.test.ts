@@ -72,13 +72,14 @@ it("stops past --max-throttle-wait blaming no row, and --resume lands every row 
     table: "contact",
     operation: "create",
     stopped: "failed",
-    error: lastLine.slice("dv-effect: ".length),
+    error: lastLine.slice("dv-effect: ".length, lastLine.indexOf(" Resume with: ")),
     succeeded: landed,
     failed: 0,
     rowsInFlight: 0,
     resumed: 0,
     journal,
-    resume: lastLine.slice(lastLine.indexOf("Resume with: ") + "Resume with: ".length)
+    resume: lastLine.slice(lastLine.indexOf("Resume with: ") + "Resume with: ".length),
+    resumeNeeds: []
   })
 
   const second = await run([...common, "--resume", "-o", "json"], { env })
@@ -193,7 +194,7 @@ it("without a journal, says what a new run would create a second time", async ()
   const [stopped, last] = result.stderr.trim().split("\n").slice(-2)
   expect(stopped).toMatch(
     new RegExp(
-      `^Stopped: ${landed} rows finished\\. A new run sends every row again: the ${landed} created would be created a second time \\(unless the rows carry their own ids\\)\\.$`
+      `^Stopped: ${landed} rows finished\\. The ${landed} created would be created a second time by a new run \\(unless the rows carry their own ids\\)\\.$`
     )
   )
   expect(last).toMatch(/^dv-effect: The service asked to wait .* Without a journal a new run sends every row again\.$/)

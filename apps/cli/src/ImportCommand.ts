@@ -332,7 +332,9 @@ const failedRunMessage = (
   const twice = journal === undefined ? createdTwice(operation, smart, latest) : undefined
   return twice === undefined
     ? stopped
-    : `${stopped} A new run sends every row again: ${twice} would be created a second time (unless the rows carry their own ids).`
+    : `${stopped} ${twice[0]!.toUpperCase()}${
+      twice.slice(1)
+    } would be created a second time by a new run (unless the rows carry their own ids).`
 }
 
 const n = (value: number) => value.toLocaleString("en-US")
@@ -737,6 +739,7 @@ const load = (
   Effect.suspend(() => {
     const reporter = ProgressReporter.make(`${operation} ${args.table}`, input.size)
     let latest: Bulk.Progress | undefined
+    let cause: string | undefined
     const hint = () => stopHint(args, journalPath)
     return Bulk.execute(operation, args.table, input.tracked.rows, {
       ...bulkOptions,
@@ -751,6 +754,8 @@ const load = (
       // The run's failure is reported once, in full with --verbose: a fiber of the run that ends
       // with it (a worker) would log it again as "unhandled", a debug log --verbose shows.
       Effect.locally(FiberRef.unhandledErrorLogLevel, Option.none()),
+      // The cause as it came, for -o json's stop object (the line below gets the hint).
+      Effect.tapError((error) => Effect.sync(() => (cause = error.message.split("\n")[0]))),
       // A run failure (sign-in, permissions, an outage, throttling past --max-throttle-wait, the
       // journal or the rejects file) blames no row: say how to go on in the same line.
       Effect.mapError((error) => withResumeHint(error, hint)),
@@ -762,7 +767,7 @@ const load = (
         const did = failedRunMessage(operation, args.smart, latest, journalPath, args.resume)
         return Effect.zipRight(
           did === undefined ? Effect.void : Output.stderr(`${did}\n`),
-          stoppedJson("failed", error.message)
+          stoppedJson("failed", cause)
         )
       }),
       Effect.onInterrupt(() =>
@@ -779,18 +784,23 @@ const load = (
     function stoppedJson(stopped: "interrupted" | "failed", error?: string) {
       if (args.output !== "json") return Effect.void
       const resumable = journalPath !== undefined && Fs.existsSync(journalPath)
+      const resume = resumable
+        ? Runs.resumeOf({ journal: journalPath, argv: process.argv.slice(2), stdin: args.file === "-" })
+        : undefined
       return Output.stdout(`${
         JSON.stringify({
           table: args.table,
           operation,
           stopped,
-          ...(error === undefined ? {} : { error: error.split("\n")[0] }),
+          ...(error === undefined ? {} : { error }),
           succeeded: latest?.succeeded ?? 0,
           failed: latest?.failed ?? 0,
           rowsInFlight: latest?.rowsInFlight ?? 0,
           resumed: latest?.resumed ?? 0,
           journal: resumable ? journalPath : null,
-          resume: resumable ? Runs.resumeCommand(process.argv.slice(2), journalPath).command : null
+          resume: resume?.command ?? null,
+          // What the command needs besides itself, as the hint on stderr says.
+          resumeNeeds: resume?.needs ?? []
         })
       }\n`)
     }

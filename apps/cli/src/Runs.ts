@@ -254,12 +254,29 @@ export const resumeHint = (options: {
   readonly stdin: boolean
 }): string => {
   if (options.journal === undefined) return "Without a journal a new run sends every row again."
+  const { command, needs } = resumeOf({ ...options, journal: options.journal })
+  return `Resume with: ${command}${needs.length === 0 ? "" : ` (${needs.map((need) => `with ${need}`).join(", ")})`}`
+}
+
+/**
+ * The command that resumes a run (`resumeCommand`) and what it needs besides itself: the same
+ * sign-in when a secret was left out, the same rows on stdin when the run read them there.
+ *
+ * @since 0.2.0
+ */
+export const resumeOf = (options: {
+  readonly journal: string
+  readonly argv: ReadonlyArray<string>
+  readonly stdin: boolean
+}): { readonly command: string; readonly needs: ReadonlyArray<string> } => {
   const { command, secretsLeftOut } = resumeCommand(options.argv, options.journal)
-  const notes = [
-    ...(secretsLeftOut ? ["with the same sign-in"] : []),
-    ...(options.stdin ? ["with the same rows, in the same order, on stdin"] : [])
-  ]
-  return `Resume with: ${command}${notes.length === 0 ? "" : ` (${notes.join(", ")})`}`
+  return {
+    command,
+    needs: [
+      ...(secretsLeftOut ? ["the same sign-in"] : []),
+      ...(options.stdin ? ["the same rows, in the same order, on stdin"] : [])
+    ]
+  }
 }
 
 /**

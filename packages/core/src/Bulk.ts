@@ -101,8 +101,8 @@ export interface Progress {
   /**
    * Rows in requests sent and not answered yet. If the run stops now, these may or may not have
    * landed: a journal records them, and a resumed run asks the service which did. A request refused
-   * with a 429 did nothing: its rows are not counted while it waits its Retry-After, unless an
-   * earlier attempt of it went unanswered.
+   * with a 429 (or a 401) did nothing: its rows are not counted while it waits its Retry-After,
+   * unless an attempt of it met any other answer, or none.
    */
   readonly rowsInFlight: number
   /**

@@ -106,7 +106,7 @@ export interface JournalSession {
    * (it did nothing): the run stopped before they were sent. A resume need not look them up.
    * Optional: without it they are looked up.
    *
-   * @since 0.3.0
+   * @since 0.2.0
    */
   readonly unsent?: (indexes: ReadonlyArray<number>) => Effect.Effect<void, JournalError>
   /** Rows finished: succeeded, and failed for good. */

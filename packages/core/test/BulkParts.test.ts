@@ -81,8 +81,9 @@ describe("whether a request's rows may have landed", () => {
     const told: Array<boolean> = []
     return { told, exposure: makeExposure((exposed) => Effect.sync(() => told.push(exposed))) }
   }
-  const refused = (status: number) => status === 429
-  it.effect("may while a write is on the wire, and not after a 429: it did nothing", () =>
+  // As the connection reads an answer: a 429 or a 401 did nothing.
+  const refused = (status: number) => status === 429 || status === 401
+  it.effect("may while a write is on the wire, and not after a 429 or a 401: it did nothing", () =>
     Effect.gen(function*() {
       const { exposure, told } = tracked()
       const answer = yield* Deferred.make<number>()
@@ -95,6 +96,9 @@ describe("whether a request's rows may have landed", () => {
       yield* Fiber.join(attempt)
       expect(isExposed(exposure)).toBe(false)
       expect(told).toEqual([true, false])
+      yield* Effect.locally(followed(Effect.succeed(401), refused), currentExposure, exposure)
+      expect(isExposed(exposure)).toBe(false)
+      expect(told).toEqual([true, false, true, false])
     }))
 
   it.effect("may after any other answer, a failure or an interruption on the wire, whatever comes after", () =>
@@ -112,8 +116,13 @@ describe("whether a request's rows may have landed", () => {
   it.effect("is not followed outside a run's request", () =>
     Effect.gen(function*() {
       const { exposure, told } = tracked()
-      expect(yield* followed(Effect.succeed(200), refused)).toBe(200)
+      // A request's exposure around it, and a write outside any request (none set) within.
+      const outside = Effect.locally(followed(Effect.succeed(200), refused), currentExposure, undefined)
+      expect(yield* Effect.locally(outside, currentExposure, exposure)).toBe(200)
       expect([isExposed(exposure), told]).toEqual([false, []])
+      // The same write inside the request is followed.
+      yield* Effect.locally(followed(Effect.succeed(200), refused), currentExposure, exposure)
+      expect([isExposed(exposure), told]).toEqual([true, [true]])
     }))
 })
 

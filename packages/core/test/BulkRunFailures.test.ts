@@ -183,6 +183,36 @@ describe("run failures", () => {
       )
     ))
 
+  it.live("rows an earlier run sent without an answer stay to be looked up, though this run stopped before sending them", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      const journal = Journal.memory()
+      const job = { operation: "create", table: "contact" } as const
+      // An earlier run sent rows 0 to 39 and got no answer.
+      yield* (yield* journal.open(job)).sent(Array.from({ length: 40 }, (_, i) => i))
+      // This run looks the first ten up (none found), sends them, and every write is refused for a
+      // minute: past its limit, the run stops with them refused only.
+      const door = yield* frontDoor(emulator.info.url, {
+        throttle: (request) => (request.method === "POST" ? 60 : undefined)
+      })
+      const layer = DataverseClient.layerNode({
+        url: door.url,
+        credentials: Credentials.staticToken(emulator.info.accessToken),
+        retryPolicy: quickRetries,
+        maxThrottleWait: "1 second"
+      })
+      const error = yield* Effect.flip(
+        Bulk.execute("create", "contact", contacts(40, "U"), { chunkSize: 10, concurrency: 1, journal }).pipe(
+          Effect.provide(layer)
+        )
+      )
+      expect(error._tag === "DataverseError" && error.reason).toBe("Throttled")
+      // They may have landed in the earlier run, whatever the lookup found: still to be looked up.
+      const after = yield* journal.open(job)
+      expect([...after.state.unanswered].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i))
+      expect(lastnames(emulator)).toEqual([])
+    })).pipe(Effect.provide(Emulator.layer({ identity: false }))))
+
   it.live("a credential that refreshes after a 401 carries the run through", () =>
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator

@@ -168,15 +168,22 @@ export const makeIdentity = (
         ? Effect.succeed(response)
         : Effect.flatMap(errorOf(request, response), (error) => Effect.fail(unrenewable(error)))
 
+    // A write on the wire is followed for what a stopped run says may have landed (exposure.ts):
+    // a 429 or a 401 answer says it did nothing; signing in is not on the wire.
+    const send = (request: HttpClientRequest.HttpClientRequest, token: Redacted.Redacted<string>) =>
+      request.method === "GET"
+        ? sendOnce(request, token)
+        : followed(sendOnce(request, token), (response) => response.status === 429 || response.status === 401)
+
     const attempt = (request: HttpClientRequest.HttpClientRequest) =>
       Effect.gen(function*() {
         const token = yield* credentials.getToken
-        const response = yield* sendOnce(request, token)
+        const response = yield* send(request, token)
         if (response.status !== 401 || !renewable) return response
         // The token may have been revoked or expired early: refresh once, then give up.
         yield* credentials.invalidate
         const fresh = yield* credentials.getToken
-        return yield* sendOnce(request, fresh)
+        return yield* send(request, fresh)
       })
 
     /** A 429 as the error it is (with its Retry-After); its body is read, the response is not used. */
@@ -189,12 +196,8 @@ export const makeIdentity = (
     // Every request passes the connection's throttle controller: a refused request waits its
     // Retry-After and is sent again, the others wait for a probe (wire reference §6); only a wait
     // past maxThrottleWait fails.
-    // A write's attempts are followed for what a stopped run says may have landed (exposure.ts).
     const executeRaw = (request: HttpClientRequest.HttpClientRequest) =>
-      controller.throttled(
-        request.method === "GET" ? attempt(request) : followed(attempt(request), (response) => response.status === 429),
-        refusal(request)
-      )
+      controller.throttled(attempt(request), refusal(request))
 
     const execute = (request: HttpClientRequest.HttpClientRequest) =>
       Effect.flatMap(executeRaw(request), (response) => failOnStatus(request, response))

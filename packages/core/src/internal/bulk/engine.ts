@@ -199,16 +199,21 @@ export const makeEngine = <E, R>(
       })
 
     /**
-     * Creates journalled as sent, whose request stops (Ctrl-C, a run failure) before any of its
-     * writes went on the wire without a 429 for an answer: journalled as not sent after all, so
-     * that a resume does not look them up. Best effort: if that entry cannot be written, they are
+     * Creates this run journalled as sent, whose request stops (Ctrl-C, a run failure) before any
+     * of its writes went on the wire without a 429 for an answer: journalled as not sent after
+     * all, so that a resume does not look them up. Not rows an earlier run sent without an answer:
+     * they may have landed whatever this run's lookup found (its session tokens are gone, §8b; a
+     * request it cancelled may still commit). Best effort: if the entry cannot be written, they are
      * looked up.
      */
     const unsentOnStop = <A, E, R>(send: Effect.Effect<A, E, R>, items: ReadonlyArray<Prepared>, exposure: Exposure) =>
-      Effect.onExit(send, (exit) =>
-        Exit.isFailure(exit) && !isExposed(exposure) && session?.unsent !== undefined
-          ? Effect.ignore(session.unsent(items.map((item) => item.index)))
-          : Effect.void)
+      Effect.onExit(send, (exit) => {
+        if (!Exit.isFailure(exit) || isExposed(exposure) || session?.unsent === undefined) return Effect.void
+        const sentFirstNow = items.filter((item) => !session.state.unanswered.has(item.index))
+        return sentFirstNow.length === 0
+          ? Effect.void
+          : Effect.ignore(session.unsent(sentFirstNow.map((item) => item.index)))
+      })
 
     /** One request's rows: plan (smart mode), journal, send, journal, report. */
     const processChunk = (entries: ReadonlyArray<Entry>, round: number, identity: Identity, context: SendContext) => {
