@@ -354,6 +354,20 @@ const startImport = (
 describe("dv-effect create --journal, stopped and resumed", () => {
   const rows = Array.from({ length: 6000 }, (_, i) => ({ lastname: `K${i}` }))
 
+  it("a journal that cannot be written stops the run before any row, and says to fix it first", async () => {
+    const input = file("nojournal.jsonl", jsonl([{ lastname: "J1" }]))
+    const journal = Path.join(dir, "missing-dir", "load.journal")
+    const before = contacts().length
+    const result = await run(["create", "contact", "-f", input, "--journal", journal], { env })
+    expect(result.code).toBe(1)
+    expect(result.stderr.trim()).toMatch(
+      new RegExp(
+        `^dv-effect: Cannot write the journal ${journal}: ENOENT.*\\. No row was sent: once that is fixed, run the same command again\\.$`
+      )
+    )
+    expect(contacts()).toHaveLength(before)
+  })
+
   it("after kill -9 midway, --resume writes every row exactly once", async () => {
     const input = file("kill.jsonl", jsonl(rows))
     const journal = Path.join(dir, "kill.journal")

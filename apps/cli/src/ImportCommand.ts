@@ -259,7 +259,7 @@ const isResumable = (error: unknown): boolean =>
 /** How to go on after a stop: the resume command when the journal holds the run. */
 const stopHint = (args: ImportArgs, journalPath: string | undefined): string =>
   journalPath !== undefined && !Fs.existsSync(journalPath)
-    ? "No row was sent: run the same command again."
+    ? "No row was sent: once that is fixed, run the same command again."
     : Runs.resumeHint({ journal: journalPath, argv: process.argv.slice(2), stdin: args.file === "-" })
 
 /** A run failure: the error with the resume hint at the end of its first line. */
