@@ -383,6 +383,9 @@ describe("dv-effect create --journal, stopped and resumed", () => {
     expect(resumed.code).toBe(0)
     const summary = JSON.parse(resumed.stdout)
     expect(summary.resumed + summary.created).toBe(6000)
+    // Rows the killed run landed but never journalled finished: found, and counted apart.
+    expect(summary.landedBefore).toBeGreaterThanOrEqual(landed - summary.resumed)
+    expect(summary.landedBefore).toBeLessThanOrEqual(summary.created)
     const names = contacts().map((c) => String(c.lastname))
     expect(names).toHaveLength(6000)
     expect(new Set(names).size).toBe(6000)

@@ -862,6 +862,10 @@ const printSummary = (
           // Counted deleted (a delete sent again must not fail), but a mistyped key looks alike.
           summary.absent > 0
             ? ` (${n(summary.absent)} of them ${summary.absent === 1 ? "was" : "were"} not there)`
+            : ""}${
+          // Counted created (the job created them), but this run sent them nothing.
+          summary.landedBefore > 0
+            ? ` (${n(summary.landedBefore)} of them by the stopped run, found landed)`
             : ""}`
       yield* Output.stderr(
         `${done} in ${seconds(summary.durationMs)} (${n(summary.rowsPerSecond)} rows/s, ${

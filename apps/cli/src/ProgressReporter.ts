@@ -207,6 +207,7 @@ const nothingYet: Progress = {
   inFlight: 0,
   rowsInFlight: 0,
   checking: 0,
+  landedBefore: 0,
   concurrency: 0,
   chunkSize: 0,
   waitingMs: 0,

@@ -66,6 +66,7 @@ const progress = (done: number, extra: Partial<Progress> = {}): Progress => ({
   inFlight: 2,
   rowsInFlight: 200,
   checking: 0,
+  landedBefore: 0,
   concurrency: 4,
   chunkSize: 100,
   waitingMs: 0,

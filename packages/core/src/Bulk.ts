@@ -110,6 +110,11 @@ export interface Progress {
    * the service (a resumed run sends only those that did not land).
    */
   readonly checking: number
+  /**
+   * Of those looked up, rows found landed: the earlier run created them (counted among
+   * `succeeded`, as `created`).
+   */
+  readonly landedBefore: number
   /** Chunks allowed in flight now (adapted to throttling and latency). */
   readonly concurrency: number
   /** Rows per request now (adapted to latency and refused rows when `chunkSize` is `"auto"`). */
@@ -531,6 +536,11 @@ export interface RunSummary extends Summary {
   readonly resumed: number
   /** Rows an earlier run of the journal finished as failed (they were reported then). */
   readonly resumedFailed: number
+  /**
+   * Rows an earlier run sent without an answer that this run found landed: counted among
+   * `created` (the job created them), though this run sent them no request.
+   */
+  readonly landedBefore: number
   readonly requests: number
   readonly retries: number
   readonly throttled: number

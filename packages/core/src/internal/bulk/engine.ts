@@ -96,7 +96,16 @@ export const makeEngine = <E, R>(
       : makeChunkSizer({ start: 100, max: plan.elastic ? 100 : 1000, targetMs: plan.targetLatencyMs })
     const retryPolicy = options.retryPolicy ?? client.retryPolicy
 
-    const counters = { succeeded: 0, failed: 0, resumed: 0, retries: 0, inFlight: 0, rowsInFlight: 0, checking: 0 }
+    const counters = {
+      succeeded: 0,
+      failed: 0,
+      resumed: 0,
+      retries: 0,
+      inFlight: 0,
+      rowsInFlight: 0,
+      checking: 0,
+      landedBefore: 0
+    }
     // Rows an earlier run sent without an answer: looked up before they are sent again.
     const unanswered = session === undefined ? new Set<number>() : new Set(session.state.unanswered)
     counters.checking = unanswered.size
@@ -189,7 +198,10 @@ export const makeEngine = <E, R>(
         const found = yield* landedOrNone(plan, unsure)
         for (const item of unsure) {
           unanswered.delete(item.index)
-          if (found.has(item.id!)) outcomes.push(succeeded("create", item, item.id))
+          if (found.has(item.id!)) {
+            counters.landedBefore++
+            outcomes.push(succeeded("create", item, item.id))
+          }
         }
         counters.checking = unanswered.size
         return {

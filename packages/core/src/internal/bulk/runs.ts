@@ -64,6 +64,7 @@ export const execute = <E = never, R = never, E2 = never, R2 = never>(
         ...finish(counts, (yield* Clock.currentTimeMillis) - started),
         resumed: progress.resumed,
         resumedFailed: engine.finishedBefore.failed,
+        landedBefore: progress.landedBefore,
         requests: progress.requests,
         retries: progress.retries,
         throttled: progress.throttled,
