@@ -256,10 +256,13 @@ const isResumable = (error: unknown): boolean =>
   (error instanceof Journal.JournalError && error.reason === "Unwritable") ||
   error instanceof Rejects.RejectsError
 
-/** How to go on after a stop: the resume command when the journal holds the run. */
-const stopHint = (args: ImportArgs, journalPath: string | undefined): string =>
+/**
+ * How to go on after a stop: the resume command when the journal holds the run. `failed`: a
+ * failure stopped it (its cause is to be fixed first), not Ctrl-C.
+ */
+const stopHint = (args: ImportArgs, journalPath: string | undefined, failed: boolean): string =>
   journalPath !== undefined && !Fs.existsSync(journalPath)
-    ? "No row was sent: once that is fixed, run the same command again."
+    ? `No row was sent: ${failed ? "once that is fixed, " : ""}run the same command again.`
     : Runs.resumeHint({ journal: journalPath, argv: process.argv.slice(2), stdin: args.file === "-" })
 
 /** A run failure: the error with the resume hint at the end of its first line. */
@@ -740,7 +743,7 @@ const load = (
     const reporter = ProgressReporter.make(`${operation} ${args.table}`, input.size)
     let latest: Bulk.Progress | undefined
     let cause: string | undefined
-    const hint = () => stopHint(args, journalPath)
+    const hint = (failed: boolean) => () => stopHint(args, journalPath, failed)
     return Bulk.execute(operation, args.table, input.tracked.rows, {
       ...bulkOptions,
       ...(journalPath === undefined ? {} : { journal: Journal.file(journalPath) }),
@@ -758,7 +761,7 @@ const load = (
       Effect.tapError((error) => Effect.sync(() => (cause = error.message.split("\n")[0]))),
       // A run failure (sign-in, permissions, an outage, throttling past --max-throttle-wait, the
       // journal or the rejects file) blames no row: say how to go on in the same line.
-      Effect.mapError((error) => withResumeHint(error, hint)),
+      Effect.mapError((error) => withResumeHint(error, hint(true))),
       // After a fatal error the error line is the last word, not a progress line.
       Effect.onExit((exit) => Effect.sync(() => reporter.stop({ final: exit._tag === "Success" }))),
       // Before that line (printed last, by the CLI's error report): what the run did.
@@ -772,7 +775,7 @@ const load = (
       }),
       Effect.onInterrupt(() =>
         Effect.zipRight(
-          Output.stderr(`${stoppedMessage(operation, args.smart, latest, journalPath, args.resume, hint)}\n`),
+          Output.stderr(`${stoppedMessage(operation, args.smart, latest, journalPath, args.resume, hint(false))}\n`),
           stoppedJson("interrupted")
         )
       )
@@ -905,7 +908,7 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
     // A run failure before the load (the table's metadata read past --max-throttle-wait, a
     // sign-in refused) says how to go on too: a resume's journal is there already.
     const input = yield* rowsOf(operation, args, partition, key).pipe(
-      Effect.mapError((error) => withResumeHint(error, () => stopHint(args, journals.journalPath)))
+      Effect.mapError((error) => withResumeHint(error, () => stopHint(args, journals.journalPath, true)))
     )
     const failures = yield* failuresOf(args, input.tracked, input.metadata)
     if (args.dryRun) return yield* dryRunOf(operation, args, input.tracked.rows, bulkOptions, failures.onOutcome)
