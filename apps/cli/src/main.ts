@@ -1,7 +1,7 @@
 /**
  * Entry point of the `dv-effect` command: runs the CLI, turns failures into one line on stderr
  * and the documented exit codes (`ExitCode`: 0 ok, 2 some rows rejected, 1 fatal, 130
- * interrupted).
+ * interrupted, 143 terminated).
  *
  * @since 0.1.0
  */
