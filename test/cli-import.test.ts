@@ -639,12 +639,15 @@ describe("the default journal", () => {
 
       // A resume with a flag the stopped run did not have names the run that is recorded.
       const keyed = await run([...args, "--key", "contactid", "--resume"], { env })
+      // Named with the input its run read, as its header records it.
+      const recordedInput = JSON.parse(Fs.readFileSync(journal, "utf8").split("\n")[0]!).input as string
+      expect(recordedInput).toContain(Path.resolve(input))
       expect([keyed.code, keyed.stderr.trim()]).toEqual([
         1,
         `dv-effect: --resume: no stopped run of this job is recorded in ${runsDir} (a run that finished removed ` +
         "its journal; for a journal of your own, pass --journal <file>); a job is its org, input, --key and " +
-        `--partition, and a journal of create contact under other settings is there: ${journal} (give the flags ` +
-        "its run had, or pass --journal <file>)."
+        `--partition, and a journal of create contact under other settings is there: ${journal} (over ${recordedInput}) ` +
+        "(resume with the input and flags its run had, or pass --journal <file>)."
       ])
 
       // The same job again without --resume is refused, naming the journal and its finished rows.

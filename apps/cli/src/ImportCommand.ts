@@ -223,14 +223,23 @@ const checkDefaultJournal = (job: Runs.JobName, resume: boolean) =>
         const others = Fs.readdirSync(dir).filter((name) => name.startsWith(prefix) && name.endsWith(".journal"))
         const none =
           `--resume: no stopped run of this job is recorded in ${dir} (a run that finished removed its journal; for a journal of your own, pass --journal <file>)`
+        // Each named with the input its run read, the setting a user most often changes.
+        const named: Array<string> = []
+        for (const name of others) {
+          const other = Path.join(dir, name)
+          const input = (yield* Effect.either(Runs.inspectJournal(other))).pipe(
+            Either.match({ onLeft: () => undefined, onRight: (file) => file.job?.input })
+          )
+          named.push(`${other} (over ${input ?? "stdin or a pipe"})`)
+        }
         return yield* new CliError({
           message: others.length === 0
             ? `${none}.`
             : `${none}; a job is its org, input, --key and --partition, and ${
               others.length === 1 ? "a journal" : `${others.length} journals`
             } of ${job.operation} ${job.table} under other settings ${others.length === 1 ? "is" : "are"} there: ${
-              others.map((name) => Path.join(dir, name)).join(", ")
-            } (give the flags its run had, or pass --journal <file>).`
+              named.join(", ")
+            } (resume with the input and flags its run had, or pass --journal <file>).`
         })
       }
       return path
