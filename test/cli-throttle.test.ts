@@ -137,17 +137,25 @@ it("keeps the default journal of a stopped run, prints a resume command without 
   // A resume that fails before its load (a token refused as the table's metadata is read) still
   // says how to resume, and keeps the journal.
   const refused = await run(
-    ["create", "contact", "-f", rows, "--chunk-size", "10", "--access-token", "not-a-token", "--resume"],
+    ["create", "contact", "-f", rows, "--chunk-size", "10", "--access-token", "not-a-token", "--resume", "-o", "json"],
     { env: signedOut }
   )
   expect(refused.code).toBe(1)
+  const resumeCommand = `dv-effect create contact -f ${rows} --chunk-size 10 -o json --journal ${journal} --resume`
   expect(refused.stderr.trim().split("\n").at(-1)).toMatch(
-    new RegExp(
-      `^dv-effect: The user is not authenticated.* Resume with: dv-effect create contact -f ${rows} --chunk-size 10 --journal ${journal} --resume \\(with the same sign-in\\)$`
-    )
+    new RegExp(`^dv-effect: The user is not authenticated.* Resume with: ${resumeCommand} \\(with the same sign-in\\)$`)
   )
-  expect(refused.stderr).not.toContain("not-a-token")
+  expect(refused.stderr + refused.stdout).not.toContain("not-a-token")
   expect(Fs.existsSync(journal)).toBe(true)
+  // -o json: the stop object, with nothing done by this run.
+  expect(JSON.parse(refused.stdout)).toMatchObject({
+    stopped: "failed",
+    succeeded: 0,
+    rowsInFlight: 0,
+    journal,
+    resume: resumeCommand,
+    resumeNeeds: ["the same sign-in"]
+  })
 
   // --resume alone finds the job's journal, lands every other row once, and removes the journal.
   const second = await run([...common, "--resume", "-o", "json"], { env: signedOut })

@@ -779,44 +779,54 @@ const load = (
         const did = failedRunMessage(operation, args.smart, latest, journalPath, args.resume)
         return Effect.zipRight(
           did === undefined ? Effect.void : Output.stderr(`${did}\n`),
-          stoppedJson("failed", cause)
+          stoppedJson({ operation, args, journalPath, latest, stopped: "failed", error: cause })
         )
       }),
       Effect.onInterrupt(() =>
         Effect.zipRight(
           Output.stderr(`${stoppedMessage(operation, args.smart, latest, journalPath, args.resume, hint(false))}\n`),
-          stoppedJson("interrupted")
+          stoppedJson({ operation, args, journalPath, latest, stopped: "interrupted" })
         )
       )
     )
-    /**
-     * With `-o json`, a stopped run's line on stdout, as a finished run's summary is: what it did
-     * and how to resume it, for a script to read.
-     */
-    function stoppedJson(stopped: "interrupted" | "failed", error?: string) {
-      if (args.output !== "json") return Effect.void
-      const resumable = journalPath !== undefined && Fs.existsSync(journalPath)
-      const resume = resumable
-        ? Runs.resumeOf({ journal: journalPath, argv: process.argv.slice(2), stdin: args.file === "-" })
-        : undefined
-      return Output.stdout(`${
-        JSON.stringify({
-          table: args.table,
-          operation,
-          stopped,
-          ...(error === undefined ? {} : { error }),
-          succeeded: latest?.succeeded ?? 0,
-          failed: latest?.failed ?? 0,
-          rowsInFlight: latest?.rowsInFlight ?? 0,
-          resumed: latest?.resumed ?? 0,
-          journal: resumable ? journalPath : null,
-          resume: resume?.command ?? null,
-          // What the command needs besides itself, as the hint on stderr says.
-          resumeNeeds: resume?.needs ?? []
-        })
-      }\n`)
-    }
   })
+
+/**
+ * With `-o json`, a stopped run's line on stdout, as a finished run's summary is: what it did
+ * (`latest`: its last progress, none when it stopped before its load) and how to resume it, for a
+ * script to read.
+ */
+const stoppedJson = (options: {
+  readonly operation: Bulk.Operation
+  readonly args: ImportArgs
+  readonly journalPath: string | undefined
+  readonly latest: Bulk.Progress | undefined
+  readonly stopped: "interrupted" | "failed"
+  readonly error?: string | undefined
+}) => {
+  const { args, journalPath, latest } = options
+  if (args.output !== "json") return Effect.void
+  const resumable = journalPath !== undefined && Fs.existsSync(journalPath)
+  const resume = resumable
+    ? Runs.resumeOf({ journal: journalPath, argv: process.argv.slice(2), stdin: args.file === "-" })
+    : undefined
+  return Output.stdout(`${
+    JSON.stringify({
+      table: args.table,
+      operation: options.operation,
+      stopped: options.stopped,
+      ...(options.error === undefined ? {} : { error: options.error }),
+      succeeded: latest?.succeeded ?? 0,
+      failed: latest?.failed ?? 0,
+      rowsInFlight: latest?.rowsInFlight ?? 0,
+      resumed: latest?.resumed ?? 0,
+      journal: resumable ? journalPath : null,
+      resume: resume?.command ?? null,
+      // What the command needs besides itself, as the hint on stderr says.
+      resumeNeeds: resume?.needs ?? []
+    })
+  }\n`)
+}
 
 /** The summary: one JSON line (`-o json`), or the sentence and each identity's figures. */
 const printSummary = (
@@ -917,6 +927,19 @@ const runImport = (operation: Bulk.Operation, args: ImportArgs) =>
     // A run failure before the load (the table's metadata read past --max-throttle-wait, a
     // sign-in refused) says how to go on too: a resume's journal is there already.
     const input = yield* rowsOf(operation, args, partition, key).pipe(
+      // -o json's stop object, with nothing done yet.
+      Effect.tapError((error) =>
+        isResumable(error)
+          ? stoppedJson({
+            operation,
+            args,
+            journalPath: journals.journalPath,
+            latest: undefined,
+            stopped: "failed",
+            error: error.message.split("\n")[0]
+          })
+          : Effect.void
+      ),
       Effect.mapError((error) => withResumeHint(error, () => stopHint(args, journals.journalPath, true)))
     )
     const failures = yield* failuresOf(args, input.tracked, input.metadata)
