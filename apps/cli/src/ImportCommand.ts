@@ -349,6 +349,7 @@ const failedRunMessage = (
     } would be created a second time by a new run (unless the rows carry their own ids).`
 }
 
+/** A count as the summary and stop lines write it: `18,200`. */
 const n = (value: number) => value.toLocaleString("en-US")
 
 /** Rows finished by the run, and rows in requests it sent without an answer. */
@@ -851,7 +852,6 @@ const printSummary = (
         }\n`
       )
     } else {
-      const n = (value: number) => value.toLocaleString("en-US")
       const plural = (value: number, word: string) => `${n(value)} ${word}${value === 1 ? "" : "s"}`
       const resumed = summary.resumed > 0
         ? `; ${n(summary.resumed)} finished in an earlier run${

@@ -183,6 +183,12 @@ const withHint3 = clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({
 /** The `dve_name` of every `dve_reading` record. */
 const readingNames = (emulator: Emulator.RunningEmulator) =>
   emulator.store.table("dve_reading")!.scan().map((record) => String(record.values.dve_name))
+/** Every reading in the store once: `count` records, no name twice. */
+const expectEachReadingOnce = (emulator: Emulator.RunningEmulator, count: number) => {
+  const names = readingNames(emulator)
+  expect(names).toHaveLength(count)
+  expect(new Set(names).size).toBe(count)
+}
 /** A connection of its own to the emulator, or to a front door at `url`. */
 const connectionTo = (emulator: Emulator.RunningEmulator, url = emulator.info.url) =>
   DataverseClient.layerNode({ url, credentials: Credentials.staticToken(emulator.info.accessToken), ...fastRetries })
@@ -697,9 +703,7 @@ layer(
       expect(failed).toEqual([])
       expect(summary.created).toBe(200)
       expect(summary.retries).toBeGreaterThan(0)
-      const names = readingNames(emulator)
-      expect(names).toHaveLength(200)
-      expect(new Set(names).size).toBe(200)
+      expectEachReadingOnce(emulator, 200)
       // Every existence check (and comparison) names one partition and sends the latest session
       // token the client had received (none before the first).
       expect(checks.some((check) => check.delivered > 0)).toBe(true)
@@ -744,6 +748,12 @@ layer(
       })
       return { compared, url: proxy.url }
     })
+  /** 200 readings with their own ids (from `id(first)`) over three partitions, named `prefix<i>`. */
+  const ownIdReadings = (first: number, prefix: string) =>
+    Array.from(
+      { length: 200 },
+      (_, i) => ({ dve_readingid: id(first + i), dve_name: `${prefix}${i}`, partitionid: `p${i % 3}` })
+    )
   /** Runs `run` to its end, moving the test's clock (its waits are on it). */
   const onTestClock = <A, E>(run: Effect.Effect<A, E>) =>
     Effect.gen(function*() {
@@ -760,18 +770,13 @@ layer(
       const emulator = yield* Emulator.Emulator
       emulator.reset()
       const { compared, url } = yield* countingComparisons(emulator)
-      const rows = Array.from(
-        { length: 200 },
-        (_, i) => ({ dve_readingid: id(6000 + i), dve_name: `S${i}`, partitionid: `p${i % 3}` })
-      )
+      const rows = ownIdReadings(6000, "S")
       const failed: Array<Bulk.RowOutcome> = []
       const started = yield* Clock.currentTimeMillis
       const done = yield* onTestClock(createReadingsOneByOne(emulator, url, rows, failed))
       // Each row lands once; the rows whose answers were lost fail as the duplicates the service
       // called them, as their records never show to a read.
-      const names = readingNames(emulator)
-      expect(names).toHaveLength(200)
-      expect(new Set(names).size).toBe(200)
+      expectEachReadingOnce(emulator, 200)
       expect(done.created + done.failed).toBe(200)
       expect(failed.length).toBeGreaterThan(0)
       expect(failed.every((o) => o.status === "failed" && o.error.code === "0x80040237")).toBe(true)
@@ -787,17 +792,12 @@ layer(
       const emulator = yield* Emulator.Emulator
       emulator.reset()
       const { compared, url } = yield* countingComparisons(emulator)
-      const rows = Array.from(
-        { length: 200 },
-        (_, i) => ({ dve_readingid: id(7000 + i), dve_name: `N${i}`, partitionid: `p${i % 3}` })
-      )
+      const rows = ownIdReadings(7000, "N")
       const failed: Array<Bulk.RowOutcome> = []
       // Two at a time: while one request's rows wait to be compared again, the other slot's writes
       // bring newer session tokens.
       const done = yield* onTestClock(createReadingsOneByOne(emulator, url, rows, failed, 2))
-      const names = readingNames(emulator)
-      expect(names).toHaveLength(200)
-      expect(new Set(names).size).toBe(200)
+      expectEachReadingOnce(emulator, 200)
       expect(done.created + done.failed).toBe(200)
       // Records whose writes lost their answers show to no read without a newer token (an hour of
       // lag, on a clock only the test moves): a row compared twice or more and created was seen
@@ -838,9 +838,7 @@ layer(
       const resumed = yield* Bulk.execute("create", "dve_reading", rows, { chunkSize: 50, concurrency: 1, journal })
         .pipe(Effect.provide(connectionTo(emulator)))
       expect(resumed).toMatchObject({ created: 100, failed: 0 })
-      const names = readingNames(emulator)
-      expect(names).toHaveLength(100)
-      expect(new Set(names).size).toBe(100)
+      expectEachReadingOnce(emulator, 100)
     }))
 })
 
