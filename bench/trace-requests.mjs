@@ -2,15 +2,20 @@
 // status: to see what the start of a run costs (metadata, the first chunks) and where faults land.
 //   node bench/trace-requests.mjs [rows=20000] [servers=1]   (FAULTS=1: the matrix's seeded faults, JITTER=0.3:
 //   varying request times, SEED=n: another seed;
-//   FIRST=n: print only the first n requests)
+//   FIRST=n: print only the first n requests, JOB=1: the matrix's create rows, with their six columns,
+//   instead of a last name alone)
 import { Bulk, Credentials, DataverseClient } from "@dv-effect/core"
 import { HttpClient } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { fork } from "node:child_process"
 import { traceProfile } from "./lib/profile.mjs"
+import { jobRows } from "./lib/rows.mjs"
 
-const rows = Array.from({ length: Number(process.argv[2] ?? 20_000) }, (_, i) => ({ lastname: `T${i}` }))
+const count = Number(process.argv[2] ?? 20_000)
+const rows = process.env.JOB
+  ? jobRows({ op: "create", table: "contact" }, count)
+  : Array.from({ length: count }, (_, i) => ({ lastname: `T${i}` }))
 const host = fork(new URL("./lib/emulator-host.mjs", import.meta.url), [
   JSON.stringify({
     profile: traceProfile(),
