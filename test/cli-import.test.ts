@@ -433,6 +433,32 @@ describe("dv-effect create --journal, stopped and resumed", () => {
     expect(contacts()).toHaveLength(12)
   })
 
+  it("refuses to resume from stdin over rows that differ after the first eight, before sending any", async () => {
+    const journal = Path.join(dir, "piped.journal")
+    const piped = rows.slice(100, 200)
+    const first = await run(["create", "contact", "--journal", journal], { env, stdin: jsonl(piped.slice(0, 60)) })
+    expect(first.code).toBe(0)
+    const before = contacts().length
+    // Piped again with row 41 left out: rows 42 to 61 moved up. Before, the resume skipped 60
+    // rows as finished (row 61 among them, never sent) and created rows 62 to 100 only. The last
+    // row the first run read, row 60, is checked: row 61 is there now.
+    const removed = await run(["create", "contact", "--journal", journal, "--resume"], {
+      env,
+      stdin: jsonl([...piped.slice(0, 40), ...piped.slice(41)])
+    })
+    expect([removed.code, removed.stderr.trim().split("\n").at(-1)]).toEqual([
+      1,
+      expect.stringContaining(`dv-effect: The journal ${journal} records a run over another input: row 60 differs`)
+    ])
+    expect(contacts()).toHaveLength(before)
+    // The same rows piped again resume: the other 40 are created, each once.
+    const same = await run(["create", "contact", "--journal", journal, "--resume"], { env, stdin: jsonl(piped) })
+    expect(same.code).toBe(0)
+    const names = contacts().map((record) => record.lastname)
+    expect(names).toHaveLength(before + 40)
+    expect(piped.every((row) => names.filter((name) => name === row.lastname).length === 1)).toBe(true)
+  })
+
   it("Ctrl-C stops cleanly, says how to resume, and the resumed run completes the load", async () => {
     const input = file("int.jsonl", jsonl(rows))
     const journal = Path.join(dir, "int.journal")

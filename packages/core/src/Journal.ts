@@ -89,6 +89,14 @@ export interface JournalState {
   readonly unanswered: ReadonlySet<number>
   /** Rows finished in earlier runs: succeeded and failed. */
   readonly finishedBefore: { readonly succeeded: number; readonly failed: number }
+  /**
+   * Whether an earlier run recorded the fingerprint of the row at an input position
+   * (`JournalSession.inputMarks`): a resume gives that row's too, to be compared. Optional, with
+   * `inputMarks`.
+   *
+   * @since 0.2.0
+   */
+  readonly isMarked?: (index: number) => boolean
 }
 
 /**
@@ -124,7 +132,28 @@ export interface JournalSession {
    * @since 0.2.0
    */
   readonly inputHead?: (fingerprint: string) => Effect.Effect<void, JournalError>
+  /**
+   * Fingerprints of rows further in, by input position (every 32nd row's, the last row's of each
+   * piece the run reads, and those of rows `JournalState.isMarked` names), given as the run reads
+   * them and before any row read with them is skipped or sent, when the caller gave no
+   * `Job.input`: a new run records them; a resume fails with `Mismatch`, naming the row, when one
+   * differs from the fingerprint recorded at its position, and records those it has none of (an
+   * input that grew). An input that differs further in than its first rows (a row inserted or
+   * removed, another file with the same start) would otherwise skip rows it never sent and send
+   * again rows that landed. Optional: a store without it checks the first rows only.
+   *
+   * @since 0.2.0
+   */
+  readonly inputMarks?: (marks: ReadonlyArray<InputMark>) => Effect.Effect<void, JournalError>
 }
+
+/**
+ * The fingerprint of one row of the input, at its position (`JournalSession.inputMarks`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type InputMark = readonly [position: number, fingerprint: string]
 
 /**
  * A journal store: `open` reads what is there (or starts a new run) for a job.

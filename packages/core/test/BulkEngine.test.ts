@@ -981,6 +981,44 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       expect(emulator.store.table("contact")!.size).toBe(450)
     }))
 
+  it.scoped("refuses a resume over an input that differs further in than its first rows, before any row is sent", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "dv-journal-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
+      const path = Path.join(dir, "stdin.journal")
+      const rows = contacts(600, "Mon")
+      // The first run read the first 400 rows (stdin, say, before the rest was piped in).
+      const first = yield* Bulk.execute("create", "contact", rows.slice(0, 400), { journal: Journal.file(path) })
+      expect(first).toMatchObject({ created: 400, failed: 0 })
+      // The rows with one inserted at row 101: the first eight rows are the same, every row after
+      // it has moved. Before, the resume skipped rows 1 to 400 as finished (the last of them never
+      // sent) and created the moved row 400 again.
+      const inserted = [...rows.slice(0, 100), { lastname: "Inserted" }, ...rows.slice(100)]
+      const error = yield* Effect.flip(Bulk.execute("create", "contact", inserted, { journal: Journal.file(path) }))
+      expect(error).toMatchObject({ _tag: "JournalError", reason: "Mismatch", path })
+      expect(error.message).toContain("row 129 differs from the row an earlier run read there")
+      // A row removed, read as a stream in small chunks: refused alike.
+      const removed = Stream.rechunk(Stream.fromIterable([...rows.slice(0, 300), ...rows.slice(301)]), 7)
+      const fromStream = yield* Effect.flip(Bulk.execute("create", "contact", removed, { journal: Journal.file(path) }))
+      expect(fromStream.message).toContain("row 321 differs")
+      expect(emulator.store.table("contact")!.size).toBe(400)
+      // The same rows, in other chunks, resume: the last 200 are sent, each once.
+      const same = yield* Bulk.execute("create", "contact", Stream.rechunk(Stream.fromIterable(rows), 13), {
+        journal: Journal.file(path)
+      })
+      expect(same).toMatchObject({ resumed: 400, created: 200, failed: 0 })
+      expect(lastnames(emulator)).toEqual(rows.map((row) => row.lastname).sort())
+      // Every 32nd row and the last of each 256 read was recorded once, by the run that first read it.
+      const entries = Fs.readFileSync(path, "utf8").trim().split("\n").map((line) => JSON.parse(line))
+      const positions = entries.flatMap((entry) => (entry.marks ?? []).map((mark: [number, string]) => mark[0]))
+      expect([...positions].sort((a, b) => a - b)).toEqual(
+        [...Array.from({ length: 19 }, (_, i) => i * 32), 255, 399, 511, 599].sort((a, b) => a - b)
+      )
+      expect(new Set(positions).size).toBe(positions.length)
+    }))
+
   it.scoped("records the input's first rows in a journal an older version wrote without them", () =>
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator
@@ -1085,6 +1123,11 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       expect(error).toMatchObject({ _tag: "JournalError", reason: "Mismatch" })
       const again = yield* Bulk.execute("create", "contact", contacts(30, "A"), { journal })
       expect(again).toMatchObject({ resumed: 30, total: 0 })
+      expect(emulator.store.table("contact")!.size).toBe(30)
+      // The same first rows, then one left out: its last row read (row 30) is checked.
+      const shifted = [...contacts(30, "A").slice(0, 20), ...contacts(40, "A").slice(21)]
+      const moved = yield* Effect.flip(Bulk.execute("create", "contact", shifted, { journal }))
+      expect(moved.message).toContain("row 30 differs")
       expect(emulator.store.table("contact")!.size).toBe(30)
     }))
 

@@ -46,9 +46,32 @@ const otherHead = (what: string, recorded: string | undefined, head: string): st
     ? undefined
     : `${what} records a run over another input (its first rows differ from this input's): resume with the same input, or start over with a new journal, which sends every row again (a create that landed would be created twice).`
 
+/**
+ * The marks of `marks` that `recorded` has none of, to record; or why a resume cannot go on: the
+ * first row whose fingerprint differs from the one recorded at its position.
+ */
+const newMarks = (
+  what: string,
+  recorded: Map<number, string>,
+  marks: ReadonlyArray<Journal.InputMark>
+): Array<Journal.InputMark> | string => {
+  const unrecorded: Array<Journal.InputMark> = []
+  for (const mark of marks) {
+    const before = recorded.get(mark[0])
+    if (before === undefined) unrecorded.push(mark)
+    else if (before !== mark[1]) {
+      return `${what} records a run over another input: row ${
+        mark[0] + 1
+      } differs from the row an earlier run read there (a row inserted or removed before it, the row changed, or another input with the same first rows). Resume with the same input, or start over with a new journal, which sends every row again (a create that landed would be created twice).`
+    }
+  }
+  return unrecorded
+}
+
 export const memory: typeof Journal.memory = () => {
   let header: { runId: string; job: Journal.Job; inputHead?: string } | undefined
   const entries: Array<Entry> = []
+  const marks = new Map<number, string>()
   return {
     open: (job) =>
       Effect.gen(function*() {
@@ -61,7 +84,7 @@ export const memory: typeof Journal.memory = () => {
         const replay = new Replay()
         for (const entry of entries) replay.apply(entry)
         return {
-          state: replay.state(header.runId, resumed),
+          state: { ...replay.state(header.runId, resumed), isMarked: (index) => marks.has(index) },
           sent: (indexes) => Effect.sync(() => void entries.push({ sent: toRanges(indexes) })),
           unsent: (indexes) => Effect.sync(() => void entries.push({ unsent: toRanges(indexes) })),
           finished: (ok, failed) =>
@@ -71,6 +94,15 @@ export const memory: typeof Journal.memory = () => {
               const problem = otherHead("The journal", header!.inputHead, head)
               if (problem !== undefined) return Effect.fail(new JournalError({ reason: "Mismatch", message: problem }))
               header!.inputHead = head
+              return Effect.void
+            }),
+          inputMarks: (given) =>
+            Effect.suspend(() => {
+              const unrecorded = newMarks("The journal", marks, given)
+              if (typeof unrecorded === "string") {
+                return Effect.fail(new JournalError({ reason: "Mismatch", message: unrecorded }))
+              }
+              for (const [position, fingerprint] of unrecorded) marks.set(position, fingerprint)
               return Effect.void
             })
         } satisfies Journal.JournalSession
@@ -156,6 +188,14 @@ export const file: typeof Journal.file = (path) => ({
             if (replay.inputHead !== undefined) return Effect.void
             replay.inputHead = head
             return append({ inputHead: head })
+          }),
+        inputMarks: (given) =>
+          Effect.suspend(() => {
+            const unrecorded = newMarks(`The journal ${path}`, replay.marks, given)
+            if (typeof unrecorded === "string") return failure("Mismatch", path, unrecorded)
+            if (unrecorded.length === 0) return Effect.void
+            for (const [position, fingerprint] of unrecorded) replay.marks.set(position, fingerprint)
+            return append({ marks: unrecorded })
           })
       } satisfies Journal.JournalSession
     })

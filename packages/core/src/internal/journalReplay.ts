@@ -13,6 +13,8 @@ export interface Entry {
   readonly failed?: unknown
   /** The fingerprint of the input's first rows (`JournalSession.inputHead`). */
   readonly inputHead?: unknown
+  /** Fingerprints of rows further in, `[position, fingerprint]` (`JournalSession.inputMarks`). */
+  readonly marks?: unknown
 }
 
 /** Positions as a growable bit set: a million rows take 125 KB. */
@@ -58,15 +60,23 @@ const forEachInRanges = (ranges: unknown, f: (index: number) => void): number =>
   return count
 }
 
-/** Rebuilds a run's state from its entries (a header, then `sent`, `unsent` and `finished` lines). */
+/** Rebuilds a run's state from its entries (a header, then `sent`, `unsent`, `finished` and `marks` lines). */
 export class Replay {
   readonly finished = new BitSet()
   readonly unanswered = new Set<number>()
   succeeded = 0
   failed = 0
   inputHead: string | undefined
+  readonly marks = new Map<number, string>()
   apply(entry: Entry): void {
     if (typeof entry.inputHead === "string") this.inputHead = entry.inputHead
+    if (Array.isArray(entry.marks)) {
+      for (const mark of entry.marks) {
+        if (Array.isArray(mark) && typeof mark[0] === "number" && typeof mark[1] === "string") {
+          this.marks.set(mark[0], mark[1])
+        }
+      }
+    }
     forEachInRanges(entry.sent, (index) => this.unanswered.add(index))
     forEachInRanges(entry.unsent, (index) => this.unanswered.delete(index))
     this.succeeded += forEachInRanges(entry.ok, (index) => {
@@ -84,7 +94,8 @@ export class Replay {
       resumed,
       isFinished: (index) => this.finished.has(index),
       unanswered: this.unanswered,
-      finishedBefore: { succeeded: this.succeeded, failed: this.failed }
+      finishedBefore: { succeeded: this.succeeded, failed: this.failed },
+      isMarked: (index) => this.marks.has(index)
     }
   }
 }

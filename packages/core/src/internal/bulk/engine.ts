@@ -15,7 +15,7 @@ import { landedOrNone } from "./exactlyOnce.js"
 import { currentExposure, type Exposure, isExposed, makeExposure } from "./exposure.js"
 import { combined, type Identity, makeIdentities, progressOf } from "./identities.js"
 import { idMaker, newRunId } from "./ids.js"
-import { checkInputHead } from "./inputHead.js"
+import { checkSameInput } from "./inputHead.js"
 import { failedAll, succeeded } from "./outcomes.js"
 import { makePasses } from "./passes.js"
 import { messageOf, planRun, type RunPlan, sendsWith } from "./plan.js"
@@ -394,9 +394,10 @@ export const makeEngine = <E, R>(
     // `readAheadChunk` rows: the buffer then holds few rows (a prepared row kept long outlives
     // the young generation, and the collector pays for it twice), and a stream's small chunks
     // (a parser's) do not each pay the buffer's hand-over.
-    // Without the caller's name for the input, the journal checks its first rows before any row
-    // is skipped or sent. A caller's name wins: rows may carry values of their run (a load's time).
-    const input: Stream.Stream<RowInput, E | JournalError, R> = checkInputHead(
+    // Without the caller's name for the input, the journal checks its rows (the first ones, then
+    // every 32nd) before any row read with them is skipped or sent. A caller's name wins: rows may
+    // carry values of their run (a load's time).
+    const input: Stream.Stream<RowInput, E | JournalError, R> = checkSameInput(
       isStream(rows) ? Stream.rechunk(rows, readAheadChunk) : toStream(rows, readAheadChunk),
       options.inputIdentity === undefined ? session : undefined
     )

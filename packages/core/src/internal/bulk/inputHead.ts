@@ -2,17 +2,24 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
-import type { JournalError, JournalSession } from "../../Journal.js"
+import type { InputMark, JournalError, JournalSession } from "../../Journal.js"
 import { withoutReadAnnotations } from "../annotations.js"
 
 /**
  * A journal names rows by their input position, so a resume over another input would skip rows
- * it never sent. Without an `inputIdentity` from the caller, the first rows of the input are the
- * cheapest evidence of which input it is: their fingerprint is recorded by the first run and
- * checked by a resume before any row is skipped or sent. An input that only grew at its end (once
- * it had 8 rows) keeps its fingerprint, and its new rows are sent, as position naming allows.
+ * it never sent and send again rows that landed. Without an `inputIdentity` from the caller, the
+ * rows are the evidence of which input it is: a fingerprint of the first rows, and one of every
+ * `markStride`-th row further in, each recorded by the first run and checked by a resume before
+ * any row of its chunk is skipped or sent. An input that only grew at its end (once it had 8
+ * rows) keeps its fingerprints, and its new rows are sent, as position naming allows. A row
+ * inserted or removed shifts every row after it, so the next mark finds it: at most
+ * `markStride - 1` rows of the chunk before that mark's have gone on by then. Every row is not
+ * fingerprinted: that would cost as much CPU as validating it.
  */
 const headRows = 8
+
+/** Every this many rows, one is fingerprinted (`JournalSession.inputMarks`). */
+const markStride = 32
 
 const isPlainRow = (row: unknown): row is Readonly<Record<string, unknown>> =>
   typeof row === "object" && row !== null && !Array.isArray(row)
@@ -28,33 +35,67 @@ const canonical = (value: unknown): string =>
     return v
   }) ?? String(value)
 
+/** A row's values as a fingerprint: what a read record carried (an etag that every write changes) is not the row's. */
+const hashRow = (hash: ReturnType<typeof createHash>, row: unknown) =>
+  hash.update(canonical(isPlainRow(row) ? withoutReadAnnotations(row) : row)).update("\n")
+
 /** The fingerprint of an input's first rows (at most 8): their count and a hash of their values. */
 export const inputHead = (rows: ReadonlyArray<unknown>): string => {
   const head = rows.slice(0, headRows)
   const hash = createHash("sha256")
-  // What a read record carried (an etag that every write changes) is not the row's: records read
-  // back and written again must resume as the same input.
-  for (const row of head) hash.update(canonical(isPlainRow(row) ? withoutReadAnnotations(row) : row)).update("\n")
+  // Records read back and written again must resume as the same input.
+  for (const row of head) hashRow(hash, row)
   return `${head.length}:${hash.digest("hex").slice(0, 32)}`
 }
 
+/** The fingerprint of one row (an `InputMark`'s): 64 bits of a hash of its values. */
+const rowMark = (row: unknown): string => hashRow(createHash("sha256"), row).digest("hex").slice(0, 16)
+
 /**
- * The input, its first rows handed to the journal (which records them, or refuses a resume over an
- * input whose first rows differ) before any row is skipped or sent. A journal store without
- * `inputHead` is not asked.
+ * The marks of the rows of a chunk that starts at input position `from`: every `markStride`-th
+ * row's; its last row's, so that the last rows a run read are checked too (a run reads up to the
+ * end of a chunk, and an input ends with one); and those of rows an earlier run marked (its chunks
+ * ended elsewhere), to be compared.
  */
-export const checkInputHead = <A, E, R>(
+const marksOf = (
+  rows: ReadonlyArray<unknown>,
+  from: number,
+  isMarked: (index: number) => boolean = () => false
+): Array<InputMark> => {
+  const marks: Array<InputMark> = []
+  const last = from + rows.length - 1
+  for (let position = from; position <= last; position++) {
+    if (position % markStride === 0 || position === last || isMarked(position)) {
+      marks.push([position, rowMark(rows[position - from])])
+    }
+  }
+  return marks
+}
+
+/**
+ * The input, each chunk's rows handed to the journal before any of them is skipped or sent: the
+ * first rows' fingerprint once, and the marks of every chunk (the journal records them, or
+ * refuses a resume over an input whose rows differ). A journal store without `inputHead` or
+ * `inputMarks` is not asked for it.
+ */
+export const checkSameInput = <A, E, R>(
   input: Stream.Stream<A, E, R>,
   session: JournalSession | undefined
 ): Stream.Stream<A, E | JournalError, R> => {
-  const check = session?.inputHead
-  if (check === undefined) return input
+  const head = session?.inputHead
+  const marks = session?.inputMarks
+  if (head === undefined && marks === undefined) return input
   return Stream.suspend(() => {
-    let checked = false
+    let position = 0
     return Stream.mapChunksEffect(input, (chunk) => {
-      if (checked || Chunk.isEmpty(chunk)) return Effect.succeed(chunk)
-      checked = true
-      return Effect.as(check(inputHead(Chunk.toReadonlyArray(chunk))), chunk)
+      if (Chunk.isEmpty(chunk)) return Effect.succeed(chunk)
+      const rows = Chunk.toReadonlyArray(chunk)
+      const from = position
+      position += rows.length
+      const checks: Array<Effect.Effect<void, JournalError>> = []
+      if (from === 0 && head !== undefined) checks.push(head(inputHead(rows)))
+      if (marks !== undefined) checks.push(marks(marksOf(rows, from, session?.state.isMarked)))
+      return Effect.as(Effect.all(checks, { discard: true }), chunk)
     })
   })
 }
