@@ -1173,6 +1173,29 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       expect(emulator.store.table("contact")!.get(id(3))!.values.lastname).toBe("Fresh")
     }))
 
+  it.effect("updates an elastic record found without its partition in the row, in the record's partition", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator.Emulator
+      emulator.reset()
+      emulator.seed("dve_reading", [
+        { dve_readingid: id(1), partitionid: "north", dve_name: "Old" },
+        { dve_readingid: id(2), partitionid: "south", dve_name: "Same" }
+      ])
+      // The rows name their records by id alone: the lookup finds them in any partition, and the
+      // update must name the partition (wire reference §8b), which the emulator enforces (404).
+      const outcomes = Chunk.toReadonlyArray(
+        yield* Stream.runCollect(
+          Bulk.updateMany("dve_reading", [
+            { dve_readingid: id(1), dve_name: "New" },
+            { dve_readingid: id(2), dve_name: "Same" }
+          ], { smart: true })
+        )
+      )
+      expect(outcomes.map((o) => o.status)).toEqual(["updated", "unchanged"])
+      const stored = emulator.store.table("dve_reading")!.scan().map((r) => [r.values.partitionid, r.values.dve_name])
+      expect(stored.sort()).toEqual([["north", "New"], ["south", "Same"]])
+    }))
+
   it.effect("finds records by alternate key, and skips creates and updates when told", () =>
     Effect.gen(function*() {
       const emulator = yield* Emulator.Emulator

@@ -94,7 +94,8 @@ export const planSmart = (options: {
         ? undefined
         : keyIdentity(kindOf, keyColumns, values)
     }
-    const columns = new Set<string>([pk, ...keyColumns])
+    // An elastic record's partition, for a row that names its record by id or key alone (§8b).
+    const columns = new Set<string>([pk, ...keyColumns, ...(elastic ? ["partitionid"] : [])])
     for (const item of options.items) {
       for (const name of Object.keys(item.row)) {
         const column = storedColumn(metadata, name)
@@ -200,8 +201,9 @@ export const planSmart = (options: {
       else {
         const row: Record<string, unknown> = options.allColumns ? { ...item.row } : changed
         if (byKey) { for (const column of keyColumns) delete row[column] }
-        // An elastic record is named by its id and its partition together (wire reference §8b).
-        const partition = elastic ? partitionOf(item.row) : undefined
+        // An elastic record is named by its id and its partition together (wire reference §8b):
+        // the row's, else the one the record was found in.
+        const partition = elastic ? partitionOf(item.row) ?? partitionOf(record) : undefined
         if (partition !== undefined) row["partitionid"] = partition
         plan.update.push({ item, id, row: { ...row, [pk]: id } })
       }
