@@ -3,18 +3,18 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 
 /**
- * The spacing between the requests of one connection.
+ * The spacing between the requests of one connection, once the service has refused one.
  *
  * The two window limits refuse only after the window is exceeded (wire reference §6), so the
  * request that finds a window full is refused, and so is every request sent before its refusal
  * came back: they race it. Requests that start together finish together, so a client whose
- * requests go in bunches (at the start, after a hold, or as its limit grows) sends a bunch into
- * each full window. So requests go apart: half an even spread (the latency of the requests over
- * the requests that share the connection; latency the client measures itself, §6), which does not
- * slow a connection that keeps its requests busy, as requests spread so finish spread too. Once a
- * refusal was seen, no further apart than twice the time a refusal takes to come back: enough for
- * the next one to be sent knowing whether the last was refused. Requests that wait out a hold
- * take their turns after it, so the bunch a hold gathers goes spaced too.
+ * requests go in bunches (after a hold, or as its limit grows) sends a bunch into each full
+ * window. Once a refusal was seen, requests go at least twice the time a refusal takes to come
+ * back apart (latency the client measures itself, §6), so that the next one is sent knowing
+ * whether the last was refused. Never more than half an even spread (the latency of the
+ * requests over the requests that share the connection): the spacing does not slow a connection
+ * that keeps its requests busy. Requests that wait out a hold take their turns after it, so the
+ * bunch a hold gathers goes spaced too. Before any refusal, nothing waits.
  */
 export interface Pacer {
   /**
@@ -40,10 +40,7 @@ export const makePacer = (): Pacer => {
   let nextAt = 0
   const next = (spread: number, heldUntil: () => number): Effect.Effect<void> =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const halfSpread = admittedMs / Math.max(1, spread) / 2
-      // Before any refusal, how long one takes is unknown: half an even spread alone (without it,
-      // five requests of the first window's bunch raced its first refusal in a trace of the matrix).
-      const spacing = refusedMs === 0 ? halfSpread : Math.min(2 * refusedMs, halfSpread)
+      const spacing = Math.min(2 * refusedMs, admittedMs / Math.max(1, spread) / 2)
       // Booked in one step: concurrent requests take turns, spacing apart.
       const at = Math.max(now, nextAt, heldUntil())
       nextAt = at + spacing
