@@ -1129,6 +1129,13 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       const moved = yield* Effect.flip(Bulk.execute("create", "contact", shifted, { journal }))
       expect(moved.message).toContain("row 30 differs")
       expect(emulator.store.table("contact")!.size).toBe(30)
+      // An input whose last line was cut off (its reader could not read it) resumes with that line
+      // whole, and more: a row that could not be read is not compared.
+      const cut = Journal.memory()
+      const torn = [...contacts(31, "C").slice(0, 31), new Bulk.InvalidRow({ message: "line 33: cut off" })]
+      expect(yield* Bulk.execute("create", "contact", torn, { journal: cut })).toMatchObject({ created: 31, failed: 1 })
+      const whole = yield* Bulk.execute("create", "contact", contacts(40, "C"), { journal: cut })
+      expect(whole).toMatchObject({ resumed: 32, created: 8, failed: 0 })
     }))
 
   it.effect("with inputIdentity, rows that carry values of their run resume (no fingerprint)", () =>

@@ -2,8 +2,10 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
+import type { RowInput } from "../../Bulk.js"
 import type { InputMark, JournalError, JournalSession } from "../../Journal.js"
 import { withoutReadAnnotations } from "../annotations.js"
+import { isInvalidRow } from "./prepare.js"
 
 /**
  * A journal names rows by their input position, so a resume over another input would skip rows
@@ -65,9 +67,11 @@ const marksOf = (
   const marks: Array<InputMark> = []
   const last = from + rows.length - 1
   for (let position = from; position <= last; position++) {
-    if (position % markStride === 0 || position === last || isMarked(position)) {
-      marks.push([position, rowMark(rows[position - from])])
-    }
+    const row = rows[position - from]
+    // A row its reader could not read is neither marked nor compared: most often the last line of
+    // an input cut off mid-line, which the resume reads whole.
+    if (isInvalidRow(row as RowInput)) continue
+    if (position % markStride === 0 || position === last || isMarked(position)) marks.push([position, rowMark(row)])
   }
   return marks
 }
