@@ -14,9 +14,10 @@ import { isInvalidRow } from "./prepare.js"
  * `markStride`-th row further in, each recorded by the first run and checked by a resume before
  * any row of its chunk is skipped or sent. An input that only grew at its end (once it had 8
  * rows) keeps its fingerprints, and its new rows are sent, as position naming allows. A row
- * inserted or removed shifts every row after it, so the next mark finds it: at most
- * `markStride - 1` rows of the chunk before that mark's have gone on by then. Every row is not
- * fingerprinted: that would cost as much CPU as validating it.
+ * inserted or removed shifts every row after it, so a mark finds it, in its own chunk: the engine
+ * cuts every input into chunks at the same positions, and the last row of each is marked. Only an
+ * input cut shorter, with rows removed among its last `markStride - 1`, can go unseen. Every row
+ * is not fingerprinted: that would cost as much CPU as validating it.
  */
 const headRows = 8
 
