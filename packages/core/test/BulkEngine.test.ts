@@ -993,8 +993,8 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       const first = yield* Bulk.execute("create", "contact", rows.slice(0, 400), { journal: Journal.file(path) })
       expect(first).toMatchObject({ created: 400, failed: 0 })
       // The rows with one inserted at row 101: the first eight rows are the same, every row after
-      // it has moved. Before, the resume skipped rows 1 to 400 as finished (the last of them never
-      // sent) and created the moved row 400 again.
+      // it has moved. Before, the resume skipped rows 1 to 400 as finished (the inserted row among
+      // them, never sent) and created the first run's row 400 again, moved to row 401.
       const inserted = [...rows.slice(0, 100), { lastname: "Inserted" }, ...rows.slice(100)]
       const error = yield* Effect.flip(Bulk.execute("create", "contact", inserted, { journal: Journal.file(path) }))
       expect(error).toMatchObject({ _tag: "JournalError", reason: "Mismatch", path })
@@ -1132,7 +1132,7 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       // An input whose last line was cut off (its reader could not read it) resumes with that line
       // whole, and more: a row that could not be read is not compared.
       const cut = Journal.memory()
-      const torn = [...contacts(31, "C").slice(0, 31), new Bulk.InvalidRow({ message: "line 33: cut off" })]
+      const torn = [...contacts(31, "C"), new Bulk.InvalidRow({ message: "line 33: cut off" })]
       expect(yield* Bulk.execute("create", "contact", torn, { journal: cut })).toMatchObject({ created: 31, failed: 1 })
       const whole = yield* Bulk.execute("create", "contact", contacts(40, "C"), { journal: cut })
       expect(whole).toMatchObject({ resumed: 32, created: 8, failed: 0 })
