@@ -442,7 +442,7 @@ describe("dv-effect create --journal, stopped and resumed", () => {
     // Piped again with row 41 left out: rows 42 to 61 moved up. Before, the resume skipped 60
     // rows as finished (row 61 among them, never sent) and created rows 62 to 100 only. The last
     // row the first run read, row 60, is checked: row 61 is there now.
-    const removed = await run(["create", "contact", "--journal", journal, "--resume"], {
+    const removed = await run(["create", "contact", "--journal", journal, "--resume", "-o", "json"], {
       env,
       stdin: jsonl([...piped.slice(0, 40), ...piped.slice(41)])
     })
@@ -451,6 +451,13 @@ describe("dv-effect create --journal, stopped and resumed", () => {
       expect.stringContaining(`dv-effect: The journal ${journal} records a run over another input: row 60 differs`)
     ])
     expect(contacts()).toHaveLength(before)
+    // A script reads the refusal too.
+    expect(JSON.parse(removed.stdout.trim())).toMatchObject({
+      stopped: "failed",
+      error: expect.stringContaining("row 60 differs"),
+      succeeded: 0,
+      journal
+    })
     // The same rows piped again resume: the other 40 are created, each once.
     const same = await run(["create", "contact", "--journal", journal, "--resume"], { env, stdin: jsonl(piped) })
     expect(same.code).toBe(0)

@@ -15,9 +15,9 @@ import { isInvalidRow } from "./prepare.js"
  * any row of its chunk is skipped or sent. An input that only grew at its end (once it had 8
  * rows) keeps its fingerprints, and its new rows are sent, as position naming allows. A row
  * inserted or removed shifts every row after it, so a mark finds it, in its own chunk: the engine
- * cuts every input into chunks at the same positions, and the last row of each is marked. Only an
- * input cut shorter, with rows removed among its last `markStride - 1`, can go unseen. Every row
- * is not fingerprinted: that would cost as much CPU as validating it.
+ * cuts every input into chunks at the same positions, and the last row of each is marked. Not
+ * seen: rows swapped or changed between marks, and an input cut shorter. Every row is not
+ * fingerprinted: that would cost as much CPU as validating it.
  */
 const headRows = 8
 
