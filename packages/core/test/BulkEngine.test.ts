@@ -1004,17 +1004,21 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       const fromStream = yield* Effect.flip(Bulk.execute("create", "contact", removed, { journal: Journal.file(path) }))
       expect(fromStream.message).toContain("row 321 differs")
       expect(emulator.store.table("contact")!.size).toBe(400)
+      // An input cut shorter than the rows the first run finished: nothing is missing.
+      expect(yield* Bulk.execute("create", "contact", rows.slice(0, 300), { journal: Journal.file(path) }))
+        .toMatchObject({ resumed: 300, total: 0 })
       // The same rows, in other chunks, resume: the last 200 are sent, each once.
       const same = yield* Bulk.execute("create", "contact", Stream.rechunk(Stream.fromIterable(rows), 13), {
         journal: Journal.file(path)
       })
       expect(same).toMatchObject({ resumed: 400, created: 200, failed: 0 })
       expect(lastnames(emulator)).toEqual(rows.map((row) => row.lastname).sort())
-      // Every 32nd row and the last of each 256 read was recorded once, by the run that first read it.
+      // Every 32nd row and the last of each 256 read (299 by the shorter run) was recorded once, by
+      // the run that first read it.
       const entries = Fs.readFileSync(path, "utf8").trim().split("\n").map((line) => JSON.parse(line))
       const positions = entries.flatMap((entry) => (entry.marks ?? []).map((mark: [number, string]) => mark[0]))
       expect([...positions].sort((a, b) => a - b)).toEqual(
-        [...Array.from({ length: 19 }, (_, i) => i * 32), 255, 399, 511, 599].sort((a, b) => a - b)
+        [...Array.from({ length: 19 }, (_, i) => i * 32), 255, 299, 399, 511, 599].sort((a, b) => a - b)
       )
       expect(new Set(positions).size).toBe(positions.length)
     }))
@@ -1136,6 +1140,19 @@ layer(clientOf(fastRetries).pipe(Layer.provideMerge(Emulator.layer({ identity: f
       expect(yield* Bulk.execute("create", "contact", torn, { journal: cut })).toMatchObject({ created: 31, failed: 1 })
       const whole = yield* Bulk.execute("create", "contact", contacts(40, "C"), { journal: cut })
       expect(whole).toMatchObject({ resumed: 32, created: 8, failed: 0 })
+      // A stopped run, resumed over its input cut shorter: the rows it lacks are said, not skipped
+      // in silence. The first run took 100 of 400 rows' outcomes, then stopped.
+      const stopped = Journal.memory()
+      const all = contacts(400, "D")
+      const options = { journal: stopped, chunkSize: 50, concurrency: 1 }
+      yield* Stream.runDrain(Stream.take(Bulk.createMany("contact", all, options), 100))
+      const short = yield* Effect.flip(Bulk.execute("create", "contact", all.slice(0, 200), options))
+      expect(short).toMatchObject({ _tag: "JournalError", reason: "Mismatch" })
+      expect(short.message).toContain("This input ends at row 200, and an earlier run of the journal read 400 rows")
+      // The whole input then completes the load, each row once.
+      yield* Bulk.execute("create", "contact", all, options)
+      const names = lastnames(emulator).filter((name) => name.startsWith("D"))
+      expect([names.length, new Set(names).size]).toEqual([400, 400])
     }))
 
   it.effect("with inputIdentity, rows that carry values of their run resume (no fingerprint)", () =>

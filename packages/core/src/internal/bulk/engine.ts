@@ -60,6 +60,11 @@ export interface Engine<E, R> {
   readonly plan: Plan
   /** A row of the input ready to send, or why not (an `InvalidRow`'s message, or validation's). */
   readonly prepare: (input: RowInput, index: number) => Prepared | DataverseError
+  /**
+   * Once the run is done: fails when an earlier run of the journal read rows past the end of this
+   * input (a resume over an input cut shorter would otherwise end as if complete).
+   */
+  readonly inputEnded: Effect.Effect<void, JournalError>
 }
 
 /**
@@ -397,9 +402,9 @@ export const makeEngine = <E, R>(
     // Without the caller's name for the input, the journal checks its rows (the first ones, then
     // every 32nd) before any row read with them is skipped or sent. A caller's name wins: rows may
     // carry values of their run (a load's time).
-    const input: Stream.Stream<RowInput, E | JournalError, R> = checkSameInput(
-      isStream(rows) ? Stream.rechunk(rows, readAheadChunk) : toStream(rows, readAheadChunk),
-      options.inputIdentity === undefined ? session : undefined
+    const sameInput = checkSameInput(options.inputIdentity === undefined ? session : undefined)
+    const input: Stream.Stream<RowInput, E | JournalError, R> = sameInput.check(
+      isStream(rows) ? Stream.rechunk(rows, readAheadChunk) : toStream(rows, readAheadChunk)
     )
     const firstPass = Stream.suspend(() => {
       let index = 0
@@ -429,7 +434,8 @@ export const makeEngine = <E, R>(
       progress: () => snapshot(Date.now()),
       finishedBefore: session?.state.finishedBefore ?? { succeeded: 0, failed: 0 },
       plan: publicPlan(plan, sizer.current(), ceiling),
-      prepare: prepareInput
+      prepare: prepareInput,
+      inputEnded: sameInput.ended
     }
   })
 

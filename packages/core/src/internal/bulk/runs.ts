@@ -36,7 +36,9 @@ export const stream = <E = never, R = never>(
               return Effect.as(previous, chunk.outcomes)
             }),
             Stream.flattenIterables,
-            Stream.concat(Stream.execute(Effect.suspend(() => pending)))
+            Stream.concat(Stream.execute(Effect.suspend(() => pending))),
+            // After the last request's rows are journalled: an input cut shorter stops here.
+            Stream.concat(Stream.execute(engine.inputEnded))
           )
         })
     )
@@ -59,6 +61,7 @@ export const execute = <E = never, R = never, E2 = never, R2 = never>(
         engine.chunks,
         (chunk) => Effect.zipRight(tallyAll(counts, chunk.outcomes, onOutcome), chunk.finish)
       )
+      yield* engine.inputEnded
       const progress = engine.progress()
       return {
         ...finish(counts, (yield* Clock.currentTimeMillis) - started),

@@ -5,6 +5,7 @@ import { createHash } from "node:crypto"
 import type { RowInput } from "../../Bulk.js"
 import type { InputMark, JournalError, JournalSession } from "../../Journal.js"
 import { withoutReadAnnotations } from "../annotations.js"
+import { JournalError as JournalErrorClass } from "../journal.js"
 import { isInvalidRow } from "./prepare.js"
 
 /**
@@ -15,9 +16,9 @@ import { isInvalidRow } from "./prepare.js"
  * any row of its chunk is skipped or sent. An input that only grew at its end (once it had 8
  * rows) keeps its fingerprints, and its new rows are sent, as position naming allows. A row
  * inserted or removed shifts every row after it, so a mark finds it, in its own chunk: the engine
- * cuts every input into chunks at the same positions, and the last row of each is marked. Not
- * seen: rows swapped or changed between marks, and an input cut shorter. Every row is not
- * fingerprinted: that would cost as much CPU as validating it.
+ * cuts every input into chunks at the same positions, and the last row of each is marked. An
+ * input cut shorter is found at its end (`ended`). Not seen: rows swapped or changed between
+ * marks. Every row is not fingerprinted: that would cost as much CPU as validating it.
  */
 const headRows = 8
 
@@ -81,26 +82,56 @@ const marksOf = (
  * The input, each chunk's rows handed to the journal before any of them is skipped or sent: the
  * first rows' fingerprint once, and the marks of every chunk (the journal records them, or
  * refuses a resume over an input whose rows differ). A journal store without `inputHead` or
- * `inputMarks` is not asked for it.
+ * `inputMarks` is not asked for it. `ended`, once the input was read to its end: fails when an
+ * earlier run read rows past it that are not finished (an input cut shorter would end as if
+ * complete, the rows it lacks never sent).
  */
-export const checkSameInput = <A, E, R>(
-  input: Stream.Stream<A, E, R>,
-  session: JournalSession | undefined
-): Stream.Stream<A, E | JournalError, R> => {
+export const checkSameInput = (session: JournalSession | undefined) => {
   const head = session?.inputHead
   const marks = session?.inputMarks
-  if (head === undefined && marks === undefined) return input
-  return Stream.suspend(() => {
-    let position = 0
-    return Stream.mapChunksEffect(input, (chunk) => {
-      if (Chunk.isEmpty(chunk)) return Effect.succeed(chunk)
-      const rows = Chunk.toReadonlyArray(chunk)
-      const from = position
-      position += rows.length
-      const checks: Array<Effect.Effect<void, JournalError>> = []
-      if (from === 0 && head !== undefined) checks.push(head(inputHead(rows)))
-      if (marks !== undefined) checks.push(marks(marksOf(rows, from, session?.state.isMarked)))
-      return Effect.as(Effect.all(checks, { discard: true }), chunk)
+  const isMarked = marks === undefined ? undefined : session?.state.isMarked
+  let position = 0
+  const check = <A, E, R>(input: Stream.Stream<A, E, R>): Stream.Stream<A, E | JournalError, R> => {
+    if (head === undefined && marks === undefined) return input
+    return Stream.suspend(() => {
+      position = 0
+      return Stream.mapChunksEffect(input, (chunk) => {
+        if (Chunk.isEmpty(chunk)) return Effect.succeed(chunk)
+        const rows = Chunk.toReadonlyArray(chunk)
+        const from = position
+        position += rows.length
+        const checks: Array<Effect.Effect<void, JournalError>> = []
+        if (from === 0 && head !== undefined) checks.push(head(inputHead(rows)))
+        if (marks !== undefined) checks.push(marks(marksOf(rows, from, isMarked)))
+        return Effect.as(Effect.all(checks, { discard: true }), chunk)
+      })
     })
+  }
+  const ended: Effect.Effect<void, JournalError> = Effect.suspend(() => {
+    if (isMarked === undefined || session === undefined) return Effect.void
+    // The last row an earlier run read past this end: it marked one in every `markStride` rows,
+    // and its last.
+    let lastRead = -1
+    for (let window = position;; window += markStride) {
+      const before = lastRead
+      for (let at = window; at < window + markStride; at++) if (isMarked(at)) lastRead = at
+      if (lastRead === before) break
+    }
+    for (let at = position; at <= lastRead; at++) {
+      if (session.state.isFinished(at)) continue
+      const n = (row: number) => row.toLocaleString("en-US")
+      return Effect.fail(
+        new JournalErrorClass({
+          reason: "Mismatch",
+          message: `This input ends at row ${n(position)}, and an earlier run of the journal read ${
+            n(lastRead + 1)
+          } rows, some after it not finished (row ${
+            n(at + 1)
+          } the first). Resume with the whole input to finish them, or start over with a new journal if they are not to be sent.`
+        })
+      )
+    }
+    return Effect.void
   })
+  return { check, ended }
 }
