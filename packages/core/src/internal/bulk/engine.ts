@@ -62,7 +62,8 @@ export interface Engine<E, R> {
   readonly prepare: (input: RowInput, index: number) => Prepared | DataverseError
   /**
    * Once the run is done: fails when an earlier run of the journal read rows past the end of this
-   * input (a resume over an input cut shorter would otherwise end as if complete).
+   * input and did not finish them all (a resume over an input cut shorter would otherwise end as
+   * if complete).
    */
   readonly inputEnded: Effect.Effect<void, JournalError>
 }
