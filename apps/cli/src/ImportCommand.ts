@@ -775,11 +775,11 @@ const load = (
       // After a fatal error the error line is the last word, not a progress line.
       Effect.onExit((exit) => Effect.sync(() => reporter.stop({ final: exit._tag === "Success" }))),
       // Before that line (printed last, by the CLI's error report): what the run did.
-      // A resume refused midway over rows that differ from the stopped run's has already resumed
-      // the rows before them (the same rows): said too.
+      // A resume the journal refuses over other rows may have resumed the rows before them (the
+      // same rows) first: said too.
       Effect.tapError((error) => {
-        const refusedMidway = error instanceof Journal.JournalError && error.reason === "Mismatch"
-        if (!isResumable(error) && !refusedMidway) return Effect.void
+        const otherInput = error instanceof Journal.JournalError && error.reason === "Mismatch"
+        if (!isResumable(error) && !otherInput) return Effect.void
         const did = failedRunMessage(operation, args.smart, latest, journalPath, args.resume)
         return Effect.zipRight(
           did === undefined ? Effect.void : Output.stderr(`${did}\n`),

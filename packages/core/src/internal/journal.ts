@@ -47,10 +47,11 @@ const otherHead = (what: string, recorded: string | undefined, head: string): st
     : `${what} records a run over another input (its first rows differ from this input's): resume with the same input, or start over with a new journal, which sends every row again (a create that landed would be created twice).`
 
 /**
- * The marks of `marks` that `recorded` has none of, to record; or why a resume cannot go on: the
- * first row whose fingerprint differs from the one recorded at its position.
+ * Records in `recorded` the marks it has none of, and returns them (to be written); or why a
+ * resume cannot go on: the first row whose fingerprint differs from the one recorded at its
+ * position (then nothing is recorded).
  */
-const newMarks = (
+const recordMarks = (
   what: string,
   recorded: Map<number, string>,
   marks: ReadonlyArray<Journal.InputMark>
@@ -65,13 +66,13 @@ const newMarks = (
       } differs from the row an earlier run read there (a row inserted or removed before it, the row changed, or another input with the same first rows). Resume with the same input, or start over with a new journal, which sends every row again (a create that landed would be created twice).`
     }
   }
+  for (const [position, fingerprint] of unrecorded) recorded.set(position, fingerprint)
   return unrecorded
 }
 
 export const memory: typeof Journal.memory = () => {
   let header: { runId: string; job: Journal.Job; inputHead?: string } | undefined
   const entries: Array<Entry> = []
-  const marks = new Map<number, string>()
   return {
     open: (job) =>
       Effect.gen(function*() {
@@ -84,7 +85,7 @@ export const memory: typeof Journal.memory = () => {
         const replay = new Replay()
         for (const entry of entries) replay.apply(entry)
         return {
-          state: { ...replay.state(header.runId, resumed), isMarked: (index) => marks.has(index) },
+          state: replay.state(header.runId, resumed),
           sent: (indexes) => Effect.sync(() => void entries.push({ sent: toRanges(indexes) })),
           unsent: (indexes) => Effect.sync(() => void entries.push({ unsent: toRanges(indexes) })),
           finished: (ok, failed) =>
@@ -98,11 +99,11 @@ export const memory: typeof Journal.memory = () => {
             }),
           inputMarks: (given) =>
             Effect.suspend(() => {
-              const unrecorded = newMarks("The journal", marks, given)
+              const unrecorded = recordMarks("The journal", replay.marks, given)
               if (typeof unrecorded === "string") {
                 return Effect.fail(new JournalError({ reason: "Mismatch", message: unrecorded }))
               }
-              for (const [position, fingerprint] of unrecorded) marks.set(position, fingerprint)
+              if (unrecorded.length > 0) entries.push({ marks: unrecorded })
               return Effect.void
             })
         } satisfies Journal.JournalSession
@@ -191,11 +192,9 @@ export const file: typeof Journal.file = (path) => ({
           }),
         inputMarks: (given) =>
           Effect.suspend(() => {
-            const unrecorded = newMarks(`The journal ${path}`, replay.marks, given)
+            const unrecorded = recordMarks(`The journal ${path}`, replay.marks, given)
             if (typeof unrecorded === "string") return failure("Mismatch", path, unrecorded)
-            if (unrecorded.length === 0) return Effect.void
-            for (const [position, fingerprint] of unrecorded) replay.marks.set(position, fingerprint)
-            return append({ marks: unrecorded })
+            return unrecorded.length === 0 ? Effect.void : append({ marks: unrecorded })
           })
       } satisfies Journal.JournalSession
     })
